@@ -1,0 +1,12 @@
+"""evofair: evolve populations of model checkpoints to find accuracy–fairness Pareto fronts."""
+
+from evofair.api import run
+from evofair.errors import UserError
+from evofair.individual import Individual, Weights
+from evofair.problem import Objective, Problem, VectorProblem, WeightsProblem
+from evofair.recipe import Recipe, load_recipe
+from evofair.registry import Args, component
+
+__all__ = ["run", "UserError", "Individual", "Weights", "Objective", "Problem", "VectorProblem",
+           "WeightsProblem", "Recipe", "load_recipe", "Args", "component"]
+__version__ = "0.1.0"

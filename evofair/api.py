@@ -1,0 +1,97 @@
+"""The Python API: run a recipe (or a recipe dict plus a problem object) into a run directory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from evofair.engine.loop import Engine, RunResult
+from evofair.errors import UserError
+from evofair.executors import ProblemFactory, make_executor
+from evofair.recipe import Recipe, parse_recipe, resolved_yaml
+from evofair.report import final_front, write_report
+from evofair.store import DB_NAME, RunStore
+
+
+def build_problem(recipe: Recipe):
+    from problems import registry
+
+    spec = registry().get(recipe.problem.name, "problem.name")
+    return spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root)
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    if resume:
+        if not (out / DB_NAME).exists():
+            raise UserError(f"--resume {out}: not an evofair run directory (no {DB_NAME})")
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out {out}: exists and is not empty (choose a new directory, or --resume it)")
+
+
+def prepare(recipe: Recipe, problem=None):
+    """Build and check everything that can fail on bad input, before any file is written."""
+    problem = problem or build_problem(recipe)
+    problem.check_inputs()
+    ref = recipe.hv_ref or problem.default_hv_ref
+    if ref is not None and len(ref) != len(problem.objectives):
+        raise UserError(f"hv_ref: expected {len(problem.objectives)} values (one per objective), got {len(ref)}")
+    return problem
+
+
+def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, resume: bool = False,
+        progress: bool = True) -> RunResult:
+    """Run a recipe into `out`. Pass `problem=` to run a problem object defined in Python."""
+    if not isinstance(recipe, Recipe):
+        recipe = parse_recipe(recipe) if problem is None else Recipe.model_validate(dict(recipe))
+    out = Path(out)
+    _check_out(out, resume)
+    problem = prepare(recipe, problem)
+    timings: dict[str, float] = {}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(resolved_yaml(recipe))
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write ({exc.strerror})") from None
+    if recipe.experiment is not None:
+        return _run_experiment(recipe, problem, out, progress)
+    store = RunStore(out)
+    try:
+        t = time.perf_counter()
+        problem.ensure_setup()
+        timings["setup (data, features)"] = time.perf_counter() - t
+        factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root,
+                                 instance=None if problem_is_registered(recipe) else problem)
+        executor = make_executor(recipe.executor)
+        t = time.perf_counter()
+        with executor:
+            executor.start(factory, problem if recipe.executor.name == "serial" else None)
+            Engine(recipe, problem, store, executor, progress=progress).run()
+        timings["evolution"] = time.perf_counter() - t
+        t = time.perf_counter()
+        if hasattr(problem, "after_run"):
+            timings.update(problem.after_run(store, out, recipe) or {})
+        timings["report"] = time.perf_counter() - t
+        write_report(store, problem, recipe, out, timings)
+        return RunResult(str(out), final_front(store, problem), store.generations())
+    finally:
+        store.close()
+
+
+def problem_is_registered(recipe: Recipe) -> bool:
+    from problems import registry
+
+    return recipe.problem.name in registry()
+
+
+def _run_experiment(recipe: Recipe, problem, out: Path, progress: bool) -> RunResult:
+    from problems import registry
+
+    spec = registry("experiment").get(recipe.experiment.name, "experiment.name")
+    args = spec.parse_args(recipe.experiment.args, "experiment.args")
+    t = time.perf_counter()
+    problem.ensure_setup()
+    timings = {"setup (data, features)": time.perf_counter() - t}
+    timings.update(spec.fn(recipe, problem, args, out, progress) or {})
+    return RunResult(str(out), [], [])

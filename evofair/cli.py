@@ -1,0 +1,105 @@
+"""`evofair` command line. Bad input exits with code 2 and one line; nothing half-written."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from evofair.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RECIPE = "runs/fapareto_biasbios.yaml"
+
+
+def default_recipe() -> Path:
+    local = Path(DEFAULT_RECIPE)
+    return local if local.exists() else REPO_ROOT / DEFAULT_RECIPE
+
+
+def _cmd_run(args) -> int:
+    from evofair import api
+    from evofair.recipe import apply_overrides, parse_recipe, read_recipe_file
+
+    if args.resume:
+        out = Path(args.resume)
+        recipe_path = out / "config.yaml"
+        if not recipe_path.exists():
+            raise UserError(f"--resume {out}: no config.yaml (not an evofair run directory)")
+    else:
+        recipe_path = Path(args.recipe) if args.recipe else default_recipe()
+    overrides = list(args.set or [])
+    if args.executor:
+        overrides.append(f"executor.name={args.executor}")
+    if args.address:
+        overrides.append(f"executor.address={args.address}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    raw = apply_overrides(read_recipe_file(recipe_path), overrides)
+    recipe = parse_recipe(raw, str(recipe_path))
+    if args.resume:
+        out = Path(args.resume)
+    elif args.out:
+        out = Path(args.out)
+    else:
+        out = Path("out") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = api.run(recipe, out, resume=bool(args.resume), progress=not args.quiet)
+    gens = result.history
+    hv = gens[-1]["hv_val"] if gens else None
+    print(f"evofair: wrote {out} ({len(result.front)} models on the front"
+          + (f", hv_val {hv:.6f}" if hv is not None else "") + ")")
+    return 0
+
+
+def _cmd_problems(args) -> int:
+    from operators import KINDS, registry as op_registry
+    from problems import registry as problem_registry
+
+    print("problems:")
+    for spec in problem_registry():
+        print(f"  {spec.name:18s} {spec.doc}")
+    for kind in KINDS:
+        print(f"{kind} operators:")
+        for spec in op_registry(kind):
+            fields = ", ".join(f"{n}={f.default!r}" for n, f in spec.args.model_fields.items())
+            print(f"  {spec.name:18s} {spec.doc}" + (f"  [{fields}]" if fields else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evofair", description="Evolve the Pareto front of model checkpoints.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a recipe (default: the FaPareto BiasBios recipe)")
+    run.add_argument("recipe", nargs="?", help=f"recipe YAML (default {DEFAULT_RECIPE})")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (dotted)")
+    run.add_argument("--out", help="run directory to create (must be new or empty)")
+    run.add_argument("--resume", metavar="DIR", help="continue an interrupted run directory")
+    run.add_argument("--executor", choices=["serial", "ray"])
+    run.add_argument("--address", help="Ray cluster address for --executor ray")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(fn=_cmd_run)
+    probs = sub.add_parser("problems", help="list problems and operators")
+    probs.set_defaults(fn=_cmd_problems)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as exc:
+        print(f"evofair: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("evofair: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

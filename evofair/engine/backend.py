@@ -1,0 +1,55 @@
+"""The engine's view of an evolutionary algorithm: ask for offspring, tell their objectives.
+
+A backend owns selection and variation; it never evaluates. Items are real vectors (vector
+problems) or `Plan`/`GenomeRef` objects (weights problems). Every item carries the id of the
+stored individual once told, so the engine can record the surviving population by id.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Sequence
+
+import numpy as np
+
+
+class Backend(ABC):
+    @abstractmethod
+    def ask(self) -> list[Any]:
+        """Offspring to realise and evaluate (the initial population on the first call)."""
+
+    @abstractmethod
+    def tell(self, items: Sequence[Any], F: np.ndarray, ids: Sequence[str]) -> None:
+        """The realised offspring (GenomeRef or x), their minimised objectives and store ids."""
+
+    @abstractmethod
+    def population(self) -> tuple[list[str], np.ndarray]:
+        """Ids and minimised objectives of the current population."""
+
+    @abstractmethod
+    def state(self) -> dict[str, Any]:
+        """JSON-able state needed, with the population, to continue after a restart."""
+
+    @abstractmethod
+    def restore(self, items: Sequence[Any], F: np.ndarray, ids: Sequence[str], state: dict[str, Any]) -> None:
+        """Continue from a stored population (the inverse of `population` + `state`)."""
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    return rng.bit_generator.state
+
+
+def rng_from_state(state: dict[str, Any]) -> np.random.Generator:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
+def make_backend(recipe, problem) -> Backend:
+    if recipe.algorithm.backend == "deap":
+        from evofair.engine.deap_backend import DeapBackend
+
+        return DeapBackend(recipe, problem)
+    from evofair.engine.pymoo_backend import PymooBackend
+
+    return PymooBackend(recipe, problem)

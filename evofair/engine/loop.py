@@ -1,0 +1,142 @@
+"""The memetic loop: ask → plan → realise (merge, mutate, refine) → evaluate → store → tell.
+
+Data flows one way: the backend proposes, the executor computes, the store records, the
+backend is told. Everything a user sees afterwards is read back from the store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from evofair.engine.backend import make_backend
+from evofair.engine.plans import as_plan
+from evofair.indicators import hypervolume, non_dominated
+from evofair.individual import Individual, individual_id
+from evofair.pipeline import GenomeRef, OpCall
+from evofair.seeding import derive_seed
+from evofair.store import RunStore
+
+BAD_F = 1e12  # stands in for a non-finite objective so survival can still rank the individual
+
+
+@dataclass
+class RunResult:
+    out: str
+    front: list[Individual]
+    history: list[dict[str, Any]]
+
+
+class Engine:
+    def __init__(self, recipe, problem, store: RunStore, executor, *, progress: bool = True):
+        self.recipe = recipe
+        self.problem = problem
+        self.store = store
+        self.executor = executor
+        self.progress = progress
+        self.backend = make_backend(recipe, problem)
+        self.hv_ref = recipe.hv_ref or problem.default_hv_ref
+        self.evaluations = 0
+        self.seconds = 0.0
+
+    # -- one generation ----------------------------------------------------------------------
+    def _refine_call(self, generation: int, index: int) -> OpCall | None:
+        cfg = self.recipe.operators.refine
+        if cfg is None or (generation == 0 and not self.recipe.operators.refine_initial):
+            return None
+        return OpCall(cfg.name, cfg.args, derive_seed(self.recipe.seed, generation, index, "refine"))
+
+    def _realise_weights(self, generation: int, items: Sequence[Any]):
+        plans = [as_plan(it).with_refine(self._refine_call(generation, i)) for i, it in enumerate(items)]
+        realised = self.executor.realise(plans, self.store.get_weights)
+        genomes = [r.weights for r in realised]
+        hashes = [self.store.put_weights(w) for w in genomes]
+        metrics = self.executor.evaluate(genomes)
+        individuals, refs = [], []
+        for i, (plan, r, digest) in enumerate(zip(plans, realised, hashes)):
+            iid = individual_id(generation, i)
+            if "refine_rejected" in r.log:
+                self.store.log_event("refine_rejected", r.log["refine_rejected"], generation=generation,
+                                     individual=iid)
+            individuals.append(Individual(
+                id=iid, generation=generation, parents=tuple(p.id for p in plan.parents),
+                operator={**plan.record(), **({"log": r.log} if r.log else {})},
+                seed=derive_seed(self.recipe.seed, generation, i), weights_hash=digest,
+                metrics=_row(metrics, i)))
+            refs.append(GenomeRef(iid, digest))
+        return individuals, refs, metrics
+
+    def _realise_vectors(self, generation: int, items: Sequence[Any]):
+        X = np.asarray(items, dtype=float)
+        metrics = self.executor.evaluate(X)
+        individuals = [Individual(id=individual_id(generation, i), generation=generation,
+                                  seed=derive_seed(self.recipe.seed, generation, i), x=tuple(map(float, X[i])),
+                                  metrics=_row(metrics, i)) for i in range(len(X))]
+        return individuals, list(X), metrics
+
+    def step(self, generation: int) -> dict[str, Any] | None:
+        t0 = time.perf_counter()
+        items = self.backend.ask()
+        if not items:
+            return None
+        if self.problem.genome == "vector":
+            individuals, told, metrics = self._realise_vectors(generation, items)
+        else:
+            individuals, told, metrics = self._realise_weights(generation, items)
+        F = self.problem.minimised(metrics["val"])
+        bad = ~np.all(np.isfinite(F), axis=1)
+        for i in np.flatnonzero(bad):
+            self.store.log_event("non_finite_objective", "objective was NaN/inf; ranked last",
+                                 generation=generation, individual=individuals[i].id)
+        F = np.where(np.isfinite(F), F, BAD_F)
+        self.backend.tell(told, F, [ind.id for ind in individuals])
+        pop_ids, pop_F = self.backend.population()
+        self.evaluations += len(individuals)
+        self.seconds += time.perf_counter() - t0
+        front = non_dominated(pop_F)
+        stats = {"hv_val": hypervolume(pop_F[front], self.hv_ref) if self.hv_ref else None,
+                 "n_front": int(len(front)), "evaluations": self.evaluations, "seconds": self.seconds}
+        self.store.commit_generation(generation, individuals, pop_ids, stats, self.backend.state())
+        return stats
+
+    # -- the run -----------------------------------------------------------------------------
+    def _resume_point(self) -> int:
+        """Continue after the last committed generation, rebuilding the backend from the store."""
+        last = self.store.last_generation()
+        if last is None:
+            return 0
+        pop = self.store.individuals(last["population"])
+        F = self.problem.minimised({n: np.array([ind.value(n) for ind in pop]) for n in self.problem.objective_names})
+        F = np.where(np.isfinite(F), F, BAD_F)
+        if self.problem.genome == "vector":
+            items = [np.asarray(ind.x) for ind in pop]
+        else:
+            items = [GenomeRef(ind.id, ind.weights_hash) for ind in pop]
+        self.backend.restore(items, F, [ind.id for ind in pop], last["engine_state"])
+        self.evaluations = last["evaluations"] or 0
+        self.seconds = last["seconds"] or 0.0
+        return last["generation"] + 1
+
+    def run(self) -> list[dict[str, Any]]:
+        start = self._resume_point()
+        total = self.recipe.algorithm.generations
+        bar = tqdm(total=total, initial=start, desc=f"evofair {self.recipe.name}", unit="gen",
+                   disable=not self.progress, dynamic_ncols=True)
+        try:
+            for generation in range(start, total):
+                stats = self.step(generation)
+                if stats is None:
+                    break
+                bar.set_postfix(evals=stats["evaluations"], hv=f"{stats['hv_val']:.4f}" if stats["hv_val"] is not None else "-")
+                bar.update(1)
+        finally:
+            bar.close()
+        return self.store.generations()
+
+
+def _row(metrics: dict[str, dict[str, np.ndarray]], i: int) -> dict[str, dict[str, float]]:
+    return {split: {name: float(values[i]) for name, values in per.items()} for split, per in metrics.items()}

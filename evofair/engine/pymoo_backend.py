@@ -1,0 +1,181 @@
+"""pymoo algorithms (NSGA-II, NSGA-III, SMS-EMOA) driven by ask/tell.
+
+Local search runs between ask and tell and its result replaces the offspring's genome
+(Lamarckian), because the engine tells pymoo the *realised* genome, not the plan it asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from pymoo.core.crossover import Crossover
+from pymoo.core.evaluator import Evaluator
+from pymoo.core.duplicate import ElementwiseDuplicateElimination
+from pymoo.core.mutation import Mutation
+from pymoo.core.population import Population
+from pymoo.core.problem import Problem as PymooProblem
+from pymoo.core.sampling import Sampling
+from pymoo.problems.static import StaticProblem
+from pymoo.operators.sampling.rnd import FloatRandomSampling
+
+from evofair.engine.backend import Backend, rng_from_state, rng_state
+from evofair.engine.plans import PlanMaker
+
+
+class _Shape(PymooProblem):
+    """Only tells pymoo the dimensions; evaluation happens in evofair's executors."""
+
+    def __init__(self, problem):
+        n_obj = len(problem.objectives)
+        if problem.genome == "vector":
+            super().__init__(n_var=problem.n_var, n_obj=n_obj, xl=problem.xl, xu=problem.xu)
+        else:
+            super().__init__(n_var=1, n_obj=n_obj, vtype=object)
+
+    def _evaluate(self, x, out, *args, **kwargs):
+        raise RuntimeError("evofair evaluates through its executor, not through pymoo")
+
+
+class _PlanSampling(Sampling):
+    def __init__(self, maker: PlanMaker):
+        super().__init__()
+        self.maker = maker
+
+    def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
+        X = np.empty((n_samples, 1), dtype=object)
+        for i in range(n_samples):
+            X[i, 0] = self.maker.init(random_state)
+        return X
+
+
+class _PlanCrossover(Crossover):
+    def __init__(self, maker: PlanMaker, prob: float):
+        super().__init__(n_parents=2, n_offsprings=2, prob=prob)
+        self.maker = maker
+
+    def _do(self, problem, X, *args, random_state=None, **kwargs):
+        _, n_matings, _ = X.shape
+        Y = np.empty((2, n_matings, 1), dtype=object)
+        for k in range(n_matings):
+            Y[0, k, 0], Y[1, k, 0] = self.maker.cross(X[0, k, 0], X[1, k, 0], random_state)
+        return Y
+
+
+class _PlanMutation(Mutation):
+    def __init__(self, maker: PlanMaker, prob: float):
+        super().__init__(prob=prob)
+        self.maker = maker
+
+    def _do(self, problem, X, *args, random_state=None, **kwargs):
+        Y = np.empty_like(X)
+        for i in range(len(X)):
+            Y[i, 0] = self.maker.mutate(X[i, 0], random_state)
+        return Y
+
+
+class _SameGenome(ElementwiseDuplicateElimination):
+    """Duplicates by content: equal weights hash (GenomeRef) or equal plan (Plan.key)."""
+
+    def is_equal(self, a, b):
+        return a.X[0] == b.X[0]
+
+
+def _vector_operators(recipe):
+    from operators import registry
+
+    ops = recipe.operators
+    cx = ops.crossovers[0] if ops.crossovers else None
+    out = {}
+    if cx is not None:
+        spec = registry("vector_crossover").get(cx.name)
+        out["crossover"] = spec.fn(spec.args(**cx.args))
+    if ops.mutation is not None:
+        spec = registry("vector_mutation").get(ops.mutation.name)
+        out["mutation"] = spec.fn(spec.args(**ops.mutation.args))
+    return out
+
+
+def build_algorithm(recipe, problem):
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.algorithms.moo.nsga3 import NSGA3
+    from pymoo.algorithms.moo.sms import SMSEMOA
+    from pymoo.util.ref_dirs import get_reference_directions
+
+    alg = recipe.algorithm
+    if problem.genome == "vector":
+        kwargs: dict[str, Any] = {"sampling": FloatRandomSampling(), "eliminate_duplicates": True,
+                                  **_vector_operators(recipe)}
+    else:
+        maker = PlanMaker(recipe.operators)
+        kwargs = {"sampling": _PlanSampling(maker), "eliminate_duplicates": _SameGenome()}
+        if recipe.operators.crossovers:
+            kwargs["crossover"] = _PlanCrossover(maker, recipe.operators.crossover_prob)
+        if recipe.operators.mutation is not None:
+            kwargs["mutation"] = _PlanMutation(maker, recipe.operators.mutation_prob)
+        else:
+            kwargs["mutation"] = Mutation(prob=0.0)
+    if alg.name == "nsga2":
+        return NSGA2(pop_size=alg.pop_size, n_offsprings=alg.n_offsprings, **kwargs)
+    if alg.name == "nsga3":
+        ref_dirs = get_reference_directions("das-dennis", len(problem.objectives), n_partitions=alg.n_partitions)
+        return NSGA3(ref_dirs=ref_dirs, pop_size=alg.pop_size, n_offsprings=alg.n_offsprings, **kwargs)
+    return SMSEMOA(pop_size=alg.pop_size, n_offsprings=alg.n_offsprings, **kwargs)
+
+
+class PymooBackend(Backend):
+    def __init__(self, recipe, problem):
+        self.problem = problem
+        self.algorithm = build_algorithm(recipe, problem)
+        self.algorithm.setup(_Shape(problem), termination=("n_gen", recipe.algorithm.generations),
+                             seed=recipe.seed, verbose=False)
+        self._asked: Population | None = None
+
+    def _as_X(self, items: Sequence[Any]) -> np.ndarray:
+        if self.problem.genome == "vector":
+            return np.asarray(items, dtype=float)
+        X = np.empty((len(items), 1), dtype=object)
+        for i, item in enumerate(items):
+            X[i, 0] = item
+        return X
+
+    def ask(self) -> list[Any]:
+        self._asked = self.algorithm.ask()
+        if self._asked is None:
+            return []
+        X = self._asked.get("X")
+        return [X[i] if self.problem.genome == "vector" else X[i, 0] for i in range(len(X))]
+
+    def tell(self, items, F, ids) -> None:
+        pop = self._asked if self._asked is not None and len(self._asked) == len(items) else Population.new(
+            "X", self._as_X(items))
+        pop.set("X", self._as_X(items), "eid", np.asarray(ids, dtype=object))
+        self._set_F(pop, F)
+        self.algorithm.tell(infills=pop)
+        self._asked = None
+
+    def _set_F(self, pop: Population, F) -> None:
+        """pymoo's documented ask/tell path: a StaticProblem hands over precomputed values."""
+        Evaluator().eval(StaticProblem(self.algorithm.problem, F=np.asarray(F, dtype=float)), pop)
+
+    def population(self):
+        pop = self.algorithm.pop
+        return [str(i) for i in pop.get("eid")], np.asarray(pop.get("F"), dtype=float)
+
+    def state(self) -> dict[str, Any]:
+        return {"rng": rng_state(self.algorithm.random_state), "n_iter": self.algorithm.n_iter}
+
+    def restore(self, items, F, ids, state) -> None:
+        """Rebuild from the stored population: re-running survival on it restores rank/crowding."""
+        alg = self.algorithm
+        alg._initialize()
+        pop = Population.new("X", self._as_X(items), "eid", np.asarray(ids, dtype=object))
+        self._set_F(pop, F)
+        pop = alg.survival.do(alg.problem, pop, n_survive=len(pop), algorithm=alg,
+                              random_state=np.random.default_rng(0))
+        alg.pop = pop
+        alg.is_initialized = True
+        alg.n_iter = state["n_iter"]
+        alg.random_state = rng_from_state(state["rng"])
+        alg._set_optimum()
+        alg.termination.update(alg)

@@ -1,0 +1,22 @@
+"""Everything in the driver process: the reference executor, and the fastest for small problems."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from evofair.executors import Executor, ProblemFactory, chunks, evaluate_all_splits, merge_metrics
+from evofair.individual import Weights
+from evofair.pipeline import Operators, Plan, Realised, realise
+
+
+class SerialExecutor(Executor):
+    def start(self, factory: ProblemFactory, problem=None) -> None:
+        self.problem = (problem or factory.build()).ensure_setup()
+        self.ops = Operators.load()
+
+    def realise(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
+        return [realise(p, [weights_of(r.key) for r in p.parents], self.problem, self.ops) for p in plans]
+
+    def evaluate(self, genomes: Sequence[Any]):
+        parts = [evaluate_all_splits(self.problem, genomes[s]) for s in chunks(len(genomes), self.eval_chunk)]
+        return merge_metrics(parts)

@@ -1,0 +1,142 @@
+"""Offspring plans and how an executor turns one into a checkpoint: merge → mutate → refine.
+
+The engine decides *what* to make (a `Plan`: parents, operators, arguments, seeds); executors
+decide *where* it is made. `realise` is the one function both the serial and Ray executors call,
+so the result depends only on the plan, never on where or in which order it ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from evofair.individual import Weights
+
+
+@dataclass(frozen=True)
+class OpCall:
+    """One operator application: registered name, validated arguments (JSON-able), seed."""
+
+    name: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    child: int = 0  # which of a crossover's children this plan keeps
+
+    def record(self) -> dict[str, Any]:
+        out = {"name": self.name, "args": dict(self.args), "seed": self.seed}
+        if self.child:
+            out["child"] = self.child
+        return out
+
+
+@dataclass(frozen=True)
+class GenomeRef:
+    """A realised genome inside the engine's population: individual id plus content hash."""
+
+    id: str
+    key: str  # weights sha256
+
+    def __eq__(self, other):  # pymoo's duplicate check compares by content
+        return isinstance(other, GenomeRef) and other.key == self.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to make one offspring. `parents` are GenomeRefs (empty for an initial individual)."""
+
+    parents: tuple[GenomeRef, ...] = ()
+    init: OpCall | None = None
+    crossover: OpCall | None = None
+    mutation: OpCall | None = None
+    refine: OpCall | None = None
+
+    @property
+    def key(self) -> str:
+        payload = json.dumps(self.record(), sort_keys=True) + "|" + ",".join(p.key for p in self.parents)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def __eq__(self, other):
+        return isinstance(other, Plan) and other.key == self.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def record(self) -> dict[str, Any]:
+        return {k: getattr(self, k).record() for k in ("init", "crossover", "mutation", "refine")
+                if getattr(self, k) is not None}
+
+    def with_refine(self, refine: OpCall | None) -> "Plan":
+        return replace(self, refine=refine)
+
+
+@dataclass(frozen=True)
+class Operators:
+    """The resolved operator functions a worker needs (looked up once per process)."""
+
+    crossover: Mapping[str, Any]
+    mutation: Mapping[str, Any]
+    refine: Mapping[str, Any]
+
+    @classmethod
+    def load(cls) -> "Operators":
+        from operators import registry
+
+        return cls(*({s.name: s for s in registry(k)} for k in ("crossover", "mutation", "refine")))
+
+
+@dataclass
+class Realised:
+    weights: Weights
+    log: dict[str, Any]
+
+
+def _finite(weights: Weights) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in weights.values() if t.is_floating_point())
+
+
+def realise(plan: Plan, parent_weights: Sequence[Weights], problem, ops: Operators) -> Realised:
+    """Make the offspring a plan describes. Never modifies `parent_weights`."""
+    log: dict[str, Any] = {}
+    if plan.init is not None:
+        weights = problem.init_weights(plan.init.seed)
+    else:
+        weights = parent_weights[0]
+    if plan.crossover is not None:
+        spec = ops.crossover[plan.crossover.name]
+        children = spec.fn(list(parent_weights), spec.args(**plan.crossover.args), seed=plan.crossover.seed,
+                           base=problem.base_weights())
+        weights = children[plan.crossover.child]
+    if plan.mutation is not None:
+        spec = ops.mutation[plan.mutation.name]
+        weights = spec.fn(weights, spec.args(**plan.mutation.args), seed=plan.mutation.seed)
+    if plan.refine is not None:
+        spec = ops.refine[plan.refine.name]
+        reference = parent_weights[0] if parent_weights else None
+        refined = spec.fn(weights, spec.args(**plan.refine.args), seed=plan.refine.seed, problem=problem,
+                          reference=reference)
+        if _finite(refined.weights):
+            weights = refined.weights
+            log["refine"] = refined.log
+        else:  # keep the pre-refinement weights; the engine records the event
+            log["refine_rejected"] = "non-finite weights after local search"
+    return Realised(weights, _jsonable(log))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.tolist())
+    return value

@@ -1,0 +1,188 @@
+"""Recipes: the YAML (or dict) that fully describes a run, validated before anything is written.
+
+Every error is one line naming the key (dotted path) or file and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from evofair.errors import UserError
+
+MAX_RECIPE_BYTES = 1_000_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProblemCfg(_Strict):
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class OpCfg(_Strict):
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    weight: float = Field(1.0, gt=0, description="relative chance of this operator when several are listed")
+
+
+class OperatorsCfg(_Strict):
+    crossover: list[OpCfg] | OpCfg | None = None
+    crossover_prob: float = Field(0.9, ge=0, le=1)
+    mutation: OpCfg | None = None
+    mutation_prob: float = Field(1.0, ge=0, le=1)
+    refine: OpCfg | None = None
+    refine_initial: bool = Field(True, description="also refine the initial population")
+
+    @property
+    def crossovers(self) -> list[OpCfg]:
+        if self.crossover is None:
+            return []
+        return self.crossover if isinstance(self.crossover, list) else [self.crossover]
+
+
+class AlgorithmCfg(_Strict):
+    name: Literal["nsga2", "nsga3", "smsemoa"] = "nsga2"
+    backend: Literal["pymoo", "deap"] = "pymoo"
+    pop_size: int = Field(100, ge=2)
+    generations: int = Field(100, ge=1, description="generations, the initial population included (pymoo n_gen)")
+    n_offsprings: int | None = Field(None, ge=1)
+    n_partitions: int = Field(12, ge=1, description="NSGA-III reference directions per objective")
+
+
+class ExecutorCfg(_Strict):
+    name: Literal["serial", "ray"] = "serial"
+    address: str | None = None
+    num_workers: int | None = Field(None, ge=1)
+    num_cpus_per_task: float = Field(1, gt=0)
+    num_gpus_per_task: float = Field(0, ge=0)
+    eval_chunk: int = Field(32, ge=1, description="genomes per evaluation batch (same for every executor)")
+    max_retries: int = Field(3, ge=0)
+
+
+class ExperimentCfg(_Strict):
+    """A standalone experiment (e.g. a paper's table) instead of an evolutionary run."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class Recipe(_Strict):
+    name: str = "run"
+    problem: ProblemCfg
+    experiment: ExperimentCfg | None = None
+    algorithm: AlgorithmCfg = Field(default_factory=AlgorithmCfg)
+    operators: OperatorsCfg = Field(default_factory=OperatorsCfg)
+    executor: ExecutorCfg = Field(default_factory=ExecutorCfg)
+    seed: int = Field(1, ge=0)
+    hv_ref: list[float] | None = Field(None, min_length=1, description="HV reference point, minimised space")
+    data_root: str | None = None
+    report: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.algorithm.n_offsprings is None:
+            self.algorithm.n_offsprings = self.algorithm.pop_size
+        return self
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        nxt = node.get(k)
+        if nxt is None:
+            nxt = node[k] = {}
+        if not isinstance(nxt, dict):
+            raise UserError(f"--set {dotted}: {k!r} is not a mapping")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply `key.sub=value` overrides; values are parsed as YAML scalars (safe_load)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set {item}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        _set_dotted(out, key.strip(), yaml.safe_load(value) if value else None)
+    return out
+
+
+def read_recipe_file(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_RECIPE_BYTES:
+            raise UserError(f"{path}: recipe larger than {MAX_RECIPE_BYTES} bytes")
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{path}: recipe file not found") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read recipe ({exc.__class__.__name__})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where} not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a recipe must be a YAML mapping, got {type(raw).__name__}")
+    raw.setdefault("name", path.stem)
+    return raw
+
+
+def parse_recipe(raw: Mapping[str, Any], source: str = "recipe") -> Recipe:
+    """Validate the recipe structure, then each operator's and the problem's own arguments."""
+    try:
+        recipe = Recipe.model_validate(dict(raw))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        raise UserError(f"{source}: {loc}: {msg}") from None
+    validate_components(recipe, source)
+    return recipe
+
+
+def validate_components(recipe: Recipe, source: str) -> None:
+    from operators import registry as op_registry
+    from problems import registry as problem_registry
+
+    pspec = problem_registry().get(recipe.problem.name, f"{source}: problem.name")
+    pspec.parse_args(recipe.problem.args, f"{source}: problem.args")
+    if recipe.experiment is not None:
+        espec = problem_registry("experiment").get(recipe.experiment.name, f"{source}: experiment.name")
+        espec.parse_args(recipe.experiment.args, f"{source}: experiment.args")
+    genome = pspec.fn.genome
+    prefix = "vector_" if genome == "vector" else ""
+    ops = recipe.operators
+    for i, cfg in enumerate(ops.crossovers):
+        where = f"{source}: operators.crossover" + (f"[{i}]" if isinstance(ops.crossover, list) else "")
+        spec = op_registry(prefix + "crossover").get(cfg.name, where + ".name")
+        spec.parse_args(cfg.args, where + ".args")
+    if ops.mutation is not None:
+        spec = op_registry(prefix + "mutation").get(ops.mutation.name, f"{source}: operators.mutation.name")
+        spec.parse_args(ops.mutation.args, f"{source}: operators.mutation.args")
+    if ops.refine is not None:
+        if genome == "vector":
+            raise UserError(f"{source}: operators.refine: vector problems have no weights to refine")
+        spec = op_registry("refine").get(ops.refine.name, f"{source}: operators.refine.name")
+        spec.parse_args(ops.refine.args, f"{source}: operators.refine.args")
+    if genome == "vector" and isinstance(ops.crossover, list) and len(ops.crossover) > 1:
+        raise UserError(f"{source}: operators.crossover: vector problems take one crossover")
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    raw = apply_overrides(read_recipe_file(path), overrides or [])
+    return parse_recipe(raw, str(path))
+
+
+def resolved_yaml(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.model_dump(mode="json", by_alias=True), sort_keys=False)

@@ -1,0 +1,238 @@
+"""The run store: a SQLite index plus content-addressed safetensors weights.
+
+The store is the single source of truth of a run. The engine writes it (one writer: the driver
+process); reports, resume and the explorer only read it. Weights are saved once per distinct
+content, under the sha256 of the file's bytes, so loading can verify integrity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from evofair.errors import UserError, WeightsIntegrityError
+from evofair.individual import Individual, Weights
+
+DB_NAME = "evofair.sqlite"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS individuals(
+    id TEXT PRIMARY KEY, generation INTEGER NOT NULL, seed INTEGER NOT NULL,
+    operator TEXT NOT NULL, weights_hash TEXT, x TEXT, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS metrics(
+    individual TEXT NOT NULL, split TEXT NOT NULL, name TEXT NOT NULL, value REAL,
+    PRIMARY KEY(individual, split, name));
+CREATE TABLE IF NOT EXISTS lineage(
+    child TEXT NOT NULL, parent TEXT NOT NULL, position INTEGER NOT NULL, operator TEXT NOT NULL,
+    PRIMARY KEY(child, position));
+CREATE TABLE IF NOT EXISTS generations(
+    generation INTEGER PRIMARY KEY, population TEXT NOT NULL, hv_val REAL, n_front INTEGER,
+    evaluations INTEGER, seconds REAL, engine_state TEXT);
+CREATE TABLE IF NOT EXISTS events(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, generation INTEGER,
+    individual TEXT, kind TEXT NOT NULL, message TEXT NOT NULL, data TEXT);
+CREATE INDEX IF NOT EXISTS metrics_by_name ON metrics(split, name);
+"""
+
+
+def weights_bytes(weights: Mapping[str, torch.Tensor]) -> bytes:
+    """Canonical safetensors bytes of a genome (keys sorted, contiguous CPU tensors)."""
+    tensors = {k: weights[k].detach().to("cpu").contiguous() for k in sorted(weights)}
+    return st_save(tensors)
+
+
+def weights_hash(weights: Mapping[str, torch.Tensor]) -> str:
+    return hashlib.sha256(weights_bytes(weights)).hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunStore:
+    """Read/write access to one run directory."""
+
+    def __init__(self, root: str | os.PathLike, *, readonly: bool = False, cache_size: int = 256):
+        self.root = Path(root)
+        self.readonly = readonly
+        db = self.root / DB_NAME
+        if readonly:
+            if not db.exists():
+                raise UserError(f"{self.root}: not an evofair run directory (no {DB_NAME})")
+            self._db = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(db, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        self._cache: OrderedDict[str, Weights] = OrderedDict()
+        self._cache_size = cache_size
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- weights -----------------------------------------------------------------------------
+    def weights_path(self, digest: str) -> Path:
+        return self.root / "weights" / digest[:2] / f"{digest}.safetensors"
+
+    def put_weights(self, weights: Mapping[str, torch.Tensor]) -> str:
+        """Save weights once per distinct content; returns their sha256."""
+        data = weights_bytes(weights)
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.weights_path(digest)
+        if not path.exists():
+            _atomic_write(path, data)
+        self._remember(digest, {k: v.detach().clone() for k, v in weights.items()})
+        return digest
+
+    def get_weights(self, digest: str) -> Weights:
+        """Load weights, checking that the file's content still hashes to its name."""
+        if digest in self._cache:
+            self._cache.move_to_end(digest)
+            return dict(self._cache[digest])
+        path = self.weights_path(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise UserError(f"{path}: weights file missing") from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise WeightsIntegrityError(
+                f"{path}: content hash {actual[:12]}… does not match its name (file corrupted or edited)"
+            )
+        weights = st_load(data)
+        self._remember(digest, weights)
+        return dict(weights)
+
+    def _remember(self, digest: str, weights: Weights) -> None:
+        self._cache[digest] = weights
+        self._cache.move_to_end(digest)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    # -- meta --------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._db:
+            self._db.execute("REPLACE INTO meta(key, value) VALUES(?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # -- individuals and generations ---------------------------------------------------------
+    def commit_generation(
+        self,
+        generation: int,
+        new: Sequence[Individual],
+        population: Sequence[str],
+        stats: Mapping[str, Any],
+        engine_state: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a generation's new individuals and the surviving population atomically."""
+        now = time.time()
+        with self._db:
+            for ind in new:
+                self._db.execute(
+                    "INSERT INTO individuals(id, generation, seed, operator, weights_hash, x, created)"
+                    " VALUES(?,?,?,?,?,?,?)",
+                    (ind.id, ind.generation, ind.seed, json.dumps(ind.operator), ind.weights_hash,
+                     None if ind.x is None else json.dumps(list(ind.x)), now),
+                )
+                self._db.executemany(
+                    "INSERT INTO metrics(individual, split, name, value) VALUES(?,?,?,?)",
+                    [(ind.id, split, name, _finite_or_none(v))
+                     for split, values in ind.metrics.items() for name, v in values.items()],
+                )
+                op_name = _operator_label(ind.operator)
+                self._db.executemany(
+                    "INSERT INTO lineage(child, parent, position, operator) VALUES(?,?,?,?)",
+                    [(ind.id, p, i, op_name) for i, p in enumerate(ind.parents)],
+                )
+            self._db.execute(
+                "INSERT INTO generations(generation, population, hv_val, n_front, evaluations, seconds,"
+                " engine_state) VALUES(?,?,?,?,?,?,?)",
+                (generation, json.dumps(list(population)), stats.get("hv_val"), stats.get("n_front"),
+                 stats.get("evaluations"), stats.get("seconds"), json.dumps(engine_state or {})),
+            )
+
+    def log_event(self, kind: str, message: str, *, generation: int | None = None,
+                  individual: str | None = None, data: Any = None) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO events(time, generation, individual, kind, message, data) VALUES(?,?,?,?,?,?)",
+                (time.time(), generation, individual, kind, message, json.dumps(data)),
+            )
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT time, generation, individual, kind, message, data FROM events"
+        rows = self._db.execute(sql + (" WHERE kind=?" if kind else "") + " ORDER BY id",
+                                (kind,) if kind else ()).fetchall()
+        return [dict(time=r[0], generation=r[1], individual=r[2], kind=r[3], message=r[4],
+                     data=json.loads(r[5]) if r[5] else None) for r in rows]
+
+    def individuals(self, ids: Iterable[str] | None = None) -> list[Individual]:
+        """Individuals (with all metrics), in creation order, optionally restricted to `ids`."""
+        rows = self._db.execute(
+            "SELECT id, generation, seed, operator, weights_hash, x FROM individuals ORDER BY id"
+        ).fetchall()
+        metrics: dict[str, dict[str, dict[str, float]]] = {}
+        for ind, split, name, value in self._db.execute("SELECT individual, split, name, value FROM metrics"):
+            metrics.setdefault(ind, {}).setdefault(split, {})[name] = float("nan") if value is None else value
+        parents: dict[str, list[str]] = {}
+        for child, parent in self._db.execute("SELECT child, parent FROM lineage ORDER BY child, position"):
+            parents.setdefault(child, []).append(parent)
+        out = {
+            r[0]: Individual(id=r[0], generation=r[1], seed=r[2], operator=json.loads(r[3]),
+                             weights_hash=r[4], x=None if r[5] is None else tuple(json.loads(r[5])),
+                             parents=tuple(parents.get(r[0], ())), metrics=metrics.get(r[0], {}))
+            for r in rows
+        }
+        if ids is None:
+            return list(out.values())
+        return [out[i] for i in ids]
+
+    def generations(self) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT generation, population, hv_val, n_front, evaluations, seconds, engine_state"
+            " FROM generations ORDER BY generation").fetchall()
+        return [dict(generation=r[0], population=json.loads(r[1]), hv_val=r[2], n_front=r[3],
+                     evaluations=r[4], seconds=r[5], engine_state=json.loads(r[6]) if r[6] else {})
+                for r in rows]
+
+    def last_generation(self) -> dict[str, Any] | None:
+        gens = self.generations()
+        return gens[-1] if gens else None
+
+
+def _finite_or_none(v: float) -> float | None:
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def _operator_label(operator: Mapping[str, Any]) -> str:
+    """A short label such as 'ties+gaussian+sft' for lineage edges."""
+    parts = [operator[k]["name"] for k in ("init", "crossover", "mutation", "refine") if operator.get(k)]
+    return "+".join(parts) or "copy"

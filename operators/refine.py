@@ -1,0 +1,59 @@
+"""Local search by gradient fine-tuning (the memetic step, METHODS.md §1 step 4 and §4)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from evofair.individual import Weights
+from evofair.registry import Args, component
+from operators import Refined
+
+
+class SFTArgs(Args):
+    epochs: int = Field(1, ge=0, description="passes over the training split")
+    steps: int | None = Field(None, ge=1, description="stop after this many steps (overrides epochs)")
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(1e-4, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    batch_size: int = Field(32, ge=1)
+    grad_clip: float | None = Field(None, gt=0)
+
+
+def make_optimizer(params, args: SFTArgs) -> torch.optim.Optimizer:
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    return torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+
+
+@component("refine", "sft", SFTArgs)
+def sft(weights: Weights, args: SFTArgs, *, seed: int, problem, reference: Weights | None = None) -> Refined:
+    """k epochs (or steps) of the problem's own training loss; FaMOEL's defaults (SGD 1e-4, m 0.9)."""
+    model = problem.build_model(weights)
+    model.train()
+    opt = make_optimizer([p for p in model.parameters() if p.requires_grad], args)
+    losses = []
+    step = 0
+    budget = args.steps if args.steps is not None else None
+    epochs = args.epochs if budget is None else 10**9
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed & 0xFFFFFFFFFFFF)  # dropout etc. inside the model
+        for epoch in range(epochs):
+            for batch in problem.train_batches(seed + epoch, args.batch_size):
+                opt.zero_grad(set_to_none=True)
+                loss = problem.loss(model, batch)
+                loss.backward()
+                if args.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+                opt.step()
+                losses.append(float(loss.detach()))
+                step += 1
+                if budget is not None and step >= budget:
+                    break
+            if budget is not None and step >= budget:
+                break
+    model.eval()
+    return Refined(problem.extract_weights(model), {"loss": losses, "steps": step})
