@@ -32,10 +32,20 @@ def _coefficient(fixed: float | None, seed: int) -> float:
     return float(torch.rand((), generator=_generator(seed), dtype=torch.float64))
 
 
+def _canonical(weights: Weights) -> Weights:
+    """The same tensors with names sorted.
+
+    mergekit walks tensors in the first input's key order, and DARE draws its masks from one RNG
+    stream in that order; a parent fresh from `init_weights` and the same parent loaded back from
+    its (sorted) safetensors file would otherwise get different masks.
+    """
+    return {name: weights[name] for name in sorted(weights)}
+
+
 def _two(parents: Sequence[Weights]) -> tuple[Weights, Weights]:
     if len(parents) != 2:
         raise ValueError(f"this merge takes 2 parents, got {len(parents)}")
-    return parents[0], parents[1]
+    return _canonical(parents[0]), _canonical(parents[1])
 
 
 class UniformArgs(Args):
@@ -104,6 +114,7 @@ def _task_family(method: str, parents, args, seed: int, base: Weights | None, ex
         raise UserError(f"crossover {method!r} needs the problem's base weights, and this problem has none")
     p1, p2 = _two(parents)
     w = _coefficient(args.weight, seed)
+    base = _canonical(base)
     children = []
     for k, (wa, wb) in enumerate(((w, 1 - w), (1 - w, w))):
         params = {"weight": {"a": wa, "b": wb}, "lambda": args.lambda_, "normalize": args.normalize, **extra}
