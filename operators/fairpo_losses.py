@@ -1,0 +1,198 @@
+"""FairPO's losses and GRPO group weights, exactly as METHODS.md §2 states them (the authors' code).
+
+Everything works on a *view* of one batch that covers both problem kinds FairPO meets in evofair:
+
+- multi-label (the paper): scores ``m = σ(logits)`` per (example, label); the privileged anchors
+  are every (i, l) with l ∈ P, the non-privileged entries every (i, j) with j ∈ N;
+- classification with protected groups (BiasBios): scores ``m = softmax(logits)``, the one-hot
+  target plays ``y``; an example's anchor is its true class, privileged when its group is, so the
+  preference pair is (true class ≻ one confusing class) and the groups are demographic groups.
+
+A confusing partner is drawn for every anchor at once with masks and one ``torch.Generator``
+(random keys, masked argmax: uniform over the confusing set) — no per-sample Python loop, which is
+what makes the authors' per-example loop usable as an inner step of an evolutionary run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+
+PROB_CLAMP = 1e-8  # METHODS.md §2: clamp probabilities to [1e-8, 1 − 1e-8]
+
+
+@dataclass(frozen=True)
+class BatchView:
+    """What every FairPO loss needs from one batch (all (B, C) tensors).
+
+    ``logm``/``logm0``: log of the clamped policy/reference scores; ``base``/``base_ref``: the
+    per-entry supervised loss (BCE, or CE at the true class) of policy and reference; ``y``: 0/1
+    target; ``anchors``: privileged anchor entries; ``entries_n``: non-privileged entries.
+    """
+
+    logm: torch.Tensor
+    logm0: torch.Tensor | None
+    base: torch.Tensor
+    base_ref: torch.Tensor | None
+    y: torch.Tensor
+    anchors: torch.Tensor
+    entries_n: torch.Tensor
+
+
+def _clamped(p: torch.Tensor) -> torch.Tensor:
+    return p.clamp(PROB_CLAMP, 1 - PROB_CLAMP)
+
+
+def bce_entries(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Element-wise BCE on clamped probabilities (the authors' form, not BCE-with-logits)."""
+    m = _clamped(torch.sigmoid(logits))
+    return -(y * torch.log(m) + (1 - y) * torch.log1p(-m))
+
+
+def multilabel_view(logits, y, privileged: torch.Tensor, ref_logits=None) -> BatchView:
+    """View of a multi-label batch; `privileged` is a (C,) bool mask of P."""
+    y = y.to(logits.dtype)
+    logm = torch.log(_clamped(torch.sigmoid(logits)))
+    logm0 = None if ref_logits is None else torch.log(_clamped(torch.sigmoid(ref_logits))).detach()
+    base_ref = None if ref_logits is None else bce_entries(ref_logits, y).detach()
+    anchors = privileged.to(torch.bool).expand_as(y)
+    return BatchView(logm, logm0, bce_entries(logits, y), base_ref, y, anchors, ~anchors)
+
+
+def classification_view(logits, target, privileged_example: torch.Tensor, ref_logits=None) -> BatchView:
+    """View of a single-label batch; `privileged_example` (B,) bool marks examples of P groups."""
+    y = F.one_hot(target.long(), logits.shape[1]).to(logits.dtype)
+    logm = torch.log(_clamped(torch.softmax(logits, dim=1)))
+    logm0 = None if ref_logits is None else torch.log(_clamped(torch.softmax(ref_logits, dim=1))).detach()
+    onehot = y.bool()
+    base = -logm * y  # CE at the true class, zero elsewhere (only true-class entries are used)
+    base_ref = None if logm0 is None else (-logm0 * y).detach()
+    anchors = onehot & privileged_example[:, None]
+    return BatchView(logm, logm0, base, base_ref, y, anchors, onehot & ~privileged_example[:, None])
+
+
+def draw_partners(m: torch.Tensor, y: torch.Tensor, anchors: torch.Tensor, generator: torch.Generator):
+    """One confusing partner per anchor (i, l), uniform over its confusing set K.
+
+    y_l = 1: K = {k ≠ l : y_k = 0, m_k ≥ m_l}; y_l = 0: K = {k ≠ l : y_k = 1, m_k ≤ m_l}.
+    Returns (partner index (B, C) long, has_partner (B, C) bool); partner is meaningless where
+    has_partner is False. Random keys are drawn for the whole (B, C, C) block so the draw depends
+    only on the generator's state and the batch shape.
+    """
+    B, C = m.shape
+    pos = y.bool()
+    ml, mk = m[:, :, None], m[:, None, :]
+    other = ~torch.eye(C, dtype=torch.bool, device=m.device)[None]
+    cand_pos = (~pos)[:, None, :] & (mk >= ml)  # anchor positive: negatives scored at or above it
+    cand_neg = pos[:, None, :] & (mk <= ml)  # anchor negative: positives scored at or below it
+    cand = torch.where(pos[:, :, None], cand_pos, cand_neg) & other & anchors[:, :, None]
+    keys = torch.rand((B, C, C), generator=generator, dtype=torch.float64).to(m.device)
+    keys = torch.where(cand, keys, torch.full_like(keys, -1.0))
+    return keys.argmax(dim=2), cand.any(dim=2)
+
+
+def _preference_h(view: BatchView, reward: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """h = r_pref − r_dispref, where the anchor is preferred iff it is a positive."""
+    r_k = torch.gather(reward, 1, partner)
+    sign = view.y * 2 - 1
+    return sign * (reward - r_k)
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    n = mask.sum()
+    return (x * mask).sum() / n if int(n) > 0 else x.sum() * 0.0
+
+
+PrivLoss = Literal["dpo", "simpo", "cpo", "bce"]
+NonPrivLoss = Literal["hinge", "bce"]
+
+
+def privileged_loss(view: BatchView, kind: PrivLoss, generator: torch.Generator, *, beta: float = 0.5,
+                    gamma: float = 0.0, lam: float = 0.5, return_pairs: bool = False):
+    """L_P in its DPO, SimPO (margin γ) or CPO (λ·BCE) form, or plain BCE (the ablation).
+
+    DPO/SimPO: per anchor −log σ(β·h [− γ]) if it has a partner, else its own BCE; summed over
+    anchors and divided by their number (B·|P| for multi-label). CPO: the reference-free term
+    averaged over anchors that have a partner, plus λ · BCE averaged over all anchors.
+    """
+    anchors = view.anchors
+    if kind == "bce":
+        loss = _masked_mean(view.base, anchors)
+        return (loss, None) if return_pairs else loss
+    m = view.logm.detach().exp()
+    partner, has = draw_partners(m, view.y, anchors, generator)
+    if kind == "dpo":
+        if view.logm0 is None:
+            raise ValueError("the DPO form of L_P needs reference scores")
+        reward = view.logm - view.logm0
+    else:
+        reward = view.logm
+    h = _preference_h(view, reward, partner)
+    pref = -F.logsigmoid(beta * h - (gamma if kind == "simpo" else 0.0))
+    if kind == "cpo":
+        loss = _masked_mean(pref, has & anchors) + lam * _masked_mean(view.base, anchors)
+    else:
+        loss = _masked_mean(torch.where(has, pref, view.base), anchors)
+    return (loss, (partner, has)) if return_pairs else loss
+
+
+def nonprivileged_loss(view: BatchView, kind: NonPrivLoss, *, epsilon: float = 0.05) -> torch.Tensor:
+    """L_N: mean over non-privileged entries of max(0, BCE_θ − BCE_ref − ε), or plain BCE (ablation)."""
+    if kind == "bce":
+        return _masked_mean(view.base, view.entries_n)
+    if view.base_ref is None:
+        raise ValueError("the hinge form of L_N needs reference scores")
+    return _masked_mean(torch.relu(view.base - view.base_ref - epsilon), view.entries_n)
+
+
+Weighting = Literal["grpo", "grpo_stable", "fixed", "static", "pooled"]
+
+
+@dataclass
+class GroupWeights:
+    """α over the two groups (P, N), updated once per mini-batch from the detached group losses.
+
+    - ``grpo``: mirror ascent α_g ← α_g·exp(η·L_g), then normalise (done in log space, which is
+      the same map but cannot underflow over thousands of steps);
+    - ``grpo_stable`` (the FairPO code): s_g = (L_g − EMA_g)/(|EMA_g| + 1e-6), α_g ← α_g·exp(clamp(η·s_g,
+      −10, 10)), normalise, then EMA_g ← 0.9·EMA_g + 0.1·L_g. METHODS.md does not say how EMA starts;
+      here it starts at the first observed loss (so the first step leaves α unchanged);
+    - ``fixed``: α stays at ``alpha0`` (the "fixed weights 0.5/0.5" ablation).
+    """
+
+    mode: Literal["grpo", "grpo_stable", "fixed"] = "grpo"
+    eta: float = 0.05
+    alpha0: Sequence[float] = (0.5, 0.5)
+    ema_decay: float = 0.9
+    log_alpha: list[float] = field(init=False)
+    ema: list[float] | None = field(init=False, default=None)
+
+    def __post_init__(self):
+        total = float(sum(self.alpha0))
+        self.log_alpha = [math.log(a / total) for a in self.alpha0]
+
+    @property
+    def alpha(self) -> list[float]:
+        top = max(self.log_alpha)
+        w = [math.exp(a - top) for a in self.log_alpha]
+        s = sum(w)
+        return [x / s for x in w]
+
+    def update(self, losses: Sequence[float]) -> list[float]:
+        losses = [float(v) for v in losses]
+        if self.mode == "grpo":
+            self.log_alpha = [a + self.eta * v for a, v in zip(self.log_alpha, losses)]
+        elif self.mode == "grpo_stable":
+            if self.ema is None:
+                self.ema = list(losses)
+            steps = [min(10.0, max(-10.0, self.eta * (v - e) / (abs(e) + 1e-6))) for v, e in zip(losses, self.ema)]
+            self.log_alpha = [a + s for a, s in zip(self.log_alpha, steps)]
+            self.ema = [self.ema_decay * e + (1 - self.ema_decay) * v for e, v in zip(self.ema, losses)]
+        top = max(self.log_alpha)  # renormalise so log α stays bounded
+        lse = top + math.log(sum(math.exp(a - top) for a in self.log_alpha))
+        self.log_alpha = [a - lse for a in self.log_alpha]
+        return self.alpha

@@ -1,0 +1,276 @@
+"""FairPO losses and GRPO weights against hand-computed cases of METHODS.md §2 (scalar math, no torch)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from operators.fairpo import FairPOArgs, FairPOConfig, GroupTrainer, fairpo
+from operators.fairpo_losses import (GroupWeights, classification_view, draw_partners, multilabel_view,
+                                     nonprivileged_loss, privileged_loss)
+
+BETA = 0.5
+
+
+def sig(z):
+    return 1 / (1 + math.exp(-z))
+
+
+def logsig(z):
+    return math.log(sig(z))
+
+
+def bce(z, y):
+    m = sig(z)
+    return -(y * math.log(m) + (1 - y) * math.log(1 - m))
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+# Three examples, three labels, P = {label 0}. Each row's confusing set for label 0 has at most one member:
+#  row 0 positive: y=[1,0,0], m=σ([0, 1, -1]); negatives scored ≥ m_0 → K = {1}
+#  row 1 negative: y=[0,1,1], m=σ([1, .5, 2]); positives scored ≤ m_0 → K = {1}
+#  row 2 positive, K empty: y=[1,0,0], m=σ([2, 0, -1]) → the term is BCE of label 0
+Z = [[0.0, 1.0, -1.0], [1.0, 0.5, 2.0], [2.0, 0.0, -1.0]]
+Z0 = [[0.5, 0.2, 0.0], [0.3, 0.9, 0.1], [1.0, -0.5, 0.2]]
+Y = [[1, 0, 0], [0, 1, 1], [1, 0, 0]]
+PRIV = torch.tensor([True, False, False])
+
+
+def view(rows=(0, 1, 2), priv=PRIV):
+    t = lambda a: torch.tensor([a[r] for r in rows], dtype=torch.float64)  # noqa: E731
+    return multilabel_view(t(Z), t(Y), priv, t(Z0))
+
+
+def lr(z, z0):  # log(m/m0)
+    return math.log(sig(z)) - math.log(sig(z0))
+
+
+def dpo_terms():
+    pos = -logsig(BETA * (lr(Z[0][0], Z0[0][0]) - lr(Z[0][1], Z0[0][1])))
+    neg = -logsig(BETA * (lr(Z[1][1], Z0[1][1]) - lr(Z[1][0], Z0[1][0])))  # preferred = the positive partner
+    empty = bce(Z[2][0], 1)
+    return pos, neg, empty
+
+
+def test_dpo_positive_case():
+    assert float(privileged_loss(view((0,)), "dpo", gen(), beta=BETA)) == pytest.approx(dpo_terms()[0], abs=1e-6)
+
+
+def test_dpo_negative_case():
+    assert float(privileged_loss(view((1,)), "dpo", gen(), beta=BETA)) == pytest.approx(dpo_terms()[1], abs=1e-6)
+
+
+def test_empty_confusing_set_is_bce():
+    assert float(privileged_loss(view((2,)), "dpo", gen(), beta=BETA)) == pytest.approx(bce(2.0, 1), abs=1e-6)
+
+
+def test_dpo_batch_is_sum_over_B_times_P():
+    assert float(privileged_loss(view(), "dpo", gen(), beta=BETA)) == pytest.approx(sum(dpo_terms()) / 3, abs=1e-6)
+    # P = {0, 2}: label 2 adds one term per row; the sum is divided by B·|P| = 6
+    priv = torch.tensor([True, False, True])
+    # row 0, l=2 (negative, m=σ(-1)): positives scored ≤ it: label 0 has m=.5 > σ(-1) → K empty → BCE
+    # row 1, l=2 (positive, m=σ(2)): negatives scored ≥ it: label 0 has σ(1) < σ(2) → K empty → BCE
+    # row 2, l=2 (negative, m=σ(-1)): positives ≤ it: label 0 has σ(2) → K empty → BCE
+    extra = bce(-1.0, 0) + bce(2.0, 1) + bce(-1.0, 0)
+    # with label 2 privileged, row 1 l=0's partner set {1} is unchanged (K ranges over all labels)
+    expect = (sum(dpo_terms()) + extra) / 6
+    assert float(privileged_loss(view(priv=priv), "dpo", gen(), beta=BETA)) == pytest.approx(expect, abs=1e-6)
+
+
+def test_simpo_margin_gamma():
+    gamma = 0.3
+    pos = -logsig(BETA * (math.log(sig(0.0)) - math.log(sig(1.0))) - gamma)
+    neg = -logsig(BETA * (math.log(sig(0.5)) - math.log(sig(1.0))) - gamma)
+    expect = (pos + neg + bce(2.0, 1)) / 3
+    got = privileged_loss(view(), "simpo", gen(), beta=BETA, gamma=gamma)
+    assert float(got) == pytest.approx(expect, abs=1e-6)
+    # γ = 0 differs: the margin really enters
+    assert abs(float(privileged_loss(view(), "simpo", gen(), beta=BETA)) - expect) > 1e-3
+
+
+def test_cpo_lambda_term():
+    lam = 0.7
+    pos = -logsig(BETA * (math.log(sig(0.0)) - math.log(sig(1.0))))
+    neg = -logsig(BETA * (math.log(sig(0.5)) - math.log(sig(1.0))))
+    pref = (pos + neg) / 2  # averaged over the anchors that have a partner (rows 0 and 1)
+    bce_p = (bce(0.0, 1) + bce(1.0, 0) + bce(2.0, 1)) / 3  # over all privileged entries
+    got = privileged_loss(view(), "cpo", gen(), beta=BETA, lam=lam)
+    assert float(got) == pytest.approx(pref + lam * bce_p, abs=1e-6)
+
+
+def test_nonprivileged_hinge():
+    eps = 0.05
+    terms = [max(0.0, bce(Z[i][j], Y[i][j]) - bce(Z0[i][j], Y[i][j]) - eps) for i in range(3) for j in (1, 2)]
+    assert any(t == 0 for t in terms) and any(t > 0 for t in terms)  # both sides of the hinge are exercised
+    got = nonprivileged_loss(view(), "hinge", epsilon=eps)
+    assert float(got) == pytest.approx(sum(terms) / 6, abs=1e-6)
+    plain = sum(bce(Z[i][j], Y[i][j]) for i in range(3) for j in (1, 2)) / 6
+    assert float(nonprivileged_loss(view(), "bce")) == pytest.approx(plain, abs=1e-6)
+
+
+def test_probabilities_are_clamped():
+    v = multilabel_view(torch.tensor([[60.0, -60.0]], dtype=torch.float64), torch.tensor([[0.0, 1.0]]),
+                        torch.tensor([True, False]))
+    assert float(nonprivileged_loss(v, "bce")) == pytest.approx(-math.log(1e-8), rel=1e-6)
+
+
+def test_partner_is_uniform_over_the_confusing_set_and_seeded():
+    # y=[1,0,0,0,0], m=σ([0,1,1,1,-2]): K for label 0 = {1,2,3}; label 4 scores below it
+    n = 3000
+    z = torch.tensor([[0.0, 1.0, 1.0, 1.0, -2.0]]).repeat(n, 1)
+    y = torch.tensor([[1.0, 0, 0, 0, 0]]).repeat(n, 1)
+    anchors = torch.zeros(n, 5, dtype=torch.bool)
+    anchors[:, 0] = True
+    partner, has = draw_partners(torch.sigmoid(z), y, anchors, gen(1))
+    assert bool(has[:, 0].all()) and not bool(has[:, 1:].any())
+    counts = np.bincount(partner[:, 0].numpy(), minlength=5)
+    assert counts[0] == counts[4] == 0
+    assert np.all(np.abs(counts[1:4] / n - 1 / 3) < 0.04)
+    again, _ = draw_partners(torch.sigmoid(z), y, anchors, gen(1))
+    other, _ = draw_partners(torch.sigmoid(z), y, anchors, gen(2))
+    assert torch.equal(partner, again) and not torch.equal(partner, other)
+
+
+def test_loss_with_random_partner_matches_loop_oracle():
+    """A batch with many-member confusing sets: the vectorised loss equals the authors' per-sample loop
+    evaluated at the partners it drew."""
+    rng = np.random.default_rng(0)
+    z, z0 = rng.normal(size=(6, 5)), rng.normal(size=(6, 5))
+    y = (rng.random((6, 5)) < 0.4).astype(float)
+    priv = torch.tensor([True, True, False, False, False])
+    v = multilabel_view(torch.tensor(z), torch.tensor(y), priv, torch.tensor(z0))
+    loss, (partner, has) = privileged_loss(v, "dpo", gen(3), beta=BETA, return_pairs=True)
+    total = 0.0
+    for i in range(6):
+        for l in (0, 1):
+            m = [sig(a) for a in z[i]]
+            if y[i, l] == 1:
+                K = [k for k in range(5) if k != l and y[i, k] == 0 and m[k] >= m[l]]
+            else:
+                K = [k for k in range(5) if k != l and y[i, k] == 1 and m[k] <= m[l]]
+            assert bool(has[i, l]) == bool(K)
+            if not K:
+                total += bce(z[i, l], y[i, l])
+                continue
+            k = int(partner[i, l])
+            assert k in K
+            h = lr(z[i, l], z0[i, l]) - lr(z[i, k], z0[i, k])
+            total += -logsig(BETA * (h if y[i, l] == 1 else -h))
+    assert float(loss) == pytest.approx(total / 12, abs=1e-6)
+
+
+def test_classification_view_true_class_vs_confusing_class():
+    # 3 classes; example 0 (privileged group) true class 0 with p = softmax([0, 1, -1]) → K = {1}
+    # example 1 (non-privileged) enters only the hinge on its true-class CE
+    z = torch.tensor([[0.0, 1.0, -1.0], [0.2, 0.1, 0.0]], dtype=torch.float64)
+    z0 = torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    v = classification_view(z, torch.tensor([0, 2]), torch.tensor([True, False]), z0)
+
+    def logsm(row, k):
+        return row[k] - math.log(sum(math.exp(a) for a in row))
+
+    h = (logsm([0, 1, -1], 0) - logsm([0.5, 0, 0], 0)) - (logsm([0, 1, -1], 1) - logsm([0.5, 0, 0], 1))
+    assert float(privileged_loss(v, "dpo", gen(), beta=BETA)) == pytest.approx(-logsig(BETA * h), abs=1e-6)
+    ce, ce0 = -logsm([0.2, 0.1, 0.0], 2), -logsm([0, 0, 0], 2)
+    assert float(nonprivileged_loss(v, "hinge", epsilon=0.01)) == pytest.approx(max(0, ce - ce0 - 0.01), abs=1e-6)
+
+
+# ---- GRPO ------------------------------------------------------------------------------------
+L1, L2 = (0.8, 0.2), (0.3, 0.6)
+
+
+def normalise(a):
+    return [x / sum(a) for x in a]
+
+
+def test_grpo_plain_two_steps():
+    w = GroupWeights("grpo", eta=0.05)
+    a1 = normalise([0.5 * math.exp(0.05 * L1[0]), 0.5 * math.exp(0.05 * L1[1])])
+    a2 = normalise([a1[0] * math.exp(0.05 * L2[0]), a1[1] * math.exp(0.05 * L2[1])])
+    assert w.update(L1) == pytest.approx(a1, abs=1e-12)
+    assert w.update(L2) == pytest.approx(a2, abs=1e-12)
+
+
+def test_grpo_stabilised_two_steps():
+    w = GroupWeights("grpo_stable", eta=0.05)
+    # step 1: EMA starts at the first loss → s = 0 → α unchanged; EMA ← 0.9·L1 + 0.1·L1 = L1
+    assert w.update(L1) == pytest.approx([0.5, 0.5], abs=1e-12)
+    s = [(L2[g] - L1[g]) / (abs(L1[g]) + 1e-6) for g in (0, 1)]
+    a2 = normalise([0.5 * math.exp(0.05 * s[0]), 0.5 * math.exp(0.05 * s[1])])
+    assert w.update(L2) == pytest.approx(a2, abs=1e-12)
+    assert w.ema == pytest.approx([0.9 * L1[g] + 0.1 * L2[g] for g in (0, 1)], abs=1e-12)
+    # the step is clamped to [−10, 10]
+    big = GroupWeights("grpo_stable", eta=100.0)
+    big.update(L1)
+    a = big.update(L2)
+    assert a == pytest.approx(normalise([math.exp(-10), math.exp(10)]), abs=1e-12)
+
+
+def test_fixed_weights_never_move():
+    w = GroupWeights("fixed", alpha0=(0.5, 0.5))
+    w.update(L1)
+    assert w.update(L2) == pytest.approx([0.5, 0.5])
+
+
+def test_trainer_optimises_alpha_weighted_sum_with_updated_alpha():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3).double()
+    ref = torch.nn.Linear(4, 3).double()
+    x = torch.randn(8, 4, dtype=torch.float64)
+    y = (torch.rand(8, 3) < 0.5).double()
+    cfg = FairPOConfig(priv_loss="dpo", nonpriv_loss="hinge", weighting="grpo", eta=0.5, lr=1e-2)
+    tr = GroupTrainer(model, cfg, {"kind": "labels", "privileged": [0]}, seed=0, ref_model=ref)
+    tr.step((x, y))
+    lp, ln = tr.trace["loss_p"][0], tr.trace["loss_n"][0]
+    a = normalise([0.5 * math.exp(0.5 * lp), 0.5 * math.exp(0.5 * ln)])
+    assert tr.trace["alpha_p"][0] == pytest.approx(a[0], abs=1e-12)
+    assert tr.trace["loss"][0] == pytest.approx(a[0] * lp + a[1] * ln, abs=1e-9)
+
+
+def test_baseline_configs_must_be_bce():
+    with pytest.raises(ValueError):
+        FairPOConfig(priv_loss="dpo", weighting="pooled")
+
+
+class _TinyClassification:
+    """A two-group classification problem: what the refiner sees from e.g. BiasBios."""
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(64, 5, generator=g)
+        self.y = (self.x[:, 0] > 0).long() + (self.x[:, 1] > 1).long()
+        self.g = (self.x[:, 2] > 0).long()
+
+    def build_model(self, w):
+        m = torch.nn.Linear(5, 3)
+        m.load_state_dict(w)
+        return m
+
+    def extract_weights(self, model):
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def groups(self):
+        return {"kind": "examples", "privileged": [1]}
+
+    def train_batches(self, seed, bs):
+        perm = torch.randperm(64, generator=torch.Generator().manual_seed(seed))
+        for i in range(0, 64, bs):
+            idx = perm[i:i + bs]
+            yield self.x[idx], self.y[idx], self.g[idx]
+
+
+def test_refiner_on_demographic_groups_is_deterministic():
+    prob = _TinyClassification()
+    torch.manual_seed(1)
+    w0 = {k: v.detach().clone() for k, v in torch.nn.Linear(5, 3).state_dict().items()}
+    parent = {k: v + 0.1 for k, v in w0.items()}
+    args = FairPOArgs(steps=6, batch_size=16, lr=1e-2)
+    a = fairpo(w0, args, seed=5, problem=prob, reference=parent)
+    b = fairpo(w0, args, seed=5, problem=prob, reference=parent)
+    assert a.log["steps"] == 6 and a.log["reference"] == "parent" and len(a.log["alpha_p"]) == 6
+    assert all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
+    assert not torch.equal(a.weights["weight"], w0["weight"])
