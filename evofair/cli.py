@@ -59,13 +59,26 @@ def _cmd_problems(args) -> int:
 
     print("problems:")
     for spec in problem_registry():
-        print(f"  {spec.name:18s} {spec.doc}")
+        print(_describe(spec))
     for kind in KINDS:
         print(f"{kind} operators:")
         for spec in op_registry(kind):
-            fields = ", ".join(f"{n}={f.default!r}" for n, f in spec.args.model_fields.items())
-            print(f"  {spec.name:18s} {spec.doc}" + (f"  [{fields}]" if fields else ""))
+            print(_describe(spec))
     return 0
+
+
+def _describe(spec) -> str:
+    """One line per component: name, first docstring line, its `args` as a recipe spells them."""
+    from pydantic import BaseModel
+
+    def default(f):
+        if f.is_required():
+            return "<required>"
+        value = f.get_default(call_default_factory=True)
+        return repr(value.model_dump(mode="json", by_alias=True) if isinstance(value, BaseModel) else value)
+
+    fields = ", ".join(f"{f.alias or n}={default(f)}" for n, f in spec.args.model_fields.items())
+    return f"  {spec.name:18s} {spec.doc}" + (f"  [{fields}]" if fields else "")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except UserError as exc:
-        print(f"evofair: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())  # one line, whatever a message embeds
+        print(f"evofair: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("evofair: interrupted", file=sys.stderr)

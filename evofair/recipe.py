@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evofair.errors import UserError
+from evofair.registry import explain_validation_error
 
 MAX_RECIPE_BYTES = 1_000_000
 
@@ -94,6 +95,8 @@ class Recipe(_Strict):
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
+    if not all(keys):
+        raise UserError(f"--set {dotted}: expected a dotted KEY such as algorithm.pop_size")
     node = tree
     for k in keys[:-1]:
         nxt = node.get(k)
@@ -112,8 +115,51 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise UserError(f"--set {item}: expected KEY=VALUE")
         key, value = item.split("=", 1)
-        _set_dotted(out, key.strip(), yaml.safe_load(value) if value else None)
+        try:
+            parsed = yaml.safe_load(value) if value else None
+        except yaml.YAMLError:
+            raise UserError(f"--set {key.strip()}: value {value!r} is not valid YAML") from None
+        _set_dotted(out, key.strip(), parsed)
     return out
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base loader reports it
+                continue
+            if duplicate:
+                raise UserError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+        return super().construct_mapping(node, deep=deep)
+
+
+MAX_RECIPE_VALUES = 100_000
+
+
+def _count_values(tree: Any, budget: int) -> int:
+    """Values in the loaded tree, counting shared (aliased) nodes each time they are reached.
+
+    YAML anchors let a 1 kB file expand to billions of values when the recipe is validated or
+    written back; stop counting at `budget`.
+    """
+    stack, n = [tree], 0
+    while stack and n <= budget:
+        node = stack.pop()
+        n += 1
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return n
 
 
 def read_recipe_file(path: str | Path) -> dict:
@@ -127,26 +173,33 @@ def read_recipe_file(path: str | Path) -> dict:
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read recipe ({exc.__class__.__name__})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no Python objects
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}:{where} not valid YAML") from None
+        where = f" line {mark.line + 1}:" if mark else ""
+        problem = " ".join(str(getattr(exc, "problem", "") or "").split())
+        raise UserError(f"{path}:{where} not valid YAML" + (f" ({problem})" if problem else "")) from None
+    if raw is None:
+        raise UserError(f"{path}: empty recipe (expected a YAML mapping with at least `problem:`)")
     if not isinstance(raw, dict):
-        raise UserError(f"{path}: a recipe must be a YAML mapping, got {type(raw).__name__}")
+        raise UserError(f"{path}: a recipe must be a YAML mapping, got a {type(raw).__name__}")
+    if _count_values(raw, MAX_RECIPE_VALUES) > MAX_RECIPE_VALUES:
+        raise UserError(f"{path}: recipe expands to more than {MAX_RECIPE_VALUES} values (YAML aliases?)")
     raw.setdefault("name", path.stem)
     return raw
 
 
 def parse_recipe(raw: Mapping[str, Any], source: str = "recipe") -> Recipe:
     """Validate the recipe structure, then each operator's and the problem's own arguments."""
+    if not isinstance(raw, Mapping):
+        raise UserError(f"{source}: a recipe must be a mapping, got a {type(raw).__name__}")
     try:
         recipe = Recipe.model_validate(dict(raw))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True)
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        raise UserError(f"{source}: {loc}: {msg}") from None
+        path, msg = explain_validation_error(exc, Recipe, dict(raw))
+        raise UserError(f"{source}: {path}: {msg}" if path else f"{source}: {msg}") from None
     validate_components(recipe, source)
     return recipe
 

@@ -92,7 +92,7 @@ class SlerpArgs(Args):
 
 @component("crossover", "slerp", SlerpArgs)
 def slerp(parents: Sequence[Weights], args: SlerpArgs, *, seed: int, base: Weights | None = None):
-    """Spherical interpolation (mergekit `slerp`, first tensor dim is a batch); child 2 uses 1−t."""
+    """Spherical interpolation of each tensor as one vector (mergekit `slerp`); child 2 uses 1−t."""
     p1, p2 = _two(parents)
     t = _coefficient(args.t, seed)
     return [merge_state_dicts({"a": p1, "b": p2}, "slerp", parameters={"t": tt}, base="a") for tt in (t, 1 - t)]
