@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -58,7 +59,7 @@ class Plan:
     mutation: OpCall | None = None
     refine: OpCall | None = None
 
-    @property
+    @cached_property  # pymoo's duplicate check compares plans pairwise: hash once
     def key(self) -> str:
         payload = json.dumps(self.record(), sort_keys=True) + "|" + ",".join(p.key for p in self.parents)
         return hashlib.sha256(payload.encode()).hexdigest()
@@ -111,8 +112,9 @@ def realise(plan: Plan, parent_weights: Sequence[Weights], problem, ops: Operato
         weights = parent_weights[0]
     if plan.crossover is not None:
         spec = ops.crossover[plan.crossover.name]
+        base = problem.base_weights() if spec.tags.get("needs_base") else None
         children = spec.fn(list(parent_weights), spec.args(**plan.crossover.args), seed=plan.crossover.seed,
-                           base=problem.base_weights())
+                           base=base)
         weights = children[plan.crossover.child]
     if plan.mutation is not None:
         spec = ops.mutation[plan.mutation.name]

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from evofair.individual import Weights
 from evofair.registry import Args, component
+from evofair.seeding import torch_seeded
 from operators import Refined
 
 
@@ -39,8 +40,7 @@ def sft(weights: Weights, args: SFTArgs, *, seed: int, problem, reference: Weigh
     step = 0
     budget = args.steps if args.steps is not None else None
     epochs = args.epochs if budget is None else 10**9
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed & 0xFFFFFFFFFFFF)  # dropout etc. inside the model
+    with torch_seeded(seed):  # dropout etc. inside the model
         for epoch in range(epochs):
             for batch in problem.train_batches(seed + epoch, args.batch_size):
                 opt.zero_grad(set_to_none=True)

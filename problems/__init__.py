@@ -8,21 +8,12 @@ writes its own tables, plots and report.md into `out`.
 
 from __future__ import annotations
 
-import importlib
+from evofair.registry import LazyRegistry
 
-from evofair.registry import Registry
-
-_MODULES = ("problems.benchmark", "problems.tabular", "problems.biasbios", "problems.multilabel",
-            "problems.ranking")
+_MODULES = ("problems.benchmark", "problems.toy", "problems.tabular", "problems.biasbios", "problems.multilabel",
+            "problems.ranking", "problems.ranking_table", "problems.alignment")
 
 
-def registry(kind: str = "problem") -> Registry:
-    """The registry of problems (or of `experiment`s), built from the problem modules present."""
-    modules = []
-    for name in _MODULES:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return Registry.from_modules(kind, modules)
+def registry(kind: str = "problem") -> LazyRegistry:
+    """The registry of problems (or of `experiment`s); modules are imported only as needed."""
+    return LazyRegistry(kind, _MODULES)
