@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from evofair.errors import UserError
 from evofair.registry import explain_validation_error
@@ -55,6 +56,14 @@ class AlgorithmCfg(_Strict):
     generations: int = Field(100, ge=1, description="generations, the initial population included (pymoo n_gen)")
     n_offsprings: int | None = Field(None, ge=1)
     n_partitions: int = Field(12, ge=1, description="NSGA-III reference directions per objective")
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_has_algorithm(cls, backend, info):
+        name = info.data.get("name")
+        if backend == "deap" and name not in (None, "nsga2"):
+            raise PydanticCustomError("backend", f"deap implements nsga2 only, not {name} (use pymoo)")
+        return backend
 
 
 class ExecutorCfg(_Strict):
