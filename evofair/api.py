@@ -42,41 +42,56 @@ def prepare(recipe: Recipe, problem=None):
 
 def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, resume: bool = False,
         progress: bool = True) -> RunResult:
-    """Run a recipe into `out`. Pass `problem=` to run a problem object defined in Python."""
+    """Run a recipe into `out` (or continue the run there, with `resume`).
+
+    Pass `problem=` to run a problem object defined in Python. Every input check happens before
+    the first file is written; disk errors become a `UserError` and leave the store consistent.
+    """
     if not isinstance(recipe, Recipe):
         recipe = parse_recipe(recipe) if problem is None else Recipe.model_validate(dict(recipe))
     out = Path(out)
     _check_out(out, resume)
     problem = prepare(recipe, problem)
-    timings: dict[str, float] = {}
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(resolved_yaml(recipe))
+        if recipe.experiment is not None:
+            _write_config(out, recipe)
+            return _run_experiment(recipe, problem, out, progress)
+        store = RunStore(out)  # takes the run directory's lock before anything else is written
     except OSError as exc:
         raise UserError(f"--out {out}: cannot write ({exc.strerror})") from None
-    if recipe.experiment is not None:
-        return _run_experiment(recipe, problem, out, progress)
-    store = RunStore(out)
     try:
-        t = time.perf_counter()
-        problem.ensure_setup()
-        timings["setup (data, features)"] = time.perf_counter() - t
-        factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root,
-                                 instance=None if problem_is_registered(recipe) else problem)
-        executor = make_executor(recipe.executor)
-        t = time.perf_counter()
-        with executor:
-            executor.start(factory, problem if recipe.executor.name == "serial" else None)
-            Engine(recipe, problem, store, executor, progress=progress).run()
-        timings["evolution"] = time.perf_counter() - t
-        t = time.perf_counter()
-        if hasattr(problem, "after_run"):
-            timings.update(problem.after_run(store, out, recipe) or {})
-        timings["report"] = time.perf_counter() - t
-        write_report(store, problem, recipe, out, timings)
-        return RunResult(str(out), final_front(store, problem), store.generations())
+        _write_config(out, recipe)
+        return _evolve(recipe, problem, store, out, progress)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write run data ({exc.strerror}); the store keeps every "
+                        f"completed generation and `evofair run --resume {out}` continues") from None
     finally:
         store.close()
+
+
+def _write_config(out: Path, recipe: Recipe) -> None:
+    tmp = out / "config.yaml.tmp"
+    tmp.write_text(resolved_yaml(recipe))
+    tmp.replace(out / "config.yaml")
+
+
+def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool) -> RunResult:
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    problem.ensure_setup()
+    timings["setup (data, features)"] = time.perf_counter() - t
+    factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root,
+                             instance=None if problem_is_registered(recipe) else problem)
+    t = time.perf_counter()
+    with make_executor(recipe.executor) as executor:
+        executor.start(factory, problem if recipe.executor.name == "serial" else None)
+        Engine(recipe, problem, store, executor, progress=progress).run()
+    timings["evolution"] = time.perf_counter() - t
+    if hasattr(problem, "after_run"):
+        timings.update(problem.after_run(store, out, recipe) or {})
+    write_report(store, problem, recipe, out, timings)
+    return RunResult(str(out), final_front(store, problem), store.generations())
 
 
 def problem_is_registered(recipe: Recipe) -> bool:

@@ -81,6 +81,24 @@ def _describe(spec) -> str:
     return f"  {spec.name:18s} {spec.doc}" + (f"  [{fields}]" if fields else "")
 
 
+def _cmd_verify(args) -> int:
+    from evofair.store import RunStore
+
+    store = RunStore(args.dir, readonly=True)
+    try:
+        problems = store.verify()
+        n = len(store.individuals())
+    finally:
+        store.close()
+    for line in problems:
+        print(f"evofair: {line}", file=sys.stderr)
+    if problems:
+        print(f"evofair: {args.dir}: {len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"evofair: {args.dir}: ok ({n} individuals, every weights file matches its hash)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evofair", description="Evolve the Pareto front of model checkpoints.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(fn=_cmd_run)
     probs = sub.add_parser("problems", help="list problems and operators")
     probs.set_defaults(fn=_cmd_problems)
+    verify = sub.add_parser("verify", help="check a run directory: weights hashes, index consistency")
+    verify.add_argument("dir")
+    verify.set_defaults(fn=_cmd_verify)
     return parser
 
 

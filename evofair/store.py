@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from evofair import failpoints
 from evofair.errors import UserError, WeightsIntegrityError
 from evofair.individual import Individual, Weights
 
@@ -69,7 +70,10 @@ def _atomic_write(path: Path, data: bytes, fsync: bool = False) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            failpoints.hit("enospc_weights")
+            fh.write(data[: len(data) // 2])
+            failpoints.hit("kill_mid_weights")
+            fh.write(data[len(data) // 2:])
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -92,6 +96,7 @@ class RunStore:
             self._db = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
         else:
             self.root.mkdir(parents=True, exist_ok=True)
+            self._lock = _acquire_lock(self.root)
             self._db = sqlite3.connect(db, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -107,6 +112,9 @@ class RunStore:
         finally:
             self._writer.shutdown(wait=True)
             self._db.close()
+            if getattr(self, "_lock", None) is not None:
+                self._lock.close()  # releases the flock
+                self._lock = None
 
     # -- weights -----------------------------------------------------------------------------
     def weights_path(self, digest: str) -> Path:
@@ -161,6 +169,32 @@ class RunStore:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
+    def verify(self) -> list[str]:
+        """Problems found in the run directory: missing or corrupted weights, dangling rows."""
+        problems = []
+        hashes = {r[0] for r in self._db.execute(
+            "SELECT DISTINCT weights_hash FROM individuals WHERE weights_hash IS NOT NULL")}
+        for digest in sorted(hashes):
+            path = self.weights_path(digest)
+            if not path.exists():
+                problems.append(f"{path}: missing (referenced by the index)")
+                continue
+            actual = hashlib.sha256(path.read_bytes()).hexdigest()
+            if actual != digest:
+                problems.append(f"{path}: content hash {actual[:12]}… does not match its name")
+        known = {r[0] for r in self._db.execute("SELECT id FROM individuals")}
+        for gen in self.generations():
+            missing = [i for i in gen["population"] if i not in known]
+            if missing:
+                problems.append(f"generation {gen['generation']}: population names unknown individuals {missing[:3]}")
+        for (parent,) in self._db.execute("SELECT DISTINCT parent FROM lineage"):
+            if parent not in known:
+                problems.append(f"lineage: parent {parent} is not in the index")
+        check = self._db.execute("PRAGMA integrity_check").fetchone()[0]
+        if check != "ok":
+            problems.append(f"{self.root / DB_NAME}: SQLite integrity check: {check}")
+        return problems
+
     # -- meta --------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
         with self._db:
@@ -195,6 +229,7 @@ class RunStore:
                     [(ind.id, split, name, _finite_or_none(v))
                      for split, values in ind.metrics.items() for name, v in values.items()],
                 )
+                failpoints.hit("kill_mid_commit")
                 op_name = _operator_label(ind.operator)
                 self._db.executemany(
                     "INSERT INTO lineage(child, parent, position, operator) VALUES(?,?,?,?)",
@@ -281,6 +316,25 @@ def _assemble(rows, metric_rows, lineage_rows) -> dict[str, Individual]:
                          parents=tuple(parents.get(r[0], ())), metrics=metrics.get(r[0], {}))
         for r in rows
     }
+
+
+def _acquire_lock(root: Path):
+    """One writer per run directory: an exclusive flock on `.lock`, released when the process dies."""
+    import fcntl
+
+    fh = open(root / ".lock", "a+")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        fh.close()
+        raise UserError(f"{root}: in use by another evofair process (pid {holder}); wait for it or kill it") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
 
 
 def _finite_or_none(v: float) -> float | None:

@@ -21,6 +21,7 @@ from pymoo.operators.sampling.rnd import FloatRandomSampling
 
 from evofair.engine.backend import Backend, rng_from_state, rng_state
 from evofair.engine.plans import PlanMaker
+from evofair.jsonstate import from_json, numeric_attributes, set_numeric_attributes, to_json
 
 
 class _Shape(PymooProblem):
@@ -163,19 +164,24 @@ class PymooBackend(Backend):
         return [str(i) for i in pop.get("eid")], np.asarray(pop.get("F"), dtype=float)
 
     def state(self) -> dict[str, Any]:
-        return {"rng": rng_state(self.algorithm.random_state), "n_iter": self.algorithm.n_iter}
+        alg = self.algorithm
+        return {"rng": rng_state(alg.random_state), "n_iter": alg.n_iter,
+                "pop_data": [to_json({k: v for k, v in ind.data.items() if k != "eid"}) for ind in alg.pop],
+                "survival": numeric_attributes(alg.survival)}
 
     def restore(self, items, F, ids, state) -> None:
-        """Rebuild from the stored population: re-running survival on it restores rank/crowding."""
+        """Rebuild from the stored population and the JSON state saved with it (no unpickling):
+        the population in survival order, each member's ranking data, the survival's own numeric
+        state (e.g. NSGA-III's normalisation points) and the generator's exact state."""
         alg = self.algorithm
         alg._initialize()
         pop = Population.new("X", self._as_X(items), "eid", np.asarray(ids, dtype=object))
         self._set_F(pop, F)
-        pop = alg.survival.do(alg.problem, pop, n_survive=len(pop), algorithm=alg,
-                              random_state=np.random.default_rng(0))
+        for ind, data in zip(pop, state.get("pop_data", [])):
+            ind.data.update(from_json(data))
+        set_numeric_attributes(alg.survival, state.get("survival", {}))
         alg.pop = pop
         alg.is_initialized = True
         alg.n_iter = state["n_iter"]
         alg.random_state = rng_from_state(state["rng"])
         alg._set_optimum()
-        alg.termination.update(alg)

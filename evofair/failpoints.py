@@ -1,0 +1,31 @@
+"""Named failure points for fault-injection tests (kill mid-write, disk full).
+
+`EVOFAIR_FAILPOINT=NAME[@N]` makes the N-th (default first) pass through `hit(NAME)` fail:
+names starting with `kill` send SIGKILL to this process (nothing gets to clean up, as with a real
+crash); `enospc` names raise OSError(ENOSPC) as a full disk would. Unset, `hit` costs one dict
+lookup.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+
+_counts: dict[str, int] = {}
+
+
+def hit(name: str) -> None:
+    spec = os.environ.get("EVOFAIR_FAILPOINT")
+    if not spec:
+        return
+    target, _, nth = spec.partition("@")
+    if target != name:
+        return
+    _counts[name] = _counts.get(name, 0) + 1
+    if _counts[name] != int(nth or 1):
+        return
+    if name.startswith("kill"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if name.startswith("enospc"):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
