@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import tempfile
 import time
@@ -83,6 +84,13 @@ def _atomic_write(path: Path, data: bytes, fsync: bool = False) -> None:
         raise
 
 
+class ReadOnlyStoreError(PermissionError):
+    """A write to a store opened with ``readonly=True`` (reports, the explorer, verification)."""
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
 class RunStore:
     """Read/write access to one run directory."""
 
@@ -117,7 +125,13 @@ class RunStore:
                 self._lock = None
 
     # -- weights -----------------------------------------------------------------------------
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise ReadOnlyStoreError(f"{self.root}: store opened read-only")
+
     def weights_path(self, digest: str) -> Path:
+        if not _DIGEST.fullmatch(digest):  # a digest from a tampered index must not name other files
+            raise WeightsIntegrityError(f"{digest!r}: not a sha256 weights digest")
         return self.root / "weights" / digest[:2] / f"{digest}.safetensors"
 
     def put_weights(self, weights: Mapping[str, torch.Tensor]) -> str:
@@ -127,6 +141,7 @@ class RunStore:
         training; `commit_generation` waits for every pending write before any row refers to it.
         Callers must not modify `weights` afterwards (operators never edit weights in place).
         """
+        self._check_writable()
         data = weights_bytes(weights)
         digest = hashlib.sha256(data).hexdigest()
         path = self.weights_path(digest)
@@ -197,6 +212,7 @@ class RunStore:
 
     # -- meta --------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
+        self._check_writable()
         with self._db:
             self._db.execute("REPLACE INTO meta(key, value) VALUES(?, ?)", (key, json.dumps(value)))
 
@@ -214,6 +230,7 @@ class RunStore:
         engine_state: Mapping[str, Any] | None = None,
     ) -> None:
         """Record a generation's new individuals and the surviving population atomically."""
+        self._check_writable()
         self.flush()
         now = time.time()
         with self._db:
@@ -244,6 +261,7 @@ class RunStore:
 
     def log_event(self, kind: str, message: str, *, generation: int | None = None,
                   individual: str | None = None, data: Any = None) -> None:
+        self._check_writable()
         with self._db:
             self._db.execute(
                 "INSERT INTO events(time, generation, individual, kind, message, data) VALUES(?,?,?,?,?,?)",
