@@ -7,6 +7,8 @@ this one exists because engine tests need a weights problem that builds in milli
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -23,6 +25,8 @@ class ToyParams(Args):
     n_features: int = Field(8, ge=2)
     hidden: int = Field(16, ge=1)
     data_seed: int = 0
+    crash_once_marker: str | None = Field(
+        None, description="test hook: the first process to train creates this file and dies (SIGKILL)")
 
 
 def _mlp(d: int, h: int) -> torch.nn.Module:
@@ -69,6 +73,10 @@ class ToyMLP(WeightsProblem):
         return model
 
     def train_batches(self, seed: int, batch_size: int) -> Iterable:
+        marker = self.params.crash_once_marker
+        if marker and not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)  # a worker dying mid-task, as an OOM kill would
         x, y, _ = self.data["train"]
         order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed & 0xFFFFFFFF))
         for i in range(0, len(y), batch_size):

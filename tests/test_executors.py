@@ -57,3 +57,22 @@ def test_serial_and_ray_give_identical_front(tmp_path):
     assert (tmp_path / "serial" / "front.csv").read_text() == (tmp_path / "ray" / "front.csv").read_text()
     assert [g["hv_val"] for g in serial.history] == [g["hv_val"] for g in ray_run.history]
     assert len(serial.front) > 0
+
+
+@pytest.mark.slow
+def test_ray_worker_killed_mid_task_is_retried(tmp_path):
+    """A worker dies (SIGKILL) in the middle of a fine-tuning task: Ray restarts the actor, the
+    task runs again, and the run ends with every individual exactly once and the same front."""
+    marker = tmp_path / "crashed"
+    recipe = toy_recipe("ray")
+    recipe["problem"]["args"]["crash_once_marker"] = str(marker)
+    evofair.run(recipe, tmp_path / "ray", progress=False)
+    assert marker.exists()  # the crash did happen
+    evofair.run(toy_recipe("serial"), tmp_path / "serial", progress=False)
+    assert (tmp_path / "serial" / "front.csv").read_text() == (tmp_path / "ray" / "front.csv").read_text()
+    from evofair.store import RunStore
+
+    store = RunStore(tmp_path / "ray", readonly=True)
+    ids = [i.id for i in store.individuals()]
+    assert len(ids) == len(set(ids)) == 8 * 3
+    store.close()
