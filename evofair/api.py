@@ -48,7 +48,7 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
     the first file is written; disk errors become a `UserError` and leave the store consistent.
     """
     if not isinstance(recipe, Recipe):
-        recipe = parse_recipe(recipe) if problem is None else Recipe.model_validate(dict(recipe))
+        recipe = parse_recipe(recipe, problem=problem)
     out = Path(out)
     _check_out(out, resume)
     problem = prepare(recipe, problem)

@@ -200,8 +200,12 @@ def read_recipe_file(path: str | Path) -> dict:
     return raw
 
 
-def parse_recipe(raw: Mapping[str, Any], source: str = "recipe") -> Recipe:
-    """Validate the recipe structure, then each operator's and the problem's own arguments."""
+def parse_recipe(raw: Mapping[str, Any], source: str = "recipe", *, problem=None) -> Recipe:
+    """Validate the recipe structure, then each operator's and the problem's own arguments.
+
+    With `problem` (an object defined in Python, as `evofair.run(..., problem=)` takes), the
+    problem is not looked up in the registry, but the operators are still checked against it.
+    """
     if not isinstance(raw, Mapping):
         raise UserError(f"{source}: a recipe must be a mapping, got a {type(raw).__name__}")
     try:
@@ -209,20 +213,23 @@ def parse_recipe(raw: Mapping[str, Any], source: str = "recipe") -> Recipe:
     except ValidationError as exc:
         path, msg = explain_validation_error(exc, Recipe, dict(raw))
         raise UserError(f"{source}: {path}: {msg}" if path else f"{source}: {msg}") from None
-    validate_components(recipe, source)
+    validate_components(recipe, source, problem)
     return recipe
 
 
-def validate_components(recipe: Recipe, source: str) -> None:
+def validate_components(recipe: Recipe, source: str, problem=None) -> None:
     from operators import registry as op_registry
     from problems import registry as problem_registry
 
-    pspec = problem_registry().get(recipe.problem.name, f"{source}: problem.name")
-    pspec.parse_args(recipe.problem.args, f"{source}: problem.args")
+    if problem is None:
+        pspec = problem_registry().get(recipe.problem.name, f"{source}: problem.name")
+        pspec.parse_args(recipe.problem.args, f"{source}: problem.args")
+        genome = pspec.fn.genome
+    else:
+        genome = problem.genome
     if recipe.experiment is not None:
         espec = problem_registry("experiment").get(recipe.experiment.name, f"{source}: experiment.name")
         espec.parse_args(recipe.experiment.args, f"{source}: experiment.args")
-    genome = pspec.fn.genome
     prefix = "vector_" if genome == "vector" else ""
     ops = recipe.operators
     for i, cfg in enumerate(ops.crossovers):

@@ -296,3 +296,32 @@ def test_installed_script_exits_2_with_one_line(tmp_path):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "algorithm.pop_sise: unknown key" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+# -- the Python API checks recipes the same way ---------------------------------------------------
+class _PyProblem:
+    """Stands in for a problem defined in Python (not in the registry): only its genome matters here."""
+
+    genome = "weights"
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"algorithm.pop_sise": 4}, "recipe: algorithm.pop_sise: unknown key (did you mean 'pop_size'?)"),
+    ({"operators.crossover": {"name": "ties", "args": {"density": 2}}},
+     "recipe: operators.crossover.args.density: Input should be less than or equal to 1 (got 2)"),
+    ({"operators.crossover": {"name": "sbx"}}, "recipe: operators.crossover.name: unknown crossover 'sbx'"),
+    ({"operators.mutation": {"name": "gaussian", "args": {"sigma": -1}}}, "recipe: operators.mutation.args.sigma"),
+])
+def test_python_api_raises_user_error_before_writing(tmp_path, change, expected):
+    import evofair
+
+    raw = edited(**change)
+    raw["problem"] = {"name": "my_python_problem"}
+    if "operators.mutation" not in change:
+        raw["operators"]["mutation"] = {"name": "gaussian"}
+    if "operators.crossover" not in change:
+        raw["operators"]["crossover"] = {"name": "uniform"}
+    with pytest.raises(UserError) as info:
+        evofair.run(raw, tmp_path / "out", problem=_PyProblem(), progress=False)
+    assert str(info.value).startswith(expected), str(info.value)
+    assert not (tmp_path / "out").exists()
