@@ -1,0 +1,296 @@
+"""The `hyperdpo_table` experiment: HyperDPO against its baselines on LETOR (the paper's Table 1).
+
+Every method produces the same number of front points (weight vectors from `weight_grid`) from the
+same base ranker, architecture (g of width `hidden`), optimiser and model-selection rule (each model
+keeps the epoch with the best validation w·NDCG_aux for its own w — HyperDPO: the mean of that over
+the front's weight vectors — and stops after `patience` epochs without improvement; the validation
+*losses* bottom out within ~10 epochs on 20 validation queries while the fronts still improve, so
+they are a poor stopping signal here); only how the front is obtained differs:
+- HyperDPO: one w-conditioned model trained with ICOS (w ~ Dir(α) per batch, λ·cos penalty);
+- DPO-LS: one model per w on wᵀL;
+- DPO Soup: one model per objective, front points by weight interpolation Σ w_j θ_j;
+- MO-DPO: one model per w on MODPO's loss for objective 1, margins from reward models = the
+  single-objective DPO models of the other objectives (their training time is charged to MO-DPO).
+Training time excludes the shared base ranker; parameter counts are the fine-tuned parameters
+(the base is frozen and shared by all).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from evofair.indicators import hypervolume
+from evofair.registry import Args, component
+from operators.hyperdpo import icos_objective, modpo_listwise_loss, weight_grid
+from problems.ranking import RankingProblem, aux_loss, fit, n_params, temperature_scale, torch_threads, train_icos
+
+METHODS = ("hyperdpo", "dpo_ls", "dpo_soup", "mo_dpo")
+LABELS = {"hyperdpo": "HyperDPO", "dpo_ls": "DPO-LS", "dpo_soup": "DPO Soup", "mo_dpo": "MO-DPO"}
+
+
+class TableArgs(Args):
+    methods: list[Literal["hyperdpo", "dpo_ls", "dpo_soup", "mo_dpo"]] = Field(list(METHODS), min_length=1)
+    n_points: int = Field(11, ge=2, description="front points (weight vectors) per method")
+    epochs: int = Field(300, ge=1, description="max epochs of each baseline model")
+    hyper_epochs: int = Field(600, ge=1, description="max epochs of the HyperDPO model")
+    patience: int = Field(20, ge=1, description="early stopping on the model's validation w·NDCG_aux")
+    batch_size: int = Field(8, ge=1, description="queries per step")
+    alpha: float = Field(1.0, gt=0, description="Dirichlet concentration (COSMOS default 1)")
+    lam: float = Field(1.0, ge=0, description="ICOS cosine penalty (COSMOS default 1)")
+    w0_min: float = Field(0.05, gt=0, lt=1, description="MO-DPO divides by w_0: front points with w_0 below "
+                          "this use w_0 = w0_min (renormalised)")
+    temperatures: list[float] = Field([0.5, 2.0], description="post-training temperature scales c shown for HyperDPO")
+
+
+@dataclass
+class MethodResult:
+    name: str
+    points: dict[str, np.ndarray] = field(default_factory=dict)  # split → [n_points, m] aux NDCG
+    main: dict[str, np.ndarray] = field(default_factory=dict)    # split → [n_points] main NDCG
+    seconds: float = 0.0
+    n_params: int = 0
+    epochs: list[int] = field(default_factory=list)
+    grid: np.ndarray | None = None
+    model: torch.nn.Module | None = None  # HyperDPO's conditioned model (temperature demonstration)
+
+    def hv(self, split: str = "test") -> float:
+        """HV of the aux NDCG@k points, maximised, reference point (0, …, 0)."""
+        return hypervolume(-self.points[split], np.zeros(self.points[split].shape[1]))
+
+
+def _measure(problem: RankingProblem, res: MethodResult, score_fn) -> None:
+    """Fill res.points/main from score_fn(split) → list of [Q, n] score arrays, one per front point."""
+    names = problem.objective_names
+    for split in ("val", "test"):
+        rows = [problem.metrics_of_scores(s, split) for s in score_fn(split)]
+        res.points[split] = np.array([[r[n] for n in names] for r in rows])
+        res.main[split] = np.array([r[problem.main_metric] for r in rows])
+
+
+def _scores(problem, model, split, w=None):
+    g = problem.data[split]
+    with torch.no_grad(), torch_threads(1):
+        return (g.base + (model(g.X) if w is None else model(g.X, torch.as_tensor(w, dtype=torch.float32)))).numpy()
+
+
+def _train_scalarised(problem: RankingProblem, w, a: TableArgs, seed: int):
+    """One plain g on wᵀL (DPO-LS; a unit w gives single-objective DPO)."""
+    w_t = torch.as_tensor(np.asarray(w), dtype=torch.float32)
+    val = problem.data["val"]
+    loss_fn = lambda mdl, b, rng: icos_objective(aux_loss(problem, b.base + mdl(b.X), b), w_t, 0.0)  # noqa: E731
+    val_fn = lambda mdl: -float(np.dot(w, problem.aux_ndcg((val.base + mdl(val.X)).numpy(), "val")))  # noqa: E731
+    return fit(problem.g_model(seed=seed), loss_fn, problem.data["train"], epochs=a.epochs, lr=problem.params.lr,
+               batch_size=a.batch_size, seed=seed, val_fn=val_fn, patience=a.patience)
+
+
+def run_hyperdpo(problem, grid, a: TableArgs, seed: int) -> MethodResult:
+    res = MethodResult("hyperdpo")
+    model, log = train_icos(problem, seed=seed, epochs=a.hyper_epochs, alpha=a.alpha, lam=a.lam,
+                            batch_size=a.batch_size, val_grid=grid, patience=a.patience)
+    res.seconds, res.n_params, res.epochs = log["seconds"], n_params(model), [log["best_epoch"]]
+    _measure(problem, res, lambda split: [_scores(problem, model, split, w) for w in grid])
+    res.model = model
+    return res
+
+
+def run_dpo_ls(problem, grid, a: TableArgs, seed: int) -> MethodResult:
+    res = MethodResult("dpo_ls")
+    models = []
+    for w in grid:
+        model, log = _train_scalarised(problem, w, a, seed)
+        models.append(model)
+        res.seconds += log["seconds"]
+        res.epochs.append(log["best_epoch"])
+    res.n_params = sum(n_params(m) for m in models)
+    _measure(problem, res, lambda split: [_scores(problem, m, split) for m in models])
+    return res
+
+
+def single_objective_models(problem, a: TableArgs, seed: int, cache: dict):
+    """The m single-objective DPO models (shared by DPO Soup and, as reward models, by MO-DPO)."""
+    if "single" not in cache:
+        out = []
+        for j in range(problem.n_aux):
+            model, log = _train_scalarised(problem, np.eye(problem.n_aux)[j], a, seed)
+            out.append((model, log))
+        cache["single"] = out
+    return cache["single"]
+
+
+def run_dpo_soup(problem, grid, a: TableArgs, seed: int, cache: dict) -> MethodResult:
+    res = MethodResult("dpo_soup")
+    singles = single_objective_models(problem, a, seed, cache)
+    res.seconds = sum(log["seconds"] for _, log in singles)
+    res.epochs = [log["best_epoch"] for _, log in singles]
+    res.n_params = sum(n_params(m) for m, _ in singles)
+    states = [m.state_dict() for m, _ in singles]
+
+    def soup(w):
+        model = problem.g_model()
+        model.load_state_dict({k: sum(float(wj) * s[k] for wj, s in zip(w, states)) for k in states[0]})
+        return model
+
+    _measure(problem, res, lambda split: [_scores(problem, soup(w), split) for w in grid])
+    return res
+
+
+def run_mo_dpo(problem, grid, a: TableArgs, seed: int, cache: dict) -> MethodResult:
+    res = MethodResult("mo_dpo")
+    singles = single_objective_models(problem, a, seed, cache)
+    rewards = [m for m, _ in singles[1:]]  # reward models of objectives 2..m
+    res.seconds = sum(log["seconds"] for _, log in singles[1:])
+    beta, phi0 = problem.params.beta, problem.phi[0]
+
+    def margins(b):
+        with torch.no_grad():  # r_j = β·(s_j − s_base) = β·g_j(x), the reward model's implicit reward
+            return torch.stack([beta * r(b.X) for r in rewards], dim=-1)
+
+    val = problem.data["val"]
+    models = []
+    for w_orig in grid:
+        w = np.asarray(w_orig, dtype=float).copy()
+        if w[0] < a.w0_min:
+            w[0] = a.w0_min
+            w = w / w.sum()
+        loss_fn = lambda mdl, b, rng, w=w: modpo_listwise_loss(  # noqa: E731
+            b.base + mdl(b.X), b.base, b.labels[..., 1], b.mask, margins(b), w, beta, phi0)
+        val_fn = lambda mdl, w=w_orig: -float(np.dot(w, problem.aux_ndcg(  # noqa: E731
+            (val.base + mdl(val.X)).numpy(), "val")))
+        model, log = fit(problem.g_model(seed=seed), loss_fn, problem.data["train"], epochs=a.epochs,
+                         lr=problem.params.lr, batch_size=a.batch_size, seed=seed, val_fn=val_fn, patience=a.patience)
+        models.append(model)
+        res.seconds += log["seconds"]
+        res.epochs.append(log["best_epoch"])
+    res.n_params = sum(n_params(m) for m in models) + sum(n_params(r) for r in rewards)
+    _measure(problem, res, lambda split: [_scores(problem, m, split) for m in models])
+    return res
+
+
+def run_methods(problem: RankingProblem, a: TableArgs, seed: int) -> dict[str, MethodResult]:
+    """Train every requested method on `problem` (set up) with `seed`; methods in `a.methods` order."""
+    grid = weight_grid(problem.n_aux, a.n_points, seed)
+    cache: dict = {}
+    out = {}
+    for name in a.methods:
+        if name == "hyperdpo":
+            out[name] = run_hyperdpo(problem, grid, a, seed)
+        elif name == "dpo_ls":
+            out[name] = run_dpo_ls(problem, grid, a, seed)
+        elif name == "dpo_soup":
+            out[name] = run_dpo_soup(problem, grid, a, seed, cache)
+        else:
+            out[name] = run_mo_dpo(problem, grid, a, seed, cache)
+        out[name].grid = grid
+    return out
+
+
+# -- outputs ----------------------------------------------------------------------------------
+def table_markdown(problem, results: dict[str, MethodResult], split: str = "test") -> str:
+    k = problem.params.k
+    lines = [f"| Method | Aux. HV ({split}) | Avg. main NDCG@{k} (± std over front points) | Training time (s) "
+             "| # Parameters | Front points |", "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {LABELS[name]} | {r.hv(split):.4e} | {r.main[split].mean():.4f} (± {r.main[split].std():.4f}) "
+                     f"| {r.seconds:.2f} | {r.n_params:,} | {len(r.points[split])} |")
+    return "\n".join(lines)
+
+
+def plot_fronts(path: Path, problem, results: dict[str, MethodResult], split: str = "test", extra=None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = problem.objective_names
+    fig, ax = plt.subplots(figsize=(6, 4.8))
+    for k, (name, r) in enumerate(results.items()):
+        P = r.points[split]
+        order = np.argsort(P[:, 0])
+        ax.plot(P[order, 0], P[order, 1], "-" + "osD^"[k % 4], ms=4, label=LABELS[name])
+    for label, pt in (extra or {}).items():
+        ax.scatter([pt[0]], [pt[1]], marker="x", c="k", s=50, label=label, zorder=5)
+    ax.set_xlabel(f"{names[0]} ({split})")
+    ax.set_ylabel(f"{names[1]} ({split})")
+    more = f" (first 2 of {len(names)} objectives)" if len(names) > 2 else ""
+    ax.set_title(f"Fronts on {problem.name}{more}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(problem, results, out: Path, a: TableArgs, seed: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plots").mkdir(exist_ok=True)
+    names = problem.objective_names
+    with open(out / "fronts.csv", "w", newline="") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(["method", "point"] + [f"w{j + 1}" for j in range(problem.n_aux)]
+                    + [f"{n}_{s}" for s in ("val", "test") for n in names + [problem.main_metric]])
+        for name, r in results.items():
+            for i, w in enumerate(r.grid):
+                wr.writerow([name, i] + [f"{x:.4f}" for x in w]
+                            + [repr(float(v)) for s in ("val", "test") for v in list(r.points[s][i]) + [r.main[s][i]]])
+    with open(out / "table.csv", "w", newline="") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(["method", "hv_test", "hv_val", "main_mean_test", "main_std_test", "seconds", "n_params"])
+        for name, r in results.items():
+            wr.writerow([name, r.hv("test"), r.hv("val"), r.main["test"].mean(), r.main["test"].std(), r.seconds,
+                         r.n_params])
+    base = problem.metrics_of_scores(problem.data["test"].base.numpy(), "test")
+    plot_fronts(out / "plots" / "front.png", problem, results, "test",
+                {"base ranker": [base[names[0]], base[names[1]]]})
+    md = [f"# HyperDPO vs baselines on {problem.name}", "",
+          f"Auxiliary objectives ({problem.n_aux}): " + ", ".join(
+              f"`{n}` (feature {f}, φ={ph})" for n, f, ph in zip(names, problem.aux_ids, problem.phi)) + ".",
+          f"Queries train/val/test: {len(problem.data['train'])}/{len(problem.data['val'])}/"
+          f"{len(problem.data['test'])}; seed {seed}; β = {problem.params.beta}; α = {a.alpha}; λ = {a.lam}.", "",
+          f"HV: hypervolume of the {len(names)} auxiliary NDCG@{problem.params.k} values of the {a.n_points} front "
+          "points, maximised, reference point (0, …, 0) (pymoo HV on −NDCG). NDCG of a query without any "
+          f"relevant document: {'0, as sklearn.metrics.ndcg_score' if problem.params.no_relevant == 'zero' else 'left out of the mean'}.",
+          "Training time: all training the method needs for its whole front (the shared base ranker excluded); "
+          "parameters: fine-tuned parameters (the frozen base excluded).", "",
+          table_markdown(problem, results, "test"), "",
+          f"Base ranker (test): " + ", ".join(f"{k} {v:.4f}" for k, v in base.items()) + ".", "",
+          "Best epochs per model: " + "; ".join(f"{LABELS[n]} {r.epochs}" for n, r in results.items()) + "."]
+    if "hyperdpo" in results and a.temperatures:
+        r = results["hyperdpo"]
+        md += ["", "## Post-training temperature control (HyperDPO, no retraining)", "",
+               "s_{cβ} = (1 − 1/c)·s_base + (1/c)·s_β, applied by scaling g's output layer by 1/c.", "",
+               "| c | Aux. HV (test) | Avg. main NDCG (test) |", "|---|---|---|"]
+        for c in [1.0] + list(a.temperatures):
+            cond = temperature_scale({k: v for k, v in r.model.state_dict().items()}, c)
+            model = problem.g_model(conditioned=True)
+            model.load_state_dict(cond)
+            tmp = MethodResult("t")
+            _measure(problem, tmp, lambda split: [_scores(problem, model, split, w) for w in r.grid])
+            md.append(f"| {c:g} | {tmp.hv('test'):.4e} | {tmp.main['test'].mean():.4f} |")
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    (out / "table.md").write_text(table_markdown(problem, results, "test") + "\n")
+
+
+@component("experiment", "hyperdpo_table", TableArgs)
+def hyperdpo_table(recipe, problem, args: TableArgs, out: Path, progress: bool = True) -> dict[str, float]:
+    """HyperDPO vs DPO-LS, DPO Soup and MO-DPO: HV, main NDCG, training time, parameters; plots/front.png."""
+    if not isinstance(problem, RankingProblem):
+        from evofair.errors import UserError
+
+        raise UserError("experiment.name: hyperdpo_table needs problem letor")
+    t = time.perf_counter()
+    results = run_methods(problem, args, recipe.seed)
+    train_s = time.perf_counter() - t
+    t = time.perf_counter()
+    write_outputs(problem, results, Path(out), args, recipe.seed)
+    if progress:
+        print(table_markdown(problem, results, "test"))
+    timings = {f"train {LABELS[n]}": r.seconds for n, r in results.items()}
+    timings.update({"experiment (all methods)": train_s, "report": time.perf_counter() - t})
+    return timings
