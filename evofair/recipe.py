@@ -152,23 +152,28 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 MAX_RECIPE_VALUES = 100_000
+MAX_RECIPE_DEPTH = 50
 
 
-def _count_values(tree: Any, budget: int) -> int:
-    """Values in the loaded tree, counting shared (aliased) nodes each time they are reached.
+def _check_shape(tree: Any, source: str) -> None:
+    """Refuse recipes that would exhaust memory or the stack later (while validating or saving).
 
     YAML anchors let a 1 kB file expand to billions of values when the recipe is validated or
-    written back; stop counting at `budget`.
+    written back, and deep nesting overflows pydantic's serializer after the run directory exists.
+    Shared (aliased) nodes are counted each time they are reached; counting stops at the limit.
     """
-    stack, n = [tree], 0
-    while stack and n <= budget:
-        node = stack.pop()
+    stack, n = [(tree, 1)], 0
+    while stack:
+        node, depth = stack.pop()
         n += 1
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return n
+        if n > MAX_RECIPE_VALUES:
+            raise UserError(f"{source}: recipe expands to more than {MAX_RECIPE_VALUES} values (YAML aliases?)")
+        if depth > MAX_RECIPE_DEPTH:
+            raise UserError(f"{source}: recipe nested deeper than {MAX_RECIPE_DEPTH} levels")
+        if isinstance(node, Mapping):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def read_recipe_file(path: str | Path) -> dict:
@@ -185,6 +190,8 @@ def read_recipe_file(path: str | Path) -> dict:
         raw = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no Python objects
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise UserError(f"{path}: recipe nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}:" if mark else ""
@@ -194,8 +201,7 @@ def read_recipe_file(path: str | Path) -> dict:
         raise UserError(f"{path}: empty recipe (expected a YAML mapping with at least `problem:`)")
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a recipe must be a YAML mapping, got a {type(raw).__name__}")
-    if _count_values(raw, MAX_RECIPE_VALUES) > MAX_RECIPE_VALUES:
-        raise UserError(f"{path}: recipe expands to more than {MAX_RECIPE_VALUES} values (YAML aliases?)")
+    _check_shape(raw, str(path))
     raw.setdefault("name", path.stem)
     return raw
 
@@ -208,6 +214,7 @@ def parse_recipe(raw: Mapping[str, Any], source: str = "recipe", *, problem=None
     """
     if not isinstance(raw, Mapping):
         raise UserError(f"{source}: a recipe must be a mapping, got a {type(raw).__name__}")
+    _check_shape(raw, source)
     try:
         recipe = Recipe.model_validate(dict(raw))
     except ValidationError as exc:

@@ -208,6 +208,14 @@ def test_alias_bomb_is_refused(capsys, tmp_path):
     assert "recipe.yaml: recipe expands to more than" in msg
 
 
+@pytest.mark.parametrize("depth,expected", [(300, "nested deeper than 50 levels"), (5000, "nested too deeply")])
+def test_deeply_nested_recipe_is_refused(capsys, tmp_path, depth, expected):
+    # 300 levels validate but overflow the serializer once the run directory exists; 5,000 overflow YAML
+    text = "problem: {name: zdt1}\nreport: {a: " + "[" * depth + "]" * depth + "}\n"
+    msg = run_bad(capsys, tmp_path, text)
+    assert f"recipe.yaml: recipe {expected}" in msg
+
+
 def test_missing_recipe_file(capsys, tmp_path):
     msg = run_bad(capsys, tmp_path, tmp_path / "nope.yaml")
     assert "nope.yaml: recipe file not found" in msg
