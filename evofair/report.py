@@ -35,9 +35,9 @@ def final_front(store: RunStore, problem) -> list[Individual]:
     return [pop[i] for i in non_dominated(_objective_matrix(problem, pop, "val"))]
 
 
-def archive(store: RunStore, problem) -> list[Individual]:
+def archive(store: RunStore, problem, inds: Sequence[Individual] | None = None) -> list[Individual]:
     """Every individual ever evaluated that no other evaluated individual dominates (validation)."""
-    inds = store.individuals()
+    inds = store.individuals() if inds is None else inds
     return [inds[i] for i in non_dominated(_objective_matrix(problem, inds, "val"))]
 
 
@@ -65,11 +65,11 @@ def _fmt(v: float | None) -> Any:
     return "" if v is None or not np.isfinite(v) else repr(float(v))
 
 
-def write_tables(store: RunStore, problem, out: Path) -> dict[str, Any]:
+def write_tables(store: RunStore, problem, out: Path, everyone: Sequence[Individual]) -> dict[str, Any]:
     front = sorted(final_front(store, problem), key=lambda i: [i.metrics["val"][n] for n in problem.objective_names])
     header, rows = individual_rows(problem, front)
     _write_csv(out / "front.csv", header, rows)
-    arch = archive(store, problem)
+    arch = archive(store, problem, everyone)
     header, rows = individual_rows(problem, arch)
     _write_csv(out / "archive.csv", header, rows)
     gens = store.generations()
@@ -129,11 +129,12 @@ def plot_hv(path: Path, gens: list[dict[str, Any]], ref) -> None:
 def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str, float] | None = None) -> None:
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    tables = write_tables(store, problem, out)
+    everyone = store.individuals()  # read once: tables and plots both need every individual
+    tables = write_tables(store, problem, out, everyone)
     front, gens = tables["front"], tables["generations"]
     ref = recipe.hv_ref or problem.default_hv_ref
     sections = problem.report_sections(store, out, recipe) if hasattr(problem, "report_sections") else {}
-    plot_front(out / "plots" / "front.png", problem, store.individuals(), front,
+    plot_front(out / "plots" / "front.png", problem, everyone, front,
                extra_points=sections.get("points"), split=sections.get("plot_split", "val"))
     plot_hv(out / "plots" / "hv.png", gens, ref)
     lines = [f"# evofair run: {recipe.name}", "",

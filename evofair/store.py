@@ -190,6 +190,9 @@ class RunStore:
         hashes = {r[0] for r in self._db.execute(
             "SELECT DISTINCT weights_hash FROM individuals WHERE weights_hash IS NOT NULL")}
         for digest in sorted(hashes):
+            if not _DIGEST.fullmatch(digest):
+                problems.append(f"index: {digest!r} is not a sha256 weights digest")
+                continue
             path = self.weights_path(digest)
             if not path.exists():
                 problems.append(f"{path}: missing (referenced by the index)")
