@@ -1,0 +1,165 @@
+"""Hyper Prompt Tuning + LoRA on a tiny GPT-2 built here, and the HH-RLHF alignment problem (no downloads)."""
+
+import csv
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import evofair
+from evofair.indicators import hypervolume
+from operators.hyper_prompt import HyperPromptLM, HyperPromptTuning, sequence_logprob, trainable_parameters
+from operators.hyperdpo import listwise_dpo_loss
+from problems.alignment import DATA_FILE, AlignmentParams, build_hyper_lm, load_hh_pairs, preference_labels
+
+
+def tiny_gpt2(vocab=64, n_embd=32):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=vocab, n_layer=2, n_head=2, n_embd=n_embd, n_positions=512,
+                     bos_token_id=vocab - 1, eos_token_id=vocab - 1)
+    return GPT2LMHeadModel(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny GPT-2 and a byte-level BPE tokenizer trained here on a few HH-RLHF texts, saved as a
+    local Hugging Face directory — the same path a user's own model takes."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    pairs = load_hh_pairs(DATA_FILE, limit=200)
+    texts = [p["prompt"] + p["chosen"] + p["rejected"] for p in pairs]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<pad>", "<eos>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>")
+    d = tmp_path_factory.mktemp("tiny_gpt2")
+    fast.save_pretrained(d)
+    tiny_gpt2(vocab=len(fast)).save_pretrained(d)
+    return d
+
+
+def test_hyper_prompt_shapes_and_configurable_k_r():
+    hpt = HyperPromptTuning(n_obj=3, embed_dim=16, k=5, r=2, hidden=8)
+    assert hpt.prefix.shape == (5, 16)
+    assert hpt.mlp_a[-1].out_features == 5 * 2 and hpt.mlp_b[-1].out_features == 2 * 16
+    w = torch.tensor([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])
+    out = hpt(w)
+    assert out.shape == (2, 5, 16)
+    A = hpt.mlp_a(w).view(2, 5, 2)
+    B = hpt.mlp_b(w).view(2, 2, 16)
+    torch.testing.assert_close(out, hpt.prefix * (A @ B))  # P ⊙ (A·B), rank ≤ r mask
+    assert torch.linalg.matrix_rank(hpt.mask(w)[0]).item() <= 2
+    with pytest.raises(ValueError):
+        hpt(torch.tensor([0.5, 0.5]))
+    t = HyperPromptTuning(n_obj=2, embed_dim=16, k=3, r=1, temperature=True)
+    with pytest.raises(ValueError):
+        t(torch.tensor([0.5, 0.5]))
+    assert not torch.allclose(t(torch.tensor([0.5, 0.5]), 0.1), t(torch.tensor([0.5, 0.5]), 1.0))
+    # same seed, same module; init leaves the global RNG alone
+    state = torch.random.get_rng_state()
+    again = HyperPromptTuning(n_obj=3, embed_dim=16, k=5, r=2, hidden=8)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.testing.assert_close(again(w), out)
+
+
+def test_sequence_logprob_against_a_loop():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 6, 11, generator=g)
+    ids = torch.randint(0, 11, (2, 6), generator=g)
+    resp = torch.tensor([[0, 0, 1, 1, 1, 0], [0, 1, 1, 1, 1, 1]], dtype=torch.float)
+    ours = sequence_logprob(logits, ids, resp)
+    for b in range(2):
+        ref = sum(torch.log_softmax(logits[b, t - 1], -1)[ids[b, t]] for t in range(1, 6) if resp[b, t] == 1)
+        assert float(ours[b]) == pytest.approx(float(ref), rel=1e-5)
+
+
+def test_hyper_prompt_with_lora_trains_and_output_depends_on_w():
+    lm = tiny_gpt2()
+    keys_before = set(lm.state_dict())
+    p = AlignmentParams(k=4, r=2, lora_r=4, hpt_hidden=8)
+    hlm = build_hyper_lm(lm, 2, p).eval()
+    base_keys = {k.replace("base_model.model.", "").replace(".base_layer", "") for k in hlm.lm.state_dict()
+                 if "lora_" not in k}
+    assert base_keys == keys_before  # the LM's own modules are unchanged; LoRA and prompt are added
+    trainable = trainable_parameters([hlm])
+    names = {n for n, q in hlm.named_parameters() if q.requires_grad}
+    assert any("lora_A" in n for n in names) and any(n.startswith("hpt.") for n in names)
+    assert all("lora_" in n or n.startswith("hpt.") for n in names)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 63, (6, 10), generator=g)  # 3 prompts × 2 responses
+    attn = torch.ones_like(ids)
+    resp = torch.zeros(6, 10)
+    resp[:, 5:] = 1
+    logits = hlm(ids, attn, torch.tensor([0.5, 0.5]))
+    assert logits.shape == (6, 10, 64)
+    with torch.no_grad(), hlm.lm.disable_adapter():
+        ref = sequence_logprob(hlm.lm(input_ids=ids, attention_mask=attn).logits, ids, resp).view(3, 2)
+    z = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [1.0, 0.0]]])
+    lora_b0 = {n: q.detach().clone() for n, q in hlm.named_parameters() if "lora_B" in n}
+    opt = torch.optim.Adam(trainable, lr=1e-2)
+    losses = []
+    for step in range(12):
+        w = torch.tensor([[1.0, 0.0], [0.0, 1.0]][step % 2])
+        s = sequence_logprob(hlm(ids, attn, w), ids, resp).view(3, 2)
+        L = listwise_dpo_loss(s, ref, z, torch.ones(3, 2, dtype=torch.bool), 0.5, "l1")
+        loss = (w * L).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert all(np.isfinite(losses))
+    assert any(not torch.equal(q, lora_b0[n]) for n, q in hlm.named_parameters() if "lora_B" in n)
+    with torch.no_grad():
+        a = hlm(ids, attn, torch.tensor([1.0, 0.0]))
+        b = hlm(ids, attn, torch.tensor([0.0, 1.0]))
+        a2 = hlm(ids, attn, torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(a, a2)
+    assert (a - b).abs().max() > 1e-3  # the conditioned model's output changes with w
+
+
+def test_hh_pairs_and_labels():
+    pairs = load_hh_pairs(DATA_FILE)
+    assert 900 <= len(pairs) <= 1000
+    assert all(p["prompt"].endswith("\n\nAssistant:") and p["chosen"] != p["rejected"] for p in pairs[:50])
+    z = preference_labels(pairs[:200], ["harmless", "shorter"])
+    assert (z[:, 0, 0] == 1).all() and (z[:, 1, 0] == 0).all()
+    lens = np.array([[len(p["chosen"].strip()), len(p["rejected"].strip())] for p in pairs[:200]])
+    assert ((z[:, 0, 1] == 1) == (lens[:, 0] < lens[:, 1])).all()
+    assert ((z[:, 0, 1] == 0.5) == (lens[:, 0] == lens[:, 1])).all()
+
+
+def test_alignment_experiment_on_a_local_model_directory(tmp_path, model_dir):
+    recipe = {"name": "hh", "seed": 3,
+              "problem": {"name": "hh_rlhf", "args": {"model_path": str(model_dir), "n_train": 8, "n_eval": 6,
+                                                      "steps": 4, "batch_size": 2, "max_prompt_tokens": 24,
+                                                      "max_response_tokens": 16, "k": 3, "r": 2, "lora_r": 2,
+                                                      "hpt_hidden": 8, "lr": 1e-2}},
+              "experiment": {"name": "hyperdpo_alignment", "args": {"n_points": 3}}}
+    out = tmp_path / "run"
+    evofair.run(recipe, out, progress=False)
+    report = (out / "report.md").read_text()
+    assert (out / "plots" / "front.png").exists() and "reference point 0" in report
+    lines = (out / "table.md").read_text().splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    cols = [header.index("acc_harmless (test)"), header.index("acc_shorter (test)")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert len(rows) == 3
+    accs = np.array([[float(r[c]) for c in cols] for r in rows])
+    hv = float(report.split("reference point 0): ")[1].split(".\n")[0].rstrip("."))
+    assert hv == pytest.approx(hypervolume(-accs, [0, 0]), abs=1e-4)
+    assert ((accs >= 0) & (accs <= 1)).all()
+
+
+def test_alignment_needs_a_model_directory(tmp_path):
+    from evofair.errors import UserError
+
+    with pytest.raises(UserError, match="model_path"):
+        evofair.run({"problem": {"name": "hh_rlhf", "args": {"model_path": str(tmp_path)}},
+                     "experiment": {"name": "hyperdpo_alignment"}}, tmp_path / "o", progress=False)
