@@ -338,7 +338,7 @@ class RankingProblem(WeightsProblem):
     def report_sections(self, store, out, recipe):
         base = {s: self.metrics_of_scores(self.data[s].base.numpy(), s) for s in ("val", "test")}
         names = self.objective_names
-        md = ("| split | " + " | ".join(names + [self.main_metric]) + " |\n|---" * (len(names) + 2) + "|\n"
+        md = ("| split | " + " | ".join(names + [self.main_metric]) + " |\n" + "|---" * (len(names) + 2) + "|\n"
               + "".join(f"| {s} | " + " | ".join(f"{base[s][n]:.4f}" for n in names + [self.main_metric]) + " |\n"
                         for s in base))
         return {"markdown": {"Base ranker (ListNet on relevance)": md},

@@ -203,3 +203,26 @@ def test_bad_problem_args_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="test_path"):
         evofair.run({"problem": {"name": "letor", "args": {"test_path": str(tmp_path / "nope.txt")}},
                      "experiment": {"name": "hyperdpo_table"}}, tmp_path / "b", progress=False)
+
+
+def test_memetic_run_with_hyperdpo_refiner_and_seeded_population(tmp_path):
+    from evofair.store import RunStore
+
+    recipe = {"name": "memetic", "seed": 4,
+              "problem": {"name": "letor", "args": {"base_epochs": 3, "base_patience": 3, "hidden": 8,
+                                                    "init": "hyperdpo", "hyper_epochs": 2}},
+              "algorithm": {"name": "nsga3", "pop_size": 4, "generations": 2, "n_partitions": 3},
+              "operators": {"crossover": {"name": "linear"}, "mutation": {"name": "gaussian", "args": {"sigma": 0.001}},
+                            "refine": {"name": "hyperdpo", "args": {"steps": 2, "n_partitions": 3}},
+                            "refine_initial": False},
+              "hv_ref": [0.0, 0.0]}
+    res = evofair.run(recipe, tmp_path / "run", progress=False)
+    assert res.front and res.history[-1]["hv_val"] > 0
+    store = RunStore(tmp_path / "run", readonly=True)
+    inds = store.individuals()
+    gen0 = [i for i in inds if i.generation == 0]
+    assert len({i.weights_hash for i in gen0}) == 4  # four different w-samples of one conditioned model
+    dirs = [[a / 3, 1 - a / 3] for a in range(4)]
+    for ind in (i for i in inds if i.generation == 1):
+        w = ind.operator["log"]["refine"]["w"]
+        assert any(np.allclose(w, d) for d in dirs)
