@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check a run directory: weights hashes, index consistency")
     verify.add_argument("dir")
     verify.set_defaults(fn=_cmd_verify)
+    from evofair.jobs import add_job_commands  # submit / status / logs on a Ray cluster
+
+    add_job_commands(sub)
     return parser
 
 

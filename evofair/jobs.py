@@ -1,0 +1,296 @@
+"""Ray cluster jobs: `evofair submit`, `evofair status`, `evofair logs` (Ray Jobs SDK).
+
+Why a job rather than `evofair run --address ray://…`: a job's driver runs *on the cluster*, so a
+long run survives the user's laptop going to sleep, and its logs stay readable afterwards.
+
+What a job carries: the recipe, resolved and validated here first (a bad recipe exits 2 before
+anything is sent), and the project's code and shipped data as the job's `working_dir`. We stage
+that directory ourselves from an explicit list (`SHIPPED`) rather than handing Ray the repository
+root: an installed evofair has no repository root, and a checkout holds a virtual environment,
+feature caches and run directories that must not be uploaded. On the cluster the job runs
+`python -m evofair.cli run <recipe> --executor ray --address auto --out DIR`: its driver writes
+the run directory (store, weights, report) and the Ray actors only compute, so DIR must be a path
+the head node can write (storage every node sees, if you want to read it from elsewhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from evofair.errors import UserError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Code packages and small shipped inputs; everything else in a checkout stays home.
+SHIPPED = ("evofair", "operators", "problems", "data", "runs", "pyproject.toml")
+SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".cache", ".pytest_cache", "*.egg-info")
+JOB_RECIPE = "evofair_job_recipe.yaml"
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+CONNECT_TIMEOUT_S = 10.0
+
+
+# -- connecting -------------------------------------------------------------------------------
+
+def dashboard_url(address: str | None) -> str:
+    """`http://HOST:PORT` of the cluster's dashboard (the Jobs API), from --address or the env."""
+    address = address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise UserError("--address: expected the Ray dashboard address, e.g. http://HEAD:8265 "
+                        "(or set RAY_API_SERVER_ADDRESS)")
+    if "://" not in address:
+        address = "http://" + address
+    parts = urlsplit(address)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"--address {address}: expected http://HOST:PORT of the Ray dashboard (port 8265 "
+                        "by default), not a GCS or ray:// address")
+    return address.rstrip("/")
+
+
+def _probe(url: str) -> None:
+    """Fail fast and in one line: the SDK itself waits minutes on an unroutable host."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise UserError(f"--address {url}: cannot connect ({reason}); is the Ray head up, and is this "
+                        "its dashboard port (8265 by default)?") from None
+
+
+@contextlib.contextmanager
+def _ray_errors(url: str, job: str | None = None):
+    """Turn the Jobs SDK's exceptions into one-line `UserError`s naming the address or job."""
+    from ray.exceptions import AuthenticationError
+
+    try:
+        yield
+    except AuthenticationError:
+        raise UserError(f"--address {url}: the cluster refused this client's credentials; with token "
+                        "authentication set RAY_AUTH_MODE=token and give the cluster's token in "
+                        "~/.ray/auth_token or RAY_AUTH_TOKEN (or run every node and client with "
+                        "RAY_AUTH_MODE=disabled on a trusted network)") from None
+    except ConnectionError as exc:
+        raise UserError(f"--address {url}: cannot reach the Ray Jobs API ({_one_line(exc)})") from None
+    except RuntimeError as exc:
+        text = _one_line(exc)
+        if "Version check returned 404" in text:
+            raise UserError(f"--address {url}: something answers there, but not the Ray Jobs API (HTTP 404 "
+                            "on /api/version); give the dashboard's address (port 8265 by default)") from None
+        if job is not None and "404" in text:
+            raise UserError(f"job {job}: no such job on {url}") from None
+        raise UserError(f"--address {url}: {text}") from None
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+@contextlib.contextmanager
+def _address_is_ours():
+    """The SDK lets RAY_ADDRESS / RAY_API_SERVER_ADDRESS override the address it is given;
+    --address must win, so hide them while the client is built."""
+    saved = {k: os.environ.pop(k) for k in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS") if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def client(address: str | None):
+    url = dashboard_url(address)
+    _probe(url)  # before importing ray (seconds), so a wrong address fails at once
+    from ray.job_submission import JobSubmissionClient
+
+    with _ray_errors(url), _address_is_ours():
+        return url, JobSubmissionClient(url)
+
+
+# -- submit -----------------------------------------------------------------------------------
+
+def resolve_recipe(recipe_path: str, overrides: list[str], seed: int | None):
+    """Read, override and fully validate a recipe here, as `evofair run` would."""
+    from evofair import api
+    from evofair.recipe import apply_overrides, parse_recipe, read_recipe_file
+
+    overrides = list(overrides) + ["executor.name=ray"] + ([f"seed={seed}"] if seed is not None else [])
+    recipe = parse_recipe(apply_overrides(read_recipe_file(recipe_path), overrides), recipe_path)
+    api.prepare(recipe)  # problem arguments, data files, hv_ref: all checked before submitting
+    return recipe
+
+
+def run_directory(out: str | None, recipe_name: str) -> str:
+    """An absolute run directory: the job's driver starts in a temporary working_dir, so a
+    relative path would land in a directory Ray deletes."""
+    path = Path(out) if out else Path("out") / f"{recipe_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path = path.expanduser().absolute()
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UserError(f"--out {path}: exists and is not empty (choose a new directory)")
+    return str(path)
+
+
+def stage_project(dest: Path, recipe_yaml: str) -> Path:
+    """Copy what a job needs into `dest` (the job's working_dir) and write the recipe there."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in SHIPPED:
+        src = PROJECT_ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=SKIPPED)
+        elif src.is_file():
+            shutil.copy2(src, dest / name)
+    (dest / JOB_RECIPE).write_text(recipe_yaml)
+    return dest
+
+
+def entrypoint(out: str, python: str = "python") -> str:
+    return shlex.join([python, "-m", "evofair.cli", "run", JOB_RECIPE, "--executor", "ray",
+                       "--address", "auto", "--out", out])
+
+
+def _env_vars(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--env {item}: expected KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def submit(recipe_path: str, *, address: str | None, overrides: list[str] = (), seed: int | None = None,
+           out: str | None = None, python: str = "python", env: list[str] = ()) -> tuple[str, str]:
+    """Submit a recipe as a Ray job; returns (job id, run directory on the cluster)."""
+    from evofair.recipe import resolved_yaml
+
+    recipe = resolve_recipe(recipe_path, list(overrides), seed)
+    out_dir = run_directory(out, recipe.name)
+    env_vars = _env_vars(list(env))
+    url, jobs = client(address)
+    with tempfile.TemporaryDirectory(prefix="evofair-job-") as tmp:
+        workdir = stage_project(Path(tmp) / "project", resolved_yaml(recipe))
+        with _ray_errors(url):
+            try:
+                job = jobs.submit_job(
+                    entrypoint=entrypoint(out_dir, python),
+                    runtime_env={"working_dir": str(workdir), **({"env_vars": env_vars} if env_vars else {})},
+                    metadata={"evofair_out": out_dir, "evofair_recipe": recipe.name, "evofair_seed": str(recipe.seed)})
+            except ValueError as exc:  # e.g. the package is over Ray's upload limit
+                raise UserError(f"{recipe_path}: cannot ship the project to the cluster ({_one_line(exc)})") from None
+    return job, out_dir
+
+
+# -- status / logs ----------------------------------------------------------------------------
+
+def job_info(address: str | None, job: str):
+    url, jobs = client(address)
+    with _ray_errors(url, job):
+        return jobs.get_job_info(job)
+
+
+def describe(info) -> str:
+    status = str(getattr(info.status, "value", info.status))
+    out = (info.metadata or {}).get("evofair_out")
+    message = " ".join((info.message or "").split())
+    return f"{info.submission_id or info.job_id}: {status}" + (f" ({message})" if message else "") + \
+        (f"; run directory {out}" if out else "")
+
+
+def wait(address: str | None, job: str, timeout: float | None = None, poll_s: float = 1.0):
+    """Poll until the job is SUCCEEDED, FAILED or STOPPED (or `timeout` seconds pass)."""
+    url, jobs = client(address)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with _ray_errors(url, job):
+            info = jobs.get_job_info(job)
+        if str(getattr(info.status, "value", info.status)) in TERMINAL:
+            return info
+        if deadline is not None and time.monotonic() > deadline:
+            return info
+        time.sleep(poll_s)
+
+
+def logs(address: str | None, job: str, follow: bool = False, stream=None) -> None:
+    stream = stream or sys.stdout
+    url, jobs = client(address)
+    with _ray_errors(url, job):
+        if not follow:
+            stream.write(jobs.get_job_logs(job))
+            stream.flush()
+            return
+        jobs.get_job_info(job)  # a clear "no such job" before opening the websocket
+        import asyncio
+
+        async def tail():
+            async for chunk in jobs.tail_job_logs(job):
+                stream.write(chunk)
+                stream.flush()
+
+        asyncio.run(tail())
+
+
+# -- command line -----------------------------------------------------------------------------
+
+def _cmd_submit(args) -> int:
+    job, out = submit(args.recipe, address=args.address, overrides=args.set or [], seed=args.seed,
+                      out=args.out, python=args.python, env=args.env or [])
+    print(job)
+    hint = f" --address {args.address}" if args.address else ""
+    print(f"evofair: submitted {job}; the job writes {out} on the cluster's head node. "
+          f"Follow it with `evofair logs {job}{hint} --follow`", file=sys.stderr)
+    return 0
+
+
+def _status_code(info) -> int:
+    status = str(getattr(info.status, "value", info.status))
+    return 1 if status in ("FAILED", "STOPPED") else 0
+
+
+def _cmd_status(args) -> int:
+    info = wait(args.address, args.job, args.timeout) if args.wait else job_info(args.address, args.job)
+    print(describe(info))
+    if args.wait and str(getattr(info.status, "value", info.status)) not in TERMINAL:
+        print(f"evofair: {args.job} still not finished after {args.timeout:g} s", file=sys.stderr)
+        return 1
+    return _status_code(info)
+
+
+def _cmd_logs(args) -> int:
+    logs(args.address, args.job, follow=args.follow)
+    return 0
+
+
+def add_job_commands(sub: argparse._SubParsersAction) -> None:
+    """Register `submit`, `status` and `logs` on the `evofair` parser."""
+    address_help = "Ray dashboard address, e.g. http://HEAD:8265 (default $RAY_API_SERVER_ADDRESS)"
+    p = sub.add_parser("submit", help="submit a recipe as a job to a Ray cluster; prints the job id")
+    p.add_argument("recipe", help="recipe YAML (validated here before anything is sent)")
+    p.add_argument("--address", help=address_help)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (dotted)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", help="run directory on the cluster's head node (absolute; a relative path is "
+                                 "made absolute here). Default out/<name>-<time> under the current directory")
+    p.add_argument("--python", default="python", help="Python on the cluster nodes that has evofair's "
+                                                      "dependencies (default: `python` on their PATH)")
+    p.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable for the job")
+    p.set_defaults(fn=_cmd_submit)
+    s = sub.add_parser("status", help="status of a submitted job (exit 1 if it FAILED or was STOPPED)")
+    s.add_argument("job")
+    s.add_argument("--address", help=address_help)
+    s.add_argument("--wait", action="store_true", help="block until the job finishes")
+    s.add_argument("--timeout", type=float, help="with --wait: give up after this many seconds")
+    s.set_defaults(fn=_cmd_status)
+    lg = sub.add_parser("logs", help="the driver log of a submitted job")
+    lg.add_argument("job")
+    lg.add_argument("--address", help=address_help)
+    lg.add_argument("--follow", action="store_true", help="keep printing until the job finishes")
+    lg.set_defaults(fn=_cmd_logs)
