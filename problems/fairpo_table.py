@@ -121,10 +121,11 @@ def plot_alpha(path: Path, traces: dict[str, dict[str, list[float]]], labels: di
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, tr in traces.items():
+    colours = plt.get_cmap("tab20").colors
+    for i, (key, tr) in enumerate(traces.items()):
         a = np.asarray(tr["alpha_p"], dtype=float)
         if np.isfinite(a).any():
-            ax1.plot(a, lw=1, label=labels[key])
+            ax1.plot(a, lw=1, label=labels[key], color=colours[(2 * i) % 20 + (i * 2 // 20) % 2])
     ax1.set_xlabel("training step")
     ax1.set_ylabel("α_P (weight of the privileged group)")
     ax1.set_ylim(-0.02, 1.02)

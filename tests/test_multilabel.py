@@ -166,3 +166,30 @@ def test_memetic_recipe_tiny(tmp_path):
     assert refs == {0: {"sft"}, 1: {"parent"}}
     assert all(len(i.operator["log"]["refine"]["alpha_p"]) == 2 for i in inds)
     assert all(0 <= i.metrics["test"]["err_map_P"] <= 1 for i in inds)
+
+
+def test_recorded_yeast_table_has_every_row_and_its_claim_recomputes():
+    """The committed real-size yeast run (benchmarks/results/fairpo_yeast, from runs/fairpo_yeast.yaml):
+    every method on 5+ seeds, and the FairPO-DPO claim recomputed from its per-seed rows."""
+    from problems.fairpo_table import claim
+    from problems.fairpo_train import METHODS
+
+    d = ROOT / "benchmarks/results/fairpo_yeast"
+    runs = list(csv.DictReader(open(d / "fairpo_runs.csv")))
+    seeds = {m: {r["seed"] for r in runs if r["method"] == m} for m in METHODS}
+    assert all(len(s) >= 5 for s in seeds.values()), seeds
+    recorded = {c["method"]: c for c in json.loads((d / "claims.json").read_text())}
+    report = (d / "report.md").read_text()
+    for method in ("dpo_stable", "dpo_grpo"):
+        c = claim(runs, method, epsilon=0.05)
+        for key in ("delta_map_P", "delta_map_N", "map_P_method", "map_P_baseline", "holds"):
+            assert c[key] == pytest.approx(recorded[method][key]), key
+        verdict = "HOLDS" if c["holds"] else "DOES NOT HOLD"
+        assert f"- {method}: **{verdict}**" in report
+    # the verdict itself, from the rows: mAP_P up on average, mAP_N within ε = 0.05
+    mp = {(r["method"], r["seed"]): float(r["map_P"]) for r in runs}
+    mn = {(r["method"], r["seed"]): float(r["map_N"]) for r in runs}
+    s = sorted(seeds["sft"])
+    dp = np.mean([mp["dpo_stable", k] - mp["sft", k] for k in s])
+    dn = np.mean([mn["dpo_stable", k] - mn["sft", k] for k in s])
+    assert recorded["dpo_stable"]["holds"] == bool(dp > 0 and dn >= -0.05)

@@ -1,0 +1,147 @@
+"""Memetic FairPO vs the same engine with SFT local search vs standalone FairPO/baselines: test-split HV.
+
+Three sets of heads on MULAN yeast, all scored on the *test* split as (1 − mAP_P, 1 − mAP_N), with one
+hypervolume reference point — the constant predictor's point on test (a constant score has AP equal
+to the label's prevalence), so a trivial model earns nothing:
+
+  (i)   NSGA-II over heads with FairPO local search (runs/fairpo_memetic_yeast.yaml): final front;
+  (ii)  the same engine, seed and budget, with SFT (BCE, AdamW) local search instead;
+  (iii) the standalone FairPO table methods (variants, baselines, ablations) for one seed, each
+        trained for E epochs with E chosen so that their total step count matches (i).
+
+Training steps are counted, not assumed: (i) = refinements × steps + the BCE-SFT reference the
+initial population is refined against; (ii) gets round((i) / refinements) steps per refinement.
+
+    .venv/bin/python benchmarks/fairpo_memetic.py            # full size (minutes)
+    .venv/bin/python benchmarks/fairpo_memetic.py --quick    # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import evofair  # noqa: E402
+from evofair.indicators import hypervolume, non_dominated  # noqa: E402
+from evofair.recipe import load_recipe  # noqa: E402
+from evofair.report import final_front  # noqa: E402
+from evofair.store import RunStore  # noqa: E402
+
+
+def _test_points(out: Path, problem) -> tuple[np.ndarray, np.ndarray]:
+    store = RunStore(out, readonly=True)
+    try:
+        front = final_front(store, problem)
+        everything = store.individuals()
+    finally:
+        store.close()
+    pts = lambda inds: np.array([[i.metrics["test"]["err_map_P"], i.metrics["test"]["err_map_N"]] for i in inds])  # noqa: E731
+    return pts(front), pts(everything)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--recipe", default=str(ROOT / "runs/fairpo_memetic_yeast.yaml"))
+    ap.add_argument("--out", default=str(ROOT / "out/bench_fairpo_memetic"))
+    ap.add_argument("--quick", action="store_true", help="tiny population and budget (smoke test)")
+    ap.add_argument("--set", action="append", default=[], help="recipe override KEY=VALUE")
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    overrides = list(a.set)
+    if a.quick:
+        overrides += ["algorithm.pop_size=4", "algorithm.generations=2", "operators.refine.args.steps=4",
+                      "problem.args.sft_epochs=2"]
+    recipe = load_recipe(a.recipe, overrides)
+    from evofair.api import build_problem
+    from operators.fairpo import torch_threads
+    from problems.fairpo_train import METHODS, train_selected
+    from problems.mulan import privileged_labels
+
+    problem = build_problem(recipe).ensure_setup()
+    steps_per_epoch = math.ceil(len(problem.y["train"]) / 32)
+    pop, gens = recipe.algorithm.pop_size, recipe.algorithm.generations
+    refinements = pop * gens  # n_offsprings = pop_size; the initial population is refined too
+    k = recipe.operators.refine.args.get("steps", 50)
+    ref_steps = problem.params.sft_epochs * steps_per_epoch
+    budget = refinements * k + ref_steps
+    prev = problem.y["test"].mean(axis=0)
+    ref = (float(1 - prev[problem.priv].mean()), float(1 - prev[problem.nonpriv].mean()))
+    results, timings = {}, {}
+
+    # (i) memetic FairPO. Every arm runs with one torch thread (the fairpo refiner's default; the sft
+    # refiner would otherwise use torch's default and, on a busy machine, run many times slower).
+    t = time.perf_counter()
+    with torch_threads(1):
+        evofair.run(recipe, out / f"{stamp}-memetic-fairpo", progress=False)
+    timings["memetic_fairpo"] = time.perf_counter() - t
+    front_i, all_i = _test_points(out / f"{stamp}-memetic-fairpo", problem)
+
+    # (ii) memetic SFT, same budget
+    k_sft = round(budget / refinements)
+    rargs = recipe.operators.refine.args
+    sft = recipe.model_copy(deep=True)
+    sft.operators.refine.name = "sft"
+    sft.operators.refine.args = {"steps": k_sft, "optimizer": "adamw", "lr": rargs.get("lr", 1e-3),
+                                 "weight_decay": 0.01, "grad_clip": 1.0, "batch_size": 32}
+    t = time.perf_counter()
+    with torch_threads(1):
+        evofair.run(sft, out / f"{stamp}-memetic-sft", progress=False)
+    timings["memetic_sft"] = time.perf_counter() - t
+    front_ii, all_ii = _test_points(out / f"{stamp}-memetic-sft", problem)
+
+    # (iii) standalone methods, one seed, same total steps
+    keys = list(METHODS)
+    epochs = max(1, round((budget - ref_steps) / (len(keys) * steps_per_epoch)))
+    t = time.perf_counter()
+    pts, names, steps_iii = [], [], ref_steps
+    alt = privileged_labels(problem.y["train"], problem.label_names, fraction=0.5)  # as the table's default
+    with torch_threads(1):
+        reference = problem.reference_weights()
+        for key in keys:
+            cfg = METHODS[key].config.model_copy(update={"lr": rargs.get("lr", 1e-3)})
+            res = train_selected(problem, cfg, seed=recipe.seed, epochs=epochs, reference=reference,
+                                 privileged=alt if METHODS[key].alt_partition else None)
+            m = problem.evaluate([res.weights], "test")
+            pts.append([float(m["err_map_P"][0]), float(m["err_map_N"][0])])
+            names.append(key)
+            steps_iii += res.steps
+    timings["standalone"] = time.perf_counter() - t
+    pts_iii = np.array(pts)
+
+    def entry(front, everything, steps):
+        nd = everything[non_dominated(everything)]
+        return {"hv_front": hypervolume(front, ref), "hv_all_evaluated_nd": hypervolume(nd, ref),
+                "n_front": int(len(front)), "training_steps": int(steps)}
+
+    results = {"reference_point_test": ref, "budget_steps": budget,
+               "(i) memetic FairPO": entry(front_i, all_i, budget),
+               "(ii) memetic SFT": entry(front_ii, all_ii, refinements * k_sft),
+               "(iii) standalone methods": {**entry(pts_iii, pts_iii, steps_iii), "epochs_each": epochs,
+                                            "points": dict(zip(names, pts))},
+               "seconds": timings, "recipe": a.recipe, "overrides": overrides}
+    base = results["(ii) memetic SFT"]["hv_front"]
+    print(f"test-split HV, reference point {tuple(round(r, 4) for r in ref)} (constant predictor on test)")
+    print(f"{'set':28s} {'HV(front)':>10s} {'vs (ii)':>8s} {'steps':>7s} {'seconds':>8s}")
+    for key, sec in zip(("(i) memetic FairPO", "(ii) memetic SFT", "(iii) standalone methods"),
+                        ("memetic_fairpo", "memetic_sft", "standalone")):
+        r = results[key]
+        ratio = r["hv_front"] / base if base > 0 else float("nan")
+        print(f"{key:28s} {r['hv_front']:10.6f} {ratio:8.3f} {r['training_steps']:7d} {timings[sec]:8.1f}")
+    (out / f"{stamp}-results.json").write_text(json.dumps(results, indent=1))
+    print(f"wrote {out / f'{stamp}-results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
