@@ -1,0 +1,83 @@
+"""HyperDPO vs DPO-LS (and DPO Soup, MO-DPO) on LETOR MQ2008, measured in the same process.
+
+For 2 and 3 auxiliary objectives and 3 seeds, trains every method's 11-point front from the same
+base ranker and prints HV(HyperDPO)/HV(DPO-LS) and time(HyperDPO)/time(DPO-LS) per seed and
+their means. HV: auxiliary NDCG@10 on the test queries, maximised, reference point (0, …, 0).
+The paper (MSLR-WEB10K, 5 objectives) reports HV ratio 2.039/1.648 = 1.24 at time ratio 1/3.6.
+Methods run in alternating order across seeds so slow drift of a shared machine hits both.
+
+    .venv/bin/python benchmarks/hyperdpo_vs_baselines.py                 # all 4 methods, ~10–15 min here
+    .venv/bin/python benchmarks/hyperdpo_vs_baselines.py --methods hyperdpo dpo_ls --lam 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from problems.ranking import RankingParams, RankingProblem
+from problems.ranking_table import LABELS, TableArgs, run_methods
+
+OBJECTIVES = {2: [41, 46], 3: [41, 46, 44]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--m", type=int, nargs="+", default=[2, 3], choices=[2, 3])
+    ap.add_argument("--methods", nargs="+", default=["hyperdpo", "dpo_ls", "dpo_soup", "mo_dpo"])
+    ap.add_argument("--lam", type=float, default=1.0, help="ICOS cosine penalty λ (COSMOS default 1)")
+    ap.add_argument("--json", help="write all per-seed numbers here")
+    a = ap.parse_args()
+    if not {"hyperdpo", "dpo_ls"} <= set(a.methods):
+        ap.error("--methods must include hyperdpo and dpo_ls")
+    rows = []
+    for m in a.m:
+        for k, seed in enumerate(a.seeds):
+            problem = RankingProblem(RankingParams(aux_features=OBJECTIVES[m], seed=seed)).ensure_setup()
+            methods = list(a.methods) if k % 2 == 0 else list(reversed(a.methods))
+            t = time.perf_counter()
+            res = run_methods(problem, TableArgs(methods=methods, lam=a.lam), seed)
+            row = {"m": m, "seed": seed, "wall_s": time.perf_counter() - t}
+            for name, r in res.items():
+                row[name] = {"hv": r.hv("test"), "hv_val": r.hv("val"), "seconds": r.seconds, "n_params": r.n_params,
+                             "main_mean": float(r.main["test"].mean()), "main_std": float(r.main["test"].std())}
+            row["hv_ratio"] = row["hyperdpo"]["hv"] / row["dpo_ls"]["hv"]
+            row["time_ratio"] = row["hyperdpo"]["seconds"] / row["dpo_ls"]["seconds"]
+            rows.append(row)
+            print(f"m={m} seed={seed}: " + "; ".join(
+                f"{LABELS[n]} HV {row[n]['hv']:.4f} main {row[n]['main_mean']:.4f} {row[n]['seconds']:.1f}s"
+                for n in a.methods) + f" | HV ratio {row['hv_ratio']:.3f}, time ratio {row['time_ratio']:.3f}",
+                flush=True)
+    print()
+    print(f"λ = {a.lam}. HV: test aux NDCG@10, reference point 0, maximised. Times: training of the whole 11-point front.")
+    print("| objectives | seed | " + " | ".join(f"HV {LABELS[n]}" for n in a.methods)
+          + " | HV(HyperDPO)/HV(DPO-LS) | time(HyperDPO)/time(DPO-LS) |")
+    print("|---" * (len(a.methods) + 4) + "|")
+    for m in a.m:
+        sub = [r for r in rows if r["m"] == m]
+        for r in sub:
+            print(f"| {m} | {r['seed']} | " + " | ".join(f"{r[n]['hv']:.4f}" for n in a.methods)
+                  + f" | {r['hv_ratio']:.3f} | {r['time_ratio']:.3f} |")
+        hv = np.array([r["hv_ratio"] for r in sub])
+        tr = np.array([r["time_ratio"] for r in sub])
+        print(f"| {m} | mean | " + " | ".join(f"{np.mean([r[n]['hv'] for r in sub]):.4f}" for n in a.methods)
+              + f" | {hv.mean():.3f} ± {hv.std():.3f} | {tr.mean():.3f} ± {tr.std():.3f} |")
+    print()
+    print("| objectives | method | avg. main NDCG@10 | training time (s) | # parameters |")
+    print("|---|---|---|---|---|")
+    for m in a.m:
+        sub = [r for r in rows if r["m"] == m]
+        for n in a.methods:
+            print(f"| {m} | {LABELS[n]} | {np.mean([r[n]['main_mean'] for r in sub]):.4f} "
+                  f"| {np.mean([r[n]['seconds'] for r in sub]):.1f} | {sub[0][n]['n_params']:,} |")
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
