@@ -182,6 +182,8 @@ class FairPOArgs(FairPOConfig):
         "parent", description="reference head: the offspring's first parent, or the problem's SFT reference")
     lr: float = Field(1e-3, gt=0)
     threads: int | None = Field(1, ge=1, description="torch threads while refining (None: leave as is)")
+    privileged_groups: list[str] | None = Field(
+        None, description="for problems declaring protected groups as {'values': [...]}: the values forming P")
 
 
 def _reference_weights(args: FairPOArgs, problem, weights: Weights, reference: Weights | None):
@@ -193,6 +195,28 @@ def _reference_weights(args: FairPOArgs, problem, weights: Weights, reference: W
     return weights, "self"  # an initial individual on a problem without an SFT reference
 
 
+def resolve_groups(groups: Mapping[str, Any], privileged_groups: list[str] | None) -> Mapping[str, Any]:
+    """The refiner's group contract from what a problem declares.
+
+    FairPO's own form is {"kind": "labels"|"examples", "privileged": [...]}. A classification problem
+    that declares protected groups as {"values": [sorted group values], ...} and yields batches
+    (x, y, group code = index into values) is read as kind "examples", with P named by
+    `privileged_groups`.
+    """
+    if "kind" in groups:
+        return groups
+    values = groups.get("values")
+    if values is None:
+        raise UserError("operators.refine: the problem declares no groups FairPO can use")
+    values = [str(v) for v in values]
+    if not privileged_groups:
+        raise UserError(f"operators.refine.args.privileged_groups: name the privileged group(s) among {values}")
+    unknown = [v for v in privileged_groups if v not in values]
+    if unknown:
+        raise UserError(f"operators.refine.args.privileged_groups: unknown {unknown} (expected some of {values})")
+    return {"kind": "examples", "privileged": [values.index(v) for v in privileged_groups]}
+
+
 @component("refine", "fairpo", FairPOArgs)
 def fairpo(weights: Weights, args: FairPOArgs, *, seed: int, problem, reference: Weights | None = None) -> Refined:
     """FairPO/GRPO local search against the parent (or the SFT reference) over the problem's groups."""
@@ -201,7 +225,8 @@ def fairpo(weights: Weights, args: FairPOArgs, *, seed: int, problem, reference:
     if args.needs_reference:
         ref_w, used = _reference_weights(args, problem, weights, reference)
         ref_model = problem.build_model(ref_w)
-    trainer = GroupTrainer(model, args, problem.groups(), seed=seed, ref_model=ref_model)
+    groups = resolve_groups(problem.groups(), args.privileged_groups)
+    trainer = GroupTrainer(model, args, groups, seed=seed, ref_model=ref_model)
     budget = args.steps if args.steps is not None else None
     epochs = args.epochs if budget is None else 10**9
     steps = 0

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from evofair.errors import UserError
 from operators.fairpo import FairPOArgs, FairPOConfig, GroupTrainer, fairpo
 from operators.fairpo_losses import (GroupWeights, classification_view, draw_partners, multilabel_view,
                                      nonprivileged_loss, privileged_loss)
@@ -274,3 +275,20 @@ def test_refiner_on_demographic_groups_is_deterministic():
     assert a.log["steps"] == 6 and a.log["reference"] == "parent" and len(a.log["alpha_p"]) == 6
     assert all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
     assert not torch.equal(a.weights["weight"], w0["weight"])
+
+
+def test_refiner_reads_protected_group_values():
+    """A problem declaring {'values': [...]} (evofair's classification problems) with group codes in
+    its batches: P is named in the refiner's arguments."""
+    prob = _TinyClassification()
+    prob.groups = lambda: {"protected": None, "values": ["F", "M"]}
+    torch.manual_seed(1)
+    w0 = {k: v.detach().clone() for k, v in torch.nn.Linear(5, 3).state_dict().items()}
+    named = fairpo(w0, FairPOArgs(steps=3, batch_size=16, privileged_groups=["M"]), seed=5, problem=prob,
+                   reference=w0)
+    prob.groups = lambda: {"kind": "examples", "privileged": [1]}
+    coded = fairpo(w0, FairPOArgs(steps=3, batch_size=16), seed=5, problem=prob, reference=w0)
+    assert all(torch.equal(named.weights[k], coded.weights[k]) for k in w0)
+    prob.groups = lambda: {"values": ["F", "M"]}
+    with pytest.raises(UserError, match="privileged_groups"):
+        fairpo(w0, FairPOArgs(steps=1), seed=5, problem=prob, reference=w0)
