@@ -11,7 +11,8 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 [ -x .venv/bin/python ] || uv venv -q -p "$PY" .venv
 echo "torch==2.13.0" > .venv/constraints.txt
-# uv does not read pip's configuration: pass the local wheel folder explicitly.
-VIRTUAL_ENV=.venv uv pip install -q --find-links "$FIND_LINKS" -c .venv/constraints.txt \
+# uv does not read pip's configuration: pass the local wheel folder explicitly. Bytecode is compiled
+# at install time: with PYTHONDONTWRITEBYTECODE=1 every process would otherwise recompile torch & co.
+VIRTUAL_ENV=.venv uv pip install -q --compile-bytecode --find-links "$FIND_LINKS" -c .venv/constraints.txt \
   "torch==2.13.0" -e ".[test]"
 .venv/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__; assert not torch.cuda.is_available() or True"
