@@ -15,4 +15,4 @@ echo "torch==2.13.0" > .venv/constraints.txt
 # at install time: with PYTHONDONTWRITEBYTECODE=1 every process would otherwise recompile torch & co.
 VIRTUAL_ENV=.venv uv pip install -q --compile-bytecode --find-links "$FIND_LINKS" -c .venv/constraints.txt \
   "torch==2.13.0" -e ".[test]"
-.venv/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__; assert not torch.cuda.is_available() or True"
+.venv/bin/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
