@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evofair.jobs import add_job_commands  # submit / status / logs on a Ray cluster
 
     add_job_commands(sub)
+    from evofair.explorer.commands import add_commands as add_explorer_commands  # explore / export / report
+
+    add_explorer_commands(sub)
     return parser
 
 

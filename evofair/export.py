@@ -1,0 +1,117 @@
+"""`evofair export DIR ID --to PATH`: one model of a run as a self-contained directory.
+
+What is written (only into PATH, which must not exist or be an empty directory):
+
+- `genome.safetensors`: the genome exactly as stored (the same bytes, so its sha256 equals the
+  store's `weights_hash`; `safetensors.torch.load_file` reads it). Vector genomes (ZDT...) are
+  written as `genome.json` instead;
+- whatever the problem's optional hook writes for a model a user can load directly:
+
+      problem.export_model(weights: dict[str, Tensor], path: Path) -> dict | None
+
+  e.g. BiasBios writes the base encoder plus the trained head (or LoRA adapters, merged or
+  alongside) so that `transformers`/`peft` `from_pretrained(path)` loads it. The hook is called on
+  a problem built from the run's config.yaml but *not set up*; it calls `self.ensure_setup()` if it
+  needs data. What it returns is recorded under `"export"` in the model card. It must not write
+  `genome.safetensors` or `model_card.json`;
+- `model_card.json`: id, objectives and every metric on every split, how it was made (operator,
+  arguments, seeds), its full lineage back to the roots, the resolved recipe, the genome's sha256.
+
+Nothing is half-written: everything goes into a temporary sibling directory which is renamed to
+PATH at the end (and removed on any error).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evofair.errors import UserError, WeightsIntegrityError
+from evofair.explorer.data import RunData, open_store
+
+GENOME_FILE = "genome.safetensors"
+CARD_FILE = "model_card.json"
+
+
+def check_target(to: Path) -> None:
+    if to.exists() and (not to.is_dir() or any(to.iterdir())):
+        raise UserError(f"--to {to}: exists and is not empty (choose a new directory)")
+    if not to.parent.is_dir():
+        raise UserError(f"--to {to}: parent directory {to.parent} does not exist")
+
+
+def export_model(run_dir: str | os.PathLike, iid: str, to: str | os.PathLike, *, problem=None,
+                 data: RunData | None = None) -> Path:
+    """Write model `iid` of the run in `run_dir` to the new directory `to`; returns `to`."""
+    to = Path(to).expanduser()
+    check_target(to)
+    data = data or RunData(run_dir, problem=problem)
+    card = data.model_card(iid, max_lineage=None)
+    ind = data.snapshot.get(iid)
+    genome_bytes = None
+    if ind.weights_hash is not None:
+        with open_store(data.root) as store:
+            path = store.weights_path(ind.weights_hash)
+            try:
+                genome_bytes = path.read_bytes()
+            except FileNotFoundError:
+                raise UserError(f"{path}: weights file missing") from None
+        actual = hashlib.sha256(genome_bytes).hexdigest()
+        if actual != ind.weights_hash:
+            raise WeightsIntegrityError(f"{path}: content hash {actual[:12]}… does not match its name")
+    tmp = to.parent / f".{to.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        tmp.mkdir()  # (not mkdtemp: its 0700 mode would stay on the renamed directory)
+    except OSError as exc:
+        raise UserError(f"--to {to}: cannot write ({exc.strerror})") from None
+    try:
+        files = []
+        if genome_bytes is not None:
+            (tmp / GENOME_FILE).write_bytes(genome_bytes)
+            files.append(GENOME_FILE)
+        elif ind.x is not None:
+            (tmp / "genome.json").write_text(json.dumps({"x": list(ind.x)}))
+            files.append("genome.json")
+        hook = getattr(data.problem, "export_model", None)
+        exported = None
+        if hook is not None and genome_bytes is not None:
+            from safetensors.torch import load as st_load
+
+            exported = hook(st_load(genome_bytes), tmp)
+        card.update({
+            "run": {"dir": str(data.root.resolve()), "name": data.name},
+            "problem": data.recipe.get("problem"),
+            "recipe": yaml.safe_load(data.recipe_text()) if (data.root / "config.yaml").exists() else None,
+            "recipe_yaml": data.recipe_text(),
+            "export": exported,
+            "files": sorted(files + [p.name for p in tmp.iterdir() if p.name not in files]) + [CARD_FILE],
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "evofair_version": _version(),
+        })
+        (tmp / CARD_FILE).write_text(json.dumps(card, indent=1, default=str))
+        if to.exists():
+            to.rmdir()  # checked empty above
+        os.rename(tmp, to)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return to
+
+
+def _version() -> str:
+    import evofair
+
+    return getattr(evofair, "__version__", "?")
+
+
+def summary(to: Path) -> str:
+    card: dict[str, Any] = json.loads((to / CARD_FILE).read_text())
+    return f"wrote {to} ({', '.join(card['files'])})"
