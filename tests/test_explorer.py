@@ -370,3 +370,37 @@ def test_explore_rejects_a_missing_run_and_bad_ports(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["explore", str(tmp_path), "--port", "70000"])
     assert exc.value.code == 2
+
+
+def test_problem_model_card_hook_is_used_and_its_errors_are_contained(run_dir):
+    """`model_card(individual, store)` rows reach the card (and its HTML); a failing hook is
+    reported on the card instead of breaking it."""
+    from dash import html
+
+    from evofair.explorer.cards import model_card as render_card
+    from evofair.metrics import confusion_rows
+    from problems.toy import ToyMLP, ToyParams
+
+    class WithCard(ToyMLP):
+        def model_card(self, individual, store):
+            self.ensure_setup()
+            weights = store.get_weights(individual.weights_hash)
+            x, y, g = self.data["test"]
+            pred = self.build_model(weights)(x).argmax(-1).numpy()
+            return {"test split, per group": confusion_rows(pred, y.numpy(), g.numpy(), ["neg", "pos"])}
+
+    class Broken(ToyMLP):
+        def model_card(self, individual, store):
+            raise RuntimeError("no data here")
+
+    params = ToyParams(n_train=128, n_eval=64)
+    data = RunData(run_dir, problem=WithCard(params))
+    iid = data.refresh().front()[0].id
+    card = data.model_card(iid)
+    rows = card["problem_card"]["test split, per group"]
+    assert card["problem_card_error"] is None and sum(r["n"] for r in rows) == 64  # every test example once
+    test_error = 1 - sum(r[f"pred_{r['true']}"] for r in rows) / 64  # correct = predicted its true class
+    assert test_error == pytest.approx(card["metrics"]["test"]["error"], abs=1e-12)
+    assert isinstance(render_card(data, iid), html.Div)
+    broken = RunData(run_dir, problem=Broken(params)).model_card(iid)
+    assert broken["problem_card"] is None and "no data here" in broken["problem_card_error"]

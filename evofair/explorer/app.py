@@ -23,11 +23,11 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;b
 header{background:#1f2d3d;color:#fff;padding:10px 18px;display:flex;gap:18px;align-items:baseline}
 header h1{font-size:19px;margin:0} header .run{font-size:15px;opacity:.9}
 .badge{font-size:12px;padding:2px 8px;border-radius:10px;background:#566573}
-.badge.live{background:#1e8449} .grid{display:grid;grid-template-columns:250px minmax(480px,1fr) 470px;gap:12px;padding:12px}
+.badge.live{background:#1e8449} .grid{display:grid;grid-template-columns:265px minmax(480px,1fr) 470px;gap:12px;padding:12px}
 .panel{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:10px 12px}
 label.ctl{font-size:12px;font-weight:600;color:#555;display:block;margin:9px 0 3px}
 .bound-row{display:flex;align-items:center;gap:6px;margin:4px 0;font-size:13px}
-.bound-row span.name{width:80px;overflow:hidden;text-overflow:ellipsis} .bound-row input{width:90px}
+.bound-row span.name{width:92px;font-size:12.5px;overflow:hidden;text-overflow:ellipsis} .bound-row input{width:90px}
 .tbl{border-collapse:collapse;font-size:12.5px;margin:4px 0 8px} .tbl th,.tbl td{border-bottom:1px solid #eee;padding:3px 7px;text-align:left}
 .tbl td.num{text-align:right;font-variant-numeric:tabular-nums} .tbl.small{font-size:11.5px}
 .muted{color:#777;font-size:12.5px} .warn{color:#a04000;font-size:12.5px}
@@ -191,6 +191,9 @@ def build_app(data: RunData, *, interval_ms: int = 2000, allow_export: bool = Tr
                            baselines=data.baselines() if "baselines" in (layers or []) else [],
                            meets=meets, constraints=constraints, selected=list(dict.fromkeys(chosen)))
         g = snap.last_generation if generation is None else generation
+        if g is None:
+            return fig, html.Span("No generation committed yet: waiting for the run…", id="summary-text",
+                                  **{"data-front": "0"}), hv_figure(snap, g)
         summary = [html.B(f"Generation {g}: front of {len(front)} models"),
                    f" (selected on validation, drawn on {'test' if split == 'test' else 'validation'}) · "
                    f"{len(snap.evaluated(generation))} models evaluated so far"]

@@ -67,13 +67,17 @@ def render(data: RunData) -> str:
                          [_f(snap.value(i, n, s)) for n, s in cols] for i in front], num_from=3))
     if baselines:
         bcols = sorted({(n, s) for r in baselines for s, per in r["metrics"].items() for n in per},
-                       key=lambda t: (objs.index(t[0]) if t[0] in objs else len(objs), t))
+                       key=lambda t: (objs.index(t[0]) if t[0] in objs else len(objs), t[0],
+                                      snap.splits.index(t[1]) if t[1] in snap.splits else 99))
         parts.append("<h2>Baselines</h2>")
         parts.append(_table(["method", "id"] + [f"{n} ({s})" for n, s in bcols],
                             [[r["method"], r["id"]] + [_f(r["metrics"].get(s, {}).get(n)) for n, s in bcols]
                              for r in baselines], num_from=2))
     parts.append("<h2>Lineage of the front models</h2>")
     for i in front:
+        if not i.parents:
+            parts.append(f"<p>{html.escape(i.id)}: an initial model ({html.escape(operator_label(i.operator))}).</p>")
+            continue
         lin = snap.lineage(i.id, max_nodes=40)
         div = lineage_figure(lin).to_html(full_html=False, include_plotlyjs=False, div_id=f"lin-{i.id}",
                                           config={"displaylogo": False})
