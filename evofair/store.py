@@ -101,7 +101,10 @@ class RunStore:
         if readonly:
             if not db.exists():
                 raise UserError(f"{self.root}: not an evofair run directory (no {DB_NAME})")
-            self._db = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
+            # With no live writer, `immutable=1` reads without creating -wal/-shm files, so looking
+            # at a finished run leaves its directory byte-for-byte unchanged.
+            mode = "ro" if _writer_alive(self.root) else "ro&immutable=1"
+            self._db = sqlite3.connect(f"file:{db}?mode={mode}", uri=True, check_same_thread=False)
         else:
             self.root.mkdir(parents=True, exist_ok=True)
             self._lock = _acquire_lock(self.root)
@@ -337,6 +340,26 @@ def _assemble(rows, metric_rows, lineage_rows) -> dict[str, Individual]:
                          parents=tuple(parents.get(r[0], ())), metrics=metrics.get(r[0], {}))
         for r in rows
     }
+
+
+def _writer_alive(root: Path) -> bool:
+    """Whether a process holds the run directory's write lock (or left a non-empty WAL behind)."""
+    import fcntl
+
+    wal = root / f"{DB_NAME}-wal"
+    if wal.exists() and wal.stat().st_size > 0:
+        return True
+    try:
+        fh = open(root / ".lock", "rb")
+    except FileNotFoundError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
 
 
 def _acquire_lock(root: Path):

@@ -49,15 +49,8 @@ OPERATOR_STEPS = ("init", "crossover", "mutation", "refine")
 def open_store(root: str | os.PathLike) -> Iterator[RunStore]:
     """A read-only RunStore on `root` that creates no file in the run directory (see module doc)."""
     root = Path(root)
-    store = RunStore(root, readonly=True)  # checks that the run exists; raises UserError if not
+    store = RunStore(root, readonly=True)  # immutable (creates no file) when no writer is alive
     try:
-        wal = _stat_key(Path(f"{root / DB_NAME}-wal"))
-        if wal is None or wal[1] == 0:  # an empty -wal: left by another read-only opener
-            # No live writer: `immutable=1` reads without creating -wal/-shm. RunStore has no option
-            # for this, so the connection is swapped here rather than changing the core store.
-            store._db.close()
-            store._db = sqlite3.connect(f"file:{root / DB_NAME}?mode=ro&immutable=1", uri=True,
-                                        check_same_thread=False)
         yield store
     finally:
         store.close()
