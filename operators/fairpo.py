@@ -18,6 +18,7 @@ class, and P/N are the protected groups).
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Iterable, Literal, Mapping
 
 import torch
@@ -111,6 +112,7 @@ class GroupTrainer:
         self.groups = groups
         self.kind, self.mask = (None, None) if n_out is None else _group_masks(groups, n_out)
         self.trace: dict[str, list[float]] = {"alpha_p": [], "loss_p": [], "loss_n": [], "loss": []}
+        self.skipped = 0
 
     def _view(self, batch, logits, ref_logits):
         if self.kind is None:
@@ -146,11 +148,14 @@ class GroupTrainer:
             loss = a_p * loss_p + a_n * loss_n
             alpha_p = a_p
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
-        self.opt.step()
         value = float(loss.detach())
+        if math.isfinite(value):
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+            self.opt.step()
+        else:  # never step on a non-finite loss; counted so a report can say so
+            self.skipped += 1
         for key, v in (("alpha_p", alpha_p), ("loss_p", float(loss_p.detach())),
                        ("loss_n", float(loss_n.detach())), ("loss", value)):
             self.trace[key].append(v)
@@ -241,5 +246,5 @@ def fairpo(weights: Weights, args: FairPOArgs, *, seed: int, problem, reference:
     model.eval()
     tr = trainer.trace
     return Refined(problem.extract_weights(model),
-                   {"steps": steps, "reference": used, "alpha_p": tr["alpha_p"], "loss_p": tr["loss_p"],
+                   {"steps": steps, "skipped_steps": trainer.skipped, "reference": used, "alpha_p": tr["alpha_p"], "loss_p": tr["loss_p"],
                     "loss_n": tr["loss_n"]})

@@ -43,21 +43,28 @@ class BatchView:
     entries_n: torch.Tensor
 
 
-def _clamped(p: torch.Tensor) -> torch.Tensor:
-    return p.clamp(PROB_CLAMP, 1 - PROB_CLAMP)
+LOG_LO, LOG_HI = math.log(PROB_CLAMP), math.log1p(-PROB_CLAMP)
+
+
+def _log_clamped(logp: torch.Tensor) -> torch.Tensor:
+    """log(clamp(p, 1e-8, 1 − 1e-8)) computed from log p.
+
+    The same number as clamping p first (log is monotone), but safe in float32, where 1 − 1e-8
+    rounds to 1 and the clamp would let log(1 − m) reach −inf (measured: NaN heads on enron).
+    """
+    return logp.clamp(LOG_LO, LOG_HI)
 
 
 def bce_entries(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Element-wise BCE on clamped probabilities (the authors' form, not BCE-with-logits)."""
-    m = _clamped(torch.sigmoid(logits))
-    return -(y * torch.log(m) + (1 - y) * torch.log1p(-m))
+    return -(y * _log_clamped(F.logsigmoid(logits)) + (1 - y) * _log_clamped(F.logsigmoid(-logits)))
 
 
 def multilabel_view(logits, y, privileged: torch.Tensor, ref_logits=None) -> BatchView:
     """View of a multi-label batch; `privileged` is a (C,) bool mask of P."""
     y = y.to(logits.dtype)
-    logm = torch.log(_clamped(torch.sigmoid(logits)))
-    logm0 = None if ref_logits is None else torch.log(_clamped(torch.sigmoid(ref_logits))).detach()
+    logm = _log_clamped(F.logsigmoid(logits))
+    logm0 = None if ref_logits is None else _log_clamped(F.logsigmoid(ref_logits)).detach()
     base_ref = None if ref_logits is None else bce_entries(ref_logits, y).detach()
     anchors = privileged.to(torch.bool).expand_as(y)
     return BatchView(logm, logm0, bce_entries(logits, y), base_ref, y, anchors, ~anchors)
@@ -66,8 +73,8 @@ def multilabel_view(logits, y, privileged: torch.Tensor, ref_logits=None) -> Bat
 def classification_view(logits, target, privileged_example: torch.Tensor, ref_logits=None) -> BatchView:
     """View of a single-label batch; `privileged_example` (B,) bool marks examples of P groups."""
     y = F.one_hot(target.long(), logits.shape[1]).to(logits.dtype)
-    logm = torch.log(_clamped(torch.softmax(logits, dim=1)))
-    logm0 = None if ref_logits is None else torch.log(_clamped(torch.softmax(ref_logits, dim=1))).detach()
+    logm = _log_clamped(torch.log_softmax(logits, dim=1))
+    logm0 = None if ref_logits is None else _log_clamped(torch.log_softmax(ref_logits, dim=1)).detach()
     onehot = y.bool()
     base = -logm * y  # CE at the true class, zero elsewhere (only true-class entries are used)
     base_ref = None if logm0 is None else (-logm0 * y).detach()

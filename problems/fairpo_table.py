@@ -163,7 +163,8 @@ def _run_all(problem, args: FairPOTableArgs, keys: list[str], alt_priv, progress
                 reference = res.weights
             test = problem.metrics(problem.probabilities([res.weights], "test"), "test")
             runs.append({"method": key, "label": method.label, "group": method.group, "seed": seed,
-                         "best_epoch": res.best_epoch, "steps": res.steps, "val_map_P": res.best_val,
+                         "best_epoch": res.best_epoch, "steps": res.steps, "skipped_steps": res.skipped,
+                         "val_map_P": res.best_val,
                          **{c: float(test[c][0]) for c in COLUMNS}})
             tr = res.trace
             traj += [[key, seed, i + 1, tr["alpha_p"][i], tr["loss_p"][i], tr["loss_n"][i], tr["loss"][i]]

@@ -58,6 +58,7 @@ class TrainResult:
     val_history: list[float] = field(default_factory=list)
     trace: dict[str, list[float]] = field(default_factory=dict)
     steps: int = 0
+    skipped: int = 0  # steps whose loss was not finite (no optimiser step taken)
 
 
 def train_selected(problem, cfg: FairPOConfig, *, seed: int, epochs: int, reference: Weights | None = None,
@@ -83,5 +84,5 @@ def train_selected(problem, cfg: FairPOConfig, *, seed: int, epochs: int, refere
         best.val_history.append(val)
         if val > best.best_val:  # ties keep the earlier epoch
             best.weights, best.best_epoch, best.best_val = weights, epoch + 1, val
-    best.trace, best.steps = trainer.trace, steps
+    best.trace, best.steps, best.skipped = trainer.trace, steps, trainer.skipped
     return best

@@ -292,3 +292,15 @@ def test_refiner_reads_protected_group_values():
     prob.groups = lambda: {"values": ["F", "M"]}
     with pytest.raises(UserError, match="privileged_groups"):
         fairpo(w0, FairPOArgs(steps=1), seed=5, problem=prob, reference=w0)
+
+
+def test_float32_saturated_logits_stay_finite():
+    """1 − 1e-8 is 1 in float32: a clamp on probabilities would give log(0) here (NaN heads on enron)."""
+    z = torch.tensor([[40.0, -40.0, 25.0]], requires_grad=True)
+    y = torch.tensor([[0.0, 1.0, 0.0]])
+    ref = torch.tensor([[0.0, 0.0, 0.0]])
+    v = multilabel_view(z, y, torch.tensor([True, False, False]), ref)
+    total = privileged_loss(v, "dpo", gen(), beta=BETA) + nonprivileged_loss(v, "hinge") + nonprivileged_loss(v, "bce")
+    total.backward()
+    assert torch.isfinite(total) and torch.isfinite(z.grad).all()
+    assert float(nonprivileged_loss(v, "bce")) == pytest.approx(-math.log(1e-8), rel=1e-5)
