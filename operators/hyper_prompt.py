@@ -14,6 +14,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from evofair.seeding import torch_seeded
+
 
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, hidden), nn.Tanh(), nn.Linear(hidden, d_out))
@@ -33,8 +35,7 @@ class HyperPromptTuning(nn.Module):
             raise ValueError("n_obj, embed_dim, k, r and hidden must be ≥ 1")
         self.n_obj, self.embed_dim, self.k, self.r, self.temperature = n_obj, embed_dim, k, r, temperature
         d_in = n_obj + int(temperature)
-        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG state left as it was
-            torch.manual_seed(seed)
+        with torch_seeded(seed):  # seeded init, global RNG state left as it was
             self.mlp_a, self.mlp_b = _mlp(d_in, hidden, k * r), _mlp(d_in, hidden, r * embed_dim)
             self.prefix = nn.Parameter(torch.randn(k, embed_dim) * init_std)
 

@@ -26,7 +26,9 @@ from pydantic import Field
 from evofair.errors import UserError
 from evofair.individual import Weights
 from evofair.registry import Args, component
+from evofair.seeding import torch_seeded
 from operators import Refined
+from operators.refine import training_batches
 
 Phi = Literal["softmax", "l1"]
 
@@ -215,29 +217,20 @@ def hyperdpo(weights: Weights, args: HyperDPOArgs, *, seed: int, problem, refere
                             weight_decay=args.weight_decay)
     w_t = torch.as_tensor(w, dtype=torch.float32)
     losses: list[float] = []
-    step, budget = 0, args.steps
-    epochs = args.epochs if budget is None else 10**9
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed & 0xFFFFFFFFFFFF)
-        for epoch in range(epochs):
-            for batch in problem.train_batches(seed + epoch, args.batch_size):
-                labels, mask = problem.listwise_labels(batch)
-                with torch.no_grad():
-                    s_ref = problem.listwise_scores(ref_model, batch)
-                s = problem.listwise_scores(model, batch)
-                L = listwise_dpo_loss(s, s_ref, labels, mask, args.beta, phi)
-                loss = icos_objective(L, w_t, args.lam)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
-                step += 1
-                if budget is not None and step >= budget:
-                    break
-            if budget is not None and step >= budget:
-                break
+    with torch_seeded(seed):
+        for batch in training_batches(problem, seed=seed, epochs=args.epochs, steps=args.steps,
+                                      batch_size=args.batch_size):
+            labels, mask = problem.listwise_labels(batch)
+            with torch.no_grad():
+                s_ref = problem.listwise_scores(ref_model, batch)
+            s = problem.listwise_scores(model, batch)
+            loss = icos_objective(listwise_dpo_loss(s, s_ref, labels, mask, args.beta, phi), w_t, args.lam)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
     model.eval()
-    return Refined(problem.extract_weights(model), {"w": [float(x) for x in w], "loss": losses, "steps": step})
+    return Refined(problem.extract_weights(model), {"w": [float(x) for x in w], "loss": losses, "steps": len(losses)})
 
 
 def seed_population(problem, conditioned: Weights, n: int, seed: int, alpha: float = 1.0) -> list[tuple[np.ndarray, Weights]]:

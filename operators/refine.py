@@ -30,6 +30,22 @@ def make_optimizer(params, args: SFTArgs) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
 
 
+def training_batches(problem, *, seed: int, epochs: int, steps: int | None, batch_size: int):
+    """The batches of one local search: `epochs` passes over the problem's training data, each
+    shuffled by `seed + epoch`, or exactly `steps` batches when `steps` is given."""
+    step, epoch = 0, 0
+    while (epoch < epochs) if steps is None else (step < steps):
+        before = step
+        for batch in problem.train_batches(seed + epoch, batch_size):
+            yield batch
+            step += 1
+            if steps is not None and step >= steps:
+                return
+        if step == before:  # an empty epoch: no more data will come
+            return
+        epoch += 1
+
+
 @component("refine", "sft", SFTArgs)
 def sft(weights: Weights, args: SFTArgs, *, seed: int, problem, reference: Weights | None = None) -> Refined:
     """k epochs (or steps) of the problem's own training loss; FaMOEL's defaults (SGD 1e-4, m 0.9)."""
@@ -37,23 +53,15 @@ def sft(weights: Weights, args: SFTArgs, *, seed: int, problem, reference: Weigh
     model.train()
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], args)
     losses = []
-    step = 0
-    budget = args.steps if args.steps is not None else None
-    epochs = args.epochs if budget is None else 10**9
     with torch_seeded(seed):  # dropout etc. inside the model
-        for epoch in range(epochs):
-            for batch in problem.train_batches(seed + epoch, args.batch_size):
-                opt.zero_grad(set_to_none=True)
-                loss = problem.loss(model, batch)
-                loss.backward()
-                if args.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-                opt.step()
-                losses.append(float(loss.detach()))
-                step += 1
-                if budget is not None and step >= budget:
-                    break
-            if budget is not None and step >= budget:
-                break
+        for batch in training_batches(problem, seed=seed, epochs=args.epochs, steps=args.steps,
+                                      batch_size=args.batch_size):
+            opt.zero_grad(set_to_none=True)
+            loss = problem.loss(model, batch)
+            loss.backward()
+            if args.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            opt.step()
+            losses.append(float(loss.detach()))
     model.eval()
-    return Refined(problem.extract_weights(model), {"loss": losses, "steps": step})
+    return Refined(problem.extract_weights(model), {"loss": losses, "steps": len(losses)})

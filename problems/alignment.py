@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from evofair.seeding import torch_seeded
 from evofair.errors import UserError
 from evofair.problem import Objective, VectorProblem
 from evofair.registry import Args, component
@@ -147,8 +148,7 @@ class AlignmentProblem(VectorProblem):
         splits = {"train": pairs[:p.n_train], "val": pairs[p.n_train:p.n_train + p.n_eval],
                   "test": pairs[p.n_train + p.n_eval:]}
         self.data = {s: self._encode(v) for s, v in splits.items()}
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(p.seed)
+        with torch_seeded(p.seed):
             lm = AutoModelForCausalLM.from_pretrained(p.model_path, local_files_only=True)
             self.hlm = build_hyper_lm(lm, self.n_aux, p)
         self.hlm.to(p.device).eval()  # eval: no dropout, so policy and reference see the same network

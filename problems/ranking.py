@@ -20,7 +20,6 @@ Appendix B.2.3). The genome is g only. Conditioning concatenates w to each docum
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -29,9 +28,11 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
+from evofair.seeding import torch_seeded
 from evofair.errors import UserError
 from evofair.individual import Weights
 from evofair.problem import Objective, WeightsProblem
+from evofair.torch_utils import torch_threads
 from evofair.registry import Args, component
 from operators.hyperdpo import Phi, icos_objective, listwise_dpo_loss, sample_w
 from problems.letor import Groups, load_letor, mean_ndcg, ndcg_per_query, parse_feature_ids, to_groups
@@ -105,18 +106,6 @@ class Ranker(torch.nn.Module):
         return self.net(x).squeeze(-1)
 
 
-@contextlib.contextmanager
-def torch_threads(n: int = 1):
-    """Run a block with n intra-op threads (restored after). These models are tiny: on a shared
-    2-core machine two threads made a training step ~10× slower than one (measured)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def n_params(model_or_weights) -> int:
     items = model_or_weights.parameters() if isinstance(model_or_weights, torch.nn.Module) else model_or_weights.values()
     return int(sum(p.numel() for p in items))
@@ -153,8 +142,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train: Groups, *, epochs: int
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     best, best_state, best_epoch, epoch = float("inf"), None, 0, 0
-    with torch.random.fork_rng(devices=[]), torch_threads(1):
-        torch.manual_seed(seed & 0xFFFFFFFFFFFF)
+    with torch_seeded(seed & 0xFFFFFFFFFFFF), torch_threads(1):
         for epoch in range(1, epochs + 1):
             model.train()
             order = rng.permutation(len(train))
@@ -247,8 +235,7 @@ class RankingProblem(WeightsProblem):
 
     def _train_base(self):
         p = self.params
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(p.seed)
+        with torch_seeded(p.seed):
             model = Ranker(self.d, p.base_hidden)
         listnet = lambda mdl, b, rng: listwise_dpo_loss(mdl(b.X), torch.zeros_like(b.mask, dtype=torch.float32),  # noqa: E731
                                                         b.labels[..., 0], b.mask, 1.0, "softmax")[0]
@@ -274,8 +261,7 @@ class RankingProblem(WeightsProblem):
 
     # -- WeightsProblem ----------------------------------------------------------------------
     def g_model(self, conditioned: bool = False, seed: int = 0, zero_last: bool = True) -> Ranker:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed & 0xFFFFFFFFFFFF)
+        with torch_seeded(seed & 0xFFFFFFFFFFFF):
             return Ranker(self.d, self.params.hidden, self.n_aux if conditioned else 0, zero_last, self.params.w_scale)
 
     def build_model(self, weights: Weights) -> Ranker:
