@@ -106,6 +106,14 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
         summary.update(hv_union_ab_test=hv_u, ratio_front_vs_union=(hv_front / hv_u) if hv_u > 0 else None)
         n_cand = sum(base["budget"].get("candidates", {}).get(m, 0) for m in ("vanilla", "scalarisation"))
         table.append(f"| union of (a) and (b) | {n_cand} | {n_u} | {_fmt_hv(hv_u)} | {_fmt_hv(hv_uv)} |")
+        last = [c for c in base.get("candidates", []) if c["method"] in ("vanilla", "scalarisation")
+                and c.get("epoch") == base["budget"]["baseline_epochs_per_head"]]
+        if last:
+            hv_l, n_l = hv_of(problem, [c["metrics"] for c in last], ref, "test")
+            hv_lv, _ = hv_of(problem, [c["metrics"] for c in last], ref, "val")
+            summary["hv_union_ab_last_epoch_test"] = hv_l
+            table.append(f"| union of (a) and (b), last epoch only | {len(last)} | {n_l} | {_fmt_hv(hv_l)} | "
+                         f"{_fmt_hv(hv_lv)} |")
         ratio = f"{hv_front / hv_u:.3f}" if hv_u > 0 else "n/a (union HV is 0)"
         table += ["", f"Evolved front vs union of (a)+(b), test HV ratio: **{ratio}**"
                   f" ({_fmt_hv(hv_front)} vs {_fmt_hv(hv_u)})."]
@@ -132,13 +140,20 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
     flags = is_near_constant(P_test) if len(P_test) else np.zeros(0, bool)
     summary["n_front_near_constant"] = int(flags.sum())
     extra = ["eod", "dpd", "dtpr_rms"]
+    cols = names + [e for e in extra if e not in names]
+    carries = bool(weights) and "fair_weight" in weights[0]
     lines = [f"Pearson correlation of {names[0]} and {names[1]} across the {len(front)} front models: "
              f"test {fmt(r_test)}, val {fmt(r_val)} (paper: {PAPER_CORRELATION}).", "",
-             "| id | " + " | ".join(f"{n} (test)" for n in names + [e for e in extra if e not in names])
-             + " | near-constant |", "|---|" + "---|" * (len(names) + len([e for e in extra if e not in names]) + 1)]
-    for ind, flag in zip(front, flags):
-        vals = [ind.metrics["test"].get(n, float("nan")) for n in names + [e for e in extra if e not in names]]
-        lines.append(f"| {ind.id} | " + " | ".join(f"{v:.4f}" for v in vals) + f" | {'**yes**' if flag else 'no'} |")
+             "| id | " + " | ".join(f"{n} (test)" for n in cols) + " | near-constant |"
+             + (" fairness weight w |" if carries else ""),
+             "|---|" + "---|" * (len(cols) + 1 + carries)]
+    for ind, flag, w in zip(front, flags, weights):
+        vals = [ind.metrics["test"].get(n, float("nan")) for n in cols]
+        lines.append(f"| {ind.id} | " + " | ".join(f"{v:.4f}" for v in vals) + f" | {'**yes**' if flag else 'no'} |"
+                     + (f" {float(w['fair_weight'][0]):.3f} |" if carries else ""))
+    if carries:
+        lines += ["", "Local learning minimised cross-entropy + w·(soft TPR gap), each model with the weight w it "
+                  "carries in its genome (inherited through merges, mutated with the other weights)."]
     if base is not None:
         nc = [m["id"] for m in base["models"] if m.get("near_constant_test")]
         lines += ["", f"Near-constant models (≥ 99% one class on test): front {int(flags.sum())} of {len(front)}; "
@@ -189,8 +204,9 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
         lines = [f"- Features: {'read from the cache' if hit else 'computed and cached'} "
                  f"({info.get('cache_dir')}/{str(info.get('key', ''))[:12]}…).",
                  f"- Hashing model files and texts for the cache key: {info.get('hash_seconds', 0):.1f} s.",
-                 f"- Loading the encoder: {info.get('load_seconds', 0):.1f} s; embedding {info.get('n_embedded', 0)} "
-                 f"bios: {info.get('embed_seconds', 0):.1f} s."]
+                 f"- Embedding {info.get('n_embedded', 0)} bios: {info.get('embed_seconds', 0):.1f} s"
+                 + (f" ({info.get('workers')} worker processes, encoder loading included)" if info.get("n_embedded")
+                    else "") + "."]
         lines.append("- " + ", ".join(f"{s}: {len(d)} bios" for s, d in problem.splits.items()) + ".")
         md["Setup (inside the `setup` phase)"] = "\n".join(lines)
         summary["setup"] = info

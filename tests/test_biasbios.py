@@ -109,6 +109,16 @@ def test_feature_cache_hit_and_invalidation(tmp_path, monkeypatch):
     assert not list(cache.rglob("*.pkl")) and not list(cache.rglob("*.pickle"))
 
 
+def test_parallel_embedding_equals_in_process(tmp_path):
+    model = _tiny_bert(tmp_path / "model", seed=0)
+    texts = [json.loads(line)["text"] for line in DATA.read_text(encoding="utf-8").split("\n")[:40]]
+    tok, enc = load_encoder(model)
+    one = embed(texts, tok, enc, max_length=48, batch_size=8)
+    two = text_encoder.embed_parallel(texts, model, max_length=48, batch_size=8, workers=2)
+    np.testing.assert_allclose(two, one, atol=1e-5)
+    assert float(np.abs(one).sum()) > 0
+
+
 def _small_recipe(tmp_path, **problem_args):
     recipe = load_recipe(REPO_ROOT / "runs" / "fapareto_biasbios.yaml").model_dump(mode="json", by_alias=True)
     recipe["problem"]["args"].update(cache_dir=str(tmp_path / "cache"), **problem_args)
