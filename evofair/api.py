@@ -34,6 +34,8 @@ def prepare(recipe: Recipe, problem=None):
     """Build and check everything that can fail on bad input, before any file is written."""
     problem = problem or build_problem(recipe)
     problem.check_inputs()
+    if not problem.objectives:
+        raise UserError(f"problem {problem.name}: expected at least one objective, got none")
     ref = recipe.hv_ref or problem.default_hv_ref
     if ref is not None and len(ref) != len(problem.objectives):
         raise UserError(f"hv_ref: expected {len(problem.objectives)} values (one per objective), got {len(ref)}")
@@ -52,17 +54,20 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
     out = Path(out)
     _check_out(out, resume)
     problem = prepare(recipe, problem)
+    t = time.perf_counter()
+    problem.ensure_setup()  # data that does not parse fails here, before anything is written
+    setup_seconds = time.perf_counter() - t
     try:
         out.mkdir(parents=True, exist_ok=True)
         if recipe.experiment is not None:
             _write_config(out, recipe)
-            return _run_experiment(recipe, problem, out, progress)
+            return _run_experiment(recipe, problem, out, progress, setup_seconds)
         store = RunStore(out)  # takes the run directory's lock before anything else is written
     except OSError as exc:
         raise UserError(f"--out {out}: cannot write ({exc.strerror})") from None
     try:
         _write_config(out, recipe)
-        return _evolve(recipe, problem, store, out, progress)
+        return _evolve(recipe, problem, store, out, progress, setup_seconds)
     except OSError as exc:
         raise UserError(f"{out}: cannot write run data ({exc.strerror}); the store keeps every "
                         f"completed generation and `evofair run --resume {out}` continues") from None
@@ -76,11 +81,8 @@ def _write_config(out: Path, recipe: Recipe) -> None:
     tmp.replace(out / "config.yaml")
 
 
-def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool) -> RunResult:
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-    problem.ensure_setup()
-    timings["setup (data, features)"] = time.perf_counter() - t
+def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float) -> RunResult:
+    timings = {"setup (data, features)": setup_seconds}
     factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root,
                              instance=None if problem_is_registered(recipe) else problem)
     t = time.perf_counter()
@@ -100,13 +102,11 @@ def problem_is_registered(recipe: Recipe) -> bool:
     return recipe.problem.name in registry()
 
 
-def _run_experiment(recipe: Recipe, problem, out: Path, progress: bool) -> RunResult:
+def _run_experiment(recipe: Recipe, problem, out: Path, progress: bool, setup_seconds: float) -> RunResult:
+    """A standalone experiment writes its own tables and report; it gets the problem set up."""
     from problems import registry
 
     spec = registry("experiment").get(recipe.experiment.name, "experiment.name")
     args = spec.parse_args(recipe.experiment.args, "experiment.args")
-    t = time.perf_counter()
-    problem.ensure_setup()
-    timings = {"setup (data, features)": time.perf_counter() - t}
-    timings.update(spec.fn(recipe, problem, args, out, progress) or {})
+    spec.fn(recipe, problem, args, out, progress)
     return RunResult(str(out), [], [])

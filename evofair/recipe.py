@@ -84,7 +84,8 @@ class ExperimentCfg(_Strict):
 
 
 class Recipe(_Strict):
-    name: str = "run"
+    name: str = Field("run", min_length=1, max_length=200, pattern=r"^[^/\x00]+$",
+                      description="names the default run directory: no '/'")
     problem: ProblemCfg
     experiment: ExperimentCfg | None = None
     algorithm: AlgorithmCfg = Field(default_factory=AlgorithmCfg)
@@ -124,6 +125,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise UserError(f"--set {item}: expected KEY=VALUE")
         key, value = item.split("=", 1)
+        if len(value) > MAX_RECIPE_BYTES:
+            raise UserError(f"--set {key.strip()[:60]}: value of {len(value)} characters is over the "
+                            f"{MAX_RECIPE_BYTES}-byte recipe limit")
         try:
             parsed = yaml.safe_load(value) if value else None
         except yaml.YAMLError:
