@@ -157,7 +157,8 @@ def test_fairpo_table_tiny(tmp_path):
 def test_memetic_recipe_tiny(tmp_path):
     recipe = load_recipe(ROOT / "runs/fairpo_memetic_yeast.yaml", [
         "problem.args.data=mulan_emotions", "problem.args.hidden=8", "problem.args.sft_epochs=2",
-        "algorithm.pop_size=4", "algorithm.generations=2", "operators.refine.args.steps=2"])
+        "algorithm.pop_size=4", "algorithm.generations=2", "operators.refine.args.steps=2",
+        "operators.refine.args.reference=parent"])
     res = evofair.run(recipe, tmp_path / "m", progress=False)
     assert res.front and len(res.history) == 2
     inds = RunStore(tmp_path / "m", readonly=True).individuals()
