@@ -35,8 +35,8 @@ class MultiLabelData:
 def resolve_dir(path: str, data_root: str | None = None) -> Path:
     """A dataset folder: absolute, else under `data_root`, the working directory, or the repo's data/."""
     p = Path(path)
-    candidates = [p] if p.is_absolute() else [
-        *([Path(data_root) / p] if data_root else []), Path.cwd() / p, REPO_ROOT / p, REPO_ROOT / "data" / p]
+    candidates = [p] if p.is_absolute() else list(dict.fromkeys([
+        *([Path(data_root) / p] if data_root else []), Path.cwd() / p, REPO_ROOT / p, REPO_ROOT / "data" / p]))
     for c in candidates:
         if c.is_dir():
             return c
