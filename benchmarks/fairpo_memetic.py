@@ -55,7 +55,7 @@ ARMS = (("(i) memetic FairPO", "memetic_fairpo"), ("(ii) memetic SFT", "memetic_
 def one_seed(recipe, out: Path, tag: str) -> dict:
     """The three arms for one recipe seed; returns HVs, step counts and seconds."""
     from evofair.api import build_problem
-    from operators.fairpo import torch_threads
+    from evofair.torch_utils import torch_threads
     from problems.fairpo_train import METHODS, train_selected
     from problems.mulan import privileged_labels
 

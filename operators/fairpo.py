@@ -17,7 +17,6 @@ class, and P/N are the protected groups).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Any, Iterable, Literal, Mapping
 
@@ -27,24 +26,11 @@ from pydantic import Field, model_validator
 from evofair.errors import UserError
 from evofair.individual import Weights
 from evofair.registry import Args, component
+from evofair.seeding import torch_seeded
+from evofair.torch_utils import torch_threads
 from operators import Refined
 from operators.fairpo_losses import (GroupWeights, NonPrivLoss, PrivLoss, Weighting, classification_view,
                                      multilabel_view, nonprivileged_loss, privileged_loss)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run a block with `n` intra-op threads, then restore. Small heads train fastest on one thread,
-    and on a shared machine more threads than free cores makes them many times slower (measured)."""
-    if not n:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class FairPOConfig(Args):
@@ -235,8 +221,7 @@ def fairpo(weights: Weights, args: FairPOArgs, *, seed: int, problem, reference:
     budget = args.steps if args.steps is not None else None
     epochs = args.epochs if budget is None else 10**9
     steps = 0
-    with torch.random.fork_rng(devices=[]), torch_threads(args.threads):
-        torch.manual_seed(seed & 0xFFFFFFFFFFFF)  # dropout etc. inside the model, if any
+    with torch_seeded(seed), torch_threads(args.threads):  # dropout etc. inside the model, if any
         for epoch in range(epochs):
             left = None if budget is None else budget - steps
             done = trainer.run(problem.train_batches(seed + epoch, args.batch_size), left)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from evofair.errors import UserError
 from evofair.registry import Args, component
-from operators.fairpo import torch_threads
+from evofair.torch_utils import torch_threads
 
 METRICS = ("map", "f1", "acc", "em")
 METRIC_TITLES = {"map": "mAP", "f1": "Sample-F1", "acc": "Accuracy", "em": "Exact match"}

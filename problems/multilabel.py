@@ -179,7 +179,7 @@ class MultiLabelProblem(WeightsProblem):
         """The run's BCE-SFT head (trained on first use; deterministic, so every worker agrees)."""
         self.ensure_setup()
         if self._reference is None:
-            from operators.fairpo import torch_threads
+            from evofair.torch_utils import torch_threads
             from problems.fairpo_train import METHODS, train_selected
 
             p = self.params
