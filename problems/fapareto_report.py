@@ -175,13 +175,16 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
     # -- chosen models: per-group confusion ---------------------------------------------------
     chosen = []
     if front:
-        ok = [k for k in range(len(front)) if not flags[k]] or list(range(len(front)))
+        # models that matter for the HV: not near-constant and inside the reference box on val
+        inside = [k for k in range(len(front)) if not flags[k] and np.all(problem.minimised(
+            {n: np.array([front[k].metrics["val"][n]]) for n in names})[0] < np.asarray(ref))]
+        ok = inside or [k for k in range(len(front)) if not flags[k]] or list(range(len(front)))
         Fv = F_val[ok]
-        span = np.where(np.ptp(Fv, axis=0) > 0, np.ptp(Fv, axis=0), 1.0)
-        knee = ok[int(np.argmin(((Fv - Fv.min(0)) / span).sum(1)))]
+        knee = ok[int(np.argmin((Fv / np.asarray(ref[:2])).sum(1)))]
+        where = "inside the reference box" if inside else "not near-constant"
         chosen = [("lowest val error on the front", ok[int(np.argmin(Fv[:, 0]))]),
-                  (f"lowest val {names[1]} on the front (not near-constant)", ok[int(np.argmin(Fv[:, 1]))]),
-                  ("knee of the front (min normalised sum, val)", knee)]
+                  (f"lowest val {names[1]} on the front ({where})", ok[int(np.argmin(Fv[:, 1]))]),
+                  ("knee of the front (min of error/ref + ΔTPR/ref on val)", knee)]
     parts = []
     for title, k in chosen:
         ind = front[k]
@@ -204,9 +207,9 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
         lines = [f"- Features: {'read from the cache' if hit else 'computed and cached'} "
                  f"({info.get('cache_dir')}/{str(info.get('key', ''))[:12]}…).",
                  f"- Hashing model files and texts for the cache key: {info.get('hash_seconds', 0):.1f} s.",
-                 f"- Embedding {info.get('n_embedded', 0)} bios: {info.get('embed_seconds', 0):.1f} s"
-                 + (f" ({info.get('workers')} worker processes, encoder loading included)" if info.get("n_embedded")
-                    else "") + "."]
+                 (f"- Embedding {info.get('n_embedded', 0)} bios: {info.get('embed_seconds', 0):.1f} s "
+                  f"({info.get('workers')} worker process(es), encoder loading included)." if not hit
+                  else "- Embedding: none (cache hit).")]
         lines.append("- " + ", ".join(f"{s}: {len(d)} bios" for s, d in problem.splits.items()) + ".")
         md["Setup (inside the `setup` phase)"] = "\n".join(lines)
         summary["setup"] = info

@@ -20,6 +20,8 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -254,11 +256,20 @@ def cached_features(texts_by_split: Mapping[str, Sequence[str]], *, model_dir: s
     workers = default_workers() if workers is None else workers
     t2 = time.perf_counter()
     try:
+        feats = None
         if workers > 1 and total >= PARALLEL_MIN_TEXTS:
-            feats = embed_parallel(flat, model_dir, max_length=max_length, batch_size=batch_size, workers=workers,
-                                   on_batch=bar.update if bar else None)
-            info["load_seconds"] = None  # inside the workers
-        else:
+            try:
+                feats = embed_parallel(flat, model_dir, max_length=max_length, batch_size=batch_size,
+                                       workers=workers, on_batch=bar.update if bar else None)
+            except BrokenProcessPool:
+                # Spawned workers re-import the main script; one without an `if __name__ ==
+                # "__main__":` guard kills them. Embed here instead, slower but correct.
+                warnings.warn("embedding worker processes failed (is the calling script missing an "
+                              "`if __name__ == '__main__':` guard?); embedding in this process", RuntimeWarning)
+                workers = 1
+                if bar is not None:
+                    bar.reset()
+        if feats is None:
             t1 = time.perf_counter()
             tokenizer, model = load_encoder(model_dir)
             info["load_seconds"] = time.perf_counter() - t1
