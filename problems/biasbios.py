@@ -52,7 +52,7 @@ class BiasBiosParams(HeadArgs):
     data_file: str | None = Field(None, description="JSONL with split/text/label_id/gender (default: shipped)")
     model_dir: str | None = Field(None, description="Hugging Face encoder folder (default: all-MiniLM-L6-v2)")
     max_length: int = Field(256, ge=8, le=512, description="tokens per bio (all-MiniLM-L6-v2's max_seq_length)")
-    embed_batch_size: int = Field(16, ge=1, description="bios per encoder batch (16: fastest measured on CPU)")
+    embed_batch_size: int = Field(16, ge=1, description="bios per encoder batch (16: fastest of 16/32/64, benchmarks/fapareto_threads.py)")
     embed_workers: int | None = Field(None, ge=1, description="embedding processes (None: one per usable CPU, max 8)")
     cache_dir: str | None = Field(None, description="feature cache (default $EVOFAIR_CACHE/features or .cache/evofair/features)")
     limit: int | None = Field(None, ge=4, description="use only the first N bios of each split (tests)")

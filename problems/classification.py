@@ -47,8 +47,9 @@ class HeadArgs(Args):
     fair_weight_init: tuple[float, float] = Field(
         (0.1, 10.0), description="initial w drawn log-uniformly from this range (local_loss ce+tpr_gap)")
     torch_threads: int | None = Field(
-        1, ge=1, description="torch threads for head training/evaluation (tiny ops: 1 is fastest, and "
-                             "2 threads on 2 busy cores were measured 17x slower); None: leave as is")
+        1, ge=1, description="torch threads for head training/evaluation (tiny ops: 1 thread is as fast "
+                             "as 2 on idle cores and 4.5x faster next to one busy process, "
+                             "benchmarks/fapareto_threads.py); None: leave as is")
 
 
 @dataclass(frozen=True)
