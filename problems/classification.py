@@ -45,7 +45,7 @@ class HeadArgs(Args):
         "ce", description="training loss of local search: cross-entropy, or CE + w·(soft TPR gap) where "
                           "each individual carries and evolves its own w (genome key `fair_weight`)")
     fair_weight_init: tuple[float, float] = Field(
-        (0.1, 10.0), description="initial w drawn log-uniformly from this range (local_loss ce+tpr_gap)")
+        (0.1, 5.0), description="initial w drawn log-uniformly from this range (local_loss ce+tpr_gap)")
     torch_threads: int | None = Field(
         1, ge=1, description="torch threads for head training/evaluation (tiny ops: 1 thread is as fast "
                              "as 2 on idle cores and 4.5x faster next to one busy process, "
