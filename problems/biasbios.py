@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import Field
+from safetensors.torch import save_file
 
 from evofair.errors import UserError
 from evofair.registry import Args, component
@@ -186,7 +188,58 @@ class BiasBios(FeatureClassificationProblem):
 
         return run_baselines(self, store, Path(out), recipe, self.params.baselines)
 
+    def export_model(self, weights, path) -> dict[str, Any]:
+        """The explorer's / `evofair export` hook: the encoder (a transformers directory, loadable
+        with `AutoModel.from_pretrained(path / "encoder")`) plus the trained head and how to apply
+        it; `ExportedClassifier(path)` does exactly that."""
+        if self.params.genome != "head":
+            raise UserError("export: the lora genome's adapter deltas are in genome.safetensors; folding them "
+                            "into a standalone encoder directory is not implemented yet")
+        path = Path(path)
+        shutil.copytree(self.model_dir, path / "encoder", ignore=shutil.ignore_patterns(".*"))
+        head = {k: v.to(torch.float32).contiguous() for k, v in weights.items() if k.startswith("layers.")}
+        save_file(head, str(path / "head.safetensors"))
+        n_layers = len({k.split(".")[1] for k in head})
+        sizes = [int(head["layers.0.weight"].shape[1])] + [int(head[f"layers.{i}.weight"].shape[0])
+                                                           for i in range(n_layers)]
+        config = {"architecture": "mean-pooled encoder features -> MLP head (Linear, ReLU between layers)",
+                  "sizes": sizes, "classes": list(self.class_names), "pooling": "mean",
+                  "max_length": self.params.max_length,
+                  "fair_weight": float(weights["fair_weight"]) if "fair_weight" in weights else None}
+        (path / "head_config.json").write_text(json.dumps(config, indent=2))
+        return {"encoder": "encoder/", "head": "head.safetensors", "config": "head_config.json"}
+
     def report_sections(self, store, out, recipe) -> dict[str, Any]:
         from problems.fapareto_report import report_sections
 
         return report_sections(self, store, Path(out), recipe)
+
+
+
+class ExportedClassifier:
+    """A directory written by `BiasBios.export_model`, loaded with transformers + safetensors only."""
+
+    def __init__(self, path: str | os.PathLike):
+        from safetensors.torch import load_file
+        from transformers import AutoModel, AutoTokenizer
+
+        from problems.classification import MLPHead
+
+        path = Path(path)
+        self.config = json.loads((path / "head_config.json").read_text())
+        self.tokenizer = AutoTokenizer.from_pretrained(path / "encoder")
+        self.encoder = AutoModel.from_pretrained(path / "encoder").eval()
+        self.head = MLPHead(self.config["sizes"])
+        self.head.load_state_dict(load_file(str(path / "head.safetensors")))
+
+    def features(self, texts) -> np.ndarray:
+        from problems.text_encoder import embed
+
+        with torch.no_grad():
+            return embed(list(texts), self.tokenizer, self.encoder, max_length=self.config["max_length"])
+
+    @torch.no_grad()
+    def predict(self, texts=None, *, features: np.ndarray | None = None) -> np.ndarray:
+        """Class ids (indices into `config["classes"]`) from texts, or from precomputed features."""
+        x = torch.as_tensor(self.features(texts) if features is None else features, dtype=torch.float32)
+        return self.head(x).argmax(-1).numpy()

@@ -153,6 +153,19 @@ def test_main_job_small_slice(tmp_path):
     assert problem.setup_info["hit"]  # the run's features were cached
     again = problem.evaluate([store.get_weights(ind.weights_hash)], "test")
     assert again["dtpr"][0] == ind.metrics["test"]["dtpr"] and again["error"][0] == ind.metrics["test"]["error"]
+    store.close()
+    # export: a transformers encoder directory + the head, reloaded without evofair's problem code,
+    # gives the model the store measured
+    from evofair.export import export_model
+    from problems.biasbios import ExportedClassifier
+
+    exported = export_model(out, ind.id, tmp_path / "exported")
+    model = ExportedClassifier(exported)
+    test = problem.splits["test"]
+    texts = problem.raw["test"]["text"]
+    np.testing.assert_allclose(model.features(texts[:8]), np.asarray(test.X[:8]), atol=1e-4)
+    pred = model.predict(features=np.asarray(test.X, dtype=np.float32))
+    assert abs(float((pred != np.asarray(test.y)).mean()) - ind.metrics["test"]["error"]) < 1e-12
 
 
 def test_lora_genome_end_to_end_tiny(tmp_path):
