@@ -60,6 +60,9 @@ def _cmd_problems(args) -> int:
     print("problems:")
     for spec in problem_registry():
         print(_describe(spec))
+    print("experiments (recipe key `experiment`):")
+    for spec in problem_registry("experiment"):
+        print(_describe(spec))
     for kind in KINDS:
         print(f"{kind} operators:")
         for spec in op_registry(kind):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from evofair.registry import LazyRegistry
 
-_MODULES = ("problems.benchmark", "problems.toy", "problems.tabular", "problems.biasbios", "problems.multilabel",
+_MODULES = ("problems.benchmark", "problems.toy", "problems.biasbios", "problems.multilabel",
             "problems.ranking", "problems.ranking_table", "problems.alignment")
 
 
