@@ -26,10 +26,10 @@ from pymoo.core.problem import Problem as PymooProblem
 from pymoo.core.sampling import Sampling
 from pymoo.problems.static import StaticProblem
 
-from operators.merge import UniformArgs, uniform
-from operators.mutation import GaussianArgs, gaussian
-from operators.refine import SFTArgs, sft
-from problems.toy import ToyMLP, ToyParams
+from evofair.operators.merge import UniformArgs, uniform
+from evofair.operators.mutation import GaussianArgs, gaussian
+from evofair.operators.refine import SFTArgs, sft
+from evofair.problems.classic.toy import ToyMLP, ToyParams
 
 SFT = SFTArgs(epochs=1, optimizer="adamw", lr=0.01, batch_size=64)
 NOISE = GaussianArgs(sigma=0.05)

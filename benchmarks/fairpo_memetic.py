@@ -56,8 +56,8 @@ def one_seed(recipe, out: Path, tag: str) -> dict:
     """The three arms for one recipe seed; returns HVs, step counts and seconds."""
     from evofair.api import build_problem
     from evofair.torch_utils import torch_threads
-    from problems.fairpo_train import METHODS, train_selected
-    from problems.mulan import privileged_labels
+    from evofair.problems.fairpo.train import METHODS, train_selected
+    from evofair.problems.fairpo.mulan import privileged_labels
 
     problem = build_problem(recipe).ensure_setup()
     steps_per_epoch = math.ceil(len(problem.y["train"]) / 32)

@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from problems.ranking import RankingParams, RankingProblem
-from problems.ranking_table import LABELS, TableArgs, run_methods
+from evofair.problems.hyperdpo.ranking import RankingParams, RankingProblem
+from evofair.problems.hyperdpo.table import LABELS, TableArgs, run_methods
 
 OBJECTIVES = {2: [41, 46], 3: [41, 46, 44]}
 

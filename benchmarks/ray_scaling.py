@@ -62,7 +62,7 @@ def timed_run(pop: int, gens: int, executor_cfg: dict) -> tuple[float, float, fl
     from evofair.executors import ProblemFactory, make_executor
     from evofair.recipe import parse_recipe
     from evofair.store import RunStore
-    from problems.toy import ToyMLP, ToyParams
+    from evofair.problems.classic.toy import ToyMLP, ToyParams
 
     rec = parse_recipe(recipe(pop, gens, executor_cfg))
     problem = ToyMLP(ToyParams(**PROBLEM)).ensure_setup()

@@ -9,15 +9,15 @@ from typing import Any, Mapping
 from evofair.engine.loop import Engine, RunResult
 from evofair.errors import UserError
 from evofair.executors import ProblemFactory, make_executor
+from evofair.plugins import registry
+from evofair.problem import AfterRun
 from evofair.recipe import Recipe, parse_recipe, resolved_yaml
 from evofair.report import final_front, write_report
 from evofair.store import DB_NAME, RunStore
 
 
 def build_problem(recipe: Recipe):
-    from problems import registry
-
-    spec = registry().get(recipe.problem.name, "problem.name")
+    spec = registry("problem", recipe.paths).get(recipe.problem.name, "problem.name")
     return spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root)
 
 
@@ -83,30 +83,26 @@ def _write_config(out: Path, recipe: Recipe) -> None:
 
 def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float) -> RunResult:
     timings = {"setup (data, features)": setup_seconds}
-    factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root,
+    factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root, tuple(recipe.paths),
                              instance=None if problem_is_registered(recipe) else problem)
     t = time.perf_counter()
     with make_executor(recipe.executor) as executor:
         executor.start(factory, problem if recipe.executor.name == "serial" else None)
         Engine(recipe, problem, store, executor, progress=progress).run()
     timings["evolution"] = time.perf_counter() - t
-    if hasattr(problem, "after_run"):
+    if isinstance(problem, AfterRun):
         timings.update(problem.after_run(store, out, recipe) or {})
     write_report(store, problem, recipe, out, timings)
     return RunResult(str(out), final_front(store, problem), store.generations())
 
 
 def problem_is_registered(recipe: Recipe) -> bool:
-    from problems import registry
-
-    return recipe.problem.name in registry()
+    return recipe.problem.name in registry("problem", recipe.paths)
 
 
 def _run_experiment(recipe: Recipe, problem, out: Path, progress: bool, setup_seconds: float) -> RunResult:
     """A standalone experiment writes its own tables and report; it gets the problem set up."""
-    from problems import registry
-
-    spec = registry("experiment").get(recipe.experiment.name, "experiment.name")
+    spec = registry("experiment", recipe.paths).get(recipe.experiment.name, "experiment.name")
     args = spec.parse_args(recipe.experiment.args, "experiment.args")
     spec.fn(recipe, problem, args, out, progress)
     return RunResult(str(out), [], [])

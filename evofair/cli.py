@@ -10,13 +10,30 @@ from pathlib import Path
 
 from evofair.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RECIPE = "runs/fapareto_biasbios.yaml"
+DEFAULT_RECIPE = "fapareto_biasbios"
 
 
-def default_recipe() -> Path:
-    local = Path(DEFAULT_RECIPE)
-    return local if local.exists() else REPO_ROOT / DEFAULT_RECIPE
+def packaged_recipes() -> dict[str, Path]:
+    """The recipes shipped with evofair (runs/ in a checkout, `evofair.recipes` when installed)."""
+    from importlib import resources
+
+    try:
+        folder = resources.files("evofair.recipes")
+    except ModuleNotFoundError:
+        return {}
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def recipe_path(arg: str | None) -> Path:
+    """A recipe file, or the name of a packaged recipe (`evofair run zdt1`); none: the main job."""
+    if arg is not None and (Path(arg).exists() or arg.endswith((".yaml", ".yml")) or "/" in arg):
+        return Path(arg)
+    name = arg or DEFAULT_RECIPE
+    packaged = packaged_recipes()
+    if name not in packaged:
+        raise UserError(f"{name}: no such recipe file, and no packaged recipe of that name "
+                        f"(packaged: {', '.join(sorted(packaged)) or 'none'})")
+    return packaged[name]
 
 
 def _cmd_run(args) -> int:
@@ -25,11 +42,11 @@ def _cmd_run(args) -> int:
 
     if args.resume:
         out = Path(args.resume)
-        recipe_path = out / "config.yaml"
-        if not recipe_path.exists():
+        source = out / "config.yaml"
+        if not source.exists():
             raise UserError(f"--resume {out}: no config.yaml (not an evofair run directory)")
     else:
-        recipe_path = Path(args.recipe) if args.recipe else default_recipe()
+        source = recipe_path(args.recipe)
     overrides = list(args.set or [])
     if args.executor:
         overrides.append(f"executor.name={args.executor}")
@@ -37,8 +54,8 @@ def _cmd_run(args) -> int:
         overrides.append(f"executor.address={args.address}")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    raw = apply_overrides(read_recipe_file(recipe_path), overrides)
-    recipe = parse_recipe(raw, str(recipe_path))
+    raw = apply_overrides(read_recipe_file(source), overrides)
+    recipe = parse_recipe(raw, str(source))
     if args.resume:
         out = Path(args.resume)
     elif args.out:
@@ -53,19 +70,25 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_recipes(args) -> int:
+    for name, path in sorted(packaged_recipes().items()):
+        first = next((line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
+        print(f"  {name:26s} {first}")
+    return 0
+
+
 def _cmd_problems(args) -> int:
-    from operators import KINDS, registry as op_registry
-    from problems import registry as problem_registry
+    from evofair.plugins import OPERATOR_KINDS, registry
 
     print("problems:")
-    for spec in problem_registry():
+    for spec in registry("problem"):
         print(_describe(spec))
     print("experiments (recipe key `experiment`):")
-    for spec in problem_registry("experiment"):
+    for spec in registry("experiment"):
         print(_describe(spec))
-    for kind in KINDS:
+    for kind in OPERATOR_KINDS:
         print(f"{kind} operators:")
-        for spec in op_registry(kind):
+        for spec in registry(kind):
             print(_describe(spec))
     return 0
 
@@ -106,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evofair", description="Evolve the Pareto front of model checkpoints.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a recipe (default: the FaPareto BiasBios recipe)")
-    run.add_argument("recipe", nargs="?", help=f"recipe YAML (default {DEFAULT_RECIPE})")
+    run.add_argument("recipe", nargs="?", help=f"recipe YAML, or a packaged recipe's name (default {DEFAULT_RECIPE}; "
+                     "`evofair recipes` lists them)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (dotted)")
     run.add_argument("--out", help="run directory to create (must be new or empty)")
     run.add_argument("--resume", metavar="DIR", help="continue an interrupted run directory")
@@ -115,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(fn=_cmd_run)
+    recipes = sub.add_parser("recipes", help="list the packaged recipes (`evofair run NAME` runs one)")
+    recipes.set_defaults(fn=_cmd_recipes)
     probs = sub.add_parser("problems", help="list problems and operators")
     probs.set_defaults(fn=_cmd_problems)
     verify = sub.add_parser("verify", help="check a run directory: weights hashes, index consistency")

@@ -36,6 +36,7 @@ import yaml
 
 from evofair.errors import UserError, WeightsIntegrityError
 from evofair.explorer.data import RunData, open_store
+from evofair.problem import Exportable
 
 GENOME_FILE = "genome.safetensors"
 CARD_FILE = "model_card.json"
@@ -80,7 +81,7 @@ def export_model(run_dir: str | os.PathLike, iid: str, to: str | os.PathLike, *,
         elif ind.x is not None:
             (tmp / "genome.json").write_text(json.dumps({"x": list(ind.x)}))
             files.append("genome.json")
-        hook = getattr(data.problem, "export_model", None)
+        hook = data.problem.export_model if isinstance(data.problem, Exportable) else None
         exported = None
         if hook is not None and genome_bytes is not None:
             from safetensors.torch import load as st_load

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import shlex
 import shutil
@@ -29,9 +30,9 @@ from urllib.parse import urlsplit
 
 from evofair.errors import UserError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# Code packages and small shipped inputs; everything else in a checkout stays home.
-SHIPPED = ("evofair", "operators", "problems", "data", "runs", "pyproject.toml")
+# The packages a job needs, laid out as the wheel installs them (in a checkout, evofair.problems
+# lives in problems/, evofair.datasets in data/ ...); caches, venvs and run directories stay home.
+SHIPPED = ("evofair", "evofair.operators", "evofair.problems", "evofair.recipes", "evofair.datasets")
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".cache", ".pytest_cache", "*.egg-info")
 JOB_RECIPE = "evofair_job_recipe.yaml"
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -139,17 +140,64 @@ def run_directory(out: str | None, recipe_name: str) -> str:
     return str(path)
 
 
-def stage_project(dest: Path, recipe_yaml: str) -> Path:
-    """Copy what a job needs into `dest` (the job's working_dir) and write the recipe there."""
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)  # locates without importing the package's code
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"cannot ship package {name!r}: not found (is evofair installed?)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def user_modules(recipe) -> list[Path]:
+    """Top-level modules or packages of the recipe's `module:attr` components that are not installed
+    (a file next to the recipe, or on PYTHONPATH): the job must carry them to the cluster."""
+    from evofair.plugins import is_reference
+
+    names = [recipe.problem.name] + [c.name for c in recipe.operators.crossovers]
+    names += [c.name for c in (recipe.operators.mutation, recipe.operators.refine) if c is not None]
+    found: list[Path] = []
+    sys.path.extend(p for p in recipe.paths if p not in sys.path)
+    for ref in filter(is_reference, names):
+        top = ref.partition(":")[0].split(".")[0]
+        spec = importlib.util.find_spec(top)
+        if spec is None or spec.origin is None:
+            continue
+        path = Path(spec.origin)
+        path = path.parent if path.name == "__init__.py" else path
+        if "site-packages" not in path.parts and "dist-packages" not in path.parts and path not in found:
+            found.append(path)
+    return found
+
+
+def stage_project(dest: Path, recipe_yaml: str, extra: list[Path] = ()) -> Path:
+    """Copy what a job needs into `dest` (the job's working_dir) and write the recipe there:
+    evofair's packages in their installed layout, plus the user's own modules (`extra`)."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in SHIPPED:
-        src = PROJECT_ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=SKIPPED)
-        elif src.is_file():
-            shutil.copy2(src, dest / name)
+    for name in SHIPPED:  # parents first, so each subpackage lands inside its copied parent
+        shutil.copytree(_package_dir(name), dest.joinpath(*name.split(".")), ignore=SKIPPED, dirs_exist_ok=True)
+    for path in extra:
+        if path.is_dir():
+            shutil.copytree(path, dest / path.name, ignore=SKIPPED)
+        else:
+            shutil.copy2(path, dest / path.name)
+    _stage_metadata(dest)
     (dest / JOB_RECIPE).write_text(recipe_yaml)
     return dest
+
+
+def _stage_metadata(dest: Path) -> None:
+    """evofair's distribution metadata, so that its entry points (how every problem and operator is
+    found) exist on a cluster where evofair is not installed; the working_dir comes first on the
+    job's path, so these win over an older installed copy."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution("evofair")
+    except PackageNotFoundError:
+        raise UserError("cannot ship evofair: it is not installed in this interpreter (pip install -e .)") from None
+    info = dest / f"evofair-{dist.version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: evofair\nVersion: {dist.version}\n")
+    (info / "entry_points.txt").write_text(dist.read_text("entry_points.txt") or "")
 
 
 def entrypoint(out: str, python: str = "python") -> str:
@@ -177,7 +225,7 @@ def submit(recipe_path: str, *, address: str | None, overrides: list[str] = (), 
     env_vars = _env_vars(list(env))
     url, jobs = client(address)
     with tempfile.TemporaryDirectory(prefix="evofair-job-") as tmp:
-        workdir = stage_project(Path(tmp) / "project", resolved_yaml(recipe))
+        workdir = stage_project(Path(tmp) / "project", resolved_yaml(recipe), user_modules(recipe))
         with _ray_errors(url):
             try:
                 job = jobs.submit_job(

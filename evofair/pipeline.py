@@ -87,10 +87,23 @@ class Operators:
     refine: Mapping[str, Any]
 
     @classmethod
-    def load(cls) -> "Operators":
-        from operators import registry
+    def load(cls, paths: Sequence[str] = ()) -> "Operators":
+        """Every operator a plan may name resolves lazily, by entry point or `module:attr`."""
+        from evofair.plugins import registry
 
-        return cls(*({s.name: s for s in registry(k)} for k in ("crossover", "mutation", "refine")))
+        return cls(*(_Lookup(registry(k, paths)) for k in ("crossover", "mutation", "refine")))
+
+
+class _Lookup(dict):
+    """name → Spec, filled on first use (a worker imports only the operators its plans name)."""
+
+    def __init__(self, reg):
+        super().__init__()
+        self.reg = reg
+
+    def __missing__(self, name: str):
+        spec = self[name] = self.reg.get(name)
+        return spec
 
 
 @dataclass

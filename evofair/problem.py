@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Literal, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
@@ -112,22 +113,76 @@ class WeightsProblem(Problem):
         """The shared base that task-arithmetic style merges measure deltas from (or None)."""
         return None
 
-    # -- training contract used by local-search refiners -------------------------------------
-    def build_model(self, weights: Weights) -> torch.nn.Module:
-        """A trainable module whose `state_dict()` (trained part) round-trips `weights`."""
-        raise NotImplementedError(f"{self.name} does not support gradient refinement")
-
     def extract_weights(self, model: torch.nn.Module) -> Weights:
+        """The genome a trained `build_model(...)` module holds (see `Trainable`)."""
         return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# -- capabilities: what optional parts of a problem a component or the core may use -----------------
+# A refiner declares the ones it needs (`component("refine", ..., requires=(Trainable,))`); the recipe
+# validator checks them on the problem class, so a mismatch is a one-line error before anything runs.
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """Gradient local search (SFT, FairPO, HyperDPO) trains a module built from a genome."""
+
+    def build_model(self, weights: Weights) -> torch.nn.Module:
+        """A trainable module whose trained part `extract_weights` turns back into a genome."""
+
+    def extract_weights(self, model: torch.nn.Module) -> Weights: ...
 
     def train_batches(self, seed: int, batch_size: int) -> Iterable[Any]:
         """One epoch of training batches, shuffled by `seed`."""
-        raise NotImplementedError(f"{self.name} does not support gradient refinement")
 
     def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
         """The problem's own training loss on one batch (e.g. cross-entropy)."""
-        raise NotImplementedError(f"{self.name} does not support gradient refinement")
 
-    def groups(self) -> Mapping[str, Any]:
-        """Groups the problem declares (protected groups, label groups) for group-aware refiners."""
-        return {}
+
+@runtime_checkable
+class Grouped(Protocol):
+    """Group-aware refiners (FairPO) read the groups a problem declares (labels or protected groups)."""
+
+    def groups(self) -> Mapping[str, Any]: ...
+
+
+@runtime_checkable
+class Exportable(Protocol):
+    """`evofair export` also writes a model users can load without evofair."""
+
+    def export_model(self, weights: Weights, path: Path) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ModelCards(Protocol):
+    """The explorer's model card adds per-group numbers the problem computes."""
+
+    def model_card(self, weights: Weights) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class AfterRun(Protocol):
+    """Work after the evolution in the same run (e.g. baselines at the same budget) → phase timings."""
+
+    def after_run(self, store, out: Path, recipe) -> dict[str, float] | None: ...
+
+
+@runtime_checkable
+class ReportSections(Protocol):
+    """Extra sections for report.md (baselines, per-group tables)."""
+
+    def report_sections(self, store, out: Path, recipe) -> dict[str, Any]: ...
+
+
+def missing_capabilities(problem: Any, required: Iterable[type]) -> list[str]:
+    """The methods of the `required` protocols that `problem` (a class or an instance) lacks."""
+    missing = []
+    for proto in required:
+        for name in _protocol_methods(proto):
+            if not callable(getattr(problem, name, None)):
+                missing.append(f"{proto.__name__}.{name}")
+    return missing
+
+
+def _protocol_methods(proto: type) -> list[str]:
+    return [n for n, v in vars(proto).items() if callable(v) and not n.startswith("_")]

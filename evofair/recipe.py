@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from evofair.errors import UserError
+from evofair.plugins import is_reference
+from evofair.problem import missing_capabilities
 from evofair.registry import explain_validation_error
 
 MAX_RECIPE_BYTES = 1_000_000
@@ -94,6 +96,8 @@ class Recipe(_Strict):
     seed: int = Field(1, ge=0)
     hv_ref: list[float] | None = Field(None, min_length=1, description="HV reference point, minimised space")
     data_root: str | None = None
+    paths: list[str] = Field(default_factory=list, description="folders searched for `module:attr` components "
+                             "(a recipe file that uses one adds its own folder)")
     report: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -207,7 +211,27 @@ def read_recipe_file(path: str | Path) -> dict:
         raise UserError(f"{path}: a recipe must be a YAML mapping, got a {type(raw).__name__}")
     _check_shape(raw, str(path))
     raw.setdefault("name", path.stem)
+    if _references(raw):  # `module:attr` components: look next to the recipe too
+        here = path.resolve().parent
+        paths = raw.get("paths") if isinstance(raw.get("paths"), list) else []
+        raw["paths"] = list(dict.fromkeys([str(here)] + [str(here / str(p)) for p in paths]))
     return raw
+
+
+def _references(raw: Mapping[str, Any]) -> bool:
+    """Does the recipe name any component by `module:attr`?"""
+    names = []
+    for key in ("problem", "experiment"):
+        if isinstance(raw.get(key), Mapping):
+            names.append(raw[key].get("name"))
+    ops = raw.get("operators")
+    if isinstance(ops, Mapping):
+        for key in ("crossover", "mutation", "refine"):
+            value = ops.get(key)
+            for cfg in value if isinstance(value, list) else [value]:
+                if isinstance(cfg, Mapping):
+                    names.append(cfg.get("name"))
+    return any(isinstance(n, str) and is_reference(n) for n in names)
 
 
 def parse_recipe(raw: Mapping[str, Any], source: str = "recipe", *, problem=None) -> Recipe:
@@ -229,17 +253,18 @@ def parse_recipe(raw: Mapping[str, Any], source: str = "recipe", *, problem=None
 
 
 def validate_components(recipe: Recipe, source: str, problem=None) -> None:
-    from operators import registry as op_registry
-    from problems import registry as problem_registry
+    from evofair.plugins import registry
+
+    def op_registry(kind):
+        return registry(kind, recipe.paths)
 
     if problem is None:
-        pspec = problem_registry().get(recipe.problem.name, f"{source}: problem.name")
+        pspec = registry("problem", recipe.paths).get(recipe.problem.name, f"{source}: problem.name")
         pspec.parse_args(recipe.problem.args, f"{source}: problem.args")
-        genome = pspec.fn.genome
-    else:
-        genome = problem.genome
+        problem = pspec.fn
+    genome = problem.genome
     if recipe.experiment is not None:
-        espec = problem_registry("experiment").get(recipe.experiment.name, f"{source}: experiment.name")
+        espec = registry("experiment", recipe.paths).get(recipe.experiment.name, f"{source}: experiment.name")
         espec.parse_args(recipe.experiment.args, f"{source}: experiment.args")
     prefix = "vector_" if genome == "vector" else ""
     ops = recipe.operators
@@ -255,6 +280,10 @@ def validate_components(recipe: Recipe, source: str, problem=None) -> None:
             raise UserError(f"{source}: operators.refine: vector problems have no weights to refine")
         spec = op_registry("refine").get(ops.refine.name, f"{source}: operators.refine.name")
         spec.parse_args(ops.refine.args, f"{source}: operators.refine.args")
+        missing = missing_capabilities(problem, spec.tags.get("requires", ()))
+        if missing:
+            raise UserError(f"{source}: operators.refine.name: {ops.refine.name!r} needs "
+                            f"{', '.join(missing)}, which problem {recipe.problem.name!r} does not implement")
     if genome == "vector" and isinstance(ops.crossover, list) and len(ops.crossover) > 1:
         raise UserError(f"{source}: operators.crossover: vector problems take one crossover")
 

@@ -1,9 +1,9 @@
-"""Registries of named, typed components (operators, problems, refiners).
+"""Typed components (problems, operators, experiments) and the one-line errors of their arguments.
 
 Modelled on mergekit's merge-method registry: one decorated function is one method, with its
 parameters declared once as a pydantic model so recipes are validated and documented in one place.
-The decorator only *annotates* the function; a `Registry` is built explicitly from modules, so
-importing a module never mutates shared state.
+The decorator only *annotates* the function, so importing a module never mutates shared state;
+`evofair.plugins` finds components by entry point or `module:attr` reference.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import inspect
 import re
 import typing
 from dataclasses import dataclass, field
-from types import MappingProxyType, ModuleType
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -139,6 +138,12 @@ def _plain(msg: str) -> str:
 _ATTR = "__evofair_spec__"
 
 
+def spec_of(obj: Any) -> Spec | None:
+    """The Spec a `component` decorator put on `obj` (a subclass does not inherit its parent's)."""
+    spec = vars(obj).get(_ATTR) if isinstance(obj, type) else getattr(obj, _ATTR, None)
+    return spec if isinstance(spec, Spec) else None
+
+
 def component(kind: str, name: str | None = None, args: type[Args] = NoArgs, **tags: Any):
     """Mark a function or class as a registrable component of `kind`."""
 
@@ -148,88 +153,3 @@ def component(kind: str, name: str | None = None, args: type[Args] = NoArgs, **t
         return fn
 
     return mark
-
-
-class Registry:
-    """An immutable name → Spec table for one kind of component."""
-
-    def __init__(self, kind: str, specs: Iterable[Spec]):
-        table: dict[str, Spec] = {}
-        for spec in specs:
-            if spec.kind != kind:
-                continue
-            if spec.name in table and table[spec.name].fn is not spec.fn:
-                raise ValueError(f"two {kind} components named {spec.name!r}")
-            table[spec.name] = spec
-        self.kind = kind
-        self._table = MappingProxyType(table)
-
-    @classmethod
-    def from_modules(cls, kind: str, modules: Iterable[ModuleType]) -> "Registry":
-        specs = []
-        for module in modules:
-            for value in vars(module).values():
-                spec = getattr(value, _ATTR, None)
-                if isinstance(spec, Spec):
-                    specs.append(spec)
-        return cls(kind, specs)
-
-    def get(self, name: str, where: str = "") -> Spec:
-        try:
-            return self._table[name]
-        except KeyError:
-            known = ", ".join(sorted(self._table)) or "none"
-            field_ = f"{where}: " if where else ""
-            raise UserError(f"{field_}unknown {self.kind} {name!r} (expected one of: {known})") from None
-
-    def names(self) -> list[str]:
-        return sorted(self._table)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._table
-
-    def __iter__(self):
-        return iter(self._table.values())
-
-
-class LazyRegistry:
-    """A registry over named modules, imported only as far as a lookup needs.
-
-    `get(name)` imports modules in order until one defines `name`, so running a ZDT recipe never
-    imports transformers, and a broken optional module only affects the names it defines.
-    Listing (`names`, iteration) imports them all.
-    """
-
-    def __init__(self, kind: str, module_names: Iterable[str]):
-        self.kind = kind
-        self._module_names = list(module_names)
-
-    def _scan(self) -> Iterable[Spec]:
-        import importlib
-
-        for module_name in self._module_names:
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name == module_name:  # an optional module that is not there
-                    continue
-                raise
-            yield from Registry.from_modules(self.kind, [module])
-
-    def get(self, name: str, where: str = "") -> Spec:
-        for spec in self._scan():
-            if spec.name == name:
-                return spec
-        return self._full().get(name, where)  # raises the "unknown … (expected one of …)" error
-
-    def _full(self) -> Registry:
-        return Registry(self.kind, self._scan())
-
-    def names(self) -> list[str]:
-        return self._full().names()
-
-    def __contains__(self, name: str) -> bool:
-        return any(spec.name == name for spec in self._scan())
-
-    def __iter__(self):
-        return iter(self._full())

@@ -15,7 +15,7 @@ import numpy as np
 
 from evofair.indicators import hypervolume, non_dominated
 from evofair.individual import Individual
-from evofair.problem import SPLITS
+from evofair.problem import SPLITS, ReportSections
 from evofair.store import RunStore
 
 
@@ -133,7 +133,7 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
     tables = write_tables(store, problem, out, everyone)
     front, gens = tables["front"], tables["generations"]
     ref = recipe.hv_ref or problem.default_hv_ref
-    sections = problem.report_sections(store, out, recipe) if hasattr(problem, "report_sections") else {}
+    sections = problem.report_sections(store, out, recipe) if isinstance(problem, ReportSections) else {}
     plot_front(out / "plots" / "front.png", problem, everyone, front,
                extra_points=sections.get("points"), split=sections.get("plot_split", "val"))
     plot_hv(out / "plots" / "hv.png", gens, ref)

@@ -10,7 +10,8 @@ from pydantic import Field
 from evofair.individual import Weights
 from evofair.registry import Args, component
 from evofair.seeding import torch_seeded
-from operators import Refined
+from evofair.operator import Refined, training_batches
+from evofair.problem import Trainable
 
 
 class SFTArgs(Args):
@@ -30,23 +31,7 @@ def make_optimizer(params, args: SFTArgs) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
 
 
-def training_batches(problem, *, seed: int, epochs: int, steps: int | None, batch_size: int):
-    """The batches of one local search: `epochs` passes over the problem's training data, each
-    shuffled by `seed + epoch`, or exactly `steps` batches when `steps` is given."""
-    step, epoch = 0, 0
-    while (epoch < epochs) if steps is None else (step < steps):
-        before = step
-        for batch in problem.train_batches(seed + epoch, batch_size):
-            yield batch
-            step += 1
-            if steps is not None and step >= steps:
-                return
-        if step == before:  # an empty epoch: no more data will come
-            return
-        epoch += 1
-
-
-@component("refine", "sft", SFTArgs)
+@component("refine", "sft", SFTArgs, requires=(Trainable,))
 def sft(weights: Weights, args: SFTArgs, *, seed: int, problem, reference: Weights | None = None) -> Refined:
     """k epochs (or steps) of the problem's own training loss; FaMOEL's defaults (SGD 1e-4, m 0.9)."""
     model = problem.build_model(weights)

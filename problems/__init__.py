@@ -1,19 +1,22 @@
-"""Concrete problems, each registered by name with typed parameters (see `evofair problems`).
+"""evofair's built-in problems (installed as `evofair.problems`), one package per method family:
 
-Problem modules may also register `experiment`s: standalone studies (a paper's table against its
-baselines) that a recipe runs instead of the evolutionary loop. An experiment is a function
-``fn(recipe, problem, args, out: Path, progress: bool) -> dict[str, float]`` (phase timings) that
-writes its own tables, plots and report.md into `out`.
+- `classic`: ZDT/DTLZ benchmarks and a toy MLP problem (engine tests, demos);
+- `fapareto`: FaPareto on BiasBios — classifier heads or LoRA fine-tunes of a text encoder;
+- `fairpo`: FairPO on MULAN multi-label data — losses, the `fairpo` refiner, the paper's table;
+- `hyperdpo`: HyperDPO on LETOR and HH-RLHF — listwise DPO, the `hyperdpo` refiner, tables.
+
+Each family owns its loaders, model code, losses and experiments, and depends only on evofair's
+contracts and on `evofair.operators`. Components are announced as entry points in pyproject.toml,
+the same mechanism a third-party package uses (docs/writing-a-problem.md).
 """
 
 from __future__ import annotations
 
-from evofair.registry import LazyRegistry
-
-_MODULES = ("problems.benchmark", "problems.toy", "problems.biasbios", "problems.multilabel",
-            "problems.ranking", "problems.ranking_table", "problems.alignment")
+from importlib import resources
+from pathlib import Path
 
 
-def registry(kind: str = "problem") -> LazyRegistry:
-    """The registry of problems (or of `experiment`s); modules are imported only as needed."""
-    return LazyRegistry(kind, _MODULES)
+def shipped_data(folder: str) -> Path:
+    """A dataset folder shipped with evofair: the repository's `data/` in a clone, the installed
+    `evofair.datasets` package otherwise (the same files)."""
+    return Path(str(resources.files("evofair.datasets").joinpath(folder)))

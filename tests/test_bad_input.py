@@ -62,7 +62,7 @@ def test_python_problem_without_objectives_is_refused(tmp_path):
 
     import evofair
     from evofair import UserError
-    from problems.toy import ToyMLP
+    from evofair.problems.classic.toy import ToyMLP
 
     class NoObjectives(ToyMLP):
         objectives = ()

@@ -3,6 +3,7 @@ head main job end to end on a small slice, and the `lora` genome end to end in a
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +12,12 @@ import torch
 import evofair
 from evofair.recipe import load_recipe
 from evofair.store import RunStore
-from operators import registry as op_registry
-from problems import text_encoder
-from problems.biasbios import BiasBios, BiasBiosParams
-from problems.text_encoder import REPO_ROOT, default_model_dir, embed, load_encoder
+from evofair.plugins import registry as op_registry
+from evofair.problems.fapareto import text_encoder
+from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
+from evofair.problems.fapareto.text_encoder import default_model_dir, embed, load_encoder
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DATA = REPO_ROOT / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -157,7 +160,7 @@ def test_main_job_small_slice(tmp_path):
     # export: a transformers encoder directory + the head, reloaded without evofair's problem code,
     # gives the model the store measured
     from evofair.export import export_model
-    from problems.biasbios import ExportedClassifier
+    from evofair.problems.fapareto.biasbios import ExportedClassifier
 
     exported = export_model(out, ind.id, tmp_path / "exported")
     model = ExportedClassifier(exported)

@@ -10,9 +10,9 @@ import torch
 
 import evofair
 from evofair.metrics import fairness_metrics
-from operators import registry as op_registry
-from problems.classification import FeatureClassificationProblem, HeadArgs, SplitData
-from problems.fair_baselines import soft_tpr_gap, train_heads
+from evofair.plugins import registry as op_registry
+from evofair.problems.fapareto.classification import FeatureClassificationProblem, HeadArgs, SplitData
+from evofair.problems.fapareto.baselines import soft_tpr_gap, train_heads
 
 
 class Synthetic(FeatureClassificationProblem):
@@ -142,7 +142,7 @@ def test_full_run_with_baselines(tmp_path, problem):
     fresh = Synthetic(HeadArgs(hidden=[8]))
 
     def after_run(store, out, recipe_):
-        from problems.fair_baselines import BaselineArgs, run_baselines
+        from evofair.problems.fapareto.baselines import BaselineArgs, run_baselines
 
         return run_baselines(fresh, store, out, recipe_, BaselineArgs(vanilla=2, lambdas=[1.0, 4.0], min_epochs=2,
                                                                       threshold=["equalized_odds"]))

@@ -76,8 +76,13 @@ def test_staged_project_is_small_and_complete(tmp_path):
     dest = stage_project(tmp_path / "p", "name: x\n")
     files = [p.relative_to(dest) for p in dest.rglob("*") if p.is_file()]
     assert (dest / JOB_RECIPE).read_text() == "name: x\n"
-    for module in ("evofair/cli.py", "evofair/executors/ray_executor.py", "operators/__init__.py", "problems/toy.py"):
+    for module in ("evofair/cli.py", "evofair/executors/ray_executor.py", "evofair/operators/__init__.py",
+                   "evofair/problems/classic/toy.py", "evofair/recipes/toy.yaml",
+                   "evofair/datasets/mulan_yeast/yeast.xml"):
         assert Path(module) in files
+    # the entry points travel too: a cluster without evofair installed still finds every component
+    (info,) = [f for f in files if f.name == "entry_points.txt"]
+    assert "toy_mlp = evofair.problems.classic.toy:ToyMLP" in (dest / info).read_text()
     assert not any(part in (".venv", ".git", ".cache", "out", "__pycache__") for f in files for part in f.parts)
     assert sum((dest / f).stat().st_size for f in files) < 50 * 2**20
     cmd = entrypoint("/runs/a b")

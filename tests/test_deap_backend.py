@@ -26,7 +26,7 @@ from evofair.indicators import non_dominated
 from evofair.problem import Objective, WeightsProblem
 from evofair.recipe import parse_recipe
 from evofair.store import RunStore
-from operators.mutation import GaussianArgs, gaussian
+from evofair.operators.mutation import GaussianArgs, gaussian
 
 REF2 = np.array([1.1, 1.1])
 

@@ -5,7 +5,7 @@ import pytest
 import evofair
 from evofair.executors.serial import SerialExecutor
 from evofair.pipeline import GenomeRef, OpCall, Operators, Plan, realise
-from problems.toy import ToyMLP, ToyParams
+from evofair.problems.classic.toy import ToyMLP, ToyParams
 
 
 def toy_recipe(executor: str) -> dict:

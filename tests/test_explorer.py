@@ -250,7 +250,7 @@ def test_export_hook_writes_a_transformers_loadable_model(run_dir, tmp_path):
     from transformers import AutoModel, BertConfig, BertModel
 
     from evofair.export import export_model
-    from problems.toy import ToyMLP, ToyParams
+    from evofair.problems.classic.toy import ToyMLP, ToyParams
 
     calls = []
 
@@ -379,7 +379,7 @@ def test_problem_model_card_hook_is_used_and_its_errors_are_contained(run_dir):
 
     from evofair.explorer.cards import model_card as render_card
     from evofair.metrics import confusion_rows
-    from problems.toy import ToyMLP, ToyParams
+    from evofair.problems.classic.toy import ToyMLP, ToyParams
 
     class WithCard(ToyMLP):
         def model_card(self, individual, store):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from evofair.errors import UserError
-from operators.fairpo import FairPOArgs, FairPOConfig, GroupTrainer, fairpo
-from operators.fairpo_losses import (GroupWeights, classification_view, draw_partners, multilabel_view,
+from evofair.problems.fairpo.refiner import FairPOArgs, FairPOConfig, GroupTrainer, fairpo
+from evofair.problems.fairpo.losses import (GroupWeights, classification_view, draw_partners, multilabel_view,
                                      nonprivileged_loss, privileged_loss)
 
 BETA = 0.5

@@ -10,9 +10,9 @@ import torch
 
 import evofair
 from evofair.indicators import hypervolume
-from operators.hyper_prompt import HyperPromptLM, HyperPromptTuning, sequence_logprob, trainable_parameters
-from operators.hyperdpo import listwise_dpo_loss
-from problems.alignment import DATA_FILE, AlignmentParams, build_hyper_lm, load_hh_pairs, preference_labels
+from evofair.problems.hyperdpo.hyper_prompt import HyperPromptLM, HyperPromptTuning, sequence_logprob, trainable_parameters
+from evofair.problems.hyperdpo.losses import listwise_dpo_loss
+from evofair.problems.hyperdpo.alignment import DATA_FILE, AlignmentParams, build_hyper_lm, load_hh_pairs, preference_labels
 
 
 def tiny_gpt2(vocab=64, n_embd=32):

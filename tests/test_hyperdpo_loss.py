@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from operators.hyperdpo import (icos_objective, listwise_dpo_loss, modpo_listwise_loss, phi_transform,
+from evofair.problems.hyperdpo.losses import (icos_objective, listwise_dpo_loss, modpo_listwise_loss, phi_transform,
                                 reference_directions, sample_w, temperature_transform, weight_grid)
 
 

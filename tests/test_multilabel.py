@@ -13,9 +13,9 @@ import evofair
 from evofair.errors import UserError
 from evofair.recipe import load_recipe
 from evofair.store import RunStore
-from problems.mlmetrics import average_precision_columns, population_metrics
-from problems.mulan import load_mulan, privileged_labels
-from problems.multilabel import MultiLabelParams, MultiLabelProblem
+from evofair.problems.fairpo.metrics import average_precision_columns, population_metrics
+from evofair.problems.fairpo.mulan import load_mulan, privileged_labels
+from evofair.problems.fairpo.multilabel import MultiLabelParams, MultiLabelProblem
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -172,8 +172,8 @@ def test_memetic_recipe_tiny(tmp_path):
 def test_recorded_yeast_table_has_every_row_and_its_claim_recomputes():
     """The committed real-size yeast run (benchmarks/results/fairpo_yeast, from runs/fairpo_yeast.yaml):
     every method on 5+ seeds, and the FairPO-DPO claim recomputed from its per-seed rows."""
-    from problems.fairpo_table import claim
-    from problems.fairpo_train import METHODS
+    from evofair.problems.fairpo.table import claim
+    from evofair.problems.fairpo.train import METHODS
 
     d = ROOT / "benchmarks/results/fairpo_yeast"
     runs = list(csv.DictReader(open(d / "fairpo_runs.csv")))

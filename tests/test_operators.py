@@ -17,10 +17,10 @@ from mergekit.merge_methods.api import merge_tensors
 from scipy import stats
 
 from evofair.errors import UserError
-from operators import registry
-from operators.merge import DareArgs, LinearArgs, SlerpArgs, TaskArithmeticArgs, TiesArgs, UniformArgs
-from operators.merge import dare_linear, dare_ties, linear, slerp, task_arithmetic, ties, uniform
-from operators.mutation import GaussianArgs, gaussian
+from evofair.plugins import registry
+from evofair.operators.merge import DareArgs, LinearArgs, SlerpArgs, TaskArithmeticArgs, TiesArgs, UniformArgs
+from evofair.operators.merge import dare_linear, dare_ties, linear, slerp, task_arithmetic, ties, uniform
+from evofair.operators.mutation import GaussianArgs, gaussian
 
 SHAPES = {"bias": (17,), "w": (9, 6), "conv": (3, 4, 5), "scalar": ()}
 

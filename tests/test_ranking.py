@@ -10,10 +10,11 @@ from sklearn.metrics import ndcg_score
 import evofair
 from evofair.errors import UserError
 from evofair.indicators import hypervolume
-from operators import registry as op_registry
-from operators.hyperdpo import HyperDPOArgs, listwise_dpo_loss, seed_population, temperature_transform
-from problems.letor import load_letor, mean_ndcg, ndcg_per_query, parse_feature_ids, to_groups
-from problems.ranking import DATA_DIR, RankingParams, RankingProblem, condition_weights, temperature_scale
+from evofair.plugins import registry as op_registry
+from evofair.problems.hyperdpo.losses import listwise_dpo_loss, seed_population, temperature_transform
+from evofair.problems.hyperdpo.refiner import HyperDPOArgs
+from evofair.problems.hyperdpo.letor import load_letor, mean_ndcg, ndcg_per_query, parse_feature_ids, to_groups
+from evofair.problems.hyperdpo.ranking import DATA_DIR, RankingParams, RankingProblem, condition_weights, temperature_scale
 
 LETOR_TEXT = """2 qid:7 1:0.5 2:1.0 3:0.25 #docid = A inc = 1 prob = 0.5
 0 qid:7 1:0.1 3:0.75 #docid = B

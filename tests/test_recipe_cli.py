@@ -16,8 +16,12 @@ import yaml
 from evofair import cli
 from evofair.errors import UserError
 from evofair.recipe import MAX_RECIPE_BYTES
-from operators import registry as op_registry
-from problems import registry as problem_registry
+from evofair.plugins import registry as op_registry
+from evofair.plugins import registry as _registry
+
+
+def problem_registry(kind="problem"):
+    return _registry(kind)
 
 GOOD = {
     "name": "tiny",

@@ -96,7 +96,7 @@ def test_nan_local_search_keeps_pre_refinement_weights(tmp_path):
     events = store.events("refine_rejected")
     assert len(events) == 8  # every refinement diverged; every one was recorded
     from evofair.pipeline import Operators, Plan, OpCall, realise
-    from problems.toy import ToyMLP, ToyParams
+    from evofair.problems.classic.toy import ToyMLP, ToyParams
 
     problem = ToyMLP(ToyParams(**recipe["problem"]["args"])).ensure_setup()
     ind = store.individuals(["g0000i0000"])[0]

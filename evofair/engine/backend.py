@@ -43,13 +43,3 @@ def rng_from_state(state: dict[str, Any]) -> np.random.Generator:
     rng = np.random.default_rng()
     rng.bit_generator.state = state
     return rng
-
-
-def make_backend(recipe, problem) -> Backend:
-    if recipe.algorithm.backend == "deap":
-        from evofair.engine.deap_backend import DeapBackend
-
-        return DeapBackend(recipe, problem)
-    from evofair.engine.pymoo_backend import PymooBackend
-
-    return PymooBackend(recipe, problem)

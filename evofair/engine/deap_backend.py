@@ -99,9 +99,9 @@ def _vector_variation(recipe, problem) -> _VectorVariation:
     from pymoo.operators.crossover.sbx import SBX
     from pymoo.operators.mutation.pm import PM
 
-    from evofair.engine.pymoo_backend import _vector_operators
+    from evofair.engine.vector_ops import vector_operators
 
-    ops = _vector_operators(recipe)
+    ops = vector_operators(recipe)
     # no operator in the recipe: pymoo's NSGA2 defaults, which the pymoo backend then uses
     sbx = ops.get("crossover", SBX(eta=15, prob=0.9))
     pm = ops.get("mutation", PM(eta=20))

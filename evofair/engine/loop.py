@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from evofair.engine.backend import make_backend
+from evofair.engine.backend import Backend
 from evofair.engine.plans import as_plan
 from evofair.indicators import hypervolume, non_dominated
 from evofair.individual import Individual, individual_id
@@ -136,6 +136,16 @@ class Engine:
         finally:
             bar.close()
         return self.store.generations()
+
+
+def make_backend(recipe, problem) -> Backend:
+    if recipe.algorithm.backend == "deap":
+        from evofair.engine.deap_backend import DeapBackend
+
+        return DeapBackend(recipe, problem)
+    from evofair.engine.pymoo_backend import PymooBackend
+
+    return PymooBackend(recipe, problem)
 
 
 def _row(metrics: dict[str, dict[str, np.ndarray]], i: int) -> dict[str, dict[str, float]]:

@@ -21,6 +21,7 @@ from pymoo.operators.sampling.rnd import FloatRandomSampling
 
 from evofair.engine.backend import Backend, rng_from_state, rng_state
 from evofair.engine.plans import PlanMaker
+from evofair.engine.vector_ops import vector_operators
 from evofair.jsonstate import from_json, numeric_attributes, set_numeric_attributes, to_json
 
 
@@ -82,21 +83,6 @@ class _SameGenome(ElementwiseDuplicateElimination):
         return a.X[0] == b.X[0]
 
 
-def _vector_operators(recipe):
-    from operators import registry
-
-    ops = recipe.operators
-    cx = ops.crossovers[0] if ops.crossovers else None
-    out = {}
-    if cx is not None:
-        spec = registry("vector_crossover").get(cx.name)
-        out["crossover"] = spec.fn(spec.args(**cx.args))
-    if ops.mutation is not None:
-        spec = registry("vector_mutation").get(ops.mutation.name)
-        out["mutation"] = spec.fn(spec.args(**ops.mutation.args))
-    return out
-
-
 def build_algorithm(recipe, problem):
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.algorithms.moo.nsga3 import NSGA3
@@ -106,7 +92,7 @@ def build_algorithm(recipe, problem):
     alg = recipe.algorithm
     if problem.genome == "vector":
         kwargs: dict[str, Any] = {"sampling": FloatRandomSampling(), "eliminate_duplicates": True,
-                                  **_vector_operators(recipe)}
+                                  **vector_operators(recipe)}
     else:
         maker = PlanMaker(recipe.operators)
         kwargs = {"sampling": _PlanSampling(maker), "eliminate_duplicates": _SameGenome()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Sequence
 
-from evofair.executors import Executor, ProblemFactory, chunks, evaluate_all_splits, merge_metrics
+from evofair.executors.base import Executor, ProblemFactory, chunks, evaluate_all_splits, merge_metrics
 from evofair.individual import Weights
 from evofair.pipeline import Operators, Plan, Realised, realise
 
@@ -23,7 +23,7 @@ class _Worker:
 
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
         self.problem = factory.build().ensure_setup()
-        self.ops = Operators.load()
+        self.ops = Operators.load(factory.paths)
 
     def realise(self, plan: Plan, *parents: Weights) -> Realised:
         return realise(plan, list(parents), self.problem, self.ops)

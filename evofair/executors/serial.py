@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from evofair.executors import Executor, ProblemFactory, chunks, evaluate_all_splits, merge_metrics
+from evofair.executors.base import Executor, ProblemFactory, chunks, evaluate_all_splits, merge_metrics
 from evofair.individual import Weights
 from evofair.pipeline import Operators, Plan, Realised, realise
 
@@ -12,7 +12,7 @@ from evofair.pipeline import Operators, Plan, Realised, realise
 class SerialExecutor(Executor):
     def start(self, factory: ProblemFactory, problem=None) -> None:
         self.problem = (problem or factory.build()).ensure_setup()
-        self.ops = Operators.load()
+        self.ops = Operators.load(factory.paths if factory is not None else ())
 
     def realise(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
         return [realise(p, [weights_of(r.key) for r in p.parents], self.problem, self.ops) for p in plans]

@@ -38,7 +38,7 @@ import yaml
 from evofair.errors import UserError
 from evofair.indicators import hypervolume, non_dominated
 from evofair.individual import Individual
-from evofair.problem import SPLITS
+from evofair.problem import SPLITS, ModelCards
 from evofair.store import DB_NAME, RunStore
 
 OPERATOR_STEPS = ("init", "crossover", "mutation", "refine")
@@ -416,7 +416,7 @@ class RunData:
         `self.ensure_setup()` itself if it needs data. Errors are reported, never raised, so a
         broken hook cannot take the explorer down.
         """
-        hook = getattr(self.problem, "model_card", None)
+        hook = self.problem.model_card if isinstance(self.problem, ModelCards) else None
         if hook is None:
             return None, None
         try:

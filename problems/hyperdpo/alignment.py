@@ -26,12 +26,13 @@ from pydantic import Field
 
 from evofair.seeding import torch_seeded
 from evofair.errors import UserError
+from evofair.problems import shipped_data
 from evofair.problem import Objective, VectorProblem
 from evofair.registry import Args, component
-from operators.hyper_prompt import HyperPromptLM, HyperPromptTuning, sequence_logprob, trainable_parameters
-from operators.hyperdpo import icos_objective, listwise_dpo_loss, sample_w, weight_grid
+from evofair.problems.hyperdpo.hyper_prompt import HyperPromptLM, HyperPromptTuning, sequence_logprob, trainable_parameters
+from evofair.problems.hyperdpo.losses import icos_objective, listwise_dpo_loss, sample_w, weight_grid
 
-DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "hh_rlhf_harmless_base" / "test_first1000.jsonl.gz"
+DATA_FILE = shipped_data("hh_rlhf_harmless_base") / "test_first1000.jsonl.gz"
 ASSISTANT = "\n\nAssistant:"
 
 

@@ -32,9 +32,10 @@ from safetensors.torch import save_file
 
 from evofair.errors import UserError
 from evofair.registry import Args, component
-from problems.classification import FeatureClassificationProblem, HeadArgs, SplitData
-from problems.fair_baselines import BaselineArgs
-from problems.text_encoder import REPO_ROOT, cached_features, check_model_dir, default_cache_dir, default_model_dir
+from evofair.problems.fapareto.classification import FeatureClassificationProblem, HeadArgs, SplitData
+from evofair.problems.fapareto.baselines import BaselineArgs
+from evofair.problems import shipped_data
+from evofair.problems.fapareto.text_encoder import cached_features, check_model_dir, default_cache_dir, default_model_dir
 
 DATA_FOLDER = "biasbios_surgeon_nurse"
 DATA_FILE = "biosbias_surgeon_nurse.jsonl"
@@ -56,7 +57,7 @@ class BiasBiosParams(HeadArgs):
     max_length: int = Field(256, ge=8, le=512, description="tokens per bio (all-MiniLM-L6-v2's max_seq_length)")
     embed_batch_size: int = Field(16, ge=1, description="bios per encoder batch (16: fastest of 16/32/64, benchmarks/fapareto_threads.py)")
     embed_workers: int | None = Field(None, ge=1, description="embedding processes (None: one per usable CPU, max 8)")
-    cache_dir: str | None = Field(None, description="feature cache (default $EVOFAIR_CACHE/features or .cache/evofair/features)")
+    cache_dir: str | None = Field(None, description="feature cache (default $EVOFAIR_CACHE/features or ~/.cache/evofair/features)")
     limit: int | None = Field(None, ge=4, description="use only the first N bios of each split (tests)")
     lora: LoraArgs = Field(default_factory=LoraArgs)
     baselines: BaselineArgs = Field(default_factory=BaselineArgs)
@@ -115,8 +116,8 @@ class BiasBios(FeatureClassificationProblem):
     def data_path(self) -> Path:
         if self.params.data_file:
             return Path(self.params.data_file)
-        root = Path(self.data_root) if self.data_root else REPO_ROOT / "data"
-        return root / DATA_FOLDER / DATA_FILE
+        folder = Path(self.data_root) / DATA_FOLDER if self.data_root else shipped_data(DATA_FOLDER)
+        return folder / DATA_FILE
 
     @property
     def model_dir(self) -> Path:
@@ -147,7 +148,7 @@ class BiasBios(FeatureClassificationProblem):
     def setup(self) -> None:
         super().setup()
         if self.params.genome == "lora":
-            from problems.lora_genome import LoraGenome
+            from evofair.problems.fapareto.lora_genome import LoraGenome
 
             self._lora = LoraGenome(self)
 
@@ -184,7 +185,7 @@ class BiasBios(FeatureClassificationProblem):
     # -- hooks used by evofair.api / evofair.report ------------------------------------------
     def after_run(self, store, out, recipe) -> dict[str, float]:
         """Train and evaluate the baselines in the same run; write baselines.csv/json."""
-        from problems.fair_baselines import run_baselines
+        from evofair.problems.fapareto.baselines import run_baselines
 
         return run_baselines(self, store, Path(out), recipe, self.params.baselines)
 
@@ -210,7 +211,7 @@ class BiasBios(FeatureClassificationProblem):
         return {"encoder": "encoder/", "head": "head.safetensors", "config": "head_config.json"}
 
     def report_sections(self, store, out, recipe) -> dict[str, Any]:
-        from problems.fapareto_report import report_sections
+        from evofair.problems.fapareto.report import report_sections
 
         return report_sections(self, store, Path(out), recipe)
 
@@ -223,7 +224,7 @@ class ExportedClassifier:
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
 
-        from problems.classification import MLPHead
+        from evofair.problems.fapareto.classification import MLPHead
 
         path = Path(path)
         self.config = json.loads((path / "head_config.json").read_text())
@@ -233,7 +234,7 @@ class ExportedClassifier:
         self.head.load_state_dict(load_file(str(path / "head.safetensors")))
 
     def features(self, texts) -> np.ndarray:
-        from problems.text_encoder import embed
+        from evofair.problems.fapareto.text_encoder import embed
 
         with torch.no_grad():
             return embed(list(texts), self.tokenizer, self.encoder, max_length=self.config["max_length"])

@@ -22,9 +22,8 @@ from evofair.errors import UserError
 from evofair.individual import Weights
 from evofair.problem import Objective, WeightsProblem
 from evofair.registry import Args, component
-from problems.fairpo_table import fairpo_table  # noqa: F401  (registers the `fairpo_table` experiment)
-from problems.mlmetrics import population_metrics
-from problems.mulan import carve_validation, load_mulan, privileged_labels
+from evofair.problems.fairpo.metrics import population_metrics
+from evofair.problems.fairpo.mulan import carve_validation, load_mulan, privileged_labels
 
 
 class MultiLabelParams(Args):
@@ -180,7 +179,7 @@ class MultiLabelProblem(WeightsProblem):
         self.ensure_setup()
         if self._reference is None:
             from evofair.torch_utils import torch_threads
-            from problems.fairpo_train import METHODS, train_selected
+            from evofair.problems.fairpo.train import METHODS, train_selected
 
             p = self.params
             cfg = METHODS["sft"].config.model_copy(update={"lr": p.sft_lr})

@@ -30,7 +30,6 @@ import torch
 
 from evofair.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 POOLING = "mean"
 PARALLEL_MIN_TEXTS = 256  # below this, starting worker processes costs more than it saves
 #: files that document a model but do not change what it computes
@@ -48,9 +47,11 @@ def default_model_dir() -> Path:
 
 
 def default_cache_dir() -> Path:
-    """`$EVOFAIR_CACHE/features`, else `<repo>/.cache/evofair/features`."""
+    """`$EVOFAIR_CACHE/features`, else `$XDG_CACHE_HOME/evofair/features` (default ~/.cache)."""
     root = os.environ.get("EVOFAIR_CACHE")
-    return (Path(root) if root else REPO_ROOT / ".cache" / "evofair") / "features"
+    if not root:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "evofair"
+    return Path(root) / "features"
 
 
 def check_model_dir(model_dir: Path) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from evofair.indicators import hypervolume, non_dominated
 from evofair.metrics import confusion_rows, is_near_constant
 from evofair.report import archive, final_front
-from problems.fair_baselines import read_baselines
+from evofair.problems.fapareto.baselines import read_baselines
 
 PAPER_CORRELATION = -0.81
 

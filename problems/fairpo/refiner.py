@@ -28,8 +28,9 @@ from evofair.individual import Weights
 from evofair.registry import Args, component
 from evofair.seeding import torch_seeded
 from evofair.torch_utils import torch_threads
-from operators import Refined
-from operators.fairpo_losses import (GroupWeights, NonPrivLoss, PrivLoss, Weighting, classification_view,
+from evofair.operator import Refined
+from evofair.problem import Grouped, Trainable
+from evofair.problems.fairpo.losses import (GroupWeights, NonPrivLoss, PrivLoss, Weighting, classification_view,
                                      multilabel_view, nonprivileged_loss, privileged_loss)
 
 
@@ -208,7 +209,7 @@ def resolve_groups(groups: Mapping[str, Any], privileged_groups: list[str] | Non
     return {"kind": "examples", "privileged": [values.index(v) for v in privileged_groups]}
 
 
-@component("refine", "fairpo", FairPOArgs)
+@component("refine", "fairpo", FairPOArgs, requires=(Trainable, Grouped))
 def fairpo(weights: Weights, args: FairPOArgs, *, seed: int, problem, reference: Weights | None = None) -> Refined:
     """FairPO/GRPO local search against the parent (or the SFT reference) over the problem's groups."""
     model = problem.build_model(weights)

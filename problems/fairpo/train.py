@@ -15,7 +15,7 @@ import numpy as np
 
 from evofair.individual import Weights
 from evofair.seeding import derive_seed
-from operators.fairpo import FairPOConfig, GroupTrainer
+from evofair.problems.fairpo.refiner import FairPOConfig, GroupTrainer
 
 
 @dataclass(frozen=True)

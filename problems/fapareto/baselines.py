@@ -37,7 +37,8 @@ from evofair.metrics import is_near_constant
 from evofair.problem import SPLITS
 from evofair.registry import Args
 from evofair.seeding import derive_seed
-from problems.classification import FeatureClassificationProblem, stack_heads
+from evofair.problems.fapareto.classification import FeatureClassificationProblem, population_logits, stack_heads
+from evofair.problems.fapareto.losses import soft_tpr_gap
 
 METHODS = ("vanilla", "scalarisation", "threshold")
 
@@ -54,23 +55,6 @@ class BaselineArgs(Args):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     batch_size: int = Field(128, ge=2)
-
-
-def soft_tpr_gap(probs: torch.Tensor, y: torch.Tensor, g: torch.Tensor, n_groups: int) -> torch.Tensor:
-    """Differentiable ΔTPR of each head on its batch: soft TPR_c(a) = mean over (y=c, group a) of
-    p(c|x); per class, max − min over the groups present in the batch; mean over the classes that
-    have at least two groups present. probs (K, B, C), y and g (K, B) → (K,)."""
-    K, B, C = probs.shape
-    p_true = probs.gather(-1, y.unsqueeze(-1)).squeeze(-1)  # (K, B)
-    cell = torch.nn.functional.one_hot(g * C + y, n_groups * C).to(probs.dtype)  # (K, B, G*C)
-    counts = cell.sum(1).view(K, n_groups, C)
-    soft = (torch.einsum("kb,kbj->kj", p_true, cell).view(K, n_groups, C)) / counts.clamp(min=1)
-    present = counts > 0
-    hi = torch.where(present, soft, torch.full_like(soft, -math.inf)).amax(1)
-    lo = torch.where(present, soft, torch.full_like(soft, math.inf)).amin(1)
-    valid = present.sum(1) >= 2  # (K, C)
-    gaps = torch.where(valid, hi - lo, torch.zeros_like(hi))
-    return gaps.sum(1) / valid.sum(1).clamp(min=1)
 
 
 def train_heads(problem: FeatureClassificationProblem, inits: Sequence[Weights], lambdas: Sequence[float],
@@ -130,8 +114,6 @@ class _HeadScorer(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X):
-        from problems.classification import population_logits
-
         X = torch.as_tensor(np.asarray(X, dtype=np.float64))
         with torch.no_grad():
             logits = population_logits(stack_heads([self.weights], len(self.problem.sizes) - 1), X)[0]

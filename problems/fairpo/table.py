@@ -52,7 +52,7 @@ class FairPOTableArgs(Args):
     @field_validator("methods", "claim_methods")
     @classmethod
     def _known(cls, v):
-        from problems.fairpo_train import METHODS
+        from evofair.problems.fairpo.train import METHODS
 
         for name in v or []:
             if name not in METHODS:
@@ -146,7 +146,7 @@ def plot_alpha(path: Path, traces: dict[str, dict[str, list[float]]], labels: di
 
 
 def _run_all(problem, args: FairPOTableArgs, keys: list[str], alt_priv, progress: bool):
-    from problems.fairpo_train import METHODS, train_selected
+    from evofair.problems.fairpo.train import METHODS, train_selected
 
     common = {k: getattr(args, k) for k in ("lr", "weight_decay", "grad_clip", "batch_size", "beta", "epsilon",
                                             "eta", "gamma", "lam")}
@@ -179,8 +179,8 @@ def _run_all(problem, args: FairPOTableArgs, keys: list[str], alt_priv, progress
 @component("experiment", "fairpo_table", FairPOTableArgs)
 def fairpo_table(recipe, problem, args: FairPOTableArgs, out: Path, progress: bool = True) -> dict[str, float]:
     """FairPO's Table 1 (variants, baselines, ablations × seeds) on a multi-label problem."""
-    from problems.fairpo_train import METHODS
-    from problems.mulan import privileged_labels
+    from evofair.problems.fairpo.train import METHODS
+    from evofair.problems.fairpo.mulan import privileged_labels
 
     if not hasattr(problem, "priv") or not hasattr(problem, "random_head"):
         raise UserError("experiment fairpo_table: needs a multi-label problem (problem.name: multilabel)")

@@ -30,14 +30,15 @@ from pydantic import Field, field_validator
 
 from evofair.seeding import torch_seeded
 from evofair.errors import UserError
+from evofair.problems import shipped_data
 from evofair.individual import Weights
 from evofair.problem import Objective, WeightsProblem
 from evofair.torch_utils import torch_threads
 from evofair.registry import Args, component
-from operators.hyperdpo import Phi, icos_objective, listwise_dpo_loss, sample_w
-from problems.letor import Groups, load_letor, mean_ndcg, ndcg_per_query, parse_feature_ids, to_groups
+from evofair.problems.hyperdpo.losses import Phi, icos_objective, listwise_dpo_loss, sample_w
+from evofair.problems.hyperdpo.letor import Groups, load_letor, mean_ndcg, ndcg_per_query, parse_feature_ids, to_groups
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "letor_mq2008_subset"
+DATA_DIR = shipped_data("letor_mq2008_subset")
 MQ2008_NAMES = {41: "pagerank", 42: "inlinks", 43: "outlinks", 44: "url_slashes", 45: "url_length",
                 46: "child_pages"}
 
@@ -274,7 +275,7 @@ class RankingProblem(WeightsProblem):
 
     def init_weights(self, seed: int) -> Weights:
         if self.params.init == "hyperdpo":
-            from operators.hyperdpo import seed_population
+            from evofair.problems.hyperdpo.losses import seed_population
 
             return seed_population(self, self.conditioned_weights(), 1, seed, self.params.alpha)[0][1]
         model = self.g_model(seed=seed, zero_last=False)
@@ -344,7 +345,7 @@ def aux_loss(problem: RankingProblem, s: torch.Tensor, batch: Groups) -> torch.T
 def train_icos(problem: RankingProblem, *, seed: int, epochs: int, alpha: float, lam: float,
                batch_size: int = 8, val_grid: np.ndarray | None = None, patience: int | None = None):
     """One conditioned model: per batch w ~ Dir(α) (seeded), loss wᵀL − λ·cos(w, L)."""
-    from operators.hyperdpo import weight_grid
+    from evofair.problems.hyperdpo.losses import weight_grid
 
     model = problem.g_model(conditioned=True, seed=seed)
     grid = weight_grid(problem.n_aux) if val_grid is None else val_grid

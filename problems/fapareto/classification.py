@@ -235,7 +235,7 @@ class FeatureClassificationProblem(WeightsProblem):
         w = getattr(model, "fair_weight", None)
         if w is None:
             return ce
-        from problems.fair_baselines import soft_tpr_gap
+        from evofair.problems.fapareto.losses import soft_tpr_gap
 
         gap = soft_tpr_gap(torch.softmax(logits, -1)[None], y[None], g[None], len(self.group_values))[0]
         return ce + torch.relu(w[0]) * gap

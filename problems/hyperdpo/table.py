@@ -29,9 +29,9 @@ from pydantic import Field
 
 from evofair.indicators import hypervolume
 from evofair.registry import Args, component
-from operators.hyperdpo import icos_objective, modpo_listwise_loss, weight_grid
+from evofair.problems.hyperdpo.losses import icos_objective, modpo_listwise_loss, weight_grid
 from evofair.torch_utils import torch_threads
-from problems.ranking import RankingProblem, aux_loss, fit, n_params, temperature_scale, train_icos
+from evofair.problems.hyperdpo.ranking import RankingProblem, aux_loss, fit, n_params, temperature_scale, train_icos
 
 METHODS = ("hyperdpo", "dpo_ls", "dpo_soup", "mo_dpo")
 LABELS = {"hyperdpo": "HyperDPO", "dpo_ls": "DPO-LS", "dpo_soup": "DPO Soup", "mo_dpo": "MO-DPO"}

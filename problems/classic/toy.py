@@ -1,7 +1,7 @@
 """A small synthetic neural problem for engine tests and overhead benchmarks.
 
 Two Gaussian classes whose separating direction differs between two groups, so accuracy and
-group fairness pull apart. Real studies use problems.biasbios / tabular / multilabel / ranking;
+group fairness pull apart. Real studies use evofair.problems.fapareto.biasbios / tabular / multilabel / ranking;
 this one exists because engine tests need a weights problem that builds in milliseconds.
 """
 

@@ -17,8 +17,8 @@ import arff
 import numpy as np
 
 from evofair.errors import UserError
+from evofair.problems import shipped_data
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,10 @@ class MultiLabelData:
 
 
 def resolve_dir(path: str, data_root: str | None = None) -> Path:
-    """A dataset folder: absolute, else under `data_root`, the working directory, or the repo's data/."""
+    """A dataset folder: absolute, else under `data_root`, the working directory, or evofair's shipped data."""
     p = Path(path)
     candidates = [p] if p.is_absolute() else list(dict.fromkeys([
-        *([Path(data_root) / p] if data_root else []), Path.cwd() / p, REPO_ROOT / p, REPO_ROOT / "data" / p]))
+        *([Path(data_root) / p] if data_root else []), Path.cwd() / p, shipped_data(str(p))]))
     for c in candidates:
         if c.is_dir():
             return c

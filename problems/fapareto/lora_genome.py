@@ -22,8 +22,8 @@ import torch
 from evofair.individual import Weights
 from evofair.seeding import torch_seeded
 from evofair.store import weights_hash
-from problems.classification import FeatureClassificationProblem, population_logits, stack_heads
-from problems.text_encoder import embed, load_encoder, mean_pool
+from evofair.problems.fapareto.classification import FeatureClassificationProblem, population_logits, stack_heads
+from evofair.problems.fapareto.text_encoder import embed, load_encoder, mean_pool
 
 _LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
 
@@ -171,7 +171,7 @@ class LoraGenome:
         w = getattr(model.head, "fair_weight", None)
         if w is None:
             return ce
-        from problems.fair_baselines import soft_tpr_gap
+        from evofair.problems.fapareto.losses import soft_tpr_gap
 
         gap = soft_tpr_gap(torch.softmax(logits, -1)[None], y[None], batch["g"].to(self.device)[None],
                            len(self.p.group_values))[0]

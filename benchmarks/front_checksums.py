@@ -1,0 +1,55 @@
+"""Same recipe + seed ⇒ the same front: run recipes and compare front.csv's sha256 with a record.
+
+    .venv/bin/python benchmarks/front_checksums.py                # run, compare, print
+    .venv/bin/python benchmarks/front_checksums.py --write FILE   # record new checksums
+
+The record in benchmarks/results/front_sha256_before_redesign.txt was made on the commit before
+the architecture redesign (issue 10), with the same command; every later refactoring that claims
+"behaviour unchanged" must leave these checksums as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RECORD = HERE / "results" / "front_sha256_before_redesign.txt"
+RECIPES = ("zdt1", "zdt1_deap", "toy", "fapareto_biasbios", "fairpo_memetic_yeast", "hyperdpo_memetic_mq2008")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--recipes", nargs="*", default=list(RECIPES))
+    ap.add_argument("--write", type=Path, help="write the checksums here instead of comparing")
+    args = ap.parse_args(argv)
+    expected = {}
+    if RECORD.exists():
+        for line in RECORD.read_text().splitlines():
+            digest, name = line.split()
+            expected[name.split("/")[0]] = digest
+    rows, bad = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.recipes:
+            out = Path(tmp) / name
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "evofair.cli", "run", name, "--out", str(out), "--quiet"],
+                           check=True, stdout=subprocess.DEVNULL)
+            digest = hashlib.sha256((out / "front.csv").read_bytes()).hexdigest()
+            same = expected.get(name) == digest
+            bad += not same and not args.write
+            rows.append(f"{digest}  {name}/front.csv")
+            print(f"{name:26s} {time.perf_counter() - t:6.1f} s  {digest[:16]}  "
+                  f"{'same as recorded' if same else 'DIFFERENT from recorded' if name in expected else 'no record'}")
+    if args.write:
+        args.write.write_text("\n".join(rows) + "\n")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

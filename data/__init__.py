@@ -1,0 +1,1 @@
+"""The real datasets evofair ships (each folder has its PROVENANCE.md); installed as `evofair.datasets`."""

@@ -1,0 +1,1 @@
+"""The engine: the memetic loop (`loop`), offspring plans (`plans`) and the pymoo/DEAP backends."""

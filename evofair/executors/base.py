@@ -1,0 +1,79 @@
+"""The executor contract. Executors run the expensive work of a generation: realising offspring and evaluating genomes.
+
+Both executors cut evaluation into the same fixed-size chunks (a recipe setting, not the number
+of workers), so batched numerics, and therefore the front, are identical serial or on Ray.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from evofair.individual import Weights
+from evofair.pipeline import Plan, Realised
+from evofair.problem import SPLITS
+
+
+@dataclass(frozen=True)
+class ProblemFactory:
+    """Everything needed to rebuild the problem in another process (sent to Ray actors)."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    data_root: str | None = None
+    paths: tuple[str, ...] = ()  # folders searched for a `module:attr` problem
+    instance: Any = None  # a problem object defined in Python (not registered); shipped as is
+
+    def build(self):
+        from evofair.plugins import registry
+
+        if self.instance is not None:
+            return self.instance
+        spec = registry("problem", self.paths).get(self.name)
+        return spec.fn(spec.args(**self.params), data_root=self.data_root)
+
+
+def chunks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def merge_metrics(parts: Sequence[Mapping[str, Mapping[str, np.ndarray]]]) -> dict[str, dict[str, np.ndarray]]:
+    """Concatenate per-chunk {split: {metric: array}} results in order."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for split in SPLITS:
+        names = parts[0][split].keys() if parts else ()
+        out[split] = {n: np.concatenate([np.asarray(p[split][n], dtype=float) for p in parts]) for n in names}
+    return out
+
+
+def evaluate_all_splits(problem, genomes: Sequence[Any]) -> dict[str, dict[str, np.ndarray]]:
+    return {split: problem.evaluate(genomes, split) for split in SPLITS}
+
+
+class Executor(ABC):
+    def __init__(self, eval_chunk: int = 32):
+        self.eval_chunk = eval_chunk
+
+    @abstractmethod
+    def start(self, factory: ProblemFactory, problem=None) -> None:
+        """Prepare workers. `problem` is the driver's already-built instance, if any."""
+
+    @abstractmethod
+    def realise(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
+        """Make every planned offspring; `weights_of(hash)` loads a parent's weights."""
+
+    @abstractmethod
+    def evaluate(self, genomes: Sequence[Any]) -> dict[str, dict[str, np.ndarray]]:
+        """Metrics of every genome on every split: {split: {metric: array}}."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
