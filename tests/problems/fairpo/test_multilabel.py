@@ -17,7 +17,7 @@ from evofair.problems.fairpo.metrics import average_precision_columns, populatio
 from evofair.problems.fairpo.mulan import load_mulan, privileged_labels
 from evofair.problems.fairpo.multilabel import MultiLabelParams, MultiLabelProblem
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # ---- metrics against sklearn ---------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The explorer's data layer, export, static report and HTTP safety, against independent oracles:
 the core report's `final_front`, the CSVs it wrote, raw SQLite queries of the store, pymoo's HV,
-and hand-built cases. The real-browser test is tests/test_explorer_browser.py."""
+and hand-built cases. The real-browser test is tests/evofair/test_explorer_browser.py."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from evofair.individual import Individual
 from evofair.report import final_front
 from evofair.store import RunStore
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def toy_recipe(generations: int = 3) -> dict:

@@ -17,7 +17,7 @@ from evofair.problems.fapareto import text_encoder
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 from evofair.problems.fapareto.text_encoder import default_model_dir, embed, load_encoder
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 DATA = REPO_ROOT / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")

@@ -12,7 +12,7 @@ import numpy as np
 from evofair.indicators import non_dominated
 from evofair.store import RunStore
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def core_example() -> str:

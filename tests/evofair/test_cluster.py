@@ -26,7 +26,7 @@ import pytest
 from evofair.cli import main
 from evofair.jobs import JOB_RECIPE, dashboard_url, entrypoint, stage_project
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "runs" / "toy_ray.yaml"
 SEED = 11
 
