@@ -169,6 +169,6 @@ def test_no_stale_paths_in_docs():
     """Files that moved in the redesign are named by their new paths."""
     stale = re.compile(r"problems/(?!classic|fapareto|fairpo|hyperdpo|<)\w+\.py|tests/test_\w+\.py|"
                        r"operators/(fairpo|hyperdpo|hyper_prompt|fairpo_losses)\.py|docs/HELPERS\.md")
-    for page in [*PAGES, ROOT / "benchmarks" / "README.md"]:
+    for page in [*PAGES, ROOT / "benchmarks" / "README.md", *sorted((ROOT / "runs").glob("*.yaml"))]:
         found = stale.search(page.read_text())
         assert not found, f"{page.relative_to(ROOT)}: stale path {found.group(0)!r}"
