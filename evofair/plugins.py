@@ -84,10 +84,13 @@ def _as_spec(obj: object, name: str, kind: str, where: str) -> Spec:
 
             if issubclass(obj, Problem):
                 return Spec(name, kind, obj, getattr(obj, "Params", NoArgs), (obj.__doc__ or "").split("\n")[0])
-        if kind != "problem" and callable(obj):
+        # An unmarked function is taken as an operator with no arguments; a class never is (a
+        # Problem class named as a mutation would otherwise pass validation and fail mid-run).
+        if kind != "problem" and callable(obj) and not isinstance(obj, type):
             return Spec(name, kind, obj, NoArgs, (getattr(obj, "__doc__", "") or "").split("\n")[0])
-        raise UserError(f"{where}: {name!r} is not a {kind} (expected a Problem subclass or a function "
-                        f"marked with evofair.registry.component({kind!r}, ...))")
+        expected = "a Problem subclass" if kind == "problem" else \
+            f"a function marked with evofair.registry.component({kind!r}, ...)"
+        raise UserError(f"{where}: {name!r} is not a {kind} (expected {expected})")
     if spec.kind != kind:
         raise UserError(f"{where}: {name!r} is a {spec.kind}, not a {kind}")
     return spec if spec.name == name else Spec(name, spec.kind, spec.fn, spec.args, spec.doc, spec.tags)
