@@ -258,3 +258,66 @@ def test_submitted_job_on_two_nodes_matches_serial_run(cluster, tmp_path, capsys
 
     assert main(["status", "raysubmit_doesnotexist", "--address", cluster.url]) == 2
     assert "no such job" in capsys.readouterr().err
+
+
+# A user's own problem, not installed: a module next to the recipe, named `my_wells:TwoWells`.
+USER_MODULE = '''\
+import numpy as np
+from evofair.problem import Objective, VectorProblem
+
+
+class TwoWells(VectorProblem):
+    """f1 = |x - 0.5|^2, f2 = |x + 0.5|^2 on [-2, 2]^3."""
+
+    objectives = (Objective("f1"), Objective("f2"))
+    default_hv_ref = (30.0, 30.0)
+    n_var = 3
+
+    def __init__(self, params=None, *, data_root=None):
+        super().__init__(params, data_root=data_root)
+        self.xl, self.xu = np.full(3, -2.0), np.full(3, 2.0)
+
+    def evaluate(self, genomes, split):
+        x = np.asarray(genomes, dtype=float)
+        return {"f1": ((x - 0.5) ** 2).sum(1), "f2": ((x + 0.5) ** 2).sum(1)}
+'''
+USER_RECIPE = """\
+name: wells
+problem: {name: "my_wells:TwoWells"}
+algorithm: {pop_size: 8, generations: 3}
+operators: {crossover: {name: sbx}, mutation: {name: pm}}
+executor: {name: ray, eval_chunk: 2}
+seed: 4
+"""
+
+
+@pytest.mark.slow
+def test_submitted_job_carries_the_users_module(cluster, tmp_path, capsys, monkeypatch):
+    """`evofair submit` of a recipe whose problem is a `module:attr` from a file beside it: the job
+    ships the file, and the run needs nothing from the user's folder once submitted (it is deleted
+    before the job runs). Oracle: the same recipe run serially here."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the serial run imports my_wells in-process
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "my_wells.py").write_text(USER_MODULE)
+    (project / "wells.yaml").write_text(USER_RECIPE)
+    try:
+        assert main(["run", str(project / "wells.yaml"), "--executor", "serial", "--out", str(tmp_path / "serial"),
+                     "--quiet"]) == 0
+    finally:
+        sys.modules.pop("my_wells", None)
+    assert len(cluster.wait_nodes(2, timeout=180)) == 2, cluster.logs()
+    capsys.readouterr()
+
+    out = tmp_path / "cluster-run"
+    assert main(["submit", str(project / "wells.yaml"), "--address", cluster.url, "--out", str(out)]) == 0
+    job = capsys.readouterr().out.strip()
+    shutil.rmtree(project)  # from here on, only the job's own copy of my_wells.py exists
+    code = main(["status", job, "--address", cluster.url, "--wait", "--timeout", "300"])
+    status = capsys.readouterr().out
+    if code != 0:
+        main(["logs", job, "--address", cluster.url])
+        pytest.fail(f"job did not succeed: {status}\n{capsys.readouterr().out[-4000:]}")
+    front = (out / "front.csv").read_text()
+    assert front == (tmp_path / "serial" / "front.csv").read_text() and len(front.splitlines()) > 2
+    assert "my_wells:TwoWells" in (out / "config.yaml").read_text()
