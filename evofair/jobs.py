@@ -158,14 +158,29 @@ def user_modules(recipe) -> list[Path]:
     sys.path.extend(p for p in recipe.paths if p not in sys.path)
     for ref in filter(is_reference, names):
         top = ref.partition(":")[0].split(".")[0]
+        if top in {name.split(".")[0] for name in SHIPPED}:
+            continue  # `evofair.problems....:X` travels with evofair itself
         spec = importlib.util.find_spec(top)
-        if spec is None or spec.origin is None:
+        if spec is None:
             continue
-        path = Path(spec.origin)
-        path = path.parent if path.name == "__init__.py" else path
-        if "site-packages" not in path.parts and "dist-packages" not in path.parts and path not in found:
+        if spec.has_location and spec.origin:
+            path = Path(spec.origin)
+            path = path.parent if path.name == "__init__.py" else path
+        elif spec.submodule_search_locations:  # a namespace package (a folder without __init__.py)
+            path = Path(list(spec.submodule_search_locations)[0])
+        else:
+            continue  # built into the interpreter
+        if not _installed(path) and path not in found:
             found.append(path)
     return found
+
+
+def _installed(path: Path) -> bool:
+    """Part of an installation (site-packages, the standard library): the cluster's Python has it."""
+    if "site-packages" in path.parts or "dist-packages" in path.parts:
+        return True
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    return any(path.resolve().is_relative_to(Path(p).resolve()) for p in prefixes)
 
 
 def stage_project(dest: Path, recipe_yaml: str, extra: list[Path] = ()) -> Path:

@@ -361,8 +361,11 @@ def test_job_ships_the_users_modules(tmp_path, monkeypatch, bare_env):
         recipe = load_recipe(path)
         found = user_modules(recipe)
         assert sorted(found) == [project / "my_wells.py", project / "wellops"]
-        # an installed component (pymoo's, evofair's) is never shipped as the user's
+        # installed code (evofair's by name or by reference, the standard library's) is never shipped
         assert user_modules(load_recipe(write_yaml(project / "plain.yaml", {"problem": {"name": "zdt1"}}))) == []
+        builtin = {"problem": {"name": "evofair.problems.classic.benchmarks:ZDT1"},
+                   "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "textwrap:dedent"}}}
+        assert user_modules(load_recipe(write_yaml(project / "builtin.yaml", builtin))) == []
         dest = stage_project(tmp_path / "job", resolved_yaml(recipe), found)
     finally:
         for name in ("my_wells", "wellops", "wellops.snapping"):
