@@ -1,4 +1,7 @@
-"""The Python API: run a recipe (or a recipe dict plus a problem object) into a run directory."""
+"""The Python API: run an evolutionary recipe (or a recipe dict plus a problem object) into a run directory.
+
+Experiments (a paper's table, no evolutionary loop) have their own entry point: evofair/experiments.py.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any, Mapping
 from evofair.engine.loop import Engine, RunResult
 from evofair.errors import UserError
 from evofair.executors import ProblemFactory, make_executor
+from evofair.experiments import ExperimentRecipe
 from evofair.plugins import registry
 from evofair.problem import AfterRun
 from evofair.recipe import Recipe, parse_recipe, resolved_yaml
@@ -48,7 +52,11 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
 
     Pass `problem=` to run a problem object defined in Python. Every input check happens before
     the first file is written; disk errors become a `UserError` and leave the store consistent.
+    An experiment recipe (`experiment:` key) is refused: `evofair.experiment` runs those.
     """
+    if isinstance(recipe, ExperimentRecipe):
+        raise UserError(f"recipe {recipe.name!r}: an experiment recipe, not an evolutionary run: run it with "
+                        "evofair.experiment (`evofair experiment`)")
     if not isinstance(recipe, Recipe):
         recipe = parse_recipe(recipe, problem=problem)
     out = Path(out)
@@ -59,9 +67,6 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
     setup_seconds = time.perf_counter() - t
     try:
         out.mkdir(parents=True, exist_ok=True)
-        if recipe.experiment is not None:
-            _write_config(out, recipe)
-            return _run_experiment(recipe, problem, out, progress, setup_seconds)
         store = RunStore(out)  # takes the run directory's lock before anything else is written
     except OSError as exc:
         raise UserError(f"--out {out}: cannot write ({exc.strerror})") from None
@@ -99,10 +104,3 @@ def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool,
 def problem_is_registered(recipe: Recipe) -> bool:
     return recipe.problem.name in registry("problem", recipe.paths)
 
-
-def _run_experiment(recipe: Recipe, problem, out: Path, progress: bool, setup_seconds: float) -> RunResult:
-    """A standalone experiment writes its own tables and report; it gets the problem set up."""
-    spec = registry("experiment", recipe.paths).get(recipe.experiment.name, "experiment.name")
-    args = spec.parse_args(recipe.experiment.args, "experiment.args")
-    spec.fn(recipe, problem, args, out, progress)
-    return RunResult(str(out), [], [])

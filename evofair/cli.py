@@ -38,6 +38,7 @@ def recipe_path(arg: str | None) -> Path:
 
 def _cmd_run(args) -> int:
     from evofair import api
+    from evofair.experiments import is_experiment
     from evofair.recipe import apply_overrides, parse_recipe, read_recipe_file
 
     if args.resume:
@@ -47,6 +48,13 @@ def _cmd_run(args) -> int:
             raise UserError(f"--resume {out}: no config.yaml (not an evofair run directory)")
     else:
         source = recipe_path(args.recipe)
+    file_raw = read_recipe_file(source)
+    if is_experiment(file_raw):
+        if args.resume:
+            raise UserError(f"--resume {args.resume}: an experiment's output, not an evolutionary run (an "
+                            "experiment is not resumed: run `evofair experiment` again into a new --out)")
+        raise UserError(f"{args.recipe}: an experiment recipe (it has `experiment:`), not an evolutionary run: "
+                        f"use `evofair experiment {args.recipe}`")
     overrides = list(args.set or [])
     if args.executor:
         overrides.append(f"executor.name={args.executor}")
@@ -54,14 +62,14 @@ def _cmd_run(args) -> int:
         overrides.append(f"executor.address={args.address}")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    raw = apply_overrides(read_recipe_file(source), overrides)
+    raw = apply_overrides(file_raw, overrides)
     recipe = parse_recipe(raw, str(source))
     if args.resume:
         out = Path(args.resume)
     elif args.out:
         out = Path(args.out)
     else:
-        out = Path("out") / f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = _default_out(recipe.name)
     result = api.run(recipe, out, resume=bool(args.resume), progress=not args.quiet)
     gens = result.history
     hv = gens[-1]["hv_val"] if gens else None
@@ -70,10 +78,56 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _default_out(name: str) -> Path:
+    return Path("out") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _cmd_experiment(args) -> int:
+    from evofair.experiments import is_experiment, parse_experiment, run_experiment
+    from evofair.recipe import apply_overrides, read_recipe_file
+
+    if args.list:
+        return _cmd_experiments(args)
+    if args.recipe is None:
+        raise UserError("RECIPE: expected an experiment recipe file or a packaged recipe's name "
+                        "(`evofair recipes` lists them; `evofair experiment --list` the installed experiments)")
+    source = recipe_path(args.recipe)
+    file_raw = read_recipe_file(source)
+    if not is_experiment(file_raw):
+        raise UserError(f"{args.recipe}: an evolutionary recipe (no `experiment:` key), not an experiment: "
+                        f"use `evofair run {args.recipe}`")
+    overrides = list(args.set or []) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    recipe = parse_experiment(apply_overrides(file_raw, overrides), str(source))
+    out = Path(args.out) if args.out else _default_out(recipe.name)
+    result = run_experiment(recipe, out, progress=not args.quiet)
+    print(f"evofair: wrote {out} (experiment {recipe.experiment.name}, {sum(result.timings.values()):.1f} s)")
+    return 0
+
+
+def _cmd_experiments(args) -> int:
+    from evofair.plugins import registry
+
+    print("experiments (`evofair experiment RECIPE`; recipe key `experiment: {name, args}`):")
+    for spec in registry("experiment"):
+        print(_describe(spec))
+    packaged = [name for name, path in sorted(packaged_recipes().items()) if _is_experiment_file(path)]
+    if packaged:
+        print("packaged experiment recipes:")
+        for name in packaged:
+            print(f"  {name}")
+    return 0
+
+
+def _is_experiment_file(path: Path) -> bool:
+    """A packaged recipe with a top-level `experiment:` key (a cheap look, no YAML parse)."""
+    return any(line.startswith("experiment:") for line in path.read_text().splitlines())
+
+
 def _cmd_recipes(args) -> int:
     for name, path in sorted(packaged_recipes().items()):
         first = next((line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
-        print(f"  {name:26s} {first}")
+        tag = "[experiment] " if _is_experiment_file(path) else ""
+        print(f"  {name:26s} {tag}{first}")
     return 0
 
 
@@ -82,9 +136,6 @@ def _cmd_problems(args) -> int:
 
     print("problems:")
     for spec in registry("problem"):
-        print(_describe(spec))
-    print("experiments (recipe key `experiment`):")
-    for spec in registry("experiment"):
         print(_describe(spec))
     for kind in OPERATOR_KINDS:
         print(f"{kind} operators:")
@@ -139,9 +190,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(fn=_cmd_run)
-    recipes = sub.add_parser("recipes", help="list the packaged recipes (`evofair run NAME` runs one)")
+    exp = sub.add_parser("experiment", help="run an experiment recipe (a study without the evolutionary loop, "
+                         "e.g. a paper's table)")
+    exp.add_argument("recipe", nargs="?", help="experiment recipe YAML, or a packaged recipe's name")
+    exp.add_argument("--list", action="store_true", help="list the installed experiments and their args")
+    exp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (dotted)")
+    exp.add_argument("--out", help="output directory to create (must be new or empty)")
+    exp.add_argument("--seed", type=int)
+    exp.add_argument("--quiet", action="store_true", help="no progress output")
+    exp.set_defaults(fn=_cmd_experiment)
+    exps = sub.add_parser("experiments", help="list the installed experiments (same as `evofair experiment --list`)")
+    exps.set_defaults(fn=_cmd_experiments)
+    recipes = sub.add_parser("recipes", help="list the packaged recipes (`evofair run NAME` or "
+                             "`evofair experiment NAME` runs one)")
     recipes.set_defaults(fn=_cmd_recipes)
-    probs = sub.add_parser("problems", help="list problems and operators")
+    probs = sub.add_parser("problems", help="list problems and operators (experiments: `evofair experiments`)")
     probs.set_defaults(fn=_cmd_problems)
     verify = sub.add_parser("verify", help="check a run directory: weights hashes, index consistency")
     verify.add_argument("dir")

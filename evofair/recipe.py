@@ -78,18 +78,10 @@ class ExecutorCfg(_Strict):
     max_retries: int = Field(3, ge=0)
 
 
-class ExperimentCfg(_Strict):
-    """A standalone experiment (e.g. a paper's table) instead of an evolutionary run."""
-
-    name: str
-    args: dict[str, Any] = Field(default_factory=dict)
-
-
 class Recipe(_Strict):
     name: str = Field("run", min_length=1, max_length=200, pattern=r"^[^/\x00]+$",
                       description="names the default run directory: no '/'")
     problem: ProblemCfg
-    experiment: ExperimentCfg | None = None
     algorithm: AlgorithmCfg = Field(default_factory=AlgorithmCfg)
     operators: OperatorsCfg = Field(default_factory=OperatorsCfg)
     executor: ExecutorCfg = Field(default_factory=ExecutorCfg)
@@ -243,6 +235,9 @@ def parse_recipe(raw: Mapping[str, Any], source: str = "recipe", *, problem=None
     if not isinstance(raw, Mapping):
         raise UserError(f"{source}: a recipe must be a mapping, got a {type(raw).__name__}")
     _check_shape(raw, source)
+    if "experiment" in raw:  # its own recipe kind (evofair/experiments.py), not a key of this one
+        raise UserError(f"{source}: an experiment recipe (it has `experiment:`), not an evolutionary run: "
+                        f"run it with `evofair experiment {source}` (Python: evofair.experiment)")
     try:
         recipe = Recipe.model_validate(dict(raw))
     except ValidationError as exc:
@@ -263,9 +258,6 @@ def validate_components(recipe: Recipe, source: str, problem=None) -> None:
         pspec.parse_args(recipe.problem.args, f"{source}: problem.args")
         problem = pspec.fn
     genome = problem.genome
-    if recipe.experiment is not None:
-        espec = registry("experiment", recipe.paths).get(recipe.experiment.name, f"{source}: experiment.name")
-        espec.parse_args(recipe.experiment.args, f"{source}: experiment.args")
     prefix = "vector_" if genome == "vector" else ""
     ops = recipe.operators
     for i, cfg in enumerate(ops.crossovers):

@@ -15,7 +15,8 @@ def _run(tmp_path, capsys, recipe, *extra):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))
     out = tmp_path / "out"
-    code = main(["run", str(path), "--out", str(out), "--quiet", *extra])
+    command = "experiment" if "experiment" in recipe else "run"
+    code = main([command, str(path), "--out", str(out), "--quiet", *extra])
     err = capsys.readouterr().err
     assert code == 2, err
     lines = err.strip().splitlines()

@@ -128,10 +128,10 @@ def test_problem_partition_splits_and_batched_evaluation(emotions):
 
 # ---- the experiment and the memetic recipe, tiny --------------------------------------------
 def test_fairpo_table_tiny(tmp_path):
-    recipe = load_recipe(ROOT / "runs/fairpo_yeast.yaml", [
+    recipe = evofair.load_experiment(ROOT / "runs/fairpo_yeast.yaml", [
         "problem.args.data=mulan_emotions", "problem.args.hidden=8",
         "experiment.args.seeds=[0,1]", "experiment.args.epochs=1", "experiment.args.batch_size=64"])
-    evofair.run(recipe, tmp_path / "t", progress=False)
+    evofair.experiment(recipe, tmp_path / "t", progress=False)
     out = tmp_path / "t"
     for name in ("fairpo_table.csv", "fairpo_runs.csv", "trajectories.csv", "partition.json", "claims.json",
                  "plots/alpha.png", "report.md"):

@@ -143,7 +143,7 @@ def test_alignment_experiment_on_a_local_model_directory(tmp_path, model_dir):
                                                       "hpt_hidden": 8, "lr": 1e-2}},
               "experiment": {"name": "hyperdpo_alignment", "args": {"n_points": 3}}}
     out = tmp_path / "run"
-    evofair.run(recipe, out, progress=False)
+    evofair.experiment(recipe, out, progress=False)
     report = (out / "report.md").read_text()
     assert (out / "plots" / "front.png").exists() and "reference point 0" in report
     lines = (out / "table.md").read_text().splitlines()
@@ -161,5 +161,5 @@ def test_alignment_needs_a_model_directory(tmp_path):
     from evofair.errors import UserError
 
     with pytest.raises(UserError, match="model_path"):
-        evofair.run({"problem": {"name": "hh_rlhf", "args": {"model_path": str(tmp_path)}},
+        evofair.experiment({"problem": {"name": "hh_rlhf", "args": {"model_path": str(tmp_path)}},
                      "experiment": {"name": "hyperdpo_alignment"}}, tmp_path / "o", progress=False)

@@ -175,7 +175,7 @@ def test_hyperdpo_table_experiment_runs(tmp_path):
               "experiment": {"name": "hyperdpo_table",
                              "args": {"n_points": 4, "epochs": 3, "hyper_epochs": 3, "patience": 3}}}
     out = tmp_path / "run"
-    evofair.run(recipe, out, progress=False)
+    evofair.experiment(recipe, out, progress=False)
     for name in ("config.yaml", "report.md", "table.md", "table.csv", "fronts.csv", "plots/front.png"):
         assert (out / name).exists(), name
     rows = list(csv.DictReader(open(out / "fronts.csv")))
@@ -199,10 +199,10 @@ def test_hyperdpo_table_experiment_runs(tmp_path):
 
 def test_bad_problem_args_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="aux_features"):
-        evofair.run({"problem": {"name": "letor", "args": {"aux_features": [41]}},
+        evofair.experiment({"problem": {"name": "letor", "args": {"aux_features": [41]}},
                      "experiment": {"name": "hyperdpo_table"}}, tmp_path / "a", progress=False)
     with pytest.raises(UserError, match="test_path"):
-        evofair.run({"problem": {"name": "letor", "args": {"test_path": str(tmp_path / "nope.txt")}},
+        evofair.experiment({"problem": {"name": "letor", "args": {"test_path": str(tmp_path / "nope.txt")}},
                      "experiment": {"name": "hyperdpo_table"}}, tmp_path / "b", progress=False)
 
 
