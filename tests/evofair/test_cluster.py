@@ -260,7 +260,7 @@ def test_submitted_job_on_two_nodes_matches_serial_run(cluster, tmp_path, capsys
     assert "no such job" in capsys.readouterr().err
 
 
-# A user's own problem, not installed: a module next to the recipe, named `my_wells:TwoWells`.
+# A user's own problem, not installed: a module next to the recipe, named `cluster_wells:TwoWells`.
 USER_MODULE = '''\
 import numpy as np
 from evofair.problem import Objective, VectorProblem
@@ -283,7 +283,7 @@ class TwoWells(VectorProblem):
 '''
 USER_RECIPE = """\
 name: wells
-problem: {name: "my_wells:TwoWells"}
+problem: {name: "cluster_wells:TwoWells"}
 algorithm: {pop_size: 8, generations: 3}
 operators: {crossover: {name: sbx}, mutation: {name: pm}}
 executor: {name: ray, eval_chunk: 2}
@@ -292,27 +292,26 @@ seed: 4
 
 
 @pytest.mark.slow
-def test_submitted_job_carries_the_users_module(cluster, tmp_path, capsys, monkeypatch):
+def test_submitted_job_carries_the_users_module(cluster, tmp_path, capsys, monkeypatch, request):
     """`evofair submit` of a recipe whose problem is a `module:attr` from a file beside it: the job
     ships the file, and the run needs nothing from the user's folder once submitted (it is deleted
     before the job runs). Oracle: the same recipe run serially here."""
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the serial run imports my_wells in-process
+    # the serial run and submit's validation import cluster_wells here: forget it afterwards
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    request.addfinalizer(lambda: sys.modules.pop("cluster_wells", None))
     project = tmp_path / "project"
     project.mkdir()
-    (project / "my_wells.py").write_text(USER_MODULE)
+    (project / "cluster_wells.py").write_text(USER_MODULE)
     (project / "wells.yaml").write_text(USER_RECIPE)
-    try:
-        assert main(["run", str(project / "wells.yaml"), "--executor", "serial", "--out", str(tmp_path / "serial"),
-                     "--quiet"]) == 0
-    finally:
-        sys.modules.pop("my_wells", None)
+    assert main(["run", str(project / "wells.yaml"), "--executor", "serial", "--out", str(tmp_path / "serial"),
+                 "--quiet"]) == 0
     assert len(cluster.wait_nodes(2, timeout=180)) == 2, cluster.logs()
     capsys.readouterr()
 
     out = tmp_path / "cluster-run"
     assert main(["submit", str(project / "wells.yaml"), "--address", cluster.url, "--out", str(out)]) == 0
     job = capsys.readouterr().out.strip()
-    shutil.rmtree(project)  # from here on, only the job's own copy of my_wells.py exists
+    shutil.rmtree(project)  # from here on, only the job's own copy of cluster_wells.py exists
     code = main(["status", job, "--address", cluster.url, "--wait", "--timeout", "300"])
     status = capsys.readouterr().out
     if code != 0:
@@ -320,4 +319,4 @@ def test_submitted_job_carries_the_users_module(cluster, tmp_path, capsys, monke
         pytest.fail(f"job did not succeed: {status}\n{capsys.readouterr().out[-4000:]}")
     front = (out / "front.csv").read_text()
     assert front == (tmp_path / "serial" / "front.csv").read_text() and len(front.splitlines()) > 2
-    assert "my_wells:TwoWells" in (out / "config.yaml").read_text()
+    assert "cluster_wells:TwoWells" in (out / "config.yaml").read_text()

@@ -270,6 +270,7 @@ def own_module(tmp_path, monkeypatch):
     folder.mkdir()
     (folder / "my_wells.py").write_text(PLUGIN)
     monkeypatch.setattr(sys, "path", list(sys.path))  # plugins.py extends sys.path: restored after
+    sys.modules.pop("my_wells", None)  # another test's my_wells must not answer for this one
     yield folder
     sys.modules.pop("my_wells", None)
 
@@ -357,6 +358,9 @@ def test_job_ships_the_users_modules(tmp_path, monkeypatch, bare_env):
     (project / "wellops" / "__pycache__" / "snapping.cpython-311.pyc").write_bytes(b"stale")
     (project / "unrelated.py").write_text("raise SystemExit('not part of the job')\n")
     path = write_yaml(project / "wells.yaml", wells_recipe("my_wells:TwoWells", "wellops.snapping:snap"))
+    modules = ("my_wells", "wellops", "wellops.snapping")
+    for name in modules:  # find_spec answers from sys.modules: no other test's copy may be there
+        sys.modules.pop(name, None)
     try:
         recipe = load_recipe(path)
         found = user_modules(recipe)
@@ -368,7 +372,7 @@ def test_job_ships_the_users_modules(tmp_path, monkeypatch, bare_env):
         assert user_modules(load_recipe(write_yaml(project / "builtin.yaml", builtin))) == []
         dest = stage_project(tmp_path / "job", resolved_yaml(recipe), found)
     finally:
-        for name in ("my_wells", "wellops", "wellops.snapping"):
+        for name in modules:
             sys.modules.pop(name, None)
     version = distribution("evofair").version
     assert sorted(p.name for p in dest.iterdir()) == sorted(
