@@ -80,9 +80,9 @@ def _as_spec(obj: object, name: str, kind: str, where: str) -> Spec:
     spec = spec_of(obj)
     if spec is None:
         if kind == "problem" and isinstance(obj, type):
-            from evofair.problem import Problem  # a Problem subclass needs no decorator
-
-            if issubclass(obj, Problem):
+            # a Problem subclass needs no decorator (duck-typed: evofair.problem imports the engine's
+            # genomes, which look operators up here)
+            if callable(getattr(obj, "evaluate", None)) and hasattr(obj, "objectives") and hasattr(obj, "genome"):
                 return Spec(name, kind, obj, getattr(obj, "Params", NoArgs), (obj.__doc__ or "").split("\n")[0])
         # An unmarked function is taken as an operator with no arguments; a class never is (a
         # Problem class named as a mutation would otherwise pass validation and fail mid-run).

@@ -1,6 +1,7 @@
 """The problem contract: what a user writes once to run on any backend and executor.
 
-A problem declares its objectives and genome kind and knows how to evaluate a *batch* of genomes
+A problem declares its objectives and its genome (an `evofair.genome.Genome`: what an individual
+is and how the engine varies, stores and recognises it) and knows how to evaluate a *batch* of genomes
 on a split. Neural problems (genome = `Weights`) also give the engine a way to make initial
 weights, an optional shared base for merge methods that need one, and a training loss so that
 local-search refiners (SFT, FairPO, HyperDPO) can work on any of them.
@@ -16,6 +17,7 @@ from typing import Any, ClassVar, Iterable, Literal, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
+from evofair.genome import VECTOR, WEIGHTS, Genome
 from evofair.individual import Weights
 from evofair.registry import Args
 
@@ -44,7 +46,7 @@ class Problem(ABC):
 
     name: ClassVar[str] = "problem"
     Params: ClassVar[type[Args]] = Args
-    genome: ClassVar[Literal["vector", "weights"]] = "weights"
+    genome: ClassVar[Genome] = WEIGHTS
     objectives: tuple[Objective, ...] = ()
     #: reference point for hypervolume, in *minimised* objective space (see `minimised`)
     default_hv_ref: tuple[float, ...] | None = None
@@ -94,7 +96,7 @@ class Problem(ABC):
 class VectorProblem(Problem):
     """A problem over real vectors in a box (ZDT, DTLZ...): pymoo/DEAP operators work on x."""
 
-    genome = "vector"
+    genome = VECTOR
     n_var: int
     xl: np.ndarray
     xu: np.ndarray
@@ -103,15 +105,11 @@ class VectorProblem(Problem):
 class WeightsProblem(Problem):
     """A problem whose genomes are neural weights (`Weights`: name → tensor)."""
 
-    genome = "weights"
+    genome = WEIGHTS
 
     @abstractmethod
     def init_weights(self, seed: int) -> Weights:
         """A fresh genome for the initial population."""
-
-    def base_weights(self) -> Weights | None:
-        """The shared base that task-arithmetic style merges measure deltas from (or None)."""
-        return None
 
     def extract_weights(self, model: torch.nn.Module) -> Weights:
         """The genome a trained `build_model(...)` module holds (see `Trainable`)."""
@@ -140,6 +138,14 @@ class Trainable(Protocol):
 
 
 @runtime_checkable
+class HasBase(Protocol):
+    """Task-arithmetic merges (task_arithmetic, TIES, DARE) measure each parent's delta from a base."""
+
+    def base_weights(self) -> Weights:
+        """The shared base (e.g. the pretrained or initial model) that deltas are measured from."""
+
+
+@runtime_checkable
 class Grouped(Protocol):
     """Group-aware refiners (FairPO) read the groups a problem declares (labels or protected groups)."""
 
@@ -157,7 +163,8 @@ class Exportable(Protocol):
 class ModelCards(Protocol):
     """The explorer's model card adds per-group numbers the problem computes."""
 
-    def model_card(self, weights: Weights) -> dict[str, Any]: ...
+    def model_card(self, individual, store) -> dict[str, Any]:
+        """{title: rows (a list of flat dicts) or markdown} for one stored individual."""
 
 
 @runtime_checkable

@@ -257,27 +257,11 @@ def validate_components(recipe: Recipe, source: str, problem=None) -> None:
         pspec = registry("problem", recipe.paths).get(recipe.problem.name, f"{source}: problem.name")
         pspec.parse_args(recipe.problem.args, f"{source}: problem.args")
         problem = pspec.fn
-    genome = problem.genome
-    prefix = "vector_" if genome == "vector" else ""
-    ops = recipe.operators
-    for i, cfg in enumerate(ops.crossovers):
-        where = f"{source}: operators.crossover" + (f"[{i}]" if isinstance(ops.crossover, list) else "")
-        spec = op_registry(prefix + "crossover").get(cfg.name, where + ".name")
-        spec.parse_args(cfg.args, where + ".args")
-    if ops.mutation is not None:
-        spec = op_registry(prefix + "mutation").get(ops.mutation.name, f"{source}: operators.mutation.name")
-        spec.parse_args(ops.mutation.args, f"{source}: operators.mutation.args")
-    if ops.refine is not None:
-        if genome == "vector":
-            raise UserError(f"{source}: operators.refine: vector problems have no weights to refine")
-        spec = op_registry("refine").get(ops.refine.name, f"{source}: operators.refine.name")
-        spec.parse_args(ops.refine.args, f"{source}: operators.refine.args")
+    for where, spec in problem.genome.check_operators(recipe, source, op_registry):
         missing = missing_capabilities(problem, spec.tags.get("requires", ()))
         if missing:
-            raise UserError(f"{source}: operators.refine.name: {ops.refine.name!r} needs "
-                            f"{', '.join(missing)}, which problem {recipe.problem.name!r} does not implement")
-    if genome == "vector" and isinstance(ops.crossover, list) and len(ops.crossover) > 1:
-        raise UserError(f"{source}: operators.crossover: vector problems take one crossover")
+            raise UserError(f"{where}: {spec.name!r} needs {', '.join(missing)}, which problem "
+                            f"{recipe.problem.name!r} does not implement")
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from evofair.errors import UserError
 from evofair.individual import Weights
+from evofair.problem import HasBase
 from evofair.registry import Args, component
 from evofair.seeding import torch_seeded
 
@@ -125,13 +126,13 @@ def _task_family(method: str, parents, args, seed: int, base: Weights | None, ex
     return children
 
 
-@component("crossover", "task_arithmetic", TaskArithmeticArgs, needs_base=True)
+@component("crossover", "task_arithmetic", TaskArithmeticArgs, needs_base=True, requires=(HasBase,))
 def task_arithmetic(parents, args: TaskArithmeticArgs, *, seed: int, base: Weights | None = None):
     """Base + λ·Σ w_i (θ_i − base) (mergekit `task_arithmetic`)."""
     return _task_family("task_arithmetic", parents, args, seed, base, {})
 
 
-@component("crossover", "ties", TiesArgs, needs_base=True)
+@component("crossover", "ties", TiesArgs, needs_base=True, requires=(HasBase,))
 def ties(parents, args: TiesArgs, *, seed: int, base: Weights | None = None):
     """TIES: trim deltas to `density` by magnitude, elect signs, merge agreeing entries (mergekit)."""
     return _task_family("ties", parents, args, seed, base, {"density": args.density})
@@ -142,13 +143,13 @@ class DareArgs(TiesArgs):
     rescale: bool = True
 
 
-@component("crossover", "dare_ties", DareArgs, needs_base=True)
+@component("crossover", "dare_ties", DareArgs, needs_base=True, requires=(HasBase,))
 def dare_ties(parents, args: DareArgs, *, seed: int, base: Weights | None = None):
     """DARE with TIES sign consensus: random drop to `density`, rescale, elect (mergekit)."""
     return _task_family("dare_ties", parents, args, seed, base, {"density": args.density, "rescale": args.rescale})
 
 
-@component("crossover", "dare_linear", DareArgs, needs_base=True)
+@component("crossover", "dare_linear", DareArgs, needs_base=True, requires=(HasBase,))
 def dare_linear(parents, args: DareArgs, *, seed: int, base: Weights | None = None):
     """DARE without sign consensus (mergekit `dare_linear`)."""
     return _task_family("dare_linear", parents, args, seed, base, {"density": args.density, "rescale": args.rescale})

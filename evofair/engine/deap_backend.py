@@ -136,6 +136,70 @@ def _select_mates(members: list[_Member], k: int) -> list[_Member]:
     return chosen[:k]
 
 
+def _seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(SEED_HIGH))
+
+
+class VectorVariation:
+    """Real vectors: DEAP's bounded SBX and polynomial mutation (`evofair.genome.VectorGenome`)."""
+
+    def __init__(self, recipe, problem):
+        self.var = _vector_variation(recipe, problem)
+        self.pop_size = recipe.algorithm.pop_size
+        self.xl = [float(v) for v in problem.xl]  # DEAP wants Python sequences, not arrays
+        self.xu = [float(v) for v in problem.xu]
+
+    def initial(self, rng: np.random.Generator, n: int) -> list[Any]:
+        xl, xu = np.asarray(self.xl), np.asarray(self.xu)
+        return list(rng.random((n, len(xl))) * (xu - xl) + xl)
+
+    def vary(self, p1: Any, p2: Any, rng: np.random.Generator) -> list[np.ndarray]:
+        v = self.var
+        c1, c2 = [float(x) for x in p1], [float(x) for x in p2]
+        if rng.random() < v.prob_c:
+            with _deap_random(_seed(rng)):
+                tools.cxSimulatedBinaryBounded(c1, c2, v.eta_c, self.xl, self.xu)
+        out = []
+        for child in (c1, c2):
+            if rng.random() <= v.prob_m:
+                with _deap_random(_seed(rng)):
+                    tools.mutPolynomialBounded(child, v.eta_m, self.xl, self.xu, v.indpb)
+            out.append(np.asarray(child, dtype=float))
+        return out
+
+    def key(self, item: Any) -> Any:
+        return tuple(float(v) for v in item)  # exact values
+
+    def item(self, told: Any) -> Any:
+        return np.asarray(told, dtype=float)
+
+
+class PlanVariation:
+    """Checkpoints: `Plan`s written by `PlanMaker` with the recipe's crossover/mutation probabilities,
+    as `pymoo_backend._PlanCrossover/_PlanMutation` do (`evofair.genome.WeightsGenome`)."""
+
+    def __init__(self, recipe):
+        ops = recipe.operators
+        self.maker = PlanMaker(ops)
+        self.crossover_prob = ops.crossover_prob if ops.crossovers else 0.0
+        self.mutation_prob = ops.mutation_prob if ops.mutation is not None else 0.0
+
+    def initial(self, rng: np.random.Generator, n: int) -> list[Any]:
+        return [self.maker.init(rng) for _ in range(n)]
+
+    def vary(self, p1: Any, p2: Any, rng: np.random.Generator) -> list[Any]:
+        children: list[Any] = [p1, p2]
+        if rng.random() < self.crossover_prob:
+            children = list(self.maker.cross(p1, p2, rng))
+        return [self.maker.mutate(c, rng) if rng.random() <= self.mutation_prob else c for c in children]
+
+    def key(self, item: Any) -> Any:
+        return item  # content: GenomeRef / Plan equality
+
+    def item(self, told: Any) -> Any:
+        return told
+
+
 class DeapBackend(Backend):
     def __init__(self, recipe, problem):
         alg = recipe.algorithm
@@ -143,69 +207,32 @@ class DeapBackend(Backend):
             raise UserError(f"algorithm.name: the deap backend implements nsga2 only (got {alg.name!r}); "
                             "use algorithm.backend: pymoo for nsga3/smsemoa")
         self.problem = problem
-        self.vector = problem.genome == "vector"
         self.pop_size = alg.pop_size
         self.n_offsprings = alg.n_offsprings or alg.pop_size
         self.rng = np.random.default_rng(recipe.seed)
         self.n_iter = 0
         self.members: list[_Member] = []
-        if self.vector:
-            self.var = _vector_variation(recipe, problem)
-            self.xl = [float(v) for v in problem.xl]  # DEAP wants Python sequences, not arrays
-            self.xu = [float(v) for v in problem.xu]
-        else:
-            ops = recipe.operators
-            self.maker = PlanMaker(ops)
-            self.crossover_prob = ops.crossover_prob if ops.crossovers else 0.0
-            self.mutation_prob = ops.mutation_prob if ops.mutation is not None else 0.0
+        self.variation = problem.genome.deap_variation(recipe, problem)
 
     # -- items ------------------------------------------------------------------------------
     def _key(self, item: Any) -> Any:
-        """Duplicate identity: exact values for vectors, content (hash/plan key) for weights."""
-        return tuple(float(v) for v in item) if self.vector else item
-
-    def _seed(self) -> int:
-        return int(self.rng.integers(SEED_HIGH))
+        """Duplicate identity, as the genome defines it."""
+        return self.variation.key(item)
 
     def _initial(self) -> list[Any]:
-        if self.vector:
-            xl, xu = np.asarray(self.xl), np.asarray(self.xu)
-            return list(self.rng.random((self.pop_size, len(xl))) * (xu - xl) + xl)
-        return [self.maker.init(self.rng) for _ in range(self.pop_size)]
-
-    def _vary_vectors(self, p1: _Member, p2: _Member) -> list[np.ndarray]:
-        v = self.var
-        c1, c2 = [float(x) for x in p1.item], [float(x) for x in p2.item]
-        if self.rng.random() < v.prob_c:
-            with _deap_random(self._seed()):
-                tools.cxSimulatedBinaryBounded(c1, c2, v.eta_c, self.xl, self.xu)
-        out = []
-        for child in (c1, c2):
-            if self.rng.random() <= v.prob_m:
-                with _deap_random(self._seed()):
-                    tools.mutPolynomialBounded(child, v.eta_m, self.xl, self.xu, v.indpb)
-            out.append(np.asarray(child, dtype=float))
-        return out
-
-    def _vary_plans(self, p1: _Member, p2: _Member) -> list[Any]:
-        children: list[Any] = [p1.item, p2.item]
-        if self.rng.random() < self.crossover_prob:
-            children = list(self.maker.cross(p1.item, p2.item, self.rng))
-        return [self.maker.mutate(c, self.rng) if self.rng.random() <= self.mutation_prob else c
-                for c in children]
+        return self.variation.initial(self.rng, self.pop_size)
 
     def _breed(self) -> list[Any]:
         seen = {self._key(m.item) for m in self.members}
         offspring: list[Any] = []
-        vary = self._vary_vectors if self.vector else self._vary_plans
         for _ in range(MAX_BREED_ROUNDS):
             need = self.n_offsprings - len(offspring)
             if need <= 0:
                 break
-            with _deap_random(self._seed()):
+            with _deap_random(_seed(self.rng)):
                 mates = _select_mates(self.members, 2 * math.ceil(need / 2))
             for p1, p2 in zip(mates[::2], mates[1::2]):
-                for child in vary(p1, p2):
+                for child in self.variation.vary(p1.item, p2.item, self.rng):
                     key = self._key(child)
                     if key not in seen:
                         seen.add(key)
@@ -227,8 +254,7 @@ class DeapBackend(Backend):
         F = np.asarray(F, dtype=float)
         if len(items) != len(F) or len(items) != len(ids):
             raise ValueError(f"tell: {len(items)} items, {len(F)} objective rows, {len(ids)} ids")
-        return [_Member(np.asarray(it, dtype=float) if self.vector else it, str(i), _Fitness(f))
-                for it, f, i in zip(items, F, ids)]
+        return [_Member(self.variation.item(it), str(i), _Fitness(f)) for it, f, i in zip(items, F, ids)]
 
     def tell(self, items, F, ids) -> None:
         union = self.members + self._members(items, F, ids)

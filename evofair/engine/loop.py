@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from evofair.engine.backend import Backend
-from evofair.engine.plans import as_plan
 from evofair.indicators import hypervolume, non_dominated
-from evofair.individual import Individual, individual_id
-from evofair.pipeline import GenomeRef, OpCall
+from evofair.individual import Individual
+from evofair.pipeline import OpCall
 from evofair.seeding import derive_seed
 from evofair.store import RunStore
 
@@ -44,49 +43,19 @@ class Engine:
         self.seconds = 0.0
 
     # -- one generation ----------------------------------------------------------------------
-    def _refine_call(self, generation: int, index: int) -> OpCall | None:
+    def refine_call(self, generation: int, index: int) -> OpCall | None:
+        """The local search an offspring gets (weights genomes), with its own derived seed."""
         cfg = self.recipe.operators.refine
         if cfg is None or (generation == 0 and not self.recipe.operators.refine_initial):
             return None
         return OpCall(cfg.name, cfg.args, derive_seed(self.recipe.seed, generation, index, "refine"))
-
-    def _realise_weights(self, generation: int, items: Sequence[Any]):
-        plans = [as_plan(it).with_refine(self._refine_call(generation, i)) for i, it in enumerate(items)]
-        realised = self.executor.realise(plans, self.store.get_weights)
-        genomes = [r.weights for r in realised]
-        hashes = [self.store.put_weights(w) for w in genomes]
-        metrics = self.executor.evaluate(genomes)
-        individuals, refs = [], []
-        for i, (plan, r, digest) in enumerate(zip(plans, realised, hashes)):
-            iid = individual_id(generation, i)
-            if "refine_rejected" in r.log:
-                self.store.log_event("refine_rejected", r.log["refine_rejected"], generation=generation,
-                                     individual=iid)
-            individuals.append(Individual(
-                id=iid, generation=generation, parents=tuple(p.id for p in plan.parents),
-                operator={**plan.record(), **({"log": r.log} if r.log else {})},
-                seed=derive_seed(self.recipe.seed, generation, i), weights_hash=digest,
-                metrics=_row(metrics, i)))
-            refs.append(GenomeRef(iid, digest))
-        return individuals, refs, metrics
-
-    def _realise_vectors(self, generation: int, items: Sequence[Any]):
-        X = np.asarray(items, dtype=float)
-        metrics = self.executor.evaluate(X)
-        individuals = [Individual(id=individual_id(generation, i), generation=generation,
-                                  seed=derive_seed(self.recipe.seed, generation, i), x=tuple(map(float, X[i])),
-                                  metrics=_row(metrics, i)) for i in range(len(X))]
-        return individuals, list(X), metrics
 
     def step(self, generation: int) -> dict[str, Any] | None:
         t0 = time.perf_counter()
         items = self.backend.ask()
         if not items:
             return None
-        if self.problem.genome == "vector":
-            individuals, told, metrics = self._realise_vectors(generation, items)
-        else:
-            individuals, told, metrics = self._realise_weights(generation, items)
+        individuals, told, metrics = self.problem.genome.realise(self, generation, items)
         F = self.problem.minimised(metrics["val"])
         bad = ~np.all(np.isfinite(F), axis=1)
         for i in np.flatnonzero(bad):
@@ -112,10 +81,7 @@ class Engine:
         pop = self.store.individuals(last["population"])
         F = self.problem.minimised({n: np.array([ind.value(n) for ind in pop]) for n in self.problem.objective_names})
         F = np.where(np.isfinite(F), F, BAD_F)
-        if self.problem.genome == "vector":
-            items = [np.asarray(ind.x) for ind in pop]
-        else:
-            items = [GenomeRef(ind.id, ind.weights_hash) for ind in pop]
+        items = self.problem.genome.items(pop)
         self.backend.restore(items, F, [ind.id for ind in pop], last["engine_state"])
         self.evaluations = last["evaluations"] or 0
         self.seconds = last["seconds"] or 0.0
@@ -146,7 +112,3 @@ def make_backend(recipe, problem) -> Backend:
     from evofair.engine.pymoo_backend import PymooBackend
 
     return PymooBackend(recipe, problem)
-
-
-def _row(metrics: dict[str, dict[str, np.ndarray]], i: int) -> dict[str, dict[str, float]]:
-    return {split: {name: float(values[i]) for name, values in per.items()} for split, per in metrics.items()}

@@ -13,13 +13,12 @@ from typing import Any
 import numpy as np
 
 from evofair.pipeline import GenomeRef, OpCall, Plan
-from evofair.recipe import OperatorsCfg
 
 SEED_HIGH = 2**62
 
 
 class PlanMaker:
-    def __init__(self, cfg: OperatorsCfg):
+    def __init__(self, cfg):  # a recipe's OperatorsCfg
         self.crossovers = cfg.crossovers
         self.mutation = cfg.mutation
         w = np.array([c.weight for c in self.crossovers], dtype=float)

@@ -17,11 +17,9 @@ from pymoo.core.population import Population
 from pymoo.core.problem import Problem as PymooProblem
 from pymoo.core.sampling import Sampling
 from pymoo.problems.static import StaticProblem
-from pymoo.operators.sampling.rnd import FloatRandomSampling
 
 from evofair.engine.backend import Backend, rng_from_state, rng_state
 from evofair.engine.plans import PlanMaker
-from evofair.engine.vector_ops import vector_operators
 from evofair.jsonstate import from_json, numeric_attributes, set_numeric_attributes, to_json
 
 
@@ -29,11 +27,7 @@ class _Shape(PymooProblem):
     """Only tells pymoo the dimensions; evaluation happens in evofair's executors."""
 
     def __init__(self, problem):
-        n_obj = len(problem.objectives)
-        if problem.genome == "vector":
-            super().__init__(n_var=problem.n_var, n_obj=n_obj, xl=problem.xl, xu=problem.xu)
-        else:
-            super().__init__(n_var=1, n_obj=n_obj, vtype=object)
+        super().__init__(n_obj=len(problem.objectives), **problem.genome.pymoo_problem(problem))
 
     def _evaluate(self, x, out, *args, **kwargs):
         raise RuntimeError("evofair evaluates through its executor, not through pymoo")
@@ -83,6 +77,19 @@ class _SameGenome(ElementwiseDuplicateElimination):
         return a.X[0] == b.X[0]
 
 
+def plan_variation(recipe) -> dict[str, Any]:
+    """pymoo operators that write `Plan`s for checkpoint genomes (see `evofair.genome.WeightsGenome`)."""
+    maker = PlanMaker(recipe.operators)
+    kwargs: dict[str, Any] = {"sampling": _PlanSampling(maker), "eliminate_duplicates": _SameGenome()}
+    if recipe.operators.crossovers:
+        kwargs["crossover"] = _PlanCrossover(maker, recipe.operators.crossover_prob)
+    if recipe.operators.mutation is not None:
+        kwargs["mutation"] = _PlanMutation(maker, recipe.operators.mutation_prob)
+    else:
+        kwargs["mutation"] = Mutation(prob=0.0)
+    return kwargs
+
+
 def build_algorithm(recipe, problem):
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.algorithms.moo.nsga3 import NSGA3
@@ -90,18 +97,7 @@ def build_algorithm(recipe, problem):
     from pymoo.util.ref_dirs import get_reference_directions
 
     alg = recipe.algorithm
-    if problem.genome == "vector":
-        kwargs: dict[str, Any] = {"sampling": FloatRandomSampling(), "eliminate_duplicates": True,
-                                  **vector_operators(recipe)}
-    else:
-        maker = PlanMaker(recipe.operators)
-        kwargs = {"sampling": _PlanSampling(maker), "eliminate_duplicates": _SameGenome()}
-        if recipe.operators.crossovers:
-            kwargs["crossover"] = _PlanCrossover(maker, recipe.operators.crossover_prob)
-        if recipe.operators.mutation is not None:
-            kwargs["mutation"] = _PlanMutation(maker, recipe.operators.mutation_prob)
-        else:
-            kwargs["mutation"] = Mutation(prob=0.0)
+    kwargs = problem.genome.pymoo_variation(recipe, problem)
     if alg.name == "nsga2":
         return NSGA2(pop_size=alg.pop_size, n_offsprings=alg.n_offsprings, **kwargs)
     if alg.name == "nsga3":
@@ -119,19 +115,13 @@ class PymooBackend(Backend):
         self._asked: Population | None = None
 
     def _as_X(self, items: Sequence[Any]) -> np.ndarray:
-        if self.problem.genome == "vector":
-            return np.asarray(items, dtype=float)
-        X = np.empty((len(items), 1), dtype=object)
-        for i, item in enumerate(items):
-            X[i, 0] = item
-        return X
+        return self.problem.genome.to_pymoo(items)
 
     def ask(self) -> list[Any]:
         self._asked = self.algorithm.ask()
         if self._asked is None:
             return []
-        X = self._asked.get("X")
-        return [X[i] if self.problem.genome == "vector" else X[i, 0] for i in range(len(X))]
+        return self.problem.genome.from_pymoo(self._asked.get("X"))
 
     def tell(self, items, F, ids) -> None:
         pop = self._asked if self._asked is not None and len(self._asked) == len(items) else Population.new(

@@ -149,7 +149,7 @@ def evolution_budget(store) -> dict[str, float]:
 
 def _split_metrics(problem, P: dict[str, np.ndarray]) -> list[dict[str, dict[str, float]]]:
     """Per-model {split: {metric: value}} for prediction matrices P[split] (n_models, n_samples)."""
-    per = {split: FeatureClassificationProblem.metrics_of_predictions(problem, P[split], split) for split in SPLITS}
+    per = {split: problem.metrics_of_predictions(P[split], split) for split in SPLITS}
     n = len(next(iter(P.values())))
     return [{split: {k: float(v[i]) for k, v in per[split].items()} for split in SPLITS} for i in range(n)]
 
@@ -180,7 +180,7 @@ def run_baselines(problem, store, out: Path, recipe, args: BaselineArgs) -> dict
     weights: dict[str, Weights] = {}
 
     def on_epoch(epoch: int, heads: list[Weights]) -> None:
-        P = {split: FeatureClassificationProblem.predictions(problem, heads, split) for split in SPLITS}
+        P = {split: problem.head_predictions(heads, split) for split in SPLITS}
         for k, ((method, mid, lam, seed), metrics) in enumerate(zip(specs, _split_metrics(problem, P))):
             cid = f"{mid}@{epoch}"
             weights[cid] = heads[k]
@@ -188,7 +188,7 @@ def run_baselines(problem, store, out: Path, recipe, args: BaselineArgs) -> dict
                                "metrics": metrics, "near_constant_test": bool(is_near_constant(P["test"][k:k + 1])[0])})
 
     t = time.perf_counter()
-    inits = [FeatureClassificationProblem.init_weights(problem, s) for *_, s in specs]
+    inits = [problem.head_init_weights(s) for *_, s in specs]
     train_heads(problem, inits, [s[2] for s in specs], [s[3] for s in specs], epochs=epochs,
                 batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, on_epoch=on_epoch)
     timings["baselines (a)+(b): train heads (batched), evaluate every epoch"] = time.perf_counter() - t

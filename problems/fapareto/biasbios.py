@@ -33,6 +33,7 @@ from safetensors.torch import save_file
 from evofair.errors import UserError
 from evofair.registry import Args, component
 from evofair.problems.fapareto.classification import FeatureClassificationProblem, HeadArgs, SplitData
+from evofair.problems.fapareto.lora_genome import LORA_DELTA, LoraGenome
 from evofair.problems.fapareto.baselines import BaselineArgs
 from evofair.problems import shipped_data
 from evofair.problems.fapareto.text_encoder import cached_features, check_model_dir, default_cache_dir, default_model_dir
@@ -105,11 +106,17 @@ class BiasBios(FeatureClassificationProblem):
     #: trivial models earn nothing: the constant predictor has error ≈ 0.43 (METHODS.md §1)
     default_hv_ref = (0.25, 0.25)
 
+    def __new__(cls, params=None, **kwargs):
+        """`genome: lora` makes a `BiasBiosLora`, whose genome is the LoRA-delta genome; the head
+        genome is this class's own (FeatureClassificationProblem's)."""
+        if cls is BiasBios and getattr(params, "genome", "head") == "lora":
+            cls = BiasBiosLora
+        return super().__new__(cls)
+
     def __init__(self, params=None, *, data_root=None):
         super().__init__(params, data_root=data_root)
         self.setup_info: dict[str, Any] = {}
         self.raw: dict[str, dict[str, list]] = {}
-        self._lora = None
 
     # -- inputs ------------------------------------------------------------------------------
     @property
@@ -145,42 +152,8 @@ class BiasBios(FeatureClassificationProblem):
         return {s: SplitData(torch.from_numpy(np.ascontiguousarray(feats[s])), np.asarray(d["y"], dtype=np.int64),
                              np.asarray(d["g"])) for s, d in self.raw.items()}
 
-    def setup(self) -> None:
-        super().setup()
-        if self.params.genome == "lora":
-            from evofair.problems.fapareto.lora_genome import LoraGenome
-
-            self._lora = LoraGenome(self)
-
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "genome": self.params.genome, "features": dict(self.setup_info)}
-
-    # -- genome dispatch: `lora` replaces the head-only genome -------------------------------
-    def base_weights(self):
-        return self._lora.base_weights() if self._lora else super().base_weights()
-
-    def init_weights(self, seed: int):
-        return self._lora.init_weights(seed) if self._lora else super().init_weights(seed)
-
-    def predictions(self, genomes, split):
-        return self._lora.predictions(genomes, split) if self._lora else super().predictions(genomes, split)
-
-    def scores(self, genomes, split):
-        return self._lora.scores(genomes, split) if self._lora else super().scores(genomes, split)
-
-    def build_model(self, weights):
-        return self._lora.build_model(weights) if self._lora else super().build_model(weights)
-
-    def extract_weights(self, model):
-        return self._lora.extract_weights(model) if self._lora else super().extract_weights(model)
-
-    def train_batches(self, seed, batch_size):
-        if self._lora:
-            return self._lora.train_batches(seed, batch_size)
-        return super().train_batches(seed, batch_size)
-
-    def loss(self, model, batch):
-        return self._lora.loss(model, batch) if self._lora else super().loss(model, batch)
 
     # -- hooks used by evofair.api / evofair.report ------------------------------------------
     def after_run(self, store, out, recipe) -> dict[str, float]:
@@ -193,9 +166,6 @@ class BiasBios(FeatureClassificationProblem):
         """The explorer's / `evofair export` hook: the encoder (a transformers directory, loadable
         with `AutoModel.from_pretrained(path / "encoder")`) plus the trained head and how to apply
         it; `ExportedClassifier(path)` does exactly that."""
-        if self.params.genome != "head":
-            raise UserError("export: the lora genome's adapter deltas are in genome.safetensors; folding them "
-                            "into a standalone encoder directory is not implemented yet")
         path = Path(path)
         shutil.copytree(self.model_dir, path / "encoder", ignore=shutil.ignore_patterns(".*"))
         head = {k: v.to(torch.float32).contiguous() for k, v in weights.items() if k.startswith("layers.")}
@@ -215,6 +185,47 @@ class BiasBios(FeatureClassificationProblem):
 
         return report_sections(self, store, Path(out), recipe)
 
+
+
+class BiasBiosLora(BiasBios):
+    """BiasBios with `genome: lora` (made by `BiasBios(params)` when params.genome is "lora"): every
+    genome-specific part of the problem comes from one `LoraGenome`, built in `setup`."""
+
+    genome = LORA_DELTA
+
+    def setup(self) -> None:
+        super().setup()
+        self.lora = LoraGenome(self)
+
+    def base_weights(self):
+        return self.lora.base_weights()
+
+    def init_weights(self, seed: int):
+        return self.lora.init_weights(seed)
+
+    def predictions(self, genomes, split):
+        return self.lora.predictions(genomes, split)
+
+    def scores(self, genomes, split):
+        return self.lora.scores(genomes, split)
+
+    def build_model(self, weights):
+        return self.lora.build_model(weights)
+
+    def extract_weights(self, model):
+        return self.lora.extract_weights(model)
+
+    def train_batches(self, seed, batch_size):
+        return self.lora.train_batches(seed, batch_size)
+
+    def loss(self, model, batch):
+        return self.lora.loss(model, batch)
+
+    def export_model(self, weights, path):
+        from evofair.errors import UserError
+
+        raise UserError("export: the lora genome's adapter deltas are in genome.safetensors; folding them "
+                        "into a standalone encoder directory is not implemented yet")
 
 
 class ExportedClassifier:

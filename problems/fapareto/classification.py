@@ -160,6 +160,9 @@ class FeatureClassificationProblem(WeightsProblem):
         return self._base
 
     def init_weights(self, seed: int) -> Weights:
+        return self.head_init_weights(seed)
+
+    def head_init_weights(self, seed: int) -> Weights:
         """θ₀ + noise relative to each tensor's std (biases: relative to the weight's std); when
         individuals carry a fairness weight, it is drawn log-uniformly from `fair_weight_init`."""
         base = self.head_base_weights()
@@ -182,7 +185,10 @@ class FeatureClassificationProblem(WeightsProblem):
         return population_logits(stack_heads(genomes, len(self.sizes) - 1), self.splits[split].X)
 
     def predictions(self, genomes: Sequence[Weights], split: str) -> np.ndarray:
-        """Predicted class (n_models, n_samples) of every genome, in one batched computation."""
+        return self.head_predictions(genomes, split)
+
+    def head_predictions(self, genomes: Sequence[Weights], split: str) -> np.ndarray:
+        """Predicted class (n_models, n_samples) of every head genome, in one batched computation."""
         if not genomes:
             return np.zeros((0, len(self.splits[split])), dtype=np.int64)
         with torch.no_grad():
@@ -191,7 +197,7 @@ class FeatureClassificationProblem(WeightsProblem):
     def predictions_of_head(self, weights: Weights, split: str) -> np.ndarray:
         """Predictions of one head genome on the frozen features (also in problems whose own
         genome is bigger, e.g. BiasBios `lora`, whose baselines are heads)."""
-        return FeatureClassificationProblem.predictions(self, [weights], split)[0]
+        return self.head_predictions([weights], split)[0]
 
     def scores(self, genomes: Sequence[Weights], split: str) -> np.ndarray:
         """Class probabilities (n_models, n_samples, n_classes), float64."""
@@ -207,6 +213,10 @@ class FeatureClassificationProblem(WeightsProblem):
 
     # -- training contract (SFT and other refiners) ------------------------------------------
     def build_model(self, weights: Weights) -> torch.nn.Module:
+        return self.head_model(weights)
+
+    def head_model(self, weights: Weights) -> torch.nn.Module:
+        """The trainable MLP head of a head genome (the head part of bigger genomes too)."""
         model = MLPHead(self.sizes, weights.get("fair_weight"))
         model.load_state_dict({k: v.to(torch.float32) for k, v in weights.items()})
         return model

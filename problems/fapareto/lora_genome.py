@@ -22,7 +22,8 @@ import torch
 from evofair.individual import Weights
 from evofair.seeding import torch_seeded
 from evofair.store import weights_hash
-from evofair.problems.fapareto.classification import FeatureClassificationProblem, population_logits, stack_heads
+from evofair.genome import WeightsGenome
+from evofair.problems.fapareto.classification import population_logits, stack_heads
 from evofair.problems.fapareto.text_encoder import embed, load_encoder, mean_pool
 
 _LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
@@ -86,7 +87,7 @@ class LoraGenome:
 
     def init_weights(self, seed: int) -> Weights:
         return self._join({t: torch.zeros_like(w, device="cpu") for t, w in self.W0.items()},
-                          FeatureClassificationProblem.init_weights(self.p, seed))
+                          self.p.head_init_weights(seed))
 
     # -- evaluation (one encoder pass per genome; heads then batched per genome) -------------
     @torch.no_grad()
@@ -131,7 +132,7 @@ class LoraGenome:
         # LoRA's A matrices are drawn from torch's global RNG: seed it from the genome's content.
         with torch_seeded(int(weights_hash(weights)[:15], 16)):
             peft_encoder = get_peft_model(encoder, config)
-        head = FeatureClassificationProblem.build_model(self.p, head_w)
+        head = self.p.head_model(head_w)
         return _LoraClassifier(peft_encoder, head.to(self.device), {t: d.clone() for t, d in deltas.items()})
 
     def extract_weights(self, model: _LoraClassifier) -> Weights:
@@ -176,3 +177,14 @@ class LoraGenome:
         gap = soft_tpr_gap(torch.softmax(logits, -1)[None], y[None], batch["g"].to(self.device)[None],
                            len(self.p.group_values))[0]
         return ce + torch.relu(w[0]) * gap
+
+
+class LoraDeltaGenome(WeightsGenome):
+    """A weights genome whose tensors are dense LoRA deltas ΔW of the adapted encoder matrices plus
+    the classifier head (see the module docstring): the engine varies, stores and deduplicates it
+    exactly as any checkpoint, and merges act on the deltas relative to the pretrained encoder."""
+
+    name = "lora_delta"
+
+
+LORA_DELTA = LoraDeltaGenome()

@@ -15,6 +15,7 @@ import yaml
 
 from evofair import cli
 from evofair.errors import UserError
+from evofair.genome import WEIGHTS
 from evofair.recipe import MAX_RECIPE_BYTES
 from evofair.plugins import registry as op_registry
 from evofair.plugins import registry as _registry
@@ -154,7 +155,7 @@ def test_ties_density_above_one_is_rejected():
 
 
 def test_ties_density_in_a_weights_recipe(capsys, tmp_path):
-    weights_problems = [s.name for s in problem_registry() if getattr(s.fn, "genome", None) == "weights"]
+    weights_problems = [s.name for s in problem_registry() if getattr(s.fn, "genome", None) is WEIGHTS]
     if not weights_problems:
         pytest.skip("no weights problem registered")
     raw = {"problem": {"name": weights_problems[0]},
@@ -316,7 +317,7 @@ def test_installed_script_exits_2_with_one_line(tmp_path):
 class _PyProblem:
     """Stands in for a problem defined in Python (not in the registry): only its genome matters here."""
 
-    genome = "weights"
+    genome = WEIGHTS
 
 
 @pytest.mark.parametrize("change,expected", [

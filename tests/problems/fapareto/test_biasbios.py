@@ -202,7 +202,7 @@ def test_lora_genome_end_to_end_tiny(tmp_path):
     step = folded[deltas[0]] - w[deltas[0]]
     assert 0 < torch.linalg.matrix_rank(step) <= 2  # one LoRA update of rank r = 2
     texts = problem.raw["test"]["text"]
-    enc = problem._lora.tokenizer(texts, truncation=True, max_length=32, padding=True, return_tensors="pt")
+    enc = problem.lora.tokenizer(texts, truncation=True, max_length=32, padding=True, return_tensors="pt")
     with torch.no_grad():
         direct = model(enc["input_ids"], enc["attention_mask"]).argmax(-1).numpy()
     np.testing.assert_array_equal(problem.predictions([folded], "test")[0], direct)

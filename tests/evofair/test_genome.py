@@ -1,0 +1,134 @@
+"""The genome contract (evofair/genome.py) on the two built-in genomes and a custom one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import evofair
+from evofair.errors import UserError
+from evofair.genome import VECTOR, WEIGHTS, Genome, VectorGenome, WeightsGenome
+from evofair.pipeline import GenomeRef, OpCall, Plan
+from evofair.plugins import registry
+from evofair.problem import Objective, VectorProblem, WeightsProblem
+from evofair.recipe import parse_recipe
+
+
+def test_problem_classes_state_their_genome():
+    from evofair.problems.classic.benchmarks import ZDT1
+    from evofair.problems.classic.toy import ToyMLP
+    from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosLora, BiasBiosParams
+
+    assert ZDT1.genome is VECTOR and ToyMLP.genome is WEIGHTS
+    assert isinstance(BiasBios.genome, WeightsGenome) and BiasBios.genome is WEIGHTS
+    # `genome: lora` selects the LoRA-delta genome once, at construction: a weights genome to the engine
+    lora = BiasBios(BiasBiosParams(genome="lora"))
+    assert type(lora) is BiasBiosLora and lora.genome.name == "lora_delta"
+    assert isinstance(lora.genome, WeightsGenome) and lora.genome.crossover_kind == "crossover"
+    assert type(BiasBios(BiasBiosParams())) is BiasBios
+
+
+def test_vector_genome_encoding_and_operator_kinds():
+    items = [np.array([0.1, 0.2]), np.array([0.3, 0.4])]
+    X = VECTOR.to_pymoo(items)
+    assert X.dtype == float and X.shape == (2, 2)
+    assert all(np.array_equal(a, b) for a, b in zip(VECTOR.from_pymoo(X), items))
+    assert (VECTOR.crossover_kind, VECTOR.mutation_kind, VECTOR.refinable) == ("vector_crossover", "vector_mutation", False)
+
+
+def test_weights_genome_encoding_and_content_identity():
+    a, b = GenomeRef("g0000i0000", "ab" * 32), GenomeRef("g0001i0003", "ab" * 32)
+    X = WEIGHTS.to_pymoo([a, Plan(init=OpCall("init", {}, 5))])
+    assert X.dtype == object and X.shape == (2, 1)
+    assert WEIGHTS.from_pymoo(X)[0] is a
+    # the same weights under two ids are one genome (pymoo's and DEAP's duplicate checks use this)
+    assert a == b and hash(a) == hash(b)
+    var = WEIGHTS.deap_variation(parse_recipe({"problem": {"name": "toy_mlp"},
+                                               "operators": {"mutation": {"name": "gaussian"}}}), None)
+    assert var.key(a) == var.key(b)
+    assert (WEIGHTS.crossover_kind, WEIGHTS.mutation_kind, WEIGHTS.refinable) == ("crossover", "mutation", True)
+
+
+def test_deap_vector_keys_are_exact_values():
+    from evofair.problems.classic.benchmarks import ZDT1
+
+    recipe = parse_recipe({"problem": {"name": "zdt1", "args": {"n_var": 3}}, "algorithm": {"backend": "deap"},
+                           "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}}})
+    problem = ZDT1(registry("problem").get("zdt1").parse_args({"n_var": 3}, "p"))
+    var = VECTOR.deap_variation(recipe, problem)
+    x = var.initial(np.random.default_rng(0), 4)
+    assert len(x) == 4 and all(np.all((0 <= v) & (v <= 1)) for v in x)
+    assert var.key(x[0]) == tuple(float(v) for v in x[0]) and var.key(x[0]) != var.key(x[1])
+
+
+def test_operators_are_checked_against_the_genome():
+    with pytest.raises(UserError, match="operators.refine: vector problems have no weights to refine"):
+        parse_recipe({"problem": {"name": "zdt1"}, "operators": {"refine": {"name": "sft"}}})
+    with pytest.raises(UserError, match=r"operators.crossover.name: unknown vector_crossover 'uniform'"):
+        parse_recipe({"problem": {"name": "zdt1"}, "operators": {"crossover": {"name": "uniform"}}})
+    with pytest.raises(UserError, match=r"operators.crossover.name: unknown crossover 'sbx'"):
+        parse_recipe({"problem": {"name": "toy_mlp"}, "operators": {"crossover": {"name": "sbx"}}})
+
+
+class _NoBase(WeightsProblem):
+    name = "nobase"
+    objectives = (Objective("a"), Objective("b"))
+
+    def init_weights(self, seed):
+        return {"w": torch.zeros(2)}
+
+    def evaluate(self, genomes, split):
+        return {"a": np.zeros(len(genomes)), "b": np.zeros(len(genomes))}
+
+
+def test_task_arithmetic_merges_need_a_base_and_say_so_before_running(tmp_path):
+    recipe = {"problem": {"name": "nobase"}, "operators": {"crossover": {"name": "ties"}}}
+    with pytest.raises(UserError, match=r"operators.crossover.name: 'ties' needs HasBase.base_weights, which "
+                                        r"problem 'nobase' does not implement"):
+        evofair.run(recipe, tmp_path / "out", problem=_NoBase())
+    assert not (tmp_path / "out").exists()
+
+
+class _Pairs(Genome):
+    """A custom genome only has to fill the contract; this one is never run, only declared."""
+
+    name = "pairs"
+    crossover_kind = "vector_crossover"
+    mutation_kind = "vector_mutation"
+
+    def pymoo_problem(self, problem):
+        return {"n_var": 2, "xl": 0.0, "xu": 1.0}
+
+    def pymoo_variation(self, recipe, problem):
+        return {}
+
+    def to_pymoo(self, items):
+        return np.asarray(items, dtype=float)
+
+    def from_pymoo(self, X):
+        return [tuple(row) for row in X]
+
+    def deap_variation(self, recipe, problem):
+        raise NotImplementedError
+
+    def realise(self, engine, generation, items):
+        raise NotImplementedError
+
+    def items(self, individuals):
+        return [ind.x for ind in individuals]
+
+
+def test_a_custom_genome_is_declared_by_filling_the_contract():
+    with pytest.raises(TypeError):  # an incomplete genome cannot be made
+        type("Half", (Genome,), {"name": "half", "crossover_kind": "x", "mutation_kind": "y"})()
+
+    class PairProblem(VectorProblem):
+        genome = _Pairs()
+        objectives = (Objective("f"),)
+
+        def evaluate(self, genomes, split):
+            return {"f": np.asarray(genomes).sum(1)}
+
+    assert PairProblem.genome.from_pymoo(PairProblem.genome.to_pymoo([(0.5, 0.25)])) == [(0.5, 0.25)]
+    assert isinstance(PairProblem.genome, Genome) and not isinstance(PairProblem.genome, VectorGenome)
