@@ -216,7 +216,17 @@ def test_fairpo_table_tiny(tmp_path):
     assert len(traj) == 5 * 13 * 2
     grpo = [float(t["alpha_P"]) for t in traj if t["method"] == "dpo_grpo"]
     assert all(0 < a < 1 for a in grpo)
-    assert "| FairPO-DPO (stabilised GRPO) |" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| FairPO-DPO (stabilised GRPO) |" in report
+    # issue 14: the verdict gives the seed count; the other F1 convention is in its own, labelled table
+    assert f"rose on {c['seeds_P_raised']}/2 seeds" in report
+    assert "## Sample-F1 under the other convention (not the paper's)" in report
+    for r in runs:  # scoring empty-vs-empty examples 1 instead of 0 can only raise sample F1
+        assert float(r["f1_zd1_P"]) >= float(r["f1_P"]) and float(r["f1_zd1_N"]) >= float(r["f1_N"])
+    part = json.loads((out / "partition.json").read_text())
+    assert set(part["privileged_positives"]["train"]) == set(part["privileged"])
+    assert all(v > 0 for v in part["privileged_positives"]["train"].values())  # none-positive labels are refused
+    assert all(f"- {w}" in report for w in part["warnings"]) and ("## Warnings" in report) == bool(part["warnings"])
 
 
 def test_memetic_recipe_tiny(tmp_path):
