@@ -31,7 +31,12 @@ class BatchView:
 
     ``logm``/``logm0``: log of the clamped policy/reference scores; ``base``/``base_ref``: the
     per-entry supervised loss (BCE, or CE at the true class) of policy and reference; ``y``: 0/1
-    target; ``anchors``: privileged anchor entries; ``entries_n``: non-privileged entries.
+    target; ``anchors``: privileged anchor entries; ``entries_n``: non-privileged entries;
+    ``rank``: what the confusing set compares — the policy's *unclamped* scores, as the logits
+    (σ and softmax are strictly increasing in the logit within a row, so ``z_k ≥ z_l`` ⇔
+    ``m_k ≥ m_l`` exactly, even where σ rounds to 0 or 1 in floating point). METHODS.md §2 defines K
+    on the scores; the clamp belongs to the loss only — comparing clamped scores would turn two
+    scores below 1e-8 into a tie and give a correctly ranked anchor a partner (issue 14, item 1).
     """
 
     logm: torch.Tensor
@@ -41,6 +46,7 @@ class BatchView:
     y: torch.Tensor
     anchors: torch.Tensor
     entries_n: torch.Tensor
+    rank: torch.Tensor
 
 
 LOG_LO, LOG_HI = math.log(PROB_CLAMP), math.log1p(-PROB_CLAMP)
@@ -67,7 +73,7 @@ def multilabel_view(logits, y, privileged: torch.Tensor, ref_logits=None) -> Bat
     logm0 = None if ref_logits is None else _log_clamped(F.logsigmoid(ref_logits)).detach()
     base_ref = None if ref_logits is None else bce_entries(ref_logits, y).detach()
     anchors = privileged.to(torch.bool).expand_as(y)
-    return BatchView(logm, logm0, bce_entries(logits, y), base_ref, y, anchors, ~anchors)
+    return BatchView(logm, logm0, bce_entries(logits, y), base_ref, y, anchors, ~anchors, logits.detach())
 
 
 def classification_view(logits, target, privileged_example: torch.Tensor, ref_logits=None) -> BatchView:
@@ -79,13 +85,14 @@ def classification_view(logits, target, privileged_example: torch.Tensor, ref_lo
     base = -logm * y  # CE at the true class, zero elsewhere (only true-class entries are used)
     base_ref = None if logm0 is None else (-logm0 * y).detach()
     anchors = onehot & privileged_example[:, None]
-    return BatchView(logm, logm0, base, base_ref, y, anchors, onehot & ~privileged_example[:, None])
+    return BatchView(logm, logm0, base, base_ref, y, anchors, onehot & ~privileged_example[:, None], logits.detach())
 
 
 def draw_partners(m: torch.Tensor, y: torch.Tensor, anchors: torch.Tensor, generator: torch.Generator):
     """One confusing partner per anchor (i, l), uniform over its confusing set K.
 
-    y_l = 1: K = {k ≠ l : y_k = 0, m_k ≥ m_l}; y_l = 0: K = {k ≠ l : y_k = 1, m_k ≤ m_l}.
+    `m`: the scores, or any transform strictly increasing within a row (FairPO passes the logits);
+    never the clamped scores. y_l = 1: K = {k ≠ l : y_k = 0, m_k ≥ m_l}; y_l = 0: K = {k ≠ l : y_k = 1, m_k ≤ m_l}.
     Returns (partner index (B, C) long, has_partner (B, C) bool); partner is meaningless where
     has_partner is False. Random keys are drawn for the whole (B, C, C) block so the draw depends
     only on the generator's state and the batch shape.
@@ -130,8 +137,7 @@ def privileged_loss(view: BatchView, kind: PrivLoss, generator: torch.Generator,
     if kind == "bce":
         loss = _masked_mean(view.base, anchors)
         return (loss, None) if return_pairs else loss
-    m = view.logm.detach().exp()
-    partner, has = draw_partners(m, view.y, anchors, generator)
+    partner, has = draw_partners(view.rank, view.y, anchors, generator)  # K on the unclamped scores
     if kind == "dpo":
         if view.logm0 is None:
             raise ValueError("the DPO form of L_P needs reference scores")
@@ -166,8 +172,16 @@ class GroupWeights:
     - ``grpo``: mirror ascent α_g ← α_g·exp(η·L_g), then normalise (done in log space, which is
       the same map but cannot underflow over thousands of steps);
     - ``grpo_stable`` (the FairPO code): s_g = (L_g − EMA_g)/(|EMA_g| + 1e-6), α_g ← α_g·exp(clamp(η·s_g,
-      −10, 10)), normalise, then EMA_g ← 0.9·EMA_g + 0.1·L_g. METHODS.md does not say how EMA starts;
-      here it starts at the first observed loss (so the first step leaves α unchanged);
+      −10, 10)), normalise, then EMA_g ← 0.9·EMA_g + 0.1·L_g. On the *first* update there is no
+      running mean yet: METHODS.md is silent and the paper (Algorithm 1, §4.5) describes only the
+      plain step, so we follow the authors' code — github.com/soumenkm/FairPO, ``src/train.py`` at
+      commit 4bae24a7365bf84f65b1f9f30141dc2d2e80e948, the training loop's
+      ``if self.num_updates_priv_loss_ema == 0: scaled_exp_term_p = current_loss_p_detached;
+      self.loss_priv_ema = current_loss_p_detached`` (and the same for N): step 1 uses s_g = L_g
+      itself (the plain GRPO step, clamped) and sets EMA_g = L_g without decay; from step 2 on
+      s_g is relative to the EMA. (Before issue 14 this started EMA at L and left α unchanged on
+      step 1.) The authors normalise by Z + 1e-8; we normalise exactly in log space (a 1e-8
+      relative difference);
     - ``fixed``: α stays at ``alpha0`` (the "fixed weights 0.5/0.5" ablation).
     """
 
@@ -194,11 +208,14 @@ class GroupWeights:
         if self.mode == "grpo":
             self.log_alpha = [a + self.eta * v for a, v in zip(self.log_alpha, losses)]
         elif self.mode == "grpo_stable":
-            if self.ema is None:
+            if self.ema is None:  # first update: s = L, EMA = L (the authors' code; see the class docstring)
+                scaled = list(losses)
                 self.ema = list(losses)
-            steps = [min(10.0, max(-10.0, self.eta * (v - e) / (abs(e) + 1e-6))) for v, e in zip(losses, self.ema)]
+            else:
+                scaled = [(v - e) / (abs(e) + 1e-6) for v, e in zip(losses, self.ema)]
+                self.ema = [self.ema_decay * e + (1 - self.ema_decay) * v for e, v in zip(self.ema, losses)]
+            steps = [min(10.0, max(-10.0, self.eta * v)) for v in scaled]
             self.log_alpha = [a + s for a, s in zip(self.log_alpha, steps)]
-            self.ema = [self.ema_decay * e + (1 - self.ema_decay) * v for e, v in zip(self.ema, losses)]
         top = max(self.log_alpha)  # renormalise so log α stays bounded
         lse = top + math.log(sum(math.exp(a - top) for a in self.log_alpha))
         self.log_alpha = [a - lse for a in self.log_alpha]

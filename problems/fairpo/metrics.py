@@ -1,14 +1,18 @@
 """Multi-label metrics for a whole population at once: mAP, sample F1, accuracy, exact match.
 
-Definitions (METHODS.md §2), each overall and restricted to a label group:
+Definitions (METHODS.md §2), each overall and restricted to a label group, in the FairPO authors'
+conventions (github.com/soumenkm/FairPO, ``src/metrics.py``), so tables compare with the paper:
 - mAP: mean over labels of average precision (sklearn's definition: Σ (R_k − R_{k−1}) P_k over
-  distinct score thresholds), skipping labels without a positive;
+  distinct score thresholds), skipping labels without a positive; a group none of whose labels has
+  a positive scores 0.0 (the authors' ``_compute_map``: "if not ap_scores: return 0.0");
 - sample F1 at 0.5: per example 2|T∩Ŷ|/(|T|+|Ŷ|), averaged over examples; an example with no
-  true and no predicted label in the group scores ``zero_division`` (1.0 by default: predicting
-  nothing is right there — sklearn's default of 0 would score a rare group mostly by how many
-  examples carry one of its labels);
+  true and no predicted label in the group scores ``zero_division`` — 0 by default, the authors'
+  ``f1_score(average='samples', zero_division=0)``. (1.0 is the other reading: "predicting nothing
+  is right there"; it moves F1 on a rare group by up to its share of empty examples, so a table
+  that shows it must label it.)
 - accuracy: element-wise agreement; exact match: all of the group's labels right.
-A prediction is positive when the score is > 0.5.
+A prediction is positive when the score is ≥ 0.5 (METHODS.md, and the authors' ``>= threshold``):
+a logit of exactly 0 is a positive.
 
 Why not call sklearn here: evaluating a population means G heads × C labels AP computations per
 split; sklearn's `average_precision_score` is one Python call per label. This computes all columns
@@ -20,6 +24,8 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
+
+THRESHOLD = 0.5  # a label is predicted when its score is >= THRESHOLD
 
 
 def average_precision_columns(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -45,7 +51,7 @@ def average_precision_columns(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def population_metrics(probs: np.ndarray, y: np.ndarray, groups: Mapping[str, np.ndarray],
-                       zero_division: float = 1.0) -> dict[str, np.ndarray]:
+                       zero_division: float = 0.0) -> dict[str, np.ndarray]:
     """Metrics of G models: `probs` (G, n, C), `y` (n, C), `groups` suffix → label indices.
 
     Returns {"map"+suffix, "f1"+suffix, "acc"+suffix, "em"+suffix: (G,) arrays} per group
@@ -55,13 +61,14 @@ def population_metrics(probs: np.ndarray, y: np.ndarray, groups: Mapping[str, np
     G, n, C = probs.shape
     y = np.asarray(y, dtype=np.uint8)
     ap = average_precision_columns(probs.transpose(1, 0, 2).reshape(n, G * C), np.tile(y, (1, G))).reshape(G, C)
-    pred = probs > 0.5
+    pred = probs >= THRESHOLD
     truth = y.astype(bool)[None]
     out: dict[str, np.ndarray] = {}
     for suffix, idx in {"": np.arange(C), **groups}.items():
         idx = np.asarray(idx, dtype=int)
         with np.errstate(invalid="ignore"), _quiet():
-            out["map" + suffix] = np.nanmean(ap[:, idx], axis=1) if np.any(y[:, idx].sum(0) > 0) else np.full(G, np.nan)
+            # a group without any positive scores 0.0, as the authors' code does (not NaN)
+            out["map" + suffix] = np.nanmean(ap[:, idx], axis=1) if np.any(y[:, idx].sum(0) > 0) else np.zeros(G)
         p, t = pred[:, :, idx], truth[:, :, idx]
         inter = (p & t).sum(axis=2)
         denom = p.sum(axis=2) + t.sum(axis=2)

@@ -9,6 +9,15 @@ checkpoint on validation privileged mAP, and writes into the run directory:
 - ``fairpo_table.csv``  one row per method: mean and std over seeds of every metric;
 - ``trajectories.csv``  per training step: α_P, L_P, L_N, the optimised loss (every method, seed);
 - ``partition.json``, ``claims.json``, ``plots/alpha.png`` and ``report.md`` (Table-1 layout).
+
+Metrics follow the FairPO authors' conventions (see metrics.py): threshold ≥ 0.5, sample F1 with an
+empty-vs-empty example scored 0, the mAP of a group without positives 0.0. The other F1 reading
+(empty-vs-empty = 1) is kept in the ``f1_zd1*`` columns and a separately labelled table.
+
+The verdict on the FairPO-DPO claim reports how many seeds raised privileged mAP and the spread of
+the per-seed gains, not only their mean; the report warns when the privileged labels have too few
+positives to learn from or to select on, and when BCE-SFT already serves P at least as well as N
+(then "privileged = the disadvantaged group" is not what the data show).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,6 +40,9 @@ from evofair.torch_utils import torch_threads
 METRICS = ("map", "f1", "acc", "em")
 METRIC_TITLES = {"map": "mAP", "f1": "Sample-F1", "acc": "Accuracy", "em": "Exact match"}
 COLUMNS = [f"{m}{g}" for m in METRICS for g in ("", "_P", "_N")]
+# sample F1 under the other convention (an example with no true and no predicted label scores 1): not the
+# paper's, reported only in its own, labelled table
+ALT_F1 = [f"f1_zd1{g}" for g in ("", "_P", "_N")]
 
 
 class FairPOTableArgs(Args):
@@ -48,6 +61,10 @@ class FairPOTableArgs(Args):
     methods: list[str] | None = Field(None, description="subset of methods (BCE-SFT always runs: it is the reference)")
     threads: int | None = Field(1, ge=1, description="torch threads while training (None: torch's default)")
     claim_methods: list[str] = Field(["dpo_stable", "dpo_grpo"], description="rows the FairPO-DPO claim is checked on")
+    min_positives: int = Field(10, ge=1, description="warn when a privileged label has fewer positives in the "
+                               "training rows (labels with none are refused by the problem)")
+    min_val_positives: int = Field(5, ge=1, description="warn when a privileged label has fewer positives in the "
+                                   "validation rows that select every checkpoint")
 
     @field_validator("methods", "claim_methods")
     @classmethod
@@ -73,7 +90,7 @@ def summarise(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for key in dict.fromkeys(r["method"] for r in runs):
         rows = [r for r in runs if r["method"] == key]
         row = {"method": key, "label": rows[0]["label"], "group": rows[0]["group"], "n_seeds": len(rows)}
-        for col in COLUMNS + ["best_epoch"]:
+        for col in COLUMNS + [c for c in ALT_F1 if c in rows[0]] + ["best_epoch"]:
             vals = np.array([float(r[col]) for r in rows])
             row[f"{col}_mean"] = float(np.nanmean(vals))
             row[f"{col}_std"] = float(np.nanstd(vals, ddof=1)) if len(vals) > 1 else 0.0
@@ -85,7 +102,9 @@ def claim(runs: Sequence[dict[str, Any]], method: str, epsilon: float, baseline:
     """"`method` raises privileged mAP over BCE-SFT while non-privileged mAP stays within ε" (test split).
 
     Holds when mean mAP_P(method) > mean mAP_P(BCE-SFT) and mean mAP_N(method) ≥ mean mAP_N(BCE-SFT) − ε
-    (means over seeds); the per-seed paired differences are reported alongside.
+    (means over seeds). Alongside: on how many seeds each condition held, and the spread of the per-seed
+    paired differences (sample std, ddof 1; 0 for one seed; min and max), so a verdict carried by the
+    mean of a few noisy seeds reads as such.
     """
     by = {(r["method"], int(r["seed"])): r for r in runs}
     seeds = sorted(s for (m, s) in by if m == method and (baseline, s) in by)
@@ -94,6 +113,10 @@ def claim(runs: Sequence[dict[str, Any]], method: str, epsilon: float, baseline:
     dp = np.array([float(by[method, s]["map_P"]) - float(by[baseline, s]["map_P"]) for s in seeds])
     dn = np.array([float(by[method, s]["map_N"]) - float(by[baseline, s]["map_N"]) for s in seeds])
     raises, within = bool(dp.mean() > 0), bool(dn.mean() >= -epsilon)
+
+    def spread(d):
+        return {"std": float(d.std(ddof=1)) if len(d) > 1 else 0.0, "min": float(d.min()), "max": float(d.max())}
+
     return {"method": method, "baseline": baseline, "epsilon": epsilon, "seeds": seeds,
             "map_P_method": float(np.mean([float(by[method, s]["map_P"]) for s in seeds])),
             "map_P_baseline": float(np.mean([float(by[baseline, s]["map_P"]) for s in seeds])),
@@ -101,7 +124,69 @@ def claim(runs: Sequence[dict[str, Any]], method: str, epsilon: float, baseline:
             "map_N_baseline": float(np.mean([float(by[baseline, s]["map_N"]) for s in seeds])),
             "delta_map_P": float(dp.mean()), "delta_map_N": float(dn.mean()),
             "seeds_P_raised": int((dp > 0).sum()), "seeds_N_within": int((dn >= -epsilon).sum()),
+            **{f"delta_map_P_{k}": v for k, v in spread(dp).items()},
+            **{f"delta_map_N_{k}": v for k, v in spread(dn).items()},
             "raises_P": raises, "N_within_epsilon": within, "holds": raises and within}
+
+
+def verdict_line(c: dict[str, Any]) -> str:
+    """One claim as a report line: the verdict, the seed count and the spread of the per-seed gains.
+
+    A verdict that holds on the mean but not on every seed, or whose mean gain is no larger than the
+    seed-to-seed spread of the gains, says so in words.
+    """
+    n = len(c["seeds"])
+    verdict = "HOLDS" if c["holds"] else "DOES NOT HOLD"
+    line = (f"- {c['method']}: **{verdict}** — mAP_P rose on {c['seeds_P_raised']}/{n} seeds: per-seed Δ mAP_P "
+            f"mean {c['delta_map_P']:+.4f}, std {c['delta_map_P_std']:.4f}, range [{c['delta_map_P_min']:+.4f}, "
+            f"{c['delta_map_P_max']:+.4f}] (mAP_P {c['map_P_method']:.4f} vs {c['map_P_baseline']:.4f}); "
+            f"mAP_N within ε={c['epsilon']} on {c['seeds_N_within']}/{n} seeds: Δ mAP_N mean {c['delta_map_N']:+.4f}, "
+            f"std {c['delta_map_N_std']:.4f}, range [{c['delta_map_N_min']:+.4f}, {c['delta_map_N_max']:+.4f}] "
+            f"(mAP_N {c['map_N_method']:.4f} vs {c['map_N_baseline']:.4f}).")
+    caveats = []
+    if c["holds"] and c["seeds_P_raised"] < n:
+        caveats.append(f"mAP_P did not rise on {n - c['seeds_P_raised']} of {n} seeds")
+    if c["holds"] and n > 1 and c["delta_map_P"] <= c["delta_map_P_std"]:
+        caveats.append("the mean gain is no larger than the seed-to-seed std of the gains")
+    if c["holds"] and c["seeds_N_within"] < n:
+        caveats.append(f"mAP_N fell by more than ε on {n - c['seeds_N_within']} of {n} seeds")
+    if caveats:
+        line += " Caution: " + "; ".join(caveats) + "."
+    return line
+
+
+def positives_warnings(names: Sequence[str], priv: Sequence[int], y_train: np.ndarray, y_val: np.ndarray,
+                       min_train: int, min_val: int) -> list[str]:
+    """Privileged labels with too few positives to learn from (training rows) or to select on (validation)."""
+    out = []
+    n_tr, n_va = np.asarray(y_train).sum(axis=0), np.asarray(y_val).sum(axis=0)
+    few_tr = [f"{names[i]} ({int(n_tr[i])})" for i in priv if n_tr[i] < min_train]
+    few_va = [f"{names[i]} ({int(n_va[i])})" for i in priv if n_va[i] < min_val]
+    if few_tr:
+        out.append(f"privileged label(s) with fewer than {min_train} positives in the training rows: "
+                   + ", ".join(few_tr) + " — too few to learn a ranking from; gains on them are mostly noise.")
+    if few_va:
+        out.append(f"privileged label(s) with fewer than {min_val} positives in the validation rows: "
+                   + ", ".join(few_va) + " — every checkpoint is selected on validation mAP_P, which is then "
+                   "close to noise.")
+    return out
+
+
+def served_warning(runs: Sequence[dict[str, Any]], baseline: str = "sft") -> str | None:
+    """Warn when BCE-SFT already serves the "privileged" (rarest) labels at least as well as the others.
+
+    FairPO's premise is that P is the group a standard model serves worst; if BCE-SFT's test mAP_P
+    (mean over seeds) is at least its mAP_N, raising mAP_P further is not a fairness gain.
+    """
+    rows = [r for r in runs if r["method"] == baseline]
+    if not rows:
+        return None
+    mp, mn = (float(np.mean([float(r[k]) for r in rows])) for k in ("map_P", "map_N"))
+    if mp >= mn:
+        return (f"BCE-SFT already serves the privileged (rarest) labels at least as well as the others: test "
+                f"mAP_P {mp:.4f} ≥ mAP_N {mn:.4f} (mean over {len(rows)} seeds). P is not the disadvantaged "
+                "group here, so raising mAP_P is not evidence of a fairer model.")
+    return None
 
 
 def table_markdown(summary: Sequence[dict[str, Any]]) -> str:
@@ -111,6 +196,16 @@ def table_markdown(summary: Sequence[dict[str, Any]]) -> str:
         cells = [f"{100 * row[f'{m}{g}_mean']:.2f} ± {100 * row[f'{m}{g}_std']:.2f}"
                  for m in METRICS for g in ("_P", "_N")]
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def alt_f1_markdown(summary: Sequence[dict[str, Any]]) -> str:
+    """Sample-F1 under the other convention (empty-vs-empty = 1), labelled as not the paper's."""
+    lines = ["| Method | Sample-F1 P (empty = 1) | Sample-F1 N (empty = 1) |", "|---|---|---|"]
+    for row in summary:
+        if "f1_zd1_P_mean" in row:
+            lines.append(f"| {row['label']} | " + " | ".join(
+                f"{100 * row[f'f1_zd1{g}_mean']:.2f} ± {100 * row[f'f1_zd1{g}_std']:.2f}" for g in ("_P", "_N")) + " |")
     return "\n".join(lines)
 
 
@@ -146,8 +241,10 @@ def plot_alpha(path: Path, traces: dict[str, dict[str, list[float]]], labels: di
 
 
 def _run_all(problem, args: FairPOTableArgs, keys: list[str], alt_priv, progress: bool):
+    from evofair.problems.fairpo.metrics import population_metrics
     from evofair.problems.fairpo.train import METHODS, train_selected
 
+    groups = {"_P": problem.priv, "_N": np.setdiff1d(np.arange(problem.C), problem.priv)}
     common = {k: getattr(args, k) for k in ("lr", "weight_decay", "grad_clip", "batch_size", "beta", "epsilon",
                                             "eta", "gamma", "lam")}
     runs, traj, first_traces = [], [], {}
@@ -161,11 +258,14 @@ def _run_all(problem, args: FairPOTableArgs, keys: list[str], alt_priv, progress
                                  privileged=alt_priv if method.alt_partition else None)
             if key == "sft":
                 reference = res.weights
-            test = problem.metrics(problem.probabilities([res.weights], "test"), "test")
+            probs = problem.probabilities([res.weights], "test")
+            test = problem.metrics(probs, "test")
+            other = population_metrics(probs, problem.y["test"], groups, zero_division=1.0)
             runs.append({"method": key, "label": method.label, "group": method.group, "seed": seed,
                          "best_epoch": res.best_epoch, "steps": res.steps, "skipped_steps": res.skipped,
                          "val_map_P": res.best_val,
-                         **{c: float(test[c][0]) for c in COLUMNS}})
+                         **{c: float(test[c][0]) for c in COLUMNS},
+                         **{c: float(other[c.replace("_zd1", "")][0]) for c in ALT_F1}})
             tr = res.trace
             traj += [[key, seed, i + 1, tr["alpha_p"][i], tr["loss_p"][i], tr["loss_n"][i], tr["loss"][i]]
                      for i in range(len(tr["loss"]))]
@@ -201,18 +301,27 @@ def fairpo_table(recipe, problem, args: FairPOTableArgs, out: Path, progress: bo
         w.writerow(["method", "seed", "step", "alpha_P", "loss_P", "loss_N", "loss"])
         w.writerows(traj)
     names, freq = problem.label_names, problem.y["train"].mean(axis=0)
+    notes = positives_warnings(names, problem.priv, problem.y["train"], problem.y["val"], args.min_positives,
+                               args.min_val_positives)
+    served = served_warning(runs)
+    notes += [served] if served else []
+    for note in notes:
+        warnings.warn(f"experiment {recipe.name}: {note}", UserWarning, stacklevel=2)
     partition = {"privileged": [names[i] for i in problem.priv], "privileged_index": [int(i) for i in problem.priv],
                  "alt_privileged": [names[i] for i in alt_priv],
-                 "train_frequency": {names[i]: float(freq[i]) for i in range(len(names))}}
+                 "train_frequency": {names[i]: float(freq[i]) for i in range(len(names))},
+                 "privileged_positives": {split: {names[i]: int(problem.y[split][:, i].sum()) for i in problem.priv}
+                                          for split in ("train", "val", "test")},
+                 "warnings": notes}
     (out / "partition.json").write_text(json.dumps(partition, indent=1))
     claims = [claim(runs, m, args.epsilon) for m in args.claim_methods if m in keys]
     (out / "claims.json").write_text(json.dumps(claims, indent=1))
     plot_alpha(out / "plots" / "alpha.png", first, {k: METHODS[k].label for k in first})
-    _write_report(out, recipe, problem, args, summary, claims, partition, t_train)
+    _write_report(out, recipe, problem, args, summary, claims, partition, t_train, notes)
     return {"train (methods × seeds)": t_train, "report": time.perf_counter() - t0}
 
 
-def _write_report(out, recipe, problem, args, summary, claims, partition, t_train) -> None:
+def _write_report(out, recipe, problem, args, summary, claims, partition, t_train, notes=()) -> None:
     info = problem.describe()
     lines = [f"# evofair experiment: {recipe.name} (FairPO table)", "",
              f"Dataset `{info['dataset']}`: {info['labels']} labels, {info['features']} features; rows {info['rows']} "
@@ -227,15 +336,18 @@ def _write_report(out, recipe, problem, args, summary, claims, partition, t_trai
              f"γ {args.gamma}, λ {args.lam}. Each run keeps the epoch with the best validation privileged mAP. "
              f"Training took {t_train:.0f} s.", "",
              "## Table (test split, ×100, mean ± std over seeds)", "", table_markdown(summary), "",
-             "Sample-F1 counts an example with no true and no predicted label of the group as 1 (see "
-             "problems/mlmetrics.py); accuracy is element-wise; exact match is per example over the group's labels.",
-             "", "## Claim: FairPO-DPO raises privileged mAP over BCE-SFT while non-privileged mAP stays within ε", ""]
-    for c in claims:
-        verdict = "HOLDS" if c["holds"] else "DOES NOT HOLD"
-        lines.append(f"- {c['method']}: **{verdict}** — mAP_P {c['map_P_method']:.4f} vs {c['map_P_baseline']:.4f} "
-                     f"(Δ {c['delta_map_P']:+.4f}, raised on {c['seeds_P_raised']}/{len(c['seeds'])} seeds); "
-                     f"mAP_N {c['map_N_method']:.4f} vs {c['map_N_baseline']:.4f} (Δ {c['delta_map_N']:+.4f}, "
-                     f"within ε={c['epsilon']} on {c['seeds_N_within']}/{len(c['seeds'])} seeds).")
+             "Conventions are the FairPO authors' (problems/fairpo/metrics.py): a label is predicted when its "
+             "score is ≥ 0.5; sample-F1 scores an example with no true and no predicted label of the group as 0 "
+             "(sklearn `zero_division=0`); a group without positives has mAP 0; accuracy is element-wise; exact "
+             "match is per example over the group's labels.", ""]
+    if notes:
+        lines += ["## Warnings", ""] + [f"- {n}" for n in notes] + [""]
+    lines += ["## Claim: FairPO-DPO raises privileged mAP over BCE-SFT while non-privileged mAP stays within ε", ""]
+    lines += [verdict_line(c) for c in claims]
+    lines += ["", "## Sample-F1 under the other convention (not the paper's)", "",
+              "An example with no true and no predicted label of the group scored 1 instead of 0 (sklearn "
+              "`zero_division=1`); test split, ×100, mean ± std over seeds. Use the table above to compare with "
+              "the paper.", "", alt_f1_markdown(summary)]
     lines += ["", "Files: `fairpo_table.csv` (summary), `fairpo_runs.csv` (per seed), `trajectories.csv` "
               "(α_P, L_P, L_N per step), `partition.json`, `claims.json`, `plots/alpha.png`."]
     (out / "report.md").write_text("\n".join(lines) + "\n")

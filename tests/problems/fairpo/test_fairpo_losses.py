@@ -119,6 +119,49 @@ def test_probabilities_are_clamped():
     assert float(nonprivileged_loss(v, "bce")) == pytest.approx(-math.log(1e-8), rel=1e-6)
 
 
+def test_confusing_set_on_unclamped_scores_issue_smallest_case():
+    """Issue 14, item 1: one example, labels (0, 1), P = {0}, y = [1, 0], logits [−20, −25], reference
+    logits 0, β = 0.5. m_1 = σ(−25) < m_0 = σ(−20), so K = {k ≠ 0 : y_k = 0, m_k ≥ m_0} is empty and the term
+    is the BCE of label 0 on its clamped probability: σ(−20) ≈ 2.06e-9 < 1e-8 → −log(1e-8) = 8·ln 10.
+    (Clamping before building K ties both scores at 1e-8 and gives h = 0: −log σ(0) = ln 2 = 0.693.)"""
+    m0 = 1 / (1 + math.exp(20.0))
+    assert m0 < 1e-8
+    expected = -math.log(max(m0, 1e-8)) / (1 * 1)  # one anchor: B·|P| = 1
+    assert expected == pytest.approx(8 * math.log(10), abs=1e-12) and expected == pytest.approx(18.420680743952367)
+    for dtype in (torch.float64, torch.float32):
+        v = multilabel_view(torch.tensor([[-20.0, -25.0]], dtype=dtype), torch.tensor([[1.0, 0.0]]),
+                            torch.tensor([True, False]), torch.zeros(1, 2, dtype=dtype))
+        loss, (_, has) = privileged_loss(v, "dpo", gen(), beta=0.5, return_pairs=True)
+        assert not bool(has[0, 0])
+        assert float(loss) == pytest.approx(expected, rel=1e-6)
+        assert abs(float(loss) - math.log(2)) > 1  # not the tie's ln 2
+
+
+def test_confusing_set_on_unclamped_scores_saturated_high_and_float32():
+    """The mirror case at the top: P = {0}, y = [0, 1], logits [20, 25]. Anchor 0 is a negative; K = positives
+    scored ≤ it; m_1 = σ(25) > m_0 = σ(20), so K is empty and the term is −log clamp(1 − σ(20)) = 8·ln 10.
+    In float32 σ(20) and σ(25) both round to 1.0, so K must be built from the logits, not even from the
+    unclamped float32 probabilities."""
+    assert float(torch.sigmoid(torch.tensor(20.0))) == float(torch.sigmoid(torch.tensor(25.0))) == 1.0
+    expected = -math.log(max(1 - sig(20.0), 1e-8))
+    for dtype in (torch.float64, torch.float32):
+        v = multilabel_view(torch.tensor([[20.0, 25.0]], dtype=dtype), torch.tensor([[0.0, 1.0]]),
+                            torch.tensor([True, False]), torch.zeros(1, 2, dtype=dtype))
+        loss, (_, has) = privileged_loss(v, "dpo", gen(), beta=0.5, return_pairs=True)
+        assert not bool(has[0, 0]) and float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_classification_confusing_set_on_unclamped_scores():
+    """Softmax view, true class 0 privileged, logits [−20, −25, 0]: p_0 ≈ 2e-9, p_1 ≈ 1.4e-11 (both under the
+    1e-8 clamp), p_2 ≈ 1. K = {k ≠ 0 : p_k ≥ p_0} = {2} only; with clamped scores class 1 would tie and be
+    drawn about half the time."""
+    z = torch.tensor([[-20.0, -25.0, 0.0]], dtype=torch.float64)
+    for seed in range(40):
+        v = classification_view(z, torch.tensor([0]), torch.tensor([True]), torch.zeros(1, 3, dtype=torch.float64))
+        _, (partner, has) = privileged_loss(v, "dpo", gen(seed), beta=0.5, return_pairs=True)
+        assert bool(has[0, 0]) and int(partner[0, 0]) == 2
+
+
 def test_partner_is_uniform_over_the_confusing_set_and_seeded():
     # y=[1,0,0,0,0], m=σ([0,1,1,1,-2]): K for label 0 = {1,2,3}; label 4 scores below it
     n = 3000
@@ -197,18 +240,43 @@ def test_grpo_plain_two_steps():
 
 
 def test_grpo_stabilised_two_steps():
+    """Issue 14, item 4. Step 1 has no running mean: as in the authors' code (soumenkm/FairPO src/train.py,
+    `if num_updates_priv_loss_ema == 0: scaled_exp_term = current_loss; ema = current_loss`), s_g = L_g and
+    EMA_g = L_g; from step 2 on s_g = (L_g − EMA_g)/(|EMA_g| + 1e-6) with the EMA *before* its update."""
     w = GroupWeights("grpo_stable", eta=0.05)
-    # step 1: EMA starts at the first loss → s = 0 → α unchanged; EMA ← 0.9·L1 + 0.1·L1 = L1
-    assert w.update(L1) == pytest.approx([0.5, 0.5], abs=1e-12)
-    s = [(L2[g] - L1[g]) / (abs(L1[g]) + 1e-6) for g in (0, 1)]
-    a2 = normalise([0.5 * math.exp(0.05 * s[0]), 0.5 * math.exp(0.05 * s[1])])
+    # step 1: s = L1 = (0.8, 0.2) → α ∝ (0.5·e^{0.04}, 0.5·e^{0.01})
+    a1 = normalise([0.5 * math.exp(0.05 * 0.8), 0.5 * math.exp(0.05 * 0.2)])
+    assert a1[0] == pytest.approx(math.exp(0.04) / (math.exp(0.04) + math.exp(0.01)), abs=1e-15)
+    assert a1[0] > 0.5  # the first step moves α (the pre-issue-14 code left it at 0.5)
+    assert w.update(L1) == pytest.approx(a1, abs=1e-12)
+    assert w.ema == pytest.approx(list(L1), abs=1e-15)  # EMA starts at L1, no decay on step 1
+    # step 2: L2 = (0.3, 0.6); s = ((0.3−0.8)/0.800001, (0.6−0.2)/0.200001) = (−0.625, 2.0) (to 1e-6)
+    s = [(0.3 - 0.8) / (0.8 + 1e-6), (0.6 - 0.2) / (0.2 + 1e-6)]
+    assert s == pytest.approx([-0.625, 2.0], abs=1e-5)
+    a2 = normalise([a1[0] * math.exp(0.05 * s[0]), a1[1] * math.exp(0.05 * s[1])])
     assert w.update(L2) == pytest.approx(a2, abs=1e-12)
-    assert w.ema == pytest.approx([0.9 * L1[g] + 0.1 * L2[g] for g in (0, 1)], abs=1e-12)
-    # the step is clamped to [−10, 10]
+    assert w.ema == pytest.approx([0.9 * 0.8 + 0.1 * 0.3, 0.9 * 0.2 + 0.1 * 0.6], abs=1e-12)
+    # the step is clamped to [−10, 10] on both steps: η = 100 gives η·L1 = (80, 20) → (10, 10): α unchanged;
+    # then η·s = (−62.5, 200) → (−10, 10)
     big = GroupWeights("grpo_stable", eta=100.0)
-    big.update(L1)
-    a = big.update(L2)
-    assert a == pytest.approx(normalise([math.exp(-10), math.exp(10)]), abs=1e-12)
+    assert big.update(L1) == pytest.approx([0.5, 0.5], abs=1e-12)
+    assert big.update(L2) == pytest.approx(normalise([math.exp(-10), math.exp(10)]), abs=1e-12)
+    # the clamp bites on step 1 only on one side: η = 20 → η·L1 = (16, 4) → (10, 4)
+    mid = GroupWeights("grpo_stable", eta=20.0)
+    assert mid.update(L1) == pytest.approx(normalise([math.exp(10), math.exp(4)]), abs=1e-12)
+
+
+def test_trainer_stabilised_alpha_moves_on_the_first_step():
+    """Through the trainer: α_P after step 1 is the plain GRPO step on the first batch's losses."""
+    torch.manual_seed(0)
+    model, ref = torch.nn.Linear(4, 3).double(), torch.nn.Linear(4, 3).double()
+    x = torch.randn(8, 4, dtype=torch.float64)
+    y = (torch.rand(8, 3) < 0.5).double()
+    cfg = FairPOConfig(priv_loss="dpo", nonpriv_loss="hinge", weighting="grpo_stable", eta=0.5, lr=1e-2)
+    tr = GroupTrainer(model, cfg, {"kind": "labels", "privileged": [0]}, seed=0, ref_model=ref)
+    tr.step((x, y))
+    lp, ln = tr.trace["loss_p"][0], tr.trace["loss_n"][0]
+    assert tr.trace["alpha_p"][0] == pytest.approx(normalise([math.exp(0.5 * lp), math.exp(0.5 * ln)])[0], abs=1e-12)
 
 
 def test_fixed_weights_never_move():

@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[3]
 
 # ---- metrics against sklearn ---------------------------------------------------------------
 def _sk_map(y, s):
+    """mAP over the labels with a positive; 0.0 when none has one (the FairPO authors' convention)."""
     aps = [average_precision_score(y[:, j], s[:, j]) for j in range(y.shape[1]) if y[:, j].any()]
-    return float(np.mean(aps)) if aps else float("nan")
+    return float(np.mean(aps)) if aps else 0.0
 
 
 def test_average_precision_with_ties_matches_sklearn():
@@ -48,12 +49,76 @@ def test_population_metrics_match_sklearn_overall_and_per_group():
     for g in range(G):
         for suffix, idx in {"": np.arange(C), **groups}.items():
             yt, pr = y[:, idx], probs[g][:, idx]
-            pred = (pr > 0.5).astype(int)
+            pred = (pr >= 0.5).astype(int)
             assert got["map" + suffix][g] == pytest.approx(_sk_map(yt, pr), abs=1e-12)
             assert got["f1" + suffix][g] == pytest.approx(
-                f1_score(yt, pred, average="samples", zero_division=1.0), abs=1e-12)
+                f1_score(yt, pred, average="samples", zero_division=0), abs=1e-12)
             assert got["acc" + suffix][g] == pytest.approx(1 - hamming_loss(yt, pred), abs=1e-12)
             assert got["em" + suffix][g] == pytest.approx(accuracy_score(yt, pred), abs=1e-12)
+
+
+def test_threshold_is_at_least_one_half():
+    """Issue 14, item 2: a score of exactly 0.5 (a logit of exactly 0) is a positive prediction (METHODS.md
+    and the authors' `>= threshold`). Hand case: y = [1, 0], logits [0, −3] → predictions [1, 0]: F1 1,
+    accuracy 1, exact match 1 (with `> 0.5` they would be 0, 1/2, 0)."""
+    probs = torch.sigmoid(torch.tensor([[[0.0, -3.0]]])).double().numpy()
+    assert probs[0, 0, 0] == 0.5
+    got = population_metrics(probs, np.array([[1, 0]]), {"_P": np.array([0]), "_N": np.array([1])})
+    assert (got["f1"][0], got["acc"][0], got["em"][0]) == (1.0, 1.0, 1.0)
+    assert (got["f1_P"][0], got["acc_P"][0], got["em_P"][0]) == (1.0, 1.0, 1.0)
+    # against sklearn on the thresholded predictions, with many exact 0.5 scores (logit 0)
+    rng = np.random.default_rng(2)
+    logits = rng.integers(-2, 3, size=(2, 50, 6)).astype(float)  # a fifth of the logits are exactly 0
+    probs = torch.sigmoid(torch.tensor(logits)).numpy()
+    y = (rng.random((50, 6)) < 0.4).astype(int)
+    groups = {"_P": np.array([0, 4]), "_N": np.array([1, 2, 3, 5])}
+    got = population_metrics(probs, y, groups)
+    for g in range(2):
+        for suffix, idx in {"": np.arange(6), **groups}.items():
+            pred = (logits[g][:, idx] >= 0).astype(int)  # the prediction rule on the logit, independent of σ
+            yt = y[:, idx]
+            assert got["f1" + suffix][g] == pytest.approx(f1_score(yt, pred, average="samples", zero_division=0), abs=1e-12)
+            assert got["acc" + suffix][g] == pytest.approx(1 - hamming_loss(yt, pred), abs=1e-12)
+            assert got["em" + suffix][g] == pytest.approx(accuracy_score(yt, pred), abs=1e-12)
+    strict = population_metrics(np.where(probs == 0.5, 0.4999, probs), y, groups)
+    assert strict["f1"][0] != got["f1"][0]  # the exact-0.5 entries really change the numbers
+
+
+def test_metric_conventions_are_the_authors():
+    """Issue 14, item 3: sample F1 scores an example with no true and no predicted label as 0
+    (sklearn `zero_division=0`), and a group without any positive has mAP 0.0, not NaN."""
+    # two examples, group P = label 0. Example 0: no true P label, none predicted → 0; example 1: y=1, p=.9 → 1
+    probs = np.array([[[0.1, 0.7], [0.9, 0.2]]])
+    y = np.array([[0, 1], [1, 0]])
+    got = population_metrics(probs, y, {"_P": np.array([0]), "_N": np.array([1])})
+    assert got["f1_P"][0] == pytest.approx((0 + 1) / 2)
+    # overall (both labels): example 0 is {1} vs {1} → 1, example 1 is {0} vs {0} → 1; sklearn agrees
+    assert got["f1"][0] == pytest.approx(f1_score(y, (probs[0] >= 0.5).astype(int), average="samples",
+                                                  zero_division=0)) == pytest.approx(1.0)
+    # the other reading (empty = 1), kept for the labelled table, equals sklearn's zero_division=1
+    other = population_metrics(probs, y, {"_P": np.array([0]), "_N": np.array([1])}, zero_division=1.0)
+    assert other["f1_P"][0] == pytest.approx(1.0)
+    # a group none of whose labels has a positive: mAP 0.0 (the authors' `if not ap_scores: return 0.0`)
+    y2 = np.array([[0, 1], [0, 0]])
+    got = population_metrics(probs, y2, {"_P": np.array([0]), "_N": np.array([1])})
+    assert got["map_P"][0] == 0.0
+    assert got["map_N"][0] == pytest.approx(average_precision_score(y2[:, 1], probs[0][:, 1]))
+    assert got["map"][0] == pytest.approx(got["map_N"][0])  # overall: the label without positives is skipped
+    # random data with many empty rows against sklearn
+    rng = np.random.default_rng(3)
+    probs = rng.random((2, 70, 5)) ** 3  # mostly below 0.5: many examples predict nothing
+    y = (rng.random((70, 5)) < 0.15).astype(int)
+    y[:, 2:4] = 0
+    groups = {"_P": np.array([2, 3]), "_N": np.array([0, 1, 4])}
+    got = population_metrics(probs, y, groups)
+    for g in range(2):
+        for suffix, idx in groups.items():
+            pred = (probs[g][:, idx] >= 0.5).astype(int)
+            assert got["f1" + suffix][g] == pytest.approx(
+                f1_score(y[:, idx], pred, average="samples", zero_division=0), abs=1e-12)
+        assert got["map_P"][g] == 0.0
+        assert got["map_N"][g] == pytest.approx(np.mean([average_precision_score(y[:, j], probs[g][:, j])
+                                                         for j in (0, 1, 4)]), abs=1e-12)
 
 
 # ---- loader on the shipped data -------------------------------------------------------------
@@ -151,7 +216,17 @@ def test_fairpo_table_tiny(tmp_path):
     assert len(traj) == 5 * 13 * 2
     grpo = [float(t["alpha_P"]) for t in traj if t["method"] == "dpo_grpo"]
     assert all(0 < a < 1 for a in grpo)
-    assert "| FairPO-DPO (stabilised GRPO) |" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| FairPO-DPO (stabilised GRPO) |" in report
+    # issue 14: the verdict gives the seed count; the other F1 convention is in its own, labelled table
+    assert f"rose on {c['seeds_P_raised']}/2 seeds" in report
+    assert "## Sample-F1 under the other convention (not the paper's)" in report
+    for r in runs:  # scoring empty-vs-empty examples 1 instead of 0 can only raise sample F1
+        assert float(r["f1_zd1_P"]) >= float(r["f1_P"]) and float(r["f1_zd1_N"]) >= float(r["f1_N"])
+    part = json.loads((out / "partition.json").read_text())
+    assert set(part["privileged_positives"]["train"]) == set(part["privileged"])
+    assert all(v > 0 for v in part["privileged_positives"]["train"].values())  # none-positive labels are refused
+    assert all(f"- {w}" in report for w in part["warnings"]) and ("## Warnings" in report) == bool(part["warnings"])
 
 
 def test_memetic_recipe_tiny(tmp_path):
