@@ -80,11 +80,9 @@ def test_table_refuses_min_positives_zero_on_enron_before_writing(tmp_path):
     """enron with min_positives 0: the rarest labels include D.D18, with no positive in the training rows."""
     from pathlib import Path
 
-    from evofair.recipe import load_recipe
-
     root = Path(__file__).resolve().parents[3]
-    recipe = load_recipe(root / "runs/fairpo_enron.yaml", ["problem.args.min_positives=0", "experiment.args.seeds=[0]",
+    recipe = evofair.load_experiment(root / "runs/fairpo_enron.yaml", ["problem.args.min_positives=0", "experiment.args.seeds=[0]",
                                                            "experiment.args.epochs=1"])
     with pytest.raises(UserError, match="D.D18"):
-        evofair.run(recipe, tmp_path / "e", progress=False)
+        evofair.experiment(recipe, tmp_path / "e", progress=False)
     assert not (tmp_path / "e").exists()
