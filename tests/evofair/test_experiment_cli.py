@@ -165,7 +165,7 @@ def test_the_python_api_refuses_the_other_kind(tmp_path):
     ("hv_ref=[1,1]", "hv_ref: an experiment recipe has no `hv_ref`"),
     ("executor.name=ray", "executor: an experiment recipe has no `executor`"),
     ("experiment.name=fairpo_tabel", "experiment.name: unknown experiment 'fairpo_tabel' (expected one of: "
-                                     "fairpo_table, hyperdpo_alignment, hyperdpo_table"),
+                                     "fairpo_generation, fairpo_table, hyperdpo_alignment, hyperdpo_table"),
     ("experiment.args.epochz=1", "experiment.args.epochz: unknown key (did you mean 'epochs'?)"),
     ("problem.args.hiden=8", "problem.args.hiden: unknown key (did you mean 'hidden'?)"),
     ("seed=-1", "seed: Input should be greater than or equal to 0"),
