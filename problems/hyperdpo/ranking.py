@@ -133,8 +133,12 @@ def temperature_scale(weights: Weights, c: float) -> Weights:
 
 
 def fit(model: torch.nn.Module, loss_fn: Callable, train: Groups, *, epochs: int, lr: float, batch_size: int,
-        seed: int, val_fn: Callable[[torch.nn.Module], float] | None = None, patience: int | None = None):
+        seed: int, val_fn: Callable[[torch.nn.Module], float] | None = None, patience: int | None = None,
+        val_every: int = 1):
     """Adam over shuffled query batches; with `val_fn`, keep the best epoch (early stopping).
+
+    `val_every`: validate only every k-th epoch (patience still counts epochs); validation of a
+    conditioned model over a whole weight grid can cost more than its training steps.
 
     `loss_fn(model, batch, rng)` → scalar; rng is a seeded numpy Generator (ICOS draws w from it).
     Returns (model with the kept state, {"epochs", "best_epoch", "seconds"}).
@@ -152,7 +156,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train: Groups, *, epochs: int
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-            if val_fn is not None:
+            if val_fn is not None and epoch % val_every == 0:
                 model.eval()
                 with torch.no_grad():
                     v = float(val_fn(model))
@@ -343,15 +347,38 @@ def aux_loss(problem: RankingProblem, s: torch.Tensor, batch: Groups) -> torch.T
 
 
 def train_icos(problem: RankingProblem, *, seed: int, epochs: int, alpha: float, lam: float,
-               batch_size: int = 8, val_grid: np.ndarray | None = None, patience: int | None = None):
-    """One conditioned model: per batch w ~ Dir(α) (seeded), loss wᵀL − λ·cos(w, L)."""
+               batch_size: int = 8, val_grid: np.ndarray | None = None, patience: int | None = None,
+               hidden: int | None = None, w_scale: float | None = None, lr: float | None = None,
+               val_every: int = 1, w_per: Literal["batch", "query"] = "batch"):
+    """One conditioned model: per batch w ~ Dir(α) (seeded), loss wᵀL − λ·cos(w, L).
+
+    `hidden`, `w_scale`, `lr`: overrides of the problem's values for this model only (None: the
+    problem's), so an experiment can size the conditioned model apart from the per-w baselines;
+    `val_every`: see `fit`. `w_per="query"` draws one w per query of the batch instead of one per
+    batch (the paper's Algorithm 1) and averages the queries' ICOS losses: the same expected
+    objective E_w[wᵀL − λ·cos(w, L)] with more w per step (a lower-variance estimate of it).
+    """
     from evofair.problems.hyperdpo.losses import weight_grid
 
-    model = problem.g_model(conditioned=True, seed=seed)
+    p = problem.params
+    if hidden is None and w_scale is None:
+        model = problem.g_model(conditioned=True, seed=seed)
+    else:
+        with torch_seeded(seed & 0xFFFFFFFFFFFF):
+            model = Ranker(problem.d, hidden or p.hidden, problem.n_aux, True,
+                           p.w_scale if w_scale is None else w_scale)
     grid = weight_grid(problem.n_aux) if val_grid is None else val_grid
     val = problem.data["val"]
 
     def loss_fn(mdl, b, rng):
+        if w_per == "query":
+            W = torch.as_tensor(np.stack([sample_w(rng, problem.n_aux, alpha) for _ in range(len(b))]),
+                                dtype=torch.float32)
+            s = b.base + mdl(b.X, W.unsqueeze(1))  # [B, 1, m] broadcast over each query's documents
+            per_q = [icos_objective(listwise_dpo_loss(s[q:q + 1], b.base[q:q + 1], b.labels[q:q + 1, :, 1:],
+                                                      b.mask[q:q + 1], p.beta, problem.phi), W[q], lam)
+                     for q in range(len(b))]
+            return torch.stack(per_q).mean()
         w = torch.as_tensor(sample_w(rng, problem.n_aux, alpha), dtype=torch.float32)
         return icos_objective(aux_loss(problem, b.base + mdl(b.X, w), b), w, lam)
 
@@ -359,5 +386,5 @@ def train_icos(problem: RankingProblem, *, seed: int, epochs: int, alpha: float,
         return -float(np.mean([np.dot(w, problem.aux_ndcg(
             (val.base + mdl(val.X, torch.as_tensor(w, dtype=torch.float32))).numpy(), "val")) for w in grid]))
 
-    return fit(model, loss_fn, problem.data["train"], epochs=epochs, lr=problem.params.lr, batch_size=batch_size,
-               seed=seed, val_fn=val_fn, patience=patience or problem.params.patience)
+    return fit(model, loss_fn, problem.data["train"], epochs=epochs, lr=lr or p.lr, batch_size=batch_size,
+               seed=seed, val_fn=val_fn, patience=patience or p.patience, val_every=val_every)

@@ -17,6 +17,7 @@ Training time excludes the shared base ranker; parameter counts are the fine-tun
 
 from __future__ import annotations
 
+import copy
 import csv
 import time
 from dataclasses import dataclass, field
@@ -48,6 +49,21 @@ class TableArgs(Args):
     lam: float = Field(1.0, ge=0, description="ICOS cosine penalty (COSMOS default 1)")
     w0_min: float = Field(0.05, gt=0, lt=1, description="MO-DPO divides by w_0: front points with w_0 below "
                           "this use w_0 = w0_min (renormalised)")
+    hyper_hidden: int | None = Field(None, ge=1, description="width of HyperDPO's conditioned g (None: the "
+                                     "problem's hidden, as every baseline model)")
+    hyper_w_scale: float | None = Field(None, gt=0, description="HyperDPO's w input scale (None: the problem's "
+                                        "w_scale)")
+    hyper_lr: float | None = Field(None, gt=0, description="HyperDPO's learning rate (None: the problem's lr)")
+    hyper_patience: int | None = Field(None, ge=1, description="HyperDPO's early-stopping patience (None: patience)")
+    hyper_w_per: Literal["batch", "query"] = Field("batch", description="HyperDPO draws one w ~ Dir(α) per batch "
+                                                   "(paper) or one per query of the batch")
+    hyper_select_c: list[float] = Field([], description="post-training temperature control as per-w model "
+                                        "selection: for each front w keep the c of this list (and 1) with the "
+                                        "best validation w·NDCG_aux, scores s_base + g/c (no retraining; [] = off). "
+                                        "The same scaling would apply to any augmentation model; the baselines do "
+                                        "not get it (docs/hyperdpo.md, issue 14 item 7)")
+    hyper_val_every: int = Field(1, ge=1, description="HyperDPO validates (all n_points w) every k-th epoch; "
+                                 "patience still counts epochs")
     temperatures: list[float] = Field([0.5, 2.0], description="post-training temperature scales c shown for HyperDPO")
 
 
@@ -61,6 +77,7 @@ class MethodResult:
     epochs: list[int] = field(default_factory=list)
     grid: np.ndarray | None = None
     model: torch.nn.Module | None = None  # HyperDPO's conditioned model (temperature demonstration)
+    c: list[float] | None = None  # HyperDPO: temperature scale per front point (hyper_select_c)
 
     def hv(self, split: str = "test") -> float:
         """HV of the aux NDCG@k points, maximised, reference point (0, …, 0)."""
@@ -95,9 +112,26 @@ def _train_scalarised(problem: RankingProblem, w, a: TableArgs, seed: int):
 def run_hyperdpo(problem, grid, a: TableArgs, seed: int) -> MethodResult:
     res = MethodResult("hyperdpo")
     model, log = train_icos(problem, seed=seed, epochs=a.hyper_epochs, alpha=a.alpha, lam=a.lam,
-                            batch_size=a.batch_size, val_grid=grid, patience=a.patience)
+                            batch_size=a.batch_size, val_grid=grid, patience=a.hyper_patience or a.patience,
+                            hidden=a.hyper_hidden, w_scale=a.hyper_w_scale, lr=a.hyper_lr,
+                            val_every=a.hyper_val_every, w_per=a.hyper_w_per)
     res.seconds, res.n_params, res.epochs = log["seconds"], n_params(model), [log["best_epoch"]]
-    _measure(problem, res, lambda split: [_scores(problem, model, split, w) for w in grid])
+    cs = [1.0] * len(grid)
+    if a.hyper_select_c:  # timed with training: it is part of producing the front
+        t = time.perf_counter()
+        val, options = problem.data["val"], sorted({1.0, *a.hyper_select_c})
+        with torch.no_grad(), torch_threads(1):
+            for i, w in enumerate(grid):
+                g = model(val.X, torch.as_tensor(w, dtype=torch.float32))
+                score = [float(np.dot(w, problem.aux_ndcg((val.base + g / c).numpy(), "val"))) for c in options]
+                cs[i] = options[int(np.argmax(score))]
+        res.seconds += time.perf_counter() - t
+    res.c = cs
+    def scaled(split, w, c):  # s_base + g/c; c = 1 exactly as before (no float round trip)
+        s = _scores(problem, model, split, w)
+        return s if c == 1.0 else problem.data[split].base.numpy() + (s - problem.data[split].base.numpy()) / c
+
+    _measure(problem, res, lambda split: [scaled(split, w, c) for w, c in zip(grid, cs)])
     res.model = model
     return res
 
@@ -262,6 +296,9 @@ def write_outputs(problem, results, out: Path, a: TableArgs, seed: int) -> None:
           table_markdown(problem, results, "test"), "",
           f"Base ranker (test): " + ", ".join(f"{k} {v:.4f}" for k, v in base.items()) + ".", "",
           "Best epochs per model: " + "; ".join(f"{LABELS[n]} {r.epochs}" for n, r in results.items()) + "."]
+    if "hyperdpo" in results and a.hyper_select_c:
+        md += ["", "HyperDPO's temperature scale c per front point (chosen on validation): "
+               + ", ".join(f"{c:g}" for c in results["hyperdpo"].c) + "."]
     if "hyperdpo" in results and a.temperatures:
         r = results["hyperdpo"]
         md += ["", "## Post-training temperature control (HyperDPO, no retraining)", "",
@@ -269,7 +306,7 @@ def write_outputs(problem, results, out: Path, a: TableArgs, seed: int) -> None:
                "| c | Aux. HV (test) | Avg. main NDCG (test) |", "|---|---|---|"]
         for c in [1.0] + list(a.temperatures):
             cond = temperature_scale({k: v for k, v in r.model.state_dict().items()}, c)
-            model = problem.g_model(conditioned=True)
+            model = copy.deepcopy(r.model)  # same shape as the trained one (hyper_hidden may differ)
             model.load_state_dict(cond)
             tmp = MethodResult("t")
             _measure(problem, tmp, lambda split: [_scores(problem, model, split, w) for w in r.grid])

@@ -227,3 +227,34 @@ def test_memetic_run_with_hyperdpo_refiner_and_seeded_population(tmp_path):
     for ind in (i for i in inds if i.generation == 1):
         w = ind.operator["log"]["refine"]["w"]
         assert any(np.allclose(w, d) for d in dirs)
+
+
+def test_hyperdpo_table_issue14_settings_width_val_every_and_c_selection():
+    """hyper_hidden sizes only HyperDPO's g; hyper_select_c picks per w the c (of the list and 1) with the
+    best validation w·NDCG_aux and scores s_base + g/c; val_every validates only every k-th epoch."""
+    from evofair.problems.hyperdpo.table import TableArgs, run_methods
+    from evofair.problems.hyperdpo.ranking import fit
+
+    problem = RankingProblem(RankingParams(base_epochs=3, base_patience=3, hidden=8)).ensure_setup()
+    a = TableArgs(methods=["hyperdpo", "dpo_ls"], n_points=3, epochs=2, hyper_epochs=4, patience=50, lam=0.0,
+                  hyper_hidden=12, hyper_val_every=2, hyper_select_c=[0.5, 2.0])
+    res = run_methods(problem, a, seed=3)
+    r = res["hyperdpo"]
+    d, H, m = 40, 12, 2
+    assert r.n_params == (d + m) * H + H + (H + 1) * H + H + 1
+    assert res["dpo_ls"].n_params == 3 * ((d + 1) * 8 + 9 * 8 + 9)
+    assert len(r.c) == 3 and set(r.c) <= {0.5, 1.0, 2.0}
+    val, test = problem.data["val"], problem.data["test"]
+    with torch.no_grad():
+        for i, w in enumerate(r.grid):
+            g_val = r.model(val.X, torch.tensor(w, dtype=torch.float32))
+            best = max((float(np.dot(w, problem.aux_ndcg((val.base + g_val / c).numpy(), "val"))), -k, c)
+                       for k, c in enumerate([0.5, 1.0, 2.0]))
+            assert r.c[i] == best[2]
+            g = r.model(test.X, torch.tensor(w, dtype=torch.float32))
+            want = problem.aux_ndcg((test.base + g / r.c[i]).numpy(), "test")
+            np.testing.assert_allclose(r.points["test"][i], want, rtol=1e-12)
+    calls = []
+    fit(problem.g_model(seed=0), lambda mdl, b, rng: mdl(b.X).sum() * 0, problem.data["train"], epochs=7, lr=1e-3,
+        batch_size=8, seed=0, val_fn=lambda mdl: calls.append(1) or 0.0, val_every=3)
+    assert len(calls) == 2  # epochs 3 and 6
