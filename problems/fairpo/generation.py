@@ -38,9 +38,8 @@ from pydantic import Field
 
 from evofair.errors import UserError
 from evofair.problem import Problem
-from evofair.problems import shipped_data
 from evofair.problems.fairpo.losses import GroupWeights
-from evofair.problems.hyperdpo.alignment import DATA_FILE, load_hh_pairs
+from evofair.problems.hyperdpo.alignment import check_lm_inputs, hh_data_path, load_hh_pairs
 from evofair.problems.hyperdpo.hyper_prompt import sequence_logprob
 from evofair.registry import Args, component
 
@@ -263,19 +262,10 @@ class PreferenceGroups(Problem):
     objectives = ()  # experiment-only: `evofair run` refuses a problem without objectives (exit 2)
 
     def _data_path(self) -> Path:
-        if self.params.data_path:
-            return Path(self.params.data_path)
-        if self.data_root:
-            return Path(self.data_root) / "hh_rlhf_harmless_base" / DATA_FILE.name
-        return shipped_data("hh_rlhf_harmless_base") / DATA_FILE.name
+        return hh_data_path(self.params.data_path, self.data_root)
 
     def check_inputs(self) -> None:
-        mp = self.params.model_path
-        if not mp or not (Path(mp) / "config.json").is_file():
-            raise UserError(f"problem.args.model_path: expected a local Hugging Face model directory with "
-                            f"config.json, got {mp!r}")
-        if not self._data_path().is_file():
-            raise UserError(f"problem.args.data_path: {self._data_path()}: file not found")
+        check_lm_inputs(self.params.model_path, self._data_path())
 
     def setup(self) -> None:
         """Pairs and groups first (cheap, so a bad rule fails fast), then tokenizer, LM and π_ref's scores."""

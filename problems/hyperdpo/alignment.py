@@ -104,6 +104,22 @@ class AlignmentParams(Args):
     device: str = "cpu"
 
 
+def hh_data_path(data_path: str | None, data_root: str | None) -> Path:
+    """The HH-RLHF pairs file: `data_path`, else under `data_root`, else the shipped subset."""
+    if data_path:
+        return Path(data_path)
+    return Path(data_root) / "hh_rlhf_harmless_base" / DATA_FILE.name if data_root else DATA_FILE
+
+
+def check_lm_inputs(model_path: str | None, data_path: Path) -> None:
+    """A local Hugging Face causal-LM folder and the pairs file exist (before anything is written)."""
+    if not model_path or not (Path(model_path) / "config.json").is_file():
+        raise UserError(f"problem.args.model_path: expected a local Hugging Face model directory with "
+                        f"config.json, got {model_path!r}")
+    if not data_path.is_file():
+        raise UserError(f"problem.args.data_path: {data_path}: file not found")
+
+
 @component("problem", "hh_rlhf", AlignmentParams)
 class AlignmentProblem(VectorProblem):
     """One HyperDPO-conditioned LM (trained in setup); a genome is a weight vector w (normalised to Δ_m)."""
@@ -119,17 +135,10 @@ class AlignmentProblem(VectorProblem):
         self.default_hv_ref = (0.0,) * self.n_var
 
     def _data_path(self) -> Path:
-        if self.params.data_path:
-            return Path(self.params.data_path)
-        return Path(self.data_root) / "hh_rlhf_harmless_base" / DATA_FILE.name if self.data_root else DATA_FILE
+        return hh_data_path(self.params.data_path, self.data_root)
 
     def check_inputs(self) -> None:
-        mp = self.params.model_path
-        if not mp or not (Path(mp) / "config.json").is_file():
-            raise UserError(f"problem.args.model_path: expected a local Hugging Face model directory with "
-                            f"config.json, got {mp!r}")
-        if not self._data_path().is_file():
-            raise UserError(f"problem.args.data_path: {self._data_path()}: file not found")
+        check_lm_inputs(self.params.model_path, self._data_path())
 
     # -- setup: data, model, one ICOS training ---------------------------------------------------
     def setup(self) -> None:
