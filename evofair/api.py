@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from evofair.engine.loop import Engine, RunResult
-from evofair.errors import UserError
+from evofair.errors import UserError, require_new_dir
 from evofair.executors import ProblemFactory, make_executor
 from evofair.experiments import ExperimentRecipe
 from evofair.plugins import registry
@@ -30,8 +30,7 @@ def _check_out(out: Path, resume: bool) -> None:
         if not (out / DB_NAME).exists():
             raise UserError(f"--resume {out}: not an evofair run directory (no {DB_NAME})")
         return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"--out {out}: exists and is not empty (choose a new directory, or --resume it)")
+    require_new_dir(out, "--out", "choose a new directory, or --resume it")
 
 
 def prepare(recipe: Recipe, problem=None):

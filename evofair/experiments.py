@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 from pydantic import Field, ValidationError
 
-from evofair.errors import UserError
+from evofair.errors import UserError, require_new_dir
 from evofair.plugins import registry
 from evofair.recipe import (ProblemCfg, Recipe, _check_shape, _Strict, apply_overrides, read_recipe_file,
                             resolved_yaml)
@@ -112,8 +112,7 @@ def run_experiment(recipe: ExperimentRecipe | Mapping[str, Any], out: str | Path
     if not isinstance(recipe, ExperimentRecipe):
         recipe = parse_experiment(recipe, problem=problem)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"--out {out}: exists and is not empty (choose a new directory)")
+    require_new_dir(out, "--out")
     spec = registry("experiment", recipe.paths).get(recipe.experiment.name, "experiment.name")
     args = spec.parse_args(recipe.experiment.args, "experiment.args")
     if problem is None:

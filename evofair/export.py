@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from evofair.errors import UserError, WeightsIntegrityError
+from evofair.errors import UserError, WeightsIntegrityError, require_new_dir
 from evofair.explorer.data import RunData, open_store
 from evofair.problem import Exportable
 
@@ -43,8 +43,7 @@ CARD_FILE = "model_card.json"
 
 
 def check_target(to: Path) -> None:
-    if to.exists() and (not to.is_dir() or any(to.iterdir())):
-        raise UserError(f"--to {to}: exists and is not empty (choose a new directory)")
+    require_new_dir(to, "--to")
     if not to.parent.is_dir():
         raise UserError(f"--to {to}: parent directory {to.parent} does not exist")
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from evofair.errors import UserError
+from evofair.errors import UserError, require_new_dir
 
 # The packages a job needs, laid out as the wheel installs them (in a checkout, evofair.problems
 # lives in problems/, evofair.datasets in data/ ...); caches, venvs and run directories stay home.
@@ -135,8 +135,7 @@ def run_directory(out: str | None, recipe_name: str) -> str:
     relative path would land in a directory Ray deletes."""
     path = Path(out) if out else Path("out") / f"{recipe_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = path.expanduser().absolute()
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UserError(f"--out {path}: exists and is not empty (choose a new directory)")
+    require_new_dir(path, "--out")
     return str(path)
 
 

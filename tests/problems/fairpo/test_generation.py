@@ -64,26 +64,8 @@ def test_loss_matches_a_hand_computed_case():
 
 # -- a tiny GPT-2 directory, trained end to end through the CLI ---------------------------------------
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A tiny GPT-2 and a byte-level BPE tokenizer trained here on HH-RLHF texts, saved as a local
-    Hugging Face directory (the path a user's own model takes)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    texts = [p["prompt"] + p["chosen"] + p["rejected"] for p in load_hh_pairs(DATA_FILE, limit=200)]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<pad>", "<eos>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>")
-    d = tmp_path_factory.mktemp("tiny_gpt2")
-    fast.save_pretrained(d)
-    torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=len(fast), n_layer=2, n_head=2, n_embd=32, n_positions=512,
-                     bos_token_id=len(fast) - 1, eos_token_id=len(fast) - 1)
-    GPT2LMHeadModel(cfg).save_pretrained(d)
-    return d
+def model_dir(tiny_lm_dir):
+    return tiny_lm_dir
 
 
 def small(model_dir, **extra) -> list[str]:

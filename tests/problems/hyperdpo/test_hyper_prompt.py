@@ -9,40 +9,16 @@ import pytest
 import torch
 
 import evofair
+from conftest import tiny_gpt2
 from evofair.indicators import hypervolume
 from evofair.problems.hyperdpo.hyper_prompt import HyperPromptLM, HyperPromptTuning, sequence_logprob, trainable_parameters
 from evofair.problems.hyperdpo.losses import listwise_dpo_loss
 from evofair.problems.hyperdpo.alignment import DATA_FILE, AlignmentParams, build_hyper_lm, load_hh_pairs, preference_labels
 
 
-def tiny_gpt2(vocab=64, n_embd=32):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=vocab, n_layer=2, n_head=2, n_embd=n_embd, n_positions=512,
-                     bos_token_id=vocab - 1, eos_token_id=vocab - 1)
-    return GPT2LMHeadModel(cfg).eval()
-
-
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A tiny GPT-2 and a byte-level BPE tokenizer trained here on a few HH-RLHF texts, saved as a
-    local Hugging Face directory — the same path a user's own model takes."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    pairs = load_hh_pairs(DATA_FILE, limit=200)
-    texts = [p["prompt"] + p["chosen"] + p["rejected"] for p in pairs]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<pad>", "<eos>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>")
-    d = tmp_path_factory.mktemp("tiny_gpt2")
-    fast.save_pretrained(d)
-    tiny_gpt2(vocab=len(fast)).save_pretrained(d)
-    return d
+def model_dir(tiny_lm_dir):
+    return tiny_lm_dir
 
 
 def test_hyper_prompt_shapes_and_configurable_k_r():
