@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from evofair.constraints import check_metrics
 from evofair.engine.loop import Engine, RunResult
 from evofair.errors import UserError, require_new_dir
 from evofair.executors import ProblemFactory, make_executor
@@ -42,6 +43,7 @@ def prepare(recipe: Recipe, problem=None):
     ref = recipe.hv_ref or problem.default_hv_ref
     if ref is not None and len(ref) != len(problem.objectives):
         raise UserError(f"hv_ref: expected {len(problem.objectives)} values (one per objective), got {len(ref)}")
+    check_metrics(recipe.parsed_constraints, problem.metric_names, problem.name)
     return problem
 
 
@@ -64,6 +66,7 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
     t = time.perf_counter()
     problem.ensure_setup()  # data that does not parse fails here, before anything is written
     setup_seconds = time.perf_counter() - t
+    check_metrics(recipe.parsed_constraints, problem.metric_names, problem.name)  # names known after setup
     try:
         out.mkdir(parents=True, exist_ok=True)
         store = RunStore(out)  # takes the run directory's lock before anything else is written

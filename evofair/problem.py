@@ -83,6 +83,16 @@ class Problem(ABC):
     def objective_names(self) -> list[str]:
         return [o.name for o in self.objectives]
 
+    @property
+    def metric_names(self) -> Sequence[str] | None:
+        """Every metric `evaluate` returns, which a recipe's `constraints:` may name.
+
+        Default: the objectives. Override to list the extra metrics too; return None when the
+        names are known only after `setup()` (they are then checked after setup, still before the
+        run directory is written).
+        """
+        return self.objective_names
+
     def minimised(self, metrics: Mapping[str, np.ndarray]) -> np.ndarray:
         """The (n, n_obj) matrix the engine minimises."""
         cols = [np.asarray(metrics[o.name], dtype=float) * o.sign for o in self.objectives]

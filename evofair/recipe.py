@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from evofair.constraints import Constraint, parse_all
 from evofair.errors import UserError
 from evofair.plugins import is_reference
 from evofair.problem import missing_capabilities
@@ -78,6 +79,15 @@ class ExecutorCfg(_Strict):
     max_retries: int = Field(3, ge=0)
 
 
+def _constraint_text(text: str) -> str:
+    """One `"<metric> <= <number>"` (or `>=`) item of `constraints:`, checked here, kept as written."""
+    try:
+        Constraint.parse(text)
+    except UserError as exc:  # pydantic adds the location (constraints[i]) and the value
+        raise PydanticCustomError("constraint", str(exc).split(": ", 1)[1].split(", got ")[0]) from None
+    return text.strip()
+
+
 class Recipe(_Strict):
     name: str = Field("run", min_length=1, max_length=200, pattern=r"^[^/\x00]+$",
                       description="names the default run directory: no '/'")
@@ -91,12 +101,23 @@ class Recipe(_Strict):
     paths: list[str] = Field(default_factory=list, description="folders searched for `module:attr` components "
                              "(a recipe file that uses one adds its own folder)")
     report: dict[str, Any] = Field(default_factory=dict)
+    constraints: list[Annotated[str, AfterValidator(_constraint_text)]] = Field(
+        default_factory=list, description="feasibility-first selection on validation metrics: "
+        "'<metric> <= <number>' or '<metric> >= <number>'")
 
     @model_validator(mode="after")
     def _check(self):
         if self.algorithm.n_offsprings is None:
             self.algorithm.n_offsprings = self.algorithm.pop_size
+        if self.constraints and self.algorithm.backend == "deap":
+            raise PydanticCustomError("deap_constraints",
+                                      "algorithm.backend: deap does not support constraints; use pymoo")
         return self
+
+    @property
+    def parsed_constraints(self) -> tuple[Constraint, ...]:
+        """(metric, op, bound) of each `constraints:` item, in order."""
+        return parse_all(self.constraints)
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:

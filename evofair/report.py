@@ -13,7 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evofair.indicators import hypervolume, non_dominated
+from evofair import constraints as cons
+from evofair.indicators import hypervolume
 from evofair.individual import Individual
 from evofair.problem import SPLITS, ReportSections
 from evofair.store import RunStore
@@ -26,19 +27,32 @@ def _objective_matrix(problem, inds: Sequence[Individual], split: str) -> np.nda
                               for n in problem.objective_names})
 
 
-def final_front(store: RunStore, problem) -> list[Individual]:
-    """Non-dominated members (validation objectives) of the last generation's population."""
+def _constraints(store: RunStore, constraints) -> tuple[cons.Constraint, ...]:
+    return cons.of_run(store.root) if constraints is None else tuple(constraints)
+
+
+def _best(problem, inds: Sequence[Individual], constraints) -> list[Individual]:
+    """Feasibility-first on validation, as selection ran (`evofair.constraints.feasible_first`)."""
+    cv = cons.of_individuals(constraints, inds, "val")
+    return [inds[i] for i in cons.feasible_first(_objective_matrix(problem, inds, "val"), cv)]
+
+
+def final_front(store: RunStore, problem, constraints: Sequence[cons.Constraint] | None = None) -> list[Individual]:
+    """Non-dominated members (validation objectives) of the last generation's population; with
+    constraints (None: those in the run's config.yaml), the non-dominated *feasible* members, or
+    the least violating ones when none is feasible."""
     last = store.last_generation()
     if last is None:
         return []
-    pop = store.individuals(last["population"])
-    return [pop[i] for i in non_dominated(_objective_matrix(problem, pop, "val"))]
+    return _best(problem, store.individuals(last["population"]), _constraints(store, constraints))
 
 
-def archive(store: RunStore, problem, inds: Sequence[Individual] | None = None) -> list[Individual]:
-    """Every individual ever evaluated that no other evaluated individual dominates (validation)."""
+def archive(store: RunStore, problem, inds: Sequence[Individual] | None = None,
+            constraints: Sequence[cons.Constraint] | None = None) -> list[Individual]:
+    """Every individual ever evaluated that no other evaluated individual dominates (validation;
+    feasibility-first as in `final_front`)."""
     inds = store.individuals() if inds is None else inds
-    return [inds[i] for i in non_dominated(_objective_matrix(problem, inds, "val"))]
+    return _best(problem, inds, _constraints(store, constraints))
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -54,10 +68,17 @@ def objective_columns(problem) -> list[tuple[str, str]]:
     return [(name, split) for name in problem.objective_names for split in SPLITS]
 
 
-def individual_rows(problem, inds: Sequence[Individual]) -> tuple[list[str], list[list[Any]]]:
+def individual_rows(problem, inds: Sequence[Individual], constraints: Sequence[cons.Constraint] = ()
+                    ) -> tuple[list[str], list[list[Any]]]:
+    """CSV rows; with constraints also `feasible` (on validation, as selected), `cv_val`, `cv_test`."""
     cols = objective_columns(problem)
     header = ["id", "generation"] + [f"{n}_{s}" for n, s in cols]
     rows = [[i.id, i.generation] + [_fmt(i.metrics.get(s, {}).get(n)) for n, s in cols] for i in inds]
+    if constraints:
+        cv = {s: cons.of_individuals(constraints, inds, s) for s in SPLITS}
+        header += ["feasible", "cv_val", "cv_test"]
+        for k, row in enumerate(rows):
+            row += ["true" if cv["val"][k] <= 0 else "false", repr(float(cv["val"][k])), repr(float(cv["test"][k]))]
     return header, rows
 
 
@@ -65,12 +86,14 @@ def _fmt(v: float | None) -> Any:
     return "" if v is None or not np.isfinite(v) else repr(float(v))
 
 
-def write_tables(store: RunStore, problem, out: Path, everyone: Sequence[Individual]) -> dict[str, Any]:
-    front = sorted(final_front(store, problem), key=lambda i: [i.metrics["val"][n] for n in problem.objective_names])
-    header, rows = individual_rows(problem, front)
+def write_tables(store: RunStore, problem, out: Path, everyone: Sequence[Individual],
+                 constraints: Sequence[cons.Constraint] = ()) -> dict[str, Any]:
+    front = sorted(final_front(store, problem, constraints),
+                   key=lambda i: [i.metrics["val"][n] for n in problem.objective_names])
+    header, rows = individual_rows(problem, front, constraints)
     _write_csv(out / "front.csv", header, rows)
-    arch = archive(store, problem, everyone)
-    header, rows = individual_rows(problem, arch)
+    arch = archive(store, problem, everyone, constraints)
+    header, rows = individual_rows(problem, arch, constraints)
     _write_csv(out / "archive.csv", header, rows)
     gens = store.generations()
     _write_csv(out / "history.csv", ["generation", "hv_val", "n_front", "evaluations", "seconds"],
@@ -80,7 +103,7 @@ def write_tables(store: RunStore, problem, out: Path, everyone: Sequence[Individ
 
 
 def plot_front(path: Path, problem, inds_all, front, extra_points: dict[str, np.ndarray] | None = None,
-               split: str = "val") -> None:
+               split: str = "val", constraints: Sequence[cons.Constraint] = ()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,12 +112,21 @@ def plot_front(path: Path, problem, inds_all, front, extra_points: dict[str, np.
     names = problem.objective_names[:2]
     fig, ax = plt.subplots(figsize=(6, 4.5))
     A = np.array([[i.metrics.get(split, {}).get(n, np.nan) for n in names] for i in inds_all]) if inds_all else None
+    ok_all = _feasible_mask(constraints, inds_all, split)
     if A is not None and len(A):
-        ax.scatter(A[:, 0], A[:, 1], s=6, c="0.8", label="all evaluated")
+        ax.scatter(A[ok_all, 0], A[ok_all, 1], s=6, c="0.8", label="all evaluated" + (" (feasible)" if constraints else ""))
+        if constraints and (~ok_all).any():
+            ax.scatter(A[~ok_all, 0], A[~ok_all, 1], s=10, c="#e6a0a0", marker="x", linewidths=0.8,
+                       label="infeasible (violates a constraint)")
     P = np.array([[i.metrics.get(split, {}).get(n, np.nan) for n in names] for i in front])
-    if len(P):
-        order = np.argsort(P[:, 0])
-        ax.plot(P[order, 0], P[order, 1], "o-", c="C3", ms=4, label="front")
+    ok_front = _feasible_mask(constraints, front, split)
+    if len(P) and ok_front.any():
+        F = P[ok_front]
+        order = np.argsort(F[:, 0])
+        ax.plot(F[order, 0], F[order, 1], "o-", c="C3", ms=4, label="front" + (" (feasible)" if constraints else ""))
+    if len(P) and (~ok_front).any():
+        ax.scatter(P[~ok_front, 0], P[~ok_front, 1], s=40, facecolors="none", edgecolors="C3", marker="s",
+                   label="front member infeasible" + (" on this split" if split != "val" else ""))
     for k, (label, pts) in enumerate((extra_points or {}).items()):
         pts = np.asarray(pts)
         if len(pts):
@@ -106,6 +138,41 @@ def plot_front(path: Path, problem, inds_all, front, extra_points: dict[str, np.
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def constraints_section(constraints, everyone: Sequence[Individual], front: Sequence[Individual]) -> list[str]:
+    """How many evaluated and front models satisfy each constraint, on validation and on test."""
+    def count(inds, c, split):
+        return sum(c.holds(_value(i, c.metric, split)) for i in inds)
+
+    lines = ["", "## Constraints", "",
+             "Selection was feasibility-first on the validation split (pymoo's constraint handling: feasible "
+             "models by dominance, then infeasible ones by their total violation CV = Σ max(0, g)).", "",
+             f"| constraint | evaluated, val (of {len(everyone)}) | evaluated, test | "
+             f"front, val (of {len(front)}) | front, test |", "|---|---|---|---|---|"]
+    for c in constraints:
+        lines.append(f"| `{c.text}` | {count(everyone, c, 'val')} | {count(everyone, c, 'test')} | "
+                     f"{count(front, c, 'val')} | {count(front, c, 'test')} |")
+    all_ok = {(name, s): int(_feasible_mask(constraints, inds, s).sum())
+              for name, inds in (("everyone", everyone), ("front", front)) for s in SPLITS}
+    lines.append(f"| all of them | {all_ok['everyone', 'val']} | {all_ok['everyone', 'test']} | "
+                 f"{all_ok['front', 'val']} | {all_ok['front', 'test']} |")
+    if front and not all_ok["front", "val"]:
+        least = cons.of_individuals(constraints, front, "val").min()
+        lines += ["", f"**No evaluated model satisfies every constraint on validation.** The final front below "
+                      f"shows the least violating model(s) of the last population instead (CV = {least:.4g}), "
+                      "as pymoo reports its optimum when nothing is feasible."]
+    return lines
+
+
+def _value(ind: Individual, metric: str, split: str) -> float:
+    v = ind.metrics.get(split, {}).get(metric)
+    return float("nan") if v is None else float(v)
+
+
+def _feasible_mask(constraints, inds, split: str) -> np.ndarray:
+    cv = cons.of_individuals(constraints, inds or [], split)
+    return np.ones(len(inds or []), dtype=bool) if cv is None else cv <= 0
 
 
 def plot_hv(path: Path, gens: list[dict[str, Any]], ref) -> None:
@@ -130,12 +197,13 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     everyone = store.individuals()  # read once: tables and plots both need every individual
-    tables = write_tables(store, problem, out, everyone)
+    constraints = recipe.parsed_constraints
+    tables = write_tables(store, problem, out, everyone, constraints)
     front, gens = tables["front"], tables["generations"]
     ref = recipe.hv_ref or problem.default_hv_ref
     sections = problem.report_sections(store, out, recipe) if isinstance(problem, ReportSections) else {}
     plot_front(out / "plots" / "front.png", problem, everyone, front,
-               extra_points=sections.get("points"), split=sections.get("plot_split", "val"))
+               extra_points=sections.get("points"), split=sections.get("plot_split", "val"), constraints=constraints)
     plot_hv(out / "plots" / "hv.png", gens, ref)
     lines = [f"# evofair run: {recipe.name}", "",
              f"Problem `{problem.name}`, algorithm {recipe.algorithm.name} ({recipe.algorithm.backend}), "
@@ -148,17 +216,25 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
         if ref is not None:
             lines.append(f"- Hypervolume (validation, minimised objectives, reference point {tuple(ref)}): "
                          f"{last['hv_val']:.6f}.")
-            F_test = _objective_matrix(problem, front, "test")
-            lines.append(f"- Hypervolume of the same front on the test split: {hypervolume(F_test, ref):.6f}.")
+            scored = [i for i, ok in zip(front, _feasible_mask(constraints, front, "val")) if ok]
+            F_test = _objective_matrix(problem, scored, "test")
+            lines.append(f"- Hypervolume of the same front on the test split: {hypervolume(F_test, ref):.6f}"
+                         + (" (feasible members only, as on validation)." if constraints else "."))
+    if constraints:
+        lines += constraints_section(constraints, everyone, front)
     if timings:
         lines += ["", "## Phases", "", "| phase | seconds |", "|---|---|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
+    cv = {s: cons.of_individuals(constraints, front, s) for s in SPLITS}
+    extra = ["feasible (val)", "CV (val)", "CV (test)"] if constraints else []
     lines += ["", "## Final front", "", "| id | generation | " + " | ".join(
-        f"{n} ({s})" for n, s in objective_columns(problem)) + " |",
-        "|---|---|" + "---|" * len(objective_columns(problem))]
-    for ind in front:
-        lines.append(f"| {ind.id} | {ind.generation} | " + " | ".join(
-            f"{ind.metrics.get(s, {}).get(n, float('nan')):.4f}" for n, s in objective_columns(problem)) + " |")
+        [f"{n} ({s})" for n, s in objective_columns(problem)] + extra) + " |",
+        "|---|---|" + "---|" * (len(objective_columns(problem)) + len(extra))]
+    for k, ind in enumerate(front):
+        cells = [f"{ind.metrics.get(s, {}).get(n, float('nan')):.4f}" for n, s in objective_columns(problem)]
+        if constraints:
+            cells += ["yes" if cv["val"][k] <= 0 else "no", f"{cv['val'][k]:.4g}", f"{cv['test'][k]:.4g}"]
+        lines.append(f"| {ind.id} | {ind.generation} | " + " | ".join(cells) + " |")
     events = store.events()
     if events:
         lines += ["", "## Events", ""] + [f"- {e['kind']} (gen {e['generation']}, {e['individual']}): {e['message']}"

@@ -19,8 +19,9 @@ class Backend(ABC):
         """Offspring to realise and evaluate (the initial population on the first call)."""
 
     @abstractmethod
-    def tell(self, items: Sequence[Any], F: np.ndarray, ids: Sequence[str]) -> None:
-        """The realised offspring (GenomeRef or x), their minimised objectives and store ids."""
+    def tell(self, items: Sequence[Any], F: np.ndarray, ids: Sequence[str], G: np.ndarray | None = None) -> None:
+        """The realised offspring (GenomeRef or x), their minimised objectives and store ids, and
+        with `constraints:` their violations G (n, n_constraints; feasible where every g <= 0)."""
 
     @abstractmethod
     def population(self) -> tuple[list[str], np.ndarray]:
@@ -31,8 +32,10 @@ class Backend(ABC):
         """JSON-able state needed, with the population, to continue after a restart."""
 
     @abstractmethod
-    def restore(self, items: Sequence[Any], F: np.ndarray, ids: Sequence[str], state: dict[str, Any]) -> None:
-        """Continue from a stored population (the inverse of `population` + `state`)."""
+    def restore(self, items: Sequence[Any], F: np.ndarray, ids: Sequence[str], state: dict[str, Any],
+                G: np.ndarray | None = None) -> None:
+        """Continue from a stored population (the inverse of `population` + `state`); G is
+        recomputed from the stored metrics and the recipe, as `tell` got it."""
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:

@@ -136,6 +136,13 @@ def _select_mates(members: list[_Member], k: int) -> list[_Member]:
     return chosen[:k]
 
 
+def _no_constraints(G) -> None:
+    """The recipe validator refuses `constraints:` with this backend (selNSGA2 has no
+    constrained domination); a G reaching here is a programming error."""
+    if G is not None and np.shape(G)[-1]:
+        raise UserError("algorithm.backend: deap does not support constraints; use pymoo")
+
+
 def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(SEED_HIGH))
 
@@ -256,7 +263,8 @@ class DeapBackend(Backend):
             raise ValueError(f"tell: {len(items)} items, {len(F)} objective rows, {len(ids)} ids")
         return [_Member(self.variation.item(it), str(i), _Fitness(f)) for it, f, i in zip(items, F, ids)]
 
-    def tell(self, items, F, ids) -> None:
+    def tell(self, items, F, ids, G=None) -> None:
+        _no_constraints(G)
         union = self.members + self._members(items, F, ids)
         survivors = tools.selNSGA2(union, min(self.pop_size, len(union)), nd=ND_SORT)
         _assign_crowding(survivors)
@@ -269,8 +277,9 @@ class DeapBackend(Backend):
     def state(self) -> dict[str, Any]:
         return {"rng": rng_state(self.rng), "n_iter": self.n_iter}
 
-    def restore(self, items, F, ids, state) -> None:
+    def restore(self, items, F, ids, state, G=None) -> None:
         """The stored population, in its stored order, with crowding recomputed as `tell` does."""
+        _no_constraints(G)
         self.members = self._members(items, F, ids)
         _assign_crowding(self.members)
         self.rng = rng_from_state(state["rng"])

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from evofair.constraints import feasible_first, total_violation, violations
 from evofair.engine.backend import Backend
-from evofair.indicators import hypervolume, non_dominated
+from evofair.indicators import hypervolume
 from evofair.individual import Individual
 from evofair.pipeline import OpCall
 from evofair.seeding import derive_seed
@@ -39,6 +40,8 @@ class Engine:
         self.progress = progress
         self.backend = make_backend(recipe, problem)
         self.hv_ref = recipe.hv_ref or problem.default_hv_ref
+        self.constraints = recipe.parsed_constraints
+        self._cv: dict[str, float] = {}  # constraint violation of the population's members, by id
         self.evaluations = 0
         self.seconds = 0.0
 
@@ -62,15 +65,37 @@ class Engine:
             self.store.log_event("non_finite_objective", "objective was NaN/inf; ranked last",
                                  generation=generation, individual=individuals[i].id)
         F = np.where(np.isfinite(F), F, BAD_F)
-        self.backend.tell(told, F, [ind.id for ind in individuals])
+        G = self.violations(metrics["val"], len(individuals))
+        ids = [ind.id for ind in individuals]
+        self.backend.tell(told, F, ids, G)
         pop_ids, pop_F = self.backend.population()
         self.evaluations += len(individuals)
         self.seconds += time.perf_counter() - t0
-        front = non_dominated(pop_F)
-        stats = {"hv_val": hypervolume(pop_F[front], self.hv_ref) if self.hv_ref else None,
-                 "n_front": int(len(front)), "evaluations": self.evaluations, "seconds": self.seconds}
+        self._remember_cv(ids, G, pop_ids)
+        stats = {**self.front_stats(pop_ids, pop_F), "evaluations": self.evaluations, "seconds": self.seconds}
         self.store.commit_generation(generation, individuals, pop_ids, stats, self.backend.state())
         return stats
+
+    # -- constraints -----------------------------------------------------------------------
+    def violations(self, val_metrics, n: int) -> np.ndarray | None:
+        """pymoo's G (n, n_constraints) from validation metrics; None for a run without constraints."""
+        if not self.constraints:
+            return None
+        return violations(self.constraints, val_metrics, n)
+
+    def _remember_cv(self, ids, G, pop_ids) -> None:
+        if G is None:
+            return
+        self._cv.update(zip(ids, total_violation(G)))
+        self._cv = {i: self._cv[i] for i in pop_ids}
+
+    def front_stats(self, pop_ids, pop_F) -> dict[str, Any]:
+        """The population's front, feasibility-first; HV counts its feasible members only (0 if none)."""
+        cv = np.array([self._cv[i] for i in pop_ids]) if self.constraints else None
+        front = feasible_first(pop_F, cv)
+        scored = front if cv is None else front[cv[front] <= 0]
+        hv = hypervolume(pop_F[scored], self.hv_ref) if self.hv_ref else None
+        return {"hv_val": hv, "n_front": int(len(front))}
 
     # -- the run -----------------------------------------------------------------------------
     def _resume_point(self) -> int:
@@ -81,8 +106,13 @@ class Engine:
         pop = self.store.individuals(last["population"])
         F = self.problem.minimised({n: np.array([ind.value(n) for ind in pop]) for n in self.problem.objective_names})
         F = np.where(np.isfinite(F), F, BAD_F)
+        n = len(pop)
+        G = self.violations({c.metric: np.array([ind.metrics.get("val", {}).get(c.metric, np.nan) for ind in pop])
+                             for c in self.constraints}, n)
         items = self.problem.genome.items(pop)
-        self.backend.restore(items, F, [ind.id for ind in pop], last["engine_state"])
+        ids = [ind.id for ind in pop]
+        self.backend.restore(items, F, ids, last["engine_state"], G)
+        self._remember_cv(ids, G, ids)
         self.evaluations = last["evaluations"] or 0
         self.seconds = last["seconds"] or 0.0
         return last["generation"] + 1

@@ -24,10 +24,16 @@ from evofair.jsonstate import from_json, numeric_attributes, set_numeric_attribu
 
 
 class _Shape(PymooProblem):
-    """Only tells pymoo the dimensions; evaluation happens in evofair's executors."""
+    """Only tells pymoo the dimensions; evaluation happens in evofair's executors.
 
-    def __init__(self, problem):
-        super().__init__(n_obj=len(problem.objectives), **problem.genome.pymoo_problem(problem))
+    With `n_ieq_constr` > 0 (a recipe's `constraints:`), pymoo's algorithms select feasibility
+    first on their own: `Survival.do` ranks the feasible members and fills up with the infeasible
+    ones by CV, and NSGA-II's/SMS-EMOA's tournaments compare CV before dominance.
+    """
+
+    def __init__(self, problem, n_ieq_constr: int = 0):
+        super().__init__(n_obj=len(problem.objectives), n_ieq_constr=n_ieq_constr,
+                         **problem.genome.pymoo_problem(problem))
 
     def _evaluate(self, x, out, *args, **kwargs):
         raise RuntimeError("evofair evaluates through its executor, not through pymoo")
@@ -110,7 +116,8 @@ class PymooBackend(Backend):
     def __init__(self, recipe, problem):
         self.problem = problem
         self.algorithm = build_algorithm(recipe, problem)
-        self.algorithm.setup(_Shape(problem), termination=("n_gen", recipe.algorithm.generations),
+        self.n_constraints = len(recipe.constraints)
+        self.algorithm.setup(_Shape(problem, self.n_constraints), termination=("n_gen", recipe.algorithm.generations),
                              seed=recipe.seed, verbose=False)
         self._asked: Population | None = None
 
@@ -123,17 +130,24 @@ class PymooBackend(Backend):
             return []
         return self.problem.genome.from_pymoo(self._asked.get("X"))
 
-    def tell(self, items, F, ids) -> None:
+    def tell(self, items, F, ids, G=None) -> None:
         pop = self._asked if self._asked is not None and len(self._asked) == len(items) else Population.new(
             "X", self._as_X(items))
         pop.set("X", self._as_X(items), "eid", np.asarray(ids, dtype=object))
-        self._set_F(pop, F)
+        self._set_F(pop, F, G)
         self.algorithm.tell(infills=pop)
         self._asked = None
 
-    def _set_F(self, pop: Population, F) -> None:
-        """pymoo's documented ask/tell path: a StaticProblem hands over precomputed values."""
-        Evaluator().eval(StaticProblem(self.algorithm.problem, F=np.asarray(F, dtype=float)), pop)
+    def _set_F(self, pop: Population, F, G=None) -> None:
+        """pymoo's documented ask/tell path: a StaticProblem hands over precomputed values
+        (F, and G when the recipe has constraints: pymoo then derives CV and feasibility)."""
+        values = {"F": np.asarray(F, dtype=float)}
+        if self.n_constraints:
+            if G is None or np.shape(G) != (len(values["F"]), self.n_constraints):
+                raise ValueError(f"tell: expected G of shape ({len(values['F'])}, {self.n_constraints}), "
+                                 f"got {None if G is None else np.shape(G)}")
+            values["G"] = np.asarray(G, dtype=float)
+        Evaluator().eval(StaticProblem(self.algorithm.problem, **values), pop)
 
     def population(self):
         pop = self.algorithm.pop
@@ -145,14 +159,14 @@ class PymooBackend(Backend):
                 "pop_data": [to_json({k: v for k, v in ind.data.items() if k != "eid"}) for ind in alg.pop],
                 "survival": numeric_attributes(alg.survival)}
 
-    def restore(self, items, F, ids, state) -> None:
+    def restore(self, items, F, ids, state, G=None) -> None:
         """Rebuild from the stored population and the JSON state saved with it (no unpickling):
         the population in survival order, each member's ranking data, the survival's own numeric
         state (e.g. NSGA-III's normalisation points) and the generator's exact state."""
         alg = self.algorithm
         alg._initialize()
         pop = Population.new("X", self._as_X(items), "eid", np.asarray(ids, dtype=object))
-        self._set_F(pop, F)
+        self._set_F(pop, F, G)
         for ind, data in zip(pop, state.get("pop_data", [])):
             ind.data.update(from_json(data))
         set_numeric_attributes(alg.survival, state.get("survival", {}))

@@ -35,8 +35,10 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import yaml
 
+from evofair import constraints as cons
+from evofair.constraints import Constraint  # one definition for recipe, engine, report, explorer (re-exported)
 from evofair.errors import UserError
-from evofair.indicators import hypervolume, non_dominated
+from evofair.indicators import hypervolume
 from evofair.individual import Individual
 from evofair.problem import SPLITS, ModelCards
 from evofair.store import DB_NAME, RunStore
@@ -82,37 +84,6 @@ def load_recipe_and_problem(root: Path) -> tuple[dict[str, Any], Any, str | None
         return raw, None, f"problem {raw.get('problem', {}).get('name')!r} not available here ({exc.__class__.__name__}: {exc})"
 
 
-# -- constraints ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Constraint:
-    """`metric op bound` on one split, e.g. error ≤ 0.10."""
-
-    metric: str
-    op: str  # "<=" or ">="
-    bound: float
-
-    def holds(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        return value <= self.bound if self.op == "<=" else value >= self.bound
-
-    @classmethod
-    def parse(cls, text: str) -> "Constraint":
-        """'error <= 0.10', 'error ≤ 0.1', 'auc >= 0.8'."""
-        norm = text.replace("≤", "<=").replace("≥", ">=")
-        for op in ("<=", ">="):
-            if op in norm:
-                name, bound = (s.strip() for s in norm.split(op, 1))
-                try:
-                    return cls(name, op, float(bound))
-                except ValueError:
-                    break
-        raise UserError(f"constraint {text!r}: expected METRIC <= NUMBER or METRIC >= NUMBER")
-
-    def __str__(self) -> str:
-        return f"{self.metric} {'≤' if self.op == '<=' else '≥'} {self.bound:g}"
-
-
 # -- formatting used by the UI, the report and export -----------------------------------------
 def format_args(args: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in args.items())
@@ -142,6 +113,8 @@ class Snapshot:
     objectives: tuple[tuple[str, str], ...]  # (name, "min"|"max")
     hv_ref: tuple[float, ...] | None
     version: int = 0
+    #: the run's own `constraints:` (its recipe): selection was feasibility-first on validation
+    constraints: tuple[Constraint, ...] = ()
     _fronts: dict[int, list[Individual]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -205,7 +178,8 @@ class Snapshot:
 
     def front(self, generation: int | None = None) -> list[Individual]:
         """Non-dominated members (validation objectives, as selection used) of a generation's
-        population; at the last generation this is `evofair.report.final_front`."""
+        population, feasibility-first when the run has constraints; at the last generation this
+        is `evofair.report.final_front`."""
         row = self._generation_row(generation)
         if row is None:
             return []
@@ -213,8 +187,30 @@ class Snapshot:
         with self._lock:
             if g not in self._fronts:
                 pop = self.population(g)
-                self._fronts[g] = [pop[i] for i in non_dominated(self.minimised(pop, "val"))]
+                cv = cons.of_individuals(self.constraints, pop, "val")
+                self._fronts[g] = [pop[i] for i in cons.feasible_first(self.minimised(pop, "val"), cv)]
             return list(self._fronts[g])
+
+    def violation(self, inds: Sequence[Individual], split: str = "val") -> np.ndarray:
+        """Total constraint violation CV (0: feasible) of each model on `split`; zeros without constraints."""
+        cv = cons.of_individuals(self.constraints, inds, split)
+        return np.zeros(len(inds)) if cv is None else cv
+
+    def feasible(self, inds: Sequence[Individual], split: str = "val") -> np.ndarray:
+        """Does each model satisfy every recipe constraint on `split`? (all True without constraints)"""
+        return self.violation(inds, split) <= 0
+
+    def constraint_rows(self, ind: Individual) -> list[dict[str, Any]]:
+        """Each recipe constraint with this model's value on every split and whether it holds."""
+        rows = []
+        for c in self.constraints:
+            row: dict[str, Any] = {"constraint": c.text, "metric": c.metric, "op": c.op, "bound": c.bound}
+            for s in self.splits or ["val"]:
+                v = self.value(ind, c.metric, s)
+                row[s] = _json_float(v)
+                row[f"satisfied_{s}"] = bool(c.holds(v))
+            rows.append(row)
+        return rows
 
     def evaluated(self, up_to: int | None = None) -> list[Individual]:
         """Every individual evaluated up to (and including) generation `up_to`."""
@@ -228,8 +224,10 @@ class Snapshot:
         out = []
         for row in self.generations:
             hv_test = None
-            if self.hv_ref is not None:
-                hv_test = hypervolume(self.minimised(self.front(row["generation"]), "test"), self.hv_ref)
+            if self.hv_ref is not None:  # as the engine's hv_val: the front's feasible members only
+                front = self.front(row["generation"])
+                scored = [i for i, ok in zip(front, self.feasible(front, "val")) if ok]
+                hv_test = hypervolume(self.minimised(scored, "test"), self.hv_ref)
             out.append({"generation": row["generation"], "hv_val": row["hv_val"], "hv_test": hv_test,
                         "n_front": row["n_front"], "evaluations": row["evaluations"], "seconds": row["seconds"]})
         return out
@@ -303,6 +301,11 @@ class RunData:
         self.recipe: dict[str, Any] = raw
         self.problem = built
         self.note = note
+        try:
+            self.constraints = cons.parse_all(raw.get("constraints") or [], "config.yaml: constraints")
+        except UserError as exc:  # a hand-edited config.yaml: show the run without them
+            self.constraints = ()
+            self.note = f"{exc} (constraints ignored)"
         self._objectives = self._find_objectives()
         ref = raw.get("hv_ref") or (getattr(built, "default_hv_ref", None) if built is not None else None)
         self.hv_ref = tuple(float(v) for v in ref) if ref else None
@@ -324,7 +327,8 @@ class RunData:
         try:
             with open(self.root / "front.csv", newline="") as fh:
                 header = next(csv.reader(fh))
-            names = list(dict.fromkeys(h.rsplit("_", 1)[0] for h in header[2:]))
+            names = list(dict.fromkeys(h.rsplit("_", 1)[0] for h in header[2:]
+                                       if h not in ("feasible", "cv_val", "cv_test")))
             if names:
                 return tuple((n, "min") for n in names)
         except (FileNotFoundError, StopIteration):
@@ -356,7 +360,7 @@ class RunData:
             self._version += 1
             self._signature = sig
             self._snapshot = Snapshot(gens, {i.id: i for i in inds}, self._objectives, self.hv_ref,
-                                      version=self._version)
+                                      version=self._version, constraints=self.constraints)
             return self._snapshot
 
     @property
@@ -437,6 +441,8 @@ class RunData:
             "objectives": [{"name": n, "direction": d} for n, d in snap.objectives],
             "metrics": {s: {k: _json_float(v) for k, v in per.items()} for s, per in ind.metrics.items()},
             "on_final_front": ind.id in {i.id for i in snap.front()},
+            "constraints": snap.constraint_rows(ind),
+            "feasible": bool(snap.feasible([ind], "val")[0]) if snap.constraints else None,
             "lineage": snap.lineage(iid, max_nodes=max_lineage),
         }
         if with_problem_card:

@@ -26,7 +26,7 @@ import torch
 from pydantic import Field
 
 from evofair.individual import Weights
-from evofair.metrics import fairness_metrics
+from evofair.metrics import METRIC_NAMES, fairness_metrics
 from evofair.problem import Objective, WeightsProblem
 from evofair.registry import Args
 
@@ -137,6 +137,11 @@ class FeatureClassificationProblem(WeightsProblem):
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def metric_names(self) -> Sequence[str]:
+        """`evaluate` returns every fairness metric, so recipes may constrain any of them."""
+        return METRIC_NAMES
 
     @property
     def sizes(self) -> list[int]:
