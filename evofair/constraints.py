@@ -113,8 +113,9 @@ def check_metrics(constraints: Sequence[Constraint], known: Sequence[str] | None
         if c.metric not in known:
             import difflib
 
-            close = difflib.get_close_matches(c.metric, list(known), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            lower = {k.lower(): k for k in known}
+            close = difflib.get_close_matches(c.metric.lower(), list(lower), n=1, cutoff=0.6)
+            hint = f"; did you mean {lower[close[0]]!r}?" if close else ""
             raise UserError(f"constraints[{k}]: problem {problem_name} has no metric {c.metric!r} "
                             f"(it stores: {', '.join(known)}){hint}")
 

@@ -197,6 +197,13 @@ def build_app(data: RunData, *, interval_ms: int = 2000, allow_export: bool = Tr
         summary = [html.B(f"Generation {g}: front of {len(front)} models"),
                    f" (selected on validation, drawn on {'test' if split == 'test' else 'validation'}) · "
                    f"{len(snap.evaluated(generation))} models evaluated so far"]
+        if snap.constraints:  # the recipe's own constraints (selection was feasibility-first)
+            n_ok = int(snap.feasible(front, split).sum())
+            summary.append(html.Span(f" · recipe constraints {', '.join(map(str, snap.constraints))}: "
+                                     f"{n_ok} of {len(front)} front models feasible on {split}"
+                                     + (" (nothing feasible: the least violating are shown)"
+                                        if front and not snap.feasible(front, "val").any() else ""),
+                                     id="front-feasible", **{"data-feasible": str(n_ok)}))
         if constraints:
             summary.append(f" · {', '.join(map(str, constraints))}: {len(meets)} of {len(scope_inds)} meet all")
         return fig, html.Span(summary, id="summary-text", **{"data-front": str(len(front))}), hv_figure(snap, g)

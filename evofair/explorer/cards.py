@@ -72,6 +72,28 @@ def problem_card_section(card: dict[str, Any]) -> list:
     return out
 
 
+def constraints_section(card: dict[str, Any]) -> list:
+    """The run's recipe constraints, this model's value on each split, and whether each holds."""
+    rows = card.get("constraints") or []
+    if not rows:
+        return []
+    splits = [s for s in ("val", "test") if s in rows[0]]
+    head = html.Tr([html.Th("constraint")] + [html.Th(f"{s} value") for s in splits] + [html.Th(s) for s in splits])
+    body = []
+    for r in rows:
+        body.append(html.Tr([html.Td(html.Code(r["constraint"]))] +
+                            [_value_cell(r[s], s, r["metric"]) for s in splits] +
+                            [html.Td("✓ satisfied" if r[f"satisfied_{s}"] else "✗ violated",
+                                     className="num better" if r[f"satisfied_{s}"] else "num warn",
+                                     **{"data-split": s, "data-satisfied": str(r[f"satisfied_{s}"]).lower()})
+                             for s in splits], className="constraint-row", **{"data-constraint": r["constraint"]}))
+    verdict = ("feasible: satisfies every constraint on validation (where selection applied them)" if card["feasible"]
+               else "infeasible: violates a constraint on validation")
+    return [html.H4("Recipe constraints"), html.P(verdict, className="muted", id="card-feasible",
+                                                   **{"data-feasible": str(card["feasible"]).lower()}),
+            html.Table([html.Thead(head), html.Tbody(body)], className="tbl", id="card-constraints")]
+
+
 def model_card(data: RunData, iid: str) -> html.Div:
     snap = data.snapshot
     if iid.startswith("baseline:"):
@@ -80,6 +102,8 @@ def model_card(data: RunData, iid: str) -> html.Div:
     lin = card["lineage"]
     facts = [f"generation {card['generation']}", f"seed {card['seed']}",
              "on the final front" if card["on_final_front"] else "not on the final front"]
+    if card["feasible"] is not None:
+        facts.append("feasible" if card["feasible"] else "infeasible")
     if card["weights_sha256"]:
         facts.append(f"weights sha256 {card['weights_sha256'][:12]}…")
     edges = html.Table([html.Thead(html.Tr([html.Th("parent"), html.Th("child"), html.Th("how (operator, args, seed)")])),
@@ -93,6 +117,7 @@ def model_card(data: RunData, iid: str) -> html.Div:
         html.Ul([html.Li(s) for s in card["steps"]], className="steps"),
         html.H4("Objectives and metrics, every split"),
         metrics_table(snap, card["metrics"], table_id="card-metrics"),
+        *constraints_section(card),
         *problem_card_section(card),
         html.H4("Lineage"),
         *([html.P("An initial model (no parents): " + "; ".join(card["steps"]) + ".", className="muted")]
@@ -149,17 +174,26 @@ def comparison(data: RunData, ids: Sequence[str]) -> html.Div:
                      html.P("Bold green: the better of the two on each objective.", className="muted"), facts])
 
 
+def _feasible_cell(ok: bool) -> html.Td:
+    return html.Td("feasible" if ok else "✗ infeasible", className="better" if ok else "warn",
+                   **{"data-feasible": str(ok).lower()})
+
+
 def ranking(snap: Snapshot, meets: Sequence[Individual], scope_size: int, split: str, rank_by: str,
             active: bool, limit: int = 15) -> html.Div:
     if not active:
         return html.P("No constraint set: type bounds on the left (e.g. error ≤ 0.10) to highlight and rank models.",
                       className="muted")
     cols = [rank_by] + [n for n in snap.objective_names if n != rank_by]
-    head = html.Tr([html.Th("#"), html.Th("model"), html.Th("gen")] + [html.Th(f"{c} ({split})") for c in cols])
+    shown = list(meets[:limit])
+    feasible = snap.feasible(shown, split) if snap.constraints else []
+    head = html.Tr([html.Th("#"), html.Th("model"), html.Th("gen")] + [html.Th(f"{c} ({split})") for c in cols]
+                   + ([html.Th(f"recipe constraints ({split})")] if snap.constraints else []))
     body = [html.Tr([html.Td(k + 1), html.Td(html.Button(i.id, id={"type": "open", "id": i.id}, className="link")),
-                     html.Td(i.generation)] + [_value_cell(snap.value(i, c, split), split, c) for c in cols],
+                     html.Td(i.generation)] + [_value_cell(snap.value(i, c, split), split, c) for c in cols]
+                    + ([_feasible_cell(bool(feasible[k]))] if snap.constraints else []),
                     className="ranked-row", **{"data-id": i.id})
-            for k, i in enumerate(meets[:limit])]
+            for k, i in enumerate(shown)]
     more = [html.P(f"… and {len(meets) - limit} more", className="muted")] if len(meets) > limit else []
     return html.Div([html.P(f"{len(meets)} of {scope_size} models meet every constraint, best {rank_by} first:",
                             id="meets-count", **{"data-count": str(len(meets))}),

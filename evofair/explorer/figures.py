@@ -18,10 +18,11 @@ from evofair.individual import Individual
 FRONT = "front"
 ALL = "all evaluated"
 MEETS = "meets constraints"
+INFEASIBLE = "infeasible (violates a recipe constraint)"
 SELECTED = "selected"
 BASELINE_SYMBOLS = ("x", "diamond", "triangle-up", "square", "cross", "triangle-down", "star-diamond")
 COLOURS = {"front": "#c0392b", "all": "rgba(120,120,120,0.22)", "meets": "#1e8449", "selected": "#f1c40f",
-           "compare": "#2471a3"}
+           "compare": "#2471a3", "infeasible": "rgba(192,57,43,0.55)"}
 
 
 def axis_title(snap: Snapshot, metric: str, split: str) -> str:
@@ -32,7 +33,14 @@ def axis_title(snap: Snapshot, metric: str, split: str) -> str:
 def _hover(snap: Snapshot, inds: Sequence[Individual], split: str, extra: str = "") -> list[str]:
     names = snap.objective_names
     return [f"<b>{i.id}</b> (gen {i.generation}){extra}<br>" + "<br>".join(
-        f"{n}: {_fmt(snap.value(i, n, split))}" for n in names) for i in inds]
+        f"{n}: {_fmt(snap.value(i, n, split))}" for n in names) + _feasibility_note(snap, i, split) for i in inds]
+
+
+def _feasibility_note(snap: Snapshot, ind: Individual, split: str) -> str:
+    if not snap.constraints:
+        return ""
+    broken = [str(c) for c in snap.constraints if not c.holds(snap.value(ind, c.metric, split))]
+    return f"<br><i>{'violates ' + ', '.join(broken) if broken else 'feasible'} ({split})</i>"
 
 
 def _fmt(v: float) -> str:
@@ -49,10 +57,16 @@ def front_figure(snap: Snapshot, *, x: str, y: str, colour: str | None, split: s
                  selected: Sequence[str] = (), height: int = 520) -> go.Figure:
     """The front of `generation` (selected on validation) drawn on `split`, with context layers."""
     fig = go.Figure()
+    infeasible: list[Individual] = []
     if show_all:
         pts = snap.evaluated(generation)
+        if snap.constraints:  # feasibility on the split shown; selection used validation
+            ok = snap.feasible(pts, split)
+            infeasible = [i for i, k in zip(pts, ok) if not k]
+            pts = [i for i, k in zip(pts, ok) if k]
         xs, ys = _xy(snap, pts, x, y, split)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=ALL, customdata=[i.id for i in pts],
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=ALL + (" (feasible)" if snap.constraints else ""),
+                                 customdata=[i.id for i in pts],
                                  marker=dict(size=6, color=COLOURS["all"]), hovertext=_hover(snap, pts, split),
                                  hoverinfo="text"))
     front = snap.front(generation)
@@ -68,11 +82,23 @@ def front_figure(snap: Snapshot, *, x: str, y: str, colour: str | None, split: s
                                                side="right"), thickness=12, len=0.8))
     else:
         marker.update(color=COLOURS["front"])
+    name = FRONT
+    if snap.constraints:  # an infeasible front member (on this split) is drawn as an ✕
+        ok = snap.feasible(front, split)
+        marker.update(symbol=["circle" if k else "x" for k in ok])
+        if len(front) and not snap.feasible(front, "val").any():
+            name = f"{FRONT}: least violating (nothing feasible)"
     # The front is non-dominated on validation; on test the same models need not be, so joining
     # them by a line there would draw a misleading staircase.
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers+lines" if split == "val" else "markers", name=FRONT, customdata=[i.id for i in front],
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers+lines" if split == "val" else "markers", name=name, customdata=[i.id for i in front],
                              marker=marker, line=dict(color=COLOURS["front"], width=1.5, dash="dot"),
                              hovertext=_hover(snap, front, split), hoverinfo="text"))
+    if snap.constraints and show_all:  # always present (maybe empty): replay frames update it by index
+        ix, iy = _xy(snap, infeasible, x, y, split)
+        fig.add_trace(go.Scatter(x=ix, y=iy, mode="markers", name=f"{INFEASIBLE}, {split}",
+                                 customdata=[i.id for i in infeasible],
+                                 marker=dict(symbol="x", size=7, color=COLOURS["infeasible"]),
+                                 hovertext=_hover(snap, infeasible, split), hoverinfo="text"))
     for k, (method, rows) in enumerate(_group_baselines(baselines).items()):
         bx = [r["metrics"].get(split, {}).get(x, float("nan")) for r in rows]
         by = [r["metrics"].get(split, {}).get(y, float("nan")) for r in rows]
@@ -221,9 +247,10 @@ def replay_figure(snap: Snapshot, *, x: str, y: str, split: str, baselines: Sequ
     base = front_figure(snap, x=x, y=y, colour=None, split=split, generation=last, show_all=True,
                         baselines=baselines, height=height)
     frames = []
+    n_traces = 3 if snap.constraints else 2  # all evaluated, front (, infeasible)
     for g in gens:
         f = front_figure(snap, x=x, y=y, colour=None, split=split, generation=g, show_all=True, baselines=baselines)
-        frames.append(go.Frame(data=list(f.data[:2]), traces=[0, 1], name=str(g)))
+        frames.append(go.Frame(data=list(f.data[:n_traces]), traces=list(range(n_traces)), name=str(g)))
     base.frames = frames
     steps = [dict(method="animate", label=str(g), args=[[str(g)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
                                                                       transition=dict(duration=0))]) for g in gens]
