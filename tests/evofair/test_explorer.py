@@ -404,3 +404,81 @@ def test_problem_model_card_hook_is_used_and_its_errors_are_contained(run_dir):
     assert isinstance(render_card(data, iid), html.Div)
     broken = RunData(run_dir, problem=Broken(params)).model_card(iid)
     assert broken["problem_card"] is None and "no data here" in broken["problem_card_error"]
+
+
+# -- recipe constraints: feasible vs infeasible in figures, tables, cards and export -------------------
+@pytest.fixture(scope="module")
+def constrained_dir(tmp_path_factory) -> Path:
+    """ZDT1 with `f1 >= 0.5`: f1 is x1, so a model's violation is exactly max(0, 0.5 - f1)."""
+    out = tmp_path_factory.mktemp("constrained") / "zdt1"
+    recipe = {"name": "zdt1-c", "problem": {"name": "zdt1", "args": {"n_var": 6}},
+              "algorithm": {"pop_size": 12, "generations": 4}, "seed": 2, "constraints": ["f1 >= 0.5"]}
+    evofair.run(recipe, out, progress=False)
+    return out
+
+
+def test_recipe_constraints_in_the_front_and_its_figures(constrained_dir):
+    from evofair.explorer.figures import INFEASIBLE, front_figure, replay_figure
+
+    data = RunData(constrained_dir)
+    snap = data.refresh()
+    assert snap.constraints == (Constraint("f1", ">=", 0.5),)
+    rows = read_csv(constrained_dir / "front.csv")
+    assert sorted(i.id for i in snap.front()) == sorted(r["id"] for r in rows)
+    everyone = snap.evaluated()
+    infeasible = {i.id for i in everyone if i.metrics["val"]["f1"] < 0.5}  # by hand
+    assert infeasible and {i.id for i, ok in zip(everyone, snap.feasible(everyone)) if not ok} == infeasible
+    fig = front_figure(snap, x="f1", y="f2", colour=None, split="val", generation=None)
+    traces = {t.name: t for t in fig.data}
+    assert set(traces[f"{INFEASIBLE}, val"].customdata) == infeasible
+    assert not infeasible & set(traces["all evaluated (feasible)"].customdata)
+    assert list(traces["front"].marker.symbol) == ["circle"] * len(rows)
+    hover = dict(zip(traces[f"{INFEASIBLE}, val"].customdata, traces[f"{INFEASIBLE}, val"].hovertext))
+    assert all("violates f1 ≥ 0.5" in h for h in hover.values())
+    replay = replay_figure(snap, x="f1", y="f2", split="val")
+    assert all(list(f.traces) == [0, 1, 2] for f in replay.frames)
+    assert replay.data[2].name == f"{INFEASIBLE}, val"
+
+
+def test_model_card_and_export_state_each_constraint(constrained_dir, tmp_path):
+    from evofair.explorer.cards import model_card as render_card
+    from evofair.explorer.cards import ranking
+    from evofair.export import export_model
+
+    data = RunData(constrained_dir)
+    snap = data.refresh()
+    bad = next(i for i in snap.evaluated() if i.metrics["val"]["f1"] < 0.5)
+    good = snap.front()[0]
+    for ind, ok in ((bad, False), (good, True)):
+        card = data.model_card(ind.id)
+        f1 = ind.metrics["val"]["f1"]
+        assert card["feasible"] is ok
+        assert card["constraints"] == [{"constraint": "f1 >= 0.5", "metric": "f1", "op": ">=", "bound": 0.5,
+                                        "val": f1, "satisfied_val": ok, "test": ind.metrics["test"]["f1"],
+                                        "satisfied_test": ok}]
+        nodes = list(_walk(render_card(data, ind.id)))
+        cells = [n for n in nodes if getattr(n, "id", None) == "card-feasible"]
+        assert cells and cells[0].to_plotly_json()["props"]["data-feasible"] == str(ok).lower()
+        verdicts = [n.to_plotly_json()["props"].get("data-satisfied") for n in nodes
+                    if n.to_plotly_json()["props"].get("data-satisfied") is not None]
+        assert verdicts == [str(ok).lower()] * 2  # val and test
+    exported = json.loads((export_model(constrained_dir, bad.id, tmp_path / "m") / "model_card.json").read_text())
+    assert exported["feasible"] is False and exported["constraints"][0]["satisfied_val"] is False
+    assert exported["constraints"][0]["val"] == bad.metrics["val"]["f1"]
+    table = ranking(snap, snap.evaluated(), len(snap.evaluated()), "val", "f2", True, limit=100)
+    marks = {n.to_plotly_json()["props"].get("data-feasible") for n in _walk(table)} - {None}
+    assert marks == {"true", "false"}
+
+
+def test_nothing_feasible_front_is_the_least_violating_and_labelled():
+    from evofair.explorer.figures import front_figure
+
+    inds = [_ind("a", 0, acc=0.9, gap=0.30), _ind("b", 0, acc=0.7, gap=0.10), _ind("c", 0, acc=0.6, gap=0.0)]
+    snap = Snapshot([{"generation": 0, "population": ["a", "b", "c"], "hv_val": 0.0, "n_front": 1,
+                      "evaluations": 3, "seconds": 0.0}], {i.id: i for i in inds}, (("acc", "max"), ("gap", "min")),
+                    None, constraints=(Constraint("acc", ">=", 0.95),))
+    assert [i.id for i in snap.front()] == ["a"]  # violation 0.05, the smallest (pymoo's opt)
+    assert list(snap.violation(inds)) == pytest.approx([0.05, 0.25, 0.35])
+    fig = front_figure(snap, x="acc", y="gap", colour=None, split="val", generation=None)
+    front = next(t for t in fig.data if t.name.startswith("front"))
+    assert front.name == "front: least violating (nothing feasible)" and list(front.marker.symbol) == ["x"]

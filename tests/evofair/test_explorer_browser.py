@@ -237,3 +237,35 @@ def test_explorer_follows_a_run_in_progress(run_dir, browser, tmp_path):
     finally:
         srv.stop()
         writer.close()
+
+
+def test_recipe_constraints_in_a_real_browser(browser, tmp_path):
+    """A run with `constraints: ["f1 >= 0.5"]` (ZDT1: f1 is x1): the page draws exactly the models
+    with f1 < 0.5 as the infeasible trace, says how many front models are feasible, and an
+    infeasible model's card says it violates the constraint."""
+    out = tmp_path / "zdt1"
+    evofair.run({"name": "zdt1-c", "problem": {"name": "zdt1", "args": {"n_var": 6}},
+                 "algorithm": {"pop_size": 12, "generations": 3}, "seed": 2, "constraints": ["f1 >= 0.5"]},
+                out, progress=False)
+    store = RunStore(out, readonly=True)
+    everyone = store.individuals()
+    store.close()
+    infeasible = sorted(i.id for i in everyone if i.metrics["val"]["f1"] < 0.5)
+    name = "infeasible (violates a recipe constraint), val"
+    srv = start(out, port=0, interval_ms=1000)
+    d = browser
+    try:
+        d.get(srv.url)
+        wait(d, lambda d: trace_ids(d, name) is not None and len(trace_points(d, name)) > 0, "the infeasible layer")
+        assert sorted(trace_ids(d, name)) == infeasible
+        n_front = len(read_csv(out / "front.csv"))
+        assert d.find_element(By.ID, "front-feasible").get_attribute("data-feasible") == str(n_front)
+        ActionChains(d).move_to_element(trace_points(d, name)[0]).click().perform()
+        wait(d, lambda d: d.find_elements(By.ID, "card-feasible"), "the model card")
+        assert d.find_element(By.ID, "card-id").text in infeasible
+        assert d.find_element(By.ID, "card-feasible").get_attribute("data-feasible") == "false"
+        verdicts = d.find_elements(By.CSS_SELECTOR, "#card-constraints td[data-satisfied]")
+        assert [v.get_attribute("data-satisfied") for v in verdicts] == ["false", "false"]
+        d.save_screenshot(str(artifacts_dir() / "explorer_recipe_constraints.png"))
+    finally:
+        srv.stop()
