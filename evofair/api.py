@@ -100,7 +100,7 @@ def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool,
     if isinstance(problem, AfterRun):
         timings.update(problem.after_run(store, out, recipe) or {})
     write_report(store, problem, recipe, out, timings)
-    return RunResult(str(out), final_front(store, problem), store.generations())
+    return RunResult(str(out), final_front(store, problem, recipe.parsed_constraints), store.generations())
 
 
 def problem_is_registered(recipe: Recipe) -> bool:

@@ -26,6 +26,10 @@ EXPECTED = "expected '<metric> <= <number>' or '<metric> >= <number>'"
 _FORM = re.compile(r"^\s*([^<>=\s][^<>=]*?)\s*(<=|>=|≤|≥)\s*(\S+)\s*$")
 
 
+class MalformedConstraint(ValueError):
+    """A constraint string not of the form `<metric> <= <number>` / `>=` (message: what was expected)."""
+
+
 @dataclass(frozen=True)
 class Constraint:
     """`metric op bound` on one split, e.g. error <= 0.10."""
@@ -48,16 +52,25 @@ class Constraint:
     @classmethod
     def parse(cls, text: str, where: str = "constraint") -> "Constraint":
         """'error <= 0.10', 'auc >= 0.8' (also ≤/≥, as the explorer's bounds are typed)."""
+        try:
+            return cls.parse_or_reason(text)
+        except MalformedConstraint as exc:
+            raise UserError(f"{where}: {exc}, got {text!r}") from None
+
+    @classmethod
+    def parse_or_reason(cls, text: str) -> "Constraint":
+        """As `parse`, raising `MalformedConstraint(what was expected)` (the recipe validator
+        adds the location and the value itself)."""
         m = _FORM.match(text) if isinstance(text, str) else None
         if m is None:
-            raise UserError(f"{where}: {EXPECTED}, got {text!r}")
+            raise MalformedConstraint(EXPECTED)
         name, op, bound_text = m.groups()
         try:
             bound = float(bound_text)
         except ValueError:
-            raise UserError(f"{where}: {EXPECTED}, got {text!r} (bound is not a number)") from None
+            raise MalformedConstraint(f"{EXPECTED} (the bound is not a number)") from None
         if not math.isfinite(bound):
-            raise UserError(f"{where}: the bound must be a finite number, got {text!r}")
+            raise MalformedConstraint("the bound must be a finite number")
         return cls(name.strip(), {"≤": "<=", "≥": ">="}.get(op, op), bound)
 
     def __str__(self) -> str:

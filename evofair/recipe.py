@@ -13,7 +13,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from evofair.constraints import Constraint, parse_all
+from evofair.constraints import Constraint, MalformedConstraint, parse_all
 from evofair.errors import UserError
 from evofair.plugins import is_reference
 from evofair.problem import missing_capabilities
@@ -82,9 +82,9 @@ class ExecutorCfg(_Strict):
 def _constraint_text(text: str) -> str:
     """One `"<metric> <= <number>"` (or `>=`) item of `constraints:`, checked here, kept as written."""
     try:
-        Constraint.parse(text)
-    except UserError as exc:  # pydantic adds the location (constraints[i]) and the value
-        raise PydanticCustomError("constraint", str(exc).split(": ", 1)[1].split(", got ")[0]) from None
+        Constraint.parse_or_reason(text)
+    except MalformedConstraint as exc:  # pydantic adds the location (constraints[i]) and the value
+        raise PydanticCustomError("constraint", str(exc)) from None
     return text.strip()
 
 
