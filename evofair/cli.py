@@ -25,8 +25,9 @@ def packaged_recipes() -> dict[str, Path]:
 
 
 def recipe_path(arg: str | None) -> Path:
-    """A recipe file, or the name of a packaged recipe (`evofair run zdt1`); none: the main job."""
-    if arg is not None and (Path(arg).exists() or arg.endswith((".yaml", ".yml")) or "/" in arg):
+    """A recipe file, or the name of a packaged recipe (`evofair run zdt1`); none: the main job.
+    (`lexists`, not `Path.exists`: that raises on a name too long for the file system.)"""
+    if arg is not None and (os.path.lexists(arg) or arg.endswith((".yaml", ".yml")) or "/" in arg):
         return Path(arg)
     name = arg or DEFAULT_RECIPE
     packaged = packaged_recipes()
