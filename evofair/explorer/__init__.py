@@ -58,5 +58,8 @@ def serve(run_dir, *, host: str = "127.0.0.1", port: int = 8050, allow_hosts=())
               "export from the page is off", file=sys.stderr)
     if srv.data.note:
         print(f"evofair explore: note: {srv.data.note}", file=sys.stderr)
+    warning = weights_warning(srv.data)
+    if warning:
+        print(f"evofair explore: warning: {warning}", file=sys.stderr)
     print(f"evofair explore: {srv.data.root} at {srv.url} (read-only; Ctrl-C to stop)", flush=True)
     srv.serve_forever()
