@@ -61,6 +61,6 @@ def add_commands(sub) -> None:
     export.set_defaults(fn=_cmd_export)
     report = sub.add_parser("report", help="write a static HTML report of a run (no server needed)")
     report.add_argument("dir", help="run directory")
-    report.add_argument("--out", metavar="FILE", help="HTML file to write (default DIR/report.html)")
+    report.add_argument("--out", metavar="FILE", help="new HTML file to write, never an existing one (default DIR/report.html)")
     report.set_defaults(fn=_cmd_report)
 
