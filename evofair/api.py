@@ -5,10 +5,12 @@ Experiments (a paper's table, no evolutionary loop) have their own entry point: 
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from evofair import failpoints
 from evofair.constraints import check_metrics
 from evofair.engine.loop import Engine, RunResult
 from evofair.errors import UserError, require_new_dir
@@ -18,7 +20,9 @@ from evofair.plugins import registry
 from evofair.problem import AfterRun
 from evofair.recipe import Recipe, parse_recipe, resolved_yaml
 from evofair.report import final_front, write_report
-from evofair.store import DB_NAME, RunStore
+from evofair.resume import check_resumable, check_resume, never_started
+from evofair.safe_io import atomic_write_text
+from evofair.store import RunStore
 
 
 def build_problem(recipe: Recipe):
@@ -28,10 +32,9 @@ def build_problem(recipe: Recipe):
 
 def _check_out(out: Path, resume: bool) -> None:
     if resume:
-        if not (out / DB_NAME).exists():
-            raise UserError(f"--resume {out}: not an evofair run directory (no {DB_NAME})")
-        return
-    require_new_dir(out, "--out", "choose a new directory, or --resume it")
+        check_resumable(out)
+    elif not never_started(out):  # a run killed before it wrote config.yaml may be started again there
+        require_new_dir(out, "--out", "choose a new directory, or --resume it")
 
 
 def prepare(recipe: Recipe, problem=None):
@@ -62,6 +65,7 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
         recipe = parse_recipe(recipe, problem=problem)
     out = Path(out)
     _check_out(out, resume)
+    changes = check_resume(out, recipe) if resume else {}  # refuses result-changing edits, writes nothing
     problem = prepare(recipe, problem)
     t = time.perf_counter()
     problem.ensure_setup()  # data that does not parse fails here, before anything is written
@@ -70,22 +74,43 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
     try:
         out.mkdir(parents=True, exist_ok=True)
         store = RunStore(out)  # takes the run directory's lock before anything else is written
-    except OSError as exc:
-        raise UserError(f"--out {out}: cannot write ({exc.strerror})") from None
+    except (OSError, sqlite3.OperationalError) as exc:
+        if isinstance(exc, sqlite3.OperationalError) and not _disk_error(exc):
+            raise
+        raise UserError(f"--out {out}: cannot write ({_strerror(exc)}); nothing was computed: free space and run "
+                        f"again with the same --out") from None
     try:
+        failpoints.hit("kill_before_config")
+        if changes:
+            store.log_event("resume_recipe_changed", "resumed with " + ", ".join(
+                f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()), data=changes)
         _write_config(out, recipe)
         return _evolve(recipe, problem, store, out, progress, setup_seconds)
-    except OSError as exc:
-        raise UserError(f"{out}: cannot write run data ({exc.strerror}); the store keeps every "
+    except (OSError, sqlite3.OperationalError) as exc:
+        if isinstance(exc, sqlite3.OperationalError) and not _disk_error(exc):
+            raise  # not the disk: a damaged database, which the CLI reports as such
+        if not (out / "config.yaml").exists():
+            raise UserError(f"{out}: cannot write run data ({_strerror(exc)}); nothing was computed: free space "
+                            f"and run again with the same --out") from None
+        raise UserError(f"{out}: cannot write run data ({_strerror(exc)}); the store keeps every "
                         f"completed generation and `evofair run --resume {out}` continues") from None
     finally:
         store.close()
 
 
+def _disk_error(exc: sqlite3.OperationalError) -> bool:
+    """SQLite's own words for a full or failing disk (it raises no OSError)."""
+    text = str(exc).lower()
+    return "disk is full" in text or "disk i/o error" in text or "unable to open database" in text
+
+
+def _strerror(exc: Exception) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
 def _write_config(out: Path, recipe: Recipe) -> None:
-    tmp = out / "config.yaml.tmp"
-    tmp.write_text(resolved_yaml(recipe))
-    tmp.replace(out / "config.yaml")
+    failpoints.hit("enospc_config")
+    atomic_write_text(out / "config.yaml", resolved_yaml(recipe), within=out)
 
 
 def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float) -> RunResult:

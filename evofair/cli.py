@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -25,8 +26,9 @@ def packaged_recipes() -> dict[str, Path]:
 
 
 def recipe_path(arg: str | None) -> Path:
-    """A recipe file, or the name of a packaged recipe (`evofair run zdt1`); none: the main job."""
-    if arg is not None and (Path(arg).exists() or arg.endswith((".yaml", ".yml")) or "/" in arg):
+    """A recipe file, or the name of a packaged recipe (`evofair run zdt1`); none: the main job.
+    (`lexists`, not `Path.exists`: that raises on a name too long for the file system.)"""
+    if arg is not None and (os.path.lexists(arg) or arg.endswith((".yaml", ".yml")) or "/" in arg):
         return Path(arg)
     name = arg or DEFAULT_RECIPE
     packaged = packaged_recipes()
@@ -42,9 +44,12 @@ def _cmd_run(args) -> int:
     from evofair.recipe import apply_overrides, parse_recipe, read_recipe_file
 
     if args.resume:
+        from evofair.resume import check_resumable
+
         out = Path(args.resume)
         source = out / "config.yaml"
         if not source.exists():
+            check_resumable(out)  # explains a run stopped before it wrote config.yaml
             raise UserError(f"--resume {out}: no config.yaml (not an evofair run directory)")
     else:
         source = recipe_path(args.recipe)
@@ -167,6 +172,8 @@ def _cmd_verify(args) -> int:
         n = len(store.individuals())
     finally:
         store.close()
+    for line in store.notes:
+        print(f"evofair: note: {line}", file=sys.stderr)
     for line in problems:
         print(f"evofair: {line}", file=sys.stderr)
     if problems:
@@ -228,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         message = " ".join(str(exc).split())  # one line, whatever a message embeds
         print(f"evofair: error: {message}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # a damaged (or not-SQLite) evofair.sqlite, whichever command read it
+        where = getattr(args, "dir", None) or getattr(args, "resume", None) or "run directory"
+        message = " ".join(str(exc).split())
+        print(f"evofair: error: {where}: run database damaged ({message})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("evofair: interrupted", file=sys.stderr)

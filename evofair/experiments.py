@@ -32,6 +32,7 @@ from evofair.plugins import registry
 from evofair.recipe import (ProblemCfg, Recipe, _check_shape, _Strict, apply_overrides, read_recipe_file,
                             resolved_yaml)
 from evofair.registry import explain_validation_error
+from evofair.safe_io import atomic_write_text
 
 # keys of an evolutionary recipe that an experiment has no use for
 EVOLUTION_ONLY = ("algorithm", "operators", "executor", "hv_ref", "report")
@@ -125,9 +126,7 @@ def run_experiment(recipe: ExperimentRecipe | Mapping[str, Any], out: str | Path
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / "config.yaml.tmp"
-        tmp.write_text(resolved_yaml(recipe))
-        tmp.replace(out / "config.yaml")
+        atomic_write_text(out / "config.yaml", resolved_yaml(recipe), within=out)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot write ({exc.strerror})") from None
     try:

@@ -2,8 +2,9 @@
 
 `EVOFAIR_FAILPOINT=NAME[@N]` makes the N-th (default first) pass through `hit(NAME)` fail:
 names starting with `kill` send SIGKILL to this process (nothing gets to clean up, as with a real
-crash); `enospc` names raise OSError(ENOSPC) as a full disk would. Unset, `hit` costs one dict
-lookup.
+crash); `enospc` names raise OSError(ENOSPC) as a full disk would; `sqlite_full` names raise the
+sqlite3.OperationalError SQLite itself raises when the disk fills during a write. Unset, `hit`
+costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -29,3 +30,7 @@ def hit(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if name.startswith("enospc"):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if name.startswith("sqlite_full"):
+        import sqlite3
+
+        raise sqlite3.OperationalError("database or disk is full")

@@ -6,6 +6,7 @@ Every error is one line naming the key (dotted path) or file and what was expect
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
@@ -23,7 +24,7 @@ MAX_RECIPE_BYTES = 1_000_000
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # `hv_ref: [.nan, .inf]` is refused
 
 
 class ProblemCfg(_Strict):
@@ -136,21 +137,49 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply `key.sub=value` overrides; values are parsed as YAML scalars (safe_load)."""
+    """Apply `key.sub=value` overrides; values are parsed as YAML (safe, duplicate keys refused)."""
     out = copy.deepcopy(raw)
     for item in overrides:
         if "=" not in item:
             raise UserError(f"--set {item}: expected KEY=VALUE")
         key, value = item.split("=", 1)
+        key = key.strip()
         if len(value) > MAX_RECIPE_BYTES:
-            raise UserError(f"--set {key.strip()[:60]}: value of {len(value)} characters is over the "
+            raise UserError(f"--set {key[:60]}: value of {len(value)} characters is over the "
                             f"{MAX_RECIPE_BYTES}-byte recipe limit")
+        if _flow_depth(value) + key.count(".") + 1 > MAX_RECIPE_DEPTH:  # before the parser recurses
+            raise UserError(f"--set {key[:60]}: value nested deeper than {MAX_RECIPE_DEPTH} levels")
         try:
-            parsed = yaml.safe_load(value) if value else None
-        except yaml.YAMLError:
-            raise UserError(f"--set {key.strip()}: value {value!r} is not valid YAML") from None
-        _set_dotted(out, key.strip(), parsed)
+            parsed = yaml.load(value, Loader=_StrictLoader) if value else None
+        except UserError as exc:
+            raise UserError(f"--set {key}: {exc}") from None
+        except (yaml.YAMLError, RecursionError):
+            raise UserError(f"--set {key}: value {value[:80]!r} is not valid YAML") from None
+        _set_dotted(out, key, parsed)
     return out
+
+
+def _flow_depth(text: str) -> int:
+    """Deepest nesting of `[`/`{` brackets (outside quotes) or of indentation in a YAML value.
+
+    Measured on the text because PyYAML's parser recurses once per level: 5,000 nested `[` would
+    exhaust the stack (a RecursionError deep inside the parser) before any depth check could run.
+    """
+    depth = deepest = 0
+    quote = None
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    indents = {len(line) - len(line.lstrip(" -")) for line in text.splitlines() if line.strip()}
+    return max(deepest, len(indents))
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -197,16 +226,37 @@ def _check_shape(tree: Any, source: str) -> None:
             stack.extend((v, depth + 1) for v in node)
 
 
-def read_recipe_file(path: str | Path) -> dict:
-    path = Path(path)
+def _read_recipe_text(path: Path) -> str:
+    """The recipe file's text: a regular file of at most MAX_RECIPE_BYTES (read so, not trusted
+    from its size: `/dev/zero` or a FIFO reports 0 bytes), or a one-line error."""
+    import errno
+    import stat
+
     try:
-        if path.stat().st_size > MAX_RECIPE_BYTES:
-            raise UserError(f"{path}: recipe larger than {MAX_RECIPE_BYTES} bytes")
-        text = path.read_text()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise UserError(f"{path}: recipe file not found") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read recipe ({exc.__class__.__name__})") from None
+    except OSError as exc:
+        why = {errno.ELOOP: "a symbolic link loop", errno.ENAMETOOLONG: "file name too long"}.get(exc.errno, exc.strerror)
+        raise UserError(f"{path}: cannot read recipe ({why})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise UserError(f"{path}: cannot read recipe ({what}, expected a YAML file)")
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(MAX_RECIPE_BYTES + 1)
+    if len(data) > MAX_RECIPE_BYTES:
+        raise UserError(f"{path}: recipe larger than {MAX_RECIPE_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: cannot read recipe (not UTF-8 text)") from None
+
+
+def read_recipe_file(path: str | Path) -> dict:
+    path = Path(path)
+    text = _read_recipe_text(path)
     try:
         raw = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no Python objects
     except UserError as exc:

@@ -23,7 +23,9 @@ from evofair.errors import UserError
 class Args(BaseModel):
     """Base class for an operator's arguments: unknown keys are errors, values are typed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `sigma: .inf` or `lr: .nan` is never meant, and would put models with
+    # non-finite weights into a run; every component's float arguments are finite
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class NoArgs(Args):

@@ -7,7 +7,7 @@ out)`, which returns markdown and may write extra files next to the standard one
 from __future__ import annotations
 
 import csv
-import os
+import io
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,6 +17,7 @@ from evofair import constraints as cons
 from evofair.indicators import hypervolume
 from evofair.individual import Individual
 from evofair.problem import SPLITS, ReportSections
+from evofair.safe_io import atomic_write_bytes, atomic_write_text
 from evofair.store import RunStore
 
 
@@ -56,12 +57,18 @@ def archive(store: RunStore, problem, inds: Sequence[Individual] | None = None,
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _save_figure(fig, path: Path) -> None:
+    """savefig into memory, then an atomic write: savefig(path) would follow a link planted there."""
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format=path.suffix.lstrip(".") or "png")
+    atomic_write_bytes(path, buf.getvalue(), within=path.parent.parent)
 
 
 def objective_columns(problem) -> list[tuple[str, str]]:
@@ -136,7 +143,7 @@ def plot_front(path: Path, problem, inds_all, front, extra_points: dict[str, np.
     ax.legend(fontsize=8)
     ax.set_title(f"{problem.name}: Pareto front")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
 
 
@@ -189,7 +196,7 @@ def plot_hv(path: Path, gens: list[dict[str, Any]], ref) -> None:
     ax.set_ylabel("hypervolume (val)")
     ax.set_title(f"HV per generation, reference point {tuple(ref) if ref is not None else '-'}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
 
 
@@ -242,6 +249,4 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
     for title, body in sections.get("markdown", {}).items():
         lines += ["", f"## {title}", "", body]
     lines += ["", "Plots: `plots/front.png`, `plots/hv.png`. Tables: `front.csv`, `archive.csv`, `history.csv`."]
-    tmp = out / "report.md.tmp"
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, out / "report.md")
+    atomic_write_text(out / "report.md", "\n".join(lines) + "\n", within=out)

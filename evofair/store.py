@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sqlite3
-import tempfile
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +26,7 @@ from safetensors.torch import save as st_save
 from evofair import failpoints
 from evofair.errors import UserError, WeightsIntegrityError
 from evofair.individual import Individual, Weights
+from evofair.safe_io import atomic_write_bytes, check_inside, refuse_links, safe_open_lock
 
 DB_NAME = "evofair.sqlite"
 SCHEMA = """
@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS events(
     id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, generation INTEGER,
     individual TEXT, kind TEXT NOT NULL, message TEXT NOT NULL, data TEXT);
 CREATE INDEX IF NOT EXISTS metrics_by_name ON metrics(split, name);
+CREATE TABLE IF NOT EXISTS checksums(generation INTEGER PRIMARY KEY, digest TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS individuals_by_generation ON individuals(generation);
 """
 
 
@@ -60,28 +62,34 @@ def weights_hash(weights: Mapping[str, torch.Tensor]) -> str:
     return hashlib.sha256(weights_bytes(weights)).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes, fsync: bool = False) -> None:
+def _atomic_write(path: Path, data: bytes, fsync: bool = False, root: Path | None = None) -> None:
     """Write-then-rename, so a killed process never leaves a half-written file under its name.
 
     No fsync by default: a process kill (the failure runs meet) keeps the page cache, and an fsync
     per checkpoint cost ~10 ms each, a sixth of a small generation. EVOFAIR_FSYNC=1 turns it on
-    for power-loss durability.
+    for power-loss durability. With `root`, a `weights` folder linked outside the run is refused
+    before anything is created there.
     """
+    if root is not None:
+        check_inside(path, root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+
+    def halfway():
+        failpoints.hit("kill_mid_weights")
+
+    failpoints.hit("enospc_weights")
+    atomic_write_bytes(path, data, fsync=fsync, before_rename=halfway)
+
+
+class StoredValueError(sqlite3.DatabaseError):
+    """A stored JSON value that no longer parses: the database was damaged or edited."""
+
+
+def _loads(text: Any) -> Any:
     try:
-        with os.fdopen(fd, "wb") as fh:
-            failpoints.hit("enospc_weights")
-            fh.write(data[: len(data) // 2])
-            failpoints.hit("kill_mid_weights")
-            fh.write(data[len(data) // 2:])
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return json.loads(text)
+    except (ValueError, TypeError) as exc:
+        raise StoredValueError(f"a stored value does not parse: {exc}") from None
 
 
 class ReadOnlyStoreError(PermissionError):
@@ -108,10 +116,17 @@ class RunStore:
         else:
             self.root.mkdir(parents=True, exist_ok=True)
             self._lock = _acquire_lock(self.root)
+            try:
+                refuse_links(db, f"{db}-wal", f"{db}-shm")  # SQLite would write through them
+            except UserError:
+                self._lock.close()
+                raise
             self._db = sqlite3.connect(db, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            failpoints.hit("sqlite_full_open")
             self._db.executescript(SCHEMA)
+        self.notes: list[str] = []  # what `verify` could not check (e.g. a run from an older evofair)
         self._cache: OrderedDict[str, Weights] = OrderedDict()
         self._cache_size = cache_size
         self._pending: dict[str, Future] = {}
@@ -150,7 +165,7 @@ class RunStore:
         path = self.weights_path(digest)
         if digest not in self._pending and not path.exists():
             fsync = os.environ.get("EVOFAIR_FSYNC") == "1"
-            self._pending[digest] = self._writer.submit(_atomic_write, path, data, fsync)
+            self._pending[digest] = self._writer.submit(_atomic_write, path, data, fsync, self.root)
         self._remember(digest, dict(weights))
         return digest
 
@@ -188,12 +203,26 @@ class RunStore:
             self._cache.popitem(last=False)
 
     def verify(self) -> list[str]:
-        """Problems found in the run directory: missing or corrupted weights, dangling rows."""
+        """Problems found in the run directory: a damaged database (SQLite's integrity check, and
+        each generation's rows against their commit-time checksum), missing or corrupted weights,
+        dangling rows. A database SQLite cannot read at all raises sqlite3.DatabaseError."""
+        problems = []
+        check = [r[0] for r in self._db.execute("PRAGMA integrity_check(20)")]
+        if check != ["ok"]:
+            problems.append(f"{self.root / DB_NAME}: SQLite integrity check: {'; '.join(check)[:300]}")
+        problems += self._verify_checksums()
+        try:
+            problems += self._verify_references()
+        except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+            problems.append(f"{self.root / DB_NAME}: index unreadable ({exc})")
+        return problems
+
+    def _verify_references(self) -> list[str]:
         problems = []
         hashes = {r[0] for r in self._db.execute(
             "SELECT DISTINCT weights_hash FROM individuals WHERE weights_hash IS NOT NULL")}
-        for digest in sorted(hashes):
-            if not _DIGEST.fullmatch(digest):
+        for digest in sorted(hashes, key=str):
+            if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
                 problems.append(f"index: {digest!r} is not a sha256 weights digest")
                 continue
             path = self.weights_path(digest)
@@ -211,10 +240,40 @@ class RunStore:
         for (parent,) in self._db.execute("SELECT DISTINCT parent FROM lineage"):
             if parent not in known:
                 problems.append(f"lineage: parent {parent} is not in the index")
-        check = self._db.execute("PRAGMA integrity_check").fetchone()[0]
-        if check != "ok":
-            problems.append(f"{self.root / DB_NAME}: SQLite integrity check: {check}")
         return problems
+
+    def _verify_checksums(self) -> list[str]:
+        """Each committed generation's rows against the checksum stored when it was committed:
+        SQLite's integrity check sees broken pages, not a flipped bit inside a stored value."""
+        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='checksums'").fetchone():
+            self.notes.append("no per-generation checksums (run written by an older evofair): stored values "
+                              "not checked")
+            return []
+        stored = dict(self._db.execute("SELECT generation, digest FROM checksums").fetchall())
+        gens = [r[0] for r in self._db.execute("SELECT generation FROM generations ORDER BY generation")]
+        problems = [f"generation {g}: its rows no longer match the checksum stored at commit "
+                    "(database damaged or edited)"
+                    for g in gens if g in stored and stored[g] != generation_digest(self._db, g)]
+        problems += [f"checksums: generation {g} has a checksum but no committed row (database damaged or edited)"
+                     for g in sorted(set(stored) - set(gens))]
+        unchecked = [g for g in gens if g not in stored]
+        if unchecked:
+            self.notes.append(f"{len(unchecked)} generation(s) without a checksum (committed by an older "
+                              "evofair): not checked")
+        return problems
+
+    def failed_weights(self, digests: Iterable[str]) -> list[str]:
+        """Those of `digests` whose weights file is missing or no longer hashes to its name."""
+        bad = []
+        for digest in dict.fromkeys(d for d in digests if d):
+            try:
+                path = self.weights_path(digest)
+                ok = hashlib.sha256(path.read_bytes()).hexdigest() == digest
+            except (OSError, WeightsIntegrityError):
+                ok = False
+            if not ok:
+                bad.append(digest)
+        return bad
 
     # -- meta --------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
@@ -224,7 +283,7 @@ class RunStore:
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        return _loads(row[0]) if row else default
 
     # -- individuals and generations ---------------------------------------------------------
     def commit_generation(
@@ -264,6 +323,10 @@ class RunStore:
                 (generation, json.dumps(list(population)), stats.get("hv_val"), stats.get("n_front"),
                  stats.get("evaluations"), stats.get("seconds"), json.dumps(engine_state or {})),
             )
+            failpoints.hit("sqlite_full_commit")
+            for g in {generation} | {ind.generation for ind in new}:  # rows as committed, read back
+                self._db.execute("REPLACE INTO checksums(generation, digest) VALUES(?,?)",
+                                 (g, generation_digest(self._db, g)))
 
     def log_event(self, kind: str, message: str, *, generation: int | None = None,
                   individual: str | None = None, data: Any = None) -> None:
@@ -279,7 +342,7 @@ class RunStore:
         rows = self._db.execute(sql + (" WHERE kind=?" if kind else "") + " ORDER BY id",
                                 (kind,) if kind else ()).fetchall()
         return [dict(time=r[0], generation=r[1], individual=r[2], kind=r[3], message=r[4],
-                     data=json.loads(r[5]) if r[5] else None) for r in rows]
+                     data=_loads(r[5]) if r[5] else None) for r in rows]
 
     def individuals(self, ids: Iterable[str] | None = None) -> list[Individual]:
         """Individuals (with all metrics): all in creation order, or those in `ids`, in that order.
@@ -314,13 +377,38 @@ class RunStore:
         rows = self._db.execute(
             "SELECT generation, population, hv_val, n_front, evaluations, seconds, engine_state"
             " FROM generations ORDER BY generation").fetchall()
-        return [dict(generation=r[0], population=json.loads(r[1]), hv_val=r[2], n_front=r[3],
-                     evaluations=r[4], seconds=r[5], engine_state=json.loads(r[6]) if r[6] else {})
+        return [dict(generation=r[0], population=_loads(r[1]), hv_val=r[2], n_front=r[3],
+                     evaluations=r[4], seconds=r[5], engine_state=_loads(r[6]) if r[6] else {})
                 for r in rows]
 
     def last_generation(self) -> dict[str, Any] | None:
         gens = self.generations()
         return gens[-1] if gens else None
+
+
+def generation_digest(db: sqlite3.Connection, generation: int) -> str:
+    """sha256 of one generation's stored rows: its individuals (seed, operator, weights hash, x),
+    their metrics and lineage, and the generation row (population, stats, engine state)."""
+    h = hashlib.sha256()
+    queries = [
+        ("SELECT id, generation, seed, operator, weights_hash, x, created FROM individuals"
+         " WHERE generation=? ORDER BY id", (generation,)),
+        ("SELECT m.individual, m.split, m.name, m.value FROM metrics m JOIN individuals i ON i.id = m.individual"
+         " WHERE i.generation=? ORDER BY m.individual, m.split, m.name", (generation,)),
+        ("SELECT l.child, l.parent, l.position, l.operator FROM lineage l JOIN individuals i ON i.id = l.child"
+         " WHERE i.generation=? ORDER BY l.child, l.position", (generation,)),
+        ("SELECT generation, population, hv_val, n_front, evaluations, seconds, engine_state FROM generations"
+         " WHERE generation=?", (generation,)),
+    ]
+    for sql, params in queries:
+        for row in db.execute(sql, params):
+            h.update(json.dumps(row, default=_jsonable).encode())  # floats as repr: exact
+        h.update(b"|")
+    return h.hexdigest()
+
+
+def _jsonable(value: Any) -> str:
+    return value.hex() if isinstance(value, bytes) else repr(value)  # a BLOB where a damaged row has one
 
 
 _IN_CHUNK = 500  # ids per IN (...) query: under SQLite's historical limit of 999 parameters
@@ -335,8 +423,8 @@ def _assemble(rows, metric_rows, lineage_rows) -> dict[str, Individual]:
     for child, parent in lineage_rows:
         parents.setdefault(child, []).append(parent)
     return {
-        r[0]: Individual(id=r[0], generation=r[1], seed=r[2], operator=json.loads(r[3]),
-                         weights_hash=r[4], x=None if r[5] is None else tuple(json.loads(r[5])),
+        r[0]: Individual(id=r[0], generation=r[1], seed=r[2], operator=_loads(r[3]),
+                         weights_hash=r[4], x=None if r[5] is None else tuple(_loads(r[5])),
                          parents=tuple(parents.get(r[0], ())), metrics=metrics.get(r[0], {}))
         for r in rows
     }
@@ -366,7 +454,7 @@ def _acquire_lock(root: Path):
     """One writer per run directory: an exclusive flock on `.lock`, released when the process dies."""
     import fcntl
 
-    fh = open(root / ".lock", "a+")
+    fh = safe_open_lock(root / ".lock")
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -6,10 +6,27 @@ Importing this package is cheap: Dash and plotly are imported by the modules tha
 
 from evofair.explorer.data import Constraint, RunData, Snapshot, open_store
 
-__all__ = ["Constraint", "RunData", "Snapshot", "open_store", "create_server", "start", "serve"]
+__all__ = ["Constraint", "RunData", "Snapshot", "open_store", "create_server", "start", "serve", "weights_warning"]
 
 
-def create_server(run_dir, *, host: str = "127.0.0.1", port: int = 8050, interval_ms: int = 2000, problem=None):
+def weights_warning(data) -> str | None:
+    """A warning naming the front models whose weights file is missing or fails its hash (a run
+    directory edited or damaged since it was written), or None. Only the front is hashed: it is
+    what a reader of the page acts on, and it stays small however long the run."""
+    snap = data.refresh()
+    front = snap.front()
+    with open_store(data.root) as store:
+        bad = set(store.failed_weights(i.weights_hash for i in front))
+    ids = [i.id for i in front if i.weights_hash in bad]
+    if not ids:
+        return None
+    return (f"{len(ids)} front model(s) have weights that are missing or fail their hash (the run directory was "
+            f"damaged or edited; `evofair verify` lists them): {', '.join(ids[:10])}"
+            + (" ..." if len(ids) > 10 else ""))
+
+
+def create_server(run_dir, *, host: str = "127.0.0.1", port: int = 8050, interval_ms: int = 2000, problem=None,
+                  allow_hosts=()):
     """The explorer app for `run_dir`, bound to host:port (port 0: a free one), not yet serving.
     The returned server has `.url`, `.app` (Dash), `.data` (RunData), `.start()`, `.stop()`."""
     from evofair.explorer.app import build_app
@@ -18,7 +35,7 @@ def create_server(run_dir, *, host: str = "127.0.0.1", port: int = 8050, interva
     data = RunData(run_dir, problem=problem)
     app = build_app(data, interval_ms=interval_ms, allow_export=is_loopback(host))
     port_ref: dict = {}
-    install_guard(app.server, host=host, port_ref=port_ref)
+    install_guard(app.server, host=host, port_ref=port_ref, allow_hosts=allow_hosts)
     srv = ExplorerServer(app, host, port, port_ref)
     srv.app, srv.data = app, data
     return srv
@@ -29,17 +46,20 @@ def start(run_dir, **kwargs):
     return create_server(run_dir, **kwargs).start()
 
 
-def serve(run_dir, *, host: str = "127.0.0.1", port: int = 8050) -> None:
+def serve(run_dir, *, host: str = "127.0.0.1", port: int = 8050, allow_hosts=()) -> None:
     """Serve the explorer in the foreground until Ctrl-C (the CLI)."""
     import sys
 
     from evofair.explorer.server import is_loopback
 
-    srv = create_server(run_dir, host=host, port=port)
+    srv = create_server(run_dir, host=host, port=port, allow_hosts=allow_hosts)
     if not is_loopback(host):
         print(f"evofair explore: warning: listening on {host}, reachable from other machines; "
               "export from the page is off", file=sys.stderr)
     if srv.data.note:
         print(f"evofair explore: note: {srv.data.note}", file=sys.stderr)
+    warning = weights_warning(srv.data)
+    if warning:
+        print(f"evofair explore: warning: {warning}", file=sys.stderr)
     print(f"evofair explore: {srv.data.root} at {srv.url} (read-only; Ctrl-C to stop)", flush=True)
     srv.serve_forever()

@@ -8,6 +8,7 @@ builds its menus from the store as it is now.
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
@@ -73,7 +74,8 @@ def _clicked_id(click) -> str | None:
 
 
 def build_app(data: RunData, *, interval_ms: int = 2000, allow_export: bool = True) -> Dash:
-    app = Dash(__name__, title=f"evofair explorer: {data.name}", assets_folder=str(Path(__file__).parent / "_no_assets"),
+    # Dash writes `title` into the page unescaped: a run name `</title><script>` would run
+    app = Dash(__name__, title=escape(f"evofair explorer: {data.name}"), assets_folder=str(Path(__file__).parent / "_no_assets"),
                serve_locally=True, suppress_callback_exceptions=True, update_title=None)
     app.index_string = INDEX
 

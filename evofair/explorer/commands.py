@@ -25,7 +25,7 @@ def _cmd_explore(args) -> int:
     from evofair.explorer import serve
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    serve(args.dir, host=args.host, port=args.port)
+    serve(args.dir, host=args.host, port=args.port, allow_hosts=args.allow_host or ())
     return 0
 
 
@@ -50,6 +50,9 @@ def add_commands(sub) -> None:
     explore.add_argument("dir", help="run directory (may still be running)")
     explore.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     explore.add_argument("--port", type=_port, default=8050, help="port (default 8050; 0 picks a free one)")
+    explore.add_argument("--allow-host", action="append", metavar="NAME",
+                         help="another name the page may be reached by (a DNS alias, a proxy), besides this "
+                              "machine's names; repeatable")
     explore.set_defaults(fn=_cmd_explore)
     export = sub.add_parser("export", help="write one model of a run (weights, model card, loadable model) to a new directory")
     export.add_argument("dir", help="run directory")
@@ -58,6 +61,6 @@ def add_commands(sub) -> None:
     export.set_defaults(fn=_cmd_export)
     report = sub.add_parser("report", help="write a static HTML report of a run (no server needed)")
     report.add_argument("dir", help="run directory")
-    report.add_argument("--out", metavar="FILE", help="HTML file to write (default DIR/report.html)")
+    report.add_argument("--out", metavar="FILE", help="new HTML file to write, never an existing one (default DIR/report.html)")
     report.set_defaults(fn=_cmd_report)
 

@@ -6,9 +6,11 @@ what Dash itself needs:
 - only Dash's own routes answer (`/`, `/_dash-*`, `/_favicon.ico`, `/_reload-hash`); everything
   else, including Dash's catch-all page route, `/assets/…` and `/static/…`, is 404, and any path
   with a `..` segment (also percent-encoded) is 404 before routing;
-- requests must name this server in `Host` (blocks DNS-rebinding pages from reaching a loopback
-  server), and a POST carrying an `Origin` must come from the same host (blocks other web pages
-  from driving callbacks, e.g. an export, through the user's browser);
+- requests must name this server in `Host` (blocks DNS-rebinding pages from reaching it): a
+  loopback name, or, bound elsewhere (0.0.0.0 included), the machine's own names and addresses
+  and those given with `--allow-host`; a POST carrying an `Origin` must come from the same host
+  (blocks other web pages from driving callbacks, e.g. an export, through the user's browser);
+- request bodies are capped at 1 MB (413), so a POST cannot make the server buffer gigabytes;
 - the default bind address is 127.0.0.1; binding elsewhere is allowed but disables export in the
   UI (the CLI's `evofair export` still works) and prints a warning.
 """
@@ -16,7 +18,9 @@ what Dash itself needs:
 from __future__ import annotations
 
 import ipaddress
+import socket
 import threading
+from typing import Iterable
 from urllib.parse import unquote, urlsplit
 
 from flask import abort, request
@@ -26,13 +30,61 @@ DASH_EXACT = {"/", "/_favicon.ico", "/_reload-hash", "/_dash-layout", "/_dash-de
 DASH_PREFIXES = ("/_dash-component-suites/",)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+MAX_BODY = 1_000_000  # bytes: Dash's callback requests are a few kB; anything larger is refused (413)
+
+
+def _address(host: str):
+    """The IP address `host` spells, also in the short IPv4 forms the C library accepts ('127.1')."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        addr = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return False
+        try:
+            addr = ipaddress.IPv4Address(socket.inet_aton(host))
+        except (OSError, ValueError):
+            return None
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return mapped or addr
+
+
+def is_loopback(host: str) -> bool:
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    addr = _address(host)
+    return bool(addr is not None and addr.is_loopback)
+
+
+def allowed_host_names(host: str, extra: Iterable[str] = ()) -> set[str]:
+    """Names a request's `Host` may carry for a server bound to `host` (without the port).
+
+    Loopback: this machine's loopback names. Any other address, the wildcard 0.0.0.0/:: included:
+    also the machine's own names and addresses, plus `--allow-host` names (a reverse proxy's, a
+    DNS alias): a DNS-rebinding page reaches the server under *its* name, which is in none of these.
+    """
+    names = {"127.0.0.1", "localhost", "::1", host.strip("[]").lower()}
+    addr = _address(host)
+    if addr is not None:
+        names.add(str(addr))
+    if not is_loopback(host):
+        hostname = socket.gethostname()
+        names |= {hostname.lower(), socket.getfqdn().lower()}
+        try:
+            names |= {info[4][0] for info in socket.getaddrinfo(hostname, None)}
+        except OSError:
+            pass
+    names |= {n.strip().strip("[]").lower() for n in extra if n.strip()}
+    names.discard("0.0.0.0")
+    names.discard("::")
+    return names
+
+
+def _split_host(header: str) -> tuple[str, int | None]:
+    """('name', port) of a Host header: 'a:8050', '[::1]:8050', 'a' (port 80 implied)."""
+    parts = urlsplit(f"//{header}")
+    try:
+        port = parts.port
+    except ValueError:
+        return "", -1
+    return (parts.hostname or "").lower(), port
 
 
 def path_allowed(raw_path: str) -> bool:
@@ -48,18 +100,22 @@ def path_allowed(raw_path: str) -> bool:
     return path in DASH_EXACT or any(path.startswith(p) for p in DASH_PREFIXES)
 
 
-def install_guard(server, *, host: str, port_ref: dict) -> None:
+def install_guard(server, *, host: str, port_ref: dict, allow_hosts: Iterable[str] = ()) -> None:
     """Register the request checks on the Flask `server` (port_ref["port"] is filled on bind)."""
+    names = allowed_host_names(host, allow_hosts)
+    server.config["MAX_CONTENT_LENGTH"] = MAX_BODY  # also bounds a body sent without Content-Length
 
     @server.before_request
     def _guard():
         raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
         if not path_allowed(urlsplit(raw).path) or not path_allowed(request.path):
             abort(404)
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            abort(413)
         port = port_ref.get("port")
-        if is_loopback(host) and port:
-            names = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"{host}:{port}"}
-            if request.host not in names:
+        if port:
+            name, got_port = _split_host(request.host)
+            if name not in names or (got_port or 80) != port:
                 abort(403)
         origin = request.headers.get("Origin")
         if request.method == "POST" and origin and urlsplit(origin).netloc != request.host:

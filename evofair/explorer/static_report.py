@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+from evofair.explorer import weights_warning
 from evofair.explorer.data import RunData, operator_label
 from evofair.explorer.figures import hv_figure, lineage_figure, replay_figure
 
@@ -22,7 +23,7 @@ REPORT_NAME = "report.html"
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:20px auto;padding:0 16px;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:8px 0} th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums} pre{background:#f4f4f4;padding:8px;font-size:12px;overflow:auto}
-.muted{color:#666;font-size:13px} details{margin:6px 0}"""
+.muted{color:#666;font-size:13px} details{margin:6px 0} .warn{color:#a40}"""
 
 
 def _table(header: list[str], rows: list[list[str]], num_from: int = 0) -> str:
@@ -31,6 +32,12 @@ def _table(header: list[str], rows: list[list[str]], num_from: int = 0) -> str:
         f"<td class='num'>{html.escape(c)}</td>" if k >= num_from else f"<td>{html.escape(c)}</td>"
         for k, c in enumerate(r)) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def script_json(value) -> str:
+    """JSON safe inside a <script> block: `<`, `>` and `&` as \\u escapes, so a string from the
+    run (a model id `</script><script>...`) cannot close the block; JSON.parse reads it unchanged."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _f(v: float) -> str:
@@ -49,6 +56,9 @@ def render(data: RunData) -> str:
              f"{len(snap.individuals)} models evaluated"
              + (" · <b>run still in progress when this page was written</b>" if data.in_progress(snap) else "")
              + "</p>"]
+    warning = weights_warning(data)
+    if warning:
+        parts.append(f"<p class='warn'><b>Warning:</b> {html.escape(warning)}</p>")
     figs = []
     for split in ("val", "test"):
         fig = replay_figure(snap, x=x, y=y, split=split, baselines=baselines)
@@ -74,12 +84,13 @@ def render(data: RunData) -> str:
                             [[r["method"], r["id"]] + [_f(r["metrics"].get(s, {}).get(n)) for n, s in bcols]
                              for r in baselines], num_from=2))
     parts.append("<h2>Lineage of the front models</h2>")
-    for i in front:
+    for k, i in enumerate(front):
         if not i.parents:
             parts.append(f"<p>{html.escape(i.id)}: an initial model ({html.escape(operator_label(i.operator))}).</p>")
             continue
         lin = snap.lineage(i.id, max_nodes=40)
-        div = lineage_figure(lin).to_html(full_html=False, include_plotlyjs=False, div_id=f"lin-{i.id}",
+        # plotly writes div_id raw into the element and its script: never a run-supplied string
+        div = lineage_figure(lin).to_html(full_html=False, include_plotlyjs=False, div_id=f"lin-{k}",
                                           config={"displaylogo": False})
         edges = _table(["parent", "child", "how (operator, args, seed)"],
                        [[e["parent"], e["child"], e["label"]] for e in lin["edges"]])
@@ -88,25 +99,38 @@ def render(data: RunData) -> str:
     parts.append("<h2>Resolved recipe</h2><pre>" + html.escape(data.recipe_text()) + "</pre>")
     parts.append("<p class='muted'>Written by <code>evofair report</code>; the interactive version is "
                  "<code>evofair explore</code>.</p>")
-    meta = json.dumps({"front": [i.id for i in front]})
+    meta = script_json({"front": [i.id for i in front]})
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>evofair: {html.escape(data.name)}</title>"
             f"<style>{CSS}</style><script type='application/json' id='evofair-data'>{meta}</script></head>"
             f"<body>{''.join(parts)}</body></html>")
 
 
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
-    data = RunData(run_dir)
-    out = Path(out) if out else data.root / REPORT_NAME
-    if out.is_dir():
-        out = out / REPORT_NAME
-    text = render(data)
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        from evofair.errors import UserError
+    """Write the report to `out` (a new file, or a new name in an existing folder) or, without
+    `out`, to DIR/report.html (evofair's own file there, replaced). An explicit `--out` never
+    overwrites anything, as `export --to` does not: `--out RUN/evofair.sqlite` would lose the run."""
+    from evofair.errors import UserError
+    from evofair.safe_io import atomic_write_text
 
+    data = RunData(run_dir)
+    if out is None:
+        out, within = data.root / REPORT_NAME, data.root
+    else:
+        out, within = Path(out), None
+        if out.is_dir():
+            out = out / REPORT_NAME
+        if out.exists() or out.is_symlink():
+            raise UserError(f"--out {out}: exists (evofair report never overwrites a file; choose a new name)")
+        if not out.parent.is_dir():
+            raise UserError(f"--out {out}: folder {out.parent} does not exist")
+    text = render(data)
+    warning = weights_warning(data)
+    if warning:
+        import sys
+
+        print(f"evofair report: warning: {warning}", file=sys.stderr)
+    try:
+        atomic_write_text(out, text, within=within, replace=within is not None)
+    except OSError as exc:
         raise UserError(f"--out {out}: cannot write ({exc.strerror})") from None
     return out

@@ -12,8 +12,11 @@ from evofair.problem import Objective, VectorProblem
 from evofair.registry import Args, component
 
 
+MAX_VARS = 100_000  # a sane bound, checked with the recipe: 1e11 variables would only exhaust memory
+
+
 class ZDTParams(Args):
-    n_var: int = Field(30, ge=2)
+    n_var: int = Field(30, ge=2, le=MAX_VARS)
 
 
 class _PymooVectorProblem(VectorProblem):
@@ -63,8 +66,8 @@ class ZDT3(ZDT1):
 
 
 class DTLZParams(Args):
-    n_var: int = Field(12, ge=3)
-    n_obj: int = Field(3, ge=2)
+    n_var: int = Field(12, ge=3, le=MAX_VARS)
+    n_obj: int = Field(3, ge=2, le=100)
 
 
 @component("problem", "dtlz2", DTLZParams)

@@ -20,10 +20,11 @@ from evofair.registry import Args, component
 
 
 class ToyParams(Args):
-    n_train: int = Field(512, ge=8)
-    n_eval: int = Field(256, ge=8)
-    n_features: int = Field(8, ge=2)
-    hidden: int = Field(16, ge=1)
+    # upper bounds are sanity limits for a toy, checked with the recipe before the run folder exists
+    n_train: int = Field(512, ge=8, le=10_000_000)
+    n_eval: int = Field(256, ge=8, le=10_000_000)
+    n_features: int = Field(8, ge=2, le=100_000)
+    hidden: int = Field(16, ge=1, le=100_000)
     data_seed: int = 0
     crash_once_marker: str | None = Field(
         None, description="test hook: the first process to train creates this file and dies (SIGKILL)")
