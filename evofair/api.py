@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from evofair.engine.loop import Engine, RunResult
 from evofair.errors import UserError, require_new_dir
-from evofair.executors import ProblemFactory, make_executor
+from evofair.executors import ProblemFactory, WorkerError, make_executor
 from evofair.experiments import ExperimentRecipe
 from evofair.plugins import registry
 from evofair.problem import AfterRun
@@ -64,19 +64,29 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
     t = time.perf_counter()
     problem.ensure_setup()  # data that does not parse fails here, before anything is written
     setup_seconds = time.perf_counter() - t
+    executor = make_executor(recipe.executor)
+    executor.connect()  # a Ray cluster is joined and the actors placed before anything is written
     try:
         out.mkdir(parents=True, exist_ok=True)
         store = RunStore(out)  # takes the run directory's lock before anything else is written
-    except OSError as exc:
-        raise UserError(f"--out {out}: cannot write ({exc.strerror})") from None
+    except BaseException as exc:
+        executor.close()
+        if isinstance(exc, OSError):
+            raise UserError(f"--out {out}: cannot write ({exc.strerror})") from None
+        raise
     try:
         _write_config(out, recipe)
-        return _evolve(recipe, problem, store, out, progress, setup_seconds)
+        return _evolve(recipe, problem, store, out, progress, setup_seconds, executor)
+    except WorkerError as exc:  # the worker's traceback goes to the run's events; the user gets one line
+        store.log_event("worker_error", str(exc), data={"traceback": exc.traceback})
+        raise UserError(f"{exc}; every completed generation is kept: `evofair run --resume {out}` "
+                        "continues") from None
     except OSError as exc:
         raise UserError(f"{out}: cannot write run data ({exc.strerror}); the store keeps every "
                         f"completed generation and `evofair run --resume {out}` continues") from None
     finally:
         store.close()
+        executor.close()
 
 
 def _write_config(out: Path, recipe: Recipe) -> None:
@@ -85,12 +95,13 @@ def _write_config(out: Path, recipe: Recipe) -> None:
     tmp.replace(out / "config.yaml")
 
 
-def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float) -> RunResult:
+def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float,
+            executor) -> RunResult:
     timings = {"setup (data, features)": setup_seconds}
     factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root, tuple(recipe.paths),
                              instance=None if problem_is_registered(recipe) else problem)
     t = time.perf_counter()
-    with make_executor(recipe.executor) as executor:
+    with executor:
         executor.start(factory, problem if recipe.executor.name == "serial" else None)
         Engine(recipe, problem, store, executor, progress=progress).run()
     timings["evolution"] = time.perf_counter() - t
