@@ -205,10 +205,10 @@ class RayExecutor(Executor):
         if self._pg is None:
             self.connect()
         custom = {k: v for k, v in self.demand.items() if k not in ("CPU", "GPU")}
-        actor = ray.remote(_Worker).options(
-            num_cpus=self.demand.get("CPU", 0), num_gpus=self.demand.get("GPU", 0), resources=custom or None,
-            max_restarts=self.max_retries, max_task_retries=self.max_retries)
-        self.workers = [actor.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
+        actor = ray.remote(_Worker)
+        options = dict(num_cpus=self.demand.get("CPU", 0), num_gpus=self.demand.get("GPU", 0), resources=custom or None,
+                       max_restarts=self.max_retries, max_task_retries=self.max_retries)
+        self.workers = [actor.options(**options, scheduling_strategy=PlacementGroupSchedulingStrategy(
             placement_group=self._pg, placement_group_bundle_index=i)).remote(factory) for i in range(self.n_actors)]
         try:
             self.placement = ray.get([w.ping.remote() for w in self.workers], timeout=self.start_timeout_s)
@@ -234,7 +234,7 @@ class RayExecutor(Executor):
             raise WorkerError(f"a task failed on a Ray worker: {_summary(exc)}", text) from None
         except RayActorError as exc:
             text = str(exc)
-            log.error("a Ray worker died:\n%s", text)
+            log.info("a Ray worker died:\n%s", text)  # Ray's account of the death: for the run's events
             raise WorkerError(f"a Ray worker died and executor.max_retries={self.max_retries} restarts are used up "
                               f"({_summary(exc)})", text) from None
 

@@ -19,7 +19,7 @@ import yaml
 
 from evofair.cli import main
 from evofair.errors import UserError
-from evofair.executors.ray_executor import placeable, size_actors
+from evofair.executors.ray_executor import RayExecutor, placeable, size_actors
 from evofair.recipe import parse_recipe
 from ray_loopback import LoopbackCluster, free_port
 
@@ -90,7 +90,7 @@ def test_nothing_listening_is_one_line_within_seconds_and_no_run_folder(tmp_path
 def cluster():
     c = LoopbackCluster()
     try:
-        c.start(second_node=False)
+        c.start(second_node=False, dashboard=False)
         yield c
     finally:
         left = c.stop()
@@ -119,24 +119,30 @@ def test_gpu_recipe_on_a_cluster_without_gpus_exits_2_fast(cluster, tmp_path, ca
 
 
 @pytest.mark.slow
-def test_half_gpu_tasks_run_two_actors_on_the_gpu_node_and_match_serial(cluster, tmp_path):
+def test_half_gpu_tasks_run_two_actors_on_the_gpu_node_and_match_serial(cluster, tmp_path, monkeypatch):
     recipe = write_recipe(tmp_path / "gpu.yaml", GPU_RECIPE)
     assert main(["run", str(recipe), "--executor", "serial", "--out", str(tmp_path / "serial"), "--quiet"]) == 0
     assert len(cluster.join(2, timeout=180, cpus=2, gpus=1)) == 2, cluster.logs()
     out = tmp_path / "ray"
+    started = []  # (each actor's ping: pid, node, GPU ids; the cluster's nodes), seen from the driver
+
+    def spy(self, *args, **kwargs):
+        import ray
+
+        start(self, *args, **kwargs)
+        started.append((list(self.placement), ray.nodes(), dict(self.demand)))
+
+    start = RayExecutor.start
+    monkeypatch.setattr(RayExecutor, "start", spy)
     assert main(["run", str(recipe), "--address", f"127.0.0.1:{cluster.gcs_port}", "--out", str(out), "--quiet"]) == 0
     front = (out / "front.csv").read_text()
     assert front == (tmp_path / "serial" / "front.csv").read_text() and len(front.splitlines()) > 1
 
-    from ray.util.state import list_actors, list_nodes
-
-    gpu_nodes = {n.node_id for n in list_nodes(address=cluster.url, detail=True) if n.resources_total.get("GPU")}
-    actors = list_actors(address=cluster.url, filters=[("class_name", "=", "_Worker")], detail=True)
-    assert len(actors) == 2, actors
-    for a in actors:
-        assert a.required_resources == {"CPU": 1.0, "GPU": 0.5} or (
-            a.required_resources.get("GPU") == 0.5), a.required_resources
-        assert a.node_id in gpu_nodes
+    ((actors, nodes, demand),) = started
+    gpu_node = {n["NodeID"] for n in nodes if n["Alive"] and n["Resources"].get("GPU")}
+    assert demand == {"CPU": 1.0, "GPU": 0.5}
+    assert len(actors) == 2 and len({a["pid"] for a in actors}) == 2
+    assert {a["node_id"] for a in actors} == gpu_node and all(a["gpu_ids"] == ["0"] for a in actors), actors
 
 
 BOOM_MODULE = '''\
