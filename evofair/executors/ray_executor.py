@@ -167,7 +167,7 @@ class RayExecutor(Executor):
             kwargs.update({"address": self.address} if self.address else {"include_dashboard": False})
             try:
                 ray.init(**kwargs)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
+            except Exception as exc:  # ConnectionError, a node that timed out starting, ...: one line
                 text = " ".join(str(exc).split())[:300]
                 raise UserError(f"executor.address {self.address or '(local)'}: cannot join the Ray cluster "
                                 f"({text})") from None

@@ -277,3 +277,21 @@ def test_endpoint_answering_200_with_html_is_one_line(argv, capsys, monkeypatch,
         assert main(argv + ["--address", url]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not the Ray Jobs API" in err and url in err, err
+
+
+@pytest.mark.slow
+def test_submit_names_a_dependency_the_clusters_python_lacks(cluster, tmp_path, capsys):
+    """The job's interpreter without site-packages (`python -S`) finds none of evofair's
+    dependencies: submit exits 2 before the real job is sent, naming the modules and the fix."""
+    python = tmp_path / "bare-python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    python.chmod(0o755)
+    assert len(cluster.wait_nodes(2, timeout=180)) == 2, cluster.logs()
+    capsys.readouterr()
+    assert main(["submit", str(RECIPE), "--address", cluster.url, "--python", str(python),
+                 "--out", str(tmp_path / "run")]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and f"--python {python}" in line and "cannot import" in line
+    for module in ("torch", "tqdm", "pymoo"):
+        assert module in line
+    assert "venv" in line
