@@ -66,6 +66,22 @@ class LoopbackCluster:
         if second_node:
             self.add_node()
 
+    def start_head(self, dashboard: bool = True, timeout: float = 180, attempts: int = 3) -> None:
+        """The head alone, alive when this returns; a head that gave up registering (Ray's fixed 30 s,
+        which a loaded machine can exceed) is started again on fresh ports."""
+        for attempt in range(attempts):
+            self.start(second_node=False, dashboard=dashboard)
+            try:
+                if self.wait_nodes(1, timeout):
+                    return
+            except (RuntimeError, TimeoutError):
+                if attempt == attempts - 1:
+                    raise
+            self.failed.append(self.procs.pop())
+            self.gcs_port, self.dash_port = free_port(), free_port()
+            self.url = f"http://127.0.0.1:{self.dash_port}"
+        raise TimeoutError(f"no live head after {attempts} tries; logs in {self.temp}")
+
     def add_node(self, cpus: float = 1, gpus: float = 0) -> None:
         """Another node joining the head; `gpus` are declared, not real: Ray schedules on them all the same."""
         self._start([f"--address=127.0.0.1:{self.gcs_port}"], f"node{len(self.procs) + len(self.failed) + 1}.log",

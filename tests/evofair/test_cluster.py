@@ -87,7 +87,8 @@ def test_staged_project_is_small_and_complete(tmp_path):
 def cluster():
     c = LoopbackCluster()
     try:
-        c.start()
+        c.start_head()  # both retry a node that exceeds Ray's 30 s registration window on a loaded machine
+        c.join(2, timeout=180)
         yield c
     finally:
         left = c.stop()

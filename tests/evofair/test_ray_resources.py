@@ -90,7 +90,7 @@ def test_nothing_listening_is_one_line_within_seconds_and_no_run_folder(tmp_path
 def cluster():
     c = LoopbackCluster()
     try:
-        c.start(second_node=False, dashboard=False)
+        c.start_head(dashboard=False)
         yield c
     finally:
         left = c.stop()
