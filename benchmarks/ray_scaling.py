@@ -73,9 +73,7 @@ def timed_run(pop: int, gens: int, executor_cfg: dict) -> tuple[float, float, fl
         warm_up(executor, problem, rec.executor.num_workers or 1)
         pids = [os.getpid()]
         if rec.executor.name == "ray":
-            import ray
-
-            pids += ray.get([w.ping.remote() for w in executor.workers])  # the actors' pids
+            pids += [actor["pid"] for actor in executor.placement]  # the actors' pids, from their start-up ping
         store = RunStore(tmp)
         engine = Engine(rec, problem, store, executor, progress=False)
         cpu = cpu_seconds(pids)

@@ -14,7 +14,7 @@ from evofair import failpoints
 from evofair.constraints import check_metrics
 from evofair.engine.loop import Engine, RunResult
 from evofair.errors import UserError, require_new_dir
-from evofair.executors import ProblemFactory, make_executor
+from evofair.executors import ProblemFactory, WorkerError, make_executor
 from evofair.experiments import ExperimentRecipe
 from evofair.plugins import registry
 from evofair.problem import AfterRun
@@ -71,21 +71,28 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
     problem.ensure_setup()  # data that does not parse fails here, before anything is written
     setup_seconds = time.perf_counter() - t
     check_metrics(recipe.parsed_constraints, problem.metric_names, problem.name)  # names known after setup
+    executor = make_executor(recipe.executor)
+    executor.connect()  # a Ray cluster is joined and the actors placed before anything is written
     try:
         out.mkdir(parents=True, exist_ok=True)
         store = RunStore(out)  # takes the run directory's lock before anything else is written
-    except (OSError, sqlite3.OperationalError) as exc:
-        if isinstance(exc, sqlite3.OperationalError) and not _disk_error(exc):
-            raise
-        raise UserError(f"--out {out}: cannot write ({_strerror(exc)}); nothing was computed: free space and run "
-                        f"again with the same --out") from None
+    except BaseException as exc:
+        executor.close()
+        if isinstance(exc, OSError) or (isinstance(exc, sqlite3.OperationalError) and _disk_error(exc)):
+            raise UserError(f"--out {out}: cannot write ({_strerror(exc)}); nothing was computed: free space "
+                            f"and run again with the same --out") from None
+        raise
     try:
         failpoints.hit("kill_before_config")
         if changes:
             store.log_event("resume_recipe_changed", "resumed with " + ", ".join(
                 f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()), data=changes)
         _write_config(out, recipe)
-        return _evolve(recipe, problem, store, out, progress, setup_seconds)
+        return _evolve(recipe, problem, store, out, progress, setup_seconds, executor)
+    except WorkerError as exc:  # the worker's traceback goes to the run's events; the user gets one line
+        store.log_event("worker_error", str(exc), data={"traceback": exc.traceback})
+        raise UserError(f"{exc}; every completed generation is kept: `evofair run --resume {out}` "
+                        "continues") from None
     except (OSError, sqlite3.OperationalError) as exc:
         if isinstance(exc, sqlite3.OperationalError) and not _disk_error(exc):
             raise  # not the disk: a damaged database, which the CLI reports as such
@@ -96,6 +103,7 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
                         f"completed generation and `evofair run --resume {out}` continues") from None
     finally:
         store.close()
+        executor.close()
 
 
 def _disk_error(exc: sqlite3.OperationalError) -> bool:
@@ -113,12 +121,13 @@ def _write_config(out: Path, recipe: Recipe) -> None:
     atomic_write_text(out / "config.yaml", resolved_yaml(recipe), within=out)
 
 
-def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float) -> RunResult:
+def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float,
+            executor) -> RunResult:
     timings = {"setup (data, features)": setup_seconds}
     factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root, tuple(recipe.paths),
                              instance=None if problem_is_registered(recipe) else problem)
     t = time.perf_counter()
-    with make_executor(recipe.executor) as executor:
+    with executor:
         executor.start(factory, problem if recipe.executor.name == "serial" else None)
         Engine(recipe, problem, store, executor, progress=progress).run()
     timings["evolution"] = time.perf_counter() - t

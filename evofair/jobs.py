@@ -25,6 +25,7 @@ import socket
 import sys
 import tempfile
 import time
+from json import JSONDecodeError
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,6 +38,16 @@ SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".cache", ".pytest_cach
 JOB_RECIPE = "evofair_job_recipe.yaml"
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 60.0  # per HTTP answer; EVOFAIR_HTTP_TIMEOUT_S overrides (the SDK itself waits forever)
+FOLLOW_POLL_S = 2.0
+PREFLIGHT_TIMEOUT_S = 180.0
+PREFLIGHT_MARK = "EVOFAIR_PREFLIGHT "
+# Run on the cluster by the interpreter the job will use: which of evofair's dependencies it cannot
+# find. find_spec locates a module without running it, so the check takes a second, not torch's import.
+PREFLIGHT_SCRIPT = ("import importlib.util, json, sys; "
+                    "missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]; "
+                    f"print({PREFLIGHT_MARK!r} + json.dumps({{'missing': missing, 'python': sys.executable, "
+                    "'version': sys.version.split()[0]}))")
 
 
 # -- connecting -------------------------------------------------------------------------------
@@ -68,13 +79,35 @@ def _probe(url: str) -> None:
                         "its dashboard port (8265 by default)?") from None
 
 
+def http_timeout() -> tuple[float, float]:
+    """(connect, read) seconds for every HTTP request to the Jobs API."""
+    raw = os.environ.get("EVOFAIR_HTTP_TIMEOUT_S")
+    try:
+        read = float(raw) if raw else READ_TIMEOUT_S
+    except ValueError:
+        raise UserError(f"EVOFAIR_HTTP_TIMEOUT_S={raw}: expected seconds, e.g. 60") from None
+    if not 0 < read < float("inf"):
+        raise UserError(f"EVOFAIR_HTTP_TIMEOUT_S={raw}: expected a number of seconds > 0")
+    return min(CONNECT_TIMEOUT_S, read), read
+
+
 @contextlib.contextmanager
 def _ray_errors(url: str, job: str | None = None):
     """Turn the Jobs SDK's exceptions into one-line `UserError`s naming the address or job."""
+    import requests
     from ray.exceptions import AuthenticationError
 
     try:
         yield
+    except requests.exceptions.Timeout:
+        raise UserError(f"--address {url}: no answer within {http_timeout()[1]:g} s (something accepts "
+                        "connections there but does not answer as the Ray Jobs API; EVOFAIR_HTTP_TIMEOUT_S "
+                        "sets the wait)") from None
+    except (ValueError, KeyError, TypeError) as exc:  # a 200 whose body is not the API's JSON
+        raise UserError(f"--address {url}: the answer is not the Ray Jobs API's ({exc.__class__.__name__}: "
+                        f"{_one_line(exc, 120)}); is this the dashboard's address (port 8265 by default)?") from None
+    except requests.exceptions.RequestException as exc:
+        raise UserError(f"--address {url}: cannot reach the Ray Jobs API ({_one_line(exc)})") from None
     except AuthenticationError:
         raise UserError(f"--address {url}: the cluster refused this client's credentials; with token "
                         "authentication set RAY_AUTH_MODE=token and give the cluster's token in "
@@ -110,11 +143,19 @@ def _address_is_ours():
 
 def client(address: str | None):
     url = dashboard_url(address)
+    timeout = http_timeout()
     _probe(url)  # before importing ray (seconds), so a wrong address fails at once
     from ray.job_submission import JobSubmissionClient
 
+    class TimedClient(JobSubmissionClient):
+        """The SDK sends every request without a timeout: one that never answers would hang."""
+
+        def _do_request(self, method, endpoint, **kwargs):
+            kwargs.setdefault("timeout", timeout)
+            return super()._do_request(method, endpoint, **kwargs)
+
     with _ray_errors(url), _address_is_ours():
-        return url, JobSubmissionClient(url)
+        return url, TimedClient(url)
 
 
 # -- submit -----------------------------------------------------------------------------------
@@ -238,6 +279,7 @@ def submit(recipe_path: str, *, address: str | None, overrides: list[str] = (), 
     out_dir = run_directory(out, recipe.name)
     env_vars = _env_vars(list(env))
     url, jobs = client(address)
+    preflight(url, jobs, python, env_vars)
     with tempfile.TemporaryDirectory(prefix="evofair-job-") as tmp:
         workdir = stage_project(Path(tmp) / "project", resolved_yaml(recipe), user_modules(recipe))
         with _ray_errors(url):
@@ -247,8 +289,69 @@ def submit(recipe_path: str, *, address: str | None, overrides: list[str] = (), 
                     runtime_env={"working_dir": str(workdir), **({"env_vars": env_vars} if env_vars else {})},
                     metadata={"evofair_out": out_dir, "evofair_recipe": recipe.name, "evofair_seed": str(recipe.seed)})
             except ValueError as exc:  # e.g. the package is over Ray's upload limit
+                if isinstance(exc, JSONDecodeError):
+                    raise
                 raise UserError(f"{recipe_path}: cannot ship the project to the cluster ({_one_line(exc)})") from None
     return job, out_dir
+
+
+# -- preflight: can the job's interpreter import evofair's dependencies? ---------------------
+
+def dependency_modules() -> list[str]:
+    """Top-level module names of evofair's required dependencies, as installed here."""
+    from importlib.metadata import distribution, packages_distributions
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    needed = set()
+    for line in distribution("evofair").requires or ():
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            needed.add(canonicalize_name(req.name))
+    return sorted(m for m, dists in packages_distributions().items()
+                  if m.isidentifier() and not m.startswith("_") and any(canonicalize_name(d) in needed for d in dists))
+
+
+def _wait_terminal(jobs, job: str, timeout: float, poll_s: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        info = jobs.get_job_info(job)
+        if str(getattr(info.status, "value", info.status)) in TERMINAL or time.monotonic() > deadline:
+            return info
+        time.sleep(poll_s)
+
+
+def preflight(url: str, jobs, python: str, env_vars: dict[str, str], timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
+    """A tiny job with the interpreter the real job will use: a missing dependency is one line here,
+    naming the module, instead of a bare `ModuleNotFoundError` in a job log later."""
+    entry = shlex.join([python, "-c", PREFLIGHT_SCRIPT, *dependency_modules()])
+    with _ray_errors(url):
+        job = jobs.submit_job(entrypoint=entry, runtime_env={"env_vars": env_vars} if env_vars else None,
+                              metadata={"evofair_preflight": "1"})
+        info = _wait_terminal(jobs, job, timeout)
+        status = str(getattr(info.status, "value", info.status))
+        if status not in TERMINAL:
+            with contextlib.suppress(Exception):
+                jobs.stop_job(job)
+            raise UserError(f"--address {url}: the dependency check job {job} did not finish within {timeout:g} s "
+                            "(is the cluster busy?)")
+        text = jobs.get_job_logs(job)
+        with contextlib.suppress(Exception):
+            jobs.delete_job(job)
+    found = [line[len(PREFLIGHT_MARK):] for line in text.splitlines() if line.startswith(PREFLIGHT_MARK)]
+    if not found:
+        last = next((line for line in reversed(text.splitlines()) if line.strip()), info.message or status)
+        raise UserError(f"--python {python}: the dependency check could not run on the cluster ({_one_line(last, 200)}); "
+                        "give --python the path of a Python that has evofair's dependencies on every node")
+    import json
+
+    report = json.loads(found[-1])
+    if report["missing"]:
+        raise UserError(f"--python {python}: on the cluster, {report['python']} (Python {report['version']}) cannot "
+                        f"import {', '.join(report['missing'])}, which evofair needs; pass --python /path/to/venv/bin/"
+                        "python of an environment with evofair's dependencies, or start Ray (`ray start`) from the "
+                        "project's venv")
 
 
 # -- status / logs ----------------------------------------------------------------------------
@@ -281,23 +384,22 @@ def wait(address: str | None, job: str, timeout: float | None = None, poll_s: fl
         time.sleep(poll_s)
 
 
-def logs(address: str | None, job: str, follow: bool = False, stream=None) -> None:
+def logs(address: str | None, job: str, follow: bool = False, stream=None, poll_s: float = FOLLOW_POLL_S) -> None:
     stream = stream or sys.stdout
     url, jobs = client(address)
-    with _ray_errors(url, job):
-        if not follow:
-            stream.write(jobs.get_job_logs(job))
-            stream.flush()
+    shown = 0
+    while True:
+        # Polled over plain HTTP rather than the SDK's websocket tail, which has no timeout: status
+        # first, so logs fetched after a terminal status are complete.
+        with _ray_errors(url, job):
+            done = not follow or str(getattr(jobs.get_job_info(job).status, "value", "")) in TERMINAL
+            text = jobs.get_job_logs(job)
+        stream.write(text[shown:])
+        stream.flush()
+        shown = len(text)
+        if done:
             return
-        jobs.get_job_info(job)  # a clear "no such job" before opening the websocket
-        import asyncio
-
-        async def tail():
-            async for chunk in jobs.tail_job_logs(job):
-                stream.write(chunk)
-                stream.flush()
-
-        asyncio.run(tail())
+        time.sleep(poll_s)
 
 
 # -- command line -----------------------------------------------------------------------------

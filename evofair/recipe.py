@@ -74,10 +74,29 @@ class ExecutorCfg(_Strict):
     name: Literal["serial", "ray"] = "serial"
     address: str | None = None
     num_workers: int | None = Field(None, ge=1)
-    num_cpus_per_task: float = Field(1, gt=0)
-    num_gpus_per_task: float = Field(0, ge=0)
+    num_cpus_per_task: float = Field(1, gt=0, le=1024, allow_inf_nan=False)
+    num_gpus_per_task: float | None = Field(None, ge=0, le=64, allow_inf_nan=False,
+                                            description="GPUs per Ray actor; unset: 1 when the cluster has "
+                                            "GPUs (one actor per GPU), else 0; 0 keeps actors off GPUs")
+    resources_per_task: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per "
+                                                 "actor, e.g. {accelerator_type:H100: 0.001}")
     eval_chunk: int = Field(32, ge=1, description="genomes per evaluation batch (same for every executor)")
     max_retries: int = Field(3, ge=0)
+    placement_timeout_s: float = Field(60, gt=0, allow_inf_nan=False,
+                                       description="seconds to wait for the cluster to free the actors' resources")
+    start_timeout_s: float = Field(1800, gt=0, allow_inf_nan=False,
+                                   description="seconds each actor may take to build its problem (data, features)")
+
+    @field_validator("resources_per_task")
+    @classmethod
+    def _custom_resources(cls, resources):
+        for name, amount in resources.items():
+            if name in ("CPU", "GPU", "memory", "object_store_memory") or not name.strip():
+                raise PydanticCustomError("resource", f"{name!r}: set CPUs and GPUs with num_cpus_per_task / "
+                                          "num_gpus_per_task; this is for custom resources only")
+            if not 0 < amount < float("inf"):
+                raise PydanticCustomError("resource", f"{name}: expected an amount > 0, got {amount}")
+        return resources
 
 
 def _constraint_text(text: str) -> str:

@@ -5,8 +5,8 @@ The contract is in `evofair.executors.base`; `make_executor` builds the one a re
 
 from __future__ import annotations
 
-from evofair.executors.base import (Executor, ProblemFactory, chunks, evaluate_all_splits,  # noqa: F401
-                                    merge_metrics)
+from evofair.executors.base import (Executor, ProblemFactory, WorkerError, chunks,  # noqa: F401
+                                    evaluate_all_splits, merge_metrics)
 
 
 def make_executor(cfg) -> Executor:
@@ -19,4 +19,5 @@ def make_executor(cfg) -> Executor:
 
     return RayExecutor(eval_chunk=cfg.eval_chunk, num_workers=cfg.num_workers, address=cfg.address,
                        num_cpus=cfg.num_cpus_per_task, num_gpus=cfg.num_gpus_per_task,
-                       max_retries=cfg.max_retries)
+                       resources=cfg.resources_per_task, max_retries=cfg.max_retries,
+                       placement_timeout_s=cfg.placement_timeout_s, start_timeout_s=cfg.start_timeout_s)

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from evofair.errors import UserError
 from evofair.individual import Weights
 from evofair.pipeline import Plan, Realised
 from evofair.problem import SPLITS
@@ -53,9 +54,22 @@ def evaluate_all_splits(problem, genomes: Sequence[Any]) -> dict[str, dict[str, 
     return {split: problem.evaluate(genomes, split) for split in SPLITS}
 
 
+class WorkerError(UserError):
+    """A task failed on a worker (an exception, or a worker dead past its retries): `str()` is one line
+    for the user, `traceback` the worker's own text for the run's log."""
+
+    def __init__(self, message: str, traceback: str = ""):
+        super().__init__(message)
+        self.traceback = traceback
+
+
 class Executor(ABC):
     def __init__(self, eval_chunk: int = 32):
         self.eval_chunk = eval_chunk
+
+    def connect(self) -> None:
+        """Reach and size the compute (a Ray cluster) before the driver writes anything; a request that
+        cannot be met is a `UserError` here. Serial: nothing to do."""
 
     @abstractmethod
     def start(self, factory: ProblemFactory, problem=None) -> None:

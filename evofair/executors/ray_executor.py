@@ -3,16 +3,30 @@
 Tasks move plans and weights, never datasets. Each parent's weights are put in the object store
 once per generation. Results come back in plan order, so the driver's store sees the same
 sequence as with the serial executor.
+
+Sizing (`connect`, before the driver writes anything): the number of actors is what the cluster's
+live nodes can place given every resource an actor asks for (CPUs, GPUs, custom resources), or the
+recipe's `num_workers`. The actors are reserved as one placement group with a timeout, so a request
+the cluster cannot place is a one-line `UserError` within seconds, never a hang.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
-from typing import Any, Callable, Sequence
+import socket
+from typing import Any, Callable, Mapping, Sequence
 
-from evofair.executors.base import Executor, ProblemFactory, chunks, evaluate_all_splits, merge_metrics
+from evofair.errors import UserError
+from evofair.executors.base import Executor, ProblemFactory, WorkerError, chunks, evaluate_all_splits, merge_metrics
 from evofair.individual import Weights
 from evofair.pipeline import Operators, Plan, Realised, realise
+
+log = logging.getLogger("evofair.ray")
+CONNECT_TIMEOUT_S = 5.0  # a GCS that does not accept a TCP connection in 5 s is not there
+# Ray keeps resource amounts in units of 1/10,000; this absorbs float error in amount/request.
+_EPS = 1e-6
 
 
 class _Worker:
@@ -31,41 +45,198 @@ class _Worker:
     def evaluate(self, genomes):
         return evaluate_all_splits(self.problem, genomes)
 
-    def ping(self) -> int:
-        return os.getpid()
+    def ping(self) -> dict[str, Any]:
+        import ray
+
+        ctx = ray.get_runtime_context()
+        return {"pid": os.getpid(), "node_id": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
+
+
+# -- sizing: pure functions of the cluster's resources (tested without Ray) -------------------
+
+def task_demand(num_cpus: float, num_gpus: float, resources: Mapping[str, float] = ()) -> dict[str, float]:
+    """The resources one actor asks for, zeros left out (Ray bundles refuse zero amounts)."""
+    demand = {"CPU": float(num_cpus), "GPU": float(num_gpus), **{k: float(v) for k, v in dict(resources).items()}}
+    return {k: v for k, v in demand.items() if v > 0}
+
+
+def placeable(nodes: Sequence[Mapping[str, float]], demand: Mapping[str, float]) -> int:
+    """How many actors asking for `demand` fit on these nodes, each actor whole on one node."""
+    return sum(min(math.floor(node.get(r, 0.0) / amount + _EPS) for r, amount in demand.items()) for node in nodes)
+
+
+def describe(resources: Mapping[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in resources.items()) or "nothing"
+
+
+def size_actors(nodes: Sequence[Mapping[str, float]], demand: Mapping[str, float], num_workers: int | None) -> int:
+    """Actor count for this cluster, or a one-line `UserError` when the request cannot be placed."""
+    capacity = placeable(nodes, demand)
+    if capacity == 0:
+        totals = {r: sum(n.get(r, 0.0) for n in nodes) for r in demand}
+        largest = {r: max((n.get(r, 0.0) for n in nodes), default=0.0) for r in demand}
+        raise UserError(f"executor: no node of the Ray cluster can place an actor asking for {describe(demand)} "
+                        f"(cluster total {describe(totals)}; largest node {describe(largest)}); lower "
+                        "num_cpus_per_task / num_gpus_per_task / resources_per_task, or add such a node")
+    if num_workers is not None and num_workers > capacity:
+        raise UserError(f"executor.num_workers {num_workers}: the Ray cluster can place at most {capacity} actors "
+                        f"asking for {describe(demand)} each; set num_workers <= {capacity} or leave it unset")
+    return num_workers or capacity
+
+
+def gcs_host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) to probe for a Ray address, or None for `auto`/`local` (Ray finds those itself)."""
+    if address in ("auto", "local"):
+        return None
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "", address
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"executor.address {address}: expected HOST:PORT of the Ray head's GCS (6379 by default, "
+                        "as `ray start --head` prints it), ray://HOST:PORT, or auto")
+    return host.strip("[]"), int(port)
+
+
+def probe(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """A TCP connection first: `ray.init` retries an address that nothing answers for a minute or more."""
+    target = gcs_host_port(address)
+    if target is None:
+        return
+    try:
+        socket.create_connection(target, timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise UserError(f"executor.address {address}: cannot connect ({reason}); is the Ray head up, and is this "
+                        "its GCS port (6379 by default)?") from None
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return  # a plaintext handshake would fail against a TLS GCS
+    import grpc  # the GCS (and the ray:// client server) speak gRPC: a port that accepts but never
+    # completes an HTTP/2 handshake would make ray.init retry for minutes
+
+    channel = grpc.insecure_channel(f"{target[0]}:{target[1]}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise UserError(f"executor.address {address}: something accepts connections there but does not answer as "
+                        f"a Ray GCS within {timeout:g} s; is this the head's GCS port (6379 by default)?") from None
+    finally:
+        channel.close()
+
+
+def _summary(exc: BaseException) -> str:
+    """The last line of a worker's traceback: the exception type and message."""
+    cause = getattr(exc, "cause", None)
+    text = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc).strip().splitlines()[-1]
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:300] + "…"
 
 
 class RayExecutor(Executor):
     def __init__(self, eval_chunk: int = 32, num_workers: int | None = None, address: str | None = None,
-                 num_cpus: float = 1, num_gpus: float = 0, max_retries: int = 3):
+                 num_cpus: float = 1, num_gpus: float | None = None, max_retries: int = 3,
+                 resources: Mapping[str, float] | None = None, placement_timeout_s: float = 60,
+                 start_timeout_s: float = 1800):
         super().__init__(eval_chunk)
         self.num_workers = num_workers
         self.address = address
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
+        self.resources = dict(resources or {})
         self.max_retries = max_retries
+        self.placement_timeout_s = placement_timeout_s
+        self.start_timeout_s = start_timeout_s
         self._started_ray = False
+        self.workers: list = []
+        self.placement: list[dict[str, Any]] = []  # each actor's pid, node and GPU ids, from its ping
+        self._pg = None
+        self.n_actors = 0
+        self.demand: dict[str, float] = {}
 
-    def start(self, factory: ProblemFactory, problem=None) -> None:
+    # -- reaching and sizing the cluster ---------------------------------------------------------
+    def connect(self) -> None:
+        """Join (or start) Ray and size the actors; every failure is a one-line `UserError`."""
         import ray
 
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if self.address:
-                kwargs = {"address": self.address, "log_to_driver": False}
-            ray.init(**kwargs)
+                probe(self.address)
+            # log_to_driver: what workers print (warnings, their own logs) reaches the driver's output;
+            # Ray's own INFO lines are quieted.
+            kwargs: dict[str, Any] = {"log_to_driver": True, "logging_level": logging.WARNING}
+            kwargs.update({"address": self.address} if self.address else {"include_dashboard": False})
+            try:
+                ray.init(**kwargs)
+            except Exception as exc:  # ConnectionError, a node that timed out starting, ...: one line
+                text = " ".join(str(exc).split())[:300]
+                raise UserError(f"executor.address {self.address or '(local)'}: cannot join the Ray cluster "
+                                f"({text})") from None
             self._started_ray = True
-        n = self.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1) // self.num_cpus))
-        actor = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=self.max_retries,
-                           max_task_retries=self.max_retries)(_Worker)
-        self.workers = [actor.remote(factory) for _ in range(n)]
-        ray.get([w.ping.remote() for w in self.workers])
+        try:
+            nodes = [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
+            gpus = self.num_gpus
+            if gpus is None:  # one actor per GPU on a GPU cluster; `num_gpus_per_task: 0` opts out
+                gpus = 1.0 if any(n.get("GPU", 0) > 0 for n in nodes) else 0.0
+            self.demand = task_demand(self.num_cpus, gpus, self.resources)
+            self.n_actors = size_actors(nodes, self.demand, self.num_workers)
+            self._reserve()
+        except BaseException:
+            self.close()
+            raise
 
+    def _reserve(self) -> None:
+        """One placement group for all actors: placed together within the timeout, or a one-line error."""
+        import ray
+        from ray.util.placement_group import placement_group
+
+        self._pg = placement_group([dict(self.demand) for _ in range(self.n_actors)], strategy="SPREAD")
+        if not self._pg.wait(timeout_seconds=self.placement_timeout_s):
+            available = ray.available_resources()
+            raise UserError(f"executor: the Ray cluster could not place {self.n_actors} actors asking for "
+                            f"{describe(self.demand)} within {self.placement_timeout_s:g} s (available now: "
+                            f"{describe({r: available.get(r, 0.0) for r in self.demand})}; other jobs hold the "
+                            "rest?); set executor.num_workers lower or executor.placement_timeout_s higher")
+
+    def start(self, factory: ProblemFactory, problem=None) -> None:
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        if self._pg is None:
+            self.connect()
+        custom = {k: v for k, v in self.demand.items() if k not in ("CPU", "GPU")}
+        actor = ray.remote(_Worker)
+        options = dict(num_cpus=self.demand.get("CPU", 0), num_gpus=self.demand.get("GPU", 0), resources=custom or None,
+                       max_restarts=self.max_retries, max_task_retries=self.max_retries)
+        self.workers = [actor.options(**options, scheduling_strategy=PlacementGroupSchedulingStrategy(
+            placement_group=self._pg, placement_group_bundle_index=i)).remote(factory) for i in range(self.n_actors)]
+        try:
+            self.placement = ray.get([w.ping.remote() for w in self.workers], timeout=self.start_timeout_s)
+        except GetTimeoutError:
+            raise UserError(f"executor: the {self.n_actors} Ray actors did not finish building the problem within "
+                            f"{self.start_timeout_s:g} s (executor.start_timeout_s)") from None
+        except RayActorError as exc:
+            raise WorkerError(f"a Ray worker failed while building the problem: {_summary(exc)}", str(exc)) from None
+        log.info("Ray: %d actors, each %s", self.n_actors, describe(self.demand))
+
+    # -- work --------------------------------------------------------------------------------
     def _map(self, submit, items):
-        """Submit items round-robin-by-availability to the actors; results in item order."""
+        """Submit items round-robin-by-availability to the actors; results in item order. A task that
+        raises on a worker, or a worker that died more than max_retries times, is one `WorkerError`."""
+        from ray.exceptions import RayActorError, RayTaskError
         from ray.util import ActorPool
 
-        return list(ActorPool(self.workers).map(submit, items))
+        try:
+            return list(ActorPool(self.workers).map(submit, items))
+        except RayTaskError as exc:
+            text = str(exc)
+            log.error("a task failed on a Ray worker:\n%s", text)
+            raise WorkerError(f"a task failed on a Ray worker: {_summary(exc)}", text) from None
+        except RayActorError as exc:
+            text = str(exc)
+            log.info("a Ray worker died:\n%s", text)  # Ray's account of the death: for the run's events
+            raise WorkerError(f"a Ray worker died and executor.max_retries={self.max_retries} restarts are used up "
+                              f"({_summary(exc)})", text) from None
 
     def realise(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
         import ray
@@ -85,9 +256,14 @@ class RayExecutor(Executor):
     def close(self) -> None:
         import ray
 
-        for w in getattr(self, "workers", []):
-            ray.kill(w)
-        self.workers = []
+        if ray.is_initialized():
+            for w in self.workers:
+                ray.kill(w)
+            if self._pg is not None:
+                from ray.util.placement_group import remove_placement_group
+
+                remove_placement_group(self._pg)
+        self.workers, self._pg = [], None
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False

@@ -10,31 +10,22 @@ and seed: the fronts must be byte-identical.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
+import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from evofair.cli import main
 from evofair.jobs import JOB_RECIPE, dashboard_url, entrypoint, stage_project
+from ray_loopback import LoopbackCluster, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "runs" / "toy_ray.yaml"
 SEED = 11
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- fast checks, no cluster -------------------------------------------------------------------
@@ -92,116 +83,12 @@ def test_staged_project_is_small_and_complete(tmp_path):
 
 # -- the two-node cluster ----------------------------------------------------------------------
 
-class LoopbackCluster:
-    """A head and a second node started with `ray start --block`, each as its own session."""
-
-    def __init__(self):
-        self.temp = tempfile.mkdtemp(prefix="efray-", dir="/tmp")  # short: Ray's socket paths ≤ 107 bytes
-        self.gcs_port, self.dash_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.dash_port}"
-        bindir = str(Path(sys.executable).parent)  # `python` on the nodes is this venv's, as for a user
-        self.env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0",
-                        PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
-        self.env.pop("RAY_ADDRESS", None)
-        self.ray = str(Path(bindir) / "ray")
-        self.procs: list[subprocess.Popen] = []
-
-    def _node_ports(self) -> list[str]:
-        names = ("node-manager-port", "object-manager-port", "dashboard-agent-listen-port",
-                 "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port")
-        return [f"--{n}={free_port()}" for n in names]
-
-    def _start(self, args: list[str], log: str) -> None:
-        with open(Path(self.temp) / log, "w") as out:
-            self.procs.append(subprocess.Popen(
-                [self.ray, "start", "--block", "--num-cpus=1", "--node-ip-address=127.0.0.1",
-                 f"--temp-dir={self.temp}", "--disable-usage-stats", *self._node_ports(), *args],
-                env=self.env, cwd=self.temp, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
-
-    def start(self) -> None:
-        self._start(["--head", f"--port={self.gcs_port}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                     f"--dashboard-port={self.dash_port}", f"--ray-client-server-port={free_port()}"], "head.log")
-        self._wait_port(self.gcs_port, 120)
-        self._start([f"--address=127.0.0.1:{self.gcs_port}"], "node2.log")
-
-    def _wait_port(self, port: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._check_alive()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.5)
-        raise TimeoutError(f"port {port} not up after {timeout} s; logs in {self.temp}")
-
-    def _check_alive(self) -> None:
-        for p in self.procs:
-            if p.poll() is not None:
-                raise RuntimeError(f"`ray start` exited with {p.returncode}: {self.logs()}")
-
-    def logs(self) -> str:
-        return " | ".join(f.read_text()[-2000:] for f in Path(self.temp).glob("*.log"))
-
-    def wait_nodes(self, n: int, timeout: float) -> list[str]:
-        from ray.util.state import list_nodes
-
-        self._wait_port(self.dash_port, timeout)
-        deadline = time.monotonic() + timeout
-        while True:
-            self._check_alive()
-            try:
-                alive = [x.node_id for x in list_nodes(address=self.url) if x.state == "ALIVE"]
-            except Exception:  # the dashboard's state API comes up a little after its port
-                alive = []
-            if len(alive) >= n or time.monotonic() > deadline:
-                return alive
-            time.sleep(1)
-
-    def ours(self) -> list[psutil.Process]:
-        """Every live process this cluster started: members of our sessions, or processes
-        whose command line or working directory is inside our temp dir (a job's driver)."""
-        sessions = {p.pid for p in self.procs}
-        found = []
-        for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
-            try:
-                if proc.pid == os.getpid():
-                    continue
-                mine = os.getsid(proc.pid) in sessions
-                mine = mine or any(self.temp in a for a in proc.info["cmdline"] or ())
-                mine = mine or (proc.info["cwd"] or "").startswith(self.temp)
-                if mine and proc.status() != psutil.STATUS_ZOMBIE:
-                    found.append(proc)
-            except (psutil.Error, OSError):
-                continue
-        return found
-
-    def stop(self) -> list[str]:
-        """SIGTERM to each `ray start --block` (it stops its node), then SIGKILL stragglers by pid.
-        Returns what was still alive after all that (should be nothing)."""
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while self.ours() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        for proc in self.ours():
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        for p in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=10)
-        time.sleep(1)
-        left = [f"{p.pid} {' '.join(p.cmdline())[:120]}" for p in self.ours()]
-        shutil.rmtree(self.temp, ignore_errors=True)
-        return left
-
-
 @pytest.fixture(scope="module")
 def cluster():
     c = LoopbackCluster()
     try:
-        c.start()
+        c.start_head()  # both retry a node that exceeds Ray's 30 s registration window on a loaded machine
+        c.join(2, timeout=180)
         yield c
     finally:
         left = c.stop()
@@ -320,3 +207,92 @@ def test_submitted_job_carries_the_users_module(cluster, tmp_path, capsys, monke
     front = (out / "front.csv").read_text()
     assert front == (tmp_path / "serial" / "front.csv").read_text() and len(front.splitlines()) > 2
     assert "cluster_wells:TwoWells" in (out / "config.yaml").read_text()
+
+
+# -- HTTP endpoints that are not a working Jobs API: one line within the timeout ---------------
+
+@contextlib.contextmanager
+def serving(handler, seconds: float = 60):
+    """A listening socket on 127.0.0.1 whose accepted connections `handler(conn)` deals with, in a
+    daemon thread that stops taking connections after `seconds` (bounded, whatever the test does)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    held, stop = [], threading.Event()
+
+    def loop():
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            held.append(conn)
+            handler(conn)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def never_answer(conn) -> None:
+    pass  # accepted, held open, never a byte back
+
+
+def answer_not_json(conn) -> None:
+    conn.settimeout(2)
+    with contextlib.suppress(OSError):
+        conn.recv(65536)
+        body = b"<html>hello</html>"
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                     % (len(body), body))
+
+
+@pytest.mark.parametrize("argv", [["status", "raysubmit_x"], ["status", "raysubmit_x", "--wait", "--timeout", "5"],
+                                  ["logs", "raysubmit_x", "--follow"], ["submit", str(RECIPE)]])
+def test_endpoint_that_never_answers_is_one_line_within_the_timeout(argv, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("EVOFAIR_HTTP_TIMEOUT_S", "2")
+    if argv[0] == "submit":
+        argv = argv + ["--out", str(tmp_path / "run")]
+    with serving(never_answer) as url:
+        t0 = time.monotonic()
+        assert main(argv + ["--address", url]) == 2
+        elapsed = time.monotonic() - t0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no answer within 2 s" in err and url in err, err
+    assert elapsed < 20, elapsed  # imports and the recipe's validation included; the wait itself is 2 s
+
+
+@pytest.mark.parametrize("argv", [["status", "raysubmit_x"], ["logs", "raysubmit_x"], ["submit", str(RECIPE)]])
+def test_endpoint_answering_200_with_html_is_one_line(argv, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("EVOFAIR_HTTP_TIMEOUT_S", "5")
+    if argv[0] == "submit":
+        argv = argv + ["--out", str(tmp_path / "run")]
+    with serving(answer_not_json) as url:
+        assert main(argv + ["--address", url]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not the Ray Jobs API" in err and url in err, err
+
+
+@pytest.mark.slow
+def test_submit_names_a_dependency_the_clusters_python_lacks(cluster, tmp_path, capsys):
+    """The job's interpreter without site-packages (`python -S`) finds none of evofair's
+    dependencies: submit exits 2 before the real job is sent, naming the modules and the fix."""
+    python = tmp_path / "bare-python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    python.chmod(0o755)
+    assert len(cluster.wait_nodes(2, timeout=180)) == 2, cluster.logs()
+    capsys.readouterr()
+    assert main(["submit", str(RECIPE), "--address", cluster.url, "--python", str(python),
+                 "--out", str(tmp_path / "run")]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and f"--python {python}" in line and "cannot import" in line
+    for module in ("torch", "tqdm", "pymoo"):
+        assert module in line
+    assert "venv" in line

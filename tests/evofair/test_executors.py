@@ -76,3 +76,32 @@ def test_ray_worker_killed_mid_task_is_retried(tmp_path):
     ids = [i.id for i in store.individuals()]
     assert len(ids) == len(set(ids)) == 8 * 3
     store.close()
+
+
+@pytest.mark.slow
+def test_ray_retries_used_up_is_one_line_and_the_run_resumes(tmp_path, capsys):
+    """A worker killed with `max_retries: 0`: one line naming the setting (no ActorDiedError
+    traceback), exit 2, the death in the run's events; `--resume` with retries finishes the run,
+    and its front equals an uninterrupted serial run's."""
+    import yaml
+
+    from evofair.cli import main
+    from evofair.store import RunStore
+
+    recipe = toy_recipe("ray")
+    recipe["problem"]["args"]["crash_once_marker"] = str(tmp_path / "crashed")
+    recipe["executor"]["max_retries"] = 0
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "ray"
+    assert main(["run", str(tmp_path / "r.yaml"), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("evofair: error:") and "executor.max_retries=0" in last and "--resume" in last
+    assert "Traceback" not in err
+    store = RunStore(out, readonly=True)
+    assert [e["kind"] for e in store.events("worker_error")] == ["worker_error"]
+    store.close()
+
+    assert main(["run", "--resume", str(out), "--set", "executor.max_retries=3", "--quiet"]) == 0
+    evofair.run(toy_recipe("serial"), tmp_path / "serial", progress=False)
+    assert (out / "front.csv").read_text() == (tmp_path / "serial" / "front.csv").read_text()
