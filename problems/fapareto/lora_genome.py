@@ -160,7 +160,11 @@ class LoraGenome:
         from peft import LoraConfig, get_peft_model
 
         adapters = self._adapters(weights)
-        encoder = copy.deepcopy(self.encoder)
+        # Copy only the adapted matrices: every other (frozen) parameter is shared with the worker's
+        # one base model through deepcopy's memo, so a refine costs the adapters, not the model.
+        targets = set(self.targets)
+        shared = {id(p): p for n, p in self.encoder.named_parameters() if n.rsplit(".", 1)[0] not in targets}
+        encoder = copy.deepcopy(self.encoder, memo=shared)
         modules = dict(encoder.named_modules())
         with torch.no_grad():
             for t, d in self._deltas(adapters):

@@ -142,3 +142,14 @@ def test_factor_genome_run_end_to_end(tmp_path, tiny_models, arch):
     assert not any(k.startswith("delta.") for k in w)
     assert all(w[k].shape[1] <= 4 for k in w if k.startswith("lora_B."))
     store.close()
+
+
+def test_build_model_shares_the_frozen_base(tmp_path, tiny_models):
+    problem = BiasBios(_params(tmp_path, tiny_models["llama"], storage="factors", targets=["attention"])).ensure_setup()
+    model = problem.build_model(problem.init_weights(0))
+    base = dict(problem.lora.encoder.named_parameters())
+    copied = {n.removeprefix("base_model.model."): p for n, p in model.encoder.named_parameters()}
+    emb = "embed_tokens.weight"
+    assert copied[emb] is base[emb]  # the big frozen tensors are not copied per individual
+    for t in problem.lora.targets:  # the adapted matrices are (W0 + ΔW lives in the copy)
+        assert copied[f"{t}.base_layer.weight"] is not base[f"{t}.weight"]
