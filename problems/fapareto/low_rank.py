@@ -153,7 +153,7 @@ class FactorMerge:
         deltas as [c₁B₁ | c₂B₂]·[A₁; A₂] with mergekit's coefficients c_i = λ·w_i / (Σw if normalize)."""
         head_args = args.model_copy(update={"weight": wa})
         heads = fn([self._heads(p1), self._heads(p2)], head_args, seed=seed,
-                   base=None if base is None else self._heads(base))[0]
+                   base=None if base is None else self._heads(base))[0] if self._heads(p1) else {}
         lam = getattr(args, "lambda_", 1.0)
         norm = (wa + wb) if (args.normalize and abs(wa + wb) >= 1e-8) else 1.0
         c1, c2 = lam * wa / norm, lam * wb / norm
