@@ -170,6 +170,12 @@ class WeightsGenome(Genome):
     mutation_kind = "mutation"
     refinable = True
 
+    def crossover(self, problem, spec, parents, args, *, seed: int, base) -> tuple[list[Any], dict[str, Any]]:
+        """Both children of one merge and what to log. The tensors here are the model's own weights,
+        so the registered operator applies as is; a genome whose tensors *represent* weights
+        (e.g. low-rank factors of adapter deltas) overrides this so merges act on what they represent."""
+        return spec.fn(list(parents), args, seed=seed, base=base), {}
+
     def pymoo_problem(self, problem) -> dict[str, Any]:
         return {"n_var": 1, "vtype": object}
 

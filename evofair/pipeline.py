@@ -126,9 +126,12 @@ def realise(plan: Plan, parent_weights: Sequence[Weights], problem, ops: Operato
     if plan.crossover is not None:
         spec = ops.crossover[plan.crossover.name]
         base = problem.base_weights() if spec.tags.get("needs_base") else None
-        children = spec.fn(list(parent_weights), spec.args(**plan.crossover.args), seed=plan.crossover.seed,
-                           base=base)
+        children, merge_log = problem.genome.crossover(problem, spec, list(parent_weights),
+                                                       spec.args(**plan.crossover.args), seed=plan.crossover.seed,
+                                                       base=base)
         weights = children[plan.crossover.child]
+        if merge_log:
+            log["crossover"] = merge_log
     if plan.mutation is not None:
         spec = ops.mutation[plan.mutation.name]
         weights = spec.fn(weights, spec.args(**plan.mutation.args), seed=plan.mutation.seed)

@@ -34,6 +34,7 @@ from evofair.errors import UserError
 from evofair.registry import Args, component
 from evofair.problems.fapareto.classification import FeatureClassificationProblem, HeadArgs, SplitData
 from evofair.problems.fapareto.lora_genome import LORA_DELTA, LoraGenome
+from evofair.problems.fapareto.lora_factors import LORA_FACTORS, LoraFactors
 from evofair.problems.fapareto.baselines import BaselineArgs
 from evofair.problems import shipped_data
 from evofair.problems.fapareto.text_encoder import cached_features, check_model_dir, default_cache_dir, default_model_dir
@@ -48,7 +49,14 @@ class LoraArgs(Args):
     r: int = Field(8, ge=1, description="LoRA rank")
     alpha: float = Field(16.0, gt=0, description="LoRA alpha (scaling = alpha / r)")
     top_layers: int = Field(2, ge=1, description="adapt this many of the encoder's top layers")
-    targets: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1)
+    targets: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1,
+                               description="names of the nn.Linear to adapt inside the attention blocks "
+                                           "(e.g. [q_proj, v_proj] for Llama), or [attention] for all of them")
+    storage: Literal["dense", "factors"] = Field(
+        "dense", description="dense: ΔW per matrix; factors: LoRA's B, A per matrix (problems/fapareto/lora_factors.py)")
+    max_rank: int | None = Field(None, ge=1, description="factors: rank cap after merges and local learning (None: 2r)")
+    svd: Literal["exact", "randomized"] = Field(
+        "exact", description="factors: SVD used to re-factorise TIES/DARE/SLERP/element-wise merges")
 
 
 class BiasBiosParams(HeadArgs):
@@ -110,7 +118,7 @@ class BiasBios(FeatureClassificationProblem):
         """`genome: lora` makes a `BiasBiosLora`, whose genome is the LoRA-delta genome; the head
         genome is this class's own (FeatureClassificationProblem's)."""
         if cls is BiasBios and getattr(params, "genome", "head") == "lora":
-            cls = BiasBiosLora
+            cls = BiasBiosLoraFactors if params.lora.storage == "factors" else BiasBiosLora
         return super().__new__(cls)
 
     def __init__(self, params=None, *, data_root=None):
@@ -226,6 +234,16 @@ class BiasBiosLora(BiasBios):
 
         raise UserError("export: the lora genome's adapter deltas are in genome.safetensors; folding them "
                         "into a standalone encoder directory is not implemented yet")
+
+
+class BiasBiosLoraFactors(BiasBiosLora):
+    """`genome: lora` with `lora.storage: factors`: adapters stored as LoRA factors (lora_factors.py)."""
+
+    genome = LORA_FACTORS
+
+    def setup(self) -> None:
+        BiasBios.setup(self)
+        self.lora = LoraFactors(self)
 
 
 class ExportedClassifier:

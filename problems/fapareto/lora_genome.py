@@ -13,8 +13,7 @@ frozen encoder, only deltas of the adapted matrices and the head.
 from __future__ import annotations
 
 import copy
-import re
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +25,33 @@ from evofair.genome import WeightsGenome
 from evofair.problems.fapareto.classification import population_logits, stack_heads
 from evofair.problems.fapareto.text_encoder import embed, load_encoder, mean_pool
 
-_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
+PEFT_PREFIX = "base_model.model."
+
+
+def attention_linears(model: torch.nn.Module) -> tuple[list[tuple[int, str]], int]:
+    """[(layer index, name)] of every `nn.Linear` inside an attention block, and the number of blocks.
+
+    Found from the model's own structure, not from one architecture's names: an attention block is
+    an outermost module whose class name contains "Attention" (BertAttention, LlamaAttention,
+    ...), and its layer index is its position in the enclosing `nn.ModuleList` of blocks."""
+    lists = {name: len(mod) for name, mod in model.named_modules() if isinstance(mod, torch.nn.ModuleList)}
+    blocks = []
+    for name, mod in model.named_modules():
+        if "Attention" in type(mod).__name__ and not any(name.startswith(b + ".") for b in blocks):
+            blocks.append(name)
+    found, n_layers = [], 0
+    for block in blocks:
+        parent = max((p for p in lists if block.startswith(p + ".")), key=len, default=None)
+        if parent is None:
+            continue
+        index = block[len(parent) + 1:].split(".")[0]
+        if not index.isdigit():
+            continue
+        n_layers = max(n_layers, lists[parent])
+        for name, mod in model.get_submodule(block).named_modules():
+            if isinstance(mod, torch.nn.Linear):
+                found.append((int(index), f"{block}.{name}"))
+    return found, n_layers
 
 
 class _LoraClassifier(torch.nn.Module):
@@ -49,19 +74,21 @@ class LoraGenome:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer, encoder = load_encoder(problem.model_dir)
         self.encoder = encoder.to(self.device).requires_grad_(False)
-        n = encoder.config.num_hidden_layers
-        if self.args.top_layers > n:
-            from evofair.errors import UserError
+        from evofair.errors import UserError
 
+        linears, n = attention_linears(encoder)
+        if n == 0:
+            raise UserError(f"problem.args.model_dir: {problem.model_dir}: no attention blocks with nn.Linear "
+                            "projections found (LoRA needs them)")
+        if self.args.top_layers > n:
             raise UserError(f"problem.args.lora.top_layers: the encoder has only {n} layers")
         self.layers = list(range(n - self.args.top_layers, n))
-        self.targets = [name for name, mod in encoder.named_modules()
-                        if isinstance(mod, torch.nn.Linear) and name.split(".")[-1] in self.args.targets
-                        and (m := _LAYER.search(name)) and int(m.group(1)) in self.layers]
+        every = self.args.targets == ["attention"]
+        self.targets = [name for layer, name in linears
+                        if layer in self.layers and (every or name.split(".")[-1] in self.args.targets)]
         if not self.targets:
-            from evofair.errors import UserError
-
-            raise UserError(f"problem.args.lora.targets: no Linear named {self.args.targets} in the top layers")
+            raise UserError(f"problem.args.lora.targets: no Linear named {self.args.targets} in the top "
+                            "layers' attention blocks (or give [attention] for all of them)")
         modules = dict(encoder.named_modules())
         self.W0 = {t: modules[t].weight.detach().clone() for t in self.targets}
         self.texts = {s: d["text"] for s, d in problem.raw.items()}
@@ -72,41 +99,52 @@ class LoraGenome:
     def _dkey(target: str) -> str:
         return f"delta.{target}.weight"
 
-    def _split(self, weights: Weights) -> tuple[dict[str, torch.Tensor], Weights]:
-        deltas = {t: weights[self._dkey(t)] for t in self.targets}
-        head = {k[len("head."):]: v for k, v in weights.items() if k.startswith("head.")}
-        return deltas, head
+    @staticmethod
+    def _head(weights: Weights) -> Weights:
+        return {k[len("head."):]: v for k, v in weights.items() if k.startswith("head.")}
 
-    def _join(self, deltas: dict[str, torch.Tensor], head: Weights) -> Weights:
-        return {**{self._dkey(t): d for t, d in deltas.items()}, **{f"head.{k}": v for k, v in head.items()}}
+    def _adapters(self, weights: Weights) -> dict[str, Any]:
+        """The stored form of each adapted matrix (here its dense delta; factor layouts override)."""
+        return {t: weights[self._dkey(t)] for t in self.targets}
+
+    def _deltas(self, adapters: dict[str, Any]) -> Iterator[tuple[str, torch.Tensor]]:
+        """ΔW of each matrix, one at a time (a factor layout materialises B·A only here)."""
+        yield from adapters.items()
+
+    def _join(self, adapters: dict[str, Any], head: Weights) -> Weights:
+        return {**{self._dkey(t): d for t, d in adapters.items()}, **{f"head.{k}": v for k, v in head.items()}}
+
+    def _zero_adapters(self) -> dict[str, Any]:
+        return {t: torch.zeros_like(w, device="cpu") for t, w in self.W0.items()}
+
+    def _fold(self, target: str, start: Any, mod) -> Any:
+        """The stored form after local learning: the start plus the trained peft adapter."""
+        return (start.to(self.device) + mod.get_delta_weight("default").detach()).cpu()
 
     def base_weights(self) -> Weights:
         """Zero deltas (the pretrained encoder) and the shared base head θ₀."""
-        return self._join({t: torch.zeros_like(w, device="cpu") for t, w in self.W0.items()},
-                          self.p.head_base_weights())
+        return self._join(self._zero_adapters(), self.p.head_base_weights())
 
     def init_weights(self, seed: int) -> Weights:
-        return self._join({t: torch.zeros_like(w, device="cpu") for t, w in self.W0.items()},
-                          self.p.head_init_weights(seed))
+        return self._join(self._zero_adapters(), self.p.head_init_weights(seed))
 
     # -- evaluation (one encoder pass per genome; heads then batched per genome) -------------
     @torch.no_grad()
-    def _features(self, deltas: dict[str, torch.Tensor], split: str) -> torch.Tensor:
+    def _features(self, adapters: dict[str, Any], split: str) -> torch.Tensor:
         modules = dict(self.encoder.named_modules())
         try:
-            for t, d in deltas.items():
-                modules[t].weight.copy_(self.W0[t] + d.to(self.device))
+            for t, d in self._deltas(adapters):
+                modules[t].weight.copy_(self.W0[t] + d.to(self.device, self.W0[t].dtype))
             X = embed(self.texts[split], self.tokenizer, self.encoder, max_length=self.p.params.max_length,
                       batch_size=self.p.params.embed_batch_size)
         finally:
-            for t in deltas:
+            for t in adapters:
                 modules[t].weight.copy_(self.W0[t])
         return torch.from_numpy(X)
 
     def _logits(self, weights: Weights, split: str) -> torch.Tensor:
-        deltas, head = self._split(weights)
-        X = self._features(deltas, split)
-        return population_logits(stack_heads([head], len(self.p.sizes) - 1), X)[0]
+        X = self._features(self._adapters(weights), split)
+        return population_logits(stack_heads([self._head(weights)], len(self.p.sizes) - 1), X)[0]
 
     def predictions(self, genomes: Sequence[Weights], split: str) -> np.ndarray:
         with torch.no_grad():
@@ -121,34 +159,39 @@ class LoraGenome:
     def build_model(self, weights: Weights) -> torch.nn.Module:
         from peft import LoraConfig, get_peft_model
 
-        deltas, head_w = self._split(weights)
-        encoder = copy.deepcopy(self.encoder)
+        adapters = self._adapters(weights)
+        # Copy only the adapted matrices: every other (frozen) parameter is shared with the worker's
+        # one base model through deepcopy's memo, so a refine costs the adapters, not the model.
+        targets = set(self.targets)
+        shared = {id(p): p for n, p in self.encoder.named_parameters() if n.rsplit(".", 1)[0] not in targets}
+        encoder = copy.deepcopy(self.encoder, memo=shared)
         modules = dict(encoder.named_modules())
         with torch.no_grad():
-            for t, d in deltas.items():
-                modules[t].weight.copy_(self.W0[t] + d.to(self.device))
-        config = LoraConfig(r=self.args.r, lora_alpha=self.args.alpha, target_modules=list(self.args.targets),
-                            layers_to_transform=self.layers, lora_dropout=0.0, bias="none")
+            for t, d in self._deltas(adapters):
+                modules[t].weight.copy_(self.W0[t] + d.to(self.device, self.W0[t].dtype))
+        # The exact module names found by `attention_linears` (peft matches them as name suffixes):
+        # the same modules, in the same order, as the former `targets` + `layers_to_transform`.
+        config = LoraConfig(r=self.args.r, lora_alpha=self.args.alpha, target_modules=list(self.targets),
+                            lora_dropout=0.0, bias="none")
         # LoRA's A matrices are drawn from torch's global RNG: seed it from the genome's content.
         with torch_seeded(int(weights_hash(weights)[:15], 16)):
             peft_encoder = get_peft_model(encoder, config)
-        head = self.p.head_model(head_w)
-        return _LoraClassifier(peft_encoder, head.to(self.device), {t: d.clone() for t, d in deltas.items()})
+        head = self.p.head_model(self._head(weights))
+        return _LoraClassifier(peft_encoder, head.to(self.device), adapters)
 
     def extract_weights(self, model: _LoraClassifier) -> Weights:
         from peft.tuners.lora import LoraLayer
 
-        deltas = {}
+        adapters = {}
         for name, mod in model.encoder.named_modules():
             if isinstance(mod, LoraLayer):
-                target = name[name.index("encoder.layer."):]
-                deltas[target] = (model.start[target].to(self.device)
-                                  + mod.get_delta_weight("default").detach()).cpu()
-        missing = set(self.targets) - set(deltas)
+                target = name[len(PEFT_PREFIX):] if name.startswith(PEFT_PREFIX) else name
+                adapters[target] = self._fold(target, model.start[target], mod)
+        missing = set(self.targets) - set(adapters)
         if missing:
             raise RuntimeError(f"peft adapted other modules than expected (missing {sorted(missing)})")
         head = {k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()}
-        return self._join({t: deltas[t] for t in self.targets}, head)
+        return self._join({t: adapters[t] for t in self.targets}, head)
 
     def train_batches(self, seed: int, batch_size: int) -> Iterable[dict[str, Any]]:
         gen = torch.Generator().manual_seed(seed & 0xFFFFFFFFFFFF)
