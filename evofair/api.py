@@ -22,7 +22,16 @@ from evofair.store import DB_NAME, RunStore
 
 def build_problem(recipe: Recipe):
     spec = registry("problem", recipe.paths).get(recipe.problem.name, "problem.name")
-    return spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root)
+    return with_base_dir(spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root),
+                         recipe.base_dir)
+
+
+def with_base_dir(problem, base_dir: str | None):
+    """Problems that read files by relative path (those with a `base_dir` attribute) resolve them
+    against the recipe's folder."""
+    if base_dir is not None and hasattr(problem, "base_dir"):
+        problem.base_dir = base_dir
+    return problem
 
 
 def _check_out(out: Path, resume: bool) -> None:
@@ -58,6 +67,9 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
                         "evofair.experiment (`evofair experiment`)")
     if not isinstance(recipe, Recipe):
         recipe = parse_recipe(recipe, problem=problem)
+    given = problem is not None
+    if given and callable(getattr(problem, "recipe_args", None)):  # e.g. data passed as a DataFrame
+        recipe.problem.args = problem.recipe_args()  # config.yaml records what the object was built from
     out = Path(out)
     _check_out(out, resume)
     problem = prepare(recipe, problem)
@@ -71,7 +83,7 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
         raise UserError(f"--out {out}: cannot write ({exc.strerror})") from None
     try:
         _write_config(out, recipe)
-        return _evolve(recipe, problem, store, out, progress, setup_seconds)
+        return _evolve(recipe, problem, store, out, progress, setup_seconds, given)
     except OSError as exc:
         raise UserError(f"{out}: cannot write run data ({exc.strerror}); the store keeps every "
                         f"completed generation and `evofair run --resume {out}` continues") from None
@@ -85,10 +97,13 @@ def _write_config(out: Path, recipe: Recipe) -> None:
     tmp.replace(out / "config.yaml")
 
 
-def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float) -> RunResult:
+def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float,
+            given: bool = False) -> RunResult:
     timings = {"setup (data, features)": setup_seconds}
+    # an object passed from Python is used as is, even under a registered name (its data may be in memory)
     factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root, tuple(recipe.paths),
-                             instance=None if problem_is_registered(recipe) else problem)
+                             instance=None if problem_is_registered(recipe) and not given else problem,
+                             base_dir=recipe.base_dir)
     t = time.perf_counter()
     with make_executor(recipe.executor) as executor:
         executor.start(factory, problem if recipe.executor.name == "serial" else None)

@@ -25,15 +25,18 @@ class ProblemFactory:
     params: Mapping[str, Any] = field(default_factory=dict)
     data_root: str | None = None
     paths: tuple[str, ...] = ()  # folders searched for a `module:attr` problem
-    instance: Any = None  # a problem object defined in Python (not registered); shipped as is
+    instance: Any = None  # a problem object passed from Python; shipped as is
+    base_dir: str | None = None  # the recipe's folder, for problems that resolve relative paths
 
     def build(self):
         from evofair.plugins import registry
 
         if self.instance is not None:
             return self.instance
+        from evofair.api import with_base_dir
+
         spec = registry("problem", self.paths).get(self.name)
-        return spec.fn(spec.args(**self.params), data_root=self.data_root)
+        return with_base_dir(spec.fn(spec.args(**self.params), data_root=self.data_root), self.base_dir)
 
 
 def chunks(n: int, size: int) -> list[slice]:
