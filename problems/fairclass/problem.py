@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from evofair.errors import UserError
@@ -110,6 +110,19 @@ class FairClassificationParams(HeadArgs):
                                               "<metric>_<column> with groups: per_attribute)")
     baselines: FairBaselineArgs = Field(default_factory=FairBaselineArgs)
 
+    @field_validator("positive", mode="before")
+    @classmethod
+    def _label_as_text(cls, value):
+        """Labels are compared as text: `positive: 1` means "1"; YAML's `yes`/`true` arrive as
+        booleans and are matched against yes/true/on/y in the column (`resolve_positive`)."""
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        if isinstance(value, (int, float)):
+            return str(value)
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _hidden_lives_in_model(cls, data):
@@ -156,6 +169,18 @@ def parse_params(kwargs: dict[str, Any]) -> FairClassificationParams:
         raise UserError(f"FairClassification: {path}: {msg}" if path else f"FairClassification: {msg}") from None
 
 
+YAML_BOOLEANS = {"true": ("true", "yes", "on", "y"), "false": ("false", "no", "off", "n")}
+
+
+def resolve_positive(positive: str | None, distinct: list[str]) -> str | None:
+    """The column's value that `positive` names: itself, or for a YAML boolean the one value
+    of the column spelled as that boolean (`positive: yes` in YAML is `true`)."""
+    if positive is None or positive in distinct or positive not in YAML_BOOLEANS:
+        return positive
+    spelled = [v for v in distinct if v.lower() in YAML_BOOLEANS[positive]]
+    return spelled[0] if len(spelled) == 1 else positive
+
+
 def class_order(values: np.ndarray, positive: str | None) -> tuple[str, ...]:
     """Binary with a positive label: (the other, positive); otherwise the values sorted (numerically
     when all are numbers, so label ids 0, 1, 2... keep their order)."""
@@ -189,6 +214,7 @@ class FairClassification(FeatureClassificationProblem):
         self.class_names: tuple[str, ...] = ()
         self.pos_label: int | None = None
         self.sensitive: dict[str, dict[str, np.ndarray]] = {}
+        self.rows: dict[str, np.ndarray] = {}  # each split's row positions in the checked table
         self.info: dict[str, Any] = {}
 
     # -- inputs ------------------------------------------------------------------------------
@@ -285,13 +311,14 @@ class FairClassification(FeatureClassificationProblem):
         if len(distinct) < 2:
             raise UserError(f"problem.args.target: column {p.target!r} has one class ({distinct[0]!r}); "
                             "a classifier needs at least two")
-        if p.positive is not None and p.positive not in distinct:
-            close = difflib.get_close_matches(p.positive, distinct, n=1, cutoff=0.3)
+        positive = resolve_positive(p.positive, distinct)
+        if positive is not None and positive not in distinct:
+            close = difflib.get_close_matches(positive, distinct, n=1, cutoff=0.3)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise UserError(f"problem.args.positive: {p.positive!r} is not a value of {p.target!r} "
+            raise UserError(f"problem.args.positive: {positive!r} is not a value of {p.target!r} "
                             f"({hint}values: {', '.join(distinct[:10])})")
-        self.class_names = class_order(values, p.positive)
-        self.pos_label = self.class_names.index(p.positive) if p.positive is not None else None
+        self.class_names = class_order(values, positive)
+        self.pos_label = self.class_names.index(positive) if positive is not None else None
         return np.array([self.class_names.index(v) for v in values], dtype=np.int64)
 
     def sensitive_values(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -325,6 +352,7 @@ class FairClassification(FeatureClassificationProblem):
             rows, strat = random_split(y, raw_groups, val=p.split.val, test=p.split.test, seed=p.split.seed,
                                        stratify=list(p.split.stratify))
             self.info["split"] = f"random (seed {p.split.seed}, stratified on {strat})"
+        self.rows = rows
         g, merged = grp.merge_small({s: raw_groups[r] for s, r in rows.items()}, p.min_group_size)
         grp.check_groups_in_every_split(g, "sensitive", merged=p.min_group_size > 0)
         self.info["merged_groups"] = merged
