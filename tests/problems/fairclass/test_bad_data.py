@@ -91,7 +91,7 @@ def test_target_with_one_class(tmp_path, capsys, adult_recipe, user_overrides, t
 
 
 def test_positive_not_among_target_values(tmp_path, capsys, adult_recipe, user_overrides):
-    line = _fails(tmp_path, capsys, adult_recipe, user_overrides + ["problem.args.positive=Yes"])
+    line = _fails(tmp_path, capsys, adult_recipe, user_overrides + ["problem.args.positive=yess"])
     assert "problem.args.positive" in line and "did you mean 'yes'" in line
 
 
