@@ -12,18 +12,19 @@ from typing import Mapping
 import numpy as np
 
 from evofair.errors import UserError
+from evofair.metrics import intersectional_groups
 
 OTHER = "other"
 SEPARATOR = "|"
 
 
 def intersect(columns: Mapping[str, np.ndarray]) -> np.ndarray:
-    """One label per row: the sensitive values joined in the order given ("Female|Black")."""
-    parts = [np.asarray(v, dtype=object).astype(str) for v in columns.values()]
-    out = parts[0].astype(object)
-    for p in parts[1:]:
-        out = out + SEPARATOR + p
-    return out.astype(str)
+    """One label per row: the sensitive values joined in the order given ("Female|Black"), as
+    evofair.metrics forms fairlearn's intersectional groups."""
+    try:
+        return intersectional_groups(list(columns.values()), sep=SEPARATOR)
+    except UserError as exc:
+        raise UserError(f"problem.args.{exc}") from None
 
 
 def merge_small(labels: Mapping[str, np.ndarray], min_size: int) -> tuple[dict[str, np.ndarray], dict[str, int]]:

@@ -33,11 +33,7 @@ from evofair.problems.fairclass.splits import random_split, split_from_column
 from evofair.problems.fairclass.table import (as_labels, check_frame, file_sha256, frame_fingerprint,
                                               read_table, require_column, resolve_data_path)
 
-try:  # the baselines engineer's module (problems/fairclass/baselines.py)
-    from evofair.problems.fairclass.baselines import FairBaselineArgs
-except ImportError:  # pragma: no cover - only while baselines.py has not landed
-    class FairBaselineArgs(Args):
-        enabled: bool = True
+from evofair.problems.fairclass.baselines import FairBaselineArgs
 
 #: metrics that do not depend on the groups: no per-attribute copy
 GROUP_FREE = ("error", "balanced_error")
