@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from evofair.engine.loop import Engine, RunResult
 from evofair.errors import UserError, require_new_dir
 from evofair.executors import ProblemFactory, make_executor
+from evofair.executors.base import with_base_dir
 from evofair.experiments import ExperimentRecipe
 from evofair.plugins import registry
 from evofair.problem import AfterRun
@@ -24,14 +25,6 @@ def build_problem(recipe: Recipe):
     spec = registry("problem", recipe.paths).get(recipe.problem.name, "problem.name")
     return with_base_dir(spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root),
                          recipe.base_dir)
-
-
-def with_base_dir(problem, base_dir: str | None):
-    """Problems that read files by relative path (those with a `base_dir` attribute) resolve them
-    against the recipe's folder."""
-    if base_dir is not None and hasattr(problem, "base_dir"):
-        problem.base_dir = base_dir
-    return problem
 
 
 def _check_out(out: Path, resume: bool) -> None:

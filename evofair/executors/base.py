@@ -33,10 +33,16 @@ class ProblemFactory:
 
         if self.instance is not None:
             return self.instance
-        from evofair.api import with_base_dir
-
         spec = registry("problem", self.paths).get(self.name)
         return with_base_dir(spec.fn(spec.args(**self.params), data_root=self.data_root), self.base_dir)
+
+
+def with_base_dir(problem, base_dir: str | None):
+    """Problems that read files by relative path (those with a `base_dir` attribute) resolve them
+    against the recipe's folder."""
+    if base_dir is not None and hasattr(problem, "base_dir"):
+        problem.base_dir = base_dir
+    return problem
 
 
 def chunks(n: int, size: int) -> list[slice]:
