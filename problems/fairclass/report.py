@@ -24,7 +24,8 @@ from evofair.metrics import GroupCounts, is_near_constant
 from evofair.report import final_front
 from evofair.problems.fapareto.baselines import read_baselines
 from evofair.problems.fapareto.report import hv_of, objective_matrix
-from evofair.problems.fairclass.baselines import METHODS, REDUCTION_METHODS, positive_class, read_predictions
+from evofair.problems.fairclass.baselines import (METHODS, REDUCTION_METHODS, REDUCTIONS_PHASE, positive_class,
+                                                  read_predictions)
 
 LABELS = {"vanilla": "(a) plain model (CE heads)", "scalarisation": "(b) CE + λ·soft TPR gap sweep",
           "threshold": "(c) ThresholdOptimizer on (a)", "exponentiated_gradient": "fairlearn ExponentiatedGradient",
@@ -70,7 +71,8 @@ def group_table(problem, pred: np.ndarray, split: str = "test") -> str:
         fpr, sel = gc.fpr(pos)[0], gc.selection_rate(pos)[0]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for a, group in enumerate(gc.groups):
-        cells = [str(group).replace("|", "\\|"), str(int(n[a])), f"{err[a]:.4f}"] + [f"{tpr[a, c]:.4f}" for c in range(len(names))]
+        cells = [str(group).replace("|", "\\|"), str(int(n[a])), f"{err[a]:.4f}"]
+        cells += [f"{tpr[a, c]:.4f}" for c in range(len(names))]
         if binary:
             cells += [f"{fpr[a]:.4f}", f"{sel[a]:.4f}"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -138,15 +140,16 @@ def fair_report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
                   f"(a) and (b) got {int(b['baseline_examples_per_method'])} or more each "
                   f"({b['baseline_epochs_per_head']} epochs per head, every epoch a candidate)."]
         if fl.get("reductions"):
-            budget.append(
-                f"fairlearn reductions on the same features, base estimator {fl['base_estimator']} (float64), "
-                f"sensitive feature = the intersectional groups, constraints {', '.join(fl['reductions'])}: "
-                + (f"ExponentiatedGradient at eps {fl['eps']} (max_iter {fl['expgrad_max_iter']}, "
-                   f"{secs.get('baselines: fairlearn ExponentiatedGradient', 0):.1f} s)" if fl.get("expgrad") else
-                   "ExponentiatedGradient off")
-                + "; " + (f"GridSearch with grid_size {fl['grid_size']}, grid_limit {fl['grid_limit']:g} "
-                          f"({secs.get('baselines: fairlearn GridSearch', 0):.1f} s)" if fl.get("grid_search") else
-                          "GridSearch off") + ".")
+            cpu = fl.get("cpu_seconds", {})
+            eg = (f"ExponentiatedGradient at eps {fl['eps']} (max_iter {fl['expgrad_max_iter']}; "
+                  f"{cpu.get('exponentiated_gradient', 0):.0f} CPU s)" if fl.get("expgrad")
+                  else "no ExponentiatedGradient")
+            gs = (f"GridSearch with grid_size {fl['grid_size']}, grid_limit {fl['grid_limit']:g} "
+                  f"({cpu.get('grid_search', 0):.0f} CPU s)" if fl.get("grid_search") else "no GridSearch")
+            budget.append(f"fairlearn reductions on the same features, base estimator {fl['base_estimator']} on "
+                          f"float64, sensitive feature = the intersectional groups, constraints "
+                          f"{', '.join(fl['reductions'])}: {eg}; {gs}; {fl.get('n_jobs', 1)} process(es), "
+                          f"{secs.get(REDUCTIONS_PHASE, 0):.1f} s wall.")
         budget += [f"Note: {n}" for n in b.get("notes", [])]
         table += ["", *ratios, "", *budget]
     md["Evolved front vs baselines (test split)"] = "\n".join(
