@@ -61,8 +61,8 @@ class FairBaselineArgs(BaselineArgs):
     eps: list[float] = Field(default_factory=lambda: [0.01, 0.05], min_length=1,
                              description="ExponentiatedGradient: one model per eps (constraint bound and eps)")
     expgrad: bool = Field(True, description="run ExponentiatedGradient")
-    expgrad_max_iter: int = Field(10, ge=1, description="ExponentiatedGradient max_iter (fairlearn's default is "
-                                                        "50; 10 keeps Adult's run within 180 s, docs/fair-classification.md)")
+    expgrad_max_iter: int = Field(10, ge=1, description="ExponentiatedGradient max_iter (fairlearn's default: 50; "
+                                                        "10 keeps Adult's run short, docs/fair-classification.md)")
     grid_search: bool = Field(True, description="run GridSearch")
     grid_size: int = Field(10, ge=2, description="GridSearch grid_size (Lagrange multipliers; fairlearn's default)")
     grid_limit: float = Field(2.0, gt=0, description="GridSearch grid_limit (fairlearn's default)")
@@ -206,7 +206,9 @@ def run_fair_baselines(problem, store, out: Path, recipe, args: FairBaselineArgs
     if not binary and (args.threshold or args.reductions):
         notes.append(f"{problem.n_classes}-class target: fairlearn's ThresholdOptimizer, ExponentiatedGradient and "
                      "GridSearch are binary-only, so they were skipped; the baselines are (a) and (b).")
-    candidates, weights, record, timings = head_candidates(problem, store, recipe, head_args)
+    refused: list[str] = []
+    candidates, weights, record, timings = head_candidates(problem, store, recipe, head_args, threshold_errors=refused)
+    notes += sorted(set(refused))
     for c in candidates:
         c["uses_sensitive_at_prediction"] = USES_SENSITIVE_AT_PREDICTION[c["method"]]
     preds: dict[str, dict[str, np.ndarray]] = {}

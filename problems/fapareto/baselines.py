@@ -161,11 +161,13 @@ def _val_selected(problem, models: list[dict[str, Any]]) -> list[dict[str, Any]]
     return [models[i] for i in non_dominated(F)]
 
 
-def head_candidates(problem, store, recipe, args: BaselineArgs) -> tuple[list[dict[str, Any]], dict[str, Weights],
-                                                                         dict[str, Any], dict[str, float]]:
+def head_candidates(problem, store, recipe, args: BaselineArgs, *, threshold_errors: list[str] | None = None
+                    ) -> tuple[list[dict[str, Any]], dict[str, Weights], dict[str, Any], dict[str, float]]:
     """(a), (b) and (c)'s candidates: every epoch of every head, then ThresholdOptimizer on each
     vanilla head's best-val-error checkpoint. Returns (candidates, their head weights by id, the
-    budget record, phase timings); reused by problems with more baselines (fairclass)."""
+    budget record, phase timings); reused by problems with more baselines (fairclass). With
+    `threshold_errors` (a list), a ThresholdOptimizer that fairlearn refuses (ValueError, e.g. a
+    validation group with one label) is skipped and its message appended there; else it raises."""
     timings: dict[str, float] = {}
     n_train = len(problem.splits["train"])
     budget = evolution_budget(store)
@@ -196,7 +198,13 @@ def head_candidates(problem, store, recipe, args: BaselineArgs) -> tuple[list[di
         best = min(mine, key=lambda c: c["metrics"]["val"]["error"])
         for cons in args.threshold:
             seed = derive_seed(recipe.seed, "threshold", i, cons)
-            P = threshold_optimizer(problem, weights[best["id"]], cons, seed)
+            try:
+                P = threshold_optimizer(problem, weights[best["id"]], cons, seed)
+            except ValueError as exc:
+                if threshold_errors is None:
+                    raise
+                threshold_errors.append(f"ThresholdOptimizer({cons}) skipped, fairlearn refused: {exc}")
+                continue
             candidates.append({"method": "threshold", "id": f"threshold-{cons}-{best['id']}", "constraints": cons,
                                "of": best["id"], "seed": seed, "metrics": split_metrics(
                                    problem, {s: P[s][None, :] for s in SPLITS})[0],
