@@ -424,5 +424,8 @@ class FairClassification(FeatureClassificationProblem):
 
     def report_sections(self, store, out, recipe) -> dict[str, Any]:
         from evofair.problems.fairclass.report import fair_report_sections
+        from evofair.problems.fairclass.summary import data_markdown
 
-        return fair_report_sections(self, store, Path(out), recipe)
+        sections = dict(fair_report_sections(self, store, Path(out), recipe))
+        sections["markdown"] = {"Data and groups": data_markdown(self), **sections.get("markdown", {})}
+        return sections

@@ -44,6 +44,9 @@ def test_user_csv_through_the_cli_and_metrics_agree_with_fairlearn(tmp_path, adu
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["problem"]["args"]["target"] == "outcome"
     assert config["base_dir"] == str(adult_recipe.parent)
+    report = (out / "report.md").read_text()
+    assert "## Data and groups" in report and str(user_overrides[0].split("=", 1)[1]) in report
+    assert "| f\\|north |" in report  # every intersectional group with its rows per split
 
     problem = _problem_of_run(out)
     data = problem.splits["test"]
