@@ -15,6 +15,8 @@ import pytest
 
 from evofair.cli import main
 
+from fairclass_tables import adult_recipe, table, table_csv, user_overrides  # noqa: F401 (fixtures)
+
 
 def _fails(tmp_path, capsys, recipe, overrides):
     out = tmp_path / "out"

@@ -14,6 +14,8 @@ import yaml
 
 import evofair
 from evofair.cli import main
+
+from fairclass_tables import adult_recipe, table, table_csv, tiny, user_overrides  # noqa: F401 (fixtures)
 from evofair.store import RunStore
 from evofair.problems.fairclass.problem import FairClassification
 from evofair.problems.fairclass.table import resolve_data_path

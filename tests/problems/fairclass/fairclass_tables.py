@@ -1,4 +1,9 @@
-"""Small generated tables for the fair_classification tests (hundreds of rows, seconds per run)."""
+"""Small generated tables for the fair_classification tests (hundreds of rows, seconds per run).
+
+Fixtures live here, not in a conftest.py: tests elsewhere import the root tests/conftest.py as the
+module `conftest`, which a second conftest.py on sys.path would shadow. Test modules import the
+fixtures they use from this module.
+"""
 
 from __future__ import annotations
 
