@@ -284,6 +284,11 @@ class FairClassification(FeatureClassificationProblem):
         if p.features != "auto":
             for c in p.features:
                 require_column(frame, c, "features")
+                if c == p.target:
+                    raise UserError(f"problem.args.features: {c!r} is the target; it cannot be a feature")
+                if c in p.sensitive and not p.include_sensitive:
+                    raise UserError(f"problem.args.features: {c!r} is a sensitive column; set include_sensitive: "
+                                    "true to use it as a feature too")
         if p.text:
             require_column(frame, p.text, "text")
         if p.split.column:

@@ -70,6 +70,13 @@ def test_column_that_does_not_exist(tmp_path, capsys, adult_recipe, user_overrid
     assert f"problem.args.{key}" in line and f"did you mean {closest!r}" in line
 
 
+@pytest.mark.parametrize("features,needle", [("[income, outcome]", "is the target"),
+                                             ("[income, gender]", "include_sensitive")])
+def test_target_or_sensitive_listed_as_a_feature(tmp_path, capsys, adult_recipe, user_overrides, features, needle):
+    line = _fails(tmp_path, capsys, adult_recipe, user_overrides + [f"problem.args.features={features}"])
+    assert "problem.args.features" in line and needle in line
+
+
 def test_sensitive_column_with_one_value(tmp_path, capsys, adult_recipe, user_overrides, table):
     path = _write(tmp_path, table.assign(country="x"))
     line = _fails(tmp_path, capsys, adult_recipe, user_overrides + [f"problem.args.data.path={path}",
