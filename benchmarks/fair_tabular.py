@@ -46,11 +46,12 @@ def run_one(dataset: str, seed: int, tmp: Path, overrides: list[str]) -> dict:
     return summary
 
 
-def _ms(xs: list[float]) -> str:
+def _ms(xs: list[float], digits: int = 4) -> str:
     xs = [x for x in xs if x is not None]
     if not xs:
         return "n/a"
-    return f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs):.4f}" if len(xs) > 1 else f"{xs[0]:.4f}"
+    return (f"{statistics.mean(xs):.{digits}f} ± {statistics.stdev(xs):.{digits}f}" if len(xs) > 1
+            else f"{xs[0]:.{digits}f}")
 
 
 def main(argv=None) -> int:
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
         col = lambda k: [s.get(k) for s in mine]  # noqa: E731
         print(f"| {dataset} | {_ms(col('hv_front_test'))} | {_ms(col('hv_fairlearn_union_test'))} | "
               f"{_ms(col('ratio_front_vs_fairlearn_union'))} | {_ms(col('hv_no_sensitive_union_test'))} | "
-              f"{_ms(col('ratio_front_vs_no_sensitive_union'))} | {_ms(col('wall_s'))} | {_ms(col('cpu_s'))} |")
+              f"{_ms(col('ratio_front_vs_no_sensitive_union'))} | {_ms(col('wall_s'), 0)} | {_ms(col('cpu_s'), 0)} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1, default=float))
