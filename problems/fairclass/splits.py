@@ -65,9 +65,16 @@ def random_split(y: np.ndarray, g: np.ndarray, *, val: float, test: float, seed:
 
 
 def _pooled(strata: np.ndarray, y: np.ndarray, need: int) -> np.ndarray:
-    """Strata with fewer than `need` rows pooled into one stratum per target value."""
+    """Strata with fewer than `need` rows pooled into one stratum per target value; if one of those
+    pools is still too small, all of them into one stratum."""
+    strata = np.asarray(strata).astype(str)
     values, counts = np.unique(strata, return_counts=True)
-    small = set(values[counts < need].tolist())
-    if not small:
+    small = values[counts < need]
+    if not len(small):
         return strata
-    return np.where(np.isin(strata, list(small)), np.char.add("rare\x1f", y.astype(str)), strata).astype(str)
+    is_small = np.isin(strata, small)
+    strata = np.where(is_small, np.char.add("rare\x1f", y.astype(str)), strata).astype(str)
+    _, pool_counts = np.unique(strata[is_small], return_counts=True)
+    if pool_counts.min() < need:
+        strata = np.where(is_small, "rare", strata).astype(str)
+    return strata

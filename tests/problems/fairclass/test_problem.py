@@ -186,3 +186,21 @@ def test_other_formats_read_the_same_table(tmp_path, table, suffix):
     for split in ("train", "val", "test"):
         np.testing.assert_allclose(problem.splits[split].X.numpy(), ref.splits[split].X.numpy(), atol=1e-6)
         assert list(problem.splits[split].g) == list(ref.splits[split].g)
+
+
+def test_random_split_is_stratified_on_target_and_groups_despite_tiny_strata():
+    from evofair.problems.fairclass.splits import random_split
+
+    rng = np.random.default_rng(0)
+    g = rng.choice(["a", "b", "c"], 1000, p=[0.6, 0.3, 0.1]).astype(object)
+    y = (rng.random(1000) < np.where(g == "a", 0.2, 0.6)).astype(int)
+    g[:3], y[:3] = "tiny", [0, 1, 1]  # strata of 1 and 2 rows: pooled, not a reason to give up
+    rows, how = random_split(y, g.astype(str), val=0.2, test=0.2, seed=0, stratify=["target", "sensitive"])
+    assert how == "target x sensitive"
+    assert sorted(np.concatenate(list(rows.values())).tolist()) == list(range(1000))
+    for group in ("a", "b", "c"):
+        for label in (0, 1):
+            n = int(np.sum((g == group) & (y == label)))
+            for split, share in (("train", 0.6), ("val", 0.2), ("test", 0.2)):
+                got = int(np.sum((g[rows[split]] == group) & (y[rows[split]] == label)))
+                assert abs(got - share * n) <= 1.5, (group, label, split, got, n)
