@@ -227,3 +227,33 @@ def test_multiclass_skips_binary_only_fairlearn_methods(tmp_path):
     assert "binary-only" in report  # the note is in the report (events and budget line)
     summary = json.loads((out / "summary.json").read_text())
     assert "hv_fairlearn_union_test" not in summary and "hv_vanilla_test" in summary
+
+
+class OneLabelGroup(Synthetic):
+    """Validation group 'M|b' has only negatives: fairlearn's ThresholdOptimizer refuses it."""
+
+    def load_splits(self):
+        out = super().load_splits()
+        val = out["val"]
+        y = np.where(val.g == "M|b", 0, val.y)
+        out["val"] = SplitData(val.X, y, val.g)
+        return out
+
+
+def test_refused_threshold_optimizer_is_skipped_with_a_note(tmp_path):
+    from types import SimpleNamespace
+
+    from evofair.problems.fapareto.baselines import BaselineArgs, head_candidates
+    from evofair.store import RunStore
+
+    problem = OneLabelGroup(HeadArgs(hidden=[6], objectives=["error", "eod"])).ensure_setup()
+    args = BaselineArgs(vanilla=1, lambdas=[], epochs=1, threshold=["equalized_odds"])
+    store = RunStore(tmp_path / "store")
+    try:
+        refused: list[str] = []
+        cands, *_ = head_candidates(problem, store, SimpleNamespace(seed=1), args, threshold_errors=refused)
+        assert [c["method"] for c in cands] == ["vanilla"] and "Degenerate labels" in refused[0]
+        with pytest.raises(ValueError, match="Degenerate labels"):  # FaPareto's own behaviour: it raises
+            head_candidates(problem, store, SimpleNamespace(seed=1), args)
+    finally:
+        store.close()
