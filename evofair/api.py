@@ -15,6 +15,7 @@ from evofair.constraints import check_metrics
 from evofair.engine.loop import Engine, RunResult
 from evofair.errors import UserError, require_new_dir
 from evofair.executors import ProblemFactory, WorkerError, make_executor
+from evofair.executors.base import with_base_dir
 from evofair.experiments import ExperimentRecipe
 from evofair.plugins import registry
 from evofair.problem import AfterRun
@@ -27,7 +28,8 @@ from evofair.store import RunStore
 
 def build_problem(recipe: Recipe):
     spec = registry("problem", recipe.paths).get(recipe.problem.name, "problem.name")
-    return spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root)
+    return with_base_dir(spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root),
+                         recipe.base_dir)
 
 
 def _check_out(out: Path, resume: bool) -> None:
@@ -63,6 +65,9 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
                         "evofair.experiment (`evofair experiment`)")
     if not isinstance(recipe, Recipe):
         recipe = parse_recipe(recipe, problem=problem)
+    given = problem is not None
+    if given and callable(getattr(problem, "recipe_args", None)):  # e.g. data passed as a DataFrame
+        recipe.problem.args = problem.recipe_args()  # config.yaml records what the object was built from
     out = Path(out)
     _check_out(out, resume)
     changes = check_resume(out, recipe) if resume else {}  # refuses result-changing edits, writes nothing
@@ -88,7 +93,7 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
             store.log_event("resume_recipe_changed", "resumed with " + ", ".join(
                 f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()), data=changes)
         _write_config(out, recipe)
-        return _evolve(recipe, problem, store, out, progress, setup_seconds, executor)
+        return _evolve(recipe, problem, store, out, progress, setup_seconds, executor, given)
     except WorkerError as exc:  # the worker's traceback goes to the run's events; the user gets one line
         store.log_event("worker_error", str(exc), data={"traceback": exc.traceback})
         raise UserError(f"{exc}; every completed generation is kept: `evofair run --resume {out}` "
@@ -122,10 +127,12 @@ def _write_config(out: Path, recipe: Recipe) -> None:
 
 
 def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float,
-            executor) -> RunResult:
+            executor, given: bool = False) -> RunResult:
     timings = {"setup (data, features)": setup_seconds}
+    # an object passed from Python is used as is, even under a registered name (its data may be in memory)
     factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root, tuple(recipe.paths),
-                             instance=None if problem_is_registered(recipe) else problem)
+                             instance=None if problem_is_registered(recipe) and not given else problem,
+                             base_dir=recipe.base_dir)
     t = time.perf_counter()
     with executor:
         executor.start(factory, problem if recipe.executor.name == "serial" else None)

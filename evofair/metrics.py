@@ -13,14 +13,27 @@ with an empty denominator (e.g. a group with no positives) is 0, as `true_positi
 through sklearn's normalised confusion matrix; groups are the values present in the data, and a
 difference between groups is max − min over them (fairlearn's `between_groups`).
 
-Definitions (METHODS.md §1):
+Definitions (METHODS.md §1; docs/metrics.md has the same list with each oracle). C is the set
+of classes, "Δ over groups" is max − min over the groups present:
 - `error` = 1 − accuracy;
+- `balanced_error` = 1 − mean over the classes present in y_true of recall (sklearn's
+  `balanced_accuracy_score`, which skips classes with no true sample);
+- `worst_group_error` = max over groups of the group's error (MetricFrame(...).group_max());
 - `dtpr`  = mean over classes c of ΔTPR_c, with ΔTPR_c = max_a TPR_c(a) − min_a TPR_c(a) and
   TPR_c(a) = P(ŷ=c | y=c, group=a) (with two groups, |TPR_c(F) − TPR_c(M)|);
 - `dtpr_rms` = sqrt(mean_c ΔTPR_c²), De-Arteaga et al.'s GAP^TPR_RMS;
-- `eod` = fairlearn's equalized_odds_difference (worst case of the TPR and FPR differences of the
-  positive class);
-- `dpd` = fairlearn's demographic_parity_difference (difference of P(ŷ = positive | group)).
+- `dfpr` = mean over classes c of ΔFPR_c, FPR_c(a) = P(ŷ=c | y≠c, group=a) (one-vs-rest);
+- `eod` = fairlearn's equalized_odds_difference: max(ΔTPR_pos, ΔFPR_pos) for the positive class;
+- `dpd` = fairlearn's demographic_parity_difference: Δ over groups of P(ŷ = pos | group).
+`eod` and `dpd` need a positive class. With two classes (or one) it is `pos_label`, by default
+the larger class (fairlearn's pos_label=1). With more than two classes and no `pos_label`, they are
+one-vs-rest and take the worst class: max over c of the fairlearn value on the binarised problem
+(y==c, ŷ==c). For two classes that worst class gives the same number as pos_label whenever every
+group has both true classes (TPR_0 = 1 − FPR_1 and FPR_0 = 1 − TPR_1; selection rates of 0 and 1 sum
+to one), so binary targets keep the pos_label code path and their values bit for bit.
+Groups are whatever labels `groups` holds: pass an intersectional label (`intersectional_groups`,
+e.g. "Female|Black") to get fairlearn's intersectional MetricFrame over several sensitive columns,
+or call once per column for per-attribute metrics.
 """
 
 from __future__ import annotations
@@ -30,7 +43,10 @@ from typing import Sequence
 
 import numpy as np
 
-METRIC_NAMES = ("error", "dtpr", "dtpr_rms", "eod", "dpd")
+from evofair.errors import UserError
+
+# Stable public names: recipes name objectives and constraints by them (append, never rename).
+METRIC_NAMES = ("error", "dtpr", "dtpr_rms", "eod", "dpd", "balanced_error", "worst_group_error", "dfpr")
 
 
 def _codes(values: Sequence, categories: np.ndarray) -> np.ndarray:
@@ -128,17 +144,87 @@ class GroupCounts:
         s = self.selection_rate(pos_label)
         return s.max(axis=1) - s.min(axis=1)
 
+    # -- every class one-vs-rest (multi-class) ----------------------------------------------
+    @staticmethod
+    def _gap(rates: np.ndarray) -> np.ndarray:
+        """Δ over groups (axis 1): fairlearn's difference(method="between_groups")."""
+        return rates.max(axis=1) - rates.min(axis=1)
+
+    def fpr_all(self) -> np.ndarray:
+        """FPR[m, a, c] = P(ŷ=c | y≠c, group a), class c against the rest."""
+        diag = np.einsum("macc->mac", self.counts)
+        false_pos = self.counts.sum(axis=2) - diag  # predicted c, true class another
+        negatives = self.counts.sum(axis=(2, 3))[:, :, None] - self.counts.sum(axis=3)
+        return self._ratio(false_pos, negatives)
+
+    def selection_rate_all(self) -> np.ndarray:
+        """P(ŷ=c | group a), (m, a, c)."""
+        return self._ratio(self.counts.sum(axis=2), self.counts.sum(axis=(2, 3))[:, :, None])
+
+    def dfpr(self) -> np.ndarray:
+        return self._gap(self.fpr_all()).mean(axis=1)
+
+    def eod_worst_class(self) -> np.ndarray:
+        """max over c of max(ΔTPR_c, ΔFPR_c): fairlearn's EOD of the worst one-vs-rest class."""
+        return np.maximum(self.tpr_gaps(), self._gap(self.fpr_all())).max(axis=1)
+
+    def dpd_worst_class(self) -> np.ndarray:
+        return self._gap(self.selection_rate_all()).max(axis=1)
+
+    # -- accuracy views -----------------------------------------------------------------------
+    def group_error(self) -> np.ndarray:
+        """Error of each model within each group, (m, a)."""
+        correct = np.einsum("macc->ma", self.counts)
+        return 1.0 - self._ratio(correct, self.counts.sum(axis=(2, 3)))
+
+    def worst_group_error(self) -> np.ndarray:
+        return self.group_error().max(axis=1)
+
+    def balanced_error(self) -> np.ndarray:
+        """1 − mean recall over the classes with a true sample (as sklearn, which drops the others)."""
+        per_class = self.counts.sum(axis=(1, 3))  # (m, c) true samples of each class
+        recall = self._ratio(np.einsum("macc->mc", self.counts), per_class)
+        present = per_class[0] > 0  # the same for every model
+        return 1.0 - recall[:, present].mean(axis=1)
+
     def all(self, pos_label=None) -> dict[str, np.ndarray]:
-        """Every metric of METRIC_NAMES, one value per model. `pos_label` defaults to the largest
-        class (fairlearn's default for binary labels)."""
-        pos = self.classes[-1] if pos_label is None else pos_label
-        return {"error": self.error(), "dtpr": self.dtpr(), "dtpr_rms": self.dtpr_rms(),
-                "eod": self.eod(pos), "dpd": self.dpd(pos)}
+        """Every metric of METRIC_NAMES, one value per model. `pos_label` is the positive class of
+        `eod` and `dpd`; None means the larger class with two classes (fairlearn's default) and the
+        worst one-vs-rest class with more (module doc)."""
+        if pos_label is None and len(self.classes) > 2:
+            eod, dpd = self.eod_worst_class(), self.dpd_worst_class()
+        else:
+            pos = self.classes[-1] if pos_label is None else pos_label
+            eod, dpd = self.eod(pos), self.dpd(pos)
+        return {"error": self.error(), "dtpr": self.dtpr(), "dtpr_rms": self.dtpr_rms(), "eod": eod, "dpd": dpd,
+                "balanced_error": self.balanced_error(), "worst_group_error": self.worst_group_error(),
+                "dfpr": self.dfpr()}
 
 
 def fairness_metrics(predictions, y_true, groups, *, classes=None, pos_label=None) -> dict[str, np.ndarray]:
-    """`error`, `dtpr`, `dtpr_rms`, `eod`, `dpd` of each row of `predictions` (see module doc)."""
+    """Every metric of METRIC_NAMES for each row of `predictions` (n_models, n_samples), from one
+    count tensor (see module doc)."""
     return GroupCounts.of(predictions, y_true, groups, classes).all(pos_label)
+
+
+def intersectional_groups(columns: Sequence[np.ndarray], sep: str = "|") -> np.ndarray:
+    """One group label per sample joining the values of several sensitive columns, e.g.
+    "Female|Black": the groups fairlearn's MetricFrame forms from a DataFrame of those columns
+    (empty combinations simply do not occur). A value containing `sep` could make two different
+    combinations one label, so it is refused."""
+    cols = [np.asarray(c).astype(str) for c in columns]
+    if not cols:
+        raise UserError("sensitive: expected at least one column")
+    if len({len(c) for c in cols}) > 1:
+        raise UserError(f"sensitive: columns of different lengths {[len(c) for c in cols]}")
+    for c in cols:
+        clash = c[np.char.find(c, sep) >= 0]
+        if len(clash):
+            raise UserError(f"sensitive: value {clash[0]!r} contains the group separator {sep!r}; choose another sep")
+    out = cols[0]
+    for c in cols[1:]:
+        out = np.char.add(np.char.add(out, sep), c)
+    return out
 
 
 def is_near_constant(predictions, threshold: float = 0.99) -> np.ndarray:

@@ -118,6 +118,8 @@ class Recipe(_Strict):
     seed: int = Field(1, ge=0)
     hv_ref: list[float] | None = Field(None, min_length=1, description="HV reference point, minimised space")
     data_root: str | None = None
+    base_dir: str | None = Field(None, description="the recipe file's folder (recorded when read from a file): "
+                                 "problems resolve relative data paths against it")
     paths: list[str] = Field(default_factory=list, description="folders searched for `module:attr` components "
                              "(a recipe file that uses one adds its own folder)")
     report: dict[str, Any] = Field(default_factory=dict)
@@ -293,6 +295,8 @@ def read_recipe_file(path: str | Path) -> dict:
         raise UserError(f"{path}: a recipe must be a YAML mapping, got a {type(raw).__name__}")
     _check_shape(raw, str(path))
     raw.setdefault("name", path.stem)
+    if "experiment" not in raw:  # kept on --resume: config.yaml records the original recipe's folder
+        raw.setdefault("base_dir", str(path.resolve().parent))
     if _references(raw):  # `module:attr` components: look next to the recipe too
         here = path.resolve().parent
         paths = raw.get("paths") if isinstance(raw.get("paths"), list) else []

@@ -2,6 +2,7 @@
 
 - `classic`: ZDT/DTLZ benchmarks and a toy MLP problem (engine tests, demos);
 - `fapareto`: FaPareto on BiasBios — classifier heads or LoRA fine-tunes of a text encoder;
+- `fairclass`: `fair_classification` — the user's own table, target and sensitive columns;
 - `fairpo`: FairPO on MULAN multi-label data — losses, the `fairpo` refiner, the paper's table;
 - `hyperdpo`: HyperDPO on LETOR and HH-RLHF — listwise DPO, the `hyperdpo` refiner, tables.
 

@@ -26,7 +26,8 @@ class ProblemFactory:
     params: Mapping[str, Any] = field(default_factory=dict)
     data_root: str | None = None
     paths: tuple[str, ...] = ()  # folders searched for a `module:attr` problem
-    instance: Any = None  # a problem object defined in Python (not registered); shipped as is
+    instance: Any = None  # a problem object passed from Python; shipped as is
+    base_dir: str | None = None  # the recipe's folder, for problems that resolve relative paths
 
     def build(self):
         from evofair.plugins import registry
@@ -34,7 +35,15 @@ class ProblemFactory:
         if self.instance is not None:
             return self.instance
         spec = registry("problem", self.paths).get(self.name)
-        return spec.fn(spec.args(**self.params), data_root=self.data_root)
+        return with_base_dir(spec.fn(spec.args(**self.params), data_root=self.data_root), self.base_dir)
+
+
+def with_base_dir(problem, base_dir: str | None):
+    """Problems that read files by relative path (those with a `base_dir` attribute) resolve them
+    against the recipe's folder."""
+    if base_dir is not None and hasattr(problem, "base_dir"):
+        problem.base_dir = base_dir
+    return problem
 
 
 def chunks(n: int, size: int) -> list[slice]:

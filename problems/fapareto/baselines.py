@@ -147,7 +147,7 @@ def evolution_budget(store) -> dict[str, float]:
     return {"examples": float(examples), "refined_models": float(refined)}
 
 
-def _split_metrics(problem, P: dict[str, np.ndarray]) -> list[dict[str, dict[str, float]]]:
+def split_metrics(problem, P: dict[str, np.ndarray]) -> list[dict[str, dict[str, float]]]:
     """Per-model {split: {metric: value}} for prediction matrices P[split] (n_models, n_samples)."""
     per = {split: problem.metrics_of_predictions(P[split], split) for split in SPLITS}
     n = len(next(iter(P.values())))
@@ -161,13 +161,13 @@ def _val_selected(problem, models: list[dict[str, Any]]) -> list[dict[str, Any]]
     return [models[i] for i in non_dominated(F)]
 
 
-def run_baselines(problem, store, out: Path, recipe, args: BaselineArgs) -> dict[str, float]:
-    """Train, evaluate and record every baseline; returns phase timings for the report.
-
-    Every epoch of every head is a candidate checkpoint (as every evaluated individual is for the
-    evolution); each method's points are its candidates that are non-dominated on validate."""
-    if not args.enabled:
-        return {}
+def head_candidates(problem, store, recipe, args: BaselineArgs, *, threshold_errors: list[str] | None = None
+                    ) -> tuple[list[dict[str, Any]], dict[str, Weights], dict[str, Any], dict[str, float]]:
+    """(a), (b) and (c)'s candidates: every epoch of every head, then ThresholdOptimizer on each
+    vanilla head's best-val-error checkpoint. Returns (candidates, their head weights by id, the
+    budget record, phase timings); reused by problems with more baselines (fairclass). With
+    `threshold_errors` (a list), a ThresholdOptimizer that fairlearn refuses (ValueError, e.g. a
+    validation group with one label) is skipped and its message appended there; else it raises."""
     timings: dict[str, float] = {}
     n_train = len(problem.splits["train"])
     budget = evolution_budget(store)
@@ -181,7 +181,7 @@ def run_baselines(problem, store, out: Path, recipe, args: BaselineArgs) -> dict
 
     def on_epoch(epoch: int, heads: list[Weights]) -> None:
         P = {split: problem.head_predictions(heads, split) for split in SPLITS}
-        for k, ((method, mid, lam, seed), metrics) in enumerate(zip(specs, _split_metrics(problem, P))):
+        for k, ((method, mid, lam, seed), metrics) in enumerate(zip(specs, split_metrics(problem, P))):
             cid = f"{mid}@{epoch}"
             weights[cid] = heads[k]
             candidates.append({"method": method, "id": cid, "head": mid, "lambda": lam, "seed": seed, "epoch": epoch,
@@ -198,14 +198,29 @@ def run_baselines(problem, store, out: Path, recipe, args: BaselineArgs) -> dict
         best = min(mine, key=lambda c: c["metrics"]["val"]["error"])
         for cons in args.threshold:
             seed = derive_seed(recipe.seed, "threshold", i, cons)
-            P = threshold_optimizer(problem, weights[best["id"]], cons, seed)
+            try:
+                P = threshold_optimizer(problem, weights[best["id"]], cons, seed)
+            except ValueError as exc:
+                if threshold_errors is None:
+                    raise
+                threshold_errors.append(f"ThresholdOptimizer({cons}) skipped, fairlearn refused: {exc}")
+                continue
             candidates.append({"method": "threshold", "id": f"threshold-{cons}-{best['id']}", "constraints": cons,
-                               "of": best["id"], "seed": seed, "metrics": _split_metrics(
+                               "of": best["id"], "seed": seed, "metrics": split_metrics(
                                    problem, {s: P[s][None, :] for s in SPLITS})[0],
                                "near_constant_test": bool(is_near_constant(P["test"][None, :])[0])})
     timings["baselines (c): ThresholdOptimizer"] = time.perf_counter() - t
+    record = {**budget, "baseline_epochs_per_head": epochs,
+              "baseline_examples_per_method": float(epochs * n_train * k_min), "n_train": n_train}
+    return candidates, weights, record, timings
+
+
+def select_baselines(problem, store, candidates: list[dict[str, Any]], weights: dict[str, Weights],
+                     methods: Sequence[str]) -> list[dict[str, Any]]:
+    """Each method's candidates that are non-dominated on validate, a repeated point listed once;
+    head models get their weights stored (`weights_hash`)."""
     selected = []
-    for method in METHODS:
+    for method in methods:
         seen = set()
         for m in _val_selected(problem, [c for c in candidates if c["method"] == method]):
             point = tuple(m["metrics"][s][n] for s in SPLITS for n in problem.objective_names)
@@ -215,10 +230,20 @@ def run_baselines(problem, store, out: Path, recipe, args: BaselineArgs) -> dict
             if m["id"] in weights:
                 m = {**m, "weights_hash": store.put_weights(weights[m["id"]])}
             selected.append(m)
+    return selected
+
+
+def run_baselines(problem, store, out: Path, recipe, args: BaselineArgs) -> dict[str, float]:
+    """Train, evaluate and record every baseline; returns phase timings for the report.
+
+    Every epoch of every head is a candidate checkpoint (as every evaluated individual is for the
+    evolution); each method's points are its candidates that are non-dominated on validate."""
+    if not args.enabled:
+        return {}
+    candidates, weights, record, timings = head_candidates(problem, store, recipe, args)
+    selected = select_baselines(problem, store, candidates, weights, METHODS)
     counts = {m: sum(c["method"] == m for c in candidates) for m in METHODS}
-    write_baselines(problem, out, selected, candidates, {
-        **budget, "baseline_epochs_per_head": epochs, "baseline_examples_per_method": float(epochs * n_train * k_min),
-        "n_train": n_train, "candidates": counts})
+    write_baselines(problem, out, selected, candidates, {**record, "candidates": counts})
     return timings
 
 

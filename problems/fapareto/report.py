@@ -26,7 +26,7 @@ from evofair.problems.fapareto.baselines import read_baselines
 PAPER_CORRELATION = -0.81
 
 
-def _F(problem, rows: Sequence[dict[str, dict[str, float]]], split: str) -> np.ndarray:
+def objective_matrix(problem, rows: Sequence[dict[str, dict[str, float]]], split: str) -> np.ndarray:
     if not rows:
         return np.zeros((0, len(problem.objectives)))
     return problem.minimised({n: np.array([r[split][n] for r in rows]) for n in problem.objective_names})
@@ -34,12 +34,12 @@ def _F(problem, rows: Sequence[dict[str, dict[str, float]]], split: str) -> np.n
 
 def val_selected(problem, rows: Sequence[dict[str, dict[str, float]]]) -> list[int]:
     """Indices of the rows non-dominated on the validate split (the common selection rule)."""
-    return non_dominated(_F(problem, rows, "val")).tolist()
+    return non_dominated(objective_matrix(problem, rows, "val")).tolist()
 
 
 def hv_of(problem, rows, ref, split: str = "test") -> tuple[float, int]:
     keep = val_selected(problem, rows)
-    return hypervolume(_F(problem, [rows[i] for i in keep], split), ref), len(keep)
+    return hypervolume(objective_matrix(problem, [rows[i] for i in keep], split), ref), len(keep)
 
 
 def _corr(F: np.ndarray) -> float | None:
@@ -71,9 +71,9 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
     front = sorted(final_front(store, problem), key=lambda i: [i.metrics["val"][n] for n in names])
     arch = archive(store, problem)
     front_rows = [i.metrics for i in front]
-    hv_front = hypervolume(_F(problem, front_rows, "test"), ref)
-    hv_arch = hypervolume(_F(problem, [i.metrics for i in arch], "test"), ref)
-    hv_front_val = hypervolume(_F(problem, front_rows, "val"), ref)
+    hv_front = hypervolume(objective_matrix(problem, front_rows, "test"), ref)
+    hv_arch = hypervolume(objective_matrix(problem, [i.metrics for i in arch], "test"), ref)
+    hv_front_val = hypervolume(objective_matrix(problem, front_rows, "val"), ref)
     summary.update(hv_front_test=hv_front, hv_front_val=hv_front_val, hv_archive_test=hv_arch,
                    n_front=len(front), n_archive=len(arch))
 
@@ -83,7 +83,7 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
              f"| evolved front (final population) | {len(front)} | {len(front)} | {_fmt_hv(hv_front)} | "
              f"{_fmt_hv(hv_front_val)} |",
              f"| evolved archive (all non-dominated ever, val) | {len(arch)} | {len(arch)} | {_fmt_hv(hv_arch)} | "
-             f"{_fmt_hv(hypervolume(_F(problem, [i.metrics for i in arch], 'val'), ref))} |"]
+             f"{_fmt_hv(hypervolume(objective_matrix(problem, [i.metrics for i in arch], 'val'), ref))} |"]
     points: dict[str, np.ndarray] = {}
     if base is not None:
         by_method: dict[str, list[dict]] = {}
@@ -98,7 +98,7 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
             summary[f"hv_{method}_test"] = hv_t
             n_cand = base["budget"].get("candidates", {}).get(method, len(models))
             table.append(f"| {labels.get(method, method)} | {n_cand} | {n_sel} | {_fmt_hv(hv_t)} | {_fmt_hv(hv_v)} |")
-            F = _F(problem, rows, "test") * np.array([o.sign for o in problem.objectives])
+            F = objective_matrix(problem, rows, "test") * np.array([o.sign for o in problem.objectives])
             points[labels.get(method, method)] = F[:, :2]
         union = [m["metrics"] for m in base["models"] if m["method"] in ("vanilla", "scalarisation")]
         hv_u, n_u = hv_of(problem, union, ref, "test")
@@ -166,7 +166,7 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
     for gen in store.generations():
         pop = store.individuals(gen["population"])
         keep = val_selected(problem, [i.metrics for i in pop])
-        hv_t = hypervolume(_F(problem, [pop[k].metrics for k in keep], "test"), ref)
+        hv_t = hypervolume(objective_matrix(problem, [pop[k].metrics for k in keep], "test"), ref)
         hv_gen.append(hv_t)
         lines.append(f"| {gen['generation']} | {gen['hv_val']:.6f} | {hv_t:.6f} | {len(keep)} |")
     summary["hv_test_per_generation"] = hv_gen

@@ -1,0 +1,436 @@
+"""`fair_classification`: the accuracy–fairness front of a classifier on the user's own table.
+
+The recipe names a table (`data.path`), the `target`, its `positive` label and the `sensitive`
+columns; this problem reads and checks the table (table.py), splits it (splits.py), forms the
+protected groups (groups.py), builds features (features.py, plus text embeddings from the cached
+MiniLM encoder when `text` is set) and then is a `FeatureClassificationProblem`: the genome is an
+MLP head (`model.kind: logistic` = no hidden layer) evaluated for a whole population at once.
+
+From Python, the same problem over a DataFrame already in memory:
+`FairClassification(df, target="income", positive=">50K", sensitive=["sex"])`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from evofair.errors import UserError
+from evofair.metrics import METRIC_NAMES, fairness_metrics
+from evofair.registry import Args, component, explain_validation_error
+from evofair.problems.fapareto.classification import FeatureClassificationProblem, HeadArgs, SplitData
+from evofair.problems.fairclass import groups as grp
+from evofair.problems.fairclass.features import TabularFeatures
+from evofair.problems.fairclass.splits import random_split, split_from_column
+from evofair.problems.fairclass.table import (as_labels, check_frame, file_sha256, frame_fingerprint,
+                                              read_table, require_column, resolve_data_path)
+
+from evofair.problems.fairclass.baselines import FairBaselineArgs
+
+#: metrics that do not depend on the groups: no per-attribute copy
+GROUP_FREE = ("error", "balanced_error")
+IN_MEMORY = "in-memory DataFrame"
+
+
+class DataArgs(Args):
+    path: str | None = Field(None, description="the table: .csv, .csv.gz, .parquet, .jsonl, .json, or a "
+                                               "datasets save_to_disk folder; relative to the recipe's folder")
+    format: Literal["csv", "parquet", "jsonl", "json", "datasets"] | None = Field(
+        None, description="default: from the file name")
+    na_values: list[str] = Field(default_factory=lambda: ["?"], description="CSV cells read as missing "
+                                                                            "(besides empty cells, NA, NaN...)")
+    frame: dict[str, Any] | None = Field(None, description="set by evofair: a DataFrame passed from Python "
+                                                           "(rows, columns, sha256 of its CSV bytes)")
+
+
+class SplitArgs(Args):
+    column: str | None = Field(None, description="a column naming each row's split (train/val/validate/test)")
+    val: float = Field(0.2, gt=0, lt=1, description="validation share (random split)")
+    test: float = Field(0.2, gt=0, lt=1, description="test share (random split)")
+    seed: int = Field(0, ge=0, description="seed of the random split (fixed data, whatever the run seed)")
+    stratify: list[Literal["target", "sensitive"]] = Field(default_factory=lambda: ["target", "sensitive"])
+
+    @model_validator(mode="after")
+    def _shares(self):
+        if self.val + self.test >= 1:
+            raise PydanticCustomError("shares", "val + test must leave rows to train on (sum < 1)")
+        return self
+
+
+class ModelArgs(Args):
+    kind: Literal["logistic", "mlp", "head", "lora"] = Field(
+        "mlp", description="logistic: no hidden layer; mlp: hidden layers; head: mlp over text embeddings")
+    hidden: list[int] = Field(default_factory=lambda: [64], description="hidden widths (mlp, head)")
+
+    @model_validator(mode="after")
+    def _supported(self):
+        if self.kind == "lora":
+            raise PydanticCustomError("kind", "lora is not yet supported by fair_classification "
+                                              "(use logistic, mlp or head; biasbios has genome: lora)")
+        return self
+
+
+class EmbeddingArgs(Args):
+    max_length: int = Field(256, ge=8, le=512, description="tokens per text")
+    batch_size: int = Field(16, ge=1, description="texts per encoder batch")
+    workers: int | None = Field(None, ge=1, description="embedding processes (None: one per usable CPU, max 8)")
+    cache_dir: str | None = Field(None, description="feature cache (default $EVOFAIR_CACHE/features)")
+
+
+class FairClassificationParams(HeadArgs):
+    data: DataArgs | None = Field(None, description="the table (omitted only for a DataFrame passed from Python)")
+    target: str = Field(..., min_length=1, description="the label column")
+    positive: str | None = Field(None, description="the positive label (compared as text); omit for multi-class")
+    sensitive: list[str] = Field(..., min_length=1, description="the sensitive columns")
+    groups: Literal["intersectional", "per_attribute"] = Field(
+        "intersectional", description="per_attribute adds <metric>_<column> for each fairness metric")
+    min_group_size: int = Field(0, ge=0, description="groups with fewer training rows are merged into 'other'")
+    features: Literal["auto"] | list[str] = Field("auto", description="auto: every other column")
+    include_sensitive: bool = Field(False, description="also use the sensitive columns as features")
+    drop_missing: bool = Field(False, description="drop rows missing the target/sensitive/text (else an error)")
+    text: str | None = Field(None, description="a text column, embedded by `encoder`")
+    encoder: str | None = Field(None, description="Hugging Face model folder (default: the shipped MiniLM)")
+    embedding: EmbeddingArgs = Field(default_factory=EmbeddingArgs)
+    split: SplitArgs = Field(default_factory=SplitArgs)
+    model: ModelArgs = Field(default_factory=ModelArgs)
+    objectives: list[str] = Field(default_factory=lambda: ["error", "eod"], min_length=2,
+                                  description="metrics minimised (evofair.metrics.METRIC_NAMES; "
+                                              "<metric>_<column> with groups: per_attribute)")
+    baselines: FairBaselineArgs = Field(default_factory=FairBaselineArgs)
+
+    @field_validator("positive", mode="before")
+    @classmethod
+    def _label_as_text(cls, value):
+        """Labels are compared as text: `positive: 1` means "1"; YAML's `yes`/`true` arrive as
+        booleans and are matched against yes/true/on/y in the column (`resolve_positive`)."""
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        if isinstance(value, (int, float)):
+            return str(value)
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hidden_lives_in_model(cls, data):
+        if isinstance(data, dict) and "hidden" in data:
+            raise PydanticCustomError("hidden", "write the hidden widths as model.hidden (model: {kind: mlp, hidden: [64]})")
+        return data
+
+    @model_validator(mode="after")
+    def _check(self):
+        allowed = metric_names(self.sensitive, self.groups)
+        for name in self.objectives:
+            if name not in allowed:
+                if self.groups == "intersectional" and name in metric_names(self.sensitive, "per_attribute"):
+                    raise PydanticCustomError("objective", f"objectives: {name!r} is a per-attribute metric: set groups: per_attribute")
+                close = difflib.get_close_matches(name, allowed, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise PydanticCustomError("objective", f"objectives: {name!r} is not a metric ({hint}expected one of "
+                                          f"{', '.join(allowed)})")
+        if len(set(self.objectives)) != len(self.objectives):
+            raise PydanticCustomError("objective", "objectives: a metric is listed twice")
+        if self.model.kind == "head" and not self.text:
+            raise PydanticCustomError("kind", "model.kind: head is an MLP over text embeddings: set text: COLUMN")
+        return self
+
+    @property
+    def hidden_sizes(self) -> list[int]:
+        return [] if self.model.kind == "logistic" else list(self.model.hidden)
+
+
+def metric_names(sensitive, groups: str) -> list[str]:
+    """Every metric the problem stores: METRIC_NAMES on the intersectional groups, plus
+    `<metric>_<column>` for each group-dependent metric and sensitive column (per_attribute)."""
+    names = list(METRIC_NAMES)
+    if groups == "per_attribute":
+        names += [f"{m}_{a}" for a in sensitive for m in METRIC_NAMES if m not in GROUP_FREE]
+    return names
+
+
+def parse_params(kwargs: dict[str, Any]) -> FairClassificationParams:
+    try:
+        return FairClassificationParams.model_validate(kwargs)
+    except ValidationError as exc:
+        path, msg = explain_validation_error(exc, FairClassificationParams, kwargs)
+        raise UserError(f"FairClassification: {path}: {msg}" if path else f"FairClassification: {msg}") from None
+
+
+YAML_BOOLEANS = {"true": ("true", "yes", "on", "y"), "false": ("false", "no", "off", "n")}
+
+
+def resolve_positive(positive: str | None, distinct: list[str]) -> str | None:
+    """The column's value that `positive` names: itself, or for a YAML boolean the one value
+    of the column spelled as that boolean (`positive: yes` in YAML is `true`)."""
+    if positive is None or positive in distinct or positive not in YAML_BOOLEANS:
+        return positive
+    spelled = [v for v in distinct if v.lower() in YAML_BOOLEANS[positive]]
+    return spelled[0] if len(spelled) == 1 else positive
+
+
+def class_order(values: np.ndarray, positive: str | None) -> tuple[str, ...]:
+    """Binary with a positive label: (the other, positive); otherwise the values sorted (numerically
+    when all are numbers, so label ids 0, 1, 2... keep their order)."""
+    distinct = sorted(set(values.tolist()))
+    if positive is not None and len(distinct) == 2:
+        return (next(v for v in distinct if v != positive), positive)
+    try:
+        return tuple(sorted(distinct, key=float))
+    except ValueError:
+        return tuple(distinct)
+
+
+@component("problem", "fair_classification", FairClassificationParams)
+class FairClassification(FeatureClassificationProblem):
+    """Error vs group fairness of classifiers on your own table, target and sensitive columns."""
+
+    name = "fair_classification"
+    Params = FairClassificationParams
+
+    def __init__(self, params=None, *, data_root=None, **kwargs):
+        frame = None
+        if isinstance(params, pd.DataFrame):
+            frame, params = params, None
+        if kwargs:
+            if params is not None:
+                raise TypeError("FairClassification: pass either a Params object or keyword arguments")
+            params = parse_params(kwargs)
+        super().__init__(params, data_root=data_root)
+        self.frame = check_frame(frame, IN_MEMORY) if frame is not None else None
+        self.base_dir: str | None = None  # the recipe's folder (evofair.api sets it): relative paths
+        self.class_names: tuple[str, ...] = ()
+        self.pos_label: int | None = None
+        self.sensitive: dict[str, dict[str, np.ndarray]] = {}
+        self.rows: dict[str, np.ndarray] = {}  # each split's row positions in the checked table
+        self.info: dict[str, Any] = {}
+
+    # -- inputs ------------------------------------------------------------------------------
+    @property
+    def data_path(self) -> Path | None:
+        data = self.params.data
+        if data is None or data.path is None:
+            return None
+        return resolve_data_path(data.path, self.base_dir, self.data_root)
+
+    def check_inputs(self) -> None:
+        if self.frame is not None:
+            return
+        data = self.params.data
+        if data is None or data.path is None:
+            if data is not None and data.frame is not None:
+                raise UserError(f"problem.args.data: this run's data was an {IN_MEMORY} ({data.frame}); "
+                                "pass it again from Python: evofair.run(recipe, out, problem=FairClassification(df, ...))")
+            raise UserError("problem.args.data.path: expected the table's file (data: {path: FILE})")
+        path = self.data_path
+        if not path.exists():
+            raise UserError(f"problem.args.data.path: {path}: file not found")
+        if self.params.text:
+            from evofair.problems.fapareto.text_encoder import check_model_dir
+
+            check_model_dir(self.encoder_dir)
+
+    @property
+    def encoder_dir(self) -> Path:
+        from evofair.problems.fapareto.text_encoder import default_model_dir
+
+        if not self.params.encoder:
+            return default_model_dir()
+        local = resolve_data_path(self.params.encoder, self.base_dir)
+        if local.is_dir():
+            return local
+        try:  # a hub id: only when online (HF_HUB_OFFLINE unset)
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(self.params.encoder))
+        except Exception as exc:
+            raise UserError(f"problem.args.encoder: {self.params.encoder!r} is not a model folder and could not "
+                            f"be downloaded ({exc.__class__.__name__})") from None
+
+    def recipe_args(self) -> dict[str, Any]:
+        """The arguments config.yaml records for a problem built in Python: with a DataFrame, its
+        shape and the sha256 of its CSV bytes stand in for `data.path`."""
+        args = self.params.model_dump(mode="json", exclude={"hidden"})
+        if self.frame is not None:
+            args["data"] = {"path": None, "frame": {"source": IN_MEMORY, **frame_fingerprint(self.frame)}}
+        return args
+
+    # -- data --------------------------------------------------------------------------------
+    def read_frame(self) -> pd.DataFrame:
+        if self.frame is not None:
+            self.info["data"] = {"source": IN_MEMORY, **frame_fingerprint(self.frame)}
+            return self.frame
+        path = self.data_path
+        frame = read_table(path, self.params.data.format, self.params.data.na_values)
+        self.info["data"] = {"path": str(path.resolve()), "rows": int(frame.shape[0]), "columns": int(frame.shape[1]),
+                             "sha256": file_sha256(path)}
+        return frame
+
+    def checked_frame(self) -> pd.DataFrame:
+        """The table with every named column present and no missing target/sensitive/text cells."""
+        p = self.params
+        frame = self.read_frame()
+        require_column(frame, p.target, "target")
+        for c in p.sensitive:
+            require_column(frame, c, "sensitive")
+        if p.features != "auto":
+            for c in p.features:
+                require_column(frame, c, "features")
+                if c == p.target:
+                    raise UserError(f"problem.args.features: {c!r} is the target; it cannot be a feature")
+                if c in p.sensitive and not p.include_sensitive:
+                    raise UserError(f"problem.args.features: {c!r} is a sensitive column; set include_sensitive: "
+                                    "true to use it as a feature too")
+        if p.text:
+            require_column(frame, p.text, "text")
+        if p.split.column:
+            require_column(frame, p.split.column, "split.column")
+        needed = [(p.target, "target")] + [(c, "sensitive") for c in p.sensitive] + ([(p.text, "text")] if p.text else [])
+        missing = frame[[c for c, _ in needed]].isna()
+        if missing.to_numpy().any():
+            if not p.drop_missing:
+                col, field = next((c, f) for c, f in needed if missing[c].any())
+                raise UserError(f"problem.args.{field}: column {col!r} has {int(missing[col].sum())} rows with "
+                                f"missing values ({int(missing.any(axis=1).sum())} rows in all); set drop_missing: "
+                                "true to drop them")
+            self.info["dropped_missing"] = int(missing.any(axis=1).sum())
+            frame = frame.loc[~missing.any(axis=1)].reset_index(drop=True)
+        return frame
+
+    def labels(self, frame: pd.DataFrame) -> np.ndarray:
+        p = self.params
+        values = as_labels(frame[p.target])
+        distinct = sorted(set(values.tolist()))
+        if len(distinct) < 2:
+            raise UserError(f"problem.args.target: column {p.target!r} has one class ({distinct[0]!r}); "
+                            "a classifier needs at least two")
+        positive = resolve_positive(p.positive, distinct)
+        if positive is not None and positive not in distinct:
+            close = difflib.get_close_matches(positive, distinct, n=1, cutoff=0.3)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UserError(f"problem.args.positive: {positive!r} is not a value of {p.target!r} "
+                            f"({hint}values: {', '.join(distinct[:10])})")
+        self.class_names = class_order(values, positive)
+        self.pos_label = self.class_names.index(positive) if positive is not None else None
+        return np.array([self.class_names.index(v) for v in values], dtype=np.int64)
+
+    def sensitive_values(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        out = {}
+        for c in self.params.sensitive:
+            values = as_labels(frame[c])
+            distinct = sorted(set(values.tolist()))
+            if len(distinct) < 2:
+                raise UserError(f"problem.args.sensitive: column {c!r} has one value ({distinct[0]!r}): "
+                                "no groups to compare")
+            out[c] = values
+        return out
+
+    def feature_columns(self, frame: pd.DataFrame) -> list[str]:
+        p = self.params
+        if p.features != "auto":
+            return list(p.features)
+        excluded = {p.target, p.text, p.split.column} | (set() if p.include_sensitive else set(p.sensitive))
+        return [c for c in frame.columns if c not in excluded]
+
+    def load_splits(self) -> dict[str, SplitData]:
+        p = self.params
+        frame = self.checked_frame()
+        y = self.labels(frame)
+        attrs = self.sensitive_values(frame)
+        raw_groups = grp.intersect(attrs)
+        if p.split.column:
+            rows = split_from_column(frame[p.split.column], p.split.column)
+            self.info["split"] = f"column {p.split.column!r}"
+        else:
+            rows, strat = random_split(y, raw_groups, val=p.split.val, test=p.split.test, seed=p.split.seed,
+                                       stratify=list(p.split.stratify))
+            self.info["split"] = f"random (seed {p.split.seed}, stratified on {strat})"
+        self.rows = rows
+        g, merged = grp.merge_small({s: raw_groups[r] for s, r in rows.items()}, p.min_group_size)
+        grp.check_groups_in_every_split(g, "sensitive", merged=p.min_group_size > 0)
+        self.info["merged_groups"] = merged
+        self.info["groups"] = grp.group_counts(g)
+        for c, values in attrs.items():
+            self.sensitive[c], merged_c = grp.merge_small({s: values[r] for s, r in rows.items()}, p.min_group_size)
+            if p.groups == "per_attribute":
+                grp.check_groups_in_every_split(self.sensitive[c], "sensitive", merged=p.min_group_size > 0)
+            if merged_c:
+                self.info.setdefault("merged_values", {})[c] = merged_c
+        X = self.features(frame, rows)
+        return {s: SplitData(torch.from_numpy(np.ascontiguousarray(X[s])), y[r], g[s]) for s, r in rows.items()}
+
+    def features(self, frame: pd.DataFrame, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Tabular features (fitted on train) and text embeddings, concatenated in that order."""
+        parts: dict[str, list[np.ndarray]] = {s: [] for s in rows}
+        columns = self.feature_columns(frame)
+        if columns:
+            tab = TabularFeatures(frame, columns, rows["train"])
+            for s, r in rows.items():
+                parts[s].append(tab.transform(frame, r))
+            self.info["features"] = tab.describe()
+        if self.params.text:
+            for s, emb in self.embeddings(frame, rows).items():
+                parts[s].append(emb)
+        if not parts["train"]:
+            raise UserError("problem.args.features: no feature columns (list some, or set text: COLUMN)")
+        return {s: np.concatenate(v, axis=1) if len(v) > 1 else v[0] for s, v in parts.items()}
+
+    def embeddings(self, frame: pd.DataFrame, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from evofair.problems.fapareto.text_encoder import cached_features, default_cache_dir
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        e = self.params.embedding
+        texts = {s: frame[self.params.text].astype(str).iloc[r].tolist() for s, r in rows.items()}
+        feats, info = cached_features(texts, model_dir=self.encoder_dir, max_length=e.max_length,
+                                      batch_size=e.batch_size, cache_dir=Path(e.cache_dir) if e.cache_dir
+                                      else default_cache_dir(), progress=True, workers=e.workers)
+        self.info["text"] = {"column": self.params.text, **info}
+        return feats
+
+    # -- the head ----------------------------------------------------------------------------
+    @property
+    def sizes(self) -> list[int]:
+        return [int(self.splits["train"].X.shape[1]), *self.params.hidden_sizes, self.n_classes]
+
+    # -- metrics -----------------------------------------------------------------------------
+    def metrics_of_predictions(self, P: np.ndarray, split: str) -> dict[str, np.ndarray]:
+        data = self.splits[split]
+        classes = np.arange(self.n_classes)
+        out = fairness_metrics(P, data.y, data.g, classes=classes, pos_label=self.pos_label)
+        if self.params.groups == "per_attribute":
+            for attr, by_split in self.sensitive.items():
+                per = fairness_metrics(P, data.y, by_split[split], classes=classes, pos_label=self.pos_label)
+                out.update({f"{m}_{attr}": v for m, v in per.items() if m not in GROUP_FREE})
+        return out
+
+    @property
+    def metric_names(self) -> list[str]:
+        return metric_names(self.params.sensitive, self.params.groups)
+
+    def describe(self) -> dict[str, Any]:
+        p = self.params
+        return {**super().describe(), "target": p.target, "positive": p.positive,
+                "sensitive": list(p.sensitive), "groups": p.groups, "min_group_size": p.min_group_size,
+                "model": p.model.kind, **self.info}
+
+    # -- hooks used by evofair.api / evofair.report ------------------------------------------
+    def after_run(self, store, out, recipe) -> dict[str, float]:
+        from evofair.problems.fairclass.baselines import run_fair_baselines
+
+        return run_fair_baselines(self, store, Path(out), recipe, self.params.baselines)
+
+    def report_sections(self, store, out, recipe) -> dict[str, Any]:
+        from evofair.problems.fairclass.report import fair_report_sections
+        from evofair.problems.fairclass.summary import data_markdown
+
+        sections = dict(fair_report_sections(self, store, Path(out), recipe))
+        sections["markdown"] = {"Data and groups": data_markdown(self), **sections.get("markdown", {})}
+        return sections

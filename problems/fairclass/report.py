@@ -1,0 +1,198 @@
+"""`fair_classification`'s report sections (the problem's `report_sections` hook), all on *test*:
+
+the test (and val) hypervolume of the evolved front, of each baseline method, of the union of the
+fairlearn reductions (which do not read the sensitive attribute at prediction time), of the union
+of every baseline that does not, and of the union of everything; the ratio front / union stated
+plainly; per-group (intersectional) test metrics of a few chosen models; the training budgets.
+The same numbers go to `summary.json` (benchmarks/fair_tabular.py reads it).
+
+Selection rule, the same for every set (FaPareto's, problems/fapareto/report.py): a set of models
+is reduced to its members non-dominated on the validate split; only those are scored on test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from evofair.indicators import hypervolume
+from evofair.metrics import GroupCounts, is_near_constant
+from evofair.report import final_front
+from evofair.problems.fapareto.baselines import read_baselines
+from evofair.problems.fapareto.report import hv_of, objective_matrix
+from evofair.problems.fairclass.baselines import (METHODS, REDUCTION_METHODS, REDUCTIONS_PHASE, positive_class,
+                                                  read_predictions)
+
+LABELS = {"vanilla": "(a) plain model (CE heads)", "scalarisation": "(b) CE + λ·soft TPR gap sweep",
+          "threshold": "(c) ThresholdOptimizer on (a)", "exponentiated_gradient": "fairlearn ExponentiatedGradient",
+          "grid_search": "fairlearn GridSearch"}
+UNIONS = {  # summary key -> (label, methods)
+    "fairlearn_union": ("union of the fairlearn reductions (no sensitive attribute at prediction)", REDUCTION_METHODS),
+    "no_sensitive_union": ("union of every baseline without the sensitive attribute at prediction",
+                           ("vanilla", "scalarisation", *REDUCTION_METHODS)),
+    "all_union": ("union of every baseline (ThresholdOptimizer included)", METHODS),
+}
+
+
+def hv_ref_of(problem, recipe) -> tuple[float, ...]:
+    """The recipe's `hv_ref`, else the problem's default, else 1 per objective (every metric here
+    is a rate in [0, 1], so 1 is the worst value: nothing is cut off)."""
+    ref = recipe.hv_ref or getattr(problem, "default_hv_ref", None)
+    return tuple(float(r) for r in ref) if ref else (1.0,) * len(problem.objectives)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.6f}"
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
+def group_table(problem, pred: np.ndarray, split: str = "test") -> str:
+    """Per-group (intersectional) numbers of one model: size, error, and per class the TPR; for a
+    binary target also the selection rate and FPR of the positive class."""
+    data = problem.splits[split]
+    gc = GroupCounts.of(np.asarray(pred)[None, :], data.y, data.g, classes=np.arange(problem.n_classes))
+    counts = gc.counts[0]
+    n = counts.sum(axis=(1, 2))
+    err = 1 - np.einsum("acc->a", counts) / np.where(n > 0, n, 1)
+    tpr = gc.tpr()[0]
+    names = list(problem.class_names)
+    binary = problem.n_classes == 2
+    head = ["group", "n", "error"] + [f"TPR {c}" for c in names]
+    if binary:
+        pos = positive_class(problem)
+        head += [f"FPR ({names[pos]})", f"selection rate ({names[pos]})"]
+        fpr, sel = gc.fpr(pos)[0], gc.selection_rate(pos)[0]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for a, group in enumerate(gc.groups):
+        cells = [str(group).replace("|", "\\|"), str(int(n[a])), f"{err[a]:.4f}"]
+        cells += [f"{tpr[a, c]:.4f}" for c in range(len(names))]
+        if binary:
+            cells += [f"{fpr[a]:.4f}", f"{sel[a]:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _hv_rows(problem, rows: Sequence[dict], ref) -> tuple[float, float, int]:
+    hv_t, n = hv_of(problem, list(rows), ref, "test")
+    hv_v, _ = hv_of(problem, list(rows), ref, "val")
+    return hv_t, hv_v, n
+
+
+def fair_report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
+    out = Path(out)
+    ref = hv_ref_of(problem, recipe)
+    names = problem.objective_names
+    signs = np.array([o.sign for o in problem.objectives])
+    md: dict[str, str] = {}
+    summary: dict[str, Any] = {"hv_ref": list(ref), "objectives": names}
+
+    front = sorted(final_front(store, problem), key=lambda i: [i.metrics["val"][n] for n in names])
+    front_rows = [i.metrics for i in front]
+    hv_front, hv_front_val = (hypervolume(objective_matrix(problem, front_rows, s), ref) for s in ("test", "val"))
+    summary.update(hv_front_test=hv_front, hv_front_val=hv_front_val, n_front=len(front))
+    table = ["| set | uses sensitive attribute at prediction | candidates | val-non-dominated | HV test | HV val |",
+             "|---|---|---|---|---|---|",
+             f"| **evolved front** (final population) | no | {len(front)} | {len(front)} | **{_fmt(hv_front)}** | "
+             f"{_fmt(hv_front_val)} |"]
+    points: dict[str, np.ndarray] = {}
+    base = read_baselines(out)
+    ratios: list[str] = []
+    if base is not None:
+        b = base["budget"]
+        models = base["models"]
+        cands = b.get("candidates", {})
+        for method in METHODS:
+            rows = [m["metrics"] for m in models if m["method"] == method]
+            if not cands.get(method):
+                continue
+            hv_t, hv_v, n_sel = _hv_rows(problem, rows, ref)
+            summary[f"hv_{method}_test"], summary[f"hv_{method}_val"] = hv_t, hv_v
+            uses = "**yes**" if method == "threshold" else "no"
+            table.append(f"| {LABELS[method]} | {uses} | {cands[method]} | {n_sel} | {_fmt(hv_t)} | {_fmt(hv_v)} |")
+            if rows:
+                points[LABELS[method]] = (objective_matrix(problem, rows, "test") * signs)[:, :2]
+        for key, (label, methods) in UNIONS.items():
+            rows = [m["metrics"] for m in models if m["method"] in methods]
+            n_cand = sum(cands.get(m, 0) for m in methods)
+            if not n_cand:
+                continue
+            hv_t, hv_v, n_sel = _hv_rows(problem, rows, ref)
+            summary[f"hv_{key}_test"], summary[f"hv_{key}_val"] = hv_t, hv_v
+            summary[f"ratio_front_vs_{key}"] = _ratio(hv_front, hv_t)
+            table.append(f"| {label} | {'**yes**' if 'threshold' in methods else 'no'} | {n_cand} | {n_sel} | "
+                         f"{_fmt(hv_t)} | {_fmt(hv_v)} |")
+            r = _ratio(hv_front, hv_t)
+            shown = "n/a (union HV is 0)" if r is None else f"{r:.3f}"
+            ratios.append(f"- Evolved front / {label}: test HV ratio **{shown}** ({_fmt(hv_front)} vs {_fmt(hv_t)}): "
+                          "the front is "
+                          f"{'n/a' if r is None else 'better' if r > 1 else 'equal' if r == 1 else 'worse'}.")
+        fl = b.get("fairlearn", {})
+        secs = b.get("seconds", {})
+        budget = [f"Training budget: the evolution's local learning used {int(b['examples'])} training examples "
+                  f"({b['examples'] / b['n_train']:.1f} epochs over {int(b['refined_models'])} refined models); "
+                  f"(a) and (b) got {int(b['baseline_examples_per_method'])} or more each "
+                  f"({b['baseline_epochs_per_head']} epochs per head, every epoch a candidate)."]
+        if fl.get("reductions"):
+            cpu = fl.get("cpu_seconds", {})
+            eg = (f"ExponentiatedGradient at eps {fl['eps']} (max_iter {fl['expgrad_max_iter']}; "
+                  f"{cpu.get('exponentiated_gradient', 0):.0f} CPU s)" if fl.get("expgrad")
+                  else "no ExponentiatedGradient")
+            gs = (f"GridSearch with grid_size {fl['grid_size']}, grid_limit {fl['grid_limit']:g} "
+                  f"({cpu.get('grid_search', 0):.0f} CPU s)" if fl.get("grid_search") else "no GridSearch")
+            budget.append(f"fairlearn reductions on the same features, base estimator {fl['base_estimator']} on "
+                          f"float64, sensitive feature = the intersectional groups, constraints "
+                          f"{', '.join(fl['reductions'])}: {eg}; {gs}; {fl.get('n_jobs', 1)} process(es), "
+                          f"{secs.get(REDUCTIONS_PHASE, 0):.1f} s wall.")
+        budget += [f"Note: {n}" for n in b.get("notes", [])]
+        table += ["", *ratios, "", *budget]
+    md["Evolved front vs baselines (test split)"] = "\n".join(
+        [f"Hypervolume of minimised ({', '.join(names)}) with reference point **{ref}**. The same selection rule "
+         "for every set: the evolution's candidates are its final population, each baseline's are every model it "
+         "made (every epoch of every head; every (constraint, eps) of ExponentiatedGradient; every grid point of "
+         "GridSearch); each set is reduced to its members non-dominated on the validate split, and only those are "
+         "scored on test. ThresholdOptimizer reads the sensitive attribute at prediction time, so it is kept out "
+         "of the fair comparison.", "", *table])
+    md["Chosen models: per-group metrics (test)"] = _chosen_models(problem, store, out, front, base, ref, summary)
+    tmp = out / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1, default=float))
+    os.replace(tmp, out / "summary.json")
+    return {"markdown": md, "points": points, "plot_split": "test"}
+
+
+def _chosen_models(problem, store, out: Path, front, base, ref, summary: dict) -> str:
+    """The front's lowest-val-error model and its knee, and the lowest-val-error model of each
+    baseline method: one per-group table each."""
+    names = problem.objective_names
+    parts: list[str] = []
+    if front:
+        weights = [store.get_weights(i.weights_hash) for i in front]
+        P = problem.predictions(weights, "test")
+        flags = is_near_constant(P)
+        summary["n_front_near_constant"] = int(flags.sum())
+        Fv = problem.minimised({n: np.array([i.metrics["val"][n] for i in front]) for n in names})
+        ok = [k for k in range(len(front)) if not flags[k]] or list(range(len(front)))
+        knee = ok[int(np.argmin((Fv[ok] / np.asarray(ref)).sum(1)))]
+        for title, k in (("evolved front, lowest val error", ok[int(np.argmin(Fv[ok, 0]))]),
+                         ("evolved front, knee (min of Σ objective/ref on val)", knee)):
+            parts += [_model_line(title, front[k].id, front[k].metrics, names), "", group_table(problem, P[k]), ""]
+    if base is not None:
+        preds = read_predictions(out)
+        for method in METHODS:
+            mine = [m for m in base["models"] if m["method"] == method and m["id"] in preds]
+            if mine:
+                best = min(mine, key=lambda m: m["metrics"]["val"][names[0]])
+                parts += [_model_line(f"{LABELS[method]}, lowest val {names[0]}", best["id"], best["metrics"], names),
+                          "", group_table(problem, preds[best["id"]]["test"]), ""]
+    return "\n".join(parts) if parts else "No models."
+
+
+def _model_line(title: str, mid: str, metrics: dict, names: Sequence[str]) -> str:
+    vals = ", ".join(f"{n} {metrics['test'][n]:.4f}" for n in names)
+    return f"**{title}: {mid}** (test: {vals})"
