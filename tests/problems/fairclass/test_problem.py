@@ -204,3 +204,39 @@ def test_random_split_is_stratified_on_target_and_groups_despite_tiny_strata():
             for split, share in (("train", 0.6), ("val", 0.2), ("test", 0.2)):
                 got = int(np.sum((g[rows[split]] == group) & (y[rows[split]] == label)))
                 assert abs(got - share * n) <= 1.5, (group, label, split, got, n)
+
+
+def test_constraint_from_the_issue_recipe_on_a_users_table(tmp_path, adult_recipe, user_overrides, tiny):
+    """`constraints: ["dpd <= 0.05"]` on fair_classification: every front model that front.csv calls
+    feasible has a stored val DPD ≤ 0.05 recomputed with fairlearn; per-attribute names are
+    constrainable; an unknown metric is one line, exit 2, no run folder."""
+    from fairlearn.metrics import demographic_parity_difference
+
+    out = tmp_path / "run"
+    _run_cli(adult_recipe, out, user_overrides + tiny + ["algorithm.generations=3", "constraints=[dpd <= 0.05]"])
+    front = pd.read_csv(out / "front.csv")
+    assert {"feasible", "cv_val", "cv_test"} <= set(front.columns)
+    assert yaml.safe_load((out / "config.yaml").read_text())["constraints"] == ["dpd <= 0.05"]
+    assert "## Constraints" in (out / "report.md").read_text()
+    problem = _problem_of_run(out)
+    val = problem.splits["val"]
+    store = RunStore(out, readonly=True)
+    for row, ind in zip(front.itertuples(), store.individuals(front["id"].tolist())):
+        with torch.no_grad():
+            pred = problem.build_model(store.get_weights(ind.weights_hash))(val.X).argmax(-1).numpy()
+        dpd = demographic_parity_difference(val.y == 1, pred == 1, sensitive_features=val.g)
+        assert abs(ind.metrics["val"]["dpd"] - dpd) < 1e-9
+        assert bool(row.feasible) == (dpd <= 0.05)
+        assert abs(row.cv_val - max(0.0, dpd - 0.05)) < 1e-9
+    if front["feasible"].astype(bool).any():  # feasibility first: no infeasible model next to a feasible one
+        assert front["feasible"].astype(bool).all()
+    store.close()
+
+    per_attr = user_overrides + tiny + ["problem.args.groups=per_attribute", "constraints=[dpd_gender <= 0.2]"]
+    assert main(["run", str(adult_recipe), "--out", str(tmp_path / "per"), "--quiet",
+                 *[a for o in per_attr for a in ("--set", o)]]) == 0
+
+    bad = tmp_path / "bad"
+    code = main(["run", str(adult_recipe), "--out", str(bad), "--quiet",
+                 *[a for o in user_overrides + tiny + ["constraints=[dpdd <= 0.05]"] for a in ("--set", o)]])
+    assert code == 2 and not bad.exists()
