@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 from evofair.errors import UserError
 from evofair.metrics import METRIC_NAMES
 from evofair.registry import Args, explain_validation_error
+from evofair.problems.fapareto.biasbios import LoraArgs
 from evofair.problems.fapareto.classification import HeadArgs
 from evofair.problems.fairclass.baselines import FairBaselineArgs
 
@@ -50,15 +51,9 @@ class SplitArgs(Args):
 
 class ModelArgs(Args):
     kind: Literal["logistic", "mlp", "head", "lora"] = Field(
-        "mlp", description="logistic: no hidden layer; mlp: hidden layers; head: mlp over text embeddings")
-    hidden: list[int] = Field(default_factory=lambda: [64], description="hidden widths (mlp, head)")
-
-    @model_validator(mode="after")
-    def _supported(self):
-        if self.kind == "lora":
-            raise PydanticCustomError("kind", "lora is not yet supported by fair_classification "
-                                              "(use logistic, mlp or head; biasbios has genome: lora)")
-        return self
+        "mlp", description="logistic: no hidden layer; mlp: hidden layers; head: mlp over text embeddings; "
+                           "lora: LoRA adapters on the text encoder's top layers + the mlp head (`lora:` settings)")
+    hidden: list[int] = Field(default_factory=lambda: [64], description="hidden widths (mlp, head, lora)")
 
 
 class EmbeddingArgs(Args):
@@ -87,6 +82,8 @@ class FairClassificationParams(HeadArgs):
     objectives: list[str] = Field(default_factory=lambda: ["error", "eod"], min_length=2,
                                   description="metrics minimised (evofair.metrics.METRIC_NAMES; "
                                               "<metric>_<column> with groups: per_attribute)")
+    lora: LoraArgs = Field(default_factory=LoraArgs, description="model.kind: lora — rank, alpha, top_layers, "
+                                                                 "targets, storage (as biasbios' lora)")
     baselines: FairBaselineArgs = Field(default_factory=FairBaselineArgs)
 
     @field_validator("positive", mode="before")
@@ -122,8 +119,11 @@ class FairClassificationParams(HeadArgs):
                                           f"{', '.join(allowed)})")
         if len(set(self.objectives)) != len(self.objectives):
             raise PydanticCustomError("objective", "objectives: a metric is listed twice")
-        if self.model.kind == "head" and not self.text:
-            raise PydanticCustomError("kind", "model.kind: head is an MLP over text embeddings: set text: COLUMN")
+        if self.model.kind in ("head", "lora") and not self.text:
+            raise PydanticCustomError("kind", f"model.kind: {self.model.kind} works on text embeddings: set text: COLUMN")
+        if self.model.kind == "lora" and self.features != []:
+            raise PydanticCustomError("kind", "model.kind: lora fine-tunes the text encoder and its head reads only "
+                                              "the text embedding: set features: []")
         return self
 
     @property

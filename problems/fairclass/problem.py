@@ -24,6 +24,8 @@ import torch
 from evofair.errors import UserError
 from evofair.metrics import fairness_metrics
 from evofair.registry import component
+from evofair.problems.fapareto.lora_factors import LORA_FACTORS, LoraFactors
+from evofair.problems.fapareto.lora_genome import LoraProblem
 from evofair.problems.fapareto.classification import FeatureClassificationProblem, SplitData
 from evofair.problems.fairclass import groups as grp
 from evofair.problems.fairclass.features import TabularFeatures
@@ -65,6 +67,18 @@ class FairClassification(FeatureClassificationProblem):
     name = "fair_classification"
     Params = FairClassificationParams
 
+    def __new__(cls, params=None, *, data_root=None, **kwargs):
+        """`model.kind: lora` makes a `FairClassificationLora` (LoRA adapters on the text encoder +
+        the head; `lora.storage: factors` stores them as factors), as `BiasBios(genome=lora)` does."""
+        if cls is FairClassification:
+            model = params.model if isinstance(params, FairClassificationParams) else kwargs.get("model")
+            kind = getattr(model, "kind", None) or (model.get("kind") if isinstance(model, dict) else None)
+            if kind == "lora":
+                lora = params.lora if isinstance(params, FairClassificationParams) else kwargs.get("lora") or {}
+                storage = getattr(lora, "storage", None) or (lora.get("storage") if isinstance(lora, dict) else None)
+                cls = FairClassificationLoraFactors if storage == "factors" else FairClassificationLora
+        return super().__new__(cls)
+
     def __init__(self, params=None, *, data_root=None, **kwargs):
         frame = None
         if isinstance(params, pd.DataFrame):
@@ -81,6 +95,7 @@ class FairClassification(FeatureClassificationProblem):
         self.sensitive: dict[str, dict[str, np.ndarray]] = {}
         self.rows: dict[str, np.ndarray] = {}  # each split's row positions in the checked table
         self.info: dict[str, Any] = {}
+        self.raw: dict[str, dict[str, list]] = {}  # {split: {"text": [...]}} when `text` is set
 
     # -- inputs ------------------------------------------------------------------------------
     @property
@@ -258,6 +273,7 @@ class FairClassification(FeatureClassificationProblem):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         e = self.params.embedding
         texts = {s: frame[self.params.text].astype(str).iloc[r].tolist() for s, r in rows.items()}
+        self.raw = {s: {"text": t} for s, t in texts.items()}  # the LoRA genome tokenises these
         feats, info = cached_features(texts, model_dir=self.encoder_dir, max_length=e.max_length,
                                       batch_size=e.batch_size, cache_dir=Path(e.cache_dir) if e.cache_dir
                                       else default_cache_dir(), progress=True, workers=e.workers)
@@ -303,3 +319,29 @@ class FairClassification(FeatureClassificationProblem):
         sections = dict(fair_report_sections(self, store, Path(out), recipe))
         sections["markdown"] = {"Data and groups": data_markdown(self), **sections.get("markdown", {})}
         return sections
+
+
+class FairClassificationLora(LoraProblem, FairClassification):
+    """`model.kind: lora`: the genome is LoRA adapters on the text encoder's top layers plus the
+    head (FaPareto's `LoraGenome`, the same as `biasbios` with `genome: lora`)."""
+
+    @property
+    def model_dir(self) -> Path:
+        return self.encoder_dir
+
+    @property
+    def text_max_length(self) -> int:
+        return self.params.embedding.max_length
+
+    @property
+    def text_batch_size(self) -> int:
+        return self.params.embedding.batch_size
+
+
+class FairClassificationLoraFactors(FairClassificationLora):
+    """`model.kind: lora` with `lora.storage: factors` (problems/fapareto/lora_factors.py)."""
+
+    genome = LORA_FACTORS
+
+    def make_lora(self):
+        return LoraFactors(self)

@@ -33,7 +33,7 @@ from safetensors.torch import save_file
 from evofair.errors import UserError
 from evofair.registry import Args, component
 from evofair.problems.fapareto.classification import FeatureClassificationProblem, HeadArgs, SplitData
-from evofair.problems.fapareto.lora_genome import LORA_DELTA, LoraGenome
+from evofair.problems.fapareto.lora_genome import LoraProblem
 from evofair.problems.fapareto.lora_factors import LORA_FACTORS, LoraFactors
 from evofair.problems.fapareto.baselines import BaselineArgs
 from evofair.problems import shipped_data
@@ -139,6 +139,14 @@ class BiasBios(FeatureClassificationProblem):
         return Path(self.params.model_dir) if self.params.model_dir else default_model_dir()
 
     @property
+    def text_max_length(self) -> int:  # what the LoRA genome tokenises with
+        return self.params.max_length
+
+    @property
+    def text_batch_size(self) -> int:
+        return self.params.embed_batch_size
+
+    @property
     def cache_dir(self) -> Path:
         return Path(self.params.cache_dir) if self.params.cache_dir else default_cache_dir()
 
@@ -195,45 +203,9 @@ class BiasBios(FeatureClassificationProblem):
 
 
 
-class BiasBiosLora(BiasBios):
+class BiasBiosLora(LoraProblem, BiasBios):
     """BiasBios with `genome: lora` (made by `BiasBios(params)` when params.genome is "lora"): every
     genome-specific part of the problem comes from one `LoraGenome`, built in `setup`."""
-
-    genome = LORA_DELTA
-
-    def setup(self) -> None:
-        super().setup()
-        self.lora = LoraGenome(self)
-
-    def base_weights(self):
-        return self.lora.base_weights()
-
-    def init_weights(self, seed: int):
-        return self.lora.init_weights(seed)
-
-    def predictions(self, genomes, split):
-        return self.lora.predictions(genomes, split)
-
-    def scores(self, genomes, split):
-        return self.lora.scores(genomes, split)
-
-    def build_model(self, weights):
-        return self.lora.build_model(weights)
-
-    def extract_weights(self, model):
-        return self.lora.extract_weights(model)
-
-    def train_batches(self, seed, batch_size):
-        return self.lora.train_batches(seed, batch_size)
-
-    def loss(self, model, batch):
-        return self.lora.loss(model, batch)
-
-    def export_model(self, weights, path):
-        from evofair.errors import UserError
-
-        raise UserError("export: the lora genome's adapter deltas are in genome.safetensors; folding them "
-                        "into a standalone encoder directory is not implemented yet")
 
 
 class BiasBiosLoraFactors(BiasBiosLora):
@@ -241,9 +213,8 @@ class BiasBiosLoraFactors(BiasBiosLora):
 
     genome = LORA_FACTORS
 
-    def setup(self) -> None:
-        BiasBios.setup(self)
-        self.lora = LoraFactors(self)
+    def make_lora(self):
+        return LoraFactors(self)
 
 
 class ExportedClassifier:

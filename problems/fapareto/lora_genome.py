@@ -92,7 +92,7 @@ class LoraGenome:
         modules = dict(encoder.named_modules())
         self.W0 = {t: modules[t].weight.detach().clone() for t in self.targets}
         self.texts = {s: d["text"] for s, d in problem.raw.items()}
-        self.train_tokens = self.tokenizer(self.texts["train"], truncation=True, max_length=problem.params.max_length)
+        self.train_tokens = self.tokenizer(self.texts["train"], truncation=True, max_length=problem.text_max_length)
 
     # -- genome layout -----------------------------------------------------------------------
     @staticmethod
@@ -135,8 +135,8 @@ class LoraGenome:
         try:
             for t, d in self._deltas(adapters):
                 modules[t].weight.copy_(self.W0[t] + d.to(self.device, self.W0[t].dtype))
-            X = embed(self.texts[split], self.tokenizer, self.encoder, max_length=self.p.params.max_length,
-                      batch_size=self.p.params.embed_batch_size)
+            X = embed(self.texts[split], self.tokenizer, self.encoder, max_length=self.p.text_max_length,
+                      batch_size=self.p.text_batch_size)
         finally:
             for t in adapters:
                 modules[t].weight.copy_(self.W0[t])
@@ -231,3 +231,49 @@ class LoraDeltaGenome(WeightsGenome):
 
 
 LORA_DELTA = LoraDeltaGenome()
+
+
+class LoraProblem:
+    """Mixin for a text problem whose genome is LoRA adapters + head: every genome-specific method
+    goes to the `LoraGenome` (or `LoraFactors`) that `make_lora()` builds in `setup`. The problem
+    provides `params.lora`, `model_dir`, `raw` ({split: {"text": [...]}}), `text_max_length`,
+    `text_batch_size` and the head methods of `FeatureClassificationProblem`."""
+
+    genome = LORA_DELTA
+
+    def make_lora(self) -> "LoraGenome":
+        return LoraGenome(self)
+
+    def setup(self) -> None:
+        super().setup()
+        self.lora = self.make_lora()
+
+    def base_weights(self):
+        return self.lora.base_weights()
+
+    def init_weights(self, seed: int):
+        return self.lora.init_weights(seed)
+
+    def predictions(self, genomes, split):
+        return self.lora.predictions(genomes, split)
+
+    def scores(self, genomes, split):
+        return self.lora.scores(genomes, split)
+
+    def build_model(self, weights):
+        return self.lora.build_model(weights)
+
+    def extract_weights(self, model):
+        return self.lora.extract_weights(model)
+
+    def train_batches(self, seed, batch_size):
+        return self.lora.train_batches(seed, batch_size)
+
+    def loss(self, model, batch):
+        return self.lora.loss(model, batch)
+
+    def export_model(self, weights, path):
+        from evofair.errors import UserError
+
+        raise UserError("export: the lora genome's adapter deltas are in genome.safetensors; folding them "
+                        "into a standalone encoder directory is not implemented yet")

@@ -123,9 +123,9 @@ def test_per_attribute_objective_needs_per_attribute_groups(tmp_path, capsys, ad
     assert "'eod_gender'" in line and "groups: per_attribute" in line
 
 
-def test_lora_is_refused_in_one_line(tmp_path, capsys, adult_recipe, user_overrides):
+def test_lora_without_a_text_column_is_refused_in_one_line(tmp_path, capsys, adult_recipe, user_overrides):
     line = _fails(tmp_path, capsys, adult_recipe, user_overrides + ["problem.args.model.kind=lora"])
-    assert "model" in line and "lora is not yet supported" in line
+    assert "model.kind: lora" in line and "set text: COLUMN" in line
 
 
 def test_a_subprocess_exits_2_with_one_line(tmp_path, adult_recipe, user_overrides, table):

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 
 import evofair
@@ -75,3 +76,42 @@ def test_same_front_as_the_biasbios_problem(tmp_path):
     pd.testing.assert_frame_equal(front_a, front_b)
     assert len(a.history) == len(b.history) == 2
     assert [g["hv_val"] for g in a.history] == [g["hv_val"] for g in b.history]
+
+
+@pytest.mark.parametrize("storage", ["dense", "factors"])
+def test_lora_genome_gives_the_same_front_as_biasbios_lora(tmp_path, storage):
+    """`model.kind: lora` fine-tunes the same adapters as `biasbios` with `genome: lora` (either
+    storage): the same initial adapters + head, the same SFT batches, the same front."""
+    model = _tiny_bert(tmp_path / "tiny_bert")
+    data = _slice(tmp_path / "bios.jsonl")
+    lora = {"r": 2, "alpha": 4, "top_layers": 1, "targets": ["query", "value"], "storage": storage}
+    dedicated = _recipe("fapareto_biasbios_lora.yaml", {
+        "data_file": str(data), "model_dir": str(model), "max_length": 32, "hidden": [8],
+        "cache_dir": str(tmp_path / "cache"), "lora": lora})
+    generic = _recipe("biasbios_fair_classification.yaml", {
+        "data": {"path": str(data)}, "encoder": str(model), "model": {"kind": "lora", "hidden": [8]},
+        "embedding": {"max_length": 32, "cache_dir": str(tmp_path / "cache")}, "lora": lora,
+        "fair_weight_init": dedicated["problem"]["args"]["fair_weight_init"], "torch_threads": None})
+    for recipe in (dedicated, generic):  # the LoRA recipe's operators and budget, shrunk
+        recipe["operators"] = dedicated["operators"]
+        recipe["executor"] = dedicated["executor"]
+    a = evofair.run(dedicated, tmp_path / "biasbios", progress=False)
+    b = evofair.run(generic, tmp_path / "fair_classification", progress=False)
+    front_a = pd.read_csv(tmp_path / "biasbios" / "front.csv")
+    front_b = pd.read_csv(tmp_path / "fair_classification" / "front.csv")
+    pd.testing.assert_frame_equal(front_a, front_b)
+    assert [g["hv_val"] for g in a.history] == [g["hv_val"] for g in b.history]
+    import yaml
+
+    config = yaml.safe_load((tmp_path / "fair_classification" / "config.yaml").read_text())
+    assert config["problem"]["args"]["model"]["kind"] == "lora"
+
+
+def test_lora_needs_text_only_features():
+    from evofair.errors import UserError
+    from evofair.problems.fairclass.problem import FairClassification
+
+    with pytest.raises(UserError, match="features: \\[\\]"):
+        FairClassification(target="y", sensitive=["g"], text="t", model={"kind": "lora"})
+    with pytest.raises(UserError, match="set text"):
+        FairClassification(target="y", sensitive=["g"], features=[], model={"kind": "lora"})
