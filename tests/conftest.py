@@ -50,3 +50,48 @@ def tiny_lm_dir(tmp_path_factory):
     fast.save_pretrained(d)
     tiny_gpt2(vocab=len(fast)).save_pretrained(d)
     return d
+
+
+def tiny_bert(folder, seed=0):
+    """A 2-layer random BERT (hidden 32) with all-MiniLM-L6-v2's tokenizer: a text encoder that is
+    fast to embed with and to fine-tune, saved as a Hugging Face folder."""
+    import shutil
+
+    from transformers import BertConfig, BertModel
+
+    from evofair.problems.fapareto.text_encoder import default_model_dir
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128)
+    BertModel(cfg).save_pretrained(folder)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(default_model_dir() / name, folder / name)
+    return folder
+
+
+def one_error_line(capsys, argv, out):
+    """Run the CLI in-process; assert exit 2, exactly one `evofair: error:` line, no traceback and
+    no `out` folder; return that line."""
+    from evofair.cli import main
+
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("evofair: error: "), err
+    assert "Traceback" not in err
+    assert not out.exists()
+    return lines[0]
+
+
+def cli_subprocess(*args, env=None, check=True):
+    """`python -m evofair.cli ARGS` in a fresh process (kills, failpoints); stderr on failure."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "evofair.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr[-2000:])
+    return proc

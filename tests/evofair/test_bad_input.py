@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from evofair.cli import main
+from conftest import one_error_line
 
 TOY = {"name": "bad", "problem": {"name": "toy_mlp", "args": {"n_train": 32, "n_eval": 16}},
        "algorithm": {"pop_size": 4, "generations": 1}}
@@ -16,14 +16,7 @@ def _run(tmp_path, capsys, recipe, *extra):
     path.write_text(yaml.safe_dump(recipe))
     out = tmp_path / "out"
     command = "experiment" if "experiment" in recipe else "run"
-    code = main([command, str(path), "--out", str(out), "--quiet", *extra])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("evofair: error: "), err
-    assert "Traceback" not in err
-    assert not out.exists()
-    return lines[0]
+    return one_error_line(capsys, [command, str(path), "--out", str(out), "--quiet", *extra], out)
 
 
 def test_a_data_file_that_does_not_parse(tmp_path, capsys):

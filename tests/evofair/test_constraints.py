@@ -6,10 +6,7 @@ and the CLI's exit code for bad input."""
 from __future__ import annotations
 
 import csv
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +20,7 @@ from pymoo.problems import get_problem
 from pymoo.problems.static import StaticProblem
 
 import evofair
+from conftest import cli_subprocess
 from evofair.cli import main
 from evofair.constraints import Constraint, feasible_first, total_violation, violations
 from evofair.errors import UserError
@@ -142,12 +140,7 @@ def test_other_pymoo_algorithms_select_feasible_first(tmp_path, algorithm):
 
 
 # -- resume -------------------------------------------------------------------------------------
-def _cli(*args, env=None, check=True):
-    proc = subprocess.run([sys.executable, "-m", "evofair.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(proc.stderr[-2000:])
-    return proc
+_cli = cli_subprocess
 
 
 def test_killed_constrained_run_resumes_to_the_same_front(tmp_path, runs):

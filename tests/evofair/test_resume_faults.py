@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 import yaml
 
 import evofair
+from conftest import cli_subprocess
 from evofair.cli import main
 from evofair.errors import UserError
 from evofair.store import RunStore
@@ -38,12 +37,7 @@ def reference_front(tmp_path_factory):
     return (out / "front.csv").read_text(), (out / "history.csv").read_text().splitlines()
 
 
-def _cli(*args, env=None, check=True):
-    proc = subprocess.run([sys.executable, "-m", "evofair.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(proc.stderr[-2000:])
-    return proc
+_cli = cli_subprocess
 
 
 @pytest.mark.parametrize("failpoint", ["kill_mid_commit@3", "kill_mid_weights@10", "kill_mid_weights@1"])

@@ -13,22 +13,15 @@ import sys
 import numpy as np
 import pytest
 
-from evofair.cli import main
 
+from conftest import one_error_line
 from fairclass_tables import adult_recipe, table, table_csv, user_overrides  # noqa: F401 (fixtures)
 
 
 def _fails(tmp_path, capsys, recipe, overrides):
     out = tmp_path / "out"
     sets = [a for o in overrides for a in ("--set", o)]
-    code = main(["run", str(recipe), "--out", str(out), "--quiet", *sets])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("evofair: error: "), err
-    assert "Traceback" not in err
-    assert not out.exists()
-    return lines[0]
+    return one_error_line(capsys, ["run", str(recipe), "--out", str(out), "--quiet", *sets], out)
 
 
 def _write(tmp_path, frame, name="t.csv"):

@@ -8,34 +8,18 @@ groups, so the same base head, the same initial population, the same local searc
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 import evofair
+from conftest import tiny_bert
 from evofair.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 SHRINK = {"algorithm": {"pop_size": 4, "generations": 2, "n_offsprings": 4}}
-
-
-def _tiny_bert(folder: Path) -> Path:
-    from transformers import BertConfig, BertModel
-
-    from evofair.problems.fapareto.text_encoder import default_model_dir
-
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
-    BertModel(cfg).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(default_model_dir() / name, folder / name)
-    return folder
 
 
 def _slice(path: Path, per_group: int = 5) -> Path:
@@ -62,7 +46,7 @@ def _recipe(name: str, args: dict) -> dict:
 
 
 def test_same_front_as_the_biasbios_problem(tmp_path):
-    model = _tiny_bert(tmp_path / "tiny_bert")
+    model = tiny_bert(tmp_path / "tiny_bert")
     data = _slice(tmp_path / "bios.jsonl")
     dedicated = _recipe("fapareto_biasbios.yaml", {"data_file": str(data), "model_dir": str(model), "max_length": 32,
                                                    "hidden": [8], "cache_dir": str(tmp_path / "cache")})
@@ -82,7 +66,7 @@ def test_same_front_as_the_biasbios_problem(tmp_path):
 def test_lora_genome_gives_the_same_front_as_biasbios_lora(tmp_path, storage):
     """`model.kind: lora` fine-tunes the same adapters as `biasbios` with `genome: lora` (either
     storage): the same initial adapters + head, the same SFT batches, the same front."""
-    model = _tiny_bert(tmp_path / "tiny_bert")
+    model = tiny_bert(tmp_path / "tiny_bert")
     data = _slice(tmp_path / "bios.jsonl")
     lora = {"r": 2, "alpha": 4, "top_layers": 1, "targets": ["query", "value"], "storage": storage}
     dedicated = _recipe("fapareto_biasbios_lora.yaml", {

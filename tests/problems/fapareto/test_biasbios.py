@@ -2,7 +2,6 @@
 head main job end to end on a small slice, and the `lora` genome end to end in a tiny setting."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 import torch
 
 import evofair
+from conftest import tiny_bert
 from evofair.recipe import load_recipe
 from evofair.store import RunStore
 from evofair.plugins import registry as op_registry
@@ -20,20 +20,6 @@ from evofair.problems.fapareto.text_encoder import default_model_dir, embed, loa
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 DATA = REPO_ROOT / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-
-
-def _tiny_bert(folder, seed):
-    """A 2-layer random BERT with all-MiniLM-L6-v2's tokenizer: fast to embed with."""
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
-    BertModel(cfg).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(default_model_dir() / name, folder / name)
-    return folder
 
 
 def _subset(path, per_split=8, edit=None):
@@ -71,7 +57,7 @@ def test_feature_cache_hit_and_invalidation(tmp_path, monkeypatch):
     calls = []
     real_embed = text_encoder.embed
     monkeypatch.setattr(text_encoder, "embed", lambda texts, *a, **k: calls.append(len(texts)) or real_embed(texts, *a, **k))
-    model_a = _tiny_bert(tmp_path / "model_a", seed=0)
+    model_a = tiny_bert(tmp_path / "model_a", seed=0)
     data = _subset(tmp_path / "bios.jsonl")
     cache = tmp_path / "cache"
 
@@ -99,7 +85,7 @@ def test_feature_cache_hit_and_invalidation(tmp_path, monkeypatch):
     _, info = setup()
     assert not info["hit"] and sum(calls) == 48
     # a changed model (same architecture, other weights): miss
-    model_b = _tiny_bert(tmp_path / "model_b", seed=1)
+    model_b = tiny_bert(tmp_path / "model_b", seed=1)
     _, info = setup(model_dir=str(model_b))
     assert not info["hit"] and sum(calls) == 72
     # editing a model file in place also invalidates
@@ -113,7 +99,7 @@ def test_feature_cache_hit_and_invalidation(tmp_path, monkeypatch):
 
 
 def test_parallel_embedding_equals_in_process(tmp_path):
-    model = _tiny_bert(tmp_path / "model", seed=0)
+    model = tiny_bert(tmp_path / "model", seed=0)
     texts = [json.loads(line)["text"] for line in DATA.read_text(encoding="utf-8").split("\n")[:40]]
     tok, enc = load_encoder(model)
     one = embed(texts, tok, enc, max_length=48, batch_size=8)
