@@ -26,8 +26,11 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed & 0xFFFFFFFFFFFF)
 
 
-def _coefficient(fixed: float | None, seed: int) -> float:
-    """A fixed coefficient, or one drawn from U(0,1) with the operator's seed."""
+def merge_coefficient(fixed: float | None, seed: int) -> float:
+    """A fixed coefficient, or one drawn from U(0,1) with the operator's seed.
+
+    Public: the factor genome (problems/fapareto/low_rank.py) draws the very same coefficient so
+    its merges equal the dense genome's."""
     if fixed is not None:
         return fixed
     return float(torch.rand((), generator=_generator(seed), dtype=torch.float64))
@@ -80,7 +83,7 @@ class LinearArgs(Args):
 def linear(parents: Sequence[Weights], args: LinearArgs, *, seed: int, base: Weights | None = None):
     """Weighted average of the two parents (mergekit `linear`); child 2 swaps the weights."""
     p1, p2 = _two(parents)
-    w = _coefficient(args.weight, seed)
+    w = merge_coefficient(args.weight, seed)
     return [
         merge_state_dicts([p1, p2], "linear", parameters={"weight": [wa, wb], "normalize": args.normalize})
         for wa, wb in ((w, 1 - w), (1 - w, w))
@@ -95,7 +98,7 @@ class SlerpArgs(Args):
 def slerp(parents: Sequence[Weights], args: SlerpArgs, *, seed: int, base: Weights | None = None):
     """Spherical interpolation of each tensor as one vector (mergekit `slerp`); child 2 uses 1−t."""
     p1, p2 = _two(parents)
-    t = _coefficient(args.t, seed)
+    t = merge_coefficient(args.t, seed)
     return [merge_state_dicts({"a": p1, "b": p2}, "slerp", parameters={"t": tt}, base="a") for tt in (t, 1 - t)]
 
 
@@ -114,7 +117,7 @@ def _task_family(method: str, parents, args, seed: int, base: Weights | None, ex
     if base is None:
         raise UserError(f"crossover {method!r} needs the problem's base weights, and this problem has none")
     p1, p2 = _two(parents)
-    w = _coefficient(args.weight, seed)
+    w = merge_coefficient(args.weight, seed)
     base = _canonical(base)
     children = []
     for k, (wa, wb) in enumerate(((w, 1 - w), (1 - w, w))):

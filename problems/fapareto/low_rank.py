@@ -120,7 +120,7 @@ class FactorMerge:
     def crossover(self, name: str, fn, parents: Sequence[Weights], args, *, seed: int,
                   base: Weights | None) -> list[Weights]:
         """Both children of crossover `name` (the registered `fn` with parsed `args`)."""
-        from evofair.operators.merge import _coefficient
+        from evofair.operators.merge import merge_coefficient
 
         if len(parents) != 2:
             raise ValueError(f"this merge takes 2 parents, got {len(parents)}")
@@ -129,7 +129,7 @@ class FactorMerge:
         if name == "uniform" and args.scalar:
             return self._uniform_scalar(p1, p2, seed)
         if name in STACKED:
-            w = _coefficient(args.weight, seed)
+            w = merge_coefficient(args.weight, seed)
             return [self._stacked(name, fn, p1, p2, args, seed, base, wa, wb) for wa, wb in ((w, 1 - w), (1 - w, w))]
         if name == "uniform":
             return self._uniform_elementwise(p1, p2, seed)
@@ -211,10 +211,10 @@ class FactorMerge:
         operators.merge (so DARE's masks are the dense genome's masks, drawn in its name order)."""
         from mergekit.merge_methods.api import merge_state_dicts
 
-        from evofair.operators.merge import _coefficient
+        from evofair.operators.merge import merge_coefficient
 
         t_or_w = args.t if name == "slerp" else args.weight
-        w = _coefficient(t_or_w, seed)
+        w = merge_coefficient(t_or_w, seed)
         kids = []
         for k, (wa, wb) in enumerate(((w, 1 - w), (1 - w, w))):
             if name == "slerp":
