@@ -15,24 +15,16 @@ from evofair.constraints import check_metrics
 from evofair.engine.loop import Engine
 from evofair.errors import UserError, require_new_dir
 from evofair.executors import ProblemFactory, WorkerError, make_executor
-from evofair.executors.base import with_base_dir
 from evofair.experiments import ExperimentRecipe
 from evofair.plugins import registry
 from evofair.problem import AfterRun
-from evofair.rebuild import check_rebuildable, class_reference, record_problem
+from evofair.rebuild import build_problem, class_reference, record_problem  # noqa: F401 (build_problem: API)
 from evofair.recipe import Recipe, parse_recipe, read_recipe_file, resolved_yaml
 from evofair.report import write_report
 from evofair.result import OBJECTIVES_META, Result
 from evofair.resume import check_resumable, check_resume, never_started
 from evofair.safe_io import atomic_write_text
 from evofair.store import RunStore
-
-
-def build_problem(recipe: Recipe):
-    check_rebuildable(recipe.problem)  # a Python object config.yaml cannot rebuild: one line, not a traceback
-    spec = registry("problem", recipe.paths).get(recipe.problem.name, "problem.name")
-    return with_base_dir(spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root),
-                         recipe.base_dir)
 
 
 def _check_out(out: Path, resume: bool) -> None:

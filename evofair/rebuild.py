@@ -39,12 +39,23 @@ def record_problem(recipe, problem) -> None:
     args, blocker = _arguments(problem)
     blocker = _class_blocker(cls) or blocker or _constructor_blocker(cls) or _own_blocker(problem)
     cfg = recipe.problem
-    cfg.name = cfg.name if blocker is None and _names_class(cfg.name, cls, recipe.paths) else ref
+    cfg.name = cfg.name if _names_class(cfg.name, cls, recipe.paths, args) else ref
     cfg.args = args
     cfg.not_rebuildable = blocker
     folder = None if blocker else _import_folder(cls)
     if folder is not None and folder not in recipe.paths:
         recipe.paths = [*recipe.paths, folder]
+
+
+def build_problem(recipe):
+    """The problem a resolved recipe names, built (not set up) as a recipe file would build it."""
+    from evofair.executors.base import with_base_dir
+    from evofair.plugins import registry
+
+    check_rebuildable(recipe.problem)  # a Python object config.yaml cannot rebuild: one line, not a traceback
+    spec = registry("problem", recipe.paths).get(recipe.problem.name, "problem.name")
+    return with_base_dir(spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root),
+                         recipe.base_dir)
 
 
 def check_rebuildable(cfg) -> None:
@@ -60,9 +71,13 @@ def _arguments(problem) -> tuple[dict[str, Any], str | None]:
     own = getattr(problem, "recipe_args", None)
     if callable(own):
         return dict(own()), None
-    params, model = getattr(problem, "params", None), getattr(type(problem), "Params", None)
+    from evofair.registry import spec_of
+
+    spec = spec_of(type(problem))  # the arguments model a recipe's args are validated with, as in plugins.py
+    model = spec.args if spec is not None else getattr(type(problem), "Params", None)
+    params = getattr(problem, "params", None)
     if params is None or model is None or not isinstance(params, model):
-        return {}, f"its params are not an instance of {type(problem).__name__}.Params"
+        return {}, f"its params are not an instance of {getattr(model, '__name__', 'its Params')}"
     try:
         args = params.model_dump(mode="json", by_alias=True)
         same = model.model_validate(args) == params
@@ -107,12 +122,17 @@ def _own_blocker(problem) -> str | None:
     return hook() if callable(hook) else None
 
 
-def _names_class(name: str, cls: type, paths) -> bool:
+def _names_class(name: str, cls: type, paths, args: dict[str, Any]) -> bool:
     """Is the recipe's `problem.name` already a name that resolves to exactly this class?"""
     from evofair.plugins import registry
 
     try:
-        return registry("problem", paths).get(name).fn is cls
+        spec = registry("problem", paths).get(name)
+        if spec.fn is cls:
+            return True
+        # a registered class that picks a subclass from its arguments (BiasBios with genome: lora)
+        return isinstance(spec.fn, type) and issubclass(cls, spec.fn) and \
+            type(spec.fn(spec.args.model_validate(args))) is cls
     except Exception:  # noqa: BLE001 - an unknown name is a label: record the class instead
         return False
 

@@ -167,12 +167,16 @@ class Result:
     def problem(self):
         """The run's problem: the object given, or rebuilt (not set up) from config.yaml."""
         if self._problem is None:
-            from evofair.api import build_problem
+            from evofair.rebuild import build_problem
             from evofair.recipe import Recipe
 
             if not self.recipe:
                 raise UserError(f"{self.out_dir}: no config.yaml, so the problem cannot be rebuilt; "
                                 "pass it: evofair.load(DIR, problem=...)")
+            cfg = self.recipe.get("problem") if isinstance(self.recipe.get("problem"), dict) else {}
+            if cfg.get("not_rebuildable"):
+                raise UserError(f"{self.out_dir}: its problem {cfg.get('name')} cannot be rebuilt from config.yaml "
+                                f"({cfg['not_rebuildable']}); pass it: evofair.load(DIR, problem=<the same object>)")
             try:
                 recipe = Recipe.model_validate(self.recipe)
             except Exception as exc:  # pydantic's ValidationError: an edited config.yaml
