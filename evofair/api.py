@@ -67,6 +67,7 @@ def run(recipe: Recipe | Mapping[str, Any] | None = None, out: str | Path | None
         recipe = parse_recipe(recipe, problem=problem)
     given = problem is not None
     if given:
+        recipe = recipe.model_copy(deep=True)  # the caller's Recipe stays as written
         record_problem(recipe, problem)  # config.yaml states the object's class and arguments
     _check_out(out, resume)
     changes = check_resume(out, recipe) if resume else {}  # refuses result-changing edits, writes nothing

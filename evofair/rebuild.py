@@ -33,7 +33,7 @@ def class_reference(cls: type) -> str:
 
 
 def record_problem(recipe, problem) -> None:
-    """Fill `recipe.problem` (name, args, not_rebuildable) and `recipe.paths` from `problem`."""
+    """Fill `recipe.problem` (name, args, not_rebuildable), `paths` and `data_root` from `problem`."""
     cls = type(problem)
     ref = class_reference(cls)
     args, blocker = _arguments(problem)
@@ -42,6 +42,8 @@ def record_problem(recipe, problem) -> None:
     cfg.name = cfg.name if _names_class(cfg.name, cls, recipe.paths, args) else ref
     cfg.args = args
     cfg.not_rebuildable = blocker
+    if recipe.data_root is None and getattr(problem, "data_root", None) is not None:
+        recipe.data_root = str(problem.data_root)  # rebuilt with the data root the object was given
     folder = None if blocker else _import_folder(cls)
     if folder is not None and folder not in recipe.paths:
         recipe.paths = [*recipe.paths, folder]
