@@ -43,7 +43,7 @@ def evofair_run(recipe_file: str, seed: int, generations: int, pop: int, tmp: Pa
     raw["algorithm"].update(generations=generations, pop_size=pop)
     out = tmp / f"{Path(recipe_file).stem}-{seed}"
     res = evofair.run(raw, out, progress=False)
-    return float(res.history[-1]["hv_val"])
+    return float(res.history["hv_val"].iloc[-1])
 
 
 def main() -> None:

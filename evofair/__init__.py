@@ -8,7 +8,8 @@ from evofair.individual import Individual, Weights
 from evofair.problem import Objective, Problem, VectorProblem, WeightsProblem
 from evofair.recipe import Recipe, load_recipe
 from evofair.registry import Args, component
+from evofair.result import Result, load
 
-__all__ = ["run", "experiment", "UserError", "Individual", "Weights", "Objective", "Problem", "VectorProblem",
+__all__ = ["run", "load", "Result", "experiment", "UserError", "Individual", "Weights", "Objective", "Problem", "VectorProblem",
            "WeightsProblem", "Recipe", "load_recipe", "ExperimentRecipe", "load_experiment", "Args", "component"]
 __version__ = "0.1.0"

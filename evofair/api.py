@@ -12,24 +12,19 @@ from typing import Any, Mapping
 
 from evofair import failpoints
 from evofair.constraints import check_metrics
-from evofair.engine.loop import Engine, RunResult
+from evofair.engine.loop import Engine
 from evofair.errors import UserError, require_new_dir
 from evofair.executors import ProblemFactory, WorkerError, make_executor
-from evofair.executors.base import with_base_dir
 from evofair.experiments import ExperimentRecipe
 from evofair.plugins import registry
 from evofair.problem import AfterRun
-from evofair.recipe import Recipe, parse_recipe, resolved_yaml
-from evofair.report import final_front, write_report
+from evofair.rebuild import build_problem, class_reference, record_problem  # noqa: F401 (build_problem: API)
+from evofair.recipe import Recipe, parse_recipe, read_recipe_file, resolved_yaml
+from evofair.report import write_report
+from evofair.result import OBJECTIVES_META, Result
 from evofair.resume import check_resumable, check_resume, never_started
 from evofair.safe_io import atomic_write_text
 from evofair.store import RunStore
-
-
-def build_problem(recipe: Recipe):
-    spec = registry("problem", recipe.paths).get(recipe.problem.name, "problem.name")
-    return with_base_dir(spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root),
-                         recipe.base_dir)
 
 
 def _check_out(out: Path, resume: bool) -> None:
@@ -52,23 +47,28 @@ def prepare(recipe: Recipe, problem=None):
     return problem
 
 
-def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, resume: bool = False,
-        progress: bool = True) -> RunResult:
-    """Run a recipe into `out` (or continue the run there, with `resume`).
+def run(recipe: Recipe | Mapping[str, Any] | None = None, out: str | Path | None = None, *, problem=None,
+        resume: bool | str | Path = False, progress: bool = True) -> Result:
+    """Run a recipe into `out` (or continue the run there, with `resume`); returns its `Result`.
 
-    Pass `problem=` to run a problem object defined in Python. Every input check happens before
-    the first file is written; disk errors become a `UserError` and leave the store consistent.
-    An experiment recipe (`experiment:` key) is refused: `evofair.experiment` runs those.
+    Pass `problem=` to run a problem object defined in Python: config.yaml then records its class
+    and arguments (evofair/rebuild.py). `resume=DIR` continues DIR, by default under its own
+    config.yaml. Every input check happens before the first file is written; disk errors become a
+    `UserError` and leave the store consistent. An experiment recipe (`experiment:` key) is refused:
+    `evofair.experiment` runs those.
     """
+    recipe, out, resume = _resume_target(recipe, out, resume)
+    if problem is not None and isinstance(recipe, Mapping) and "problem" not in recipe:
+        recipe = {**recipe, "problem": {"name": class_reference(type(problem))}}  # the object names itself
     if isinstance(recipe, ExperimentRecipe):
         raise UserError(f"recipe {recipe.name!r}: an experiment recipe, not an evolutionary run: run it with "
                         "evofair.experiment (`evofair experiment`)")
     if not isinstance(recipe, Recipe):
         recipe = parse_recipe(recipe, problem=problem)
     given = problem is not None
-    if given and callable(getattr(problem, "recipe_args", None)):  # e.g. data passed as a DataFrame
-        recipe.problem.args = problem.recipe_args()  # config.yaml records what the object was built from
-    out = Path(out)
+    if given:
+        recipe = recipe.model_copy(deep=True)  # the caller's Recipe stays as written
+        record_problem(recipe, problem)  # config.yaml states the object's class and arguments
     _check_out(out, resume)
     changes = check_resume(out, recipe) if resume else {}  # refuses result-changing edits, writes nothing
     problem = prepare(recipe, problem)
@@ -93,7 +93,8 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
             store.log_event("resume_recipe_changed", "resumed with " + ", ".join(
                 f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()), data=changes)
         _write_config(out, recipe)
-        return _evolve(recipe, problem, store, out, progress, setup_seconds, executor, given)
+        _record_objectives(store, problem)
+        _evolve(recipe, problem, store, out, progress, setup_seconds, executor, given)
     except WorkerError as exc:  # the worker's traceback goes to the run's events; the user gets one line
         store.log_event("worker_error", str(exc), data={"traceback": exc.traceback})
         raise UserError(f"{exc}; every completed generation is kept: `evofair run --resume {out}` "
@@ -109,6 +110,31 @@ def run(recipe: Recipe | Mapping[str, Any], out: str | Path, *, problem=None, re
     finally:
         store.close()
         executor.close()
+    return Result(out, problem=problem)
+
+
+def _resume_target(recipe, out, resume) -> tuple[Any, Path, bool]:
+    """`resume=DIR` (or `resume=True` with `out`): the run folder, and its config.yaml when no
+    recipe is given (a problem passed again from Python is checked against that record)."""
+    if isinstance(resume, (str, Path)):
+        if out is not None and Path(out) != Path(resume):
+            raise UserError(f"resume={resume}, out={out}: give the run folder once (resume=DIR)")
+        out = resume
+    if out is None:
+        raise UserError("out: expected the run directory to create (or resume=DIR to continue one)")
+    out = Path(out)
+    if recipe is None:
+        if not resume:
+            raise UserError("recipe: expected a recipe (a dict, a Recipe, or evofair.load_recipe(FILE))")
+        check_resumable(out)
+        recipe = read_recipe_file(out / "config.yaml")
+    return recipe, out, bool(resume)
+
+
+def _record_objectives(store: RunStore, problem) -> None:
+    """The objectives and their directions, so `evofair.load` and the explorer read a run's front
+    right without rebuilding its problem."""
+    store.set_meta(OBJECTIVES_META, [[o.name, o.direction] for o in problem.objectives])
 
 
 def _disk_error(exc: sqlite3.OperationalError) -> bool:
@@ -127,7 +153,7 @@ def _write_config(out: Path, recipe: Recipe) -> None:
 
 
 def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float,
-            executor, given: bool = False) -> RunResult:
+            executor, given: bool = False) -> None:
     timings = {"setup (data, features)": setup_seconds}
     # an object passed from Python is used as is, even under a registered name (its data may be in memory)
     factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root, tuple(recipe.paths),
@@ -141,7 +167,6 @@ def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool,
     if isinstance(problem, AfterRun):
         timings.update(problem.after_run(store, out, recipe) or {})
     write_report(store, problem, recipe, out, timings)
-    return RunResult(str(out), final_front(store, problem, recipe.parsed_constraints), store.generations())
 
 
 def problem_is_registered(recipe: Recipe) -> bool:

@@ -76,10 +76,9 @@ def _cmd_run(args) -> int:
     else:
         out = _default_out(recipe.name)
     result = api.run(recipe, out, resume=bool(args.resume), progress=not args.quiet)
-    gens = result.history
-    hv = gens[-1]["hv_val"] if gens else None
-    print(f"evofair: wrote {out} ({len(result.front)} models on the front"
-          + (f", hv_val {hv:.6f}" if hv is not None else "") + ")")
+    hv = result.history["hv_val"].iloc[-1] if len(result.history) else float("nan")
+    print(f"evofair: wrote {out} ({len(result.ids)} models on the front"
+          + (f", hv_val {hv:.6f}" if hv == hv else "") + ")")
     return 0
 
 

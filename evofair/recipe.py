@@ -30,6 +30,8 @@ class _Strict(BaseModel):
 class ProblemCfg(_Strict):
     name: str
     args: dict[str, Any] = Field(default_factory=dict)
+    not_rebuildable: str | None = Field(None, description="written by evofair for a problem object passed from "
+                                        "Python that name and args cannot rebuild: why (evofair/rebuild.py)")
 
 
 class OpCfg(_Strict):
@@ -348,6 +350,9 @@ def validate_components(recipe: Recipe, source: str, problem=None) -> None:
         return registry(kind, recipe.paths)
 
     if problem is None:
+        from evofair.rebuild import check_rebuildable
+
+        check_rebuildable(recipe.problem)  # config.yaml of a Python object that its record cannot rebuild
         pspec = registry("problem", recipe.paths).get(recipe.problem.name, f"{source}: problem.name")
         pspec.parse_args(recipe.problem.args, f"{source}: problem.args")
         problem = pspec.fn
@@ -364,4 +369,8 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
 
 
 def resolved_yaml(recipe: Recipe) -> str:
-    return yaml.safe_dump(recipe.model_dump(mode="json", by_alias=True), sort_keys=False)
+    tree = recipe.model_dump(mode="json", by_alias=True)
+    problem = tree.get("problem")
+    if isinstance(problem, dict) and problem.get("not_rebuildable") is None:  # set only for Python objects
+        problem.pop("not_rebuildable", None)
+    return yaml.safe_dump(tree, sort_keys=False)

@@ -80,6 +80,8 @@ def load_recipe_and_problem(root: Path) -> tuple[dict[str, Any], Any, str | None
         from evofair.api import build_problem
 
         return raw, build_problem(Recipe.model_validate(raw)), None
+    except UserError as exc:  # e.g. a problem object passed from Python that config.yaml cannot rebuild
+        return raw, None, f"{exc} (shown from the run's store alone)"
     except Exception as exc:  # a problem defined in a script, an optional module missing...
         return raw, None, f"problem {raw.get('problem', {}).get('name')!r} not available here ({exc.__class__.__name__}: {exc})"
 
@@ -323,7 +325,14 @@ class RunData:
     def _find_objectives(self) -> tuple[tuple[str, str], ...]:
         if self.problem is not None:
             return tuple((o.name, o.direction) for o in self.problem.objectives)
-        # Without the problem class: the objective columns front.csv was written with, as minimised.
+        # Without the problem class: the objectives the run recorded in its store, else the
+        # objective columns front.csv was written with, as minimised.
+        from evofair.result import OBJECTIVES_META
+
+        with open_store(self.root) as store:
+            stored = store.get_meta(OBJECTIVES_META)
+        if stored:
+            return tuple((str(n), str(d)) for n, d in stored)
         try:
             with open(self.root / "front.csv", newline="") as fh:
                 header = next(csv.reader(fh))

@@ -31,10 +31,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import Field
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as st_save
 
 from evofair.metrics import is_near_constant
 from evofair.problem import SPLITS
+from evofair.safe_io import atomic_write_bytes
 from evofair.seeding import derive_seed
 from evofair.problems.fapareto.baselines import (BaselineArgs, head_candidates, select_baselines, split_metrics,
                                                  write_baselines)
@@ -178,9 +180,7 @@ def write_predictions(out: Path, preds: dict[str, dict[str, np.ndarray]]) -> Non
     recomputed and their per-group numbers shown without re-fitting anything."""
     tensors = {f"{cid}/{s}": torch.from_numpy(np.ascontiguousarray(P[s], dtype=np.int32))
                for cid, P in preds.items() for s in SPLITS}
-    tmp = out / (PREDICTIONS_FILE + ".tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(out / PREDICTIONS_FILE)
+    atomic_write_bytes(out / PREDICTIONS_FILE, st_save(tensors), within=out)  # a fresh temp file: no planted link
 
 
 def read_predictions(out: Path) -> dict[str, dict[str, np.ndarray]]:

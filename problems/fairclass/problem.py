@@ -147,6 +147,13 @@ class FairClassification(FeatureClassificationProblem):
             args["data"] = {"path": None, "frame": {"source": IN_MEMORY, **frame_fingerprint(self.frame)}}
         return args
 
+    def rebuild_blocker(self) -> str | None:
+        """Why config.yaml cannot rebuild this object (evofair/rebuild.py): data held only in memory."""
+        if self.frame is None:
+            return None
+        return (f"its data was an {IN_MEMORY} of {self.frame.shape[0]} rows x {self.frame.shape[1]} columns, "
+                "recorded by shape and sha256 only")
+
     # -- data --------------------------------------------------------------------------------
     def read_frame(self) -> pd.DataFrame:
         if self.frame is not None:

@@ -13,7 +13,6 @@ is reduced to its members non-dominated on the validate split; only those are sc
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,6 +21,7 @@ import numpy as np
 from evofair.indicators import hypervolume
 from evofair.metrics import GroupCounts, is_near_constant
 from evofair.report import final_front
+from evofair.safe_io import atomic_write_text
 from evofair.problems.fapareto.baselines import read_baselines
 from evofair.problems.fapareto.report import hv_of, objective_matrix
 from evofair.problems.fairclass.baselines import (METHODS, REDUCTION_METHODS, REDUCTIONS_PHASE, positive_class,
@@ -160,9 +160,7 @@ def fair_report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
          "scored on test. ThresholdOptimizer reads the sensitive attribute at prediction time, so it is kept out "
          "of the fair comparison.", "", *table])
     md["Chosen models: per-group metrics (test)"] = _chosen_models(problem, store, out, front, base, ref, summary)
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1, default=float))
-    os.replace(tmp, out / "summary.json")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=float), within=out)
     return {"markdown": md, "points": points, "plot_split": "test"}
 
 

@@ -19,9 +19,9 @@ points are its candidates that are non-dominated on the validate split.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
@@ -36,6 +36,7 @@ from evofair.individual import Weights
 from evofair.metrics import is_near_constant
 from evofair.problem import SPLITS
 from evofair.registry import Args
+from evofair.safe_io import atomic_write_text
 from evofair.seeding import derive_seed
 from evofair.problems.fapareto.classification import FeatureClassificationProblem, population_logits, stack_heads
 from evofair.problems.fapareto.losses import soft_tpr_gap
@@ -252,16 +253,14 @@ def write_baselines(problem, out: Path, models: list[dict[str, Any]], candidates
     """baselines.csv: the selected points (`method,id,` + front.csv's objective columns);
     baselines.json: the same with all metrics and weights hashes, plus every candidate's metrics."""
     cols = [(n, s) for n in problem.objective_names for s in SPLITS]
-    tmp = out / "baselines.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["method", "id"] + [f"{n}_{s}" for n, s in cols])
-        for m in models:
-            w.writerow([m["method"], m["id"]] + [repr(m["metrics"][s][n]) for n, s in cols])
-    os.replace(tmp, out / "baselines.csv")
-    tmp = out / "baselines.json.tmp"
-    tmp.write_text(json.dumps({"budget": budget, "models": models, "candidates": candidates}))
-    os.replace(tmp, out / "baselines.json")
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["method", "id"] + [f"{n}_{s}" for n, s in cols])
+    for m in models:
+        w.writerow([m["method"], m["id"]] + [repr(m["metrics"][s][n]) for n, s in cols])
+    atomic_write_text(out / "baselines.csv", buf.getvalue(), within=out)  # a fresh temp file: no planted link
+    atomic_write_text(out / "baselines.json", json.dumps({"budget": budget, "models": models, "candidates": candidates}),
+                      within=out)
 
 
 def read_baselines(out: Path) -> dict[str, Any] | None:

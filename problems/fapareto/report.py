@@ -12,7 +12,6 @@ are non-dominated on the validate split; only those are scored on test.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,6 +20,7 @@ import numpy as np
 from evofair.indicators import hypervolume, non_dominated
 from evofair.metrics import confusion_rows, is_near_constant
 from evofair.report import archive, final_front
+from evofair.safe_io import atomic_write_text
 from evofair.problems.fapareto.baselines import read_baselines
 
 PAPER_CORRELATION = -0.81
@@ -213,7 +213,5 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
         lines.append("- " + ", ".join(f"{s}: {len(d)} bios" for s, d in problem.splits.items()) + ".")
         md["Setup (inside the `setup` phase)"] = "\n".join(lines)
         summary["setup"] = info
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1, default=float))
-    os.replace(tmp, out / "summary.json")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=float), within=out)
     return {"markdown": md, "points": points, "plot_split": "test"}

@@ -110,6 +110,10 @@ def test_writing_a_problem_runs_as_written(workdir):
     # the CLI run used the page's own operators (named by reference) and logged the refiner's losses
     config = (workdir / "out" / "fair-mlp-cli" / "config.yaml").read_text()
     assert "my_operators:sign_flip" in config and "my_problems:FairMLP" in config
+    # evofair.load on the Python run, and the CLI resuming that run (its problem rebuilt from config.yaml)
+    assert "2 objectives; True ids, one per front row" in printed
+    assert "Sequential ['0.bias', '0.weight'] ['generation', 'hv_val', 'n_front']" in printed
+    assert len((workdir / "out" / "fair-mlp" / "history.csv").read_text().splitlines()) == 1 + 4
 
 
 def _recipe_exists(ns) -> bool:

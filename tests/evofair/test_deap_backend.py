@@ -93,7 +93,7 @@ def test_deap_runs_are_deterministic_and_resume_exactly(tmp_path):
     assert random.getstate() == before  # DEAP's use of the global `random` does not leak
     b = evofair.run(raw, tmp_path / "b", progress=False)
     assert _front(a) == _front(b)
-    assert [g["hv_val"] for g in a.history] == [g["hv_val"] for g in b.history]
+    assert list(a.history["hv_val"]) == list(b.history["hv_val"])
     c = evofair.run({**raw, "seed": 8}, tmp_path / "c", progress=False)
     assert _front(c) != _front(a)
     # stop after 5 generations, then resume to 8: the same run as a, generation by generation
@@ -101,8 +101,8 @@ def test_deap_runs_are_deterministic_and_resume_exactly(tmp_path):
     evofair.run(short, tmp_path / "r", progress=False)
     r = evofair.run(raw, tmp_path / "r", resume=True, progress=False)
     assert _front(r) == _front(a)
-    assert [g["population"] for g in r.history] == [g["population"] for g in a.history]
-    assert a.history[-1]["hv_val"] > a.history[0]["hv_val"]
+    assert [g["population"] for g in r.generations] == [g["population"] for g in a.generations]
+    assert a.history["hv_val"].iloc[-1] > a.history["hv_val"].iloc[0]
 
 
 def test_vector_operator_parameters_come_from_the_recipe():
@@ -220,7 +220,7 @@ def test_pymoo_nsga3_on_dtlz2_matches_plain_pymoo_and_improves(tmp_path):
     raw["algorithm"]["n_partitions"] = 4
     raw["hv_ref"] = [1.1, 1.1, 1.1]
     res = evofair.run(raw, tmp_path / "run", progress=False)
-    hv = [g["hv_val"] for g in res.history]
+    hv = list(res.history["hv_val"])
     assert hv[-1] > hv[0] + 0.1
     ref_dirs = get_reference_directions("das-dennis", 3, n_partitions=4)
     plain = minimize(get_problem("dtlz2", n_var=7, n_obj=3), NSGA3(ref_dirs=ref_dirs, pop_size=16),
@@ -234,7 +234,7 @@ def test_pymoo_smsemoa_on_zdt1_matches_plain_pymoo_and_improves(tmp_path):
     raw = _recipe("pymoo", name="smsemoa", n_var=5, pop=20, generations=25, seed=4)
     raw["hv_ref"] = [1.1, 1.1]
     res = evofair.run(raw, tmp_path / "run", progress=False)
-    hv = [g["hv_val"] for g in res.history]
+    hv = list(res.history["hv_val"])
     assert hv[-1] > hv[0] + 0.1
     plain = minimize(get_problem("zdt1", n_var=5), SMSEMOA(pop_size=20), ("n_gen", 25), seed=4)
     assert hv[-1] == pytest.approx(HV(ref_point=REF2)(plain.F), abs=1e-9)

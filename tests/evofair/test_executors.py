@@ -55,7 +55,7 @@ def test_serial_and_ray_give_identical_front(tmp_path):
     serial = evofair.run(toy_recipe("serial"), tmp_path / "serial", progress=False)
     ray_run = evofair.run(toy_recipe("ray"), tmp_path / "ray", progress=False)
     assert (tmp_path / "serial" / "front.csv").read_text() == (tmp_path / "ray" / "front.csv").read_text()
-    assert [g["hv_val"] for g in serial.history] == [g["hv_val"] for g in ray_run.history]
+    assert list(serial.history["hv_val"]) == list(ray_run.history["hv_val"])
     assert len(serial.front) > 0
 
 

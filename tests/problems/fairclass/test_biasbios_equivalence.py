@@ -59,7 +59,7 @@ def test_same_front_as_the_biasbios_problem(tmp_path):
     front_b = pd.read_csv(tmp_path / "fair_classification" / "front.csv")
     pd.testing.assert_frame_equal(front_a, front_b)
     assert len(a.history) == len(b.history) == 2
-    assert [g["hv_val"] for g in a.history] == [g["hv_val"] for g in b.history]
+    assert list(a.history["hv_val"]) == list(b.history["hv_val"])
 
 
 @pytest.mark.parametrize("storage", ["dense", "factors"])
@@ -84,7 +84,7 @@ def test_lora_genome_gives_the_same_front_as_biasbios_lora(tmp_path, storage):
     front_a = pd.read_csv(tmp_path / "biasbios" / "front.csv")
     front_b = pd.read_csv(tmp_path / "fair_classification" / "front.csv")
     pd.testing.assert_frame_equal(front_a, front_b)
-    assert [g["hv_val"] for g in a.history] == [g["hv_val"] for g in b.history]
+    assert list(a.history["hv_val"]) == list(b.history["hv_val"])
     import yaml
 
     config = yaml.safe_load((tmp_path / "fair_classification" / "config.yaml").read_text())

@@ -143,6 +143,29 @@ def test_dataframe_from_python_uses_the_instance_and_config_names_the_frame(tmp_
     assert config["problem"]["args"]["data"]["path"] is None
 
 
+def test_dataframe_run_is_not_rebuilt_by_resume_but_continues_from_python(tmp_path, table, capsys):
+    def problem():
+        return FairClassification(table, **ARGS, model={"kind": "logistic"}, baselines={"enabled": False})
+
+    recipe = {"name": "mine", "problem": {"name": "fair_classification"}, "algorithm": {"pop_size": 4, "generations": 1},
+              "operators": {"crossover": {"name": "uniform"}, "mutation": {"name": "gaussian", "args": {"sigma": 0.01}}},
+              "hv_ref": [0.6, 0.6]}
+    out = tmp_path / "run"
+    evofair.run(recipe, out, problem=problem(), progress=False)
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["problem"]["name"] == "fair_classification"
+    assert config["problem"]["not_rebuildable"].startswith("its data was an in-memory DataFrame of 400 rows")
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert main(["run", "--resume", str(out), "--set", "algorithm.generations=2", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "in-memory DataFrame" in err[0] and "evofair.run(resume=DIR, problem=" in err[0], err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    recipe["algorithm"]["generations"] = 2
+    result = evofair.run(recipe, resume=out, problem=problem(), progress=False)
+    assert list(result.history["generation"]) == [0, 1] and len(result.ids) == len(result.F)
+    assert evofair.load(out, problem=problem()).model(result.ids[0]) is not None
+
+
 def test_drop_missing_drops_the_rows_and_reports_them(table):
     table.loc[[1, 2], "outcome"] = np.nan
     problem = FairClassification(table, **ARGS, drop_missing=True, baselines={"enabled": False}).ensure_setup()

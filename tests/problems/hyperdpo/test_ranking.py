@@ -218,7 +218,7 @@ def test_memetic_run_with_hyperdpo_refiner_and_seeded_population(tmp_path):
                             "refine_initial": False},
               "hv_ref": [0.0, 0.0]}
     res = evofair.run(recipe, tmp_path / "run", progress=False)
-    assert res.front and res.history[-1]["hv_val"] > 0
+    assert res.front and res.history["hv_val"].iloc[-1] > 0
     store = RunStore(tmp_path / "run", readonly=True)
     inds = store.individuals()
     gen0 = [i for i in inds if i.generation == 0]

@@ -1,0 +1,156 @@
+"""What config.yaml records for a problem passed as a Python object, and whether it can be rebuilt.
+
+`evofair.run(recipe, out, problem=obj)` runs an object, not a recipe entry; without this module
+its config.yaml kept the recipe's label and arguments, which said nothing (or something false)
+about what ran, and `--resume` / `explore` could not rebuild it. So the record states the object:
+
+- `problem.name`: the class's import path `module:Class` (or the recipe's registered name when that
+  name is exactly this class), so `--resume` and `explore` rebuild it as a recipe would name it;
+- `problem.args`: the problem's `Params` as JSON (or its own `recipe_args()`, e.g. a DataFrame's
+  shape and sha256 in place of a file);
+- `paths`: the folder the class's module was imported from, when it is not an installed package;
+- `problem.not_rebuildable`: why the record cannot rebuild the object (a class defined in a script
+  or a function, a constructor taking more than `Params`, data held only in memory), which
+  `--resume` and `explore` then say in one line instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+from evofair.errors import UserError
+
+PYTHON_ONLY_HINT = ("continue it from Python with evofair.run(resume=DIR, problem=<the same object>) and read it "
+                    "with evofair.load(DIR), which need no rebuild")
+
+
+def class_reference(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def record_problem(recipe, problem) -> None:
+    """Fill `recipe.problem` (name, args, not_rebuildable), `paths` and `data_root` from `problem`."""
+    cls = type(problem)
+    ref = class_reference(cls)
+    args, blocker = _arguments(problem)
+    blocker = _class_blocker(cls) or blocker or _constructor_blocker(cls) or _own_blocker(problem)
+    cfg = recipe.problem
+    cfg.name = cfg.name if _names_class(cfg.name, cls, recipe.paths, args) else ref
+    cfg.args = args
+    cfg.not_rebuildable = blocker
+    if recipe.data_root is None and getattr(problem, "data_root", None) is not None:
+        recipe.data_root = str(problem.data_root)  # rebuilt with the data root the object was given
+    folder = None if blocker else _import_folder(cls)
+    if folder is not None and folder not in recipe.paths:
+        recipe.paths = [*recipe.paths, folder]
+
+
+def build_problem(recipe):
+    """The problem a resolved recipe names, built (not set up) as a recipe file would build it."""
+    from evofair.executors.base import with_base_dir
+    from evofair.plugins import registry
+
+    check_rebuildable(recipe.problem)  # a Python object config.yaml cannot rebuild: one line, not a traceback
+    spec = registry("problem", recipe.paths).get(recipe.problem.name, "problem.name")
+    return with_base_dir(spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root),
+                         recipe.base_dir)
+
+
+def check_rebuildable(cfg) -> None:
+    """Refuse, in one line, to rebuild a problem whose record says it cannot be (before any write)."""
+    reason = getattr(cfg, "not_rebuildable", None)
+    if reason:
+        raise UserError(f"problem.name {cfg.name}: a problem object passed from Python that config.yaml cannot "
+                        f"rebuild ({reason}); {PYTHON_ONLY_HINT}")
+
+
+def _arguments(problem) -> tuple[dict[str, Any], str | None]:
+    """(the arguments to record, why they cannot rebuild the object or None)."""
+    own = getattr(problem, "recipe_args", None)
+    if callable(own):
+        return dict(own()), None
+    from evofair.registry import spec_of
+
+    spec = spec_of(type(problem))  # the arguments model a recipe's args are validated with, as in plugins.py
+    model = spec.args if spec is not None else getattr(type(problem), "Params", None)
+    params = getattr(problem, "params", None)
+    if params is None or model is None or not isinstance(params, model):
+        return {}, f"its params are not an instance of {getattr(model, '__name__', 'its Params')}"
+    try:
+        args = params.model_dump(mode="json", by_alias=True)
+        same = model.model_validate(args) == params
+    except Exception as exc:  # pydantic's serialisation errors for arbitrary types
+        return {}, f"its Params do not serialise to YAML ({exc.__class__.__name__})"
+    return args, None if same else "its Params do not round-trip through YAML"
+
+
+def _class_blocker(cls: type) -> str | None:
+    if "<locals>" in cls.__qualname__:
+        return f"class {cls.__qualname__} is defined inside a function"
+    if cls.__module__ == "__main__":
+        return f"class {cls.__qualname__} is defined in the __main__ script, not an importable module"
+    try:
+        obj: Any = importlib.import_module(cls.__module__)
+        for part in cls.__qualname__.split("."):
+            obj = getattr(obj, part)
+    except Exception:  # noqa: BLE001 - any failure means: not importable by its name
+        obj = None
+    return None if obj is cls else f"{class_reference(cls)} does not import as this class"
+
+
+def _constructor_blocker(cls: type) -> str | None:
+    """Rebuilding calls `cls(Params(**args), data_root=...)` (as a recipe does): a constructor with
+    other arguments would be rebuilt without them."""
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return None
+    rest = list(sig.parameters.values())[1:]
+    positional = [p for p in rest if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    extra = [p.name for p in positional[1:]] + [p.name for p in rest if p.kind == p.KEYWORD_ONLY
+                                                and p.name != "data_root"]
+    if positional and positional[0].name == "params" and not extra:
+        return None
+    taken = ", ".join(p.name for p in rest if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+    return f"{cls.__qualname__}.__init__ takes ({taken}), not only (params, data_root)"
+
+
+def _own_blocker(problem) -> str | None:
+    hook = getattr(problem, "rebuild_blocker", None)  # e.g. FairClassification over a DataFrame
+    return hook() if callable(hook) else None
+
+
+def _names_class(name: str, cls: type, paths, args: dict[str, Any]) -> bool:
+    """Is the recipe's `problem.name` already a name that resolves to exactly this class?"""
+    from evofair.plugins import registry
+
+    try:
+        spec = registry("problem", paths).get(name)
+        if spec.fn is cls:
+            return True
+        # a registered class that picks a subclass from its arguments (BiasBios with genome: lora)
+        return isinstance(spec.fn, type) and issubclass(cls, spec.fn) and \
+            type(spec.fn(spec.args.model_validate(args))) is cls
+    except Exception:  # noqa: BLE001 - an unknown name is a label: record the class instead
+        return False
+
+
+def _import_folder(cls: type) -> str | None:
+    """The sys.path folder the class's module came from, unless an installed distribution (or the
+    standard library) provides it, so that `evofair run --resume` in a new process finds it."""
+    module = sys.modules.get(cls.__module__)
+    top = cls.__module__.split(".")[0]
+    file = getattr(module, "__file__", None)
+    if file is None or top == "evofair" or top in sys.stdlib_module_names:
+        return None
+    from importlib.metadata import packages_distributions
+
+    if top in packages_distributions():
+        return None
+    path = Path(file).resolve()
+    depth = cls.__module__.count(".") + (1 if path.name == "__init__.py" else 0)
+    return str(path.parents[depth])
