@@ -87,8 +87,9 @@ def plan_variation(recipe) -> dict[str, Any]:
     """pymoo operators that write `Plan`s for checkpoint genomes (see `evofair.genome.WeightsGenome`)."""
     maker = PlanMaker(recipe.operators)
     kwargs: dict[str, Any] = {"sampling": _PlanSampling(maker), "eliminate_duplicates": _SameGenome()}
-    if recipe.operators.crossovers:
-        kwargs["crossover"] = _PlanCrossover(maker, recipe.operators.crossover_prob)
+    # No crossover in the recipe: pymoo's own copy path (prob 0) hands parents to mutation. Leaving
+    # the key out would let pymoo's default SBX do arithmetic on GenomeRefs.
+    kwargs["crossover"] = _PlanCrossover(maker, recipe.operators.crossover_prob if recipe.operators.crossovers else 0.0)
     if recipe.operators.mutation is not None:
         kwargs["mutation"] = _PlanMutation(maker, recipe.operators.mutation_prob)
     else:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 import numpy as np
 import pytest
 import torch
@@ -132,3 +135,21 @@ def test_a_custom_genome_is_declared_by_filling_the_contract():
 
     assert PairProblem.genome.from_pymoo(PairProblem.genome.to_pymoo([(0.5, 0.25)])) == [(0.5, 0.25)]
     assert isinstance(PairProblem.genome, Genome) and not isinstance(PairProblem.genome, VectorGenome)
+
+
+@pytest.mark.parametrize("backend", ["pymoo", "deap"])
+def test_weights_recipe_with_mutation_only_evolves(tmp_path, backend):
+    """No crossover in the recipe: parents are copied and mutated (pymoo used to apply its default
+    SBX to GenomeRefs and fail with a TypeError). Every offspring after generation 0 has exactly one
+    parent and a gaussian mutation in its lineage."""
+    recipe = {"name": "mut-only", "problem": {"name": "toy_mlp"},
+              "algorithm": {"name": "nsga2", "backend": backend, "pop_size": 6, "generations": 3},
+              "operators": {"mutation": {"name": "gaussian", "args": {"sigma": 0.05}}}, "seed": 3}
+    evofair.run(recipe, out=tmp_path / "run")
+    con = sqlite3.connect(tmp_path / "run" / "evofair.sqlite")
+    later = con.execute("SELECT id, operator FROM individuals WHERE generation > 0").fetchall()
+    parents = dict(con.execute("SELECT child, COUNT(*) FROM lineage GROUP BY child").fetchall())
+    con.close()
+    assert len(later) == 12
+    for ident, op in later:
+        assert json.loads(op).keys() == {"mutation"} and parents[ident] == 1
