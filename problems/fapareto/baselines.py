@@ -41,7 +41,7 @@ from evofair.registry import Args
 from evofair.seeding import derive_seed
 from evofair.problems.fapareto.classification import FeatureClassificationProblem, population_logits, stack_heads
 from evofair.problems.fapareto.losses import soft_tpr_gap
-from evofair.problems.fapareto.lora_baselines import LoraBaselineArgs
+from evofair.problems.fapareto import lora_baselines
 
 METHODS = ("vanilla", "scalarisation", "threshold")
 
@@ -58,8 +58,8 @@ class BaselineArgs(Args):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     batch_size: int = Field(128, ge=2)
-    lora: LoraBaselineArgs = Field(default_factory=LoraBaselineArgs,
-                                   description="with the lora genome: LoRA fine-tunes too (lora_baselines.py)")
+    lora: lora_baselines.LoraBaselineArgs = Field(default_factory=lora_baselines.LoraBaselineArgs,
+        description="with the lora genome: LoRA fine-tunes too (lora_baselines.py)")
 
 
 def train_heads(problem: FeatureClassificationProblem, inits: Sequence[Weights], lambdas: Sequence[float],
@@ -257,11 +257,10 @@ def add_lora_candidates(problem, store, recipe, args: BaselineArgs, candidates: 
                         timings: dict) -> tuple[str, ...]:
     """With the lora genome, the LoRA fine-tune baselines (lora_baselines.py) join the head ones
     (in place); returns the methods they add."""
-    from evofair.problems.fapareto import lora_baselines
-
     if not lora_baselines.applies(problem, args.lora):
         return ()
-    more, more_weights, record["lora"], more_timings = lora_baselines.lora_candidates(problem, store, recipe, args.lora)
+    more, more_weights, record["lora"], more_timings = lora_baselines.lora_candidates(
+        problem, evolution_budget(store), recipe, args.lora)
     candidates += more
     weights.update(more_weights)
     timings.update(more_timings)

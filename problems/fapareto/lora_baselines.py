@@ -108,14 +108,17 @@ def finetune(problem, init: Weights, seed: int, sft, epochs: int, on_epoch) -> N
             on_epoch(epoch + 1, problem.extract_weights(model))
 
 
-def lora_candidates(problem, store, recipe, args: LoraBaselineArgs
+def split_metrics(problem, P: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """{split: {metric: value}} of one model from its predictions P[split] (1, n)."""
+    return {s: {k: float(v[0]) for k, v in problem.metrics_of_predictions(P[s], s).items()} for s in SPLITS}
+
+
+def lora_candidates(problem, budget: dict[str, float], recipe, args: LoraBaselineArgs
                     ) -> tuple[list[dict[str, Any]], dict[str, Weights], dict[str, Any], dict[str, float]]:
     """(candidates, weights of those still val-non-dominated in their method, budget record,
-    timings) — the shape `baselines.head_candidates` returns."""
-    from evofair.problems.fapareto.baselines import evolution_budget, split_metrics
-
+    timings) — the shape `baselines.head_candidates` returns. `budget["examples"]`: the training
+    examples the evolution's local learning used (`baselines.evolution_budget`)."""
     n_train = len(problem.splits["train"])
-    budget = evolution_budget(store)
     k_min = min(args.vanilla, len(args.lambdas)) if args.lambdas else args.vanilla
     epochs = args.epochs or max(args.min_epochs, math.ceil(budget["examples"] / (k_min * n_train)))
     sft = training_args(recipe, args)
@@ -131,7 +134,7 @@ def lora_candidates(problem, store, recipe, args: LoraBaselineArgs
             P = {s: problem.predictions([w], s) for s in SPLITS}
             cid = f"{mid}@{epoch}"
             candidates.append({"method": method, "id": cid, "model": mid, "lambda": lam or 0.0, "seed": seed,
-                               "epoch": epoch, "metrics": split_metrics(problem, P)[0],
+                               "epoch": epoch, "metrics": split_metrics(problem, P),
                                "near_constant_test": bool(is_near_constant(P["test"])[0])})
             weights[cid] = w
             _keep_non_dominated(problem, [c for c in candidates if c["method"] == method], weights)
@@ -152,26 +155,6 @@ def _keep_non_dominated(problem, mine: list[dict[str, Any]], weights: dict[str, 
     for c in mine:
         if c["id"] not in keep:
             weights.pop(c["id"], None)
-
-
-def report_lines(problem, base: dict[str, Any], ref, hv_front: float, summary: dict[str, Any]) -> list[str]:
-    """Rows for the report's HV table (the union of the LoRA fine-tunes) and the budget sentence;
-    the per-method rows come from the report's loop over methods, labelled by `LABELS`."""
-    from evofair.problems.fapareto.report import hv_of
-
-    rec = base["budget"].get("lora")
-    if not rec:
-        return []
-    union = [m["metrics"] for m in base["models"] if m["method"] in LORA_METHODS]
-    hv_t, n = hv_of(problem, union, ref, "test")
-    hv_v, _ = hv_of(problem, union, ref, "val")
-    n_cand = sum(base["budget"].get("candidates", {}).get(m, 0) for m in LORA_METHODS)
-    summary.update(hv_lora_union_test=hv_t, ratio_front_vs_lora_union=(hv_front / hv_t) if hv_t > 0 else None)
-    ratio = f"{hv_front / hv_t:.3f}" if hv_t > 0 else "n/a (union HV is 0)"
-    return [f"| union of {LABELS['lora_vanilla']} and {LABELS['lora_scalarisation']} (fine-tunes) | {n_cand} | {n} | "
-            f"{hv_t:.6f} | {hv_v:.6f} |",
-            "", f"Evolved front vs union of the LoRA fine-tunes, test HV ratio: **{ratio}** ({hv_front:.6f} vs "
-            f"{hv_t:.6f}). " + budget_sentence(rec)]
 
 
 def budget_sentence(rec: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from evofair.indicators import hypervolume, non_dominated
 from evofair.metrics import confusion_rows, is_near_constant
 from evofair.report import archive, final_front
 from evofair.problems.fapareto.baselines import read_baselines
-from evofair.problems.fapareto.lora_baselines import LABELS as LORA_LABELS, report_lines as lora_report_lines
+from evofair.problems.fapareto.lora_baselines import LABELS as LORA_LABELS, LORA_METHODS, budget_sentence
 
 PAPER_CORRELATION = -0.81
 
@@ -61,6 +61,24 @@ def _confusion_md(problem, pred: np.ndarray, split: str) -> str:
 
 def _fmt_hv(x: float) -> str:
     return f"{x:.6f}"
+
+
+def lora_report_lines(problem, base: dict[str, Any], ref, hv_front: float, summary: dict[str, Any]) -> list[str]:
+    """With LoRA fine-tune baselines (lora_baselines.py): the HV row of their union, then the ratio
+    and budget sentence; their per-method rows come from the loop over methods."""
+    rec = base["budget"].get("lora")
+    if not rec:
+        return []
+    union = [m["metrics"] for m in base["models"] if m["method"] in LORA_METHODS]
+    hv_t, n = hv_of(problem, union, ref, "test")
+    hv_v, _ = hv_of(problem, union, ref, "val")
+    n_cand = sum(base["budget"].get("candidates", {}).get(m, 0) for m in LORA_METHODS)
+    summary.update(hv_lora_union_test=hv_t, ratio_front_vs_lora_union=(hv_front / hv_t) if hv_t > 0 else None)
+    ratio = f"{hv_front / hv_t:.3f}" if hv_t > 0 else "n/a (union HV is 0)"
+    return [f"| union of {LORA_LABELS['lora_vanilla']} and {LORA_LABELS['lora_scalarisation']} (fine-tunes) | "
+            f"{n_cand} | {n} | {_fmt_hv(hv_t)} | {_fmt_hv(hv_v)} |",
+            "", f"Evolved front vs union of the LoRA fine-tunes, test HV ratio: **{ratio}** ({_fmt_hv(hv_front)} vs "
+            f"{_fmt_hv(hv_t)}). " + budget_sentence(rec)]
 
 
 def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:

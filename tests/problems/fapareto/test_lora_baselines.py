@@ -90,3 +90,56 @@ def test_lora_baselines_are_fine_tunes_with_the_evolution_budget(tmp_path):
         else:
             assert abs(loss - (ce + lam * _hand_tpr_gap(probs, y, g))) < 1e-5
             assert _hand_tpr_gap(probs, y, g) > 0
+
+
+def test_fair_classification_lora_baselines_and_export(tmp_path):
+    """`fair_classification` with `model.kind: lora`: the same LoRA baselines next to fairlearn's,
+    their predictions stored, and the export reloaded with transformers only (the README snippet)."""
+    import re
+
+    from evofair.cli import main
+    from evofair.problems.fairclass.baselines import read_predictions
+    from evofair.recipe import load_recipe
+    from test_hf_export import REPO
+
+    tiny = tiny_lora_recipe(tmp_path, "factors")
+    args = tiny["problem"]["args"]
+    recipe = load_recipe(REPO / "runs" / "biasbios_fair_classification.yaml").model_dump(mode="json", by_alias=True)
+    recipe["base_dir"] = None
+    recipe["problem"]["args"].update({
+        "data": {"path": args["data_file"]}, "encoder": args["model_dir"], "model": {"kind": "lora", "hidden": []},
+        "embedding": {"max_length": 32, "cache_dir": args["cache_dir"]}, "lora": args["lora"], "torch_threads": None,
+        "baselines": {"vanilla": 1, "lambdas": [1.0], "epochs": 1, "threshold": [], "expgrad": False,
+                      "grid_size": 2, "reductions": ["demographic_parity"], "n_jobs": 1,
+                      "lora": {"vanilla": 1, "lambdas": [2.0], "epochs": 2}}})
+    for key in ("algorithm", "operators"):
+        recipe[key] = tiny[key]
+    out = tmp_path / "run"
+    res = evofair.run(recipe, out, progress=False)
+    base = json.loads((out / "baselines.json").read_text())
+    assert base["budget"]["lora"]["epochs_per_model"] == 2
+    chosen = [m for m in base["models"] if m["method"].startswith("lora_")]
+    assert {m["method"] for m in chosen} == {"lora_vanilla", "lora_scalarisation"}
+    preds = read_predictions(out)
+    store = RunStore(out, readonly=True)
+    from evofair.problems.fairclass.problem import FairClassification
+    from evofair.problems.fairclass.params import parse_params
+
+    problem = FairClassification(parse_params(recipe["problem"]["args"])).ensure_setup()
+    for m in chosen:  # stored predictions are the LoRA model's, not a head's on frozen features
+        P = problem.predictions([store.get_weights(m["weights_hash"])], "test")[0]
+        np.testing.assert_array_equal(preds[m["id"]]["test"], P)
+    report = (out / "report.md").read_text()
+    for needle in ("| LoRA CE |", "| LoRA CE+λ·gap |", "union of the LoRA fine-tunes", "LoRA baselines: 1 CE"):
+        assert needle in report, needle
+
+    ind = res.front[0]
+    stored = problem.predictions([store.get_weights(ind.weights_hash)], "test")[0]
+    store.close()
+    assert main(["export", str(out), ind.id, "--to", str(tmp_path / "exp")]) == 0
+    readme = (tmp_path / "exp" / "README.md").read_text()
+    env = {"texts": problem.raw["test"]["text"]}
+    exec(re.search(r"```python\n(.*?)```", readme, re.S).group(1).replace('"./', f'"{tmp_path / "exp"}/'), env)  # noqa: S102
+    cfg = json.loads((tmp_path / "exp" / "head_config.json").read_text())
+    np.testing.assert_array_equal([cfg["classes"].index(c) for c in env["labels"]], stored)
+    assert cfg["classes"] == list(problem.class_names)
