@@ -204,6 +204,7 @@ def export_lora(problem, weights: Weights, path: Path, *, max_rank: int | None =
     from evofair.problems.fapareto.text_encoder import load_encoder
 
     path = Path(path)
+    problem.check_inputs()  # a moved data file or base model folder: one line, exit 2, nothing written
     problem.ensure_setup()
     targets = adapted_targets(weights)
     tokenizer, encoder = load_encoder(problem.model_dir)

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 import evofair
-from conftest import tiny_bert
+from conftest import one_error_line, tiny_bert
 from evofair.recipe import load_recipe
 from evofair.store import RunStore
 from evofair.problems.fapareto.hf_export import adapter_factors
@@ -90,7 +90,7 @@ def _mean_pool_head(encoder, tokenizer, head: dict, cfg: dict, texts: list[str])
 
 
 @pytest.mark.parametrize("storage", ["dense", "factors"])
-def test_lora_export_reloads_with_transformers_and_peft(tmp_path, storage):
+def test_lora_export_reloads_with_transformers_and_peft(tmp_path, storage, capsys):
     from peft import PeftModel
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
@@ -173,3 +173,9 @@ def test_lora_export_reloads_with_transformers_and_peft(tmp_path, storage):
     for needle in ("## Objectives and metrics", "## Per-group metrics", "## Constraints", "## Lineage",
                    "## Device and dtype", "| F | nurse |", ind.id):
         assert needle in readme, needle
+
+    # the base model folder moved away: one line naming it, exit 2, nothing written
+    Path(recipe["problem"]["args"]["model_dir"]).rename(tmp_path / "moved")
+    capsys.readouterr()  # (tiny_bert's save_pretrained progress bar, the first export's line)
+    line = one_error_line(capsys, ["export", str(out), ind.id, "--to", str(tmp_path / "again")], tmp_path / "again")
+    assert "model_dir" in line and "config.json" in line
