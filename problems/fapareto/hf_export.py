@@ -161,7 +161,9 @@ def write_adapter(encoder, weights: Weights, targets: list[str], folder: Path, b
     if done != set(targets):
         raise RuntimeError(f"peft adapted other modules than the genome's (missing {sorted(set(targets) - done)})")
     model.peft_config["default"].base_model_name_or_path = base_id
-    model.save_pretrained(folder)
+    # save_embedding_layers=False: the adapter touches no embedding, and "auto" would look the base
+    # model's config up on the Hub
+    model.save_pretrained(folder, save_embedding_layers=False)
     return {t: f[2] for t, f in factors.items()}
 
 
