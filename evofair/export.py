@@ -13,7 +13,9 @@ What is written (only into PATH, which must not exist or be an empty directory):
   alongside) so that `transformers`/`peft` `from_pretrained(path)` loads it. The hook is called on
   a problem built from the run's config.yaml but *not set up*; it calls `self.ensure_setup()` if it
   needs data. What it returns is recorded under `"export"` in the model card. It must not write
-  `genome.safetensors` or `model_card.json`;
+  `genome.safetensors` or `model_card.json`. A `"model_card"` entry in what it returns (front
+  matter and sections, see evofair/hf_card.py) is taken out and rendered, with the run's facts, as
+  `README.md`, a Hugging Face model card (the LoRA genome's export does this);
 - `model_card.json`: id, objectives and every metric on every split, how it was made (operator,
   arguments, seeds), its full lineage back to the roots, the resolved recipe, the genome's sha256.
 
@@ -86,6 +88,7 @@ def export_model(run_dir: str | os.PathLike, iid: str, to: str | os.PathLike, *,
             from safetensors.torch import load as st_load
 
             exported = hook(st_load(genome_bytes), tmp)
+        hub_card = exported.pop("model_card", None) if isinstance(exported, dict) else None
         card.update({
             "run": {"dir": str(data.root.resolve()), "name": data.name},
             "problem": data.recipe.get("problem"),
@@ -96,6 +99,11 @@ def export_model(run_dir: str | os.PathLike, iid: str, to: str | os.PathLike, *,
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "evofair_version": _version(),
         })
+        if hub_card is not None:  # the problem's model is loadable: a Hugging Face README.md too
+            from evofair.hf_card import README_FILE, model_card_markdown
+
+            card["files"] = sorted(card["files"] + [README_FILE])
+            (tmp / README_FILE).write_text(model_card_markdown(card, hub_card))
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=1, default=str))
         if to.exists():
             to.rmdir()  # checked empty above

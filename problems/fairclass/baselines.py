@@ -38,14 +38,16 @@ from evofair.metrics import is_near_constant
 from evofair.problem import SPLITS
 from evofair.safe_io import atomic_write_bytes
 from evofair.seeding import derive_seed
-from evofair.problems.fapareto.baselines import (BaselineArgs, head_candidates, select_baselines, split_metrics,
-                                                 write_baselines)
+from evofair.problems.fapareto.baselines import (BaselineArgs, add_lora_candidates, head_candidates,
+                                                 select_baselines, split_metrics, write_baselines)
+from evofair.problems.fapareto.lora_baselines import LORA_METHODS
 
 HEAD_METHODS = ("vanilla", "scalarisation", "threshold")
 REDUCTION_METHODS = ("exponentiated_gradient", "grid_search")
-METHODS = HEAD_METHODS + REDUCTION_METHODS
+METHODS = HEAD_METHODS + REDUCTION_METHODS + LORA_METHODS  # LoRA fine-tunes: model.kind lora only
 USES_SENSITIVE_AT_PREDICTION = {"vanilla": False, "scalarisation": False, "threshold": True,
-                                "exponentiated_gradient": False, "grid_search": False}
+                                "exponentiated_gradient": False, "grid_search": False,
+                                "lora_vanilla": False, "lora_scalarisation": False}
 PREDICTIONS_FILE = "baseline_predictions.safetensors"
 REDUCTIONS_PHASE = "baselines: fairlearn reductions (ExponentiatedGradient, GridSearch)"
 Constraint = Literal["equalized_odds", "demographic_parity", "true_positive_rate_parity"]
@@ -172,6 +174,8 @@ def _head_predictions(problem, store, model: dict[str, Any]) -> dict[str, np.nda
     if "weights_hash" not in model:
         return None
     w = store.get_weights(model["weights_hash"])
+    if model["method"] in LORA_METHODS:  # a LoRA genome (adapters + head), not a head on frozen features
+        return {s: problem.predictions([w], s)[0] for s in SPLITS}
     return {s: problem.predictions_of_head(w, s) for s in SPLITS}
 
 
@@ -209,6 +213,7 @@ def run_fair_baselines(problem, store, out: Path, recipe, args: FairBaselineArgs
     refused: list[str] = []
     candidates, weights, record, timings = head_candidates(problem, store, recipe, head_args, threshold_errors=refused)
     notes += sorted(set(refused))
+    add_lora_candidates(problem, store, recipe, args, candidates, weights, record, timings)
     for c in candidates:
         c["uses_sensitive_at_prediction"] = USES_SENSITIVE_AT_PREDICTION[c["method"]]
     preds: dict[str, dict[str, np.ndarray]] = {}

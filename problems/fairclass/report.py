@@ -24,16 +24,19 @@ from evofair.report import final_front
 from evofair.safe_io import atomic_write_text
 from evofair.problems.fapareto.baselines import read_baselines
 from evofair.problems.fapareto.report import hv_of, objective_matrix
+from evofair.problems.fapareto.lora_baselines import LABELS as LORA_LABELS, LORA_METHODS
+from evofair.problems.fapareto.lora_baselines import budget_sentence as lora_budget_sentence
 from evofair.problems.fairclass.baselines import (METHODS, REDUCTION_METHODS, REDUCTIONS_PHASE, positive_class,
                                                   read_predictions)
 
 LABELS = {"vanilla": "(a) plain model (CE heads)", "scalarisation": "(b) CE + λ·soft TPR gap sweep",
           "threshold": "(c) ThresholdOptimizer on (a)", "exponentiated_gradient": "fairlearn ExponentiatedGradient",
-          "grid_search": "fairlearn GridSearch"}
+          "grid_search": "fairlearn GridSearch", **LORA_LABELS}
 UNIONS = {  # summary key -> (label, methods)
     "fairlearn_union": ("union of the fairlearn reductions (no sensitive attribute at prediction)", REDUCTION_METHODS),
     "no_sensitive_union": ("union of every baseline without the sensitive attribute at prediction",
-                           ("vanilla", "scalarisation", *REDUCTION_METHODS)),
+                           ("vanilla", "scalarisation", *REDUCTION_METHODS, *LORA_METHODS)),
+    "lora_union": ("union of the LoRA fine-tunes (LoRA CE, LoRA CE+λ·gap)", LORA_METHODS),
     "all_union": ("union of every baseline (ThresholdOptimizer included)", METHODS),
 }
 
@@ -150,6 +153,8 @@ def fair_report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
                           f"float64, sensitive feature = the intersectional groups, constraints "
                           f"{', '.join(fl['reductions'])}: {eg}; {gs}; {fl.get('n_jobs', 1)} process(es), "
                           f"{secs.get(REDUCTIONS_PHASE, 0):.1f} s wall.")
+        if b.get("lora"):
+            budget.append(lora_budget_sentence(b["lora"]))
         budget += [f"Note: {n}" for n in b.get("notes", [])]
         table += ["", *ratios, "", *budget]
     md["Evolved front vs baselines (test split)"] = "\n".join(

@@ -3,7 +3,9 @@
 (a) `vanilla`: N independently seeded heads trained on cross-entropy;
 (b) `scalarisation`: heads trained on cross-entropy + λ·(differentiable TPR gap) over a grid of λ;
 (c) `threshold`: fairlearn's ThresholdOptimizer (equalized odds / TPR parity) on each vanilla head,
-    fitted on the validate split (post-processing needs held-out scores).
+    fitted on the validate split (post-processing needs held-out scores);
+(d) with the lora genome, `lora_vanilla` and `lora_scalarisation`: (a) and (b) as LoRA fine-tunes
+    of the encoder (lora_baselines.py), so fine-tunes are compared with fine-tunes.
 
 All heads of (a) and (b) start from the same distribution as the evolution's initial population
 (`init_weights`) and are trained *together* as one batched population (stacked weights, `bmm`),
@@ -40,6 +42,7 @@ from evofair.safe_io import atomic_write_text
 from evofair.seeding import derive_seed
 from evofair.problems.fapareto.classification import FeatureClassificationProblem, population_logits, stack_heads
 from evofair.problems.fapareto.losses import soft_tpr_gap
+from evofair.problems.fapareto import lora_baselines
 
 METHODS = ("vanilla", "scalarisation", "threshold")
 
@@ -56,6 +59,8 @@ class BaselineArgs(Args):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     batch_size: int = Field(128, ge=2)
+    lora: lora_baselines.LoraBaselineArgs = Field(default_factory=lora_baselines.LoraBaselineArgs,
+        description="with the lora genome: LoRA fine-tunes too (lora_baselines.py)")
 
 
 def train_heads(problem: FeatureClassificationProblem, inits: Sequence[Weights], lambdas: Sequence[float],
@@ -242,10 +247,25 @@ def run_baselines(problem, store, out: Path, recipe, args: BaselineArgs) -> dict
     if not args.enabled:
         return {}
     candidates, weights, record, timings = head_candidates(problem, store, recipe, args)
-    selected = select_baselines(problem, store, candidates, weights, METHODS)
-    counts = {m: sum(c["method"] == m for c in candidates) for m in METHODS}
+    methods = METHODS + add_lora_candidates(problem, store, recipe, args, candidates, weights, record, timings)
+    selected = select_baselines(problem, store, candidates, weights, methods)
+    counts = {m: sum(c["method"] == m for c in candidates) for m in methods}
     write_baselines(problem, out, selected, candidates, {**record, "candidates": counts})
     return timings
+
+
+def add_lora_candidates(problem, store, recipe, args: BaselineArgs, candidates: list, weights: dict, record: dict,
+                        timings: dict) -> tuple[str, ...]:
+    """With the lora genome, the LoRA fine-tune baselines (lora_baselines.py) join the head ones
+    (in place); returns the methods they add."""
+    if not lora_baselines.applies(problem, args.lora):
+        return ()
+    more, more_weights, record["lora"], more_timings = lora_baselines.lora_candidates(
+        problem, evolution_budget(store), recipe, args.lora)
+    candidates += more
+    weights.update(more_weights)
+    timings.update(more_timings)
+    return lora_baselines.LORA_METHODS
 
 
 def write_baselines(problem, out: Path, models: list[dict[str, Any]], candidates: list[dict[str, Any]],

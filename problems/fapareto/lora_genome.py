@@ -273,7 +273,6 @@ class LoraProblem:
         return self.lora.loss(model, batch)
 
     def export_model(self, weights, path):
-        from evofair.errors import UserError
+        from evofair.problems.fapareto.hf_export import export_lora  # PEFT adapter + merged encoder + head
 
-        raise UserError("export: the lora genome's adapter deltas are in genome.safetensors; folding them "
-                        "into a standalone encoder directory is not implemented yet")
+        return export_lora(self, weights, path)

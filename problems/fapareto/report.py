@@ -22,6 +22,7 @@ from evofair.metrics import confusion_rows, is_near_constant
 from evofair.report import archive, final_front
 from evofair.safe_io import atomic_write_text
 from evofair.problems.fapareto.baselines import read_baselines
+from evofair.problems.fapareto.lora_baselines import LABELS as LORA_LABELS, LORA_METHODS, budget_sentence
 
 PAPER_CORRELATION = -0.81
 
@@ -62,6 +63,24 @@ def _fmt_hv(x: float) -> str:
     return f"{x:.6f}"
 
 
+def lora_report_lines(problem, base: dict[str, Any], ref, hv_front: float, summary: dict[str, Any]) -> list[str]:
+    """With LoRA fine-tune baselines (lora_baselines.py): the HV row of their union, then the ratio
+    and budget sentence; their per-method rows come from the loop over methods."""
+    rec = base["budget"].get("lora")
+    if not rec:
+        return []
+    union = [m["metrics"] for m in base["models"] if m["method"] in LORA_METHODS]
+    hv_t, n = hv_of(problem, union, ref, "test")
+    hv_v, _ = hv_of(problem, union, ref, "val")
+    n_cand = sum(base["budget"].get("candidates", {}).get(m, 0) for m in LORA_METHODS)
+    summary.update(hv_lora_union_test=hv_t, ratio_front_vs_lora_union=(hv_front / hv_t) if hv_t > 0 else None)
+    ratio = f"{hv_front / hv_t:.3f}" if hv_t > 0 else "n/a (union HV is 0)"
+    return [f"| union of {LORA_LABELS['lora_vanilla']} and {LORA_LABELS['lora_scalarisation']} (fine-tunes) | "
+            f"{n_cand} | {n} | {_fmt_hv(hv_t)} | {_fmt_hv(hv_v)} |",
+            "", f"Evolved front vs union of the LoRA fine-tunes, test HV ratio: **{ratio}** ({_fmt_hv(hv_front)} vs "
+            f"{_fmt_hv(hv_t)}). " + budget_sentence(rec)]
+
+
 def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
     ref = tuple(recipe.hv_ref or problem.default_hv_ref)
     names = problem.objective_names
@@ -90,7 +109,7 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
         for m in base["models"]:
             by_method.setdefault(m["method"], []).append(m)
         labels = {"vanilla": "(a) vanilla CE heads", "scalarisation": "(b) CE + λ·TPR-gap surrogate",
-                  "threshold": "(c) ThresholdOptimizer on (a)"}
+                  "threshold": "(c) ThresholdOptimizer on (a)", **LORA_LABELS}
         for method, models in by_method.items():
             rows = [m["metrics"] for m in models]
             hv_t, n_sel = hv_of(problem, rows, ref, "test")
@@ -114,6 +133,8 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
             summary["hv_union_ab_last_epoch_test"] = hv_l
             table.append(f"| union of (a) and (b), last epoch only | {len(last)} | {n_l} | {_fmt_hv(hv_l)} | "
                          f"{_fmt_hv(hv_lv)} |")
+        lora_lines = lora_report_lines(problem, base, ref, hv_front, summary)
+        table += lora_lines[:1]
         ratio = f"{hv_front / hv_u:.3f}" if hv_u > 0 else "n/a (union HV is 0)"
         table += ["", f"Evolved front vs union of (a)+(b), test HV ratio: **{ratio}**"
                   f" ({_fmt_hv(hv_front)} vs {_fmt_hv(hv_u)})."]
@@ -121,7 +142,7 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
         table += ["", f"Training budget: the evolution's local learning used {int(b['examples'])} training examples "
                   f"({b['examples'] / b['n_train']:.1f} epochs over {int(b['refined_models'])} refined models); each "
                   f"baseline method (a), (b) got {int(b['baseline_examples_per_method'])} or more "
-                  f"({b['baseline_epochs_per_head']} epochs per head)."]
+                  f"({b['baseline_epochs_per_head']} epochs per head)."] + lora_lines[1:]
     md["FaPareto vs baselines (test split)"] = "\n".join(
         [f"Hypervolume of minimised ({', '.join(names)}) with reference point **{ref}** (a constant predictor has "
          "error ≈ 0.43 and earns nothing). The same selection rule for every method: the evolution's candidates "

@@ -163,7 +163,8 @@ def test_lora_genome_end_to_end_tiny(tmp_path):
     recipe["algorithm"].update(pop_size=4, generations=2, n_offsprings=4)
     recipe["operators"]["refine"] = {"name": "sft", "args": {"steps": 2, "optimizer": "adamw", "lr": 1e-2,
                                                              "batch_size": 6}}
-    recipe["problem"]["args"]["baselines"] = {"vanilla": 1, "lambdas": [1.0], "epochs": 1, "threshold": []}
+    recipe["problem"]["args"]["baselines"] = {"vanilla": 1, "lambdas": [1.0], "epochs": 1, "threshold": [],
+                                              "lora": {"enabled": False}}  # test_lora_baselines.py runs them
     out = tmp_path / "run"
     res = evofair.run(recipe, out, progress=False)
     assert res.front and (out / "report.md").exists() and (out / "baselines.csv").exists()
