@@ -17,7 +17,7 @@ from evofair.errors import UserError
 from evofair.store import DB_NAME
 
 # dotted keys (or prefixes ending in ".") that resume may change: none alters a stored result
-RESUME_MAY_CHANGE = ("algorithm.generations", "executor.", "data_root", "base_dir", "paths")
+RESUME_MAY_CHANGE = ("algorithm.generations", "executor.", "data_root", "base_dir", "paths", "intervals")
 _MISSING = object()
 
 
