@@ -245,6 +245,35 @@ def front_vs_union(problem, front_weights: Sequence[Any], front_rows, union_weig
     return out
 
 
+def _rebuild_problem(root: Path):
+    """The run's problem from its config.yaml (as evofair.api.build_problem does; not imported from
+    there, since the report, which api imports, imports this module)."""
+    from evofair.errors import UserError
+    from evofair.executors.base import with_base_dir
+    from evofair.plugins import registry
+    from evofair.recipe import Recipe, read_recipe_file
+
+    if not (root / "config.yaml").exists():
+        raise UserError(f"{root}: not a finished run directory (no config.yaml)")
+    recipe = Recipe.model_validate(read_recipe_file(root / "config.yaml"))
+    spec = registry("problem", recipe.paths).get(recipe.problem.name, "problem.name")
+    problem = spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root)
+    return with_base_dir(problem, recipe.base_dir), recipe
+
+
+def _front_ids(root: Path) -> list[str]:
+    """The final front's ids as the report wrote them (front.csv)."""
+    import csv
+
+    from evofair.errors import UserError
+
+    try:
+        with open(root / "front.csv", newline="") as fh:
+            return [row["id"] for row in csv.DictReader(fh)]
+    except (FileNotFoundError, KeyError):
+        raise UserError(f"{root}/front.csv: missing or without an id column (is the run finished?)") from None
+
+
 def hv_difference_interval(run_dir, *, level: float = DEFAULT_LEVEL, n_boot: int = DEFAULT_N_BOOT,
                            seed: int = 0) -> dict:
     """Paired-bootstrap interval of test HV(front) − HV(union of the baselines) of a finished
@@ -253,25 +282,26 @@ def hv_difference_interval(run_dir, *, level: float = DEFAULT_LEVEL, n_boot: int
     run's (0.25, 0.25 by default) — the sets of benchmarks/fapareto_vs_baselines.py.
     Returns {hv_front, hv_union, diff, lo, hi}; `seed` seeds the resamples."""
     from evofair.errors import UserError
-    from evofair.explorer.data import load_recipe_and_problem, open_store
-    from evofair.report import final_front
+    from evofair.store import RunStore
 
     root = Path(run_dir)
-    raw, problem, note = load_recipe_and_problem(root)
-    if problem is None:
-        raise UserError(f"{root}: cannot rebuild the run's problem: {note}")
+    problem, recipe = _rebuild_problem(root)
     if not supports_intervals(problem):
         raise UserError(f"{root}: problem {problem.name!r} gives no per-example outputs (no intervals)")
     base = _read_baselines(root)
     if base is None:
         raise UserError(f"{root}: no baselines.json (a run with problem.args.baselines.enabled)")
+    front_ids = _front_ids(root)
     problem.ensure_setup()
-    ref = tuple(raw.get("hv_ref") or problem.default_hv_ref)
-    with open_store(root) as store:
-        front = final_front(store, problem)
+    ref = tuple(recipe.hv_ref or problem.default_hv_ref)
+    store = RunStore(root, readonly=True)
+    try:
+        front = store.individuals(front_ids)
         union = [m for m in base["models"] if m["method"] in UNION_METHODS and m.get("weights_hash")]
         fw = [store.get_weights(i.weights_hash) for i in front]
         uw = [store.get_weights(m["weights_hash"]) for m in union]
+    finally:
+        store.close()
     res = front_vs_union(problem, fw, [i.metrics for i in front], uw, [m["metrics"] for m in union], ref,
                          split_indices(problem, n_boot, seed), level)
     return {k: float(res[k]) for k in ("hv_front", "hv_union", "diff", "lo", "hi")}
