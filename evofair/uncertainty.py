@@ -202,13 +202,22 @@ def _val_non_dominated(problem, rows: Sequence[Mapping[str, Mapping[str, float]]
     return non_dominated(F).tolist()
 
 
-def hv_samples(problem, weights: Sequence[Any], indices: np.ndarray, ref) -> np.ndarray:
-    """Test HV of a set of models on each resample (pymoo's indicator, as evofair.indicators)."""
-    if not weights:
-        return np.zeros(len(indices))
-    S = bootstrap_metrics(problem.example_outputs(list(weights), "test"), indices, problem.objective_names)
-    F = _minimised_samples(problem, S)
+def hv_samples(problem, samples: Mapping[str, np.ndarray], ref) -> np.ndarray:
+    """Test HV of a set of models on each resample (pymoo's indicator, as evofair.indicators), from
+    its bootstrap metrics {objective: (n_boot, n_models)}."""
+    F = _minimised_samples(problem, samples)
+    if F.shape[1] == 0:
+        return np.zeros(len(F))
     return np.array([hypervolume(F[b], ref) for b in range(len(F))])
+
+
+def set_samples(problem, weights: Sequence[Any], indices: np.ndarray) -> dict[str, np.ndarray]:
+    """The objectives of a set of models on each resample: {objective: (n_boot, n_models)} (one
+    `example_outputs` call per set: a LoRA genome costs an encoder pass)."""
+    names = problem.objective_names
+    if not weights:
+        return {n: np.zeros((len(indices), 0)) for n in names}
+    return bootstrap_metrics(problem.example_outputs(list(weights), "test"), indices, names)
 
 
 def pearson_samples(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -234,11 +243,11 @@ def front_vs_union(problem, front_weights: Sequence[Any], front_rows, union_weig
         return hypervolume(problem.minimised({n: np.array([rows[k]["test"][n] for k in keep]) for n in names}), ref)
 
     hv_f, hv_u = point(front_rows, fk), point(union_rows, uk)
-    d = hv_samples(problem, fw, indices, ref) - hv_samples(problem, uw, indices, ref)
+    S = set_samples(problem, fw, indices)
+    d = hv_samples(problem, S, ref) - hv_samples(problem, set_samples(problem, uw, indices), ref)
     lo, hi = percentile_interval(d, level)
     out = {"hv_front": hv_f, "hv_union": hv_u, "diff": hv_f - hv_u, "lo": float(lo), "hi": float(hi)}
     if len(fw) >= 3 and len(names) >= 2:
-        S = bootstrap_metrics(problem.example_outputs(fw, "test"), indices, names[:2])
         r = pearson_samples(S[names[0]], S[names[1]])
         clo, chi = percentile_interval(r, level) if np.isfinite(r).any() else (np.nan, np.nan)
         out.update(corr_lo=float(clo), corr_hi=float(chi), corr_undefined=int((~np.isfinite(r)).sum()))
