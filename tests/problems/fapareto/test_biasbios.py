@@ -171,6 +171,16 @@ def test_lora_genome_end_to_end_tiny(tmp_path):
     problem = BiasBios(BiasBiosParams(**recipe["problem"]["args"])).ensure_setup()
     store = RunStore(out, readonly=True)
     w = store.get_weights(res.front[0].weights_hash)
+    # bootstrap intervals (issue 13): LoRA front genomes through the encoder, baseline heads on the features;
+    # the identity resample gives the stored test metrics
+    from evofair.uncertainty import point_metrics
+
+    intervals = json.loads((out / "intervals.json").read_text())
+    assert set(intervals["models"]) == {i.id for i in res.front} and intervals["baselines"]
+    base = json.loads((out / "baselines.json").read_text())["models"]
+    both = problem.example_outputs([w, store.get_weights(base[0]["weights_hash"])], "test")
+    point = point_metrics(both)
+    assert point["error"][0] == res.front[0].metrics["test"]["error"] and point["dtpr"][1] == base[0]["metrics"]["test"]["dtpr"]
     deltas = [k for k in w if k.startswith("delta.")]
     assert sorted(deltas) == ["delta.encoder.layer.5.attention.self.query.weight",
                               "delta.encoder.layer.5.attention.self.value.weight"]
