@@ -8,12 +8,15 @@ claims "behaviour unchanged" must leave them as they are, and a change that alte
 purpose re-records them (`--write`) and says so. History: front_sha256_before_redesign.txt was
 recorded on the commit before the architecture redesign (issue 10) and every front was
 byte-identical after it; the FairPO fidelity fixes (issue 14) then changed fairpo_memetic_yeast.
+The bootstrap-interval columns of front.csv (issue 13) are left out of the digest (`front_digest`).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
+import io
 import subprocess
 import sys
 import tempfile
@@ -23,6 +26,20 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "results" / "front_sha256.txt"
 RECIPES = ("zdt1", "zdt1_deap", "toy", "fapareto_biasbios", "fairpo_memetic_yeast", "hyperdpo_memetic_mq2008")
+
+
+def front_digest(path: Path) -> str:
+    """sha256 of front.csv without the bootstrap-interval columns (`<metric>_test_lo/_hi`, issue 13):
+    they are added outputs, so the fitness-determined front keeps its recorded checksum. The
+    remaining columns are written back exactly as evofair.report writes them (csv module, CRLF)."""
+    data = path.read_bytes()
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    keep = [k for k, name in enumerate(rows[0] if rows else []) if not name.endswith(("_test_lo", "_test_hi"))]
+    if rows and len(keep) < len(rows[0]):
+        buf = io.StringIO(newline="")
+        csv.writer(buf).writerows([[row[k] for k in keep] for row in rows])
+        data = buf.getvalue().encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
 
 
 def main(argv=None) -> int:
@@ -42,7 +59,7 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             subprocess.run([sys.executable, "-m", "evofair.cli", "run", name, "--out", str(out), "--quiet"],
                            check=True, stdout=subprocess.DEVNULL)
-            digest = hashlib.sha256((out / "front.csv").read_bytes()).hexdigest()
+            digest = front_digest(out / "front.csv")
             same = expected.get(name) == digest
             bad += not same and not args.write
             rows.append(f"{digest}  {name}/front.csv")

@@ -35,7 +35,7 @@ from evofair.registry import explain_validation_error
 from evofair.safe_io import atomic_write_text
 
 # keys of an evolutionary recipe that an experiment has no use for
-EVOLUTION_ONLY = ("algorithm", "operators", "executor", "hv_ref", "report")
+EVOLUTION_ONLY = ("algorithm", "operators", "executor", "hv_ref", "report", "intervals")
 
 
 class ExperimentCfg(_Strict):

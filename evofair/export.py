@@ -42,6 +42,7 @@ from evofair.problem import Exportable
 
 GENOME_FILE = "genome.safetensors"
 CARD_FILE = "model_card.json"
+README_FILE = "README.md"
 
 
 def check_target(to: Path) -> None:
@@ -99,11 +100,13 @@ def export_model(run_dir: str | os.PathLike, iid: str, to: str | os.PathLike, *,
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "evofair_version": _version(),
         })
-        if hub_card is not None:  # the problem's model is loadable: a Hugging Face README.md too
-            from evofair.hf_card import README_FILE, model_card_markdown
+        card["files"] = sorted(card["files"] + [README_FILE])
+        if hub_card is not None:  # the problem's model is loadable: a Hugging Face model card
+            from evofair.hf_card import model_card_markdown
 
-            card["files"] = sorted(card["files"] + [README_FILE])
             (tmp / README_FILE).write_text(model_card_markdown(card, hub_card))
+        else:
+            (tmp / README_FILE).write_text(readme(card))
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=1, default=str))
         if to.exists():
             to.rmdir()  # checked empty above
@@ -112,6 +115,34 @@ def export_model(run_dir: str | os.PathLike, iid: str, to: str | os.PathLike, *,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return to
+
+
+def readme(card: dict[str, Any]) -> str:
+    """The model card for people: every metric on every split, with its bootstrap interval on test."""
+    iv = card.get("intervals") or {}
+    bounds = iv.get("metrics", {})
+    splits = list(card["metrics"])
+    names = list(dict.fromkeys(n for s in splits for n in card["metrics"][s]))
+    objectives = {o["name"]: o["direction"] for o in card.get("objectives", [])}
+    level = f"{iv['level']:.0%}" if iv else ""
+    lines = [f"# Model {card['id']} of run {card.get('run', {}).get('name', '?')}", "",
+             f"Made by {card['made_by']} (generation {card['generation']}); genome sha256 `{card['weights_sha256']}`. "
+             "Everything below is also in `model_card.json`.", "",
+             "| metric | " + " | ".join(splits) + (f" | {iv['split']} {level} interval |" if iv else " |"),
+             "|---|" + "---|" * (len(splits) + bool(iv))]
+    for n in names:
+        label = f"{n} ({'lower' if objectives[n] == 'min' else 'higher'} is better)" if n in objectives else n
+        cells = [f"{v:.4f}" if isinstance(v := card["metrics"][s].get(n), float) else "–" for s in splits]
+        if iv:
+            cells.append(f"[{bounds[n][0]:.4f}, {bounds[n][1]:.4f}]" if n in bounds else "–")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    if iv:
+        lines.append(f"Intervals: {iv['method']}, {iv['n_boot']} resamples of the {iv['split']} split; a model whose "
+                     "interval overlaps this one's is not distinguishable from it on that metric.")
+    else:
+        lines.append("No confidence intervals: the run's problem gives no per-example outputs (point estimates only).")
+    return "\n".join(lines) + "\n"
 
 
 def _version() -> str:

@@ -35,12 +35,20 @@ def objectives_markdown(card: Mapping[str, Any]) -> str:
     splits = [s for s in ("val", "test", "train") if s in metrics] + [s for s in metrics if s not in ("val", "test", "train")]
     objectives = [o["name"] for o in card.get("objectives", [])]
     names = objectives + sorted({k for per in metrics.values() for k in per} - set(objectives))
-    lines = ["| metric | objective | " + " | ".join(splits) + " |", "|---|---|" + "---|" * len(splits)]
+    iv = card.get("intervals") or {}  # bootstrap intervals (evofair.uncertainty), when the problem gives them
+    bounds = iv.get("metrics", {})
+    extra = [f"{iv['split']} {iv['level']:.0%} interval"] if iv else []
+    lines = ["| metric | objective | " + " | ".join(splits + extra) + " |",
+             "|---|---|" + "---|" * (len(splits) + len(extra))]
     direction = {o["name"]: o.get("direction", "") for o in card.get("objectives", [])}
     for n in names:
-        lines.append(f"| {n} | {direction.get(n, '—')} | " + " | ".join(_cell(metrics[s].get(n)) for s in splits) + " |")
+        cells = [_cell(metrics[s].get(n)) for s in splits]
+        if iv:
+            cells.append(f"[{bounds[n][0]:.4f}, {bounds[n][1]:.4f}]" if n in bounds else "—")
+        lines.append(f"| {n} | {direction.get(n, '—')} | " + " | ".join(cells) + " |")
+    note = ([f"Intervals: {iv['method']}, {iv['n_boot']} resamples of the {iv['split']} split."] if iv else [])
     return "\n".join(["Selection used the validate split (`val`); `test` was never used to choose a model.", "",
-                      *lines])
+                      *lines, *([""] + note if note else [])])
 
 
 def constraints_markdown(card: Mapping[str, Any]) -> str:

@@ -191,6 +191,20 @@ class ReportSections(Protocol):
     def report_sections(self, store, out: Path, recipe) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class PerExampleOutputs(Protocol):
+    """Bootstrap intervals (`evofair.uncertainty`) recompute every metric on resampled examples.
+
+    Problems without it still run; their report says it has no intervals."""
+
+    def example_outputs(self, genomes: Sequence[Any], split: Split) -> dict[str, Any]:
+        """Per-example outputs of a batch of genomes on `split` (an empty batch: the labels only):
+        `y_true` (n,), `y_pred` (n_genomes, n) predicted labels, `groups` (n,) the protected group
+        of each example (the resamples are stratified by group × class), `classes` and `pos_label`
+        as `evofair.metrics.fairness_metrics` takes them, and optionally `groups_by`
+        {attribute: (n,) labels} for per-attribute metrics named `<metric>_<attribute>`."""
+
+
 def missing_capabilities(problem: Any, required: Iterable[type]) -> list[str]:
     """The methods of the `required` protocols that `problem` (a class or an instance) lacks."""
     missing = []

@@ -110,6 +110,14 @@ def _constraint_text(text: str) -> str:
     return text.strip()
 
 
+class IntervalsCfg(_Strict):
+    """Bootstrap intervals on test (evofair/uncertainty.py) for problems with per-example outputs."""
+
+    enabled: bool = True
+    level: float = Field(0.9, gt=0, lt=1, description="confidence level of the percentile intervals")
+    n_boot: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples (stratified by group x class)")
+
+
 class Recipe(_Strict):
     name: str = Field("run", min_length=1, max_length=200, pattern=r"^[^/\x00]+$",
                       description="names the default run directory: no '/'")
@@ -125,6 +133,7 @@ class Recipe(_Strict):
     paths: list[str] = Field(default_factory=list, description="folders searched for `module:attr` components "
                              "(a recipe file that uses one adds its own folder)")
     report: dict[str, Any] = Field(default_factory=dict)
+    intervals: IntervalsCfg = Field(default_factory=IntervalsCfg)
     constraints: list[Annotated[str, AfterValidator(_constraint_text)]] = Field(
         default_factory=list, description="feasibility-first selection on validation metrics: "
         "'<metric> <= <number>' or '<metric> >= <number>'")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -75,9 +76,11 @@ def objective_columns(problem) -> list[tuple[str, str]]:
     return [(name, split) for name in problem.objective_names for split in SPLITS]
 
 
-def individual_rows(problem, inds: Sequence[Individual], constraints: Sequence[cons.Constraint] = ()
-                    ) -> tuple[list[str], list[list[Any]]]:
-    """CSV rows; with constraints also `feasible` (on validation, as selected), `cv_val`, `cv_test`."""
+def individual_rows(problem, inds: Sequence[Individual], constraints: Sequence[cons.Constraint] = (),
+                    intervals: dict[str, Any] | None = None) -> tuple[list[str], list[list[Any]]]:
+    """CSV rows; with constraints also `feasible` (on validation, as selected), `cv_val`, `cv_test`;
+    with `intervals` (intervals.json's document) `<metric>_test_lo/_hi` of the objectives and
+    constrained metrics."""
     cols = objective_columns(problem)
     header = ["id", "generation"] + [f"{n}_{s}" for n, s in cols]
     rows = [[i.id, i.generation] + [_fmt(i.metrics.get(s, {}).get(n)) for n, s in cols] for i in inds]
@@ -86,18 +89,33 @@ def individual_rows(problem, inds: Sequence[Individual], constraints: Sequence[c
         header += ["feasible", "cv_val", "cv_test"]
         for k, row in enumerate(rows):
             row += ["true" if cv["val"][k] <= 0 else "false", repr(float(cv["val"][k])), repr(float(cv["test"][k]))]
+    if intervals is not None:
+        names = interval_columns(problem, constraints)
+        header += [f"{n}_test_{end}" for n in names for end in ("lo", "hi")]
+        for ind, row in zip(inds, rows):
+            mine = intervals["models"].get(ind.id, {})
+            row += [_fmt(mine[n][k]) if n in mine else "" for n in names for k in (0, 1)]
     return header, rows
+
+
+def interval_columns(problem, constraints: Sequence[cons.Constraint] = ()) -> list[str]:
+    """The metrics whose test intervals front.csv and report.md show: objectives, then constrained ones."""
+    return list(dict.fromkeys(problem.objective_names + [c.metric for c in constraints]))
 
 
 def _fmt(v: float | None) -> Any:
     return "" if v is None or not np.isfinite(v) else repr(float(v))
 
 
+def sorted_front(store: RunStore, problem, constraints: Sequence[cons.Constraint] = ()) -> list[Individual]:
+    return sorted(final_front(store, problem, constraints),
+                  key=lambda i: [i.metrics["val"][n] for n in problem.objective_names])
+
+
 def write_tables(store: RunStore, problem, out: Path, everyone: Sequence[Individual],
-                 constraints: Sequence[cons.Constraint] = ()) -> dict[str, Any]:
-    front = sorted(final_front(store, problem, constraints),
-                   key=lambda i: [i.metrics["val"][n] for n in problem.objective_names])
-    header, rows = individual_rows(problem, front, constraints)
+                 constraints: Sequence[cons.Constraint] = (), intervals: dict[str, Any] | None = None) -> dict[str, Any]:
+    front = sorted_front(store, problem, constraints)
+    header, rows = individual_rows(problem, front, constraints, intervals)
     _write_csv(out / "front.csv", header, rows)
     arch = archive(store, problem, everyone, constraints)
     header, rows = individual_rows(problem, arch, constraints)
@@ -110,7 +128,8 @@ def write_tables(store: RunStore, problem, out: Path, everyone: Sequence[Individ
 
 
 def plot_front(path: Path, problem, inds_all, front, extra_points: dict[str, np.ndarray] | None = None,
-               split: str = "val", constraints: Sequence[cons.Constraint] = ()) -> None:
+               split: str = "val", constraints: Sequence[cons.Constraint] = (),
+               intervals: dict[str, Any] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,6 +150,8 @@ def plot_front(path: Path, problem, inds_all, front, extra_points: dict[str, np.
         F = P[ok_front]
         order = np.argsort(F[:, 0])
         ax.plot(F[order, 0], F[order, 1], "o-", c="C3", ms=4, label="front" + (" (feasible)" if constraints else ""))
+    if intervals is not None and split == intervals.get("split") and len(P):
+        _error_bars(ax, P, [intervals["models"].get(i.id, {}) for i in front], names, intervals["level"])
     if len(P) and (~ok_front).any():
         ax.scatter(P[~ok_front, 0], P[~ok_front, 1], s=40, facecolors="none", edgecolors="C3", marker="s",
                    label="front member infeasible" + (" on this split" if split != "val" else ""))
@@ -145,6 +166,44 @@ def plot_front(path: Path, problem, inds_all, front, extra_points: dict[str, np.
     fig.tight_layout()
     _save_figure(fig, path)
     plt.close(fig)
+
+
+def _error_bars(ax, P: np.ndarray, ivs: Sequence[dict[str, list[float]]], names: Sequence[str], level: float) -> None:
+    """matplotlib errorbar of each front point: its bootstrap interval on both plotted metrics."""
+    def err(j: int) -> np.ndarray:
+        lo = np.array([iv.get(names[j], [np.nan, np.nan])[0] for iv in ivs])
+        hi = np.array([iv.get(names[j], [np.nan, np.nan])[1] for iv in ivs])
+        return np.nan_to_num(np.stack([P[:, j] - lo, hi - P[:, j]]).clip(min=0))
+
+    ax.errorbar(P[:, 0], P[:, 1], xerr=err(0), yerr=err(1), fmt="none", ecolor="C3", alpha=0.45, elinewidth=0.8,
+                capsize=1.5, label=f"front, {level:.0%} bootstrap intervals")
+
+
+def run_intervals(store: RunStore, problem, recipe, out: Path, front: Sequence[Individual]) -> dict[str, Any] | None:
+    """Bootstrap intervals of the front and the baselines on test, written to intervals.json (None:
+    the problem gives no per-example outputs, or the recipe turned intervals off)."""
+    from evofair import uncertainty
+
+    cfg = getattr(recipe, "intervals", None)
+    if cfg is None or not cfg.enabled or not uncertainty.supports_intervals(problem):
+        return None
+    doc = uncertainty.run_intervals(problem, store, front, out, level=cfg.level, n_boot=cfg.n_boot,
+                                    seed=uncertainty.bootstrap_seed(recipe.seed), names=problem.metric_names)
+    atomic_write_text(out / uncertainty.INTERVALS_FILE, json.dumps(doc, indent=1), within=out)
+    return doc
+
+
+def intervals_note(problem, recipe, intervals: dict[str, Any] | None) -> str:
+    if intervals is not None:
+        return (f"Test intervals: {intervals['level']:.0%} percentile bootstrap, {intervals['n_boot']} resamples "
+                "stratified by group × class, the same resamples for every model (paired); every metric of every "
+                "front model and baseline head is in `intervals.json`, the objectives' also in `front.csv` "
+                "(`<metric>_test_lo/_hi`) and as error bars in `plots/front.png`.")
+    cfg = getattr(recipe, "intervals", None)
+    if cfg is not None and not cfg.enabled:
+        return "No confidence intervals: turned off in the recipe (`intervals.enabled: false`)."
+    return (f"No confidence intervals: problem `{problem.name}` gives no per-example outputs "
+            "(`evofair.problem.PerExampleOutputs`), so its numbers are point estimates.")
 
 
 def constraints_section(constraints, everyone: Sequence[Individual], front: Sequence[Individual]) -> list[str]:
@@ -205,12 +264,14 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
     (out / "plots").mkdir(parents=True, exist_ok=True)
     everyone = store.individuals()  # read once: tables and plots both need every individual
     constraints = recipe.parsed_constraints
-    tables = write_tables(store, problem, out, everyone, constraints)
+    intervals = run_intervals(store, problem, recipe, out, sorted_front(store, problem, constraints))
+    tables = write_tables(store, problem, out, everyone, constraints, intervals)
     front, gens = tables["front"], tables["generations"]
     ref = recipe.hv_ref or problem.default_hv_ref
     sections = problem.report_sections(store, out, recipe) if isinstance(problem, ReportSections) else {}
     plot_front(out / "plots" / "front.png", problem, everyone, front,
-               extra_points=sections.get("points"), split=sections.get("plot_split", "val"), constraints=constraints)
+               extra_points=sections.get("points"), split=sections.get("plot_split", "val"), constraints=constraints,
+               intervals=intervals)
     plot_hv(out / "plots" / "hv.png", gens, ref)
     lines = [f"# evofair run: {recipe.name}", "",
              f"Problem `{problem.name}`, algorithm {recipe.algorithm.name} ({recipe.algorithm.backend}), "
@@ -234,13 +295,17 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
         lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
     cv = {s: cons.of_individuals(constraints, front, s) for s in SPLITS}
     extra = ["feasible (val)", "CV (val)", "CV (test)"] if constraints else []
-    lines += ["", "## Final front", "", "| id | generation | " + " | ".join(
-        [f"{n} ({s})" for n, s in objective_columns(problem)] + extra) + " |",
-        "|---|---|" + "---|" * (len(objective_columns(problem)) + len(extra))]
+    iv_names = interval_columns(problem, constraints) if intervals is not None else []
+    extra += [f"test {n} [lo, hi]" for n in iv_names]
+    lines += ["", "## Final front", "", intervals_note(problem, recipe, intervals), "",
+              "| id | generation | " + " | ".join([f"{n} ({s})" for n, s in objective_columns(problem)] + extra) + " |",
+              "|---|---|" + "---|" * (len(objective_columns(problem)) + len(extra))]
     for k, ind in enumerate(front):
         cells = [f"{ind.metrics.get(s, {}).get(n, float('nan')):.4f}" for n, s in objective_columns(problem)]
         if constraints:
             cells += ["yes" if cv["val"][k] <= 0 else "no", f"{cv['val'][k]:.4g}", f"{cv['test'][k]:.4g}"]
+        mine = intervals["models"].get(ind.id, {}) if intervals is not None else {}
+        cells += [f"[{mine[n][0]:.4f}, {mine[n][1]:.4f}]" if n in mine else "–" for n in iv_names]
         lines.append(f"| {ind.id} | {ind.generation} | " + " | ".join(cells) + " |")
     events = store.events()
     if events:

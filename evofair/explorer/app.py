@@ -17,7 +17,7 @@ from dash.exceptions import PreventUpdate
 from evofair.errors import UserError
 from evofair.explorer import cards
 from evofair.explorer.data import Constraint, RunData
-from evofair.explorer.figures import front_figure, hv_figure
+from evofair.explorer.figures import front_figure, hv_figure, indistinguishable
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#222}
@@ -71,6 +71,23 @@ def _status(data: RunData, snap) -> tuple[str, str]:
 def _clicked_id(click) -> str | None:
     points = (click or {}).get("points") or [{}]
     return points[0].get("customdata")
+
+
+def _intervals_summary(data: RunData, snap, front, split: str, selected: str | None) -> list:
+    """One line on the test intervals: shown as error bars, and how many front models the selected one
+    cannot be told apart from."""
+    ivs = data.intervals()
+    if ivs is None:
+        return [html.Span(" · no confidence intervals (the problem gives no per-example outputs)",
+                          id="intervals-note", className="muted")]
+    if split != ivs["split"]:
+        return [html.Span(f" · {ivs['level']:.0%} intervals: show the {ivs['split']} split", id="intervals-note")]
+    text = f" · error bars: {ivs['level']:.0%} bootstrap intervals on {ivs['split']}"
+    if selected and selected in ivs["models"]:
+        close = indistinguishable(ivs, [i.id for i in front], selected, snap.objective_names)
+        return [html.Span(text + f"; {len(close)} front model(s) indistinguishable from {selected} (shaded)",
+                          id="intervals-note", **{"data-indistinguishable": str(len(close))})]
+    return [html.Span(text + "; open a front model to shade those indistinguishable from it", id="intervals-note")]
 
 
 def build_app(data: RunData, *, interval_ms: int = 2000, allow_export: bool = True) -> Dash:
@@ -191,7 +208,8 @@ def build_app(data: RunData, *, interval_ms: int = 2000, allow_export: bool = Tr
         fig = front_figure(snap, x=x, y=y, colour=colour, split=split, generation=generation,
                            show_all="all" in (layers or []),
                            baselines=data.baselines() if "baselines" in (layers or []) else [],
-                           meets=meets, constraints=constraints, selected=list(dict.fromkeys(chosen)))
+                           meets=meets, constraints=constraints, selected=list(dict.fromkeys(chosen)),
+                           intervals=data.intervals())
         g = snap.last_generation if generation is None else generation
         if g is None:
             return fig, html.Span("No generation committed yet: waiting for the run…", id="summary-text",
@@ -208,6 +226,7 @@ def build_app(data: RunData, *, interval_ms: int = 2000, allow_export: bool = Tr
                                      id="front-feasible", **{"data-feasible": str(n_ok)}))
         if constraints:
             summary.append(f" · {', '.join(map(str, constraints))}: {len(meets)} of {len(scope_inds)} meet all")
+        summary += _intervals_summary(data, snap, front, split, selected)
         return fig, html.Span(summary, id="summary-text", **{"data-front": str(len(front))}), hv_figure(snap, g)
 
     # Separate from on_view so that selecting or comparing models does not rebuild the table

@@ -32,16 +32,22 @@ def _value_cell(v: Any, split: str, metric: str, className: str = "num", **extra
                    **{"data-split": split, "data-metric": metric}, **extra)
 
 
-def metrics_table(snap: Snapshot, metrics: dict[str, dict[str, float]], table_id: str | None = None) -> html.Table:
+def metrics_table(snap: Snapshot, metrics: dict[str, dict[str, float]], table_id: str | None = None,
+                  intervals: dict[str, Any] | None = None) -> html.Table:
+    """Every metric on every split; with `intervals` (RunData.intervals_of) a column of test intervals."""
     splits = [s for s in snap.splits if s in metrics] or list(metrics)
     names = [n for n in snap.metric_names if any(n in metrics.get(s, {}) for s in splits)]
-    head = html.Tr([html.Th("metric")] + [html.Th(s) for s in splits])
+    bounds = (intervals or {}).get("metrics", {})
+    head = html.Tr([html.Th("metric")] + [html.Th(s) for s in splits] +
+                   ([html.Th(f"{intervals['split']} {intervals['level']:.0%} interval")] if intervals else []))
     rows = []
     for n in names:
         is_obj = n in snap.objective_names
         label = f"{n} {'↓' if snap.direction(n) == 'min' else '↑'}" if is_obj else n
+        extra = [html.Td(f"[{fmt(bounds[n][0])}, {fmt(bounds[n][1])}]" if n in bounds else "–", className="num",
+                         **{"data-interval": n})] if intervals else []
         rows.append(html.Tr([html.Td(html.B(label) if is_obj else label)] +
-                            [_value_cell(metrics.get(s, {}).get(n), s, n) for s in splits]))
+                            [_value_cell(metrics.get(s, {}).get(n), s, n) for s in splits] + extra))
     kw = {"id": table_id} if table_id else {}
     return html.Table([html.Thead(head), html.Tbody(rows)], className="tbl", **kw)
 
@@ -116,7 +122,7 @@ def model_card(data: RunData, iid: str) -> html.Div:
         html.P(" · ".join(facts), className="muted"),
         html.Ul([html.Li(s) for s in card["steps"]], className="steps"),
         html.H4("Objectives and metrics, every split"),
-        metrics_table(snap, card["metrics"], table_id="card-metrics"),
+        metrics_table(snap, card["metrics"], table_id="card-metrics", intervals=card.get("intervals")),
         *constraints_section(card),
         *problem_card_section(card),
         html.H4("Lineage"),
@@ -138,7 +144,8 @@ def baseline_card(data: RunData, snap: Snapshot, bid: str) -> html.Div:
     return html.Div([html.H3(["Baseline ", html.Span(bid, id="card-id")]),
                      html.P(f"method {row['method']} (from baselines.csv; not an evolved model, no lineage)",
                             className="muted"),
-                     metrics_table(snap, row["metrics"], table_id="card-metrics")],
+                     metrics_table(snap, row["metrics"], table_id="card-metrics",
+                                   intervals=data.intervals_of(f"baseline:{bid}"))],
                     className="card", **{"data-id": f"baseline:{bid}"})
 
 

@@ -316,6 +316,7 @@ class RunData:
         self._snapshot: Snapshot | None = None
         self._version = 0
         self._baselines: tuple[Any, list[dict[str, Any]]] = (None, [])
+        self._intervals: tuple[Any, dict[str, Any] | None] = (None, None)
         self.refresh()
 
     def _raw_recipe(self) -> dict[str, Any]:
@@ -337,7 +338,8 @@ class RunData:
             with open(self.root / "front.csv", newline="") as fh:
                 header = next(csv.reader(fh))
             names = list(dict.fromkeys(h.rsplit("_", 1)[0] for h in header[2:]
-                                       if h not in ("feasible", "cv_val", "cv_test")))
+                                       if h not in ("feasible", "cv_val", "cv_test")
+                                       and not h.endswith(("_test_lo", "_test_hi"))))
             if names:
                 return tuple((n, "min") for n in names)
         except (FileNotFoundError, StopIteration):
@@ -420,6 +422,27 @@ class RunData:
         self._baselines = (key, rows)
         return rows
 
+    def intervals(self) -> dict[str, Any] | None:
+        """intervals.json (bootstrap intervals on test, evofair/uncertainty.py), re-read when it changes;
+        None for problems without per-example outputs."""
+        from evofair.uncertainty import INTERVALS_FILE, read_intervals
+
+        key = _stat_key(self.root / INTERVALS_FILE)
+        if key != self._intervals[0]:
+            self._intervals = (key, read_intervals(self.root) if key is not None else None)
+        return self._intervals[1]
+
+    def intervals_of(self, iid: str) -> dict[str, Any] | None:
+        """{split, level, n_boot, method, metrics: {metric: [lo, hi]}} of a model or `baseline:<id>`."""
+        doc = self.intervals()
+        if doc is None:
+            return None
+        table = doc.get("baselines", {}) if iid.startswith("baseline:") else doc["models"]
+        mine = table.get(iid.split(":", 1)[1] if iid.startswith("baseline:") else iid)
+        if mine is None:
+            return None
+        return {k: doc.get(k) for k in ("split", "level", "n_boot", "method")} | {"metrics": mine}
+
     # -- one model ---------------------------------------------------------------------------
     def problem_card(self, ind: Individual) -> tuple[dict[str, Any] | None, str | None]:
         """The problem's own `model_card(individual, store)` (per-group confusion numbers...).
@@ -453,6 +476,7 @@ class RunData:
             "constraints": snap.constraint_rows(ind),
             "feasible": bool(snap.feasible([ind], "val")[0]) if snap.constraints else None,
             "lineage": snap.lineage(iid, max_nodes=max_lineage),
+            "intervals": self.intervals_of(iid),
         }
         if with_problem_card:
             card["problem_card"], card["problem_card_error"] = self.problem_card(ind)

@@ -20,9 +20,11 @@ ALL = "all evaluated"
 MEETS = "meets constraints"
 INFEASIBLE = "infeasible (violates a recipe constraint)"
 SELECTED = "selected"
+INDISTINGUISHABLE = "indistinguishable from the selected model (test intervals overlap on every objective)"
 BASELINE_SYMBOLS = ("x", "diamond", "triangle-up", "square", "cross", "triangle-down", "star-diamond")
 COLOURS = {"front": "#c0392b", "all": "rgba(120,120,120,0.22)", "meets": "#1e8449", "selected": "#f1c40f",
-           "compare": "#2471a3", "infeasible": "rgba(192,57,43,0.55)"}
+           "compare": "#2471a3", "infeasible": "rgba(192,57,43,0.55)",
+           "indistinguishable": "rgba(241,196,15,0.35)"}
 
 
 def axis_title(snap: Snapshot, metric: str, split: str) -> str:
@@ -54,8 +56,10 @@ def _xy(snap: Snapshot, inds: Sequence[Individual], x: str, y: str, split: str):
 def front_figure(snap: Snapshot, *, x: str, y: str, colour: str | None, split: str, generation: int | None,
                  show_all: bool = True, baselines: Sequence[dict[str, Any]] = (),
                  meets: Sequence[Individual] | None = None, constraints: Sequence[Constraint] = (),
-                 selected: Sequence[str] = (), height: int = 520) -> go.Figure:
-    """The front of `generation` (selected on validation) drawn on `split`, with context layers."""
+                 selected: Sequence[str] = (), height: int = 520, intervals: dict[str, Any] | None = None) -> go.Figure:
+    """The front of `generation` (selected on validation) drawn on `split`, with context layers;
+    with `intervals` (intervals.json) and the split they are on, error bars and the front members
+    indistinguishable from the selected model (`indistinguishable`)."""
     fig = go.Figure()
     infeasible: list[Individual] = []
     if show_all:
@@ -90,9 +94,18 @@ def front_figure(snap: Snapshot, *, x: str, y: str, colour: str | None, split: s
             name = f"{FRONT}: least violating (nothing feasible)"
     # The front is non-dominated on validation; on test the same models need not be, so joining
     # them by a line there would draw a misleading staircase.
+    ivs = intervals if intervals is not None and intervals.get("split") == split else None
+    bars = _error_bars(ivs["models"] if ivs else {}, [i.id for i in front], xs, ys, x, y)
+    if ivs is not None:
+        close = indistinguishable(ivs, [i.id for i in front], selected[-1] if selected else None, snap.objective_names)
+        if close:
+            cx, cy = _xy(snap, [snap.individuals[i] for i in close], x, y, split)
+            fig.add_trace(go.Scatter(x=cx, y=cy, mode="markers", name=INDISTINGUISHABLE, customdata=close,
+                                     marker=dict(size=24, color=COLOURS["indistinguishable"], line=dict(width=0)),
+                                     hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers+lines" if split == "val" else "markers", name=name, customdata=[i.id for i in front],
                              marker=marker, line=dict(color=COLOURS["front"], width=1.5, dash="dot"),
-                             hovertext=_hover(snap, front, split), hoverinfo="text"))
+                             hovertext=_hover(snap, front, split), hoverinfo="text", **bars))
     if snap.constraints and show_all:  # always present (maybe empty): replay frames update it by index
         ix, iy = _xy(snap, infeasible, x, y, split)
         fig.add_trace(go.Scatter(x=ix, y=iy, mode="markers", name=f"{INFEASIBLE}, {split}",
@@ -106,7 +119,8 @@ def front_figure(snap: Snapshot, *, x: str, y: str, colour: str | None, split: s
             x=bx, y=by, mode="markers", name=f"baseline: {method}", customdata=[f"baseline:{r['id']}" for r in rows],
             marker=dict(symbol=BASELINE_SYMBOLS[k % len(BASELINE_SYMBOLS)], size=10, line=dict(width=1)),
             hovertext=[f"<b>{method}</b> {r['id']}<br>{x}: {_fmt(a)}<br>{y}: {_fmt(b)}" for r, a, b in zip(rows, bx, by)],
-            hoverinfo="text"))
+            hoverinfo="text", **_error_bars(ivs.get("baselines", {}) if ivs else {}, [r["id"] for r in rows],
+                                            np.asarray(bx, float), np.asarray(by, float), x, y)))
     if meets is not None:
         mx, my = _xy(snap, meets, x, y, split)
         fig.add_trace(go.Scatter(x=mx, y=my, mode="markers", name=MEETS, customdata=[i.id for i in meets],
@@ -144,6 +158,32 @@ def front_figure(snap: Snapshot, *, x: str, y: str, colour: str | None, split: s
     fig.update_xaxes(gridcolor="#eee", zeroline=False)
     fig.update_yaxes(gridcolor="#eee", zeroline=False)
     return fig
+
+
+def _error_bars(table: dict[str, dict[str, list[float]]], ids: Sequence[str], xs: np.ndarray, ys: np.ndarray,
+                x: str, y: str) -> dict[str, Any]:
+    """Plotly error_x/error_y of each point from its [lo, hi] interval (none when nothing has one)."""
+    out: dict[str, Any] = {}
+    for key, metric, vals in (("error_x", x, xs), ("error_y", y, ys)):
+        lo = np.array([table.get(i, {}).get(metric, [np.nan, np.nan])[0] for i in ids], dtype=float)
+        hi = np.array([table.get(i, {}).get(metric, [np.nan, np.nan])[1] for i in ids], dtype=float)
+        if len(ids) and np.isfinite(lo).any():
+            out[key] = dict(type="data", symmetric=False, array=np.nan_to_num(hi - vals).clip(min=0).tolist(),
+                            arrayminus=np.nan_to_num(vals - lo).clip(min=0).tolist(), thickness=1, width=2,
+                            color="rgba(192,57,43,0.45)", visible=True)
+    return out
+
+
+def indistinguishable(intervals: dict[str, Any], ids: Sequence[str], selected: str | None,
+                      objectives: Sequence[str]) -> list[str]:
+    """The models among `ids` (not `selected` itself) whose interval overlaps the selected model's on
+    every objective: the data cannot tell them apart from it."""
+    table = intervals.get("models", {})
+    mine = table.get(selected) if selected else None
+    if not mine or not all(o in mine for o in objectives):
+        return []
+    return [i for i in ids if i != selected and i in table and all(
+        o in table[i] and table[i][o][0] <= mine[o][1] and mine[o][0] <= table[i][o][1] for o in objectives)]
 
 
 def _autorange(fig, snap, x, y, split, generation, show_all, baselines) -> None:

@@ -307,6 +307,13 @@ class FairClassification(FeatureClassificationProblem):
     def metric_names(self) -> list[str]:
         return metric_names(self.params.sensitive, self.params.groups)
 
+    def example_outputs(self, genomes, split) -> dict[str, Any]:
+        """The base's per-example outputs plus each sensitive column (per-attribute metrics)."""
+        out = super().example_outputs(genomes, split)
+        if self.params.groups == "per_attribute":
+            out["groups_by"] = {attr: by_split[split] for attr, by_split in self.sensitive.items()}
+        return out
+
     def describe(self) -> dict[str, Any]:
         p = self.params
         return {**super().describe(), "target": p.target, "positive": p.positive,

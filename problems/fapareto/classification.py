@@ -259,6 +259,22 @@ class FeatureClassificationProblem(WeightsProblem):
         data = self.splits["train"]
         return {"protected": data.g, "values": sorted(set(data.g.tolist()))}
 
+    # -- per-example outputs: bootstrap intervals (evofair.problem.PerExampleOutputs) ---------
+    def example_outputs(self, genomes: Sequence[Weights], split: str) -> dict[str, Any]:
+        """Predicted labels of each genome on every example of `split`, with the labels and groups.
+        A genome made of head tensors only is a baseline head (also in problems whose own genome is
+        bigger, e.g. BiasBios `lora`) and is applied to the frozen features."""
+        data = self.splits[split]
+        P = np.zeros((len(genomes), len(data)), dtype=np.int64)
+        heads = [k for k, g in enumerate(genomes) if all(n.startswith("layers.") or n == "fair_weight" for n in g)]
+        own = [k for k in range(len(genomes)) if k not in set(heads)]
+        if heads:
+            P[heads] = self.head_predictions([genomes[k] for k in heads], split)
+        if own:
+            P[own] = self.predictions([genomes[k] for k in own], split)
+        return {"y_true": data.y, "y_pred": P, "groups": data.g, "classes": np.arange(self.n_classes),
+                "pos_label": self.pos_label}
+
     def describe(self) -> dict[str, Any]:
         out = {"classes": list(self.class_names), "head": self.sizes}
         for split, data in self.splits.items():

@@ -59,6 +59,31 @@ def _confusion_md(problem, pred: np.ndarray, split: str) -> str:
     return "\n".join(lines)
 
 
+def front_vs_union_interval(problem, store, front, base, ref, recipe) -> dict[str, Any] | None:
+    """The paired bootstrap of HV(front) − HV(union of (a)+(b)) and of the front's correlation
+    (evofair.uncertainty.front_vs_union), with the run's seed and `intervals:` settings; None when
+    the recipe turned intervals off or the problem has no per-example outputs."""
+    from evofair import uncertainty
+
+    cfg = getattr(recipe, "intervals", None)
+    if cfg is None or not cfg.enabled or not uncertainty.supports_intervals(problem):
+        return None
+    union = [m for m in base["models"] if m["method"] in uncertainty.UNION_METHODS and m.get("weights_hash")]
+    idx = uncertainty.split_indices(problem, cfg.n_boot, uncertainty.bootstrap_seed(recipe.seed))
+    res = uncertainty.front_vs_union(problem, [store.get_weights(i.weights_hash) for i in front],
+                                     [i.metrics for i in front], [store.get_weights(m["weights_hash"]) for m in union],
+                                     [m["metrics"] for m in union], ref, idx, cfg.level)
+    return {**res, "level": cfg.level, "n_boot": cfg.n_boot}
+
+
+def _verdict(paired: dict[str, Any]) -> str:
+    if paired["lo"] > 0:
+        return "the front is ahead beyond resampling noise"
+    if paired["hi"] < 0:
+        return "the baselines are ahead beyond resampling noise"
+    return "the interval contains 0: no difference beyond resampling noise"
+
+
 def _fmt_hv(x: float) -> str:
     return f"{x:.6f}"
 
@@ -138,6 +163,14 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
         ratio = f"{hv_front / hv_u:.3f}" if hv_u > 0 else "n/a (union HV is 0)"
         table += ["", f"Evolved front vs union of (a)+(b), test HV ratio: **{ratio}**"
                   f" ({_fmt_hv(hv_front)} vs {_fmt_hv(hv_u)})."]
+        paired = front_vs_union_interval(problem, store, front, base, ref, recipe)
+        if paired is not None:
+            summary.update(hv_diff_test=paired["diff"], hv_diff_lo=paired["lo"], hv_diff_hi=paired["hi"],
+                           corr_test_lo=paired.get("corr_lo"), corr_test_hi=paired.get("corr_hi"))
+            table += ["", f"Front vs baselines, paired bootstrap: HV(front) − HV(union of (a)+(b)) on test = "
+                      f"**{paired['diff']:+.6f}**, {paired['level']:.0%} interval [{paired['lo']:+.6f}, "
+                      f"{paired['hi']:+.6f}] ({paired['n_boot']} test resamples stratified by group × class, the "
+                      f"same resamples for both sets; {_verdict(paired)})."]
         b = base["budget"]
         table += ["", f"Training budget: the evolution's local learning used {int(b['examples'])} training examples "
                   f"({b['examples'] / b['n_train']:.1f} epochs over {int(b['refined_models'])} refined models); each "
@@ -163,8 +196,12 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
     extra = ["eod", "dpd", "dtpr_rms"]
     cols = names + [e for e in extra if e not in names]
     carries = bool(weights) and "fair_weight" in weights[0]
+    corr_iv = ""
+    if summary.get("corr_test_lo") is not None and r_test is not None and np.isfinite(summary["corr_test_lo"]):
+        corr_iv = (f" [{summary['corr_test_lo']:+.3f}, {summary['corr_test_hi']:+.3f}] "
+                   f"({recipe.intervals.level:.0%} bootstrap interval, the same test resamples)")
     lines = [f"Pearson correlation of {names[0]} and {names[1]} across the {len(front)} front models: "
-             f"test {fmt(r_test)}, val {fmt(r_val)} (paper: {PAPER_CORRELATION}).", "",
+             f"test {fmt(r_test)}{corr_iv}, val {fmt(r_val)} (paper: {PAPER_CORRELATION}).", "",
              "| id | " + " | ".join(f"{n} (test)" for n in cols) + " | near-constant |"
              + (" fairness weight w |" if carries else ""),
              "|---|" + "---|" * (len(cols) + 1 + carries)]

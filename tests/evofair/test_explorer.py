@@ -221,7 +221,10 @@ def test_export_loads_back_and_matches_the_store(run_dir, data, tmp_path):
     card = json.loads((to / "model_card.json").read_text())
     assert card["id"] == iid and card["weights_sha256"] == ind.weights_hash
     assert card["metrics"] == {s: dict(m) for s, m in ind.metrics.items()}
-    assert card["recipe"]["problem"]["name"] == "toy_mlp" and card["files"] == ["genome.safetensors", "model_card.json"]
+    assert card["recipe"]["problem"]["name"] == "toy_mlp"
+    assert card["files"] == ["README.md", "genome.safetensors", "model_card.json"] and card["intervals"] is None
+    readme = (to / "README.md").read_text()
+    assert f"# Model {iid}" in readme and "No confidence intervals" in readme  # toy_mlp has no per-example outputs
     assert set(card["lineage"]["roots"]) and card["lineage"]["nodes"][0]["id"] == iid
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary leftovers
 

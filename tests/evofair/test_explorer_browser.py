@@ -269,3 +269,75 @@ def test_recipe_constraints_in_a_real_browser(browser, tmp_path):
         d.save_screenshot(str(artifacts_dir() / "explorer_recipe_constraints.png"))
     finally:
         srv.stop()
+
+
+def test_intervals_in_a_real_browser(browser, tmp_path):
+    """A tiny fair_classification run (a problem with per-example outputs): on the test split the
+    front carries error bars equal to front.csv's `<metric>_test_lo/_hi` columns, and opening a
+    front model shades exactly the front models whose intervals overlap its own on both
+    objectives (recomputed here from front.csv)."""
+    import numpy as np
+
+    from evofair.recipe import load_recipe
+    from evofair.explorer.figures import INDISTINGUISHABLE
+
+    rng = np.random.default_rng(0)
+    n = 600
+    gender, income = rng.choice(["f", "m"], n), rng.normal(50, 15, n)
+    outcome = np.where(income / 10 + (gender == "m") + rng.normal(0, 1, n) > 5.5, "yes", "no")
+    table = tmp_path / "loans.csv"
+    table.write_text("income,gender,outcome\n" + "".join(f"{a:.3f},{b},{c}\n" for a, b, c in zip(income, gender, outcome)))
+    recipe = load_recipe(ROOT / "runs" / "adult.yaml", [
+        f"problem.args.data.path={table}", "problem.args.target=outcome", "problem.args.positive=yes",
+        "problem.args.sensitive=[gender]", "algorithm.pop_size=8", "algorithm.generations=2",
+        "problem.args.model.hidden=[4]", "problem.args.baselines.enabled=false", "intervals.n_boot=200"])
+    out = tmp_path / "fc"
+    evofair.run(recipe, out, progress=False)
+    rows = {r["id"]: r for r in read_csv(out / "front.csv")}
+    objectives = [c[: -len("_test_lo")] for c in next(iter(rows.values())) if c.endswith("_test_lo")]
+    srv = start(out, port=0, interval_ms=1000)
+    d = browser
+    try:
+        d.get(srv.url)
+        wait(d, lambda d: trace_ids(d, "front") is not None, "the front")
+        d.find_element(By.CSS_SELECTOR, "#split input[value='test']").click()
+        wait(d, lambda d: "show the test" not in d.find_element(By.ID, "intervals-note").text, "the test split")
+        ids = trace_ids(d, "front")
+        assert sorted(ids) == sorted(rows)
+        bars = driver_error_bars(d)
+        x, y = objectives[0], objectives[1]
+        for k, iid in enumerate(ids):
+            r = rows[iid]
+            assert bars["x"][k] == pytest.approx(float(r[f"{x}_test"]), abs=1e-12)
+            assert bars["plus"][k] == pytest.approx(float(r[f"{y}_test_hi"]) - float(r[f"{y}_test"]), abs=1e-12)
+            assert bars["minus"][k] == pytest.approx(float(r[f"{y}_test"]) - float(r[f"{y}_test_lo"]), abs=1e-12)
+        drawn = d.find_elements(By.CSS_SELECTOR, "#front-graph .scatterlayer .errorbar")
+        assert len(drawn) >= len(ids)  # plotly draws one error-bar group per point with a bar
+        # open the front model with the most neighbours and check the shaded set
+        def close_to(sel):
+            return sorted(i for i in rows if i != sel and all(
+                float(rows[i][f"{o}_test_lo"]) <= float(rows[sel][f"{o}_test_hi"])
+                and float(rows[sel][f"{o}_test_lo"]) <= float(rows[i][f"{o}_test_hi"]) for o in objectives))
+        k = max(range(len(ids)), key=lambda j: (len(close_to(ids[j])), ids[j]))
+        ActionChains(d).move_to_element(trace_points(d, "front")[k]).click().perform()
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#intervals-note[data-indistinguishable]"), "the shading")
+        sel = d.find_element(By.ID, "card-id").text
+        expected = close_to(sel)
+        note = d.find_element(By.ID, "intervals-note")
+        assert note.get_attribute("data-indistinguishable") == str(len(expected))
+        if expected:
+            wait(d, lambda d: sorted(trace_ids(d, INDISTINGUISHABLE) or []) == expected, "the shaded models")
+            assert len(trace_points(d, INDISTINGUISHABLE)) == len(expected)
+        cells = {c.get_attribute("data-interval"): c.text for c in d.find_elements(By.CSS_SELECTOR, "#card-metrics td[data-interval]")}
+        assert cells[x] == f"[{float(rows[sel][f'{x}_test_lo']):.4f}, {float(rows[sel][f'{x}_test_hi']):.4f}]"
+        d.save_screenshot(str(artifacts_dir() / "explorer_intervals.png"))
+    finally:
+        srv.stop()
+
+
+def driver_error_bars(d) -> dict[str, list[float]]:
+    """The front trace's x values and y error bars as plotly holds them in the page."""
+    return d.execute_script(
+        "const gd = document.querySelector('#front-graph .js-plotly-plot');"
+        "const t = gd._fullData.find(t => t.name === 'front');"
+        "return {x: Array.from(t.x), plus: Array.from(t.error_y.array), minus: Array.from(t.error_y.arrayminus)};")

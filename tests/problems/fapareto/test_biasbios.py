@@ -125,7 +125,8 @@ def test_main_job_small_slice(tmp_path):
     for name in ("front.csv", "archive.csv", "history.csv", "baselines.csv", "baselines.json", "summary.json",
                  "report.md", "plots/front.png", "plots/hv.png"):
         assert (out / name).exists(), name
-    front_cols = (out / "front.csv").read_text().splitlines()[0].split(",")[2:]
+    front_cols = [c for c in (out / "front.csv").read_text().splitlines()[0].split(",")[2:]
+                  if not c.endswith(("_test_lo", "_test_hi"))]  # the bootstrap intervals are front.csv's own
     base = (out / "baselines.csv").read_text().splitlines()
     assert base[0].split(",") == ["method", "id"] + front_cols
     assert {line.split(",")[0] for line in base[1:]} <= {"vanilla", "scalarisation", "threshold"}
@@ -172,6 +173,16 @@ def test_lora_genome_end_to_end_tiny(tmp_path):
     problem = BiasBios(BiasBiosParams(**recipe["problem"]["args"])).ensure_setup()
     store = RunStore(out, readonly=True)
     w = store.get_weights(res.front[0].weights_hash)
+    # bootstrap intervals (issue 13): LoRA front genomes through the encoder, baseline heads on the features;
+    # the identity resample gives the stored test metrics
+    from evofair.uncertainty import point_metrics
+
+    intervals = json.loads((out / "intervals.json").read_text())
+    assert set(intervals["models"]) == {i.id for i in res.front} and intervals["baselines"]
+    base = json.loads((out / "baselines.json").read_text())["models"]
+    both = problem.example_outputs([w, store.get_weights(base[0]["weights_hash"])], "test")
+    point = point_metrics(both)
+    assert point["error"][0] == res.front[0].metrics["test"]["error"] and point["dtpr"][1] == base[0]["metrics"]["test"]["dtpr"]
     deltas = [k for k in w if k.startswith("delta.")]
     assert sorted(deltas) == ["delta.encoder.layer.5.attention.self.query.weight",
                               "delta.encoder.layer.5.attention.self.value.weight"]

@@ -153,7 +153,7 @@ def test_full_run_with_baselines(tmp_path, problem):
     lines = (tmp_path / "run" / "baselines.csv").read_text().splitlines()
     assert lines[0] == "method,id,error_val,error_test,dtpr_val,dtpr_test"
     assert (tmp_path / "run" / "front.csv").read_text().splitlines()[0] == \
-        "id,generation,error_val,error_test,dtpr_val,dtpr_test"
+        "id,generation,error_val,error_test,dtpr_val,dtpr_test,error_test_lo,error_test_hi,dtpr_test_lo,dtpr_test_hi"
     assert {line.split(",")[0] for line in lines[1:]} <= {"vanilla", "scalarisation", "threshold"}
     base = json.loads((tmp_path / "run" / "baselines.json").read_text())
     epochs = base["budget"]["baseline_epochs_per_head"]

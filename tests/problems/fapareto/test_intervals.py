@@ -1,0 +1,94 @@
+"""Bootstrap intervals on a small BiasBios run (all-MiniLM-L6-v2 features of 64 bios per split): front.csv,
+report.md, intervals.json, the paired HV difference and the exported model card. The interval code
+itself is checked against a slow reference in tests/evofair/test_uncertainty.py; here the numbers
+that must agree with something computed elsewhere are the point values: the stored metrics and the
+report's summary.json."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import evofair
+from evofair.recipe import load_recipe
+from evofair.store import RunStore
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("intervals")
+    recipe = load_recipe(REPO_ROOT / "runs" / "fapareto_biasbios.yaml").model_dump(mode="json", by_alias=True)
+    recipe["problem"]["args"].update(cache_dir=str(tmp / "cache"), limit=64, max_length=64, hidden=[16])
+    recipe["problem"]["args"]["baselines"] = {"vanilla": 2, "lambdas": [0.5, 2.0], "epochs": 3, "threshold": []}
+    recipe["algorithm"].update(pop_size=6, generations=2, n_offsprings=6)
+    recipe["intervals"] = {"level": 0.8, "n_boot": 200}
+    recipe["hv_ref"] = [0.5, 0.5]  # 64 test bios: keep every model of this small run inside the box
+    out = tmp / "run"
+    evofair.run(recipe, out, progress=False)
+    return out
+
+
+def test_front_csv_report_and_intervals_json(run):
+    rows = list(csv.DictReader(open(run / "front.csv", newline="")))
+    assert rows and list(rows[0])[-4:] == ["error_test_lo", "error_test_hi", "dtpr_test_lo", "dtpr_test_hi"]
+    doc = json.loads((run / "intervals.json").read_text())
+    assert doc["level"] == 0.8 and doc["n_boot"] == 200 and doc["split"] == "test"
+    for r in rows:
+        for m in ("error", "dtpr"):
+            lo, hi = float(r[f"{m}_test_lo"]), float(r[f"{m}_test_hi"])
+            assert 0 <= lo <= hi <= 1 and [lo, hi] == doc["models"][r["id"]][m]
+    assert set(doc["models"][rows[0]["id"]]) >= {"error", "dtpr", "dtpr_rms", "eod", "dpd"}
+    base = json.loads((run / "baselines.json").read_text())
+    assert set(doc["baselines"]) == {m["id"] for m in base["models"] if m.get("weights_hash")}
+    report = (run / "report.md").read_text()
+    for needle in ("test error [lo, hi]", "80% percentile bootstrap", "Front vs baselines, paired bootstrap",
+                   "bootstrap interval, the same test resamples"):
+        assert needle in report, needle
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["hv_diff_lo"] <= summary["hv_diff_hi"]
+
+
+def test_example_outputs_give_the_stored_metrics(run):
+    from evofair.explorer.data import load_recipe_and_problem
+    from evofair.uncertainty import point_metrics
+
+    _, problem, _ = load_recipe_and_problem(run)
+    problem.ensure_setup()
+    store = RunStore(run, readonly=True)
+    inds = store.individuals()[:5]
+    out = problem.example_outputs([store.get_weights(i.weights_hash) for i in inds], "test")
+    store.close()
+    point = point_metrics(out)
+    for j, ind in enumerate(inds):
+        for name, value in ind.metrics["test"].items():
+            assert point[name][j] == pytest.approx(value, abs=1e-12), name
+
+
+def test_hv_difference_interval_matches_the_report(run):
+    from evofair.uncertainty import hv_difference_interval
+
+    res = hv_difference_interval(run, level=0.9, n_boot=150, seed=0)
+    assert set(res) == {"hv_front", "hv_union", "diff", "lo", "hi"}
+    summary = json.loads((run / "summary.json").read_text())
+    assert res["hv_front"] == pytest.approx(summary["hv_front_test"], abs=1e-15)
+    assert res["hv_union"] == pytest.approx(summary["hv_union_ab_test"], abs=1e-15)
+    assert res["diff"] == pytest.approx(res["hv_front"] - res["hv_union"], abs=1e-15)
+    assert res["lo"] <= res["hi"] and hv_difference_interval(run, level=0.9, n_boot=150, seed=0) == res
+
+
+def test_exported_model_card_has_the_intervals(run, tmp_path):
+    from evofair.export import export_model
+
+    rows = list(csv.DictReader(open(run / "front.csv", newline="")))
+    card = json.loads((export_model(run, rows[0]["id"], tmp_path / "m") / "model_card.json").read_text())
+    iv = card["intervals"]
+    assert iv["level"] == 0.8 and iv["split"] == "test"
+    assert iv["metrics"]["error"] == [float(rows[0]["error_test_lo"]), float(rows[0]["error_test_hi"])]
+    assert "90%" not in (tmp_path / "m" / "README.md").read_text() and "80%" in (tmp_path / "m" / "README.md").read_text()
+    assert np.isfinite(iv["metrics"]["dpd"]).all()
