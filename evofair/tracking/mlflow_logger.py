@@ -1,6 +1,6 @@
 """MLflow logger (`callbacks: [{name: mlflow, args: {tracking_uri: ..., experiment: ...}}]`).
 
-Written against mlflow's public fluent API only (`set_tracking_uri`, `set_experiment`,
+Written against mlflow's public fluent API only (`get/set_tracking_uri`, `set_experiment`,
 `start_run`, `log_params`, `log_metric(step=)`, `log_metrics(step=)`, `log_artifact`,
 `end_run`), imported when the logger is built: without mlflow installed the recipe fails in
 one line naming `pip install mlflow`, before any file is written. What it logs:
@@ -31,8 +31,9 @@ MAX_PARAM_CHARS = 500  # the smallest limit of MLflow's backends on a param valu
 
 
 class MlflowArgs(Args):
-    tracking_uri: str | None = Field(None, description="where MLflow records (e.g. a folder, sqlite:///mlflow.db, "
-                                     "http://host:5000); unset: MLflow's own default / MLFLOW_TRACKING_URI")
+    tracking_uri: str | None = Field(None, description="where MLflow records (sqlite:///mlflow.db, http://host:5000, "
+                                     "or a folder: MLflow 3 wants MLFLOW_ALLOW_FILE_STORE=true for that); unset: "
+                                     "MLflow's own default / MLFLOW_TRACKING_URI")
     experiment: str = Field("evofair", min_length=1, description="MLflow experiment name (created if missing)")
     run_name: str | None = Field(None, description="MLflow run name; unset: the run folder's name")
     per_model: bool = Field(True, description="also log every evaluated model's metrics")
@@ -44,10 +45,11 @@ class MlflowLogger(Callback):
     and the run's plots and tables as artifacts, to an MLflow tracking store."""
 
     def __init__(self, args: MlflowArgs | None = None, **kwargs: Any):
-        require("mlflow", "mlflow")
+        require("mlflow", "mlflow", "mlflow")
         self.args = args if args is not None else MlflowArgs(**kwargs)
         self.mlflow = None
         self.run_id: str | None = None
+        self._previous_uri: str | None = None
         self._models = 0
         self._finished = False
 
@@ -56,6 +58,7 @@ class MlflowLogger(Callback):
 
         self.mlflow = mlflow
         if self.args.tracking_uri:
+            self._previous_uri = mlflow.get_tracking_uri()  # put back in close(): the caller's own setting
             mlflow.set_tracking_uri(self.args.tracking_uri)
         mlflow.set_experiment(self.args.experiment)
         run = mlflow.start_run(run_name=self.args.run_name or info.out.name,
@@ -96,4 +99,6 @@ class MlflowLogger(Callback):
     def close(self) -> None:
         if self.mlflow is not None and self.run_id is not None:
             self.mlflow.end_run(status="FINISHED" if self._finished else "FAILED")
-        self.mlflow, self.run_id = None, None
+        if self.mlflow is not None and self._previous_uri is not None:
+            self.mlflow.set_tracking_uri(self._previous_uri)
+        self.mlflow, self.run_id, self._previous_uri = None, None, None

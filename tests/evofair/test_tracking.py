@@ -135,6 +135,9 @@ class _FakeMlflow(types.ModuleType):
         self.calls: list[tuple] = []
         self._active = None
 
+    def get_tracking_uri(self):
+        return "file:///the-callers-own"
+
     def set_tracking_uri(self, uri):
         self.calls.append(("set_tracking_uri", uri))
 
@@ -170,8 +173,8 @@ class _FakeMlflow(types.ModuleType):
 
 
 def test_mlflow_logger_against_a_recording_stand_in(tmp_path, zdt_recipe, monkeypatch):
-    """mlflow's public calls with the numbers of history.csv. A stand-in module: mlflow has no wheel in
-    this machine's package index, so a real tracking-store readback could not be run here."""
+    """mlflow's public calls with the numbers of history.csv, on a recording stand-in module (runs
+    whether or not mlflow is installed; the real store is read back in the next test)."""
     fake = _FakeMlflow()
     monkeypatch.setitem(sys.modules, "mlflow", fake)
     recipe = {**zdt_recipe, "callbacks": [{"name": "mlflow", "args": {"tracking_uri": str(tmp_path / "mlruns"),
@@ -179,7 +182,8 @@ def test_mlflow_logger_against_a_recording_stand_in(tmp_path, zdt_recipe, monkey
     out = tmp_path / "run"
     evofair.run(recipe, out, progress=False)
     rows = history(out)
-    assert fake.of("set_tracking_uri") == [(str(tmp_path / "mlruns"),)] and fake.of("set_experiment") == [("zdt",)]
+    assert fake.of("set_tracking_uri") == [(str(tmp_path / "mlruns"),), ("file:///the-callers-own",)]  # put back
+    assert fake.of("set_experiment") == [("zdt",)]
     assert fake.of("start_run") == [("run", False)]
     ((params,),) = fake.of("log_params")
     assert params["algorithm.pop_size"] == 20 and params["problem.name"] == "zdt1" and params["seed"] == 3
@@ -193,7 +197,35 @@ def test_mlflow_logger_against_a_recording_stand_in(tmp_path, zdt_recipe, monkey
     logged = {Path(p).relative_to(out).as_posix(): folder for p, folder in fake.of("log_artifact")}
     assert logged == {"plots/front.png": "plots", "plots/hv.png": "plots", "front.csv": None, "history.csv": None,
                       "config.yaml": None, "report.md": None}
-    assert fake.calls[-1] == ("end_run", "FINISHED")
+    assert fake.calls[-2:] == [("end_run", "FINISHED"), ("set_tracking_uri", "file:///the-callers-own")]
+
+
+def test_mlflow_logger_read_back_from_a_real_local_store(tmp_path, zdt_recipe, monkeypatch):
+    """With mlflow installed (the `test` extra has mlflow-skinny): a real local tracking store, read
+    back with MlflowClient: the HV history equals history.csv, the recipe is the params, the
+    artifacts are there and the run is FINISHED."""
+    mlflow = pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 refuses a folder store without it
+    uri = (tmp_path / "mlruns").as_uri()
+    recipe = {**zdt_recipe, "callbacks": [{"name": "mlflow", "args": {"tracking_uri": uri, "experiment": "zdt"}}]}
+    out = tmp_path / "run"
+    evofair.run(recipe, out, progress=False)
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("zdt").experiment_id])
+    rows = history(out)
+    hv = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "hv_val"))
+    assert [s for s, _ in hv] == [int(r["generation"]) for r in rows]
+    np.testing.assert_allclose([v for _, v in hv], [float(r["hv_val"]) for r in rows], rtol=1e-6)
+    n_front = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "n_front"))
+    assert [v for _, v in n_front] == [float(r["n_front"]) for r in rows]
+    assert len(client.get_metric_history(run.info.run_id, "model.val.f1")) == int(rows[-1]["evaluations"])
+    assert run.data.params["algorithm.pop_size"] == "20" and run.data.params["problem.name"] == "zdt1"
+    assert run.info.run_name == "run" and run.info.status == "FINISHED"
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"front.csv", "history.csv", "config.yaml",
+                                                                         "report.md", "plots"}
+    assert mlflow.get_tracking_uri() != uri  # the logger put the caller's tracking URI back
 
 
 def test_mlflow_missing_is_one_line_before_anything_is_written(tmp_path, zdt_recipe, monkeypatch, capsys):
