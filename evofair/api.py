@@ -164,7 +164,9 @@ def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool,
         engine.run()
     timings["evolution"] = time.perf_counter() - t
     if isinstance(problem, AfterRun):
+        log.info("after the run: %s's own phase (baselines, extra evaluations)", type(problem).__name__)
         timings.update(problem.after_run(store, out, recipe) or {})
+    log.debug("writing the report, tables and plots")
     write_report(store, problem, recipe, out, timings)
     result = RunResult(str(out), final_front(store, problem, recipe.parsed_constraints), store.generations())
     if callbacks:
