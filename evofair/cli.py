@@ -147,6 +147,9 @@ def _cmd_problems(args) -> int:
         print(f"{kind} operators:")
         for spec in registry(kind):
             print(_describe(spec))
+    print("callbacks:")  # recipe `callbacks:` (docs/operations.md#following-a-run)
+    for spec in registry("callback"):
+        print(_describe(spec))
     return 0
 
 

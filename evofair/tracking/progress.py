@@ -104,7 +104,7 @@ def progress_bar(total: int | None, desc: str, unit: str = "it", *, enabled: boo
     """A tqdm bar on a TTY (stderr), throttled INFO log lines otherwise, nothing when disabled."""
     if not enabled:
         return _Off()
-    if is_tty():
+    if is_tty() or "ipykernel" in sys.modules:  # a terminal, or a notebook (tqdm.auto draws a widget there)
         from tqdm.auto import tqdm
 
         return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=leave, position=position,

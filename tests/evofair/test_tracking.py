@@ -304,3 +304,13 @@ def test_resume_may_change_callbacks_and_callbacks_hear_only_new_generations(tmp
     finally:
         store.close()
     assert "callbacks" in changed["data"]
+
+
+def test_problems_lists_the_callbacks_and_their_args(capsys):
+    from evofair.cli import main
+
+    assert main(["problems"]) == 0
+    out = capsys.readouterr().out.split("callbacks:\n", 1)[1]
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert {"tensorboard", "mlflow"} <= set(lines)
+    assert "log_dir=None" in lines["tensorboard"] and "experiment='evofair'" in lines["mlflow"]
