@@ -5,10 +5,12 @@ Experiments (a paper's table, no evolutionary loop) have their own entry point: 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from evofair import failpoints
 from evofair.constraints import check_metrics
@@ -20,11 +22,15 @@ from evofair.plugins import registry
 from evofair.problem import AfterRun
 from evofair.rebuild import build_problem, class_reference, record_problem  # noqa: F401 (build_problem: API)
 from evofair.recipe import Recipe, parse_recipe, read_recipe_file, resolved_yaml
-from evofair.report import write_report
+from evofair.report import final_front, write_report
 from evofair.result import OBJECTIVES_META, Result
 from evofair.resume import check_resumable, check_resume, never_started
 from evofair.safe_io import atomic_write_text
 from evofair.store import RunStore
+from evofair.tracking.callbacks import CallbackError, CallbackList, RunInfo, RunStartInfo, build_callbacks
+from evofair.tracking.logs import console_for_library, run_log
+
+log = logging.getLogger("evofair.run")
 
 
 def _check_out(out: Path, resume: bool) -> None:
@@ -48,15 +54,21 @@ def prepare(recipe: Recipe, problem=None):
 
 
 def run(recipe: Recipe | Mapping[str, Any] | None = None, out: str | Path | None = None, *, problem=None,
-        resume: bool | str | Path = False, progress: bool = True) -> Result:
+        resume: bool | str | Path = False, progress: bool = True, callbacks: Sequence[Any] = ()) -> Result:
     """Run a recipe into `out` (or continue the run there, with `resume`); returns its `Result`.
 
     Pass `problem=` to run a problem object defined in Python: config.yaml then records its class
     and arguments (evofair/rebuild.py). `resume=DIR` continues DIR, by default under its own
-    config.yaml. Every input check happens before the first file is written; disk errors become a
-    `UserError` and leave the store consistent. An experiment recipe (`experiment:` key) is refused:
-    `evofair.experiment` runs those.
+    config.yaml. `callbacks=` (evofair.tracking.Callback objects) follow the run, after the recipe's
+    own `callbacks:`. Every input check happens before the first file is written; disk errors become
+    a `UserError` and leave the store consistent. An experiment recipe (`experiment:` key) is
+    refused: `evofair.experiment` runs those.
     """
+    with console_for_library(progress):
+        return _run(recipe, out, problem=problem, resume=resume, progress=progress, callbacks=callbacks)
+
+
+def _run(recipe, out, *, problem, resume: bool | str | Path, progress: bool, callbacks: Sequence[Any]) -> Result:
     recipe, out, resume = _resume_target(recipe, out, resume)
     if problem is not None and isinstance(recipe, Mapping) and "problem" not in recipe:
         recipe = {**recipe, "problem": {"name": class_reference(type(problem))}}  # the object names itself
@@ -76,6 +88,7 @@ def run(recipe: Recipe | Mapping[str, Any] | None = None, out: str | Path | None
     problem.ensure_setup()  # data that does not parse fails here, before anything is written
     setup_seconds = time.perf_counter() - t
     check_metrics(recipe.parsed_constraints, problem.metric_names, problem.name)  # names known after setup
+    callbacks = CallbackList([*build_callbacks(recipe), *callbacks])  # a missing tracker package fails here
     executor = make_executor(recipe.executor)
     executor.connect()  # a Ray cluster is joined and the actors placed before anything is written
     try:
@@ -87,18 +100,23 @@ def run(recipe: Recipe | Mapping[str, Any] | None = None, out: str | Path | None
             raise UserError(f"--out {out}: cannot write ({_strerror(exc)}); nothing was computed: free space "
                             f"and run again with the same --out") from None
         raise
+    logs = contextlib.ExitStack()
     try:
+        logs.enter_context(run_log(out))  # warnings, worker and callback errors, per-generation lines
         failpoints.hit("kill_before_config")
         if changes:
             store.log_event("resume_recipe_changed", "resumed with " + ", ".join(
                 f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()), data=changes)
         _write_config(out, recipe)
         _record_objectives(store, problem)
-        _evolve(recipe, problem, store, out, progress, setup_seconds, executor, given)
+        _evolve(recipe, problem, store, out, progress, setup_seconds, executor, given, callbacks)
     except WorkerError as exc:  # the worker's traceback goes to the run's events; the user gets one line
         store.log_event("worker_error", str(exc), data={"traceback": exc.traceback})
         raise UserError(f"{exc}; every completed generation is kept: `evofair run --resume {out}` "
                         "continues") from None
+    except CallbackError as exc:  # raised after its generation was committed: the store is consistent
+        store.log_event("callback_error", str(exc), data={"traceback": exc.traceback})
+        raise
     except (OSError, sqlite3.OperationalError) as exc:
         if isinstance(exc, sqlite3.OperationalError) and not _disk_error(exc):
             raise  # not the disk: a damaged database, which the CLI reports as such
@@ -108,6 +126,8 @@ def run(recipe: Recipe | Mapping[str, Any] | None = None, out: str | Path | None
         raise UserError(f"{out}: cannot write run data ({_strerror(exc)}); the store keeps every "
                         f"completed generation and `evofair run --resume {out}` continues") from None
     finally:
+        callbacks.close()
+        logs.close()
         store.close()
         executor.close()
     return Result(out, problem=problem)
@@ -153,20 +173,53 @@ def _write_config(out: Path, recipe: Recipe) -> None:
 
 
 def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float,
-            executor, given: bool = False) -> None:
+            executor, given: bool = False, callbacks: CallbackList | None = None) -> None:
     timings = {"setup (data, features)": setup_seconds}
     # an object passed from Python is used as is, even under a registered name (its data may be in memory)
     factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root, tuple(recipe.paths),
                              instance=None if problem_is_registered(recipe) and not given else problem,
                              base_dir=recipe.base_dir)
+    callbacks = callbacks or CallbackList()
     t = time.perf_counter()
     with executor:
         executor.start(factory, problem if recipe.executor.name == "serial" else None)
-        Engine(recipe, problem, store, executor, progress=progress).run()
+        engine = Engine(recipe, problem, store, executor, progress=progress, callbacks=callbacks)
+        if callbacks:
+            callbacks.call("on_run_start", _start_info(recipe, problem, store, out),
+                           f"; nothing was lost: `evofair run --resume {out}` continues")
+        engine.run()
     timings["evolution"] = time.perf_counter() - t
     if isinstance(problem, AfterRun):
+        log.info("after the run: %s's own phase (baselines, extra evaluations)", type(problem).__name__)
         timings.update(problem.after_run(store, out, recipe) or {})
+    log.debug("writing the report, tables and plots")
     write_report(store, problem, recipe, out, timings)
+    if callbacks:
+        front = final_front(store, problem, recipe.parsed_constraints)
+        callbacks.call("on_run_end", _end_info(front, store.generations(), problem, out, timings),
+                       f"; the run itself finished and {out} is complete")
+
+
+def _start_info(recipe: Recipe, problem, store: RunStore, out: Path) -> RunStartInfo:
+    last = store.last_generation()
+    return RunStartInfo(out=out, recipe=recipe.model_dump(mode="json", by_alias=True), problem=recipe.problem.name,
+                        objectives=tuple(problem.objective_names),
+                        start_generation=0 if last is None else last["generation"] + 1,
+                        generations=recipe.algorithm.generations)
+
+
+def _end_info(front, generations, problem, out: Path, timings: Mapping[str, float]) -> RunInfo:
+    from evofair.tracking.callbacks import ModelInfo
+
+    names = problem.objective_names
+    models = tuple(ModelInfo(generation=ind.generation, id=ind.id, parents=tuple(ind.parents),
+                             metrics={split: dict(per) for split, per in ind.metrics.items()},
+                             objectives={n: ind.metrics.get("val", {}).get(n) for n in names}) for ind in front)
+    history = tuple({k: g[k] for k in ("generation", "hv_val", "n_front", "evaluations", "seconds")}
+                    for g in generations)
+    plot, report = out / "plots" / "front.png", out / "report.md"
+    return RunInfo(out=out, history=history, front=models, front_plot=plot if plot.is_file() else None,
+                   report=report if report.is_file() else None, timings=dict(timings))
 
 
 def problem_is_registered(recipe: Recipe) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sqlite3
 import sys
@@ -145,6 +146,9 @@ def _cmd_problems(args) -> int:
         print(f"{kind} operators:")
         for spec in registry(kind):
             print(_describe(spec))
+    print("callbacks:")  # recipe `callbacks:` (docs/operations.md#following-a-run)
+    for spec in registry("callback"):
+        print(_describe(spec))
     return 0
 
 
@@ -184,6 +188,7 @@ def _cmd_verify(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evofair", description="Evolve the Pareto front of model checkpoints.")
+    parser.add_argument("--version", action="version", version=f"evofair {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a recipe (default: the FaPareto BiasBios recipe)")
     run.add_argument("recipe", nargs="?", help=f"recipe YAML, or a packaged recipe's name (default {DEFAULT_RECIPE}; "
@@ -194,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=["serial", "ray"])
     run.add_argument("--address", help="Ray cluster address for --executor ray")
     run.add_argument("--seed", type=int)
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _verbosity_options(run, "no progress bar and no progress lines, warnings and errors only")
     run.set_defaults(fn=_cmd_run)
     exp = sub.add_parser("experiment", help="run an experiment recipe (a study without the evolutionary loop, "
                          "e.g. a paper's table)")
@@ -203,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (dotted)")
     exp.add_argument("--out", help="output directory to create (must be new or empty)")
     exp.add_argument("--seed", type=int)
-    exp.add_argument("--quiet", action="store_true", help="no progress output")
+    _verbosity_options(exp, "no progress output, warnings and errors only")
     exp.set_defaults(fn=_cmd_experiment)
     exps = sub.add_parser("experiments", help="list the installed experiments (same as `evofair experiment --list`)")
     exps.set_defaults(fn=_cmd_experiments)
@@ -224,11 +229,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    """The installed distribution's version (a checkout that is not installed: the package's own)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("evofair")
+    except PackageNotFoundError:
+        from evofair import __version__
+
+        return __version__
+
+
+def _verbosity_options(sub: argparse.ArgumentParser, quiet_help: str) -> None:
+    """-q/--quiet and -v/--verbose: the console's logging level (run.log always keeps INFO and above)."""
+    sub.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+    sub.add_argument("-v", "--verbose", action="count", default=0,
+                     help="more detail (debug lines: each generation's HV, front size and time)")
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
+    with _console_logging(args):
+        return _dispatch(args)
+
+
+@contextlib.contextmanager
+def _console_logging(args):
+    """The `evofair` loggers on stderr for this command, at the level -q/-v ask for; removed after, so
+    an in-process caller's logging is left as it was."""
+    import logging
+
+    from evofair.tracking.logs import ROOT, configure_console, level_for
+
+    logger = logging.getLogger(ROOT)
+    saved = logger.level, logger.propagate
+    handler = configure_console(level_for(getattr(args, "verbose", 0), getattr(args, "quiet", False)))
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+def _dispatch(args) -> int:
     try:
         return args.fn(args)
     except UserError as exc:

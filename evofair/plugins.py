@@ -33,6 +33,7 @@ GROUPS = {
     "refine": "evofair.refine",
     "vector_crossover": "evofair.vector_crossover",
     "vector_mutation": "evofair.vector_mutation",
+    "callback": "evofair.callback",  # run trackers (evofair.tracking): recipe `callbacks:`
 }
 OPERATOR_KINDS = ("crossover", "mutation", "refine", "vector_crossover", "vector_mutation")
 
@@ -89,7 +90,7 @@ def _as_spec(obj: object, name: str, kind: str, where: str) -> Spec:
         if kind != "problem" and callable(obj) and not isinstance(obj, type):
             return Spec(name, kind, obj, NoArgs, (getattr(obj, "__doc__", "") or "").split("\n")[0])
         expected = "a Problem subclass" if kind == "problem" else \
-            f"a function marked with evofair.registry.component({kind!r}, ...)"
+            f"a {'class or ' if kind == 'callback' else ''}function marked with evofair.registry.component({kind!r}, ...)"
         raise UserError(f"{where}: {name!r} is not a {kind} (expected {expected})")
     if spec.kind != kind:
         raise UserError(f"{where}: {name!r} is a {spec.kind}, not a {kind}")

@@ -101,6 +101,13 @@ class ExecutorCfg(_Strict):
         return resources
 
 
+class CallbackCfg(_Strict):
+    """One run tracker: a `callback` component (tensorboard, mlflow, or `module:Name`) and its args."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
 def _constraint_text(text: str) -> str:
     """One `"<metric> <= <number>"` (or `>=`) item of `constraints:`, checked here, kept as written."""
     try:
@@ -134,6 +141,8 @@ class Recipe(_Strict):
                              "(a recipe file that uses one adds its own folder)")
     report: dict[str, Any] = Field(default_factory=dict)
     intervals: IntervalsCfg = Field(default_factory=IntervalsCfg)
+    callbacks: list[CallbackCfg] = Field(default_factory=list, description="run trackers called after each "
+                                         "generation, model and at the end (docs/operations.md); never change results")
     constraints: list[Annotated[str, AfterValidator(_constraint_text)]] = Field(
         default_factory=list, description="feasibility-first selection on validation metrics: "
         "'<metric> <= <number>' or '<metric> >= <number>'")
@@ -328,6 +337,10 @@ def _references(raw: Mapping[str, Any]) -> bool:
             for cfg in value if isinstance(value, list) else [value]:
                 if isinstance(cfg, Mapping):
                     names.append(cfg.get("name"))
+    callbacks = raw.get("callbacks")
+    for cfg in callbacks if isinstance(callbacks, list) else []:
+        if isinstance(cfg, Mapping):
+            names.append(cfg.get("name"))
     return any(isinstance(n, str) and is_reference(n) for n in names)
 
 
@@ -365,6 +378,9 @@ def validate_components(recipe: Recipe, source: str, problem=None) -> None:
         pspec = registry("problem", recipe.paths).get(recipe.problem.name, f"{source}: problem.name")
         pspec.parse_args(recipe.problem.args, f"{source}: problem.args")
         problem = pspec.fn
+    for i, cfg in enumerate(recipe.callbacks):
+        spec = registry("callback", recipe.paths).get(cfg.name, f"{source}: callbacks[{i}].name")
+        spec.parse_args(cfg.args, f"{source}: callbacks[{i}].args")
     for where, spec in problem.genome.check_operators(recipe, source, op_registry):
         missing = missing_capabilities(problem, spec.tags.get("requires", ()))
         if missing:

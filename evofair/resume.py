@@ -17,7 +17,8 @@ from evofair.errors import UserError
 from evofair.store import DB_NAME
 
 # dotted keys (or prefixes ending in ".") that resume may change: none alters a stored result
-RESUME_MAY_CHANGE = ("algorithm.generations", "executor.", "data_root", "base_dir", "paths", "intervals")
+RESUME_MAY_CHANGE = ("algorithm.generations", "executor.", "data_root", "base_dir", "paths", "intervals",
+                     "callbacks")
 _MISSING = object()
 
 
@@ -65,12 +66,13 @@ def check_resume(out: Path, recipe) -> dict[str, list[Any]]:
         shown = ", ".join(refused[:8]) + (f" (+{len(refused) - 8} more)" if len(refused) > 8 else "")
         raise UserError(f"--resume {out}: the recipe differs from the run's config.yaml in {shown}; these "
                         "change results, so the run cannot continue under them (start a new run with "
-                        "--out; resume may change only algorithm.generations, executor.*, data_root, paths, intervals.*)")
+                        "--out; resume may change only algorithm.generations, executor.*, data_root, paths, intervals.*, "
+                        "callbacks)")
     return {k: [old_flat.get(k), new_flat.get(k)] for k in changed}
 
 
 # what a run folder holds after a crash in the moment between taking the lock and writing config.yaml
-_LEFTOVERS = {".lock", DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"}
+_LEFTOVERS = {".lock", DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", "run.log"}
 
 
 def check_resumable(out: Path) -> None:

@@ -336,6 +336,7 @@ class RunStore:
                 "INSERT INTO events(time, generation, individual, kind, message, data) VALUES(?,?,?,?,?,?)",
                 (time.time(), generation, individual, kind, message, json.dumps(data)),
             )
+        _log_event(kind, message, generation, individual, data)
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT time, generation, individual, kind, message, data FROM events"
@@ -478,3 +479,22 @@ def _operator_label(operator: Mapping[str, Any]) -> str:
     """A short label such as 'ties+gaussian+sft' for lineage edges."""
     parts = [operator[k]["name"] for k in ("init", "crossover", "mutation", "refine") if operator.get(k)]
     return "+".join(parts) or "copy"
+
+
+def _log_event(kind: str, message: str, generation: int | None, individual: str | None, data: Any) -> None:
+    """Every event also goes to the `evofair.events` logger (so to run.log): errors with their traceback
+    (run.log only: the CLI prints the one-line error itself), notes as INFO, the rest as warnings."""
+    import logging
+
+    where = "".join([f" (generation {generation}" if generation is not None else "",
+                     f", {individual}" if individual and generation is not None else
+                     (f" ({individual}" if individual else ""),
+                     ")" if generation is not None or individual else ""])
+    logger = logging.getLogger("evofair.events")
+    if kind.endswith("_error"):
+        tb = data.get("traceback") if isinstance(data, dict) else None
+        logger.error("%s%s: %s%s", kind, where, message, f"\n{tb}" if tb else "", extra={"run_log_only": True})
+    elif kind in ("note", "resume_recipe_changed"):
+        logger.info("%s%s: %s", kind, where, message)
+    else:
+        logger.warning("%s%s: %s", kind, where, message)

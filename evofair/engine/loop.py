@@ -6,38 +6,37 @@ backend is told. Everything a user sees afterwards is read back from the store.
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from evofair.constraints import feasible_first, total_violation, violations
 from evofair.engine.backend import Backend
 from evofair.indicators import hypervolume
-from evofair.individual import Individual
 from evofair.pipeline import OpCall
 from evofair.seeding import derive_seed
 from evofair.store import RunStore
+from evofair.tracking.callbacks import CallbackList, GenerationInfo, ModelInfo
+from evofair.tracking.progress import GenerationProgress, progress_bar
+
+log = logging.getLogger("evofair.engine")
 
 BAD_F = 1e12  # stands in for a non-finite objective so survival can still rank the individual
 
 
-@dataclass
-class RunResult:
-    out: str
-    front: list[Individual]
-    history: list[dict[str, Any]]
-
-
 class Engine:
-    def __init__(self, recipe, problem, store: RunStore, executor, *, progress: bool = True):
+    def __init__(self, recipe, problem, store: RunStore, executor, *, progress: bool = True,
+                 callbacks: CallbackList | None = None):
         self.recipe = recipe
         self.problem = problem
         self.store = store
         self.executor = executor
         self.progress = progress
+        self.callbacks = callbacks or CallbackList()
+        # offspring done / total within a generation (executors report it; shown as a bar or log lines)
+        self.generation_progress = GenerationProgress(progress, recipe.algorithm.generations)
         self.backend = make_backend(recipe, problem)
         self.hv_ref = recipe.hv_ref or problem.default_hv_ref
         self.constraints = recipe.parsed_constraints
@@ -58,7 +57,13 @@ class Engine:
         items = self.backend.ask()
         if not items:
             return None
-        individuals, told, metrics = self.problem.genome.realise(self, generation, items)
+        self.generation_progress.begin(generation)
+        self.executor.on_progress = self.generation_progress
+        try:
+            individuals, told, metrics = self.problem.genome.realise(self, generation, items)
+        finally:
+            self.generation_progress.close()
+            self.executor.on_progress = None
         F = self.problem.minimised(metrics["val"])
         bad = ~np.all(np.isfinite(F), axis=1)
         for i in np.flatnonzero(bad):
@@ -74,7 +79,26 @@ class Engine:
         self._remember_cv(ids, G, pop_ids)
         stats = {**self.front_stats(pop_ids, pop_F), "evaluations": self.evaluations, "seconds": self.seconds}
         self.store.commit_generation(generation, individuals, pop_ids, stats, self.backend.state())
+        log.debug("generation %d: hv_val %s, %d on the front, %d evaluations, %.1f s", generation, stats["hv_val"],
+                  stats["n_front"], stats["evaluations"], stats["seconds"])
+        if self.callbacks:  # after the commit: a failing callback leaves the store consistent
+            self._tell_callbacks(generation, individuals, pop_ids, stats)
         return stats
+
+    def _tell_callbacks(self, generation: int, individuals, pop_ids, stats) -> None:
+        names = self.problem.objective_names
+        models = tuple(ModelInfo(generation=generation, id=ind.id, parents=tuple(ind.parents),
+                                 metrics={split: dict(per) for split, per in ind.metrics.items()},  # copies
+                                 objectives={n: ind.metrics.get("val", {}).get(n) for n in names})
+                       for ind in individuals)
+        after = (f"; generation {generation} is committed: `evofair run --resume {self.store.root}` continues "
+                 "(fix the callback, or drop it with --set callbacks=[]: callbacks never change results)")
+        for model in models:
+            self.callbacks.call("on_model_evaluated", model, after)
+        info = GenerationInfo(generation=generation, generations=self.recipe.algorithm.generations,
+                              hv_val=stats["hv_val"], n_front=stats["n_front"], evaluations=stats["evaluations"],
+                              seconds=stats["seconds"], population=tuple(pop_ids), models=models)
+        self.callbacks.call("on_generation_end", info, after)
 
     # -- constraints -----------------------------------------------------------------------
     def violations(self, val_metrics, n: int) -> np.ndarray | None:
@@ -120,14 +144,14 @@ class Engine:
     def run(self) -> list[dict[str, Any]]:
         start = self._resume_point()
         total = self.recipe.algorithm.generations
-        bar = tqdm(total=total, initial=start, desc=f"evofair {self.recipe.name}", unit="gen",
-                   disable=not self.progress, dynamic_ncols=True)
+        bar = progress_bar(total, f"evofair {self.recipe.name}", unit="gen", enabled=self.progress, initial=start)
         try:
             for generation in range(start, total):
                 stats = self.step(generation)
                 if stats is None:
                     break
-                bar.set_postfix(evals=stats["evaluations"], hv=f"{stats['hv_val']:.4f}" if stats["hv_val"] is not None else "-")
+                hv = f"{stats['hv_val']:.4f}" if stats["hv_val"] is not None else "-"
+                bar.set_postfix_str(f"evals={stats['evaluations']}, hv={hv}")
                 bar.update(1)
         finally:
             bar.close()

@@ -75,6 +75,18 @@ class WorkerError(UserError):
 class Executor(ABC):
     def __init__(self, eval_chunk: int = 32):
         self.eval_chunk = eval_chunk
+        # set by the engine for one generation: called as (phase, done, total) while work completes
+        self.on_progress: Callable[[str, int, int], None] | None = None
+
+    def report(self, phase: str, done: int, total: int) -> None:
+        """Tell the engine's progress display that `done` of `total` items of `phase` are finished."""
+        if self.on_progress is not None:
+            self.on_progress(phase, done, total)
+
+    @staticmethod
+    def realise_phase(plans: Sequence[Plan]) -> str:
+        """What realising these plans mostly costs: local learning when any is refined, else variation."""
+        return "local learning" if any(p.refine is not None for p in plans) else "variation"
 
     def connect(self) -> None:
         """Reach and size the compute (a Ray cluster) before the driver writes anything; a request that

@@ -220,14 +220,22 @@ class RayExecutor(Executor):
         log.info("Ray: %d actors, each %s", self.n_actors, describe(self.demand))
 
     # -- work --------------------------------------------------------------------------------
-    def _map(self, submit, items):
+    def _map(self, submit, items, phase: str | None = None, sizes: Sequence[int] | None = None):
         """Submit items round-robin-by-availability to the actors; results in item order. A task that
-        raises on a worker, or a worker that died more than max_retries times, is one `WorkerError`."""
+        raises on a worker, or a worker that died more than max_retries times, is one `WorkerError`.
+        With `phase`, progress is reported as results arrive (`sizes`: how many units each item is)."""
         from ray.exceptions import RayActorError, RayTaskError
         from ray.util import ActorPool
 
+        sizes = list(sizes) if sizes is not None else [1] * len(items)
+        total, done, results = sum(sizes), 0, []
         try:
-            return list(ActorPool(self.workers).map(submit, items))
+            for result in ActorPool(self.workers).map(submit, items):
+                results.append(result)
+                done += sizes[len(results) - 1]
+                if phase is not None:
+                    self.report(phase, done, total)
+            return results
         except RayTaskError as exc:
             text = str(exc)
             log.error("a task failed on a Ray worker:\n%s", text)
@@ -246,11 +254,12 @@ class RayExecutor(Executor):
             for parent in plan.parents:
                 if parent.key not in refs:
                     refs[parent.key] = ray.put(weights_of(parent.key))
-        return self._map(lambda w, p: w.realise.remote(p, *[refs[r.key] for r in p.parents]), plans)
+        return self._map(lambda w, p: w.realise.remote(p, *[refs[r.key] for r in p.parents]), plans,
+                         self.realise_phase(plans))
 
     def evaluate(self, genomes: Sequence[Any]):
-        parts = self._map(lambda w, chunk: w.evaluate.remote(chunk),
-                          [list(genomes[s]) for s in chunks(len(genomes), self.eval_chunk)])
+        batches = [list(genomes[s]) for s in chunks(len(genomes), self.eval_chunk)]
+        parts = self._map(lambda w, chunk: w.evaluate.remote(chunk), batches, "evaluate", [len(b) for b in batches])
         return merge_metrics(parts)
 
     def close(self) -> None:

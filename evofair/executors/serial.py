@@ -15,8 +15,15 @@ class SerialExecutor(Executor):
         self.ops = Operators.load(factory.paths if factory is not None else ())
 
     def realise(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
-        return [realise(p, [weights_of(r.key) for r in p.parents], self.problem, self.ops) for p in plans]
+        phase, done = self.realise_phase(plans), []
+        for p in plans:
+            done.append(realise(p, [weights_of(r.key) for r in p.parents], self.problem, self.ops))
+            self.report(phase, len(done), len(plans))
+        return done
 
     def evaluate(self, genomes: Sequence[Any]):
-        parts = [evaluate_all_splits(self.problem, genomes[s]) for s in chunks(len(genomes), self.eval_chunk)]
+        parts = []
+        for s in chunks(len(genomes), self.eval_chunk):
+            parts.append(evaluate_all_splits(self.problem, genomes[s]))
+            self.report("evaluate", s.stop, len(genomes))
         return merge_metrics(parts)

@@ -245,11 +245,10 @@ def cached_features(texts_by_split: Mapping[str, Sequence[str]], *, model_dir: s
         return found[0], info
     total = sum(len(v) for v in texts_by_split.values())
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    if progress:  # a bar on a TTY, else a log line per interval (evofair.tracking.progress)
+        from evofair.tracking.progress import progress_bar
 
-        bar = tqdm(total=total, desc="embedding bios (cached after this run)", unit="text", dynamic_ncols=True,
-                   disable=None)
+        bar = progress_bar(total, "embedding bios (cached after this run)", unit="text")
     # one global length sort over every split: fewer, fuller batches
     names = list(texts_by_split)
     flat = [t for name in names for t in texts_by_split[name]]
