@@ -337,6 +337,10 @@ class FairClassificationLora(LoraProblem, FairClassification):
     def text_batch_size(self) -> int:
         return self.params.embedding.batch_size
 
+    @property
+    def cache_dir(self) -> Path | None:  # the LoRA genome's frozen-prefix cache goes beside the features
+        return Path(self.params.embedding.cache_dir) if self.params.embedding.cache_dir else None
+
 
 class FairClassificationLoraFactors(FairClassificationLora):
     """`model.kind: lora` with `lora.storage: factors` (problems/fapareto/lora_factors.py)."""

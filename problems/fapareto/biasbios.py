@@ -57,6 +57,10 @@ class LoraArgs(Args):
     max_rank: int | None = Field(None, ge=1, description="factors: rank cap after merges and local learning (None: 2r)")
     svd: Literal["exact", "randomized"] = Field(
         "exact", description="factors: SVD used to re-factorise TIES/DARE/SLERP/element-wise merges")
+    prefix_cache: bool = Field(True, description="run the frozen blocks below the lowest adapted one once per run "
+                                                 "and cache their output (problems/fapareto/frozen_prefix.py)")
+    eval_batch_size: int = Field(64, ge=1, description="texts per batch when evaluating offspring and computing "
+                                                       "the frozen prefix (length-sorted)")
 
 
 class BiasBiosParams(HeadArgs):

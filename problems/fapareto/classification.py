@@ -28,12 +28,12 @@ from pydantic import Field
 from evofair.individual import Weights
 from evofair.metrics import METRIC_NAMES, fairness_metrics
 from evofair.problem import Objective, WeightsProblem
-from evofair.registry import Args
+from evofair.problems.fapareto.devices import DeviceArgs, resolve_device
 
 EVAL_DTYPE = torch.float64  # evaluation in float64: no argmax flips between batched and single paths
 
 
-class HeadArgs(Args):
+class HeadArgs(DeviceArgs):
     """Parameters of the MLP-head genome shared by every feature classification problem."""
 
     hidden: list[int] = Field(default_factory=lambda: [64], description="hidden layer widths ([] = linear)")
@@ -120,6 +120,7 @@ class FeatureClassificationProblem(WeightsProblem):
         self.objectives = tuple(Objective(n) for n in self.params.objectives)
         self.splits: dict[str, SplitData] = {}
         self._base: Weights | None = None
+        self.device = torch.device("cpu")
 
     # -- data --------------------------------------------------------------------------------
     def load_splits(self) -> dict[str, SplitData]:
@@ -127,6 +128,7 @@ class FeatureClassificationProblem(WeightsProblem):
         raise NotImplementedError
 
     def setup(self) -> None:
+        self.device = resolve_device(self.params.device)  # a CUDA device that is not there fails first
         self.splits = self.load_splits()
         missing = {"train", "val", "test"} - set(self.splits)
         if missing:

@@ -216,7 +216,8 @@ class FeatureCache:
         except OSError as exc:
             raise UserError(f"feature cache {self.root}: cannot write ({exc.strerror})") from None
         try:
-            save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()},
+            save_file({k: np.ascontiguousarray(v, dtype=v.dtype if v.dtype.kind in "iu" else np.float32)
+                       for k, v in arrays.items()},
                       str(tmp / "features.safetensors"))
             (tmp / "meta.json").write_text(json.dumps({**meta, "key": key, "splits": sorted(arrays)}, indent=1))
             dest = self.root / key
