@@ -129,6 +129,7 @@ def _write_config(out: Path, recipe: Recipe) -> None:
 def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float,
             executor, given: bool = False) -> RunResult:
     timings = {"setup (data, features)": setup_seconds}
+    _record_compute(store, problem, recipe)
     # an object passed from Python is used as is, even under a registered name (its data may be in memory)
     factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root, tuple(recipe.paths),
                              instance=None if problem_is_registered(recipe) and not given else problem,
@@ -142,6 +143,14 @@ def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool,
         timings.update(problem.after_run(store, out, recipe) or {})
     write_report(store, problem, recipe, out, timings)
     return RunResult(str(out), final_front(store, problem, recipe.parsed_constraints), store.generations())
+
+
+def _record_compute(store: RunStore, problem, recipe: Recipe) -> None:
+    """The device and dtype the problem resolved (e.g. `device: auto` → cuda:0), for report.md and
+    model cards. Ray actors resolve `auto` in their own process; this is the driver's."""
+    info = problem.compute_info() if callable(getattr(problem, "compute_info", None)) else None
+    if info:
+        store.set_meta("compute", {**info, "resolved_by": "driver" if recipe.executor.name != "serial" else "run"})
 
 
 def problem_is_registered(recipe: Recipe) -> bool:

@@ -28,7 +28,7 @@ from pydantic import Field
 from evofair.individual import Weights
 from evofair.metrics import METRIC_NAMES, fairness_metrics
 from evofair.problem import Objective, WeightsProblem
-from evofair.problems.fapareto.devices import DeviceArgs, resolve_device
+from evofair.problems.fapareto.devices import DeviceArgs, describe_device, resolve_device
 
 EVAL_DTYPE = torch.float64  # evaluation in float64: no argmax flips between batched and single paths
 
@@ -187,9 +187,23 @@ class FeatureClassificationProblem(WeightsProblem):
             out["fair_weight"] = torch.tensor([float(np.exp(lo + u * (hi - lo)))])
         return out
 
+    def compute_info(self) -> dict[str, str]:
+        """Where this process computes (recorded in the run's store, report.md and model cards)."""
+        return describe_device(self.device, self.params.precision)
+
     # -- evaluation --------------------------------------------------------------------------
     def population_logits(self, genomes: Sequence[Weights], split: str) -> torch.Tensor:
-        return population_logits(stack_heads(genomes, len(self.sizes) - 1), self.splits[split].X)
+        if self.device.type == "cpu":  # the CPU path exactly as before (fronts byte-identical)
+            return population_logits(stack_heads(genomes, len(self.sizes) - 1), self.splits[split].X)
+        return self._device_logits(genomes, split)
+
+    def _device_logits(self, genomes: Sequence[Weights], split: str) -> torch.Tensor:
+        """The same float64 computation with the features resident on the device (copied once)."""
+        resident = self.__dict__.setdefault("_resident_X", {})
+        if split not in resident:
+            resident[split] = self.splits[split].X.to(self.device)
+        stacked = [(W.to(self.device), b.to(self.device)) for W, b in stack_heads(genomes, len(self.sizes) - 1)]
+        return population_logits(stacked, resident[split]).cpu()
 
     def predictions(self, genomes: Sequence[Weights], split: str) -> np.ndarray:
         return self.head_predictions(genomes, split)
