@@ -65,14 +65,13 @@ def tokenize(tokenizer, texts: Sequence[str], *, max_length: int, device: torch.
 
 
 def block_list(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
-    """The `nn.ModuleList` of transformer blocks (the one holding the attention blocks)."""
-    from evofair.problems.fapareto.lora_genome import attention_linears
-
-    found, _ = attention_linears(model)
-    lists = [name for name, mod in model.named_modules() if isinstance(mod, torch.nn.ModuleList)]
-    first = found[0][1]
-    path = max((p for p in lists if first.startswith(p + ".")), key=len)
-    return path, model.get_submodule(path)
+    """The `nn.ModuleList` of transformer blocks: the outermost one whose blocks hold an attention
+    module (found from the structure, as `lora_genome.attention_linears` finds the targets)."""
+    for name, mod in model.named_modules():  # pre-order: outer lists come first
+        if isinstance(mod, torch.nn.ModuleList) and len(mod) and \
+                any("Attention" in type(m).__name__ for m in mod[0].modules()):
+            return name, mod
+    raise ValueError("no list of transformer blocks with attention modules found")
 
 
 def _input_embedding_owner(model: torch.nn.Module) -> str:
