@@ -28,7 +28,7 @@ from pydantic import Field
 from evofair.individual import Weights
 from evofair.metrics import METRIC_NAMES, fairness_metrics
 from evofair.problem import Objective, WeightsProblem
-from evofair.problems.fapareto.devices import DeviceArgs, describe_device, resolve_device
+from evofair.problems.fapareto.devices import DeviceArgs, check_precision, describe_device, resolve_device
 
 EVAL_DTYPE = torch.float64  # evaluation in float64: no argmax flips between batched and single paths
 
@@ -121,6 +121,7 @@ class FeatureClassificationProblem(WeightsProblem):
         self.splits: dict[str, SplitData] = {}
         self._base: Weights | None = None
         self.device = torch.device("cpu")
+        self._resident_X: dict[str, torch.Tensor] = {}  # features on a non-CPU device, per split
 
     # -- data --------------------------------------------------------------------------------
     def load_splits(self) -> dict[str, SplitData]:
@@ -129,6 +130,7 @@ class FeatureClassificationProblem(WeightsProblem):
 
     def setup(self) -> None:
         self.device = resolve_device(self.params.device)  # a CUDA device that is not there fails first
+        check_precision(self.device, self.params.precision)
         self.splits = self.load_splits()
         missing = {"train", "val", "test"} - set(self.splits)
         if missing:
@@ -199,11 +201,10 @@ class FeatureClassificationProblem(WeightsProblem):
 
     def _device_logits(self, genomes: Sequence[Weights], split: str) -> torch.Tensor:
         """The same float64 computation with the features resident on the device (copied once)."""
-        resident = self.__dict__.setdefault("_resident_X", {})
-        if split not in resident:
-            resident[split] = self.splits[split].X.to(self.device)
+        if split not in self._resident_X:
+            self._resident_X[split] = self.splits[split].X.to(self.device)
         stacked = [(W.to(self.device), b.to(self.device)) for W, b in stack_heads(genomes, len(self.sizes) - 1)]
-        return population_logits(stacked, resident[split]).cpu()
+        return population_logits(stacked, self._resident_X[split]).cpu()
 
     def predictions(self, genomes: Sequence[Weights], split: str) -> np.ndarray:
         return self.head_predictions(genomes, split)

@@ -44,12 +44,16 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return device
 
 
+def check_precision(device: torch.device, precision: str) -> None:
+    if precision == "fp16" and device.type != "cuda":
+        raise UserError(f"problem.args.precision: fp16 autocast needs a CUDA device, not {device} (use bf16 or fp32)")
+
+
 def autocast(device: torch.device, precision: str = "fp32"):
     """torch.autocast for a non-fp32 precision (fp16 only on CUDA); a no-op context for fp32."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise UserError("problem.args.precision: fp16 autocast needs a CUDA device (use bf16 on cpu)")
+    check_precision(device, precision)
     return torch.autocast(device_type=device.type, dtype=PRECISION_DTYPES[precision])
 
 
@@ -59,5 +63,3 @@ def describe_device(device: torch.device, precision: str = "fp32") -> dict[str, 
     return {"device": str(device), "device_name": name, "precision": precision,
             "dtype": "float32" if precision == "fp32" else f"float32 with {precision} autocast"}
 
-
-Precision = Literal["fp32", "bf16", "fp16"]

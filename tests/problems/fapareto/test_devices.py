@@ -59,6 +59,12 @@ def test_cuda_refused_without_cuda_in_one_line(tiny, tmp_path, capsys):
     assert not (tmp_path / "cache").exists()  # refused before embedding anything
 
 
+def test_fp16_refused_on_cpu_in_one_line(tiny, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["run", str(_recipe_file(tiny, tmp_path, device="cpu", precision="fp16")), "--out", str(out)]
+    assert "problem.args.precision: fp16 autocast needs a CUDA device" in one_error_line(capsys, argv, out)
+
+
 def test_bad_device_value_in_one_line(tiny, tmp_path, capsys):
     out = tmp_path / "out"
     line = one_error_line(capsys, ["run", str(_recipe_file(tiny, tmp_path, device="gpu")), "--out", str(out)], out)
