@@ -175,6 +175,7 @@ def _write_config(out: Path, recipe: Recipe) -> None:
 def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float,
             executor, given: bool = False, callbacks: CallbackList | None = None) -> None:
     timings = {"setup (data, features)": setup_seconds}
+    _record_compute(store, problem, recipe)
     # an object passed from Python is used as is, even under a registered name (its data may be in memory)
     factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root, tuple(recipe.paths),
                              instance=None if problem_is_registered(recipe) and not given else problem,
@@ -220,6 +221,14 @@ def _end_info(front, generations, problem, out: Path, timings: Mapping[str, floa
     plot, report = out / "plots" / "front.png", out / "report.md"
     return RunInfo(out=out, history=history, front=models, front_plot=plot if plot.is_file() else None,
                    report=report if report.is_file() else None, timings=dict(timings))
+
+
+def _record_compute(store: RunStore, problem, recipe: Recipe) -> None:
+    """The device and dtype the problem resolved (e.g. `device: auto` → cuda:0), for report.md and
+    model cards. Ray actors resolve `auto` in their own process; this is the driver's."""
+    info = problem.compute_info() if callable(getattr(problem, "compute_info", None)) else None
+    if info:
+        store.set_meta("compute", {**info, "resolved_by": "driver" if recipe.executor.name != "serial" else "run"})
 
 
 def problem_is_registered(recipe: Recipe) -> bool:

@@ -60,6 +60,8 @@ def export_model(run_dir: str | os.PathLike, iid: str, to: str | os.PathLike, *,
     card = data.model_card(iid, max_lineage=None)
     ind = data.snapshot.get(iid)
     genome_bytes = None
+    with open_store(data.root) as store:
+        card["compute"] = store.get_meta("compute")  # device and dtype the run used (None: not recorded)
     if ind.weights_hash is not None:
         with open_store(data.root) as store:
             path = store.weights_path(ind.weights_hash)

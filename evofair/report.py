@@ -288,6 +288,10 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
             F_test = _objective_matrix(problem, scored, "test")
             lines.append(f"- Hypervolume of the same front on the test split: {hypervolume(F_test, ref):.6f}"
                          + (" (feasible members only, as on validation)." if constraints else "."))
+    compute = store.get_meta("compute")
+    if compute:
+        lines.append(f"- Computed on {compute.get('device')} ({compute.get('device_name')}), "
+                     f"{compute.get('dtype')}.")
     if constraints:
         lines += constraints_section(constraints, everyone, front)
     if timings:

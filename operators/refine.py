@@ -47,6 +47,7 @@ def sft(weights: Weights, args: SFTArgs, *, seed: int, problem, reference: Weigh
             if args.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
             opt.step()
-            losses.append(float(loss.detach()))
+            losses.append(loss.detach())  # no host sync per step (a GPU keeps running ahead)
     model.eval()
+    losses = [float(x) for x in torch.stack(losses).cpu().tolist()] if losses else []
     return Refined(problem.extract_weights(model), {"loss": losses, "steps": len(losses)})

@@ -283,7 +283,8 @@ class FairClassification(FeatureClassificationProblem):
         self.raw = {s: {"text": t} for s, t in texts.items()}  # the LoRA genome tokenises these
         feats, info = cached_features(texts, model_dir=self.encoder_dir, max_length=e.max_length,
                                       batch_size=e.batch_size, cache_dir=Path(e.cache_dir) if e.cache_dir
-                                      else default_cache_dir(), progress=True, workers=e.workers)
+                                      else default_cache_dir(), progress=True, workers=e.workers,
+                                      device=self.device, precision=self.params.precision)
         self.info["text"] = {"column": self.params.text, **info}
         return feats
 
@@ -350,6 +351,10 @@ class FairClassificationLora(LoraProblem, FairClassification):
     @property
     def text_batch_size(self) -> int:
         return self.params.embedding.batch_size
+
+    @property
+    def cache_dir(self) -> Path | None:  # the LoRA genome's frozen-prefix cache goes beside the features
+        return Path(self.params.embedding.cache_dir) if self.params.embedding.cache_dir else None
 
 
 class FairClassificationLoraFactors(FairClassificationLora):

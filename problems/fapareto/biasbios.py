@@ -57,6 +57,10 @@ class LoraArgs(Args):
     max_rank: int | None = Field(None, ge=1, description="factors: rank cap after merges and local learning (None: 2r)")
     svd: Literal["exact", "randomized"] = Field(
         "exact", description="factors: SVD used to re-factorise TIES/DARE/SLERP/element-wise merges")
+    prefix_cache: bool = Field(True, description="run the frozen blocks below the lowest adapted one once per run "
+                                                 "and cache their output (problems/fapareto/frozen_prefix.py)")
+    eval_batch_size: int = Field(64, ge=1, description="texts per batch when evaluating offspring and computing "
+                                                       "the frozen prefix (length-sorted)")
 
 
 class BiasBiosParams(HeadArgs):
@@ -163,7 +167,8 @@ class BiasBios(FeatureClassificationProblem):
         self.setup_info["read_seconds"] = time.perf_counter() - t
         feats, info = cached_features({s: d["text"] for s, d in self.raw.items()}, model_dir=self.model_dir,
                                       max_length=self.params.max_length, batch_size=self.params.embed_batch_size,
-                                      cache_dir=self.cache_dir, progress=True, workers=self.params.embed_workers)
+                                      cache_dir=self.cache_dir, progress=True, workers=self.params.embed_workers,
+                                      device=self.device, precision=self.params.precision)
         self.setup_info.update(info)
         return {s: SplitData(torch.from_numpy(np.ascontiguousarray(feats[s])), np.asarray(d["y"], dtype=np.int64),
                              np.asarray(d["g"])) for s, d in self.raw.items()}

@@ -28,12 +28,12 @@ from pydantic import Field
 from evofair.individual import Weights
 from evofair.metrics import METRIC_NAMES, fairness_metrics
 from evofair.problem import Objective, WeightsProblem
-from evofair.registry import Args
+from evofair.problems.fapareto.devices import DeviceArgs, check_precision, describe_device, resolve_device
 
 EVAL_DTYPE = torch.float64  # evaluation in float64: no argmax flips between batched and single paths
 
 
-class HeadArgs(Args):
+class HeadArgs(DeviceArgs):
     """Parameters of the MLP-head genome shared by every feature classification problem."""
 
     hidden: list[int] = Field(default_factory=lambda: [64], description="hidden layer widths ([] = linear)")
@@ -120,6 +120,8 @@ class FeatureClassificationProblem(WeightsProblem):
         self.objectives = tuple(Objective(n) for n in self.params.objectives)
         self.splits: dict[str, SplitData] = {}
         self._base: Weights | None = None
+        self.device = torch.device("cpu")
+        self._resident_X: dict[str, torch.Tensor] = {}  # features on a non-CPU device, per split
 
     # -- data --------------------------------------------------------------------------------
     def load_splits(self) -> dict[str, SplitData]:
@@ -127,6 +129,8 @@ class FeatureClassificationProblem(WeightsProblem):
         raise NotImplementedError
 
     def setup(self) -> None:
+        self.device = resolve_device(self.params.device)  # a CUDA device that is not there fails first
+        check_precision(self.device, self.params.precision)
         self.splits = self.load_splits()
         missing = {"train", "val", "test"} - set(self.splits)
         if missing:
@@ -185,9 +189,22 @@ class FeatureClassificationProblem(WeightsProblem):
             out["fair_weight"] = torch.tensor([float(np.exp(lo + u * (hi - lo)))])
         return out
 
+    def compute_info(self) -> dict[str, str]:
+        """Where this process computes (recorded in the run's store, report.md and model cards)."""
+        return describe_device(self.device, self.params.precision)
+
     # -- evaluation --------------------------------------------------------------------------
     def population_logits(self, genomes: Sequence[Weights], split: str) -> torch.Tensor:
-        return population_logits(stack_heads(genomes, len(self.sizes) - 1), self.splits[split].X)
+        if self.device.type == "cpu":  # the CPU path exactly as before (fronts byte-identical)
+            return population_logits(stack_heads(genomes, len(self.sizes) - 1), self.splits[split].X)
+        return self._device_logits(genomes, split)
+
+    def _device_logits(self, genomes: Sequence[Weights], split: str) -> torch.Tensor:
+        """The same float64 computation with the features resident on the device (copied once)."""
+        if split not in self._resident_X:
+            self._resident_X[split] = self.splits[split].X.to(self.device)
+        stacked = [(W.to(self.device), b.to(self.device)) for W, b in stack_heads(genomes, len(self.sizes) - 1)]
+        return population_logits(stacked, self._resident_X[split]).cpu()
 
     def predictions(self, genomes: Sequence[Weights], split: str) -> np.ndarray:
         return self.head_predictions(genomes, split)

@@ -8,6 +8,10 @@ is exactly task arithmetic / TIES / DARE relative to the pretrained base (whose 
 Local learning then trains a *fresh* peft LoRA adapter on top of W₀ + ΔW and folds it back with
 peft's own `get_delta_weight`: ΔW ← ΔW + (α/r)·B·A. The stored genome never includes the
 frozen encoder, only deltas of the adapted matrices and the head.
+
+Speed (issue 12): each split is tokenised once into tensors on the problem's device, and the
+frozen blocks below the lowest adapted one run once per run (frozen_prefix.py, cached on disk);
+every offspring then trains and is evaluated through the adapted blocks only.
 """
 
 from __future__ import annotations
@@ -23,7 +27,11 @@ from evofair.seeding import torch_seeded
 from evofair.store import weights_hash
 from evofair.genome import WeightsGenome
 from evofair.problems.fapareto.classification import population_logits, stack_heads
-from evofair.problems.fapareto.text_encoder import embed, load_encoder, mean_pool
+from evofair.problems.fapareto.devices import autocast
+from evofair.problems.fapareto.frozen_prefix import (PrefixStates, Tokens, cached_prefix_states, prefix_key,
+                                                     run_prefix, suffix_view, tokenize)
+from evofair.problems.fapareto.text_encoder import (FeatureCache, length_sorted_batches, load_encoder, mean_pool,
+                                                    model_files_hash, texts_hash)
 
 PEFT_PREFIX = "base_model.model."
 
@@ -55,23 +63,32 @@ def attention_linears(model: torch.nn.Module) -> tuple[list[tuple[int, str]], in
 
 
 class _LoraClassifier(torch.nn.Module):
-    """peft-wrapped encoder → mean pooling → head; remembers the deltas it started from."""
+    """peft-wrapped adapted blocks → mean pooling → head; remembers the deltas it started from.
 
-    def __init__(self, encoder, head: torch.nn.Module, start: dict[str, torch.Tensor]):
+    A batch brings either the cached hidden states entering the lowest adapted block (`hidden`) or
+    token ids, whose frozen prefix `prefix(ids, mask)` then computes (outside autograd: nothing
+    below the adapted blocks trains)."""
+
+    def __init__(self, encoder, head: torch.nn.Module, start: dict[str, torch.Tensor], prefix, precision: str):
         super().__init__()
         self.encoder, self.head = encoder, head
         self.start = start
+        self._prefix, self._precision = prefix, precision
 
-    def forward(self, input_ids, attention_mask):
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.head(mean_pool(hidden, attention_mask))
+    def forward(self, input_ids=None, attention_mask=None, hidden=None):
+        if hidden is None:
+            hidden = self._prefix(input_ids, attention_mask)
+        with autocast(hidden.device, self._precision):
+            out = self.encoder(inputs_embeds=hidden, attention_mask=attention_mask).last_hidden_state
+        return self.head(mean_pool(out.float(), attention_mask))
 
 
 class LoraGenome:
     def __init__(self, problem):
         self.p = problem
         self.args = problem.params.lora
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = getattr(problem, "device", None) or torch.device("cpu")
+        self.precision = getattr(problem.params, "precision", "fp32")
         self.tokenizer, encoder = load_encoder(problem.model_dir)
         self.encoder = encoder.to(self.device).requires_grad_(False)
         from evofair.errors import UserError
@@ -92,7 +109,48 @@ class LoraGenome:
         modules = dict(encoder.named_modules())
         self.W0 = {t: modules[t].weight.detach().clone() for t in self.targets}
         self.texts = {s: d["text"] for s, d in problem.raw.items()}
-        self.train_tokens = self.tokenizer(self.texts["train"], truncation=True, max_length=problem.text_max_length)
+        self.lowest = min(self.layers)
+        self.suffix = suffix_view(self.encoder, self.lowest)  # shares every tensor with self.encoder
+        self.tokens: dict[str, Tokens] = {s: tokenize(self.tokenizer, t, max_length=problem.text_max_length,
+                                                      device=self.device) for s, t in self.texts.items()}
+        self.states: dict[str, PrefixStates] | None = None
+        self.info: dict[str, Any] = {"prefix_cache": bool(self.args.prefix_cache)}
+        if self.args.prefix_cache:
+            self.states, info = self._prefix_states()
+            self.info.update(info)
+        train = problem.splits["train"]
+        self._y = torch.as_tensor(train.y, device=self.device)
+        self._g = torch.as_tensor(np.searchsorted(np.asarray(problem.group_values), train.g), device=self.device)
+
+    def _prefix_states(self) -> tuple[dict[str, PrefixStates], dict]:
+        import time
+
+        from evofair.problems.fapareto.text_encoder import default_cache_dir
+
+        t = time.perf_counter()
+        cache_dir = getattr(self.p, "cache_dir", None) or default_cache_dir()
+        model_hash, data_hash = model_files_hash(self.p.model_dir), texts_hash(self.texts)
+        key = prefix_key(model_hash, data_hash, self.lowest, self.p.text_max_length, self.precision)
+        cache = FeatureCache(cache_dir.parent / "prefix" if cache_dir.name == "features" else cache_dir / "prefix")
+        states, info = cached_prefix_states(
+            self.encoder, self.lowest, self.tokens, cache=cache, key=key, batch_size=self.args.eval_batch_size,
+            autocast=autocast(self.device, self.precision),
+            meta={"model_dir": str(self.p.model_dir), "model_hash": model_hash, "data_hash": data_hash,
+                  "max_length": self.p.text_max_length, "precision": self.precision})
+        info["prefix_seconds"] = round(time.perf_counter() - t, 3)
+        return states, info
+
+    def prefix(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Hidden states entering the lowest adapted block, computed from token ids (frozen, eval)."""
+        with torch.no_grad(), autocast(ids.device, self.precision):
+            return run_prefix(self.encoder, self.lowest, ids.to(self.device), mask.to(self.device)).float()
+
+    def _inputs(self, split: str, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hidden states entering the lowest adapted block, attention mask) of rows `idx`."""
+        if self.states is not None:
+            return self.states[split].batch(idx)
+        ids, mask = self.tokens[split].batch(idx)
+        return self.prefix(ids, mask), mask
 
     # -- genome layout -----------------------------------------------------------------------
     @staticmethod
@@ -128,19 +186,24 @@ class LoraGenome:
     def init_weights(self, seed: int) -> Weights:
         return self._join(self._zero_adapters(), self.p.head_init_weights(seed))
 
-    # -- evaluation (one encoder pass per genome; heads then batched per genome) -------------
+    # -- evaluation (one pass of the adapted blocks per genome; heads then batched per genome) --
     @torch.no_grad()
     def _features(self, adapters: dict[str, Any], split: str) -> torch.Tensor:
         modules = dict(self.encoder.named_modules())
         try:
             for t, d in self._deltas(adapters):
                 modules[t].weight.copy_(self.W0[t] + d.to(self.device, self.W0[t].dtype))
-            X = embed(self.texts[split], self.tokenizer, self.encoder, max_length=self.p.text_max_length,
-                      batch_size=self.p.text_batch_size)
+            tokens = self.tokens[split]
+            X = torch.zeros((len(tokens), self.encoder.config.hidden_size), device=self.device)
+            for idx in length_sorted_batches(tokens.lengths, self.args.eval_batch_size):
+                hidden, mask = self._inputs(split, idx)
+                with autocast(self.device, self.precision):
+                    out = self.suffix(inputs_embeds=hidden, attention_mask=mask).last_hidden_state
+                X[torch.as_tensor(idx, device=self.device)] = mean_pool(out.float(), mask)
         finally:
             for t in adapters:
                 modules[t].weight.copy_(self.W0[t])
-        return torch.from_numpy(X)
+        return X.cpu()
 
     def _logits(self, weights: Weights, split: str) -> torch.Tensor:
         X = self._features(self._adapters(weights), split)
@@ -163,8 +226,9 @@ class LoraGenome:
         # Copy only the adapted matrices: every other (frozen) parameter is shared with the worker's
         # one base model through deepcopy's memo, so a refine costs the adapters, not the model.
         targets = set(self.targets)
-        shared = {id(p): p for n, p in self.encoder.named_parameters() if n.rsplit(".", 1)[0] not in targets}
-        encoder = copy.deepcopy(self.encoder, memo=shared)
+        shared = {id(p): p for n, p in self.suffix.named_parameters() if n.rsplit(".", 1)[0] not in targets}
+        shared.update({id(b): b for b in self.suffix.buffers()})
+        encoder = copy.deepcopy(self.suffix, memo=shared)
         modules = dict(encoder.named_modules())
         with torch.no_grad():
             for t, d in self._deltas(adapters):
@@ -177,7 +241,7 @@ class LoraGenome:
         with torch_seeded(int(weights_hash(weights)[:15], 16)):
             peft_encoder = get_peft_model(encoder, config)
         head = self.p.head_model(self._head(weights))
-        return _LoraClassifier(peft_encoder, head.to(self.device), adapters)
+        return _LoraClassifier(peft_encoder, head.to(self.device), adapters, self.prefix, self.precision)
 
     def extract_weights(self, model: _LoraClassifier) -> Weights:
         from peft.tuners.lora import LoraLayer
@@ -194,22 +258,25 @@ class LoraGenome:
         return self._join({t: adapters[t] for t in self.targets}, head)
 
     def train_batches(self, seed: int, batch_size: int) -> Iterable[dict[str, Any]]:
+        """One shuffled epoch; batches are slices of tensors already on the device (cached states,
+        or pre-tokenised ids), cut to the batch's longest text."""
         gen = torch.Generator().manual_seed(seed & 0xFFFFFFFFFFFF)
-        order = torch.randperm(len(self.texts["train"]), generator=gen).tolist()
-        y = self.p.splits["train"].y
-        g = np.searchsorted(np.asarray(self.p.group_values), self.p.splits["train"].g)
-        ids, masks = self.train_tokens["input_ids"], self.train_tokens["attention_mask"]
+        order = torch.randperm(len(self.texts["train"]), generator=gen).numpy()
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            batch = self.tokenizer.pad({"input_ids": [ids[j] for j in idx], "attention_mask": [masks[j] for j in idx]},
-                                       return_tensors="pt")
-            yield {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
-                   "y": torch.as_tensor(y[idx]), "g": torch.as_tensor(g[idx])}
+            rows = torch.as_tensor(idx, device=self.device)
+            if self.states is not None:
+                hidden, mask = self.states["train"].batch(idx)
+                batch = {"hidden": hidden, "attention_mask": mask}
+            else:
+                ids, mask = self.tokens["train"].batch(idx)
+                batch = {"input_ids": ids, "attention_mask": mask}
+            yield {**batch, "y": self._y[rows], "g": self._g[rows]}
 
     def loss(self, model: _LoraClassifier, batch: dict[str, Any]) -> torch.Tensor:
         """Cross-entropy, plus the individual's fairness weight times the soft TPR gap when it
         carries one (`local_loss: ce+tpr_gap`), exactly as for head genomes."""
-        logits = model(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
+        logits = model(batch.get("input_ids"), batch["attention_mask"].to(self.device), hidden=batch.get("hidden"))
         y = batch["y"].to(self.device)
         ce = torch.nn.functional.cross_entropy(logits, y)
         w = getattr(model.head, "fair_weight", None)

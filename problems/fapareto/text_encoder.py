@@ -32,6 +32,7 @@ from evofair.errors import UserError
 
 POOLING = "mean"
 PARALLEL_MIN_TEXTS = 256  # below this, starting worker processes costs more than it saves
+GPU_BATCH_SIZE = 256  # texts per batch on a GPU: small batches leave it waiting on Python
 #: files that document a model but do not change what it computes
 _IGNORED_MODEL_FILES = {"README.md", ".gitattributes"}
 
@@ -187,9 +188,11 @@ class FeatureCache:
         self.root = Path(root)
 
     @staticmethod
-    def key(model_hash: str, data_hash: str, pooling: str, max_length: int) -> str:
-        payload = json.dumps({"model": model_hash, "data": data_hash, "pooling": pooling,
-                              "max_length": int(max_length)}, sort_keys=True)
+    def key(model_hash: str, data_hash: str, pooling: str, max_length: int, precision: str = "fp32") -> str:
+        fields = {"model": model_hash, "data": data_hash, "pooling": pooling, "max_length": int(max_length)}
+        if precision != "fp32":  # fp32 keys stay as they were: existing caches keep hitting
+            fields["precision"] = precision
+        payload = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def load(self, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
@@ -216,7 +219,8 @@ class FeatureCache:
         except OSError as exc:
             raise UserError(f"feature cache {self.root}: cannot write ({exc.strerror})") from None
         try:
-            save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()},
+            save_file({k: np.ascontiguousarray(v, dtype=v.dtype if v.dtype.kind in "iu" else np.float32)
+                       for k, v in arrays.items()},
                       str(tmp / "features.safetensors"))
             (tmp / "meta.json").write_text(json.dumps({**meta, "key": key, "splits": sorted(arrays)}, indent=1))
             dest = self.root / key
@@ -230,14 +234,21 @@ class FeatureCache:
 
 def cached_features(texts_by_split: Mapping[str, Sequence[str]], *, model_dir: str | os.PathLike,
                     max_length: int, batch_size: int, cache_dir: str | os.PathLike,
-                    progress: bool = False, workers: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
+                    progress: bool = False, workers: int | None = None, device: str | torch.device = "cpu",
+                    precision: str = "fp32") -> tuple[dict[str, np.ndarray], dict]:
     """Pooled features per split, from the cache or computed (and cached). Also returns facts
-    about what happened: cache hit or not, key, seconds spent hashing / loading / embedding."""
+    about what happened: cache hit or not, key, seconds spent hashing / loading / embedding.
+
+    On a CUDA `device` the encoder runs in this process on the GPU in length-sorted batches of at
+    least `GPU_BATCH_SIZE` (no worker processes); `precision` bf16/fp16 autocasts it (its own key)."""
+    from evofair.problems.fapareto.devices import autocast
+
+    device = torch.device(device)
     t0 = time.perf_counter()
     model_hash = model_files_hash(model_dir)
     data_hash = texts_hash(texts_by_split)
     cache = FeatureCache(cache_dir)
-    key = cache.key(model_hash, data_hash, POOLING, max_length)
+    key = cache.key(model_hash, data_hash, POOLING, max_length, precision)
     info = {"key": key, "cache_dir": str(cache.root), "hash_seconds": time.perf_counter() - t0}
     found = cache.load(key)
     if found is not None:
@@ -254,6 +265,10 @@ def cached_features(texts_by_split: Mapping[str, Sequence[str]], *, model_dir: s
     flat = [t for name in names for t in texts_by_split[name]]
     bounds = np.cumsum([0] + [len(texts_by_split[name]) for name in names])
     workers = default_workers() if workers is None else workers
+    if device.type != "cpu" or precision != "fp32":
+        workers = 1  # one process owns the GPU; autocast is set in this process
+    if device.type != "cpu":
+        batch_size = max(batch_size, GPU_BATCH_SIZE)
     t2 = time.perf_counter()
     try:
         feats = None
@@ -272,18 +287,22 @@ def cached_features(texts_by_split: Mapping[str, Sequence[str]], *, model_dir: s
         if feats is None:
             t1 = time.perf_counter()
             tokenizer, model = load_encoder(model_dir)
+            model = model.to(device)
             info["load_seconds"] = time.perf_counter() - t1
             t2 = time.perf_counter()
-            feats = embed(flat, tokenizer, model, max_length=max_length, batch_size=batch_size,
-                          on_batch=bar.update if bar else None)
+            with autocast(device, precision):
+                feats = embed(flat, tokenizer, model, max_length=max_length, batch_size=batch_size,
+                              on_batch=bar.update if bar else None)
     finally:
         if bar is not None:
             bar.close()
     arrays = {name: feats[bounds[i]:bounds[i + 1]] for i, name in enumerate(names)}
     info["workers"] = workers if workers > 1 and total >= PARALLEL_MIN_TEXTS else 1
-    info.update(hit=False, embed_seconds=time.perf_counter() - t2, n_embedded=total)
+    info.update(hit=False, embed_seconds=time.perf_counter() - t2, n_embedded=total, device=str(device),
+                precision=precision)
     cache.save(key, arrays, {"model_dir": str(model_dir), "model_hash": model_hash, "data_hash": data_hash,
-                             "pooling": POOLING, "max_length": max_length,
+                             "pooling": POOLING, "max_length": max_length, "precision": precision,
+                             "device": str(device),
                              "n": {k: len(v) for k, v in texts_by_split.items()},
                              "embed_seconds": info["embed_seconds"], "created": time.time()})
     return arrays, info

@@ -149,7 +149,9 @@ def test_build_model_shares_the_frozen_base(tmp_path, tiny_models):
     model = problem.build_model(problem.init_weights(0))
     base = dict(problem.lora.encoder.named_parameters())
     copied = {n.removeprefix("base_model.model."): p for n, p in model.encoder.named_parameters()}
-    emb = "embed_tokens.weight"
-    assert copied[emb] is base[emb]  # the big frozen tensors are not copied per individual
+    # the frozen prefix (embeddings, lower blocks) is not part of an offspring's model at all...
+    assert "embed_tokens.weight" not in copied and not any(n.startswith("layers.0.") for n in copied)
+    mlp = "layers.1.mlp.gate_proj.weight"
+    assert copied[mlp] is base[mlp]  # ...and its other frozen tensors are shared, not copied
     for t in problem.lora.targets:  # the adapted matrices are (W0 + ΔW lives in the copy)
         assert copied[f"{t}.base_layer.weight"] is not base[f"{t}.weight"]
