@@ -82,9 +82,10 @@ def lineage_markdown(card: Mapping[str, Any]) -> str:
 
 
 def device_markdown(card: Mapping[str, Any], facts: Mapping[str, Any]) -> str:
-    """The run's device/dtype when the run recorded them (card keys `device`, `dtype`), and what
-    the problem states about the exported weights."""
-    lines = [f"- run {k}: {_cell(card[k])}" for k in ("device", "dtype") if card.get(k) is not None]
+    """The run's device/dtype when the run recorded them (card key `compute`, from the store's meta),
+    and what the problem states about the exported weights."""
+    compute = card.get("compute") or {}
+    lines = [f"- run {k.replace('_', ' ')}: {_cell(v)}" for k, v in compute.items() if v is not None]
     if not lines:
         lines = ["- run device/dtype: not recorded by this run"]
     lines += [f"- {k}: {_cell(v)}" for k, v in facts.items()]
