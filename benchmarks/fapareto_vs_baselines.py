@@ -37,13 +37,13 @@ VARIANTS: dict[str, list[str]] = {
     "default": [],
     "smsemoa": ["algorithm.name=smsemoa"],
     "val50": ["problem.args.selection.val_fraction=0.5"],
-    "val40": ["problem.args.selection.val_fraction=0.4"],
-    "shipped-split": ["problem.args.selection.val_fraction=null"],
     "shrunk": ["problem.args.selection.dtpr=shrunk"],
     "upper": ["problem.args.selection.dtpr=upper"],
     "val50-upper": ["problem.args.selection.val_fraction=0.5", "problem.args.selection.dtpr=upper"],
     "gen6": ["algorithm.generations=6"],
     "pop48-gen6": ["algorithm.pop_size=48", "algorithm.generations=6"],
+    "sft2": ["operators.refine.args.epochs=2"],
+    "lr3e-3": ["operators.refine.args.lr=0.003"],
     "ce-only": ["problem.args.local_loss=ce"],
 }
 
@@ -86,6 +86,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="N (seeds 1..N) or a list of seeds")
     ap.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="selection option(s) to run "
                     "(repeatable; default: default)")
+    ap.add_argument("--ablation", action="store_true", help="also run the ce-only variant (the paper's SFT)")
     ap.add_argument("--list-variants", action="store_true", help="print each variant's overrides and exit")
     ap.add_argument("--recipe", default=str(ROOT / "runs" / "fapareto_biasbios.yaml"))
     ap.add_argument("--out", default=str(ROOT / "out" / "bench_fapareto"))
@@ -97,8 +98,9 @@ def main(argv=None) -> int:
         for name, overrides in VARIANTS.items():
             print(f"{name}: {' '.join(overrides) or '(recipe as shipped)'}")
         return 0
+    names = list(dict.fromkeys([*(args.variant or ["default"]), *(["ce-only"] if args.ablation else [])]))
     rows = []
-    for name in args.variant or ["default"]:
+    for name in names:
         for seed in seeds_of(args.seeds):
             run_dir = Path(args.out) / f"{name}-seed{seed}"
             s = run_one(Path(args.recipe), seed, run_dir, [*VARIANTS[name], *args.set])
@@ -130,7 +132,8 @@ def main(argv=None) -> int:
               f"{mean('hv_threshold'):.6f} |")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        finite = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
+        Path(args.json).write_text(json.dumps(finite, indent=1))  # NaN (no interval yet) as null: strict JSON
     return 0
 
 
