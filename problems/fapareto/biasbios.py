@@ -36,6 +36,7 @@ from evofair.problems.fapareto.classification import FeatureClassificationProble
 from evofair.problems.fapareto.lora_genome import LoraProblem
 from evofair.problems.fapareto.lora_factors import LORA_FACTORS, LoraFactors
 from evofair.problems.fapareto.baselines import BaselineArgs
+from evofair.problems.fapareto.selection import RobustValidation, SelectionArgs, stratified_resplit
 from evofair.problems import shipped_data
 from evofair.problems.fapareto.text_encoder import cached_features, check_model_dir, default_cache_dir, default_model_dir
 
@@ -74,6 +75,7 @@ class BiasBiosParams(HeadArgs):
     limit: int | None = Field(None, ge=4, description="use only the first N bios of each split (tests)")
     lora: LoraArgs = Field(default_factory=LoraArgs)
     baselines: BaselineArgs = Field(default_factory=BaselineArgs)
+    selection: SelectionArgs = Field(default_factory=SelectionArgs)
 
 
 def read_biasbios(path: Path, limit: int | None = None) -> dict[str, dict[str, list]]:
@@ -129,6 +131,7 @@ class BiasBios(FeatureClassificationProblem):
         super().__init__(params, data_root=data_root)
         self.setup_info: dict[str, Any] = {}
         self.raw: dict[str, dict[str, list]] = {}
+        self._robust: RobustValidation | None = None
 
     # -- inputs ------------------------------------------------------------------------------
     @property
@@ -170,8 +173,33 @@ class BiasBios(FeatureClassificationProblem):
                                       cache_dir=self.cache_dir, progress=True, workers=self.params.embed_workers,
                                       device=self.device, precision=self.params.precision)
         self.setup_info.update(info)
+        if self.params.selection.val_fraction is not None:
+            feats = self._resplit(feats)
         return {s: SplitData(torch.from_numpy(np.ascontiguousarray(feats[s])), np.asarray(d["y"], dtype=np.int64),
                              np.asarray(d["g"])) for s, d in self.raw.items()}
+
+    def _resplit(self, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """`selection.val_fraction`: train/validate re-drawn from train ∪ validate (texts and
+        features alike, so the LoRA genome sees the same split); test untouched."""
+        sel = self.params.selection
+        tr, va = self.raw["train"], self.raw["val"]
+        train_idx, val_idx = stratified_resplit(tr["y"], tr["g"], va["y"], va["g"], sel.val_fraction, sel.split_seed)
+        pooled_raw = {k: tr[k] + va[k] for k in tr}
+        pooled = np.concatenate([feats["train"], feats["val"]])
+        for split, idx in (("train", train_idx), ("val", val_idx)):
+            self.raw[split] = {k: [v[i] for i in idx] for k, v in pooled_raw.items()}
+        return {**feats, "train": pooled[train_idx], "val": pooled[val_idx]}
+
+    def metrics_of_predictions(self, P: np.ndarray, split: str) -> dict[str, np.ndarray]:
+        """`selection.dtpr` replaces ΔTPR on validate (the evolution's fitness and the baselines'
+        selection alike); test keeps the plain metrics."""
+        out = super().metrics_of_predictions(P, split)
+        if split != "val" or self.params.selection.dtpr == "plain":
+            return out
+        if self._robust is None:
+            self._robust = RobustValidation(self.params.selection)
+        data = self.splits[split]
+        return self._robust.apply(out, P, data.y, data.g, np.arange(self.n_classes))
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "genome": self.params.genome, "features": dict(self.setup_info)}
