@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from evofair.uncertainty import hv_difference_interval
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -46,21 +48,6 @@ VARIANTS: dict[str, list[str]] = {
     "lr3e-3": ["operators.refine.args.lr=0.003"],
     "ce-only": ["problem.args.local_loss=ce"],
 }
-
-
-def hv_difference_interval(run_dir, level=0.9, n_boot=1000, seed=0) -> dict:
-    """The paired-bootstrap interval of test HV(front) − HV(union (a)+(b)) of one run directory."""
-    try:
-        from evofair.uncertainty import hv_difference_interval as real
-    except ImportError:
-        real = None
-    if real is not None:
-        return real(run_dir, level=level, n_boot=n_boot, seed=seed)
-    # replaced by evofair.uncertainty at merge: a stand-in with the same signature that gives the
-    # point estimates from summary.json and NaN bounds until the `intervals` work lands.
-    s = json.loads((Path(run_dir) / "summary.json").read_text())
-    return {"hv_front": s["hv_front_test"], "hv_union": s["hv_union_ab_test"],
-            "diff": s["hv_front_test"] - s["hv_union_ab_test"], "lo": math.nan, "hi": math.nan}
 
 
 def run_one(recipe_path: Path, seed: int, out: Path, overrides: list[str]) -> dict:
