@@ -5,6 +5,7 @@ Experiments (a paper's table, no evolutionary loop) have their own entry point: 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -136,12 +137,27 @@ def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool,
     t = time.perf_counter()
     with executor:
         executor.start(factory, problem if recipe.executor.name == "serial" else None)
-        Engine(recipe, problem, store, executor, progress=progress).run()
+        executor.attach_store(store.root)
+        try:
+            Engine(recipe, problem, store, executor, progress=progress).run()
+        finally:
+            _record_wire(store, executor)
     timings["evolution"] = time.perf_counter() - t
     if isinstance(problem, AfterRun):
         timings.update(problem.after_run(store, out, recipe) or {})
     write_report(store, problem, recipe, out, timings)
     return RunResult(str(out), final_front(store, problem, recipe.parsed_constraints), store.generations())
+
+
+def _record_wire(store: RunStore, executor) -> None:
+    """What crossed between driver and workers (Ray): weight bytes and keys, as an `object_store` event."""
+    wire = executor.wire.record()
+    if not wire["offspring"]:
+        return
+    path = "shared store: workers read and write weights" if executor.shared_store else "weights via the driver"
+    with contextlib.suppress(Exception):  # a full disk must not hide the run's own error
+        store.log_event("object_store", f"{path}; {wire['weight_bytes_out'] + wire['weight_bytes_in']} weight "
+                        f"bytes, {wire['keys']} keys for {wire['offspring']} offspring", data=wire)
 
 
 def problem_is_registered(recipe: Recipe) -> bool:

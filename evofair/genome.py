@@ -203,10 +203,16 @@ class WeightsGenome(Genome):
         from evofair.pipeline import GenomeRef
 
         plans = [as_plan(it).with_refine(engine.refine_call(generation, i)) for i, it in enumerate(items)]
-        realised = engine.executor.realise(plans, engine.store.get_weights)
-        genomes = [r.weights for r in realised]
-        hashes = [engine.store.put_weights(w) for w in genomes]
-        metrics = engine.executor.evaluate(genomes)
+        if engine.executor.shared_store:  # workers wrote the weights; only their keys came back
+            realised = engine.executor.realise_stored(plans)
+            hashes = [r.key for r in realised]
+            engine.store.require_weights(hashes)
+            metrics = engine.executor.evaluate_stored(hashes)
+        else:
+            realised = engine.executor.realise(plans, engine.store.get_weights)
+            genomes = [r.weights for r in realised]
+            hashes = [engine.store.put_weights(w) for w in genomes]
+            metrics = engine.executor.evaluate(genomes)
         individuals, refs = [], []
         for i, (plan, r, digest) in enumerate(zip(plans, realised, hashes)):
             iid = individual_id(generation, i)
