@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Hashable, Protocol, Sequence
 
 import numpy as np
 
+from evofair import failpoints
 from evofair.errors import UserError
 from evofair.individual import Individual, individual_id
 from evofair.seeding import derive_seed
@@ -205,6 +206,7 @@ class WeightsGenome(Genome):
         plans = [as_plan(it).with_refine(engine.refine_call(generation, i)) for i, it in enumerate(items)]
         if engine.executor.shared_store:  # workers wrote the weights; only their keys came back
             realised = engine.executor.realise_stored(plans)
+            failpoints.hit("kill_after_worker_writes")  # files on disk, no row yet: orphans until committed
             hashes = [r.key for r in realised]
             engine.store.require_weights(hashes)
             metrics = engine.executor.evaluate_stored(hashes)
