@@ -87,11 +87,15 @@ class _Worker:
         from evofair.store import read_weights_file
 
         if key not in self.cache:
-            self.cache[key] = read_weights_file(Path(root), key)  # hash checked against the name
+            self._keep(key, read_weights_file(Path(root), key))  # hash checked against the name
+        self.cache.move_to_end(key)
+        return dict(self.cache[key])
+
+    def _keep(self, key: str, weights: Weights) -> None:
+        self.cache[key] = weights
         self.cache.move_to_end(key)
         while len(self.cache) > WORKER_CACHE:
             self.cache.popitem(last=False)
-        return dict(self.cache[key])
 
     def realise_stored(self, root: str, plan: Plan) -> Realised:
         from safetensors.torch import load as st_load
@@ -101,7 +105,7 @@ class _Worker:
         made = realise(plan, [self._stored(root, r.key) for r in plan.parents], self.problem, self.ops)
         key, data = write_weights_file(Path(root), made.weights)
         # kept as the stored bytes decode, so whichever actor evaluates it sees the same tensors
-        self.cache[key] = dict(st_load(data))
+        self._keep(key, dict(st_load(data)))
         return Realised(None, made.log, key)
 
     def evaluate_stored(self, root: str, keys: Sequence[str]):

@@ -87,6 +87,27 @@ def test_probe_answers_only_where_the_drivers_file_is_seen(tmp_path):
     assert (root / "weights" / f"{PROBE}tok-1").read_text() == "tok"
 
 
+def test_worker_writes_what_the_serial_executor_would_store_and_keeps_a_bounded_cache(tmp_path):
+    from collections import OrderedDict
+
+    from evofair.executors.ray_executor import WORKER_CACHE, _Worker
+    from evofair.pipeline import GenomeRef, OpCall, Operators, Plan, realise
+    from evofair.problems.classic.toy import ToyMLP, ToyParams
+
+    worker = object.__new__(_Worker)  # the actor's body, without Ray
+    worker.problem = ToyMLP(ToyParams(n_train=32, n_eval=16, hidden=4)).ensure_setup()
+    worker.ops, worker.cache = Operators.load(), OrderedDict()
+    plans = [Plan(init=OpCall("init", {}, s)) for s in range(WORKER_CACHE + 4)]
+    keys = [worker.realise_stored(str(tmp_path), p).key for p in plans]
+    assert keys == [weights_hash(realise(p, [], worker.problem, worker.ops).weights) for p in plans]
+    assert len(worker.cache) == WORKER_CACHE
+    child = Plan(parents=(GenomeRef("a", keys[0]), GenomeRef("b", keys[1])), crossover=OpCall("uniform", {}, 5))
+    made = worker.realise_stored(str(tmp_path), child)  # parents read back from the files
+    parents = [read_weights_file(tmp_path, k) for k in keys[:2]]
+    assert made.weights is None and made.key == weights_hash(realise(child, parents, worker.problem, worker.ops).weights)
+    assert worker.evaluate_stored(str(tmp_path), keys[:3])["val"]["error"].shape == (3,)
+
+
 def test_require_weights_refuses_a_key_without_its_file(tmp_path):
     import torch
 
