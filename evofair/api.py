@@ -184,11 +184,15 @@ def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool,
     t = time.perf_counter()
     with executor:
         executor.start(factory, problem if recipe.executor.name == "serial" else None)
-        engine = Engine(recipe, problem, store, executor, progress=progress, callbacks=callbacks)
-        if callbacks:
-            callbacks.call("on_run_start", _start_info(recipe, problem, store, out),
-                           f"; nothing was lost: `evofair run --resume {out}` continues")
-        engine.run()
+        executor.attach_store(store.root)
+        try:
+            engine = Engine(recipe, problem, store, executor, progress=progress, callbacks=callbacks)
+            if callbacks:
+                callbacks.call("on_run_start", _start_info(recipe, problem, store, out),
+                               f"; nothing was lost: `evofair run --resume {out}` continues")
+            engine.run()
+        finally:
+            _record_wire(store, executor)
     timings["evolution"] = time.perf_counter() - t
     if isinstance(problem, AfterRun):
         log.info("after the run: %s's own phase (baselines, extra evaluations)", type(problem).__name__)
@@ -229,6 +233,17 @@ def _record_compute(store: RunStore, problem, recipe: Recipe) -> None:
     info = problem.compute_info() if callable(getattr(problem, "compute_info", None)) else None
     if info:
         store.set_meta("compute", {**info, "resolved_by": "driver" if recipe.executor.name != "serial" else "run"})
+
+
+def _record_wire(store: RunStore, executor) -> None:
+    """What crossed between driver and workers (Ray): weight bytes and keys, as an `object_store` event."""
+    wire = executor.wire.record()
+    if not wire["offspring"]:
+        return
+    path = "shared store: workers read and write weights" if executor.shared_store else "weights via the driver"
+    with contextlib.suppress(Exception):  # a full disk must not hide the run's own error
+        store.log_event("object_store", f"{path}; {wire['weight_bytes_out'] + wire['weight_bytes_in']} weight "
+                        f"bytes, {wire['keys']} keys for {wire['offspring']} offspring", data=wire)
 
 
 def problem_is_registered(recipe: Recipe) -> bool:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Hashable, Protocol, Sequence
 
 import numpy as np
 
+from evofair import failpoints
 from evofair.errors import UserError
 from evofair.individual import Individual, individual_id
 from evofair.seeding import derive_seed
@@ -203,10 +204,17 @@ class WeightsGenome(Genome):
         from evofair.pipeline import GenomeRef
 
         plans = [as_plan(it).with_refine(engine.refine_call(generation, i)) for i, it in enumerate(items)]
-        realised = engine.executor.realise(plans, engine.store.get_weights)
-        genomes = [r.weights for r in realised]
-        hashes = [engine.store.put_weights(w) for w in genomes]
-        metrics = engine.executor.evaluate(genomes)
+        if engine.executor.shared_store:  # workers wrote the weights; only their keys came back
+            realised = engine.executor.realise_stored(plans)
+            failpoints.hit("kill_after_worker_writes")  # files on disk, no row yet: orphans until committed
+            hashes = [r.key for r in realised]
+            engine.store.require_weights(hashes)
+            metrics = engine.executor.evaluate_stored(hashes)
+        else:
+            realised = engine.executor.realise(plans, engine.store.get_weights)
+            genomes = [r.weights for r in realised]
+            hashes = [engine.store.put_weights(w) for w in genomes]
+            metrics = engine.executor.evaluate(genomes)
         individuals, refs = [], []
         for i, (plan, r, digest) in enumerate(zip(plans, realised, hashes)):
             iid = individual_id(generation, i)

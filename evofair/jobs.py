@@ -9,8 +9,9 @@ that directory ourselves from an explicit list (`SHIPPED`) rather than handing R
 root: an installed evofair has no repository root, and a checkout holds a virtual environment,
 feature caches and run directories that must not be uploaded. On the cluster the job runs
 `python -m evofair.cli run <recipe> --executor ray --address auto --out DIR`: its driver writes
-the run directory (store, weights, report) and the Ray actors only compute, so DIR must be a path
-the head node can write (storage every node sees, if you want to read it from elsewhere).
+the run directory (store, report; weights too unless every actor sees DIR, then they write them),
+so DIR must be a path the head node can write (storage every node sees, if you want to read it
+from elsewhere or want the actors to write weights there).
 """
 
 from __future__ import annotations

@@ -108,8 +108,9 @@ class _Lookup(dict):
 
 @dataclass
 class Realised:
-    weights: Weights
+    weights: Weights | None  # None where a worker wrote them to the store: then `key` names them
     log: dict[str, Any]
+    key: str | None = None
 
 
 def _finite(weights: Weights) -> bool:

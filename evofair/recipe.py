@@ -88,6 +88,10 @@ class ExecutorCfg(_Strict):
                                        description="seconds to wait for the cluster to free the actors' resources")
     start_timeout_s: float = Field(1800, gt=0, allow_inf_nan=False,
                                    description="seconds each actor may take to build its problem (data, features)")
+    shared_store: Literal["auto", "off"] = Field(
+        "auto", description="auto: Ray workers read parents from and write offspring to the run directory "
+        "when every worker sees it (checked at start; a local cluster or a shared mount), only keys pass "
+        "through the driver; off: weights always travel through the driver and Ray's object store")
 
     @field_validator("resources_per_task")
     @classmethod

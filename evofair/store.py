@@ -81,6 +81,42 @@ def _atomic_write(path: Path, data: bytes, fsync: bool = False, root: Path | Non
     atomic_write_bytes(path, data, fsync=fsync, before_rename=halfway)
 
 
+def weights_file(root: Path, digest: str) -> Path:
+    """Where a run keeps the weights hashing to `digest` (`weights/ab/abcd….safetensors`)."""
+    if not _DIGEST.fullmatch(str(digest)):  # a digest from a tampered index must not name other files
+        raise WeightsIntegrityError(f"{digest!r}: not a sha256 weights digest")
+    return Path(root) / "weights" / digest[:2] / f"{digest}.safetensors"
+
+
+def read_weights_file(root: Path, digest: str) -> Weights:
+    """Load weights by digest, checking that the file's content still hashes to its name."""
+    path = weights_file(root, digest)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: weights file missing") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != digest:
+        raise WeightsIntegrityError(f"{path}: content hash {actual[:12]}… does not match its name "
+                                    "(file corrupted or edited)")
+    return dict(st_load(data))
+
+
+def write_weights_file(root: Path, weights: Mapping[str, torch.Tensor]) -> tuple[str, bytes]:
+    """Write a genome under its content hash unless that file is already there; (digest, bytes).
+
+    What a Ray worker calls on a store every worker shares: an existing file (an orphan a killed
+    run left before its driver committed, or a duplicate) is reused, never rewritten, and the
+    write-then-rename means a reader never sees a half-written file under the name.
+    """
+    data = weights_bytes(weights)
+    digest = hashlib.sha256(data).hexdigest()
+    path = weights_file(root, digest)
+    if not path.exists():
+        _atomic_write(path, data, os.environ.get("EVOFAIR_FSYNC") == "1", Path(root))
+    return digest, data
+
+
 class StoredValueError(sqlite3.DatabaseError):
     """A stored JSON value that no longer parses: the database was damaged or edited."""
 
@@ -148,9 +184,7 @@ class RunStore:
             raise ReadOnlyStoreError(f"{self.root}: store opened read-only")
 
     def weights_path(self, digest: str) -> Path:
-        if not _DIGEST.fullmatch(digest):  # a digest from a tampered index must not name other files
-            raise WeightsIntegrityError(f"{digest!r}: not a sha256 weights digest")
-        return self.root / "weights" / digest[:2] / f"{digest}.safetensors"
+        return weights_file(self.root, digest)
 
     def put_weights(self, weights: Mapping[str, torch.Tensor]) -> str:
         """Save weights once per distinct content; returns their sha256.
@@ -182,19 +216,18 @@ class RunStore:
         if digest in self._cache:
             self._cache.move_to_end(digest)
             return dict(self._cache[digest])
-        path = self.weights_path(digest)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise UserError(f"{path}: weights file missing") from None
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != digest:
-            raise WeightsIntegrityError(
-                f"{path}: content hash {actual[:12]}… does not match its name (file corrupted or edited)"
-            )
-        weights = st_load(data)
+        weights = read_weights_file(self.root, digest)
         self._remember(digest, weights)
         return dict(weights)
+
+    def require_weights(self, digests: Iterable[str]) -> None:
+        """Before a row names weights that workers wrote: each file must be there (a stat each;
+        their hashes were computed by the workers from the bytes they wrote, and `verify` re-checks)."""
+        self._check_writable()
+        for digest in dict.fromkeys(digests):
+            if digest not in self._pending and not self.weights_path(digest).is_file():
+                raise UserError(f"{self.weights_path(digest)}: a worker reported writing these weights, but the "
+                                "driver does not see the file (is the run directory on storage every node shares?)")
 
     def _remember(self, digest: str, weights: Weights) -> None:
         self._cache[digest] = weights
@@ -294,29 +327,28 @@ class RunStore:
         stats: Mapping[str, Any],
         engine_state: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record a generation's new individuals and the surviving population atomically."""
+        """Record a generation's new individuals and the surviving population atomically.
+
+        One transaction, each table's rows in one `executemany`: the driver's cost per individual is
+        a few SQLite row inserts (benchmarks/scale_plan.py measures it with 10,000 genomes)."""
         self._check_writable()
         self.flush()
         now = time.time()
+        individuals, metrics, lineage = [], [], []
+        for ind in new:
+            individuals.append((ind.id, ind.generation, ind.seed, json.dumps(ind.operator), ind.weights_hash,
+                                None if ind.x is None else json.dumps(list(ind.x)), now))
+            metrics += [(ind.id, split, name, _finite_or_none(v))
+                        for split, values in ind.metrics.items() for name, v in values.items()]
+            op_name = _operator_label(ind.operator)
+            lineage += [(ind.id, p, i, op_name) for i, p in enumerate(ind.parents)]
         with self._db:
-            for ind in new:
-                self._db.execute(
-                    "INSERT INTO individuals(id, generation, seed, operator, weights_hash, x, created)"
-                    " VALUES(?,?,?,?,?,?,?)",
-                    (ind.id, ind.generation, ind.seed, json.dumps(ind.operator), ind.weights_hash,
-                     None if ind.x is None else json.dumps(list(ind.x)), now),
-                )
-                self._db.executemany(
-                    "INSERT INTO metrics(individual, split, name, value) VALUES(?,?,?,?)",
-                    [(ind.id, split, name, _finite_or_none(v))
-                     for split, values in ind.metrics.items() for name, v in values.items()],
-                )
+            self._db.executemany("INSERT INTO individuals(id, generation, seed, operator, weights_hash, x, created)"
+                                 " VALUES(?,?,?,?,?,?,?)", individuals)
+            self._db.executemany("INSERT INTO metrics(individual, split, name, value) VALUES(?,?,?,?)", metrics)
+            for _ in new:  # a kill inside the open transaction, as often as there are individuals
                 failpoints.hit("kill_mid_commit")
-                op_name = _operator_label(ind.operator)
-                self._db.executemany(
-                    "INSERT INTO lineage(child, parent, position, operator) VALUES(?,?,?,?)",
-                    [(ind.id, p, i, op_name) for i, p in enumerate(ind.parents)],
-                )
+            self._db.executemany("INSERT INTO lineage(child, parent, position, operator) VALUES(?,?,?,?)", lineage)
             self._db.execute(
                 "INSERT INTO generations(generation, population, hv_val, n_front, evaluations, seconds,"
                 " engine_state) VALUES(?,?,?,?,?,?,?)",

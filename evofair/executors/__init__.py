@@ -20,4 +20,5 @@ def make_executor(cfg) -> Executor:
     return RayExecutor(eval_chunk=cfg.eval_chunk, num_workers=cfg.num_workers, address=cfg.address,
                        num_cpus=cfg.num_cpus_per_task, num_gpus=cfg.num_gpus_per_task,
                        resources=cfg.resources_per_task, max_retries=cfg.max_retries,
-                       placement_timeout_s=cfg.placement_timeout_s, start_timeout_s=cfg.start_timeout_s)
+                       placement_timeout_s=cfg.placement_timeout_s, start_timeout_s=cfg.start_timeout_s,
+                       shared_store=cfg.shared_store)

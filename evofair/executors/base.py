@@ -72,9 +72,42 @@ class WorkerError(UserError):
         self.traceback = traceback
 
 
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of every torch tensor inside a task's arguments or result (dicts, lists, dataclasses):
+    the weights that would travel through Ray's object store."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        return sum(tensor_bytes(getattr(obj, f)) for f in obj.__dataclass_fields__)
+    return 0
+
+
+@dataclass
+class WireCounter:
+    """What the driver sent to and received from workers: weight bytes (tensors) and weight keys."""
+
+    weight_bytes_out: int = 0  # parents' and genomes' tensors sent to workers
+    weight_bytes_in: int = 0  # offspring tensors returned to the driver
+    keys: int = 0  # sha256 keys sent or received instead (64 bytes each)
+    offspring: int = 0
+
+    def record(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
 class Executor(ABC):
+    # Whether workers read and write weights in the run's store themselves (`attach_store` decides).
+    shared_store = False
+
     def __init__(self, eval_chunk: int = 32):
         self.eval_chunk = eval_chunk
+        self.wire = WireCounter()
         # set by the engine for one generation: called as (phase, done, total) while work completes
         self.on_progress: Callable[[str, int, int], None] | None = None
 
@@ -87,6 +120,19 @@ class Executor(ABC):
     def realise_phase(plans: Sequence[Plan]) -> str:
         """What realising these plans mostly costs: local learning when any is refined, else variation."""
         return "local learning" if any(p.refine is not None for p in plans) else "variation"
+
+    def attach_store(self, root) -> None:
+        """Offered the run directory once workers are up; an executor whose workers can see it may
+        then take `realise_stored`/`evaluate_stored` (serial: the driver is the worker, nothing to do)."""
+
+    def realise_stored(self, plans: Sequence[Plan]) -> list[Realised]:
+        """Make every planned offspring and write its weights to the store on the worker; each
+        `Realised` carries only the weights' key. Only where `shared_store` is true."""
+        raise NotImplementedError
+
+    def evaluate_stored(self, keys: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+        """`evaluate` of the stored genomes named by key, read from the store by the workers."""
+        raise NotImplementedError
 
     def connect(self) -> None:
         """Reach and size the compute (a Ray cluster) before the driver writes anything; a request that

@@ -1,8 +1,19 @@
 """Ray executor: actors keep the problem (data, base model, cached features) resident.
 
-Tasks move plans and weights, never datasets. Each parent's weights are put in the object store
-once per generation. Results come back in plan order, so the driver's store sees the same
-sequence as with the serial executor.
+Tasks move plans and weights, never datasets. Results come back in plan order, so the driver's
+store sees the same sequence as with the serial executor.
+
+Weights take one of two paths, decided by `attach_store` once the actors are up:
+- shared store (the run directory is on a filesystem every actor sees: the driver's machine, or a
+  shared mount at the same path): actors read parents from the store and write each offspring there
+  themselves (content-addressed, hashed on the actor); only keys cross the object store and the
+  driver only commits keys and metrics. Detected, not assumed: the driver writes a probe file with
+  a random token in `weights/`, each actor must read it and write its own answer there, and the
+  driver must see every answer;
+- otherwise (a remote cluster without shared storage, or `executor.shared_store: off`): each
+  parent's weights are put in the object store once per generation, offspring weights come back to
+  the driver, which writes them and sends them out again for evaluation.
+`wire` counts the weight bytes and keys that crossed, per run (an `object_store` event).
 
 Sizing (`connect`, before the driver writes anything): the number of actors is what the cluster's
 live nodes can place given every resource an actor asks for (CPUs, GPUs, custom resources), or the
@@ -15,11 +26,15 @@ from __future__ import annotations
 import logging
 import math
 import os
+import secrets
 import socket
+from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from evofair.errors import UserError
-from evofair.executors.base import Executor, ProblemFactory, WorkerError, chunks, evaluate_all_splits, merge_metrics
+from evofair.executors.base import (Executor, ProblemFactory, WorkerError, chunks, evaluate_all_splits,
+                                    merge_metrics, tensor_bytes)
 from evofair.individual import Weights
 from evofair.pipeline import Operators, Plan, Realised, realise
 
@@ -27,6 +42,24 @@ log = logging.getLogger("evofair.ray")
 CONNECT_TIMEOUT_S = 5.0  # a GCS that does not accept a TCP connection in 5 s is not there
 # Ray keeps resource amounts in units of 1/10,000; this absorbs float error in amount/request.
 _EPS = 1e-6
+PROBE = ".evofair-probe-"  # in the run's weights/ folder while the driver checks what the actors see
+PROBE_TIMEOUT_S = 60.0
+WORKER_CACHE = 16  # genomes an actor keeps in memory: parents are reused across a generation's plans
+
+
+def answer_probe(root: str, token: str, index: int) -> bool:
+    """On an actor: whether the driver's probe file is here with its token; if so, leave an answer
+    file the driver must then see (both directions of a shared filesystem)."""
+    from evofair.safe_io import atomic_write_bytes
+
+    weights = Path(root) / "weights"
+    try:
+        if (weights / f"{PROBE}{token}").read_text() != token:
+            return False
+        atomic_write_bytes(weights / f"{PROBE}{token}-{index}", token.encode(), within=root)
+        return True
+    except (OSError, UserError):
+        return False
 
 
 class _Worker:
@@ -38,12 +71,45 @@ class _Worker:
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
         self.problem = factory.build().ensure_setup()
         self.ops = Operators.load(factory.paths)
+        self.cache: OrderedDict[str, Weights] = OrderedDict()
 
     def realise(self, plan: Plan, *parents: Weights) -> Realised:
         return realise(plan, list(parents), self.problem, self.ops)
 
     def evaluate(self, genomes):
         return evaluate_all_splits(self.problem, genomes)
+
+    # -- the shared-store path: keys in, keys out ----------------------------------------------
+    def answer_probe(self, root: str, token: str, index: int) -> bool:
+        return answer_probe(root, token, index)
+
+    def _stored(self, root: str, key: str) -> Weights:
+        from evofair.store import read_weights_file
+
+        if key not in self.cache:
+            self._keep(key, read_weights_file(Path(root), key))  # hash checked against the name
+        self.cache.move_to_end(key)
+        return dict(self.cache[key])
+
+    def _keep(self, key: str, weights: Weights) -> None:
+        self.cache[key] = weights
+        self.cache.move_to_end(key)
+        while len(self.cache) > WORKER_CACHE:
+            self.cache.popitem(last=False)
+
+    def realise_stored(self, root: str, plan: Plan) -> Realised:
+        from safetensors.torch import load as st_load
+
+        from evofair.store import write_weights_file
+
+        made = realise(plan, [self._stored(root, r.key) for r in plan.parents], self.problem, self.ops)
+        key, data = write_weights_file(Path(root), made.weights)
+        # kept as the stored bytes decode, so whichever actor evaluates it sees the same tensors
+        self._keep(key, dict(st_load(data)))
+        return Realised(None, made.log, key)
+
+    def evaluate_stored(self, root: str, keys: Sequence[str]):
+        return evaluate_all_splits(self.problem, [self._stored(root, k) for k in keys])
 
     def ping(self) -> dict[str, Any]:
         import ray
@@ -136,8 +202,10 @@ class RayExecutor(Executor):
     def __init__(self, eval_chunk: int = 32, num_workers: int | None = None, address: str | None = None,
                  num_cpus: float = 1, num_gpus: float | None = None, max_retries: int = 3,
                  resources: Mapping[str, float] | None = None, placement_timeout_s: float = 60,
-                 start_timeout_s: float = 1800):
+                 start_timeout_s: float = 1800, shared_store: str = "auto"):
         super().__init__(eval_chunk)
+        self.shared_store_mode = shared_store  # "auto": probe the run directory; "off": weights via the driver
+        self.root: str | None = None
         self.num_workers = num_workers
         self.address = address
         self.num_cpus = num_cpus
@@ -219,14 +287,47 @@ class RayExecutor(Executor):
             raise WorkerError(f"a Ray worker failed while building the problem: {_summary(exc)}", str(exc)) from None
         log.info("Ray: %d actors, each %s", self.n_actors, describe(self.demand))
 
+    def attach_store(self, root) -> None:
+        """Take the shared-store path if every actor reads the driver's probe file in the run's
+        `weights/` folder and the driver reads every actor's answer there; else keep weights on the wire."""
+        import ray
+        from ray.exceptions import GetTimeoutError
+
+        from evofair.safe_io import atomic_write_bytes
+
+        self.shared_store, self.root = False, None
+        if self.shared_store_mode == "off" or not self.workers:
+            return
+        root = Path(root).resolve()  # actors do not share the driver's working directory
+        weights, token = root / "weights", secrets.token_hex(8)
+        probe = weights / f"{PROBE}{token}"
+        answers = [weights / f"{PROBE}{token}-{i}" for i in range(len(self.workers))]
+        weights.mkdir(exist_ok=True)
+        atomic_write_bytes(probe, token.encode(), within=root)
+        try:
+            seen = ray.get([w.answer_probe.remote(str(root), token, i) for i, w in enumerate(self.workers)],
+                           timeout=PROBE_TIMEOUT_S)
+            shared = all(seen) and all(a.is_file() and a.read_text() == token for a in answers)
+        except GetTimeoutError:
+            shared = False
+        finally:
+            for path in [probe, *answers]:
+                path.unlink(missing_ok=True)
+        if shared:
+            self.shared_store, self.root = True, str(root)
+        log.info("Ray: %s", "workers read and write weights in the run directory (shared store)" if shared else
+                 "the run directory is not shared with every worker: weights travel through the driver")
+
     # -- work --------------------------------------------------------------------------------
     def _map(self, submit, items, phase: str | None = None, sizes: Sequence[int] | None = None):
         """Submit items round-robin-by-availability to the actors; results in item order. A task that
         raises on a worker, or a worker that died more than max_retries times, is one `WorkerError`.
-        With `phase`, progress is reported as results arrive (`sizes`: how many units each item is)."""
+        With `phase`, progress is reported as results arrive (`sizes`: how many units each item is).
+        The tensors in the items and the results are counted in `wire`."""
         from ray.exceptions import RayActorError, RayTaskError
         from ray.util import ActorPool
 
+        self.wire.weight_bytes_out += tensor_bytes(items)
         sizes = list(sizes) if sizes is not None else [1] * len(items)
         total, done, results = sum(sizes), 0, []
         try:
@@ -235,6 +336,7 @@ class RayExecutor(Executor):
                 done += sizes[len(results) - 1]
                 if phase is not None:
                     self.report(phase, done, total)
+            self.wire.weight_bytes_in += tensor_bytes(results)
             return results
         except RayTaskError as exc:
             text = str(exc)
@@ -253,13 +355,28 @@ class RayExecutor(Executor):
         for plan in plans:
             for parent in plan.parents:
                 if parent.key not in refs:
-                    refs[parent.key] = ray.put(weights_of(parent.key))
+                    weights = weights_of(parent.key)
+                    self.wire.weight_bytes_out += tensor_bytes(weights)
+                    refs[parent.key] = ray.put(weights)
+        self.wire.offspring += len(plans)
         return self._map(lambda w, p: w.realise.remote(p, *[refs[r.key] for r in p.parents]), plans,
                          self.realise_phase(plans))
 
     def evaluate(self, genomes: Sequence[Any]):
         batches = [list(genomes[s]) for s in chunks(len(genomes), self.eval_chunk)]
         parts = self._map(lambda w, chunk: w.evaluate.remote(chunk), batches, "evaluate", [len(b) for b in batches])
+        return merge_metrics(parts)
+
+    def realise_stored(self, plans: Sequence[Plan]) -> list[Realised]:
+        self.wire.offspring += len(plans)
+        self.wire.keys += sum(len(p.parents) + 1 for p in plans)  # parents' keys out, the child's back
+        return self._map(lambda w, p: w.realise_stored.remote(self.root, p), plans, self.realise_phase(plans))
+
+    def evaluate_stored(self, keys: Sequence[str]):
+        self.wire.keys += len(keys)
+        batches = [list(keys[s]) for s in chunks(len(keys), self.eval_chunk)]
+        parts = self._map(lambda w, chunk: w.evaluate_stored.remote(self.root, chunk), batches, "evaluate",
+                          [len(b) for b in batches])
         return merge_metrics(parts)
 
     def close(self) -> None:

@@ -124,21 +124,32 @@ def test_submitted_job_on_two_nodes_matches_serial_run(cluster, tmp_path, capsys
     log = capsys.readouterr().out
     assert f"evofair: wrote {out}" in log
 
+    # Both nodes see the run directory (one machine): the workers wrote the weights, no weight bytes
+    # crossed the object store.
+    from evofair.store import RunStore
+
+    store = RunStore(out, readonly=True)
+    (wire,) = [e["data"] for e in store.events("object_store")]
+    store.close()
+    assert wire["weight_bytes_out"] == wire["weight_bytes_in"] == 0 and wire["keys"] > 0
+
     # The work really was spread: realise and evaluate tasks ran on both nodes, in two actors.
     from ray.util.state import list_tasks
+
+    realise, evaluate = "_Worker.realise_stored", "_Worker.evaluate_stored"
 
     deadline, ran = time.monotonic() + 30, {}
     while time.monotonic() < deadline:  # task events reach the dashboard asynchronously
         tasks = list_tasks(address=cluster.url, limit=10_000)
         ran = {}
         for t in tasks:
-            if t.name in ("_Worker.realise", "_Worker.evaluate"):
+            if t.name in (realise, evaluate):
                 if t.state == "FINISHED" and t.node_id and t.actor_id:  # events may lack them yet
                     ran.setdefault(t.name, set()).add((t.node_id, t.actor_id))
-        if all(len({n for n, _ in ran.get(k, ())}) == 2 for k in ("_Worker.realise", "_Worker.evaluate")):
+        if all(len({n for n, _ in ran.get(k, ())}) == 2 for k in (realise, evaluate)):
             break
         time.sleep(1)
-    for name in ("_Worker.realise", "_Worker.evaluate"):
+    for name in (realise, evaluate):
         seen = [(t.name, t.state, t.node_id and t.node_id[:8], t.actor_id) for t in tasks if "_Worker" in t.name]
         assert {n for n, _ in ran.get(name, ())} == set(nodes), f"{name} ran on {ran.get(name)}; tasks {seen}"
         assert len({actor for _, actor in ran[name]}) == 2
