@@ -261,19 +261,10 @@ def main(argv: list[str] | None = None) -> int:
 def _console_logging(args):
     """The `evofair` loggers on stderr for this command, at the level -q/-v ask for; removed after, so
     an in-process caller's logging is left as it was."""
-    import logging
+    from evofair.tracking.logs import console, level_for
 
-    from evofair.tracking.logs import ROOT, configure_console, level_for
-
-    logger = logging.getLogger(ROOT)
-    saved = logger.level, logger.propagate
-    handler = configure_console(level_for(getattr(args, "verbose", 0), getattr(args, "quiet", False)))
-    try:
+    with console(level_for(getattr(args, "verbose", 0), getattr(args, "quiet", False))):
         yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
 
 
 def _dispatch(args) -> int:

@@ -319,3 +319,16 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
         lines += ["", f"## {title}", "", body]
     lines += ["", "Plots: `plots/front.png`, `plots/hv.png`. Tables: `front.csv`, `archive.csv`, `history.csv`."]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n", within=out)
+
+
+def confusion_table(pred, y, groups, class_names: Sequence[str]) -> str:
+    """Markdown: per group and true class, its size, the predicted counts and the TPR (FaPareto's
+    report and exported model cards)."""
+    from evofair.metrics import confusion_rows
+
+    rows = confusion_rows(pred, y, groups, class_names, classes=np.arange(len(class_names)))
+    names = [f"pred_{c}" for c in class_names]
+    lines = ["| group | true | n | " + " | ".join(names) + " | TPR |", "|---|---|---|" + "---|" * len(names) + "---|"]
+    lines += [f"| {r['group']} | {r['true']} | {r['n']} | " + " | ".join(str(r[k]) for k in names)
+              + f" | {r['tpr']:.4f} |" for r in rows]
+    return "\n".join(lines)

@@ -161,12 +161,17 @@ def console_for_library(progress: bool) -> Iterator[None]:
     if not progress or logger.handlers or logging.getLogger().handlers:
         yield
         return
-    handler = ConsoleHandler(logging.INFO)
+    with console(logging.INFO):
+        yield
+
+
+@contextlib.contextmanager
+def console(level: int) -> Iterator[None]:
+    """The console handler on the `evofair` logger at `level` for the duration; afterwards the
+    logger's level, propagation and handlers are as they were (in-process callers, tests)."""
+    logger = logging.getLogger(ROOT)
     saved = logger.level, logger.propagate
-    logger.addHandler(handler)
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
-    logger.propagate = False
+    handler = configure_console(level)
     try:
         yield
     finally:

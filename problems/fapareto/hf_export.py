@@ -187,18 +187,14 @@ def write_head(problem, weights: Weights, path: Path) -> dict[str, Any]:
 
 def per_group_markdown(problem, weights: Weights, split: str = "test") -> str:
     """Per group and true class: size, predicted counts and TPR, from the run's own evaluation path."""
-    from evofair.metrics import confusion_rows
+    from evofair.report import confusion_table
 
     pred = problem.predictions([weights], split)[0]
     data = problem.splits[split]
-    rows = confusion_rows(pred, data.y, data.g, problem.class_names, classes=np.arange(problem.n_classes))
-    names = [f"pred_{c}" for c in problem.class_names]
-    lines = ["| group | true | n | " + " | ".join(names) + " | TPR |", "|---|---|---|" + "---|" * len(names) + "---|"]
-    lines += [f"| {r['group']} | {r['true']} | {r['n']} | " + " | ".join(str(r[k]) for k in names)
-              + f" | {r['tpr']:.4f} |" for r in rows]
+    table = confusion_table(pred, data.y, data.g, problem.class_names)
     err = float((pred != np.asarray(data.y)).mean())
     return "\n".join([f"On the {split} split ({len(pred)} examples, error {err:.4f}), computed by the run's own "
-                      "evaluation path from the stored genome:", ""] + lines)
+                      "evaluation path from the stored genome:", "", table])
 
 
 def export_lora(problem, weights: Weights, path: Path, *, max_rank: int | None = None) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from evofair.indicators import hypervolume, non_dominated
-from evofair.metrics import confusion_rows, is_near_constant
-from evofair.report import archive, final_front
+from evofair.metrics import is_near_constant
+from evofair.report import archive, confusion_table, final_front
 from evofair.safe_io import atomic_write_text
 from evofair.problems.fapareto.baselines import read_baselines
 from evofair.problems.fapareto.lora_baselines import LABELS as LORA_LABELS, LORA_METHODS, budget_sentence
@@ -49,14 +49,9 @@ def _corr(F: np.ndarray) -> float | None:
     return float(np.corrcoef(F[:, 0], F[:, 1])[0, 1])
 
 
-def _confusion_md(problem, pred: np.ndarray, split: str) -> str:
+def confusion_markdown(problem, pred: np.ndarray, split: str) -> str:
     data = problem.splits[split]
-    rows = confusion_rows(pred, data.y, data.g, problem.class_names, classes=np.arange(problem.n_classes))
-    names = [f"pred_{c}" for c in problem.class_names]
-    lines = ["| group | true | n | " + " | ".join(names) + " | TPR |", "|---|---|---|" + "---|" * len(names) + "---|"]
-    lines += [f"| {r['group']} | {r['true']} | {r['n']} | " + " | ".join(str(r[k]) for k in names)
-              + f" | {r['tpr']:.4f} |" for r in rows]
-    return "\n".join(lines)
+    return confusion_table(pred, data.y, data.g, problem.class_names)
 
 
 def front_vs_union_interval(problem, store, front, base, ref, recipe) -> dict[str, Any] | None:
@@ -247,7 +242,7 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
     for title, k in chosen:
         ind = front[k]
         vals = ", ".join(f"{n} {ind.metrics['test'][n]:.4f}" for n in names)
-        parts += [f"**{title}: {ind.id}** (test: {vals})", "", _confusion_md(problem, P_test[k], "test"), ""]
+        parts += [f"**{title}: {ind.id}** (test: {vals})", "", confusion_markdown(problem, P_test[k], "test"), ""]
     if base is not None:
         vanilla = [m for m in base["models"] if m["method"] == "vanilla"]
         if vanilla:
@@ -255,7 +250,7 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
             pred = problem.predictions_of_head(store.get_weights(best["weights_hash"]), "test")
             vals = ", ".join(f"{n} {best['metrics']['test'][n]:.4f}" for n in names)
             parts += [f"**baseline (a), lowest val error: {best['id']}** (test: {vals})", "",
-                      _confusion_md(problem, pred, "test"), ""]
+                      confusion_markdown(problem, pred, "test"), ""]
     md["Chosen models: per-group confusion (test)"] = "\n".join(parts) if parts else "No models."
 
     # -- setup facts --------------------------------------------------------------------------
