@@ -81,7 +81,7 @@ def test_lora_baselines_are_fine_tunes_with_the_evolution_budget(tmp_path):
         model = problem.build_model(start_weights(problem, 7, lam)).eval()
         loss = float(problem.loss(model, batch).detach())
         with torch.no_grad():
-            logits = model(batch["input_ids"], batch["attention_mask"]).double()
+            logits = model(batch.get("input_ids"), batch["attention_mask"], hidden=batch.get("hidden")).double()
         probs = torch.softmax(logits, -1).numpy()
         ce = float(-np.log(probs[np.arange(len(y)), y]).mean())
         if lam is None or lam == 0.0:
