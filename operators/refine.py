@@ -31,6 +31,19 @@ def make_optimizer(params, args: SFTArgs) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
 
 
+def train_step(problem, model: torch.nn.Module, opt, batch, grad_clip: float | None) -> torch.Tensor:
+    """One optimiser step on the problem's own loss; the loss comes back detached and on its
+    device (no host sync per step: a GPU keeps running ahead). Shared by `sft` and the LoRA
+    baselines' fine-tunes, so both train exactly alike."""
+    opt.zero_grad(set_to_none=True)
+    loss = problem.loss(model, batch)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return loss.detach()
+
+
 @component("refine", "sft", SFTArgs, requires=(Trainable,))
 def sft(weights: Weights, args: SFTArgs, *, seed: int, problem, reference: Weights | None = None) -> Refined:
     """k epochs (or steps) of the problem's own training loss; FaMOEL's defaults (SGD 1e-4, m 0.9)."""
@@ -41,13 +54,7 @@ def sft(weights: Weights, args: SFTArgs, *, seed: int, problem, reference: Weigh
     with torch_seeded(seed):  # dropout etc. inside the model
         for batch in training_batches(problem, seed=seed, epochs=args.epochs, steps=args.steps,
                                       batch_size=args.batch_size):
-            opt.zero_grad(set_to_none=True)
-            loss = problem.loss(model, batch)
-            loss.backward()
-            if args.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-            opt.step()
-            losses.append(loss.detach())  # no host sync per step (a GPU keeps running ahead)
+            losses.append(train_step(problem, model, opt, batch, args.grad_clip))
     model.eval()
     losses = [float(x) for x in torch.stack(losses).cpu().tolist()] if losses else []
     return Refined(problem.extract_weights(model), {"loss": losses, "steps": len(losses)})

@@ -154,9 +154,9 @@ def gcs_host_port(address: str) -> tuple[str, int] | None:
     """(host, port) to probe for a Ray address, or None for `auto`/`local` (Ray finds those itself)."""
     if address in ("auto", "local"):
         return None
-    scheme, sep, rest = address.partition("://")
+    _, sep, rest = address.partition("://")  # ray://HOST:PORT or HOST:PORT
     if not sep:
-        scheme, rest = "", address
+        rest = address
     host, _, port = rest.rstrip("/").rpartition(":")
     if not host or not port.isdigit():
         raise UserError(f"executor.address {address}: expected HOST:PORT of the Ray head's GCS (6379 by default, "

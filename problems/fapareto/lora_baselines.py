@@ -90,7 +90,7 @@ def start_weights(problem, seed: int, lam: float | None) -> Weights:
 def finetune(problem, init: Weights, seed: int, sft, epochs: int, on_epoch) -> None:
     """One LoRA fine-tune: one fresh adapter trained for `epochs` passes with the problem's loss;
     `on_epoch(epoch, weights)` gets the folded genome after every epoch."""
-    from evofair.operators.refine import make_optimizer
+    from evofair.operators.refine import make_optimizer, train_step
 
     model = problem.build_model(init)
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], sft)
@@ -98,12 +98,7 @@ def finetune(problem, init: Weights, seed: int, sft, epochs: int, on_epoch) -> N
         for epoch in range(epochs):
             model.train()
             for batch in problem.train_batches(seed + epoch, sft.batch_size):
-                opt.zero_grad(set_to_none=True)
-                loss = problem.loss(model, batch)
-                loss.backward()
-                if sft.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), sft.grad_clip)
-                opt.step()
+                train_step(problem, model, opt, batch, sft.grad_clip)
             model.eval()
             on_epoch(epoch + 1, problem.extract_weights(model))
 
