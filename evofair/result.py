@@ -209,14 +209,13 @@ class Result:
 
     def _table_from_store(self, which: str) -> str:
         """front.csv / archive.csv as evofair.report writes them, computed from the store."""
-        from evofair.report import archive, final_front, individual_rows
+        from evofair.report import archive, individual_rows, sorted_front
 
         stand_in = _Objectives(self.objectives)
         constraints = cons.parse_all(self.recipe.get("constraints") or [], "config.yaml: constraints")
         with self._store() as store:
             if which == "front":
-                inds = sorted(final_front(store, stand_in, constraints),
-                              key=lambda i: [i.metrics["val"][n] for n in stand_in.objective_names])
+                inds = sorted_front(store, stand_in, constraints)
             else:
                 inds = archive(store, stand_in, None, constraints)
         header, rows = individual_rows(stand_in, inds, constraints)
