@@ -282,15 +282,15 @@ def test_intervals_in_a_real_browser(browser, tmp_path):
     from evofair.explorer.figures import INDISTINGUISHABLE
 
     rng = np.random.default_rng(0)
-    n = 600
+    n = 1200  # with 4 generations and 8 hidden units the front holds distinct models with distinct intervals
     gender, income = rng.choice(["f", "m"], n), rng.normal(50, 15, n)
     outcome = np.where(income / 10 + (gender == "m") + rng.normal(0, 1, n) > 5.5, "yes", "no")
     table = tmp_path / "loans.csv"
     table.write_text("income,gender,outcome\n" + "".join(f"{a:.3f},{b},{c}\n" for a, b, c in zip(income, gender, outcome)))
     recipe = load_recipe(ROOT / "runs" / "adult.yaml", [
         f"problem.args.data.path={table}", "problem.args.target=outcome", "problem.args.positive=yes",
-        "problem.args.sensitive=[gender]", "algorithm.pop_size=8", "algorithm.generations=2",
-        "problem.args.model.hidden=[4]", "problem.args.baselines.enabled=false", "intervals.n_boot=200"])
+        "problem.args.sensitive=[gender]", "algorithm.pop_size=8", "algorithm.generations=4",
+        "problem.args.model.hidden=[8]", "problem.args.baselines.enabled=false", "intervals.n_boot=200"])
     out = tmp_path / "fc"
     evofair.run(recipe, out, progress=False)
     rows = {r["id"]: r for r in read_csv(out / "front.csv")}
@@ -319,6 +319,8 @@ def test_intervals_in_a_real_browser(browser, tmp_path):
                 float(rows[i][f"{o}_test_lo"]) <= float(rows[sel][f"{o}_test_hi"])
                 and float(rows[sel][f"{o}_test_lo"]) <= float(rows[i][f"{o}_test_hi"]) for o in objectives))
         k = max(range(len(ids)), key=lambda j: (len(close_to(ids[j])), ids[j]))
+        # the shading must tell models apart: some but not all others are indistinguishable from it
+        assert 0 < len(close_to(ids[k])) < len(ids) - 1, "the run's front is too uniform to test the shading"
         ActionChains(d).move_to_element(trace_points(d, "front")[k]).click().perform()
         wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#intervals-note[data-indistinguishable]"), "the shading")
         sel = d.find_element(By.ID, "card-id").text
