@@ -73,12 +73,15 @@ class Genome(ABC):
             spec = registry(self.mutation_kind).get(ops.mutation.name, f"{source}: operators.mutation.name")
             spec.parse_args(ops.mutation.args, f"{source}: operators.mutation.args")
             found.append((f"{source}: operators.mutation.name", spec))
-        if ops.refine is not None:
+        initial = None if isinstance(ops.refine_initial, bool) else ops.refine_initial  # its own operator
+        for key, cfg in (("refine", ops.refine), ("refine_initial", initial)):
+            if cfg is None:
+                continue
             if not self.refinable:
-                raise UserError(f"{source}: operators.refine: {self.name} problems have no weights to refine")
-            spec = registry("refine").get(ops.refine.name, f"{source}: operators.refine.name")
-            spec.parse_args(ops.refine.args, f"{source}: operators.refine.args")
-            found.append((f"{source}: operators.refine.name", spec))
+                raise UserError(f"{source}: operators.{key}: {self.name} problems have no weights to refine")
+            spec = registry("refine").get(cfg.name, f"{source}: operators.{key}.name")
+            spec.parse_args(cfg.args, f"{source}: operators.{key}.args")
+            found.append((f"{source}: operators.{key}.name", spec))
         if self.max_crossovers is not None and isinstance(ops.crossover, list) and len(ops.crossover) > self.max_crossovers:
             raise UserError(f"{source}: operators.crossover: {self.name} problems take one crossover")
         return found

@@ -194,7 +194,8 @@ def user_modules(recipe) -> list[Path]:
     from evofair.plugins import is_reference
 
     names = [recipe.problem.name] + [c.name for c in recipe.operators.crossovers]
-    names += [c.name for c in (recipe.operators.mutation, recipe.operators.refine) if c is not None]
+    ops = recipe.operators
+    names += [c.name for c in (ops.mutation, ops.refine, ops.initial_refine) if c is not None]
     found: list[Path] = []
     sys.path.extend(p for p in recipe.paths if p not in sys.path)
     for ref in filter(is_reference, names):

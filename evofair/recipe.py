@@ -46,7 +46,15 @@ class OperatorsCfg(_Strict):
     mutation: OpCfg | None = None
     mutation_prob: float = Field(1.0, ge=0, le=1)
     refine: OpCfg | None = None
-    refine_initial: bool = Field(True, description="also refine the initial population")
+    refine_initial: bool | OpCfg = Field(True, description="also refine the initial population: true (with "
+                                         "`refine`), false, or its own operator (e.g. a longer fine-tune)")
+
+    @property
+    def initial_refine(self) -> OpCfg | None:
+        """Generation 0's local search: `refine_initial` when it names one, else `refine` or nothing."""
+        if isinstance(self.refine_initial, OpCfg):
+            return self.refine_initial
+        return self.refine if self.refine_initial else None
 
     @property
     def crossovers(self) -> list[OpCfg]:

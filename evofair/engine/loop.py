@@ -47,8 +47,9 @@ class Engine:
     # -- one generation ----------------------------------------------------------------------
     def refine_call(self, generation: int, index: int) -> OpCall | None:
         """The local search an offspring gets (weights genomes), with its own derived seed."""
-        cfg = self.recipe.operators.refine
-        if cfg is None or (generation == 0 and not self.recipe.operators.refine_initial):
+        ops = self.recipe.operators
+        cfg = ops.initial_refine if generation == 0 else ops.refine
+        if cfg is None:
             return None
         return OpCall(cfg.name, cfg.args, derive_seed(self.recipe.seed, generation, index, "refine"))
 
