@@ -47,6 +47,19 @@ VARIANTS: dict[str, list[str]] = {
     "sft2": ["operators.refine.args.epochs=2"],
     "lr3e-3": ["operators.refine.args.lr=0.003"],
     "ce-only": ["problem.args.local_loss=ce"],
+    # screened in session 5 (benchmarks/README.md): none beats the default
+    "bs64": ["operators.refine.args.batch_size=64"],
+    "bs128": ["operators.refine.args.batch_size=128"],
+    "noise0.1": ["problem.args.init_noise=0.1"],
+    "noise0.3": ["problem.args.init_noise=0.3"],
+    "init8": ["operators.refine_initial={name: sft, args: {epochs: 8, optimizer: adamw, lr: 0.001, batch_size: 256}}"],
+    "gen24": ["algorithm.generations=24"],
+    "base30": [f"paths=[{ROOT / 'benchmarks'}]", "problem.name=fapareto_variant_ops:BiasBiosTrainedBase",
+               "problem.args.base_epochs=30", "problem.args.init_noise=0.3"],
+    "logw": [f"paths=[{ROOT / 'benchmarks'}]",
+             'operators.crossover=[{name: "fapareto_variant_ops:uniform_logw"}, '
+             '{name: "fapareto_variant_ops:ties_logw", args: {density: 0.5}}]',
+             'operators.mutation={name: "fapareto_variant_ops:gaussian_logw", args: {sigma: 0.01, relative: true, tau: 0.3}}'],
 }
 
 

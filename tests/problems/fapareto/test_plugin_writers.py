@@ -40,9 +40,10 @@ def test_write_predictions_never_follows_a_planted_link(tmp_path):
     run, victim = tmp_path / "run", tmp_path / "victim.txt"
     run.mkdir()
     victim.write_text("precious")
-    _plant(run, victim, PREDICTIONS_FILE + ".tmp")
+    _plant(run, victim, PREDICTIONS_FILE + ".tmp", PREDICTIONS_FILE)
     preds = {"vanilla:0": {s: np.array([0, 1, 1]) for s in ("val", "test")}}
     write_predictions(run, preds)
     assert victim.read_text() == "precious"
+    assert not (run / PREDICTIONS_FILE).is_symlink()  # a link at the file's own name is replaced, not followed
     assert set(load_file(str(run / PREDICTIONS_FILE))) == {"vanilla:0/val", "vanilla:0/test"}
     np.testing.assert_array_equal(read_predictions(run)["vanilla:0"]["test"], [0, 1, 1])
