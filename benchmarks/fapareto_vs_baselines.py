@@ -54,6 +54,9 @@ VARIANTS: dict[str, list[str]] = {
     "noise0.3": ["problem.args.init_noise=0.3"],
     "init8": ["operators.refine_initial={name: sft, args: {epochs: 8, optimizer: adamw, lr: 0.001, batch_size: 256}}"],
     "gen24": ["algorithm.generations=24"],
+    "cx0.5": ["operators.crossover_prob=0.5"],
+    "cx0.2": ["operators.crossover_prob=0.2"],
+    "no-merge": ["operators.crossover_prob=0.0"],  # ablation: mutation + local learning only
     "base30": [f"paths=[{ROOT / 'benchmarks'}]", "problem.name=fapareto_variant_ops:BiasBiosTrainedBase",
                "problem.args.base_epochs=30", "problem.args.init_noise=0.3"],
     "logw": [f"paths=[{ROOT / 'benchmarks'}]",
