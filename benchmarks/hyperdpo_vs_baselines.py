@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--grid-mix", type=float, default=0.0,
                     help="HyperDPO: probability that a w draw is a front grid point instead of Dirichlet")
     ap.add_argument("--cond", choices=["concat", "film"], default="concat", help="HyperDPO's conditioning")
+    ap.add_argument("--restarts", type=int, default=1,
+                    help="HyperDPO: conditioned models trained (seeds seed + 7919·r); per w the best on validation")
     ap.add_argument("--select-c-dpo-ls", action="store_true",
                     help="give DPO-LS the same per-w temperature selection as --select-c (fair comparison)")
     ap.add_argument("--json", help="write all per-seed numbers here")
@@ -70,7 +72,8 @@ def main() -> None:
                       hyper_patience=a.hyper_patience, hyper_hidden=a.hyper_hidden or None, hyper_lr=a.hyper_lr,
                       hyper_val_every=a.val_every, hyper_w_per=a.w_per, hyper_select_c=a.select_c,
                       hyper_select=a.hyper_select, hyper_stop=a.hyper_stop, hyper_k_w=a.k_w,
-                      hyper_grid_mix=a.grid_mix, hyper_cond=a.cond, select_c_dpo_ls=a.select_c_dpo_ls)
+                      hyper_grid_mix=a.grid_mix, hyper_cond=a.cond, select_c_dpo_ls=a.select_c_dpo_ls,
+                      hyper_restarts=a.restarts)
     settings = dict(table_args, beta=a.beta, lr=a.lr, hidden=a.hidden, w_scale=a.w_scale)
     rows = []
     for m in a.m:
@@ -84,7 +87,7 @@ def main() -> None:
             for name, r in res.items():
                 row[name] = {"hv": r.hv("test"), "hv_val": r.hv("val"), "seconds": r.seconds, "n_params": r.n_params,
                              "main_mean": float(r.main["test"].mean()), "main_std": float(r.main["test"].std()),
-                             "epochs": [int(e) for e in r.epochs], "n_snapshots": r.n_snapshots}
+                             "epochs": [e if isinstance(e, str) else int(e) for e in r.epochs], "n_snapshots": r.n_snapshots}
                 if r.c is not None:
                     row[name]["c"] = list(r.c)  # temperature scale per front w (--select-c, --select-c-dpo-ls)
             row["hv_ratio"] = row["hyperdpo"]["hv"] / row["dpo_ls"]["hv"]

@@ -169,7 +169,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train: Groups, *, epochs: int
 
     `loss_fn(model, batch, rng)` → scalar; rng is a seeded numpy Generator (ICOS draws w from it).
     Returns (model with the kept state, {"epochs", "best_epoch", "seconds"} + with select="per_w"
-    {"best_epochs": per-entry epochs, "snapshots": {epoch: state}}).
+    {"best_epochs": per-entry epochs, "best_scores": their scores, "snapshots": {epoch: state}}).
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -210,7 +210,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train: Groups, *, epochs: int
     model.eval()
     log = {"epochs": epoch, "best_epoch": best_epoch if val_fn else epoch}
     if select == "per_w" and per_epoch is not None:
-        log.update(best_epochs=per_epoch.tolist(), snapshots=snapshots)
+        log.update(best_epochs=per_epoch.tolist(), best_scores=per_best.tolist(), snapshots=snapshots)
     log["seconds"] = time.perf_counter() - t0
     return model, log
 

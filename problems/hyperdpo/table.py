@@ -77,6 +77,9 @@ class TableArgs(Args):
                                   "the front's weight vectors instead of Dirichlet(α)")
     hyper_cond: Literal["concat", "film"] = Field("concat", description="HyperDPO's conditioning: [x; w_scale·w] "
                                                   "input, or FiLM scale/shift of both hidden layers")
+    hyper_restarts: int = Field(1, ge=1, description="HyperDPO: train this many conditioned models (seeds "
+                                "seed + 7919·r) and give each front w the one with the best validation w·NDCG_aux "
+                                "(all their training time is charged)")
     select_c_dpo_ls: bool = Field(False, description="give DPO-LS the same per-w temperature selection "
                                   "(hyper_select_c's list and 1, each model's c chosen on validation "
                                   "w·NDCG_aux, timed with its training): the fair comparison for hyper_select_c")
@@ -139,24 +142,49 @@ def _c_scaled(problem, split, s, c):
     return s if c == 1.0 else problem.data[split].base.numpy() + (s - problem.data[split].base.numpy()) / c
 
 
-def run_hyperdpo(problem, grid, a: TableArgs, seed: int) -> MethodResult:
-    res = MethodResult("hyperdpo")
+def _train_hyperdpo(problem, grid, a: TableArgs, seed: int):
+    """One conditioned model → (model, log, per-w models, per-w epochs, per-w validation −w·NDCG_aux);
+    with hyper_select per_w each front w gets the model at its own best validation epoch."""
     model, log = train_icos(problem, seed=seed, epochs=a.hyper_epochs, alpha=a.alpha, lam=a.lam,
                             batch_size=a.batch_size, val_grid=grid, patience=a.hyper_patience or a.patience,
                             hidden=a.hyper_hidden, w_scale=a.hyper_w_scale, lr=a.hyper_lr,
                             val_every=a.hyper_val_every, w_per=a.hyper_w_per, select=a.hyper_select,
                             stop=a.hyper_stop, k_w=a.hyper_k_w, grid_mix=a.hyper_grid_mix, cond=a.hyper_cond)
-    res.seconds, res.epochs = log["seconds"], [log["best_epoch"]]
-    models = [model] * len(grid)
-    if a.hyper_select == "per_w" and "snapshots" in log:  # each front w: the model at its own best epoch
-        t = time.perf_counter()  # building the per-w models is part of producing the front: timed
+    t = time.perf_counter()  # building the per-w models is part of producing the front: timed
+    if a.hyper_select == "per_w" and "snapshots" in log:
         by_epoch = {}
         for e, state in log["snapshots"].items():
             by_epoch[e] = copy.deepcopy(model)
             by_epoch[e].load_state_dict(state)
-        models = [by_epoch[e] for e in log["best_epochs"]]
-        res.epochs, res.n_snapshots = list(log["best_epochs"]), len(by_epoch)
-        res.seconds += time.perf_counter() - t
+        models, epochs, scores = [by_epoch[e] for e in log["best_epochs"]], log["best_epochs"], log["best_scores"]
+    else:
+        models, epochs = [model] * len(grid), [log["best_epoch"]] * len(grid)
+        scores = None
+        if a.hyper_restarts > 1:  # the restarts are compared per w on validation: score the kept model
+            with torch.no_grad(), torch_threads(1):
+                scores = [-float(np.dot(w, problem.aux_ndcg(_scores(problem, model, "val", w), "val")))
+                          for w in grid]
+    log["seconds"] += time.perf_counter() - t
+    return model, log, models, list(epochs), scores
+
+
+def run_hyperdpo(problem, grid, a: TableArgs, seed: int) -> MethodResult:
+    res = MethodResult("hyperdpo")
+    model, log, models, epochs, scores = _train_hyperdpo(problem, grid, a, seed)
+    res.seconds, res.epochs = log["seconds"], [log["best_epoch"]]
+    if a.hyper_select == "per_w":
+        res.epochs = epochs
+    res.n_snapshots = len(set(epochs))
+    if a.hyper_restarts > 1:  # more conditioned models; per w the one with the best validation score
+        keys = [(0, e) for e in epochs]
+        for r in range(1, a.hyper_restarts):
+            _, log_r, models_r, epochs_r, scores_r = _train_hyperdpo(problem, grid, a, seed + 7919 * r)
+            res.seconds += log_r["seconds"]
+            for i in range(len(grid)):
+                if scores_r[i] < scores[i] - 1e-7:
+                    models[i], scores[i], keys[i] = models_r[i], scores_r[i], (r, epochs_r[i])
+        res.epochs = [f"{r}:{e}" for r, e in keys]
+        res.n_snapshots = len(set(keys))
     res.n_params = n_params(model) * res.n_snapshots
     cs = [1.0] * len(grid)
     if a.hyper_select_c:  # timed with training: it is part of producing the front
