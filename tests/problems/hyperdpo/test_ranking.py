@@ -346,3 +346,23 @@ def test_film_ranker_is_the_plain_network_at_init_and_modulates_hidden_layers():
         h = torch.relu(film.net[0](x) * (1 + gb[0]) + gb[1])
         h = torch.relu(film.net[2](h) * (1 + gb[2]) + gb[3])
         torch.testing.assert_close(film(x, w), film.net[4](h).squeeze(-1))
+
+
+def test_hyperdpo_restarts_pick_per_w_the_better_model_on_validation():
+    """hyper_restarts 2: per front w the restart with the better validation w·NDCG_aux; restart 0 alone is
+    the 1-restart run, restart 1 alone the 1-restart run at seed + 7919, so each point's validation score
+    is the max of the two runs' (an independent oracle), and its test point is that run's."""
+    from evofair.problems.hyperdpo.table import TableArgs, run_methods
+
+    problem = RankingProblem(RankingParams(base_epochs=3, base_patience=3, hidden=8)).ensure_setup()
+    kw = dict(methods=["hyperdpo"], n_points=4, hyper_epochs=6, patience=50, lam=0.0, hyper_val_every=2,
+              hyper_select="per_w")
+    r0 = run_methods(problem, TableArgs(**kw), seed=2)["hyperdpo"]
+    r1 = run_methods(problem, TableArgs(**kw), seed=2 + 7919)["hyperdpo"]
+    both = run_methods(problem, TableArgs(hyper_restarts=2, **kw), seed=2)["hyperdpo"]
+    for i, w in enumerate(both.grid):
+        s0, s1 = float(np.dot(w, r0.points["val"][i])), float(np.dot(w, r1.points["val"][i]))
+        pick = r1 if s1 > s0 + 1e-7 else r0
+        np.testing.assert_array_equal(both.points["test"][i], pick.points["test"][i])
+        assert both.epochs[i] == f"{int(pick is r1)}:{pick.epochs[i]}"
+    assert both.n_snapshots == len(set(both.epochs))
