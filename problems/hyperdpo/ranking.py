@@ -164,8 +164,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train: Groups, *, epochs: int
     was lowest (first such epoch on ties), so each front point can use its own epoch as a per-w model
     (DPO-LS) does; snapshots no entry points at any more are dropped. `stop`: early stopping when
     the shared criterion has not improved for `patience` epochs ("shared"), or when no entry has
-    ("per_w": every entry's patience ran out). The returned model holds the shared criterion's best
-    state in every case.
+    ("per_w": every entry's patience ran out; also with select="shared"). The returned model holds
+    the shared criterion's best state in every case.
 
     `loss_fn(model, batch, rng)` → scalar; rng is a seeded numpy Generator (ICOS draws w from it).
     Returns (model with the kept state, {"epochs", "best_epoch", "seconds"} + with select="per_w"
@@ -194,14 +194,15 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train: Groups, *, epochs: int
                 if v < best - 1e-7:
                     best, best_epoch = v, epoch
                     best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
-                if select == "per_w":
+                if "per_w" in (select, stop) and vec.ndim:
                     if per_best is None:
                         per_best, per_epoch = np.full(vec.shape, np.inf), np.zeros(vec.shape, dtype=int)
                     better = vec < per_best - 1e-7
                     if better.any():
                         per_best[better], per_epoch[better] = vec[better], epoch
-                        snapshots[epoch] = {k: t.detach().clone() for k, t in model.state_dict().items()}
-                        snapshots = {e: s for e, s in snapshots.items() if e in set(per_epoch.tolist())}
+                        if select == "per_w":
+                            snapshots[epoch] = {k: t.detach().clone() for k, t in model.state_dict().items()}
+                            snapshots = {e: s for e, s in snapshots.items() if e in set(per_epoch.tolist())}
                 last = best_epoch if stop == "shared" or per_epoch is None else int(per_epoch.max())
                 if patience is not None and epoch - last >= patience:
                     break

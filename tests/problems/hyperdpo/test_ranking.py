@@ -260,7 +260,7 @@ def test_hyperdpo_table_issue14_settings_width_val_every_and_c_selection():
     assert len(calls) == 2  # epochs 3 and 6
 
 
-def _scripted_fit(problem, scores, stop):
+def _scripted_fit(problem, scores, stop, select="per_w"):
     """fit with select='per_w' on a scripted validation sequence; also records the state at each epoch."""
     from evofair.problems.hyperdpo.ranking import fit
 
@@ -273,7 +273,7 @@ def _scripted_fit(problem, scores, stop):
     model = problem.g_model(seed=0, zero_last=False)
     # a loss that moves the weights every step, so every epoch's state differs
     model, log = fit(model, lambda mdl, b, rng: mdl(b.X).pow(2).mean(), problem.data["train"], epochs=len(scores),
-                     lr=1e-2, batch_size=8, seed=0, val_fn=val_fn, patience=2, select="per_w", stop=stop)
+                     lr=1e-2, batch_size=8, seed=0, val_fn=val_fn, patience=2, select=select, stop=stop)
     return model, log, states
 
 
@@ -296,6 +296,10 @@ def test_fit_per_w_snapshot_selection_hand_made_case():
     assert not torch.equal(states[4]["net.0.weight"], states[6]["net.0.weight"])
     _, log2, _ = _scripted_fit(problem, scores, "per_w")
     assert log2["epochs"] == 8 and log2["best_epochs"] == [6, 3, 4]  # entry 0 improved at 6: runs to 6 + 2
+    model3, log3, states3 = _scripted_fit(problem, scores, "per_w", select="shared")  # per-w stop alone
+    assert log3["epochs"] == 8 and log3["best_epoch"] == 4 and "snapshots" not in log3
+    for k, v in model3.state_dict().items():
+        torch.testing.assert_close(v, states3[4][k], rtol=0, atol=0)
 
 
 def test_hyperdpo_table_per_w_snapshots_and_fair_c_selection():
@@ -366,3 +370,24 @@ def test_hyperdpo_restarts_pick_per_w_the_better_model_on_validation():
         np.testing.assert_array_equal(both.points["test"][i], pick.points["test"][i])
         assert both.epochs[i] == f"{int(pick is r1)}:{pick.epochs[i]}"
     assert both.n_snapshots == len(set(both.epochs))
+
+
+def test_issue14_options_reach_the_recipe_through_the_cli(tmp_path, capsys):
+    """The per-w snapshot selection and the other HyperDPO options are experiment args: `--set` reaches them."""
+    import yaml
+    from pathlib import Path
+
+    from evofair import cli
+
+    recipe = Path(__file__).resolve().parents[3] / "runs" / "hyperdpo_mq2008.yaml"
+    out = tmp_path / "cli"
+    sets = ["problem.args.base_epochs=3", "problem.args.base_patience=3", "problem.args.hidden=8",
+            "experiment.args.methods=[hyperdpo]", "experiment.args.n_points=3", "experiment.args.hyper_epochs=6",
+            "experiment.args.lam=0", "experiment.args.hyper_val_every=2", "experiment.args.hyper_select=per_w",
+            "experiment.args.hyper_stop=per_w", "experiment.args.hyper_grid_mix=1.0", "experiment.args.temperatures=[]"]
+    assert cli.main(["experiment", str(recipe), "--out", str(out), "--quiet"]
+                    + [x for s in sets for x in ("--set", s)]) == 0
+    capsys.readouterr()
+    args = yaml.safe_load((out / "config.yaml").read_text())["experiment"]["args"]
+    assert args["hyper_select"] == "per_w" and args["hyper_stop"] == "per_w" and args["hyper_grid_mix"] == 1.0
+    assert "HyperDPO per-w snapshots:" in (out / "report.md").read_text()
