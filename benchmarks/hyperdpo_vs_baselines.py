@@ -11,8 +11,11 @@ Methods run in alternating order across seeds so slow drift of a shared machine 
     .venv/bin/python benchmarks/hyperdpo_vs_baselines.py --m 2 --methods hyperdpo dpo_ls --lam 0 \
         --hyper-hidden 128 --val-every 5                                 # the best fair setting tried
 
-The other flags (β, lr, epochs, patience, widths, α, w per query, per-w temperature selection) are
-the settings tried for issue 14 item 7; every run is in docs/hyperdpo.md ("Closing the HV gap").
+The other flags (β, lr, epochs, patience, widths, α, w per query, per-w temperature selection — for
+HyperDPO only or, with --select-c-dpo-ls, for DPO-LS too —, per-w snapshot selection and stopping,
+K w per batch, front-w draws, FiLM conditioning, restarts) are the settings tried for issue 14 item 7;
+every run is in docs/hyperdpo.md ("Closing the HV gap"). The per-w snapshot count of HyperDPO's
+stored front is printed next to the parameter counts ("stored models").
 """
 
 from __future__ import annotations
