@@ -87,13 +87,25 @@ class RankingParams(Args):
 
 
 class Ranker(torch.nn.Module):
-    """Per-document MLP scorer g(x) or g([x; w]); `zero_last` makes it start as the zero function."""
+    """Per-document MLP scorer g(x) or g([x; w]); `zero_last` makes it start as the zero function.
 
-    def __init__(self, d: int, hidden: int, m_cond: int = 0, zero_last: bool = False, w_scale: float = 1.0):
+    `cond="film"` (with m_cond > 0): w does not join the input; instead a linear map of w_scale·w
+    gives a per-unit scale γ and shift b for each hidden layer's pre-activation,
+    `z ← z·(1 + γ(w)) + b(w)` (FiLM, Perez et al. 2018). The FiLM map starts at zero (the unconditioned
+    network at init); `condition_weights` supports only the concatenated form.
+    """
+
+    def __init__(self, d: int, hidden: int, m_cond: int = 0, zero_last: bool = False, w_scale: float = 1.0,
+                 cond: Literal["concat", "film"] = "concat"):
         super().__init__()
-        self.m_cond, self.w_scale = m_cond, w_scale
-        self.net = torch.nn.Sequential(torch.nn.Linear(d + m_cond, hidden), torch.nn.ReLU(),
+        self.m_cond, self.w_scale, self.cond = m_cond, w_scale, cond
+        film = cond == "film" and m_cond > 0
+        self.net = torch.nn.Sequential(torch.nn.Linear(d + (0 if film else m_cond), hidden), torch.nn.ReLU(),
                                        torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+        if film:
+            self.film = torch.nn.Linear(m_cond, 4 * hidden)
+            torch.nn.init.zeros_(self.film.weight)
+            torch.nn.init.zeros_(self.film.bias)
         if zero_last:
             torch.nn.init.zeros_(self.net[4].weight)
             torch.nn.init.zeros_(self.net[4].bias)
@@ -103,6 +115,11 @@ class Ranker(torch.nn.Module):
             if w is None:
                 raise ValueError("a conditioned ranker needs w")
             w = torch.as_tensor(w, dtype=x.dtype) * self.w_scale
+            if self.cond == "film":
+                g1, b1, g2, b2 = self.film(w).unsqueeze(-2).chunk(4, dim=-1)  # [..., 1, hidden] each
+                h = torch.relu(self.net[0](x) * (1 + g1) + b1)
+                h = torch.relu(self.net[2](h) * (1 + g2) + b2)
+                return self.net[4](h).squeeze(-1)
             x = torch.cat([x, w.expand(*x.shape[:-1], self.m_cond)], dim=-1)
         return self.net(x).squeeze(-1)
 
@@ -133,20 +150,33 @@ def temperature_scale(weights: Weights, c: float) -> Weights:
 
 
 def fit(model: torch.nn.Module, loss_fn: Callable, train: Groups, *, epochs: int, lr: float, batch_size: int,
-        seed: int, val_fn: Callable[[torch.nn.Module], float] | None = None, patience: int | None = None,
-        val_every: int = 1):
+        seed: int, val_fn: Callable[[torch.nn.Module], float | np.ndarray] | None = None,
+        patience: int | None = None, val_every: int = 1, select: Literal["shared", "per_w"] = "shared",
+        stop: Literal["shared", "per_w"] = "shared"):
     """Adam over shuffled query batches; with `val_fn`, keep the best epoch (early stopping).
 
     `val_every`: validate only every k-th epoch (patience still counts epochs); validation of a
     conditioned model over a whole weight grid can cost more than its training steps.
 
+    `val_fn(model)` → a score to minimise, or a vector of them (one per front weight vector of a
+    conditioned model), whose mean is the shared criterion. `select="per_w"` (vector scores) also
+    keeps, for each entry i, a snapshot of the model's state at the validation epoch where entry i
+    was lowest (first such epoch on ties), so each front point can use its own epoch as a per-w model
+    (DPO-LS) does; snapshots no entry points at any more are dropped. `stop`: early stopping when
+    the shared criterion has not improved for `patience` epochs ("shared"), or when no entry has
+    ("per_w": every entry's patience ran out; also with select="shared"). The returned model holds
+    the shared criterion's best state in every case.
+
     `loss_fn(model, batch, rng)` → scalar; rng is a seeded numpy Generator (ICOS draws w from it).
-    Returns (model with the kept state, {"epochs", "best_epoch", "seconds"}).
+    Returns (model with the kept state, {"epochs", "best_epoch", "seconds"} + with select="per_w"
+    {"best_epochs": per-entry epochs, "best_scores": their scores, "snapshots": {epoch: state}}).
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     best, best_state, best_epoch, epoch = float("inf"), None, 0, 0
+    per_best = per_epoch = None
+    snapshots: dict[int, dict] = {}
     with torch_seeded(seed & 0xFFFFFFFFFFFF), torch_threads(1):
         for epoch in range(1, epochs + 1):
             model.train()
@@ -159,17 +189,31 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train: Groups, *, epochs: int
             if val_fn is not None and epoch % val_every == 0:
                 model.eval()
                 with torch.no_grad():
-                    v = float(val_fn(model))
+                    vec = np.asarray(val_fn(model), dtype=float)
+                v = float(vec.mean()) if vec.ndim else float(vec)
                 if v < best - 1e-7:
                     best, best_epoch = v, epoch
                     best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
-                elif patience is not None and epoch - best_epoch >= patience:
+                if "per_w" in (select, stop) and vec.ndim:
+                    if per_best is None:
+                        per_best, per_epoch = np.full(vec.shape, np.inf), np.zeros(vec.shape, dtype=int)
+                    better = vec < per_best - 1e-7
+                    if better.any():
+                        per_best[better], per_epoch[better] = vec[better], epoch
+                        if select == "per_w":
+                            snapshots[epoch] = {k: t.detach().clone() for k, t in model.state_dict().items()}
+                            snapshots = {e: s for e, s in snapshots.items() if e in set(per_epoch.tolist())}
+                last = best_epoch if stop == "shared" or per_epoch is None else int(per_epoch.max())
+                if patience is not None and epoch - last >= patience:
                     break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return model, {"epochs": epoch, "best_epoch": best_epoch if val_fn else epoch,
-                   "seconds": time.perf_counter() - t0}
+    log = {"epochs": epoch, "best_epoch": best_epoch if val_fn else epoch}
+    if select == "per_w" and per_epoch is not None:
+        log.update(best_epochs=per_epoch.tolist(), best_scores=per_best.tolist(), snapshots=snapshots)
+    log["seconds"] = time.perf_counter() - t0
+    return model, log
 
 
 @component("problem", "letor", RankingParams)
@@ -349,42 +393,58 @@ def aux_loss(problem: RankingProblem, s: torch.Tensor, batch: Groups) -> torch.T
 def train_icos(problem: RankingProblem, *, seed: int, epochs: int, alpha: float, lam: float,
                batch_size: int = 8, val_grid: np.ndarray | None = None, patience: int | None = None,
                hidden: int | None = None, w_scale: float | None = None, lr: float | None = None,
-               val_every: int = 1, w_per: Literal["batch", "query"] = "batch"):
+               val_every: int = 1, w_per: Literal["batch", "query"] = "batch",
+               select: Literal["shared", "per_w"] = "shared", stop: Literal["shared", "per_w"] = "shared",
+               k_w: int = 1, grid_mix: float = 0.0, cond: Literal["concat", "film"] = "concat"):
     """One conditioned model: per batch w ~ Dir(α) (seeded), loss wᵀL − λ·cos(w, L).
 
     `hidden`, `w_scale`, `lr`: overrides of the problem's values for this model only (None: the
     problem's), so an experiment can size the conditioned model apart from the per-w baselines;
-    `val_every`: see `fit`. `w_per="query"` draws one w per query of the batch instead of one per
+    `val_every`, `select`, `stop`: see `fit` (validation scores the model under each weight vector
+    of `val_grid` with w·NDCG_aux; `select="per_w"` keeps each w's best-epoch snapshot in the log).
+    `w_per="query"` draws one w per query of the batch instead of one per
     batch (the paper's Algorithm 1) and averages the queries' ICOS losses: the same expected
     objective E_w[wᵀL − λ·cos(w, L)] with more w per step (a lower-variance estimate of it).
+    `k_w` > 1 (with w_per="batch"): k_w draws evaluated on the same batch, their ICOS losses averaged.
+    `grid_mix`: each draw is, with this probability, a uniformly picked weight vector of the
+    validation grid (the front's w) instead of a Dirichlet draw. `cond`: see `Ranker`.
+    With the defaults (select/stop "shared", k_w 1, grid_mix 0, concat) the result is the earlier one.
     """
     from evofair.problems.hyperdpo.losses import weight_grid
 
     p = problem.params
-    if hidden is None and w_scale is None:
+    if hidden is None and w_scale is None and cond == "concat":
         model = problem.g_model(conditioned=True, seed=seed)
     else:
         with torch_seeded(seed & 0xFFFFFFFFFFFF):
             model = Ranker(problem.d, hidden or p.hidden, problem.n_aux, True,
-                           p.w_scale if w_scale is None else w_scale)
+                           p.w_scale if w_scale is None else w_scale, cond)
     grid = weight_grid(problem.n_aux) if val_grid is None else val_grid
     val = problem.data["val"]
 
+    def draw(rng):
+        if grid_mix > 0 and rng.random() < grid_mix:
+            return np.asarray(grid[rng.integers(len(grid))], dtype=float)
+        return sample_w(rng, problem.n_aux, alpha)
+
     def loss_fn(mdl, b, rng):
         if w_per == "query":
-            W = torch.as_tensor(np.stack([sample_w(rng, problem.n_aux, alpha) for _ in range(len(b))]),
-                                dtype=torch.float32)
+            W = torch.as_tensor(np.stack([draw(rng) for _ in range(len(b))]), dtype=torch.float32)
             s = b.base + mdl(b.X, W.unsqueeze(1))  # [B, 1, m] broadcast over each query's documents
             per_q = [icos_objective(listwise_dpo_loss(s[q:q + 1], b.base[q:q + 1], b.labels[q:q + 1, :, 1:],
                                                       b.mask[q:q + 1], p.beta, problem.phi), W[q], lam)
                      for q in range(len(b))]
             return torch.stack(per_q).mean()
-        w = torch.as_tensor(sample_w(rng, problem.n_aux, alpha), dtype=torch.float32)
-        return icos_objective(aux_loss(problem, b.base + mdl(b.X, w), b), w, lam)
+        losses = []
+        for _ in range(k_w):
+            w = torch.as_tensor(draw(rng), dtype=torch.float32)
+            losses.append(icos_objective(aux_loss(problem, b.base + mdl(b.X, w), b), w, lam))
+        return losses[0] if k_w == 1 else torch.stack(losses).mean()
 
-    def val_fn(mdl):  # minus the mean over the front's weight vectors of w·NDCG_aux(val; w)
-        return -float(np.mean([np.dot(w, problem.aux_ndcg(
-            (val.base + mdl(val.X, torch.as_tensor(w, dtype=torch.float32))).numpy(), "val")) for w in grid]))
+    def val_fn(mdl):  # minus w·NDCG_aux(val; w) for each of the front's weight vectors (fit: mean = shared)
+        return -np.array([np.dot(w, problem.aux_ndcg(
+            (val.base + mdl(val.X, torch.as_tensor(w, dtype=torch.float32))).numpy(), "val")) for w in grid])
 
     return fit(model, loss_fn, problem.data["train"], epochs=epochs, lr=lr or p.lr, batch_size=batch_size,
-               seed=seed, val_fn=val_fn, patience=patience or p.patience, val_every=val_every)
+               seed=seed, val_fn=val_fn, patience=patience or p.patience, val_every=val_every,
+               select=select, stop=stop)

@@ -64,6 +64,25 @@ class TableArgs(Args):
                                         "not get it (docs/hyperdpo.md, issue 14 item 7)")
     hyper_val_every: int = Field(1, ge=1, description="HyperDPO validates (all n_points w) every k-th epoch; "
                                  "patience still counts epochs")
+    hyper_select: Literal["shared", "per_w"] = Field("shared", description="HyperDPO's model selection: one "
+                                                     "epoch for the whole front (best mean over the front's w) or, "
+                                                     "per front w, a snapshot of the conditioned model at that w's "
+                                                     "best validation epoch (as each DPO-LS model has its own epoch; "
+                                                     "the stored front then needs one copy per distinct epoch)")
+    hyper_stop: Literal["shared", "per_w"] = Field("shared", description="HyperDPO stops when the mean over the "
+                                                   "front's w has not improved for its patience, or (per_w) when "
+                                                   "no front w's validation score has")
+    hyper_k_w: int = Field(1, ge=1, description="HyperDPO: w draws per batch, their ICOS losses averaged")
+    hyper_grid_mix: float = Field(0.0, ge=0, le=1, description="HyperDPO: probability that a w draw is one of "
+                                  "the front's weight vectors instead of Dirichlet(α)")
+    hyper_cond: Literal["concat", "film"] = Field("concat", description="HyperDPO's conditioning: [x; w_scale·w] "
+                                                  "input, or FiLM scale/shift of both hidden layers")
+    hyper_restarts: int = Field(1, ge=1, description="HyperDPO: train this many conditioned models (seeds "
+                                "seed + 7919·r) and give each front w the one with the best validation w·NDCG_aux "
+                                "(all their training time is charged)")
+    select_c_dpo_ls: bool = Field(False, description="give DPO-LS the same per-w temperature selection "
+                                  "(hyper_select_c's list and 1, each model's c chosen on validation "
+                                  "w·NDCG_aux, timed with its training): the fair comparison for hyper_select_c")
     temperatures: list[float] = Field([0.5, 2.0], description="post-training temperature scales c shown for HyperDPO")
 
 
@@ -77,7 +96,8 @@ class MethodResult:
     epochs: list[int] = field(default_factory=list)
     grid: np.ndarray | None = None
     model: torch.nn.Module | None = None  # HyperDPO's conditioned model (temperature demonstration)
-    c: list[float] | None = None  # HyperDPO: temperature scale per front point (hyper_select_c)
+    c: list[float] | None = None  # temperature scale per front point (hyper_select_c / select_c_dpo_ls)
+    n_snapshots: int = 1  # HyperDPO: distinct stored models the front needs (hyper_select per_w)
 
     def hv(self, split: str = "test") -> float:
         """HV of the aux NDCG@k points, maximised, reference point (0, …, 0)."""
@@ -109,29 +129,74 @@ def _train_scalarised(problem: RankingProblem, w, a: TableArgs, seed: int):
                batch_size=a.batch_size, seed=seed, val_fn=val_fn, patience=a.patience)
 
 
-def run_hyperdpo(problem, grid, a: TableArgs, seed: int) -> MethodResult:
-    res = MethodResult("hyperdpo")
+def _select_c(problem, g_val: torch.Tensor, w, options: list[float]) -> float:
+    """Of `options`, the temperature scale c whose scores s_base + g/c have the best validation
+    w·NDCG_aux (first of the sorted options on ties); `g_val` = the model's g on the validation queries."""
+    base = problem.data["val"].base
+    score = [float(np.dot(w, problem.aux_ndcg((base + g_val / c).numpy(), "val"))) for c in options]
+    return options[int(np.argmax(score))]
+
+
+def _c_scaled(problem, split, s, c):
+    """s_base + g/c from scores s = s_base + g; c = 1 returns s unchanged (no float round trip)."""
+    return s if c == 1.0 else problem.data[split].base.numpy() + (s - problem.data[split].base.numpy()) / c
+
+
+def _train_hyperdpo(problem, grid, a: TableArgs, seed: int):
+    """One conditioned model → (model, log, per-w models, per-w epochs, per-w validation −w·NDCG_aux);
+    with hyper_select per_w each front w gets the model at its own best validation epoch."""
     model, log = train_icos(problem, seed=seed, epochs=a.hyper_epochs, alpha=a.alpha, lam=a.lam,
                             batch_size=a.batch_size, val_grid=grid, patience=a.hyper_patience or a.patience,
                             hidden=a.hyper_hidden, w_scale=a.hyper_w_scale, lr=a.hyper_lr,
-                            val_every=a.hyper_val_every, w_per=a.hyper_w_per)
-    res.seconds, res.n_params, res.epochs = log["seconds"], n_params(model), [log["best_epoch"]]
+                            val_every=a.hyper_val_every, w_per=a.hyper_w_per, select=a.hyper_select,
+                            stop=a.hyper_stop, k_w=a.hyper_k_w, grid_mix=a.hyper_grid_mix, cond=a.hyper_cond)
+    t = time.perf_counter()  # building the per-w models is part of producing the front: timed
+    if a.hyper_select == "per_w" and "snapshots" in log:
+        by_epoch = {}
+        for e, state in log["snapshots"].items():
+            by_epoch[e] = copy.deepcopy(model)
+            by_epoch[e].load_state_dict(state)
+        models, epochs, scores = [by_epoch[e] for e in log["best_epochs"]], log["best_epochs"], log["best_scores"]
+    else:
+        models, epochs = [model] * len(grid), [log["best_epoch"]] * len(grid)
+        scores = None
+        if a.hyper_restarts > 1:  # the restarts are compared per w on validation: score the kept model
+            with torch.no_grad(), torch_threads(1):
+                scores = [-float(np.dot(w, problem.aux_ndcg(_scores(problem, model, "val", w), "val")))
+                          for w in grid]
+    log["seconds"] += time.perf_counter() - t
+    return model, log, models, list(epochs), scores
+
+
+def run_hyperdpo(problem, grid, a: TableArgs, seed: int) -> MethodResult:
+    res = MethodResult("hyperdpo")
+    model, log, models, epochs, scores = _train_hyperdpo(problem, grid, a, seed)
+    res.seconds, res.epochs = log["seconds"], [log["best_epoch"]]
+    if a.hyper_select == "per_w":
+        res.epochs = epochs
+    res.n_snapshots = len(set(epochs))
+    if a.hyper_restarts > 1:  # more conditioned models; per w the one with the best validation score
+        keys = [(0, e) for e in epochs]
+        for r in range(1, a.hyper_restarts):
+            _, log_r, models_r, epochs_r, scores_r = _train_hyperdpo(problem, grid, a, seed + 7919 * r)
+            res.seconds += log_r["seconds"]
+            for i in range(len(grid)):
+                if scores_r[i] < scores[i] - 1e-7:
+                    models[i], scores[i], keys[i] = models_r[i], scores_r[i], (r, epochs_r[i])
+        res.epochs = [f"{r}:{e}" for r, e in keys]
+        res.n_snapshots = len(set(keys))
+    res.n_params = n_params(model) * res.n_snapshots
     cs = [1.0] * len(grid)
     if a.hyper_select_c:  # timed with training: it is part of producing the front
         t = time.perf_counter()
         val, options = problem.data["val"], sorted({1.0, *a.hyper_select_c})
         with torch.no_grad(), torch_threads(1):
             for i, w in enumerate(grid):
-                g = model(val.X, torch.as_tensor(w, dtype=torch.float32))
-                score = [float(np.dot(w, problem.aux_ndcg((val.base + g / c).numpy(), "val"))) for c in options]
-                cs[i] = options[int(np.argmax(score))]
+                cs[i] = _select_c(problem, models[i](val.X, torch.as_tensor(w, dtype=torch.float32)), w, options)
         res.seconds += time.perf_counter() - t
     res.c = cs
-    def scaled(split, w, c):  # s_base + g/c; c = 1 exactly as before (no float round trip)
-        s = _scores(problem, model, split, w)
-        return s if c == 1.0 else problem.data[split].base.numpy() + (s - problem.data[split].base.numpy()) / c
-
-    _measure(problem, res, lambda split: [scaled(split, w, c) for w, c in zip(grid, cs)])
+    _measure(problem, res, lambda split: [_c_scaled(problem, split, _scores(problem, mdl, split, w), c)
+                                          for mdl, w, c in zip(models, grid, cs)])
     res.model = model
     return res
 
@@ -139,13 +204,22 @@ def run_hyperdpo(problem, grid, a: TableArgs, seed: int) -> MethodResult:
 def run_dpo_ls(problem, grid, a: TableArgs, seed: int) -> MethodResult:
     res = MethodResult("dpo_ls")
     models = []
-    for w in grid:
+    cs = [1.0] * len(grid)
+    for i, w in enumerate(grid):
         model, log = _train_scalarised(problem, w, a, seed)
         models.append(model)
         res.seconds += log["seconds"]
         res.epochs.append(log["best_epoch"])
+        if a.select_c_dpo_ls and a.hyper_select_c:  # the same selection HyperDPO gets, timed the same way
+            t = time.perf_counter()
+            with torch.no_grad(), torch_threads(1):
+                cs[i] = _select_c(problem, model(problem.data["val"].X), w, sorted({1.0, *a.hyper_select_c}))
+            res.seconds += time.perf_counter() - t
     res.n_params = sum(n_params(m) for m in models)
-    _measure(problem, res, lambda split: [_scores(problem, m, split) for m in models])
+    if a.select_c_dpo_ls and a.hyper_select_c:
+        res.c = cs
+    _measure(problem, res, lambda split: [_c_scaled(problem, split, _scores(problem, m, split), c)
+                                          for m, c in zip(models, cs)])
     return res
 
 
@@ -294,8 +368,11 @@ def write_outputs(problem, results, out: Path, a: TableArgs, seed: int) -> None:
           "Training time: all training the method needs for its whole front (the shared base ranker excluded); "
           "parameters: fine-tuned parameters (the frozen base excluded).", "",
           table_markdown(problem, results, "test"), "",
-          f"Base ranker (test): " + ", ".join(f"{k} {v:.4f}" for k, v in base.items()) + ".", "",
+          "Base ranker (test): " + ", ".join(f"{k} {v:.4f}" for k, v in base.items()) + ".", "",
           "Best epochs per model: " + "; ".join(f"{LABELS[n]} {r.epochs}" for n, r in results.items()) + "."]
+    if "hyperdpo" in results and a.hyper_select == "per_w":
+        md += ["", f"HyperDPO per-w snapshots: {results['hyperdpo'].n_snapshots} distinct epochs for "
+               f"{a.n_points} front points (parameters counted once per snapshot)."]
     if "hyperdpo" in results and a.hyper_select_c:
         md += ["", "HyperDPO's temperature scale c per front point (chosen on validation): "
                + ", ".join(f"{c:g}" for c in results["hyperdpo"].c) + "."]
