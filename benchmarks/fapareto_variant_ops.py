@@ -11,6 +11,7 @@ loses the near-CE individuals of the accurate corner.
 `--variant base30`: problem `BiasBiosTrainedBase`, BiasBios whose shared base head θ₀ is first
 trained with cross-entropy (`base_epochs`), so every model — evolved or baseline, both start from
 θ₀ + noise — starts fine-tuned, as the paper's LLMs do."""
+
 import math
 
 import torch

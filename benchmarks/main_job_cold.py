@@ -4,8 +4,10 @@ Runs the CLI exactly as a newcomer does, in a subprocess with `EVOFAIR_CACHE` po
 folder (so the encoder embeds every bio), then once more on the now warm cache. Phases come from the
 timestamps in each run's `run.log` (it opens when the evolution starts):
 
-- setup: process start → first generation logged (imports, data, model load, embedding when cold);
-- evolution: first → last generation; baselines: "after the run" → "writing the report"; report: the rest.
+- setup: process start → generation 0 logged (imports, data, model load, embedding when cold, and
+  generation 0 itself, ~1 s);
+- evolution: generation 0 logged → last generation logged; baselines: "after the run" → "writing
+  the report"; report: the rest.
 
 Prints seconds per phase for both runs, the cold run's share of the 180 s budget, and whether both
 runs wrote the same front.csv bytes (the cache must not change the result).
