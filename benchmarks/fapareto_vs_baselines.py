@@ -57,6 +57,8 @@ VARIANTS: dict[str, list[str]] = {
     "cx0.5": ["operators.crossover_prob=0.5"],
     "cx0.2": ["operators.crossover_prob=0.2"],
     "no-merge": ["operators.crossover_prob=0.0"],  # ablation: mutation + local learning only
+    "lr3e-4": ["operators.refine.args.lr=0.0003"],
+    "sgd0.05": ["operators.refine.args.optimizer=sgd", "operators.refine.args.lr=0.05"],  # momentum 0.9
     "base30": [f"paths=[{ROOT / 'benchmarks'}]", "problem.name=fapareto_variant_ops:BiasBiosTrainedBase",
                "problem.args.base_epochs=30", "problem.args.init_noise=0.3"],
     "logw": [f"paths=[{ROOT / 'benchmarks'}]",
