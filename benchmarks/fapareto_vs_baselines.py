@@ -57,6 +57,7 @@ VARIANTS: dict[str, list[str]] = {
     "cx0.5": ["operators.crossover_prob=0.5"],
     "cx0.2": ["operators.crossover_prob=0.2"],
     "no-merge": ["operators.crossover_prob=0.0"],  # ablation: mutation + local learning only
+    "pop12-gen24": ["algorithm.pop_size=12", "algorithm.generations=24"],  # the default's budget, deeper lineages
     "lr3e-4": ["operators.refine.args.lr=0.0003"],
     "sgd0.05": ["operators.refine.args.optimizer=sgd", "operators.refine.args.lr=0.05"],  # momentum 0.9
     "base30": [f"paths=[{ROOT / 'benchmarks'}]", "problem.name=fapareto_variant_ops:BiasBiosTrainedBase",
