@@ -70,15 +70,15 @@ def main(argv=None) -> int:
         print("| seed | union (a)+(b), whole validate | front, fitness and selection on A | archive re-selected on B "
               "(fresh) | archive re-selected on all of validate |\n|---|---:|---:|---:|---:|")
         for seed in args.seeds:
-            runs = {}
+            runs, results = {}, {}
             for name, extra in (("shipped", []), ("half", [f"problem.args.data_file={file_a}",
                                                            "problem.args.baselines.enabled=false"])):
                 runs[name] = out / f"{name}-seed{seed}"
                 shutil.rmtree(runs[name], ignore_errors=True)
-                evofair.run(load_recipe(recipe_path, [f"seed={seed}", "intervals.enabled=false", *extra]),
-                            runs[name], progress=False)
-            union = json.loads((runs["shipped"] / "summary.json").read_text())["hv_union_ab_test"]
-            ref = json.loads((runs["shipped"] / "summary.json").read_text())["hv_ref"]
+                results[name] = evofair.run(load_recipe(recipe_path, [f"seed={seed}", "intervals.enabled=false",
+                                                                      *extra]), runs[name], progress=False)
+            summary = json.loads((runs["shipped"] / "summary.json").read_text())
+            union, ref = summary["hv_union_ab_test"], summary["hv_ref"]
             store = RunStore(runs["half"], readonly=True)
             try:
                 inds = store.individuals()
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
                 return np.stack([m["error"], m["dtpr"]], 1)
 
             test = np.array([[i.metrics["test"]["error"], i.metrics["test"]["dtpr"]] for i in inds])
-            front_ids = {r.split(",")[0] for r in (runs["half"] / "front.csv").read_text().split("\n")[1:] if r}
+            front_ids = set(results["half"].ids)
             front = [k for k, i in enumerate(inds) if i.id in front_ids]
             hv = {"front_A": hypervolume(test[front], ref),
                   "fresh_B": hypervolume(test[non_dominated(scored(pos_b))], ref),

@@ -19,6 +19,7 @@ from pydantic import Field
 from evofair.registry import component
 from evofair.operators.mutation import GaussianArgs, gaussian
 from evofair.operators import merge
+from evofair.problems.fapareto.baselines import train_heads
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 
 KEY = "fair_weight"
@@ -76,28 +77,10 @@ class BiasBiosTrainedBase(BiasBios):
         if self._base is None:
             base = super().head_base_weights()
             fair = base.pop("fair_weight", None)
-            self._base = train_ce(self.sizes, base, self.splits["train"], self.params.base_epochs,
-                                  seed=self.params.base_seed)
+            # the baselines' own CE trainer (λ = 0, one head): AdamW lr 1e-3, weight decay 0.01, batch 128
+            self._base = train_heads(self, [base], [0.0], [self.params.base_seed], epochs=self.params.base_epochs,
+                                     batch_size=128, lr=1e-3, weight_decay=0.01)[0]
             if fair is not None:
                 self._base["fair_weight"] = fair
         return self._base
 
-
-def train_ce(sizes, weights, data, epochs: int, *, seed: int, lr: float = 1e-3, batch_size: int = 128):
-    """A copy of a head trained with cross-entropy (AdamW, weight decay 0.01, seeded shuffles)."""
-    from evofair.problems.fapareto.classification import MLPHead
-
-    model = MLPHead(sizes)
-    model.load_state_dict({k: v.clone() for k, v in weights.items()})
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    gen = torch.Generator().manual_seed(seed & 0xFFFFFFFFFFFF)
-    y = torch.as_tensor(data.y)
-    for _ in range(epochs):
-        perm = torch.randperm(len(data), generator=gen)
-        for i in range(0, len(data), batch_size):
-            idx = perm[i:i + batch_size]
-            loss = torch.nn.functional.cross_entropy(model(data.X[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -193,8 +193,8 @@ def user_modules(recipe) -> list[Path]:
     (a file next to the recipe, or on PYTHONPATH): the job must carry them to the cluster."""
     from evofair.plugins import is_reference
 
-    names = [recipe.problem.name] + [c.name for c in recipe.operators.crossovers]
     ops = recipe.operators
+    names = [recipe.problem.name] + [c.name for c in ops.crossovers]
     names += [c.name for c in (ops.mutation, ops.refine, ops.initial_refine) if c is not None]
     found: list[Path] = []
     sys.path.extend(p for p in recipe.paths if p not in sys.path)

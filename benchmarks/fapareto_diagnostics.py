@@ -1,0 +1,85 @@
+"""Why the evolved front does not pull ahead of the baselines: diagnostics of finished BiasBios runs.
+
+Reads run directories that `evofair run` (or `fapareto_vs_baselines.py --out DIR`) wrote with the
+head genome and prints, per run and as ranges over all of them:
+
+- the union (a)+(b)'s test HV against baseline (b) scalarisation's alone (how much (a) adds);
+- the lowest validation error of any evolved model (archive.csv) against the vanilla heads' (a);
+- how many val-non-dominated points lie inside the HV reference box, front vs union, and the test
+  HV of the union's `--k` best points by validation HV (greedy) against all of them — whether the
+  union wins by having more points.
+
+    .venv/bin/python benchmarks/fapareto_diagnostics.py out/bench_fapareto/*-seed*
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from evofair.indicators import hypervolume, non_dominated
+
+
+def greedy_subset(F: np.ndarray, k: int, ref) -> list[int]:
+    """Indices of k points chosen one at a time for the largest HV gain (greedy HV subset selection)."""
+    chosen: list[int] = []
+    for _ in range(min(k, len(F))):
+        rest = [j for j in range(len(F)) if j not in chosen]
+        chosen.append(max(rest, key=lambda j: hypervolume(F[chosen + [j]], ref)))
+    return chosen
+
+
+def diagnose(run: Path, k: int) -> dict[str, float]:
+    summary = json.loads((run / "summary.json").read_text())
+    ref = summary["hv_ref"]
+    cands = [m for m in json.loads((run / "baselines.json").read_text())["candidates"]
+             if m["method"] in ("vanilla", "scalarisation")]
+    V = np.array([[m["metrics"]["val"]["error"], m["metrics"]["val"]["dtpr"]] for m in cands])
+    T = np.array([[m["metrics"]["test"]["error"], m["metrics"]["test"]["dtpr"]] for m in cands])
+    nd = non_dominated(V)
+    with open(run / "archive.csv", newline="") as fh:
+        evolved_err = min(float(r["error_val"]) for r in csv.DictReader(fh))
+    with open(run / "front.csv", newline="") as fh:
+        front = np.array([[float(r["error_val"]), float(r["dtpr_val"])] for r in csv.DictReader(fh)])
+    union = summary["hv_union_ab_test"]
+    return {"union_vs_b": (union - summary["hv_scalarisation_test"]) / union,
+            "min_val_error_evolved": evolved_err,
+            "min_val_error_vanilla": min(m["metrics"]["val"]["error"] for m in cands if m["method"] == "vanilla"),
+            "union_nondominated": len(nd),
+            "union_inside_ref": int(np.all(V[nd] < ref, axis=1).sum()),
+            "front_inside_ref": int(np.all(front < ref, axis=1).sum()),
+            "union_test_hv": hypervolume(T[nd], ref),
+            "union_best_k_test_hv": hypervolume(T[nd][greedy_subset(V[nd], k, ref)], ref)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--k", type=int, default=16, help="points of the union kept by greedy validation HV")
+    args = ap.parse_args(argv)
+    rows = {run: diagnose(run, args.k) for run in args.runs if (run / "baselines.json").exists()}
+    keys = list(next(iter(rows.values())))
+    print("| run | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1))
+    for run, r in rows.items():
+        print(f"| {run.parent.name}/{run.name} | " + " | ".join(f"{r[c]:.4g}" for c in keys) + " |")
+    col = lambda c: np.array([r[c] for r in rows.values()])  # noqa: E731
+    print(f"\n{len(rows)} runs. (a) adds to (b): {100 * col('union_vs_b').min():.1f}–{100 * col('union_vs_b').max():.1f}% "
+          f"of the union's test HV (median {100 * np.median(col('union_vs_b')):.1f}%). Lowest validation error: "
+          f"evolved {col('min_val_error_evolved').min():.3f}–{col('min_val_error_evolved').max():.3f}, vanilla "
+          f"{col('min_val_error_vanilla').min():.3f}–{col('min_val_error_vanilla').max():.3f}. Union: "
+          f"{col('union_nondominated').min()}–{col('union_nondominated').max()} val-non-dominated points, "
+          f"{col('union_inside_ref').min()}–{col('union_inside_ref').max()} inside the reference box (median "
+          f"{np.median(col('union_inside_ref')):g}); front {col('front_inside_ref').min()}–"
+          f"{col('front_inside_ref').max()} (median {np.median(col('front_inside_ref')):g}). Union's {args.k} best by validation HV / "
+          f"all of it, test HV: {(col('union_best_k_test_hv') / col('union_test_hv')).min():.3f}–"
+          f"{(col('union_best_k_test_hv') / col('union_test_hv')).max():.3f}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
