@@ -7,7 +7,12 @@ head genome and prints, per run and as ranges over all of them:
 - the lowest validation error of any evolved model (archive.csv) against the vanilla heads' (a);
 - how many val-non-dominated points lie inside the HV reference box, front vs union, and the test
   HV of the union's `--k` best points by validation HV (greedy) against all of them — whether the
-  union wins by having more points.
+  union wins by having more points;
+- the *ceiling* of each candidate pool: the test HV of every model the evolution evaluated, of
+  every (b) candidate and of every (a)+(b) candidate, each selected on test itself (an oracle no
+  method has) — whether any selection rule could make the front win, or the pool itself is worse;
+- the winner's curse: mean test − validate ΔTPR of the front's models and of the union's selected
+  ones (inside the reference box), and of the front's models with validate ΔTPR < `--low`.
 
     .venv/bin/python benchmarks/fapareto_diagnostics.py out/bench_fapareto/*-seed*
 """
@@ -23,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from evofair.indicators import hypervolume, non_dominated
+from evofair.store import RunStore
 
 
 def greedy_subset(F: np.ndarray, k: int, ref) -> list[int]:
@@ -34,7 +40,34 @@ def greedy_subset(F: np.ndarray, k: int, ref) -> list[int]:
     return chosen
 
 
-def diagnose(run: Path, k: int) -> dict[str, float]:
+def test_points(rows) -> np.ndarray:
+    return np.array([[r["error_test"], r["dtpr_test"]] for r in rows], dtype=float).reshape(-1, 2)
+
+
+def dtpr_shift(rows, ref, below: float = np.inf) -> float:
+    """Mean test − validate ΔTPR over the rows whose validate and test points lie inside `ref`."""
+    d = [float(r["dtpr_test"]) - float(r["dtpr_val"]) for r in rows
+         if float(r["error_val"]) < ref[0] and float(r["dtpr_val"]) < min(ref[1], below)
+         and float(r["error_test"]) < ref[0] and float(r["dtpr_test"]) < ref[1]]
+    return float(np.mean(d)) if d else float("nan")
+
+
+def oracle(run: Path, cands, ref) -> dict[str, float]:
+    """Each pool's test HV when selected on test (the ceiling of any selection rule)."""
+    store = RunStore(run, readonly=True)
+    try:
+        evolved = [{"error_test": i.metrics["test"]["error"], "dtpr_test": i.metrics["test"]["dtpr"]}
+                   for i in store.individuals() if "test" in i.metrics]
+    finally:
+        store.close()
+    pool = lambda ms: test_points([{n: m["metrics"]["test"][n.split("_")[0]] for n in ("error_test", "dtpr_test")}  # noqa: E731
+                                   for m in ms])
+    return {"oracle_evolved": hypervolume(test_points(evolved), ref),
+            "oracle_b": hypervolume(pool([m for m in cands if m["method"] == "scalarisation"]), ref),
+            "oracle_union": hypervolume(pool(cands), ref), "n_evolved": len(evolved)}
+
+
+def diagnose(run: Path, k: int, low: float = 0.03) -> dict[str, float]:
     summary = json.loads((run / "summary.json").read_text())
     ref = summary["hv_ref"]
     cands = [m for m in json.loads((run / "baselines.json").read_text())["candidates"]
@@ -45,7 +78,10 @@ def diagnose(run: Path, k: int) -> dict[str, float]:
     with open(run / "archive.csv", newline="") as fh:
         evolved_err = min(float(r["error_val"]) for r in csv.DictReader(fh))
     with open(run / "front.csv", newline="") as fh:
-        front = np.array([[float(r["error_val"]), float(r["dtpr_val"])] for r in csv.DictReader(fh)])
+        front_rows = list(csv.DictReader(fh))
+    front = np.array([[float(r["error_val"]), float(r["dtpr_val"])] for r in front_rows])
+    with open(run / "baselines.csv", newline="") as fh:
+        union_rows = [r for r in csv.DictReader(fh) if r["method"] in ("vanilla", "scalarisation")]
     union = summary["hv_union_ab_test"]
     return {"union_vs_b": (union - summary["hv_scalarisation_test"]) / union,
             "min_val_error_evolved": evolved_err,
@@ -54,15 +90,20 @@ def diagnose(run: Path, k: int) -> dict[str, float]:
             "union_inside_ref": int(np.all(V[nd] < ref, axis=1).sum()),
             "front_inside_ref": int(np.all(front < ref, axis=1).sum()),
             "union_test_hv": hypervolume(T[nd], ref),
-            "union_best_k_test_hv": hypervolume(T[nd][greedy_subset(V[nd], k, ref)], ref)}
+            "union_best_k_test_hv": hypervolume(T[nd][greedy_subset(V[nd], k, ref)], ref),
+            **oracle(run, cands, ref),
+            "front_dtpr_shift": dtpr_shift(front_rows, ref), "union_dtpr_shift": dtpr_shift(union_rows, ref),
+            "front_low_dtpr_shift": dtpr_shift(front_rows, ref, below=low),
+            "front_low_n": sum(float(r["dtpr_val"]) < low for r in front_rows)}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--k", type=int, default=16, help="points of the union kept by greedy validation HV")
+    ap.add_argument("--low", type=float, default=0.03, help="validate ΔTPR below which the front's shift is also shown")
     args = ap.parse_args(argv)
-    rows = {run: diagnose(run, args.k) for run in args.runs if (run / "baselines.json").exists()}
+    rows = {run: diagnose(run, args.k, args.low) for run in args.runs if (run / "baselines.json").exists()}
     keys = list(next(iter(rows.values())))
     print("| run | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1))
     for run, r in rows.items():
@@ -78,6 +119,15 @@ def main(argv=None) -> int:
           f"{col('front_inside_ref').max()} (median {np.median(col('front_inside_ref')):g}). Union's {args.k} best by validation HV / "
           f"all of it, test HV: {(col('union_best_k_test_hv') / col('union_test_hv')).min():.3f}–"
           f"{(col('union_best_k_test_hv') / col('union_test_hv')).max():.3f}.")
+    ceil_b, ceil_u = col("oracle_evolved") / col("oracle_b"), col("oracle_evolved") / col("oracle_union")
+    print(f"Ceiling (every candidate selected on test): evolved pool / (b)'s pool {ceil_b.min():.3f}–{ceil_b.max():.3f} "
+          f"(median {np.median(ceil_b):.3f}), / (a)+(b)'s pool {ceil_u.min():.3f}–{ceil_u.max():.3f} "
+          f"(median {np.median(ceil_u):.3f}). Test − validate ΔTPR, mean over a run's selected models: front "
+          f"{col('front_dtpr_shift').min():+.3f} to {col('front_dtpr_shift').max():+.3f} (median "
+          f"{np.median(col('front_dtpr_shift')):+.3f}), union {col('union_dtpr_shift').min():+.3f} to "
+          f"{col('union_dtpr_shift').max():+.3f} (median {np.median(col('union_dtpr_shift')):+.3f}); the front's models "
+          f"with validate ΔTPR < {args.low:g} (median {np.median(col('front_low_n')):g} per run): median "
+          f"{np.nanmedian(col('front_low_dtpr_shift')):+.3f}.")
     return 0
 
 

@@ -284,11 +284,12 @@ def _front_ids(root: Path) -> list[str]:
 
 
 def hv_difference_interval(run_dir, *, level: float = DEFAULT_LEVEL, n_boot: int = DEFAULT_N_BOOT,
-                           seed: int = 0) -> dict:
+                           seed: int = 0, methods: Sequence[str] = UNION_METHODS) -> dict:
     """Paired-bootstrap interval of test HV(front) − HV(union of the baselines) of a finished
     FaPareto run (`biasbios`): the final front vs every epoch of every (a) vanilla and (b)
     scalarisation head, each set reduced to its val-non-dominated members, reference point the
-    run's (0.25, 0.25 by default) — the sets of benchmarks/fapareto_vs_baselines.py.
+    run's (0.25, 0.25 by default) — the sets of benchmarks/fapareto_vs_baselines.py. `methods`
+    names other baselines to unite instead (e.g. the LoRA fine-tunes, `lora_baselines.LORA_METHODS`).
     Returns {hv_front, hv_union, diff, lo, hi}; `seed` seeds the resamples."""
     from evofair.errors import UserError
     from evofair.store import RunStore
@@ -306,7 +307,9 @@ def hv_difference_interval(run_dir, *, level: float = DEFAULT_LEVEL, n_boot: int
     store = RunStore(root, readonly=True)
     try:
         front = store.individuals(front_ids)
-        union = [m for m in base["models"] if m["method"] in UNION_METHODS and m.get("weights_hash")]
+        union = [m for m in base["models"] if m["method"] in methods and m.get("weights_hash")]
+        if not union:
+            raise UserError(f"{root}: baselines.json has no stored model of {', '.join(methods)}")
         fw = [store.get_weights(i.weights_hash) for i in front]
         uw = [store.get_weights(m["weights_hash"]) for m in union]
     finally:

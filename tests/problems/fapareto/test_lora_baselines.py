@@ -8,12 +8,15 @@ import json
 import math
 
 import numpy as np
+import pytest
 import torch
 
 import evofair
+from evofair.errors import UserError
 from evofair.store import RunStore
+from evofair.uncertainty import hv_difference_interval
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
-from evofair.problems.fapareto.lora_baselines import start_weights
+from evofair.problems.fapareto.lora_baselines import LORA_METHODS, start_weights
 from test_hf_export import tiny_lora_recipe
 
 
@@ -63,7 +66,14 @@ def test_lora_baselines_are_fine_tunes_with_the_evolution_budget(tmp_path):
     for needle in ("| LoRA CE |", "| LoRA CE+λ·gap |", "| union of LoRA CE and LoRA CE+λ·gap (fine-tunes) |",
                    "Evolved front vs union of the LoRA fine-tunes"):
         assert needle in report, needle
-    assert "hv_lora_union_test" in json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    # the paired-bootstrap HV difference against the LoRA fine-tunes (fapareto_vs_baselines.py --against lora)
+    # unites the same selected models the report does
+    iv = hv_difference_interval(out, level=0.9, n_boot=40, seed=0, methods=LORA_METHODS)
+    assert iv["hv_union"] == pytest.approx(summary["hv_lora_union_test"], abs=1e-15)
+    assert iv["hv_front"] == pytest.approx(summary["hv_front_test"], abs=1e-15) and iv["lo"] <= iv["hi"]
+    with pytest.raises(UserError, match="no stored model of nonexistent"):
+        hv_difference_interval(out, n_boot=10, methods=("nonexistent",))
 
     # a selected LoRA baseline is a fine-tuned encoder + head whose stored metrics are its own
     problem = BiasBios(BiasBiosParams(**recipe["problem"]["args"])).ensure_setup()
