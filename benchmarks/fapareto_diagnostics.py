@@ -40,10 +40,6 @@ def greedy_subset(F: np.ndarray, k: int, ref) -> list[int]:
     return chosen
 
 
-def test_points(rows) -> np.ndarray:
-    return np.array([[r["error_test"], r["dtpr_test"]] for r in rows], dtype=float).reshape(-1, 2)
-
-
 def dtpr_shift(rows, ref, below: float = np.inf) -> float:
     """Mean test − validate ΔTPR over the rows whose validate and test points lie inside `ref`."""
     d = [float(r["dtpr_test"]) - float(r["dtpr_val"]) for r in rows
@@ -56,15 +52,16 @@ def oracle(run: Path, cands, ref) -> dict[str, float]:
     """Each pool's test HV when selected on test (the ceiling of any selection rule)."""
     store = RunStore(run, readonly=True)
     try:
-        evolved = [{"error_test": i.metrics["test"]["error"], "dtpr_test": i.metrics["test"]["dtpr"]}
-                   for i in store.individuals() if "test" in i.metrics]
+        evolved = [i.metrics for i in store.individuals() if "test" in i.metrics]
     finally:
         store.close()
-    pool = lambda ms: test_points([{n: m["metrics"]["test"][n.split("_")[0]] for n in ("error_test", "dtpr_test")}  # noqa: E731
-                                   for m in ms])
-    return {"oracle_evolved": hypervolume(test_points(evolved), ref),
-            "oracle_b": hypervolume(pool([m for m in cands if m["method"] == "scalarisation"]), ref),
-            "oracle_union": hypervolume(pool(cands), ref), "n_evolved": len(evolved)}
+
+    def hv_on_test(metrics) -> float:
+        return hypervolume(np.array([[m["test"]["error"], m["test"]["dtpr"]] for m in metrics]).reshape(-1, 2), ref)
+
+    return {"oracle_evolved": hv_on_test(evolved),
+            "oracle_b": hv_on_test([m["metrics"] for m in cands if m["method"] == "scalarisation"]),
+            "oracle_union": hv_on_test([m["metrics"] for m in cands]), "n_evolved": len(evolved)}
 
 
 def diagnose(run: Path, k: int, low: float = 0.03) -> dict[str, float]:

@@ -92,3 +92,28 @@ def test_exported_model_card_has_the_intervals(run, tmp_path):
     assert iv["metrics"]["error"] == [float(rows[0]["error_test_lo"]), float(rows[0]["error_test_hi"])]
     assert "90%" not in (tmp_path / "m" / "README.md").read_text() and "80%" in (tmp_path / "m" / "README.md").read_text()
     assert np.isfinite(iv["metrics"]["dpd"]).all()
+
+
+def test_diagnostics_ceiling_bounds_every_selected_set(run):
+    """benchmarks/fapareto_diagnostics.py's oracle ceilings: HV only grows with the set, so each pool
+    selected on test bounds what was selected on validate from it, and (a)+(b)'s pool bounds (b)'s;
+    the pool is every evaluated individual (read back from the store)."""
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from fapareto_diagnostics import diagnose
+
+    from evofair.indicators import hypervolume
+
+    d = diagnose(run, k=4)
+    summary = json.loads((run / "summary.json").read_text())
+    store = RunStore(run, readonly=True)
+    inds = store.individuals()
+    store.close()
+    assert d["n_evolved"] == len(inds) > 0
+    ref = summary["hv_ref"]
+    pool = np.array([[i.metrics["test"]["error"], i.metrics["test"]["dtpr"]] for i in inds])
+    assert d["oracle_evolved"] == pytest.approx(hypervolume(pool, ref), abs=1e-15)
+    assert d["oracle_evolved"] >= summary["hv_front_test"] - 1e-15
+    assert d["oracle_union"] >= summary["hv_union_ab_test"] - 1e-15
+    assert d["oracle_union"] >= d["oracle_b"] >= summary["hv_scalarisation_test"] - 1e-15
