@@ -15,6 +15,9 @@ head genome and prints, per run and as ranges over all of them:
   ones (inside the reference box), and of the front's models with validate ΔTPR < `--low`.
 
     .venv/bin/python benchmarks/fapareto_diagnostics.py out/bench_fapareto/*-seed*
+    .venv/bin/python benchmarks/fapareto_diagnostics.py --baselines lora OUT/default-seed1   # a LoRA-genome run
+
+With `--baselines lora` "(a)" and "(b)" read the LoRA fine-tunes (LoRA CE, LoRA CE+λ·gap).
 """
 
 from __future__ import annotations
@@ -48,7 +51,12 @@ def dtpr_shift(rows, ref, below: float = np.inf) -> float:
     return float(np.mean(d)) if d else float("nan")
 
 
-def oracle(run: Path, cands, ref) -> dict[str, float]:
+#: --baselines: the vanilla and scalarised methods compared with (head baselines, or the LoRA fine-tunes)
+BASELINES = {"ab": ("vanilla", "scalarisation", "hv_union_ab_test"),
+             "lora": ("lora_vanilla", "lora_scalarisation", "hv_lora_union_test")}
+
+
+def oracle(run: Path, cands, ref, scalarised: str = "scalarisation") -> dict[str, float]:
     """Each pool's test HV when selected on test (the ceiling of any selection rule)."""
     store = RunStore(run, readonly=True)
     try:
@@ -60,15 +68,16 @@ def oracle(run: Path, cands, ref) -> dict[str, float]:
         return hypervolume(np.array([[m["test"]["error"], m["test"]["dtpr"]] for m in metrics]).reshape(-1, 2), ref)
 
     return {"oracle_evolved": hv_on_test(evolved),
-            "oracle_b": hv_on_test([m["metrics"] for m in cands if m["method"] == "scalarisation"]),
+            "oracle_b": hv_on_test([m["metrics"] for m in cands if m["method"] == scalarised]),
             "oracle_union": hv_on_test([m["metrics"] for m in cands]), "n_evolved": len(evolved)}
 
 
-def diagnose(run: Path, k: int, low: float = 0.03) -> dict[str, float]:
+def diagnose(run: Path, k: int, low: float = 0.03, baselines: str = "ab") -> dict[str, float]:
+    vanilla, scalarised, union_key = BASELINES[baselines]
     summary = json.loads((run / "summary.json").read_text())
     ref = summary["hv_ref"]
     cands = [m for m in json.loads((run / "baselines.json").read_text())["candidates"]
-             if m["method"] in ("vanilla", "scalarisation")]
+             if m["method"] in (vanilla, scalarised)]
     V = np.array([[m["metrics"]["val"]["error"], m["metrics"]["val"]["dtpr"]] for m in cands])
     T = np.array([[m["metrics"]["test"]["error"], m["metrics"]["test"]["dtpr"]] for m in cands])
     nd = non_dominated(V)
@@ -78,17 +87,17 @@ def diagnose(run: Path, k: int, low: float = 0.03) -> dict[str, float]:
         front_rows = list(csv.DictReader(fh))
     front = np.array([[float(r["error_val"]), float(r["dtpr_val"])] for r in front_rows])
     with open(run / "baselines.csv", newline="") as fh:
-        union_rows = [r for r in csv.DictReader(fh) if r["method"] in ("vanilla", "scalarisation")]
-    union = summary["hv_union_ab_test"]
-    return {"union_vs_b": (union - summary["hv_scalarisation_test"]) / union,
+        union_rows = [r for r in csv.DictReader(fh) if r["method"] in (vanilla, scalarised)]
+    union = summary[union_key]
+    return {"union_vs_b": (union - summary[f"hv_{scalarised}_test"]) / union,
             "min_val_error_evolved": evolved_err,
-            "min_val_error_vanilla": min(m["metrics"]["val"]["error"] for m in cands if m["method"] == "vanilla"),
+            "min_val_error_vanilla": min(m["metrics"]["val"]["error"] for m in cands if m["method"] == vanilla),
             "union_nondominated": len(nd),
             "union_inside_ref": int(np.all(V[nd] < ref, axis=1).sum()),
             "front_inside_ref": int(np.all(front < ref, axis=1).sum()),
             "union_test_hv": hypervolume(T[nd], ref),
             "union_best_k_test_hv": hypervolume(T[nd][greedy_subset(V[nd], k, ref)], ref),
-            **oracle(run, cands, ref),
+            **oracle(run, cands, ref, scalarised),
             "front_dtpr_shift": dtpr_shift(front_rows, ref), "union_dtpr_shift": dtpr_shift(union_rows, ref),
             "front_low_dtpr_shift": dtpr_shift(front_rows, ref, below=low),
             "front_low_n": sum(float(r["dtpr_val"]) < low for r in front_rows)}
@@ -99,8 +108,10 @@ def main(argv=None) -> int:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--k", type=int, default=16, help="points of the union kept by greedy validation HV")
     ap.add_argument("--low", type=float, default=0.03, help="validate ΔTPR below which the front's shift is also shown")
+    ap.add_argument("--baselines", choices=sorted(BASELINES), default="ab",
+                    help="ab: (a) vanilla and (b) scalarised heads; lora: the LoRA fine-tunes (a LoRA-genome run)")
     args = ap.parse_args(argv)
-    rows = {run: diagnose(run, args.k, args.low) for run in args.runs if (run / "baselines.json").exists()}
+    rows = {run: diagnose(run, args.k, args.low, args.baselines) for run in args.runs if (run / "baselines.json").exists()}
     keys = list(next(iter(rows.values())))
     print("| run | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1))
     for run, r in rows.items():
