@@ -10,12 +10,15 @@ loses the near-CE individuals of the accurate corner.
 
 `--variant base30`: problem `BiasBiosTrainedBase`, BiasBios whose shared base head θ₀ is first
 trained with cross-entropy (`base_epochs`), so every model — evolved or baseline, both start from
-θ₀ + noise — starts fine-tuned, as the paper's LLMs do."""
+θ₀ + noise — starts fine-tuned, as the paper's LLMs do.
+
+Session 6's variants (sft-decay, sft-swa, pooled-val, pooled-dtpr, dtpr-max-train, soft-val,
+dtpr-floor*) each say below why they were tried; docs/fapareto.md has what they measured."""
 
 import math
+from typing import Literal
 
 import numpy as np
-
 import torch
 from pydantic import Field
 from evofair.registry import component
@@ -101,7 +104,7 @@ class BiasBiosTrainedBase(BiasBios):
 # averaging the iterates of the epoch's second half (SWA) lands at the flat centre of where they wander.
 
 class ScheduledSFTArgs(SFTArgs):
-    schedule: str = Field("linear", description="linear: lr → 0 over the local search; constant")
+    schedule: Literal["linear", "constant"] = Field("linear", description="linear: lr → 0 over the local search")
     average_tail: float = Field(0.0, ge=0, lt=1, description="average the iterates after this fraction of the steps")
 
 
@@ -156,7 +159,7 @@ class BiasBiosPooledVal(BiasBios):
 
 class PooledDtprParams(BiasBiosParams):
     pooled: list[str] = Field(default_factory=lambda: ["dtpr"], description="metrics read on train and validate")
-    combine: str = Field("pooled", description="pooled: on train ∪ validate; max: the larger of the train "
+    combine: Literal["pooled", "max"] = Field("pooled", description="pooled: on train ∪ validate; max: the larger of the train "
                                                "and validate values (a model counts as fair only if fair on both)")
 
 
