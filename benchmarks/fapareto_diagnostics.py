@@ -128,6 +128,8 @@ def main(argv=None) -> int:
           f"all of it, test HV: {(col('union_best_k_test_hv') / col('union_test_hv')).min():.3f}–"
           f"{(col('union_best_k_test_hv') / col('union_test_hv')).max():.3f}.")
     ceil_b, ceil_u = col("oracle_evolved") / col("oracle_b"), col("oracle_evolved") / col("oracle_union")
+    low = col("front_low_dtpr_shift")
+    low_median = float(np.median(low[np.isfinite(low)])) if np.isfinite(low).any() else float("nan")
     print(f"Ceiling (every candidate selected on test): evolved pool / (b)'s pool {ceil_b.min():.3f}–{ceil_b.max():.3f} "
           f"(median {np.median(ceil_b):.3f}), / (a)+(b)'s pool {ceil_u.min():.3f}–{ceil_u.max():.3f} "
           f"(median {np.median(ceil_u):.3f}). Test − validate ΔTPR, mean over a run's selected models: front "
@@ -135,7 +137,7 @@ def main(argv=None) -> int:
           f"{np.median(col('front_dtpr_shift')):+.3f}), union {col('union_dtpr_shift').min():+.3f} to "
           f"{col('union_dtpr_shift').max():+.3f} (median {np.median(col('union_dtpr_shift')):+.3f}); the front's models "
           f"with validate ΔTPR < {args.low:g} (median {np.median(col('front_low_n')):g} per run): median "
-          f"{np.nanmedian(col('front_low_dtpr_shift')):+.3f}.")
+          f"{low_median:+.3f}.")
     return 0
 
 
