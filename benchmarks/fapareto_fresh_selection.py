@@ -69,6 +69,7 @@ def main(argv=None) -> int:
         recipe_path = ROOT / "runs" / "fapareto_biasbios.yaml"
         print("| seed | union (a)+(b), whole validate | front, fitness and selection on A | archive re-selected on B "
               "(fresh) | archive re-selected on all of validate |\n|---|---:|---:|---:|---:|")
+        ratios = []
         for seed in args.seeds:
             runs, results = {}, {}
             for name, extra in (("shipped", []), ("half", [f"problem.args.data_file={file_a}",
@@ -100,6 +101,8 @@ def main(argv=None) -> int:
                   "all_val": hypervolume(test[non_dominated(scored(np.arange(len(o["y_true"]))))], ref)}
             print(f"| {seed} | {union:.6f} | " + " | ".join(f"{v:.6f} ({v / union:.3f})" for v in hv.values()) + " |",
                   flush=True)
+            ratios.append([v / union for v in hv.values()])
+        print(f"| mean ratio, {len(ratios)} seeds | | " + " | ".join(f"**{m:.3f}**" for m in np.mean(ratios, 0)) + " |")
     return 0
 
 

@@ -117,3 +117,9 @@ def test_diagnostics_ceiling_bounds_every_selected_set(run):
     assert d["oracle_evolved"] >= summary["hv_front_test"] - 1e-15
     assert d["oracle_union"] >= summary["hv_union_ab_test"] - 1e-15
     assert d["oracle_union"] >= d["oracle_b"] >= summary["hv_scalarisation_test"] - 1e-15
+    assert d["oracle_evolved_and_union"] >= max(d["oracle_evolved"], d["oracle_union"]) - 1e-15
+    low = sum(i.metrics["val"]["error"] < ref[0] and i.metrics["val"]["dtpr"] < 0.03 for i in inds)
+    cands = [c["metrics"]["val"] for c in json.loads((run / "baselines.json").read_text())["candidates"]
+             if c["method"] in ("vanilla", "scalarisation")]
+    assert d["evolved_low_n"] == low
+    assert d["union_low_n"] == sum(v["error"] < ref[0] and v["dtpr"] < 0.03 for v in cands)
