@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import evofair  # noqa: E402
-from evofair.recipe import read_recipe_file  # noqa: E402
+from evofair.lifecycle.recipe import read_recipe_file  # noqa: E402
 
 REF = np.array([1.1, 1.1])
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def old_store_module(rev: str, tmp: Path):
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:evofair/store.py"], check=True,
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:evofair/store/run_store.py"], check=True,
                             capture_output=True, text=True).stdout
     path = tmp / "store_before.py"
     path.write_text(source)
@@ -35,7 +35,7 @@ def old_store_module(rev: str, tmp: Path):
 
 
 def individuals(n: int, hashes: list[str]):
-    from evofair.individual import Individual, individual_id
+    from evofair.core.individual import Individual, individual_id
 
     return [Individual(id=individual_id(1, i), generation=1, parents=("a", "b"), seed=i, weights_hash=h,
                        operator={"crossover": {"name": "ties", "args": {"density": 0.5}, "seed": i}},
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args(argv)
-    from evofair.store import RunStore
+    from evofair.store.run_store import RunStore
 
     best = {"before": [float("inf")] * 2, "after": [float("inf")] * 2}
     with tempfile.TemporaryDirectory() as tmp:

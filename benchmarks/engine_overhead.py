@@ -103,8 +103,8 @@ def evofair_loop(pop: int, gens: int) -> float:
     """The whole engine loop, store writes and per-generation commits included."""
     from evofair.engine.loop import Engine
     from evofair.executors.serial import SerialExecutor
-    from evofair.recipe import parse_recipe
-    from evofair.store import RunStore
+    from evofair.lifecycle.recipe import parse_recipe
+    from evofair.store.run_store import RunStore
 
     rec = parse_recipe(recipe(pop, gens))
     problem = ToyMLP(ToyParams(**PROBLEM)).ensure_setup()
@@ -121,7 +121,7 @@ def evofair_loop(pop: int, gens: int) -> float:
 
 def seeding_cost(n: int = 200) -> tuple[float, float]:
     """ms per call: torch.manual_seed (seeds every accelerator backend) vs evofair's seed_torch."""
-    from evofair.seeding import seed_torch
+    from evofair.core.seeding import seed_torch
 
     t = time.perf_counter()
     for i in range(n):

@@ -18,7 +18,7 @@ from pathlib import Path
 import evofair
 from evofair.explorer.data import RunData
 from evofair.explorer.figures import front_figure
-from evofair.store import RunStore
+from evofair.store.run_store import RunStore
 
 
 def timed(fn) -> float:

@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import evofair  # noqa: E402
-from evofair.indicators import hypervolume, non_dominated  # noqa: E402
-from evofair.recipe import load_recipe  # noqa: E402
-from evofair.report import final_front  # noqa: E402
-from evofair.store import RunStore  # noqa: E402
+from evofair.analysis.indicators import hypervolume, non_dominated  # noqa: E402
+from evofair.lifecycle.recipe import load_recipe  # noqa: E402
+from evofair.analysis.report import final_front  # noqa: E402
+from evofair.store.run_store import RunStore  # noqa: E402
 
 
 def _test_points(out: Path, problem) -> tuple[np.ndarray, np.ndarray]:
@@ -54,8 +54,8 @@ ARMS = (("(i) memetic FairPO", "memetic_fairpo"), ("(ii) memetic SFT", "memetic_
 
 def one_seed(recipe, out: Path, tag: str) -> dict:
     """The three arms for one recipe seed; returns HVs, step counts and seconds."""
-    from evofair.api import build_problem
-    from evofair.torch_utils import torch_threads
+    from evofair.lifecycle.api import build_problem
+    from evofair.core.torch_utils import torch_threads
     from evofair.problems.fairpo.train import METHODS, train_selected
     from evofair.problems.fairpo.mulan import privileged_labels
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evofair.indicators import hypervolume, non_dominated
-from evofair.store import RunStore
+from evofair.analysis.indicators import hypervolume, non_dominated
+from evofair.store.run_store import RunStore
 
 
 def greedy_subset(F: np.ndarray, k: int, ref) -> list[int]:

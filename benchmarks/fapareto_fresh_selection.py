@@ -54,11 +54,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import evofair
-    from evofair.indicators import hypervolume, non_dominated
-    from evofair.metrics import fairness_metrics
+    from evofair.analysis.indicators import hypervolume, non_dominated
+    from evofair.analysis.metrics import fairness_metrics
     from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
-    from evofair.recipe import load_recipe
-    from evofair.store import RunStore
+    from evofair.lifecycle.recipe import load_recipe
+    from evofair.store.run_store import RunStore
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ def _embed_in_process(texts, threads: int, batch_size: int) -> float:
 def _sft_epoch(problem, threads: int, repeats: int = 3) -> float:
     import torch
 
-    from evofair.plugins import registry
+    from evofair.core.plugins import registry
 
     spec = registry("refine").get("sft")
     args = spec.args(epochs=1, optimizer="adamw", lr=1e-3, batch_size=256)

@@ -21,17 +21,17 @@ from typing import Literal
 import numpy as np
 import torch
 from pydantic import Field
-from evofair.registry import component
+from evofair.core.registry import component
 from evofair.operators.mutation import GaussianArgs, gaussian
 from evofair.operators import merge
 from evofair.problems.fapareto.baselines import train_heads
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 from evofair.problems.fapareto.classification import SplitData
-from evofair.metrics import fairness_metrics
-from evofair.operator import Refined, training_batches
+from evofair.analysis.metrics import fairness_metrics
+from evofair.core.operator import Refined, training_batches
 from evofair.operators.refine import SFTArgs, make_optimizer, train_step
-from evofair.problem import Trainable
-from evofair.seeding import torch_seeded
+from evofair.core.problem import Trainable
+from evofair.core.seeding import torch_seeded
 
 KEY = "fair_weight"
 

@@ -8,7 +8,7 @@ trained in the same run, same budget, same selection rule) and reads the run's s
 - `union`: HV on test of the val-non-dominated union of the vanilla (a) and scalarisation (b)
   baselines' candidates (every epoch of every head);
 - their ratio and the paired-bootstrap 90% interval of the difference front − union
-  (`evofair.uncertainty.hv_difference_interval`); then the means over seeds.
+  (`evofair.analysis.uncertainty.hv_difference_interval`); then the means over seeds.
 
 `--against lora` compares with the union of the LoRA fine-tune baselines instead (a run of the LoRA
 genome, `--recipe runs/fapareto_biasbios_lora.yaml`: hours on 2 CPU cores, meant for a GPU).
@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from evofair.uncertainty import hv_difference_interval
+from evofair.analysis.uncertainty import hv_difference_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -101,7 +101,7 @@ AGAINST = {"ab": ("hv_union_ab_test", ("vanilla", "scalarisation")),
 
 def run_one(recipe_path: Path, seed: int, out: Path, overrides: list[str]) -> dict:
     import evofair
-    from evofair.recipe import load_recipe
+    from evofair.lifecycle.recipe import load_recipe
 
     recipe = load_recipe(recipe_path, [f"seed={seed}", *overrides])
     if out.exists():

@@ -31,7 +31,7 @@ RECIPES = ("zdt1", "zdt1_deap", "toy", "fapareto_biasbios", "fairpo_memetic_yeas
 def front_digest(path: Path) -> str:
     """sha256 of front.csv without the bootstrap-interval columns (`<metric>_test_lo/_hi`, issue 13):
     they are added outputs, so the fitness-determined front keeps its recorded checksum. The
-    remaining columns are written back exactly as evofair.report writes them (csv module, CRLF)."""
+    remaining columns are written back exactly as evofair.analysis.report writes them (csv module, CRLF)."""
     data = path.read_bytes()
     rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
     keep = [k for k, name in enumerate(rows[0] if rows else []) if not name.endswith(("_test_lo", "_test_hi"))]

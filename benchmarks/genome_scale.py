@@ -52,8 +52,8 @@ def minilm_problem(storage: str, cache: Path, limit: int = 16):
 
 def minilm_sizes(cache: Path) -> dict[str, dict[str, float]]:
     """Bytes on disk (RunStore files) and on the wire per individual, per storage, after 1 and 2 SFT steps."""
-    from evofair.plugins import registry
-    from evofair.store import RunStore
+    from evofair.core.plugins import registry
+    from evofair.store.run_store import RunStore
 
     sft = registry("refine").get("sft")
     out = {}
@@ -84,7 +84,7 @@ def minilm_sizes(cache: Path) -> dict[str, dict[str, float]]:
 def refactor_errors(cache: Path, steps: int = 4) -> dict[str, float]:
     """Relative Frobenius error of re-factorised merges (max over the adapted matrices and both
     children) of two MiniLM factor genomes trained independently (`steps` SFT steps each)."""
-    from evofair.plugins import registry
+    from evofair.core.plugins import registry
 
     problem = minilm_problem("factors", cache)
     sft = registry("refine").get("sft")
@@ -110,7 +110,7 @@ import torch
 torch.set_num_threads(1)
 from genome_scale import minilm_problem
 from pathlib import Path
-from evofair.pipeline import Operators, OpCall, Plan, GenomeRef, realise
+from evofair.engine.pipeline import Operators, OpCall, Plan, GenomeRef, realise
 from evofair.executors.base import evaluate_all_splits
 p = minilm_problem({storage!r}, Path({str(cache)!r}))
 after_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -46,7 +46,7 @@ def main_job(device: str, tmp: Path) -> dict:
 
 def lora_problem(device: str, limit: int | None, cache_dir: Path, prefix_cache: bool):
     from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
-    from evofair.recipe import load_recipe
+    from evofair.lifecycle.recipe import load_recipe
 
     recipe = load_recipe(ROOT / "runs" / "fapareto_biasbios_lora.yaml")
     args = dict(recipe.problem.args)
@@ -66,7 +66,7 @@ def _sync(device) -> None:
 
 def time_offspring(problem, recipe, n: int) -> dict:
     """Seconds per local learning (the recipe's SFT) and per evaluation (validate + test)."""
-    from evofair.plugins import registry
+    from evofair.core.plugins import registry
 
     spec = registry("refine").get(recipe.operators.refine.name)
     args = spec.args(**recipe.operators.refine.args)
@@ -95,8 +95,8 @@ def bare_loop(problem, start, args, seed: int) -> tuple[float, dict]:
     from evofair.problems.fapareto.classification import MLPHead
     from evofair.problems.fapareto.losses import soft_tpr_gap
     from evofair.problems.fapareto.text_encoder import load_encoder, mean_pool
-    from evofair.seeding import torch_seeded
-    from evofair.store import weights_hash
+    from evofair.core.seeding import torch_seeded
+    from evofair.store.run_store import weights_hash
 
     lora, device = problem.lora, problem.device
     tokenizer, encoder = load_encoder(problem.model_dir)

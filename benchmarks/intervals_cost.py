@@ -1,7 +1,7 @@
-"""What the bootstrap intervals (issue 13, evofair/uncertainty.py) add to a finished run's report.
+"""What the bootstrap intervals (issue 13, evofair/analysis/uncertainty.py) add to a finished run's report.
 
 Times, on an existing run directory (e.g. the default main job's), the two pieces the report runs
-for a problem with per-example outputs: `evofair.report.run_intervals` (every metric of every front
+for a problem with per-example outputs: `evofair.analysis.report.run_intervals` (every metric of every front
 model and baseline head, intervals.json) and FaPareto's paired HV-difference / correlation bootstrap
 (`front_vs_union_interval`). The problem's own setup (feature cache) is not counted: the run has it.
 
@@ -24,9 +24,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
     from evofair.explorer.data import open_store
-    from evofair.recipe import Recipe, read_recipe_file
-    from evofair.api import build_problem
-    from evofair.report import run_intervals, sorted_front
+    from evofair.lifecycle.recipe import Recipe, read_recipe_file
+    from evofair.lifecycle.api import build_problem
+    from evofair.analysis.report import run_intervals, sorted_front
     from evofair.problems.fapareto.baselines import read_baselines
     from evofair.problems.fapareto.report import front_vs_union_interval
 

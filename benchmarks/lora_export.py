@@ -34,10 +34,10 @@ def main() -> None:
     import torch
     from safetensors.torch import save
 
-    from evofair.plugins import registry
+    from evofair.core.plugins import registry
     from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
     from evofair.problems.fapareto.hf_export import export_lora
-    from evofair.recipe import load_recipe
+    from evofair.lifecycle.recipe import load_recipe
 
     recipe = load_recipe(REPO / "runs" / "fapareto_biasbios_lora.yaml")
     args = dict(recipe.problem.args, limit=a.limit)

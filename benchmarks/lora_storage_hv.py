@@ -55,7 +55,7 @@ def run_one(storage: str, seed: int, tmp: Path, extra: list[str]) -> dict:
 
 def refactor_errors(out: Path) -> dict:
     """The relative Frobenius errors of re-factorised merges, as the factor genome logged them."""
-    from evofair.store import RunStore
+    from evofair.store.run_store import RunStore
 
     store = RunStore(out, readonly=True)
     try:

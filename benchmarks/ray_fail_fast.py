@@ -66,7 +66,7 @@ def seconds_to_error(fn) -> tuple[float, str]:
 
 def main() -> None:
     import evofair
-    from evofair import jobs
+    from evofair.executors import ray_jobs as jobs
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

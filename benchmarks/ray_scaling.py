@@ -42,7 +42,7 @@ def recipe(pop: int, gens: int, executor: dict) -> dict:
 
 def warm_up(executor, problem, n: int) -> None:
     """One refine task per worker, so no timed task pays torch's first-optimizer imports."""
-    from evofair.pipeline import GenomeRef, OpCall, Plan
+    from evofair.engine.pipeline import GenomeRef, OpCall, Plan
 
     plans = [Plan(parents=(GenomeRef(f"w{i}", f"h{i}"),), refine=OpCall("sft", SFT, 100 + i)) for i in range(n)]
     executor.realise(plans, lambda key: problem.init_weights(0))
@@ -60,8 +60,8 @@ def timed_run(pop: int, gens: int, executor_cfg: dict) -> tuple[float, float, fl
     average — CPU seconds of driver + actors over wall seconds —, per-generation val HV)."""
     from evofair.engine.loop import Engine
     from evofair.executors import ProblemFactory, make_executor
-    from evofair.recipe import parse_recipe
-    from evofair.store import RunStore
+    from evofair.lifecycle.recipe import parse_recipe
+    from evofair.store.run_store import RunStore
     from evofair.problems.classic.toy import ToyMLP, ToyParams
 
     rec = parse_recipe(recipe(pop, gens, executor_cfg))

@@ -44,8 +44,8 @@ FACTOR_BYTES_7B = 33_587_200 + 9_000  # genome_scale.py: 7B, r 8 on q/v, max_ran
 
 def measure_plans(n: int) -> float:
     from evofair.engine.plans import PlanMaker
-    from evofair.pipeline import GenomeRef
-    from evofair.recipe import OperatorsCfg
+    from evofair.engine.pipeline import GenomeRef
+    from evofair.lifecycle.recipe import OperatorsCfg
 
     cfg = OperatorsCfg.model_validate({"crossover": [{"name": "ties", "args": {"density": 0.5}}],
                                        "mutation": {"name": "gaussian"}})
@@ -60,8 +60,8 @@ def measure_plans(n: int) -> float:
 
 
 def measure_store(n: int, root: Path) -> dict[str, float]:
-    from evofair.individual import Individual, individual_id
-    from evofair.store import RunStore
+    from evofair.core.individual import Individual, individual_id
+    from evofair.store.run_store import RunStore
 
     store = RunStore(root)
     genomes = [{"w": torch.tensor([float(i), 1.0, 2.0, 3.0]), "b": torch.tensor([float(-i)])} for i in range(n)]
@@ -92,8 +92,8 @@ def measure_wire(tmp: Path) -> dict[str, dict] | None:
     """Weight bytes and keys between driver and Ray workers per offspring, on a local Ray run of the
     toy recipe (runs/toy_ray.yaml, 2 workers), weights via the driver vs the shared store."""
     import evofair
-    from evofair.recipe import read_recipe_file
-    from evofair.store import RunStore
+    from evofair.lifecycle.recipe import read_recipe_file
+    from evofair.store.run_store import RunStore
 
     recipe = read_recipe_file(str(Path(__file__).resolve().parent.parent / "runs" / "toy_ray.yaml"))
     out = {}

@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from evofair.individual import Individual
-from evofair.store import RunStore
+from evofair.core.individual import Individual
+from evofair.store.run_store import RunStore
 
 
 def full_scan_individuals(store: RunStore, ids=None) -> list[Individual]:
@@ -62,9 +62,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import evofair
-    from evofair.api import build_problem
-    from evofair.recipe import load_recipe
-    from evofair.report import write_report
+    from evofair.lifecycle.api import build_problem
+    from evofair.lifecycle.recipe import load_recipe
+    from evofair.analysis.report import write_report
 
     tmp = tempfile.TemporaryDirectory()
     run = Path(args.run) if args.run else Path(tmp.name) / "run"

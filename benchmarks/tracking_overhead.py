@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import evofair
-from evofair.recipe import load_recipe
+from evofair.lifecycle.recipe import load_recipe
 
 VARIANTS = {
     "no callbacks": [],

@@ -40,12 +40,12 @@ def recipe_path(arg: str | None) -> Path:
 
 
 def _cmd_run(args) -> int:
-    from evofair import api
-    from evofair.experiments import is_experiment
-    from evofair.recipe import apply_overrides, parse_recipe, read_recipe_file
+    from evofair.lifecycle import api
+    from evofair.lifecycle.experiments import is_experiment
+    from evofair.lifecycle.recipe import apply_overrides, parse_recipe, read_recipe_file
 
     if args.resume:
-        from evofair.resume import check_resumable
+        from evofair.lifecycle.resume import check_resumable
 
         out = Path(args.resume)
         source = out / "config.yaml"
@@ -88,8 +88,8 @@ def _default_out(name: str) -> Path:
 
 
 def _cmd_experiment(args) -> int:
-    from evofair.experiments import is_experiment, parse_experiment, run_experiment
-    from evofair.recipe import apply_overrides, read_recipe_file
+    from evofair.lifecycle.experiments import is_experiment, parse_experiment, run_experiment
+    from evofair.lifecycle.recipe import apply_overrides, read_recipe_file
 
     if args.list:
         return _cmd_experiments(args)
@@ -110,7 +110,7 @@ def _cmd_experiment(args) -> int:
 
 
 def _cmd_experiments(args) -> int:
-    from evofair.plugins import registry
+    from evofair.core.plugins import registry
 
     print("experiments (`evofair experiment RECIPE`; recipe key `experiment: {name, args}`):")
     for spec in registry("experiment"):
@@ -137,7 +137,7 @@ def _cmd_recipes(args) -> int:
 
 
 def _cmd_problems(args) -> int:
-    from evofair.plugins import OPERATOR_KINDS, registry
+    from evofair.core.plugins import OPERATOR_KINDS, registry
 
     print("problems:")
     for spec in registry("problem"):
@@ -167,7 +167,7 @@ def _describe(spec) -> str:
 
 
 def _cmd_verify(args) -> int:
-    from evofair.store import RunStore
+    from evofair.store.run_store import RunStore
 
     store = RunStore(args.dir, readonly=True)
     try:
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check a run directory: weights hashes, index consistency")
     verify.add_argument("dir")
     verify.set_defaults(fn=_cmd_verify)
-    from evofair.jobs import add_job_commands  # submit / status / logs on a Ray cluster
+    from evofair.executors.ray_jobs import add_job_commands  # submit / status / logs on a Ray cluster
 
     add_job_commands(sub)
     from evofair.explorer.commands import add_commands as add_explorer_commands  # explore / export / report

@@ -16,10 +16,10 @@ from mergekit.merge_methods.api import merge_state_dicts
 from pydantic import Field
 
 from evofair.errors import UserError
-from evofair.individual import Weights
-from evofair.problem import HasBase
-from evofair.registry import Args, component
-from evofair.seeding import torch_seeded
+from evofair.core.individual import Weights
+from evofair.core.problem import HasBase
+from evofair.core.registry import Args, component
+from evofair.core.seeding import torch_seeded
 
 
 def _generator(seed: int) -> torch.Generator:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from evofair.individual import Weights
-from evofair.registry import Args, component
+from evofair.core.individual import Weights
+from evofair.core.registry import Args, component
 
 
 class GaussianArgs(Args):

@@ -7,11 +7,11 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from evofair.individual import Weights
-from evofair.registry import Args, component
-from evofair.seeding import torch_seeded
-from evofair.operator import Refined, training_batches
-from evofair.problem import Trainable
+from evofair.core.individual import Weights
+from evofair.core.registry import Args, component
+from evofair.core.seeding import torch_seeded
+from evofair.core.operator import Refined, training_batches
+from evofair.core.problem import Trainable
 
 
 class SFTArgs(Args):

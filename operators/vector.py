@@ -6,7 +6,7 @@ from pydantic import Field
 from pymoo.operators.crossover.sbx import SBX
 from pymoo.operators.mutation.pm import PM
 
-from evofair.registry import Args, component
+from evofair.core.registry import Args, component
 
 
 class SBXArgs(Args):

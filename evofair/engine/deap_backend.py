@@ -148,7 +148,7 @@ def _seed(rng: np.random.Generator) -> int:
 
 
 class VectorVariation:
-    """Real vectors: DEAP's bounded SBX and polynomial mutation (`evofair.genome.VectorGenome`)."""
+    """Real vectors: DEAP's bounded SBX and polynomial mutation (`evofair.core.genome.VectorGenome`)."""
 
     def __init__(self, recipe, problem):
         self.var = _vector_variation(recipe, problem)
@@ -183,7 +183,7 @@ class VectorVariation:
 
 class PlanVariation:
     """Checkpoints: `Plan`s written by `PlanMaker` with the recipe's crossover/mutation probabilities,
-    as `pymoo_backend._PlanCrossover/_PlanMutation` do (`evofair.genome.WeightsGenome`)."""
+    as `pymoo_backend._PlanCrossover/_PlanMutation` do (`evofair.core.genome.WeightsGenome`)."""
 
     def __init__(self, recipe):
         ops = recipe.operators

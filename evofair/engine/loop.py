@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from evofair.constraints import feasible_first, total_violation, violations
+from evofair.core.constraints import feasible_first, total_violation, violations
 from evofair.engine.backend import Backend
-from evofair.indicators import hypervolume
-from evofair.pipeline import OpCall
-from evofair.seeding import derive_seed
-from evofair.store import RunStore
+from evofair.analysis.indicators import hypervolume
+from evofair.engine.pipeline import OpCall
+from evofair.core.seeding import derive_seed
+from evofair.store.run_store import RunStore
 from evofair.tracking.callbacks import CallbackList, GenerationInfo, ModelInfo
 from evofair.tracking.progress import GenerationProgress, progress_bar
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from evofair.pipeline import GenomeRef, OpCall, Plan
+from evofair.engine.pipeline import GenomeRef, OpCall, Plan
 
 SEED_HIGH = 2**62
 

@@ -20,7 +20,7 @@ from pymoo.problems.static import StaticProblem
 
 from evofair.engine.backend import Backend, rng_from_state, rng_state
 from evofair.engine.plans import PlanMaker
-from evofair.jsonstate import from_json, numeric_attributes, set_numeric_attributes, to_json
+from evofair.store.jsonstate import from_json, numeric_attributes, set_numeric_attributes, to_json
 
 
 class _Shape(PymooProblem):
@@ -84,7 +84,7 @@ class _SameGenome(ElementwiseDuplicateElimination):
 
 
 def plan_variation(recipe) -> dict[str, Any]:
-    """pymoo operators that write `Plan`s for checkpoint genomes (see `evofair.genome.WeightsGenome`)."""
+    """pymoo operators that write `Plan`s for checkpoint genomes (see `evofair.core.genome.WeightsGenome`)."""
     maker = PlanMaker(recipe.operators)
     kwargs: dict[str, Any] = {"sampling": _PlanSampling(maker), "eliminate_duplicates": _SameGenome()}
     # No crossover in the recipe: pymoo's own copy path (prob 0) hands parents to mutation. Leaving

@@ -7,7 +7,7 @@ from typing import Any
 
 def vector_operators(recipe) -> dict[str, Any]:
     """The pymoo crossover/mutation objects a vector recipe names (both backends read them)."""
-    from evofair.plugins import registry
+    from evofair.core.plugins import registry
 
     ops = recipe.operators
     cx = ops.crossovers[0] if ops.crossovers else None

@@ -13,9 +13,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from evofair.errors import UserError
-from evofair.individual import Weights
-from evofair.pipeline import Plan, Realised
-from evofair.problem import SPLITS
+from evofair.core.individual import Weights
+from evofair.engine.pipeline import Plan, Realised
+from evofair.core.problem import SPLITS
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class ProblemFactory:
     base_dir: str | None = None  # the recipe's folder, for problems that resolve relative paths
 
     def build(self):
-        from evofair.plugins import registry
+        from evofair.core.plugins import registry
 
         if self.instance is not None:
             return self.instance

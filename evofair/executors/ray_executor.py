@@ -35,8 +35,8 @@ from typing import Any, Callable, Mapping, Sequence
 from evofair.errors import UserError
 from evofair.executors.base import (Executor, ProblemFactory, WorkerError, chunks, evaluate_all_splits,
                                     merge_metrics, tensor_bytes)
-from evofair.individual import Weights
-from evofair.pipeline import Operators, Plan, Realised, realise
+from evofair.core.individual import Weights
+from evofair.engine.pipeline import Operators, Plan, Realised, realise
 
 log = logging.getLogger("evofair.ray")
 CONNECT_TIMEOUT_S = 5.0  # a GCS that does not accept a TCP connection in 5 s is not there
@@ -50,7 +50,7 @@ WORKER_CACHE = 16  # genomes an actor keeps in memory: parents are reused across
 def answer_probe(root: str, token: str, index: int) -> bool:
     """On an actor: whether the driver's probe file is here with its token; if so, leave an answer
     file the driver must then see (both directions of a shared filesystem)."""
-    from evofair.safe_io import atomic_write_bytes
+    from evofair.store.safe_io import atomic_write_bytes
 
     weights = Path(root) / "weights"
     try:
@@ -84,7 +84,7 @@ class _Worker:
         return answer_probe(root, token, index)
 
     def _stored(self, root: str, key: str) -> Weights:
-        from evofair.store import read_weights_file
+        from evofair.store.run_store import read_weights_file
 
         if key not in self.cache:
             self._keep(key, read_weights_file(Path(root), key))  # hash checked against the name
@@ -100,7 +100,7 @@ class _Worker:
     def realise_stored(self, root: str, plan: Plan) -> Realised:
         from safetensors.torch import load as st_load
 
-        from evofair.store import write_weights_file
+        from evofair.store.run_store import write_weights_file
 
         made = realise(plan, [self._stored(root, r.key) for r in plan.parents], self.problem, self.ops)
         key, data = write_weights_file(Path(root), made.weights)
@@ -293,7 +293,7 @@ class RayExecutor(Executor):
         import ray
         from ray.exceptions import GetTimeoutError
 
-        from evofair.safe_io import atomic_write_bytes
+        from evofair.store.safe_io import atomic_write_bytes
 
         self.shared_store, self.root = False, None
         if self.shared_store_mode == "off" or not self.workers:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from evofair.executors.base import Executor, ProblemFactory, chunks, evaluate_all_splits, merge_metrics
-from evofair.individual import Weights
-from evofair.pipeline import Operators, Plan, Realised, realise
+from evofair.core.individual import Weights
+from evofair.engine.pipeline import Operators, Plan, Realised, realise
 
 
 class SerialExecutor(Executor):

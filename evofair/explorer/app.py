@@ -295,7 +295,7 @@ def build_app(data: RunData, *, interval_ms: int = 2000, allow_export: bool = Tr
             return html.Span("Open an evolved model first.", className="warn")
         if not path or not path.strip():
             return html.Span("Type the directory to create.", className="warn")
-        from evofair.export import export_model, summary
+        from evofair.explorer.export import export_model, summary
 
         try:
             to = export_model(data.root, selected, Path(path.strip()).expanduser().resolve(), data=data)

@@ -14,7 +14,7 @@ from dash import dcc, html
 
 from evofair.explorer.data import RunData, Snapshot
 from evofair.explorer.figures import lineage_figure
-from evofair.individual import Individual
+from evofair.core.individual import Individual
 
 
 def fmt(v: Any) -> str:

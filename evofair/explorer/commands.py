@@ -30,7 +30,7 @@ def _cmd_explore(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from evofair.export import export_model, summary
+    from evofair.explorer.export import export_model, summary
 
     to = export_model(args.dir, args.id, args.to)
     print(f"evofair: {summary(to)}")

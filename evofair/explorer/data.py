@@ -35,13 +35,13 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import yaml
 
-from evofair import constraints as cons
-from evofair.constraints import Constraint  # one definition for recipe, engine, report, explorer (re-exported)
+from evofair.core import constraints as cons
+from evofair.core.constraints import Constraint  # one definition for recipe, engine, report, explorer (re-exported)
 from evofair.errors import UserError
-from evofair.indicators import hypervolume
-from evofair.individual import Individual
-from evofair.problem import SPLITS, ModelCards
-from evofair.store import DB_NAME, RunStore
+from evofair.analysis.indicators import hypervolume
+from evofair.core.individual import Individual
+from evofair.core.problem import SPLITS, ModelCards
+from evofair.store.run_store import DB_NAME, RunStore
 
 OPERATOR_STEPS = ("init", "crossover", "mutation", "refine")
 
@@ -70,14 +70,14 @@ def _stat_key(path: Path) -> tuple[int, int] | None:
 def load_recipe_and_problem(root: Path) -> tuple[dict[str, Any], Any, str | None]:
     """(raw recipe dict, problem object or None, note why not). The problem is built, not set up:
     building is cheap (objectives, hooks); setup (data) happens only if a hook needs it."""
-    from evofair.recipe import Recipe, read_recipe_file
+    from evofair.lifecycle.recipe import Recipe, read_recipe_file
 
     path = root / "config.yaml"
     if not path.exists():
         return {}, None, f"{path}: missing (objective directions assumed 'min')"
     raw = read_recipe_file(path)
     try:
-        from evofair.api import build_problem
+        from evofair.lifecycle.api import build_problem
 
         return raw, build_problem(Recipe.model_validate(raw)), None
     except UserError as exc:  # e.g. a problem object passed from Python that config.yaml cannot rebuild
@@ -181,7 +181,7 @@ class Snapshot:
     def front(self, generation: int | None = None) -> list[Individual]:
         """Non-dominated members (validation objectives, as selection used) of a generation's
         population, feasibility-first when the run has constraints; at the last generation this
-        is `evofair.report.final_front`."""
+        is `evofair.analysis.report.final_front`."""
         row = self._generation_row(generation)
         if row is None:
             return []
@@ -328,7 +328,7 @@ class RunData:
             return tuple((o.name, o.direction) for o in self.problem.objectives)
         # Without the problem class: the objectives the run recorded in its store, else the
         # objective columns front.csv was written with, as minimised.
-        from evofair.result import OBJECTIVES_META
+        from evofair.analysis.result import OBJECTIVES_META
 
         with open_store(self.root) as store:
             stored = store.get_meta(OBJECTIVES_META)
@@ -423,9 +423,9 @@ class RunData:
         return rows
 
     def intervals(self) -> dict[str, Any] | None:
-        """intervals.json (bootstrap intervals on test, evofair/uncertainty.py), re-read when it changes;
+        """intervals.json (bootstrap intervals on test, evofair/analysis/uncertainty.py), re-read when it changes;
         None for problems without per-example outputs."""
-        from evofair.uncertainty import INTERVALS_FILE, read_intervals
+        from evofair.analysis.uncertainty import INTERVALS_FILE, read_intervals
 
         key = _stat_key(self.root / INTERVALS_FILE)
         if key != self._intervals[0]:

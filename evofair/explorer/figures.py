@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from evofair.explorer.data import Constraint, Snapshot
-from evofair.individual import Individual
+from evofair.core.individual import Individual
 
 FRONT = "front"
 ALL = "all evaluated"

@@ -110,7 +110,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     `out`, to DIR/report.html (evofair's own file there, replaced). An explicit `--out` never
     overwrites anything, as `export --to` does not: `--out RUN/evofair.sqlite` would lose the run."""
     from evofair.errors import UserError
-    from evofair.safe_io import atomic_write_text
+    from evofair.store.safe_io import atomic_write_text
 
     data = RunData(run_dir)
     if out is None:

@@ -157,7 +157,7 @@ def build_callbacks(recipe) -> list[Any]:
 
     Builders must not write anything (the run directory may not exist yet): they check that their
     package is installed and keep their settings; files are opened in `on_run_start`."""
-    from evofair.plugins import registry
+    from evofair.core.plugins import registry
 
     found = []
     reg = registry("callback", recipe.paths)

@@ -9,7 +9,7 @@ library. Two handlers are evofair's own:
   TTY it leaves `evofair.progress` lines to the bars that show the same thing;
 - `run_log(out)`: while a run works, INFO and above (warnings, worker errors with their
   tracebacks, callback errors, each generation's summary, Python warnings) are appended to
-  `out/run.log`, opened without following a link planted there (see `evofair.safe_io`).
+  `out/run.log`, opened without following a link planted there (see `evofair.store.safe_io`).
 
 Nothing is configured at import: a library user who never calls these gets Python's defaults.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from evofair.errors import UserError
-from evofair.safe_io import check_inside
+from evofair.store.safe_io import check_inside
 
 ROOT = "evofair"
 RUN_LOG = "run.log"

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import Field
 
-from evofair.registry import Args, component
+from evofair.core.registry import Args, component
 from evofair.tracking.callbacks import Callback, GenerationInfo, ModelInfo, RunInfo, RunStartInfo
 from evofair.tracking.tensorboard_logger import flat_params, require
 

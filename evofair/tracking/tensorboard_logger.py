@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from pydantic import Field
 
 from evofair.errors import UserError
-from evofair.registry import Args, component
+from evofair.core.registry import Args, component
 from evofair.tracking.callbacks import Callback, GenerationInfo, ModelInfo, RunInfo, RunStartInfo
 
 DEFAULT_SUBDIR = "tensorboard"
@@ -70,7 +70,7 @@ class TensorBoardLogger(Callback):
     def on_run_start(self, info: RunStartInfo) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        from evofair.safe_io import check_inside
+        from evofair.store.safe_io import check_inside
 
         if self.args.log_dir is None:
             self.log_dir = info.out / DEFAULT_SUBDIR

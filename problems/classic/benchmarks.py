@@ -8,8 +8,8 @@ import numpy as np
 from pydantic import Field
 from pymoo.problems import get_problem
 
-from evofair.problem import Objective, VectorProblem
-from evofair.registry import Args, component
+from evofair.core.problem import Objective, VectorProblem
+from evofair.core.registry import Args, component
 
 
 MAX_VARS = 100_000  # a sane bound, checked with the recipe: 1e11 variables would only exhaust memory

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from evofair.problem import Objective, WeightsProblem
-from evofair.registry import Args, component
+from evofair.core.problem import Objective, WeightsProblem
+from evofair.core.registry import Args, component
 
 
 class ToyParams(Args):

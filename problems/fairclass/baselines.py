@@ -34,10 +34,10 @@ from pydantic import Field
 from safetensors.torch import load_file
 from safetensors.torch import save as st_save
 
-from evofair.metrics import is_near_constant
-from evofair.problem import SPLITS
-from evofair.safe_io import atomic_write_bytes
-from evofair.seeding import derive_seed
+from evofair.analysis.metrics import is_near_constant
+from evofair.core.problem import SPLITS
+from evofair.store.safe_io import atomic_write_bytes
+from evofair.core.seeding import derive_seed
 from evofair.problems.fapareto.baselines import (BaselineArgs, add_lora_candidates, head_candidates,
                                                  select_baselines, split_metrics, write_baselines)
 from evofair.problems.fapareto.lora_baselines import LORA_METHODS

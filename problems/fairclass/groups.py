@@ -12,7 +12,7 @@ from typing import Mapping
 import numpy as np
 
 from evofair.errors import UserError
-from evofair.metrics import intersectional_groups
+from evofair.analysis.metrics import intersectional_groups
 
 OTHER = "other"
 SEPARATOR = "|"
@@ -20,7 +20,7 @@ SEPARATOR = "|"
 
 def intersect(columns: Mapping[str, np.ndarray]) -> np.ndarray:
     """One label per row: the sensitive values joined in the order given ("Female|Black"), as
-    evofair.metrics forms fairlearn's intersectional groups."""
+    evofair.analysis.metrics forms fairlearn's intersectional groups."""
     try:
         return intersectional_groups(list(columns.values()), sep=SEPARATOR)
     except UserError as exc:

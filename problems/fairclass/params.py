@@ -1,7 +1,7 @@
 """The arguments of `fair_classification` (recipe `problem.args`), validated before anything runs.
 
 docs/fair-classification.md explains every key; `metric_names` is the list objectives are checked
-against (evofair.metrics.METRIC_NAMES, plus per-attribute names with `groups: per_attribute`).
+against (evofair.analysis.metrics.METRIC_NAMES, plus per-attribute names with `groups: per_attribute`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from evofair.errors import UserError
-from evofair.metrics import METRIC_NAMES
-from evofair.registry import Args, explain_validation_error
+from evofair.analysis.metrics import METRIC_NAMES
+from evofair.core.registry import Args, explain_validation_error
 from evofair.problems.fapareto.biasbios import LoraArgs
 from evofair.problems.fapareto.classification import HeadArgs
 from evofair.problems.fairclass.baselines import FairBaselineArgs
@@ -80,7 +80,7 @@ class FairClassificationParams(HeadArgs):
     split: SplitArgs = Field(default_factory=SplitArgs)
     model: ModelArgs = Field(default_factory=ModelArgs)
     objectives: list[str] = Field(default_factory=lambda: ["error", "eod"], min_length=2,
-                                  description="metrics minimised (evofair.metrics.METRIC_NAMES; "
+                                  description="metrics minimised (evofair.analysis.metrics.METRIC_NAMES; "
                                               "<metric>_<column> with groups: per_attribute)")
     lora: LoraArgs = Field(default_factory=LoraArgs, description="model.kind: lora — rank, alpha, top_layers, "
                                                                  "targets, storage (as biasbios' lora)")

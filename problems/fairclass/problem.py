@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 
 from evofair.errors import UserError
-from evofair.metrics import fairness_metrics
-from evofair.registry import component
+from evofair.analysis.metrics import fairness_metrics
+from evofair.core.registry import component
 from evofair.problems.fapareto.lora_factors import LORA_FACTORS, LoraFactors
 from evofair.problems.fapareto.lora_genome import LoraProblem
 from evofair.problems.fapareto.classification import FeatureClassificationProblem, SplitData
@@ -89,7 +89,7 @@ class FairClassification(FeatureClassificationProblem):
             params = parse_params(kwargs)
         super().__init__(params, data_root=data_root)
         self.frame = check_frame(frame, IN_MEMORY) if frame is not None else None
-        self.base_dir: str | None = None  # the recipe's folder (evofair.api sets it): relative paths
+        self.base_dir: str | None = None  # the recipe's folder (evofair.lifecycle.api sets it): relative paths
         self.class_names: tuple[str, ...] = ()
         self.pos_label: int | None = None
         self.sensitive: dict[str, dict[str, np.ndarray]] = {}
@@ -148,7 +148,7 @@ class FairClassification(FeatureClassificationProblem):
         return args
 
     def rebuild_blocker(self) -> str | None:
-        """Why config.yaml cannot rebuild this object (evofair/rebuild.py): data held only in memory."""
+        """Why config.yaml cannot rebuild this object (evofair/lifecycle/rebuild.py): data held only in memory."""
         if self.frame is None:
             return None
         return (f"its data was an {IN_MEMORY} of {self.frame.shape[0]} rows x {self.frame.shape[1]} columns, "
@@ -321,7 +321,7 @@ class FairClassification(FeatureClassificationProblem):
                 "sensitive": list(p.sensitive), "groups": p.groups, "min_group_size": p.min_group_size,
                 "model": p.model.kind, **self.info}
 
-    # -- hooks used by evofair.api / evofair.report ------------------------------------------
+    # -- hooks used by evofair.lifecycle.api / evofair.analysis.report ------------------------------------------
     def after_run(self, store, out, recipe) -> dict[str, float]:
         from evofair.problems.fairclass.baselines import run_fair_baselines
 

@@ -18,10 +18,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evofair.indicators import hypervolume
-from evofair.metrics import GroupCounts, is_near_constant
-from evofair.report import final_front
-from evofair.safe_io import atomic_write_text
+from evofair.analysis.indicators import hypervolume
+from evofair.analysis.metrics import GroupCounts, is_near_constant
+from evofair.analysis.report import final_front
+from evofair.store.safe_io import atomic_write_text
 from evofair.problems.fapareto.baselines import read_baselines
 from evofair.problems.fapareto.report import hv_of, objective_matrix
 from evofair.problems.fapareto.lora_baselines import LABELS as LORA_LABELS, LORA_METHODS

@@ -37,11 +37,11 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from evofair.errors import UserError
-from evofair.problem import Problem
+from evofair.core.problem import Problem
 from evofair.problems.fairpo.losses import GroupWeights
 from evofair.problems.hyperdpo.alignment import check_lm_inputs, hh_data_path, load_hh_pairs
 from evofair.problems.hyperdpo.hyper_prompt import sequence_logprob
-from evofair.registry import Args, component
+from evofair.core.registry import Args, component
 
 REF_DPO_LOSS = math.log(2.0)  # ℓ_ref = −log σ(β·0): the reference's DPO loss against itself (docstring)
 HUMAN, ASSISTANT = "\n\nHuman:", "\n\nAssistant:"

@@ -26,8 +26,8 @@ from pydantic import Field
 from evofair.errors import UserError
 from evofair.problems.fairpo.generation import (METRICS, REF_DPO_LOSS, PreferenceGroups, group_metrics,
                                                 score_all, train_generation)
-from evofair.registry import Args, component
-from evofair.seeding import torch_seeded
+from evofair.core.registry import Args, component
+from evofair.core.seeding import torch_seeded
 
 
 class GenerationArgs(Args):

@@ -19,9 +19,9 @@ import torch
 from pydantic import Field
 
 from evofair.errors import UserError
-from evofair.individual import Weights
-from evofair.problem import Objective, WeightsProblem
-from evofair.registry import Args, component
+from evofair.core.individual import Weights
+from evofair.core.problem import Objective, WeightsProblem
+from evofair.core.registry import Args, component
 from evofair.problems.fairpo.metrics import population_metrics
 from evofair.problems.fairpo.mulan import carve_validation, load_mulan, privileged_labels
 
@@ -178,7 +178,7 @@ class MultiLabelProblem(WeightsProblem):
         """The run's BCE-SFT head (trained on first use; deterministic, so every worker agrees)."""
         self.ensure_setup()
         if self._reference is None:
-            from evofair.torch_utils import torch_threads
+            from evofair.core.torch_utils import torch_threads
             from evofair.problems.fairpo.train import METHODS, train_selected
 
             p = self.params

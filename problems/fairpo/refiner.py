@@ -24,12 +24,12 @@ import torch
 from pydantic import Field, model_validator
 
 from evofair.errors import UserError
-from evofair.individual import Weights
-from evofair.registry import Args, component
-from evofair.seeding import torch_seeded
-from evofair.torch_utils import torch_threads
-from evofair.operator import Refined
-from evofair.problem import Grouped, Trainable
+from evofair.core.individual import Weights
+from evofair.core.registry import Args, component
+from evofair.core.seeding import torch_seeded
+from evofair.core.torch_utils import torch_threads
+from evofair.core.operator import Refined
+from evofair.core.problem import Grouped, Trainable
 from evofair.problems.fairpo.losses import (GroupWeights, NonPrivLoss, PrivLoss, Weighting, classification_view,
                                      multilabel_view, nonprivileged_loss, privileged_loss)
 

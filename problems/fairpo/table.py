@@ -34,8 +34,8 @@ from pydantic import Field, field_validator
 from tqdm.auto import tqdm
 
 from evofair.errors import UserError
-from evofair.registry import Args, component
-from evofair.torch_utils import torch_threads
+from evofair.core.registry import Args, component
+from evofair.core.torch_utils import torch_threads
 
 METRICS = ("map", "f1", "acc", "em")
 METRIC_TITLES = {"map": "mAP", "f1": "Sample-F1", "acc": "Accuracy", "em": "Exact match"}

@@ -13,8 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from evofair.individual import Weights
-from evofair.seeding import derive_seed
+from evofair.core.individual import Weights
+from evofair.core.seeding import derive_seed
 from evofair.problems.fairpo.refiner import FairPOConfig, GroupTrainer
 
 

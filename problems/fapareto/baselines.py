@@ -33,13 +33,13 @@ import torch
 from pydantic import Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from evofair.indicators import non_dominated
-from evofair.individual import Weights
-from evofair.metrics import is_near_constant
-from evofair.problem import SPLITS
-from evofair.registry import Args
-from evofair.safe_io import atomic_write_text
-from evofair.seeding import derive_seed
+from evofair.analysis.indicators import non_dominated
+from evofair.core.individual import Weights
+from evofair.analysis.metrics import is_near_constant
+from evofair.core.problem import SPLITS
+from evofair.core.registry import Args
+from evofair.store.safe_io import atomic_write_text
+from evofair.core.seeding import derive_seed
 from evofair.problems.fapareto.classification import FeatureClassificationProblem, population_logits, stack_heads
 from evofair.problems.fapareto.losses import soft_tpr_gap
 from evofair.problems.fapareto import lora_baselines

@@ -31,7 +31,7 @@ from pydantic import Field
 from safetensors.torch import save_file
 
 from evofair.errors import UserError
-from evofair.registry import Args, component
+from evofair.core.registry import Args, component
 from evofair.problems.fapareto.classification import FeatureClassificationProblem, HeadArgs, SplitData
 from evofair.problems.fapareto.lora_genome import LoraProblem
 from evofair.problems.fapareto.lora_factors import LORA_FACTORS, LoraFactors
@@ -204,7 +204,7 @@ class BiasBios(FeatureClassificationProblem):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "genome": self.params.genome, "features": dict(self.setup_info)}
 
-    # -- hooks used by evofair.api / evofair.report ------------------------------------------
+    # -- hooks used by evofair.lifecycle.api / evofair.analysis.report ------------------------------------------
     def after_run(self, store, out, recipe) -> dict[str, float]:
         """Train and evaluate the baselines in the same run; write baselines.csv/json."""
         from evofair.problems.fapareto.baselines import run_baselines

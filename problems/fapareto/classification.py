@@ -7,7 +7,7 @@ report need:
 - `head` genomes: the tensors of a small MLP (`layers.{k}.weight/bias`, ReLU between layers);
 - evaluation of a whole population as ONE batched computation: the heads' weights are stacked
   into (n_models, out, in) tensors and applied with `einsum`/`baddbmm`, then every metric of
-  `evofair.metrics` comes from one count tensor. This equals evaluating the heads one by one
+  `evofair.analysis.metrics` comes from one count tensor. This equals evaluating the heads one by one
   (tested), and is what makes hundreds of evaluations per second possible on 2 cores;
 - the training contract for local search (`build_model`, `train_batches`, `loss` = cross-entropy);
 - a shared base head θ₀ (`base_weights`) that the initial population is drawn around, so that
@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from evofair.individual import Weights
-from evofair.metrics import METRIC_NAMES, fairness_metrics
-from evofair.problem import Objective, WeightsProblem
+from evofair.core.individual import Weights
+from evofair.analysis.metrics import METRIC_NAMES, fairness_metrics
+from evofair.core.problem import Objective, WeightsProblem
 from evofair.problems.fapareto.devices import DeviceArgs, check_precision, describe_device, resolve_device
 
 EVAL_DTYPE = torch.float64  # evaluation in float64: no argmax flips between batched and single paths
@@ -276,7 +276,7 @@ class FeatureClassificationProblem(WeightsProblem):
         data = self.splits["train"]
         return {"protected": data.g, "values": sorted(set(data.g.tolist()))}
 
-    # -- per-example outputs: bootstrap intervals (evofair.problem.PerExampleOutputs) ---------
+    # -- per-example outputs: bootstrap intervals (evofair.core.problem.PerExampleOutputs) ---------
     def example_outputs(self, genomes: Sequence[Weights], split: str) -> dict[str, Any]:
         """Predicted labels of each genome on every example of `split`, with the labels and groups.
         A genome made of head tensors only is a baseline head (also in problems whose own genome is

@@ -15,7 +15,7 @@ import torch
 from pydantic import Field
 
 from evofair.errors import UserError
-from evofair.registry import Args
+from evofair.core.registry import Args
 
 DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+)$"
 PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

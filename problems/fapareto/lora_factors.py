@@ -23,8 +23,8 @@ from typing import Any, Iterator
 
 import torch
 
-from evofair.genome import WeightsGenome
-from evofair.individual import Weights
+from evofair.core.genome import WeightsGenome
+from evofair.core.individual import Weights
 from evofair.problems.fapareto.lora_genome import LoraGenome
 from evofair.problems.fapareto.low_rank import FactorMerge, a_key, b_key, truncate_factors
 

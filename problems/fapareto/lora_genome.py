@@ -22,10 +22,10 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from evofair.individual import Weights
-from evofair.seeding import torch_seeded
-from evofair.store import weights_hash
-from evofair.genome import WeightsGenome
+from evofair.core.individual import Weights
+from evofair.core.seeding import torch_seeded
+from evofair.store.run_store import weights_hash
+from evofair.core.genome import WeightsGenome
 from evofair.problems.fapareto.classification import population_logits, stack_heads
 from evofair.problems.fapareto.devices import autocast
 from evofair.problems.fapareto.frozen_prefix import (PrefixStates, Tokens, cached_prefix_states, prefix_key,

@@ -26,8 +26,8 @@ from typing import Any, Literal, Sequence
 
 import torch
 
-from evofair.individual import Weights
-from evofair.seeding import torch_seeded
+from evofair.core.individual import Weights
+from evofair.core.seeding import torch_seeded
 
 SVD = Literal["exact", "randomized"]
 STACKED = ("linear", "task_arithmetic")

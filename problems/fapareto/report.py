@@ -17,10 +17,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evofair.indicators import hypervolume, non_dominated
-from evofair.metrics import is_near_constant
-from evofair.report import archive, confusion_table, final_front
-from evofair.safe_io import atomic_write_text
+from evofair.analysis.indicators import hypervolume, non_dominated
+from evofair.analysis.metrics import is_near_constant
+from evofair.analysis.report import archive, confusion_table, final_front
+from evofair.store.safe_io import atomic_write_text
 from evofair.problems.fapareto.baselines import read_baselines
 from evofair.problems.fapareto.lora_baselines import LABELS as LORA_LABELS, LORA_METHODS, budget_sentence
 
@@ -56,9 +56,9 @@ def confusion_markdown(problem, pred: np.ndarray, split: str) -> str:
 
 def front_vs_union_interval(problem, store, front, base, ref, recipe) -> dict[str, Any] | None:
     """The paired bootstrap of HV(front) − HV(union of (a)+(b)) and of the front's correlation
-    (evofair.uncertainty.front_vs_union), with the run's seed and `intervals:` settings; None when
+    (evofair.analysis.uncertainty.front_vs_union), with the run's seed and `intervals:` settings; None when
     the recipe turned intervals off or the problem has no per-example outputs."""
-    from evofair import uncertainty
+    from evofair.analysis import uncertainty
 
     cfg = getattr(recipe, "intervals", None)
     if cfg is None or not cfg.enabled or not uncertainty.supports_intervals(problem):

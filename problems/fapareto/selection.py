@@ -15,7 +15,7 @@ on "val", so every method keeps the same rule) less noisy or less exploitable:
   by (group, class) — a model is only as fair as its plausible worst case.
 
 Our own code rather than a library's: the estimates must be vectorised over a whole population
-(hundreds of models per second from one count tensor, as `evofair.metrics`), which fairlearn's
+(hundreds of models per second from one count tensor, as `evofair.analysis.metrics`), which fairlearn's
 MetricFrame/bootstrap are not; the tests hold them to fairlearn on resampled indices.
 """
 
@@ -26,8 +26,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from evofair.metrics import GroupCounts
-from evofair.registry import Args
+from evofair.analysis.metrics import GroupCounts
+from evofair.core.registry import Args
 
 
 class SelectionArgs(Args):

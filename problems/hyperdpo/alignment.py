@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from evofair.seeding import torch_seeded
+from evofair.core.seeding import torch_seeded
 from evofair.errors import UserError
 from evofair.problems import shipped_data
-from evofair.problem import Objective, VectorProblem
-from evofair.registry import Args, component
+from evofair.core.problem import Objective, VectorProblem
+from evofair.core.registry import Args, component
 from evofair.problems.hyperdpo.hyper_prompt import HyperPromptLM, HyperPromptTuning, sequence_logprob, trainable_parameters
 from evofair.problems.hyperdpo.losses import icos_objective, listwise_dpo_loss, sample_w, weight_grid
 
@@ -268,7 +268,7 @@ class AlignmentTableArgs(Args):
 @component("experiment", "hyperdpo_alignment", AlignmentTableArgs)
 def hyperdpo_alignment(recipe, problem, args: AlignmentTableArgs, out: Path, progress: bool = True) -> dict[str, float]:
     """Evaluate the HyperDPO-conditioned LM over a grid of w: accuracies, losses, HV, plots/front.png."""
-    from evofair.indicators import hypervolume
+    from evofair.analysis.indicators import hypervolume
 
     if not isinstance(problem, AlignmentProblem):
         raise UserError("experiment.name: hyperdpo_alignment needs problem hh_rlhf")

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from evofair.seeding import torch_seeded
+from evofair.core.seeding import torch_seeded
 
 
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from evofair.errors import UserError
-from evofair.individual import Weights
+from evofair.core.individual import Weights
 
 Phi = Literal["softmax", "l1"]
 

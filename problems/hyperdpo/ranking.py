@@ -28,13 +28,13 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from evofair.seeding import torch_seeded
+from evofair.core.seeding import torch_seeded
 from evofair.errors import UserError
 from evofair.problems import shipped_data
-from evofair.individual import Weights
-from evofair.problem import Objective, WeightsProblem
-from evofair.torch_utils import torch_threads
-from evofair.registry import Args, component
+from evofair.core.individual import Weights
+from evofair.core.problem import Objective, WeightsProblem
+from evofair.core.torch_utils import torch_threads
+from evofair.core.registry import Args, component
 from evofair.problems.hyperdpo.losses import Phi, icos_objective, listwise_dpo_loss, sample_w
 from evofair.problems.hyperdpo.letor import Groups, load_letor, mean_ndcg, ndcg_per_query, parse_feature_ids, to_groups
 

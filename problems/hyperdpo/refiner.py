@@ -9,11 +9,11 @@ import torch
 from pydantic import Field
 
 from evofair.errors import UserError
-from evofair.individual import Weights
-from evofair.operator import Refined, training_batches
-from evofair.problem import Trainable
-from evofair.registry import Args, component
-from evofair.seeding import torch_seeded
+from evofair.core.individual import Weights
+from evofair.core.operator import Refined, training_batches
+from evofair.core.problem import Trainable
+from evofair.core.registry import Args, component
+from evofair.core.seeding import torch_seeded
 from evofair.problems.hyperdpo.losses import Phi, icos_objective, listwise_dpo_loss, reference_directions
 
 

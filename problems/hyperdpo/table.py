@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from evofair.indicators import hypervolume
-from evofair.registry import Args, component
+from evofair.analysis.indicators import hypervolume
+from evofair.core.registry import Args, component
 from evofair.problems.hyperdpo.losses import icos_objective, modpo_listwise_loss, weight_grid
-from evofair.torch_utils import torch_threads
+from evofair.core.torch_utils import torch_threads
 from evofair.problems.hyperdpo.ranking import RankingProblem, aux_loss, fit, n_params, temperature_scale, train_icos
 
 METHODS = ("hyperdpo", "dpo_ls", "dpo_soup", "mo_dpo")

@@ -11,7 +11,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import fapareto_vs_baselines as bench  # noqa: E402
 
-from evofair.recipe import load_recipe  # noqa: E402
+from evofair.lifecycle.recipe import load_recipe  # noqa: E402
 
 
 RECIPE = ROOT / "runs" / "fapareto_biasbios.yaml"

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "tests" / "problems" / "fapareto"))
 import fapareto_variant_ops as ops  # noqa: E402
 from test_classification import Synthetic  # noqa: E402
 
-from evofair.metrics import fairness_metrics  # noqa: E402
+from evofair.analysis.metrics import fairness_metrics  # noqa: E402
 from evofair.operators.refine import SFTArgs, sft  # noqa: E402
 from evofair.problems.fapareto.classification import HeadArgs  # noqa: E402
 

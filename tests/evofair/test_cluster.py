@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from evofair.cli import main
-from evofair.jobs import JOB_RECIPE, dashboard_url, entrypoint, stage_project
+from evofair.executors.ray_jobs import JOB_RECIPE, dashboard_url, entrypoint, stage_project
 from ray_loopback import LoopbackCluster, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ def test_submitted_job_on_two_nodes_matches_serial_run(cluster, tmp_path, capsys
 
     # Both nodes see the run directory (one machine): the workers wrote the weights, no weight bytes
     # crossed the object store.
-    from evofair.store import RunStore
+    from evofair.store.run_store import RunStore
 
     store = RunStore(out, readonly=True)
     (wire,) = [e["data"] for e in store.events("object_store")]
@@ -161,7 +161,7 @@ def test_submitted_job_on_two_nodes_matches_serial_run(cluster, tmp_path, capsys
 # A user's own problem, not installed: a module next to the recipe, named `cluster_wells:TwoWells`.
 USER_MODULE = '''\
 import numpy as np
-from evofair.problem import Objective, VectorProblem
+from evofair.core.problem import Objective, VectorProblem
 
 
 class TwoWells(VectorProblem):

@@ -22,10 +22,10 @@ from pymoo.problems.static import StaticProblem
 import evofair
 from conftest import cli_subprocess
 from evofair.cli import main
-from evofair.constraints import Constraint, feasible_first, total_violation, violations
+from evofair.core.constraints import Constraint, feasible_first, total_violation, violations
 from evofair.errors import UserError
-from evofair.problem import Objective, VectorProblem
-from evofair.recipe import parse_recipe
+from evofair.core.problem import Objective, VectorProblem
+from evofair.lifecycle.recipe import parse_recipe
 
 BOUND = 0.5
 
@@ -246,7 +246,7 @@ def test_config_report_and_csv_columns(runs):
     for r in archive:  # hand-computed: g = 0.5 - f1
         assert float(r["cv_val"]) == pytest.approx(max(0.0, BOUND - float(r["f1_val"])), abs=1e-15)
         assert (r["feasible"] == "true") == (float(r["f1_val"]) >= BOUND)
-    from evofair.store import RunStore
+    from evofair.store.run_store import RunStore
 
     store = RunStore(out, readonly=True)
     everyone = store.individuals()
@@ -260,7 +260,7 @@ def test_config_report_and_csv_columns(runs):
 
 
 def test_feature_classification_problems_offer_every_fairness_metric():
-    from evofair.metrics import METRIC_NAMES
+    from evofair.analysis.metrics import METRIC_NAMES
     from evofair.problems.fapareto.classification import FeatureClassificationProblem
 
     assert list(FeatureClassificationProblem.metric_names.fget(object.__new__(FeatureClassificationProblem))) \

@@ -19,13 +19,13 @@ from pymoo.problems import get_problem
 from pymoo.util.ref_dirs import get_reference_directions
 
 import evofair
-from evofair.api import build_problem
+from evofair.lifecycle.api import build_problem
 from evofair.engine.deap_backend import DeapBackend
 from evofair.errors import UserError
-from evofair.indicators import non_dominated
-from evofair.problem import Objective, WeightsProblem
-from evofair.recipe import parse_recipe
-from evofair.store import RunStore
+from evofair.analysis.indicators import non_dominated
+from evofair.core.problem import Objective, WeightsProblem
+from evofair.lifecycle.recipe import parse_recipe
+from evofair.store.run_store import RunStore
 from evofair.operators.mutation import GaussianArgs, gaussian
 
 REF2 = np.array([1.1, 1.1])

@@ -1,4 +1,4 @@
-"""Disk full and early kills (issue 15 item 3), simulated with evofair/failpoints.py: one line and
+"""Disk full and early kills (issue 15 item 3), simulated with evofair/core/failpoints.py: one line and
 exit 2, never a SQLite traceback; the folder is left resumable (a generation was committed) or
 reusable by `run --out` (nothing was); `verify` answers in one line either way."""
 
@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import evofair
-from evofair import failpoints
+from evofair.core import failpoints
 from evofair.cli import main
 
 ZDT = {"name": "zdt-disk", "problem": {"name": "zdt1", "args": {"n_var": 4}},

@@ -7,7 +7,7 @@ from pymoo.optimize import minimize
 from pymoo.problems import get_problem
 
 import evofair
-from evofair.store import RunStore
+from evofair.store.run_store import RunStore
 
 
 def test_zdt1_matches_plain_pymoo(tmp_path, zdt_recipe):

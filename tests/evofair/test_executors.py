@@ -4,7 +4,7 @@ import pytest
 
 import evofair
 from evofair.executors.serial import SerialExecutor
-from evofair.pipeline import GenomeRef, OpCall, Operators, Plan, realise
+from evofair.engine.pipeline import GenomeRef, OpCall, Operators, Plan, realise
 from evofair.problems.classic.toy import ToyMLP, ToyParams
 
 
@@ -70,7 +70,7 @@ def test_ray_worker_killed_mid_task_is_retried(tmp_path):
     assert marker.exists()  # the crash did happen
     evofair.run(toy_recipe("serial"), tmp_path / "serial", progress=False)
     assert (tmp_path / "serial" / "front.csv").read_text() == (tmp_path / "ray" / "front.csv").read_text()
-    from evofair.store import RunStore
+    from evofair.store.run_store import RunStore
 
     store = RunStore(tmp_path / "ray", readonly=True)
     ids = [i.id for i in store.individuals()]
@@ -86,7 +86,7 @@ def test_ray_retries_used_up_is_one_line_and_the_run_resumes(tmp_path, capsys):
     import yaml
 
     from evofair.cli import main
-    from evofair.store import RunStore
+    from evofair.store.run_store import RunStore
 
     recipe = toy_recipe("ray")
     recipe["problem"]["args"]["crash_once_marker"] = str(tmp_path / "crashed")

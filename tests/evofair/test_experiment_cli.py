@@ -21,7 +21,7 @@ import yaml
 import evofair
 from evofair import cli
 from evofair.errors import UserError
-from evofair.experiments import ExperimentRecipe, parse_experiment
+from evofair.lifecycle.experiments import ExperimentRecipe, parse_experiment
 
 TINY = ["--set", "problem.args.data=mulan_emotions", "--set", "problem.args.hidden=8",
         "--set", "experiment.args.seeds=[0]", "--set", "experiment.args.epochs=1",

@@ -24,9 +24,9 @@ from evofair import cli
 from evofair.errors import UserError
 from evofair.explorer import Constraint, RunData, Snapshot, create_server
 from evofair.explorer.server import path_allowed
-from evofair.individual import Individual
-from evofair.report import final_front
-from evofair.store import RunStore
+from evofair.core.individual import Individual
+from evofair.analysis.report import final_front
+from evofair.store.run_store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,8 +62,8 @@ def file_states(root: Path) -> dict[str, tuple[int, int, str]]:
 
 # -- fronts, HV --------------------------------------------------------------------------------
 def test_front_ids_equal_report_final_front_and_front_csv(run_dir, data):
-    from evofair.api import build_problem
-    from evofair.recipe import load_recipe
+    from evofair.lifecycle.api import build_problem
+    from evofair.lifecycle.recipe import load_recipe
 
     problem = build_problem(load_recipe(run_dir / "config.yaml"))
     store = RunStore(run_dir, readonly=True)
@@ -205,7 +205,7 @@ def test_refresh_picks_up_a_new_generation(run_dir, tmp_path):
 
 # -- export ---------------------------------------------------------------------------------------
 def test_export_loads_back_and_matches_the_store(run_dir, data, tmp_path):
-    from evofair.export import export_model
+    from evofair.explorer.export import export_model
 
     iid = data.refresh().front()[0].id
     to = export_model(run_dir, iid, tmp_path / "model")
@@ -252,7 +252,7 @@ def test_export_hook_writes_a_transformers_loadable_model(run_dir, tmp_path):
     that becomes the export; whatever it writes there loads with transformers."""
     from transformers import AutoModel, BertConfig, BertModel
 
-    from evofair.export import export_model
+    from evofair.explorer.export import export_model
     from evofair.problems.classic.toy import ToyMLP, ToyParams
 
     calls = []
@@ -281,7 +281,7 @@ def test_export_hook_writes_a_transformers_loadable_model(run_dir, tmp_path):
 def test_reading_exploring_exporting_and_reporting_never_write_to_the_run(run_dir, tmp_path):
     before = file_states(run_dir)
     from evofair.explorer.static_report import write_report
-    from evofair.export import export_model
+    from evofair.explorer.export import export_model
 
     data = RunData(run_dir)
     snap = data.refresh()
@@ -381,7 +381,7 @@ def test_problem_model_card_hook_is_used_and_its_errors_are_contained(run_dir):
     from dash import html
 
     from evofair.explorer.cards import model_card as render_card
-    from evofair.metrics import confusion_rows
+    from evofair.analysis.metrics import confusion_rows
     from evofair.problems.classic.toy import ToyMLP, ToyParams
 
     class WithCard(ToyMLP):
@@ -446,7 +446,7 @@ def test_recipe_constraints_in_the_front_and_its_figures(constrained_dir):
 def test_model_card_and_export_state_each_constraint(constrained_dir, tmp_path):
     from evofair.explorer.cards import model_card as render_card
     from evofair.explorer.cards import ranking
-    from evofair.export import export_model
+    from evofair.explorer.export import export_model
 
     data = RunData(constrained_dir)
     snap = data.refresh()

@@ -39,8 +39,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 import evofair  # noqa: E402
 from evofair.explorer import start  # noqa: E402
-from evofair.individual import Individual  # noqa: E402
-from evofair.store import RunStore  # noqa: E402
+from evofair.core.individual import Individual  # noqa: E402
+from evofair.store.run_store import RunStore  # noqa: E402
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1600,1000")
@@ -278,7 +278,7 @@ def test_intervals_in_a_real_browser(browser, tmp_path):
     objectives (recomputed here from front.csv)."""
     import numpy as np
 
-    from evofair.recipe import load_recipe
+    from evofair.lifecycle.recipe import load_recipe
     from evofair.explorer.figures import INDISTINGUISHABLE
 
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""The genome contract (evofair/genome.py) on the two built-in genomes and a custom one."""
+"""The genome contract (evofair/core/genome.py) on the two built-in genomes and a custom one."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import torch
 
 import evofair
 from evofair.errors import UserError
-from evofair.genome import VECTOR, WEIGHTS, Genome, VectorGenome, WeightsGenome
-from evofair.pipeline import GenomeRef, OpCall, Plan
-from evofair.plugins import registry
-from evofair.problem import Objective, VectorProblem, WeightsProblem
-from evofair.recipe import parse_recipe
+from evofair.core.genome import VECTOR, WEIGHTS, Genome, VectorGenome, WeightsGenome
+from evofair.engine.pipeline import GenomeRef, OpCall, Plan
+from evofair.core.plugins import registry
+from evofair.core.problem import Objective, VectorProblem, WeightsProblem
+from evofair.lifecycle.recipe import parse_recipe
 
 
 def test_problem_classes_state_their_genome():

@@ -19,7 +19,7 @@ import yaml
 import evofair
 from evofair.cli import main
 from evofair.errors import UserError
-from evofair.store import DB_NAME, RunStore
+from evofair.store.run_store import DB_NAME, RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

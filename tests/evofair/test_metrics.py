@@ -10,7 +10,7 @@ from fairlearn.metrics import (MetricFrame, demographic_parity_difference, equal
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from evofair.errors import UserError
-from evofair.metrics import (METRIC_NAMES, GroupCounts, confusion_rows, fairness_metrics, intersectional_groups,
+from evofair.analysis.metrics import (METRIC_NAMES, GroupCounts, confusion_rows, fairness_metrics, intersectional_groups,
                              is_near_constant)
 
 

@@ -27,9 +27,9 @@ import yaml
 
 import evofair
 from evofair.cli import main
-from evofair.jobs import JOB_RECIPE, stage_project, user_modules
-from evofair.recipe import load_recipe, resolved_yaml
-from evofair.store import RunStore
+from evofair.executors.ray_jobs import JOB_RECIPE, stage_project, user_modules
+from evofair.lifecycle.recipe import load_recipe, resolved_yaml
+from evofair.store.run_store import RunStore
 
 EVOFAIR = Path(sys.executable).parent / "evofair"  # the venv's console script, as a user runs it
 
@@ -44,8 +44,8 @@ from pydantic import Field
 from pymoo.core.mutation import Mutation
 from pymoo.operators.mutation.pm import PM
 
-from evofair.problem import Objective, VectorProblem, WeightsProblem
-from evofair.registry import Args, component
+from evofair.core.problem import Objective, VectorProblem, WeightsProblem
+from evofair.core.registry import Args, component
 
 
 class WellsParams(Args):

@@ -20,7 +20,7 @@ import yaml
 from evofair.cli import main
 from evofair.errors import UserError
 from evofair.executors.ray_executor import RayExecutor, placeable, size_actors
-from evofair.recipe import parse_recipe
+from evofair.lifecycle.recipe import parse_recipe
 from ray_loopback import LoopbackCluster, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,7 +147,7 @@ def test_half_gpu_tasks_run_two_actors_on_the_gpu_node_and_match_serial(cluster,
 
 BOOM_MODULE = '''\
 import numpy as np
-from evofair.problem import Objective, VectorProblem
+from evofair.core.problem import Objective, VectorProblem
 
 
 class Boom(VectorProblem):
@@ -198,7 +198,7 @@ def test_worker_exception_reaches_driver_output_and_run_events(cluster, tmp_path
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("evofair: error:") and "boom-on-worker-4711" in last and "--resume" in last
 
-    from evofair.store import RunStore
+    from evofair.store.run_store import RunStore
 
     store = RunStore(out, readonly=True)
     try:

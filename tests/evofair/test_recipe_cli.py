@@ -15,10 +15,10 @@ import yaml
 
 from evofair import cli
 from evofair.errors import UserError
-from evofair.genome import WEIGHTS
-from evofair.recipe import MAX_RECIPE_BYTES
-from evofair.plugins import registry as op_registry
-from evofair.plugins import registry as _registry
+from evofair.core.genome import WEIGHTS
+from evofair.lifecycle.recipe import MAX_RECIPE_BYTES
+from evofair.core.plugins import registry as op_registry
+from evofair.core.plugins import registry as _registry
 
 
 def problem_registry(kind="problem"):
@@ -191,7 +191,7 @@ def test_duplicate_key_is_an_error(capsys, tmp_path):
 
 
 def test_yaml_merge_key_may_be_overridden(tmp_path):
-    from evofair.recipe import read_recipe_file
+    from evofair.lifecycle.recipe import read_recipe_file
 
     text = "problem: {name: zdt1}\nbase: &b {pop_size: 6, generations: 2}\nalgorithm: {<<: *b, pop_size: 8}\n"
     raw = read_recipe_file(write(tmp_path / "r.yaml", text))

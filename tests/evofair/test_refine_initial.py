@@ -4,8 +4,8 @@ import pytest
 
 import evofair
 from evofair.errors import UserError
-from evofair.recipe import parse_recipe
-from evofair.store import RunStore
+from evofair.lifecycle.recipe import parse_recipe
+from evofair.store.run_store import RunStore
 
 
 def recipe(refine_initial) -> dict:

@@ -14,7 +14,7 @@ import yaml
 import evofair
 from evofair.cli import main
 from evofair.errors import UserError
-from evofair.store import RunStore
+from evofair.store.run_store import RunStore
 
 
 @pytest.fixture(scope="module")

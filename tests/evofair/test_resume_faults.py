@@ -15,7 +15,7 @@ import evofair
 from conftest import cli_subprocess
 from evofair.cli import main
 from evofair.errors import UserError
-from evofair.store import RunStore
+from evofair.store.run_store import RunStore
 
 RECIPE = {
     "name": "toy-resume",
@@ -89,7 +89,7 @@ def test_nan_local_search_keeps_pre_refinement_weights(tmp_path):
     store = RunStore(out, readonly=True)
     events = store.events("refine_rejected")
     assert len(events) == 8  # every refinement diverged; every one was recorded
-    from evofair.pipeline import Operators, Plan, OpCall, realise
+    from evofair.engine.pipeline import Operators, Plan, OpCall, realise
     from evofair.problems.classic.toy import ToyMLP, ToyParams
 
     problem = ToyMLP(ToyParams(**recipe["problem"]["args"])).ensure_setup()

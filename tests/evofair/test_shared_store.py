@@ -18,7 +18,7 @@ from evofair.cli import main
 from evofair.errors import UserError
 from evofair.executors.base import WireCounter, tensor_bytes
 from evofair.executors.ray_executor import PROBE, answer_probe
-from evofair.store import RunStore, read_weights_file, weights_hash, write_weights_file
+from evofair.store.run_store import RunStore, read_weights_file, weights_hash, write_weights_file
 
 RECIPE = {
     "name": "toy-shared",
@@ -91,7 +91,7 @@ def test_worker_writes_what_the_serial_executor_would_store_and_keeps_a_bounded_
     from collections import OrderedDict
 
     from evofair.executors.ray_executor import WORKER_CACHE, _Worker
-    from evofair.pipeline import GenomeRef, OpCall, Operators, Plan, realise
+    from evofair.engine.pipeline import GenomeRef, OpCall, Operators, Plan, realise
     from evofair.problems.classic.toy import ToyMLP, ToyParams
 
     worker = object.__new__(_Worker)  # the actor's body, without Ray
@@ -125,7 +125,7 @@ def test_tensor_bytes_counts_weights_only():
     import numpy as np
     import torch
 
-    from evofair.pipeline import GenomeRef, Plan, Realised
+    from evofair.engine.pipeline import GenomeRef, Plan, Realised
 
     assert tensor_bytes([{"w": torch.ones(4, dtype=torch.float32)}, {"b": torch.ones(2, dtype=torch.float16)}]) == 20
     assert tensor_bytes(Realised({"w": torch.ones(3)}, {"x": 1})) == 12

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from evofair.errors import UserError, WeightsIntegrityError
-from evofair.individual import Individual
-from evofair.store import DB_NAME, ReadOnlyStoreError, RunStore
+from evofair.core.individual import Individual
+from evofair.store.run_store import DB_NAME, ReadOnlyStoreError, RunStore
 
 
 def weights(seed: int) -> dict[str, torch.Tensor]:

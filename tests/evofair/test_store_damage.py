@@ -18,7 +18,7 @@ import pytest
 
 import evofair
 from evofair.cli import main
-from evofair.store import DB_NAME, RunStore
+from evofair.store.run_store import DB_NAME, RunStore
 
 ZDT = {"name": "zdt-damage", "problem": {"name": "zdt1", "args": {"n_var": 4}},
        "algorithm": {"name": "nsga2", "pop_size": 6, "generations": 3},

@@ -18,7 +18,7 @@ from tracking_parts import Recording
 
 import evofair
 from evofair.errors import UserError
-from evofair.store import RunStore
+from evofair.store.run_store import RunStore
 
 HERE = Path(__file__).parent
 

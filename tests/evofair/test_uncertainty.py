@@ -1,4 +1,4 @@
-"""Bootstrap intervals (evofair/uncertainty.py) against a slow reference written plainly here: a Python
+"""Bootstrap intervals (evofair/analysis/uncertainty.py) against a slow reference written plainly here: a Python
 loop over the resamples with sklearn/fairlearn metrics; coverage of a known binomial rate; strata
 kept; the paired HV difference on a hand-made case; the correlation against numpy per resample."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evofair import uncertainty as unc
-from evofair.problem import Objective
+from evofair.analysis import uncertainty as unc
+from evofair.core.problem import Objective
 
 
 def _case(n=150, models=3, seed=0):
@@ -58,8 +58,8 @@ def test_intervals_equal_a_slow_reference_bootstrap_and_repeat_with_the_seed():
     other = unc.metric_intervals(out, unc.stratified_indices(out["y_true"], out["groups"], 25, seed=8), 0.9)
     assert all(np.array_equal(again[k][j], fast[k][j]) for k in fast for j in (0, 1))
     assert any(not np.array_equal(other[k][0], fast[k][0]) for k in fast)
-    # the identity resample gives the metrics of the data as it is (evofair.metrics, checked against fairlearn elsewhere)
-    from evofair.metrics import fairness_metrics
+    # the identity resample gives the metrics of the data as it is (evofair.analysis.metrics, checked against fairlearn elsewhere)
+    from evofair.analysis.metrics import fairness_metrics
 
     point = unc.point_metrics(out)
     direct = fairness_metrics(out["y_pred"], out["y_true"], out["groups"], classes=[0, 1], pos_label=1)

@@ -17,7 +17,7 @@ from mergekit.merge_methods.api import merge_tensors
 from scipy import stats
 
 from evofair.errors import UserError
-from evofair.plugins import registry
+from evofair.core.plugins import registry
 from evofair.operators.merge import DareArgs, LinearArgs, SlerpArgs, TaskArithmeticArgs, TiesArgs, UniformArgs
 from evofair.operators.merge import dare_linear, dare_ties, linear, slerp, task_arithmetic, ties, uniform
 from evofair.operators.mutation import GaussianArgs, gaussian

@@ -19,7 +19,7 @@ import evofair
 from evofair.problems.fapareto.classification import FeatureClassificationProblem, HeadArgs, SplitData
 from evofair.problems.fairclass.baselines import FairBaselineArgs, read_predictions, run_fair_baselines
 from evofair.problems.fairclass.report import fair_report_sections
-from evofair.seeding import derive_seed
+from evofair.core.seeding import derive_seed
 
 GROUPS = np.array(["F|a", "F|b", "M|a", "M|b"])
 REF = (0.5, 0.5)
@@ -121,7 +121,7 @@ def test_points_match_fairlearn_on_stored_predictions(binary_run):
     dpd = demographic_parity_difference(problem.splits["test"].y, preds[model["id"]]["test"],
                                         sensitive_features=problem.splits["test"].g)
     assert model["metrics"]["test"]["dpd"] == pytest.approx(dpd, abs=1e-12)
-    from evofair.store import RunStore
+    from evofair.store.run_store import RunStore
 
     store = RunStore(out, readonly=True)
     for m in base["models"]:  # a head's stored predictions are its stored weights' predictions
@@ -244,7 +244,7 @@ def test_refused_threshold_optimizer_is_skipped_with_a_note(tmp_path):
     from types import SimpleNamespace
 
     from evofair.problems.fapareto.baselines import BaselineArgs, head_candidates
-    from evofair.store import RunStore
+    from evofair.store.run_store import RunStore
 
     problem = OneLabelGroup(HeadArgs(hidden=[6], objectives=["error", "eod"])).ensure_setup()
     args = BaselineArgs(vanilla=1, lambdas=[], epochs=1, threshold=["equalized_odds"])

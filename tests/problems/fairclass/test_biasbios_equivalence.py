@@ -15,7 +15,7 @@ import pytest
 
 import evofair
 from conftest import tiny_bert
-from evofair.recipe import load_recipe
+from evofair.lifecycle.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"

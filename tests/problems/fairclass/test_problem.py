@@ -16,7 +16,7 @@ import evofair
 from evofair.cli import main
 
 from fairclass_tables import adult_recipe, table, table_csv, tiny, user_overrides  # noqa: F401 (fixtures)
-from evofair.store import RunStore
+from evofair.store.run_store import RunStore
 from evofair.problems.fairclass.problem import FairClassification
 from evofair.problems.fairclass.table import resolve_data_path
 
@@ -30,8 +30,8 @@ def _run_cli(recipe, out, overrides):
 
 def _problem_of_run(out: Path) -> FairClassification:
     """The run's problem rebuilt from its config.yaml, as the explorer does."""
-    from evofair.api import build_problem
-    from evofair.recipe import Recipe, read_recipe_file
+    from evofair.lifecycle.api import build_problem
+    from evofair.lifecycle.recipe import Recipe, read_recipe_file
 
     return build_problem(Recipe.model_validate(read_recipe_file(out / "config.yaml"))).ensure_setup()
 

@@ -11,8 +11,8 @@ from sklearn.metrics import accuracy_score, average_precision_score, f1_score, h
 
 import evofair
 from evofair.errors import UserError
-from evofair.recipe import load_recipe
-from evofair.store import RunStore
+from evofair.lifecycle.recipe import load_recipe
+from evofair.store.run_store import RunStore
 from evofair.problems.fairpo.metrics import average_precision_columns, population_metrics
 from evofair.problems.fairpo.mulan import load_mulan, privileged_labels
 from evofair.problems.fairpo.multilabel import MultiLabelParams, MultiLabelProblem

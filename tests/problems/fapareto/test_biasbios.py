@@ -10,9 +10,9 @@ import torch
 
 import evofair
 from conftest import tiny_bert
-from evofair.recipe import load_recipe
-from evofair.store import RunStore
-from evofair.plugins import registry as op_registry
+from evofair.lifecycle.recipe import load_recipe
+from evofair.store.run_store import RunStore
+from evofair.core.plugins import registry as op_registry
 from evofair.problems.fapareto import text_encoder
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 from evofair.problems.fapareto.text_encoder import default_model_dir, embed, load_encoder
@@ -146,7 +146,7 @@ def test_main_job_small_slice(tmp_path):
     store.close()
     # export: a transformers encoder directory + the head, reloaded without evofair's problem code,
     # gives the model the store measured
-    from evofair.export import export_model
+    from evofair.explorer.export import export_model
     from evofair.problems.fapareto.biasbios import ExportedClassifier
 
     exported = export_model(out, ind.id, tmp_path / "exported")
@@ -175,7 +175,7 @@ def test_lora_genome_end_to_end_tiny(tmp_path):
     w = store.get_weights(res.front[0].weights_hash)
     # bootstrap intervals (issue 13): LoRA front genomes through the encoder, baseline heads on the features;
     # the identity resample gives the stored test metrics
-    from evofair.uncertainty import point_metrics
+    from evofair.analysis.uncertainty import point_metrics
 
     intervals = json.loads((out / "intervals.json").read_text())
     assert set(intervals["models"]) == {i.id for i in res.front} and intervals["baselines"]

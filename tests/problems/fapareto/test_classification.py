@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import evofair
-from evofair.metrics import fairness_metrics
-from evofair.plugins import registry as op_registry
+from evofair.analysis.metrics import fairness_metrics
+from evofair.core.plugins import registry as op_registry
 from evofair.problems.fapareto.classification import FeatureClassificationProblem, HeadArgs, SplitData
 from evofair.problems.fapareto.baselines import soft_tpr_gap, train_heads
 

@@ -18,7 +18,7 @@ from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 from evofair.problems.fapareto.devices import resolve_device
 from evofair.problems.fapareto.text_encoder import cached_features
 
-from evofair.recipe import load_recipe
+from evofair.lifecycle.recipe import load_recipe
 from test_biasbios import REPO_ROOT, _subset
 
 CUDA = torch.cuda.is_available()
@@ -84,7 +84,7 @@ def test_bf16_features_have_their_own_key(tiny, tmp_path):
 
 
 def test_device_and_dtype_in_report_and_model_card(tiny, tmp_path):
-    from evofair.export import export_model
+    from evofair.explorer.export import export_model
 
     recipe = json.loads(_recipe_file(tiny, tmp_path, device="cpu").read_text())
     out = tmp_path / "run"

@@ -23,14 +23,14 @@ import torch
 
 import evofair
 from conftest import tiny_bert
-from evofair.plugins import registry
+from evofair.core.plugins import registry
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 from evofair.problems.fapareto.classification import MLPHead, population_logits, stack_heads
 from evofair.problems.fapareto.frozen_prefix import run_prefix, suffix_view, tokenize
 from evofair.problems.fapareto.low_rank import to_dense
 from evofair.problems.fapareto.text_encoder import embed, load_encoder, mean_pool
-from evofair.seeding import torch_seeded
-from evofair.store import weights_hash
+from evofair.core.seeding import torch_seeded
+from evofair.store.run_store import weights_hash
 
 from test_biasbios import _subset
 

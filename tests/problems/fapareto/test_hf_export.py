@@ -15,8 +15,8 @@ import yaml
 
 import evofair
 from conftest import one_error_line, tiny_bert
-from evofair.recipe import load_recipe
-from evofair.store import RunStore
+from evofair.lifecycle.recipe import load_recipe
+from evofair.store.run_store import RunStore
 from evofair.problems.fapareto.hf_export import adapter_factors
 
 REPO = Path(__file__).resolve().parents[3]

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import evofair
-from evofair.recipe import load_recipe
-from evofair.store import RunStore
+from evofair.lifecycle.recipe import load_recipe
+from evofair.store.run_store import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -56,7 +56,7 @@ def test_front_csv_report_and_intervals_json(run):
 
 def test_example_outputs_give_the_stored_metrics(run):
     from evofair.explorer.data import load_recipe_and_problem
-    from evofair.uncertainty import point_metrics
+    from evofair.analysis.uncertainty import point_metrics
 
     _, problem, _ = load_recipe_and_problem(run)
     problem.ensure_setup()
@@ -71,7 +71,7 @@ def test_example_outputs_give_the_stored_metrics(run):
 
 
 def test_hv_difference_interval_matches_the_report(run):
-    from evofair.uncertainty import hv_difference_interval
+    from evofair.analysis.uncertainty import hv_difference_interval
 
     res = hv_difference_interval(run, level=0.9, n_boot=150, seed=0)
     assert set(res) == {"hv_front", "hv_union", "diff", "lo", "hi"}
@@ -83,7 +83,7 @@ def test_hv_difference_interval_matches_the_report(run):
 
 
 def test_exported_model_card_has_the_intervals(run, tmp_path):
-    from evofair.export import export_model
+    from evofair.explorer.export import export_model
 
     rows = list(csv.DictReader(open(run / "front.csv", newline="")))
     card = json.loads((export_model(run, rows[0]["id"], tmp_path / "m") / "model_card.json").read_text())
@@ -103,7 +103,7 @@ def test_diagnostics_ceiling_bounds_every_selected_set(run):
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     from fapareto_diagnostics import diagnose
 
-    from evofair.indicators import hypervolume
+    from evofair.analysis.indicators import hypervolume
 
     d = diagnose(run, k=4)
     summary = json.loads((run / "summary.json").read_text())

@@ -13,8 +13,8 @@ import torch
 
 import evofair
 from evofair.errors import UserError
-from evofair.store import RunStore
-from evofair.uncertainty import hv_difference_interval
+from evofair.store.run_store import RunStore
+from evofair.analysis.uncertainty import hv_difference_interval
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 from evofair.problems.fapareto.lora_baselines import LORA_METHODS, start_weights
 from test_hf_export import tiny_lora_recipe
@@ -111,7 +111,7 @@ def test_fair_classification_lora_baselines_and_export(tmp_path):
 
     from evofair.cli import main
     from evofair.problems.fairclass.baselines import read_predictions
-    from evofair.recipe import load_recipe
+    from evofair.lifecycle.recipe import load_recipe
     from test_hf_export import REPO
 
     tiny = tiny_lora_recipe(tmp_path, "factors")

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 import evofair
-from evofair.plugins import registry
+from evofair.core.plugins import registry
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosLoraFactors, BiasBiosParams
 from evofair.problems.fapareto.lora_genome import attention_linears
 from evofair.problems.fapareto.low_rank import a_key, b_key, dense_key, to_dense
 from evofair.problems.fapareto.text_encoder import default_model_dir
-from evofair.store import RunStore
+from evofair.store.run_store import RunStore
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 

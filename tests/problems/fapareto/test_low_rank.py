@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from evofair.plugins import registry
+from evofair.core.plugins import registry
 from evofair.problems.fapareto.low_rank import (FactorMerge, a_key, b_key, dense_key, factorise, to_dense,
                                                 truncate_factors)
 

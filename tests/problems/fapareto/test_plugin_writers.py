@@ -1,4 +1,4 @@
-"""Plugin writers (baselines, predictions, summaries) write through evofair.safe_io's exclusive temp
+"""Plugin writers (baselines, predictions, summaries) write through evofair.store.safe_io's exclusive temp
 files: a link planted in the run directory at the old fixed `.tmp` name, or at the file's own name,
 never makes them write outside it."""
 

@@ -11,9 +11,9 @@ from fairlearn.metrics import MetricFrame, true_positive_rate
 
 import evofair
 from conftest import tiny_bert
-from evofair.metrics import GroupCounts, fairness_metrics
-from evofair.recipe import load_recipe
-from evofair.store import RunStore
+from evofair.analysis.metrics import GroupCounts, fairness_metrics
+from evofair.lifecycle.recipe import load_recipe
+from evofair.store.run_store import RunStore
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 from evofair.problems.fapareto.selection import (bootstrap_dtpr, bootstrap_indices, multiplicities, shrunk_dtpr,
                                                  stratified_resplit)

@@ -10,7 +10,7 @@ import torch
 
 import evofair
 from conftest import tiny_gpt2
-from evofair.indicators import hypervolume
+from evofair.analysis.indicators import hypervolume
 from evofair.problems.hyperdpo.hyper_prompt import HyperPromptLM, HyperPromptTuning, sequence_logprob, trainable_parameters
 from evofair.problems.hyperdpo.losses import listwise_dpo_loss
 from evofair.problems.hyperdpo.alignment import DATA_FILE, AlignmentParams, build_hyper_lm, load_hh_pairs, preference_labels

@@ -9,8 +9,8 @@ from sklearn.metrics import ndcg_score
 
 import evofair
 from evofair.errors import UserError
-from evofair.indicators import hypervolume
-from evofair.plugins import registry as op_registry
+from evofair.analysis.indicators import hypervolume
+from evofair.core.plugins import registry as op_registry
 from evofair.problems.hyperdpo.losses import listwise_dpo_loss, seed_population, temperature_transform
 from evofair.problems.hyperdpo.refiner import HyperDPOArgs
 from evofair.problems.hyperdpo.letor import load_letor, mean_ndcg, ndcg_per_query, parse_feature_ids, to_groups
@@ -207,7 +207,7 @@ def test_bad_problem_args_are_user_errors(tmp_path):
 
 
 def test_memetic_run_with_hyperdpo_refiner_and_seeded_population(tmp_path):
-    from evofair.store import RunStore
+    from evofair.store.run_store import RunStore
 
     recipe = {"name": "memetic", "seed": 4,
               "problem": {"name": "letor", "args": {"base_epochs": 3, "base_patience": 3, "hidden": 8,

@@ -3,15 +3,15 @@
 Kinds and signatures (weights are `dict[str, Tensor]`; no operator edits its inputs):
 - ``crossover``: ``fn(parents, args, *, seed, base) -> [child0, child1]`` — a model merge; the
   second child mirrors the first (coefficients swapped), as in NSGA-II's two-child crossover.
-  Tag ``needs_base=True, requires=(evofair.problem.HasBase,)`` to receive the problem's shared base.
+  Tag ``needs_base=True, requires=(evofair.core.problem.HasBase,)`` to receive the problem's shared base.
 - ``mutation``: ``fn(weights, args, *, seed) -> weights``.
 - ``refine``: ``fn(weights, args, *, seed, problem, reference) -> Refined`` — local search.
 - ``vector_crossover`` / ``vector_mutation``: ``fn(args) -> pymoo operator`` for vector genomes.
 
 Any operator tags ``requires=(Protocol, ...)`` with the problem capabilities it uses
-(`evofair.problem.Trainable`, `HasBase`, ...): a recipe pairing it with a problem that lacks one is
-refused when it is validated. Each is a function marked with `evofair.registry.component(kind, name, ArgsModel, **tags)` and
-announced in the entry-point group `evofair.<kind>` (see `evofair.plugins`).
+(`evofair.core.problem.Trainable`, `HasBase`, ...): a recipe pairing it with a problem that lacks one is
+refused when it is validated. Each is a function marked with `evofair.core.registry.component(kind, name, ArgsModel, **tags)` and
+announced in the entry-point group `evofair.<kind>` (see `evofair.core.plugins`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from evofair.individual import Weights
+from evofair.core.individual import Weights
 
 
 @dataclass(frozen=True)

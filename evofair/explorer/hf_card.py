@@ -1,9 +1,9 @@
 """`README.md` of an exported model: a Hugging Face model card built from `model_card.json`'s facts.
 
 Why here, in the core: the facts a card states (objectives and every metric per split, the recipe's
-constraints, the lineage) live in the run's store, which only `evofair.export` reads; the problem
+constraints, the lineage) live in the run's store, which only `evofair.explorer.export` reads; the problem
 knows what it wrote and how to load it. So a problem's `export_model` hook may return a
-`model_card` entry, and `evofair.export` renders it here with the run's facts:
+`model_card` entry, and `evofair.explorer.export` renders it here with the run's facts:
 
     {"front_matter": {"library_name": ..., "base_model": ..., "tags": [...], ...},
      "sections": {title: markdown},            # e.g. per-group metrics, how to load
@@ -35,7 +35,7 @@ def objectives_markdown(card: Mapping[str, Any]) -> str:
     splits = [s for s in ("val", "test", "train") if s in metrics] + [s for s in metrics if s not in ("val", "test", "train")]
     objectives = [o["name"] for o in card.get("objectives", [])]
     names = objectives + sorted({k for per in metrics.values() for k in per} - set(objectives))
-    iv = card.get("intervals") or {}  # bootstrap intervals (evofair.uncertainty), when the problem gives them
+    iv = card.get("intervals") or {}  # bootstrap intervals (evofair.analysis.uncertainty), when the problem gives them
     bounds = iv.get("metrics", {})
     extra = [f"{iv['split']} {iv['level']:.0%} interval"] if iv else []
     lines = ["| metric | objective | " + " | ".join(splits + extra) + " |",

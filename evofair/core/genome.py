@@ -27,10 +27,10 @@ from typing import Any, ClassVar, Hashable, Protocol, Sequence
 
 import numpy as np
 
-from evofair import failpoints
+from evofair.core import failpoints
 from evofair.errors import UserError
-from evofair.individual import Individual, individual_id
-from evofair.seeding import derive_seed
+from evofair.core.individual import Individual, individual_id
+from evofair.core.seeding import derive_seed
 
 
 class DeapVariation(Protocol):
@@ -61,7 +61,7 @@ class Genome(ABC):
     def check_operators(self, recipe, source: str, registry) -> list[tuple[str, Any]]:
         """Validate the recipe's operators for this genome: [(recipe key, Spec)] of each one named.
 
-        `registry(kind)` looks components up (evofair.plugins); errors name the recipe key."""
+        `registry(kind)` looks components up (evofair.core.plugins); errors name the recipe key."""
         ops = recipe.operators
         found = []
         for i, cfg in enumerate(ops.crossovers):
@@ -204,7 +204,7 @@ class WeightsGenome(Genome):
 
     def realise(self, engine, generation, items):
         from evofair.engine.plans import as_plan
-        from evofair.pipeline import GenomeRef
+        from evofair.engine.pipeline import GenomeRef
 
         plans = [as_plan(it).with_refine(engine.refine_call(generation, i)) for i, it in enumerate(items)]
         if engine.executor.shared_store:  # workers wrote the weights; only their keys came back
@@ -233,7 +233,7 @@ class WeightsGenome(Genome):
         return individuals, refs, metrics
 
     def items(self, individuals):
-        from evofair.pipeline import GenomeRef
+        from evofair.engine.pipeline import GenomeRef
 
         return [GenomeRef(ind.id, ind.weights_hash) for ind in individuals]
 

@@ -29,18 +29,18 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from evofair import constraints as cons
+from evofair.core import constraints as cons
 from evofair.errors import UserError
-from evofair.individual import Individual, Weights
-from evofair.problem import Objective, Problem
-from evofair.store import DB_NAME, RunStore
+from evofair.core.individual import Individual, Weights
+from evofair.core.problem import Objective, Problem
+from evofair.store.run_store import DB_NAME, RunStore
 
 OBJECTIVES_META = "objectives"  # store meta key: [[name, direction], ...], written when a run starts
 
 
 class _Objectives:
     """The part of a problem that fronts need (names, directions), for runs whose problem class is
-    not available: enough for `evofair.report.final_front` and its CSV rows."""
+    not available: enough for `evofair.analysis.report.final_front` and its CSV rows."""
 
     objective_names = Problem.objective_names
     minimised = Problem.minimised
@@ -157,7 +157,7 @@ class Result:
         problem = self.problem
         if not callable(getattr(problem, "build_model", None)):
             raise UserError(f"model({iid!r}): problem {type(problem).__name__} cannot build a model (no build_model; "
-                            f"see evofair.problem.Trainable); result.weights({iid!r}) gives its weights")
+                            f"see evofair.core.problem.Trainable); result.weights({iid!r}) gives its weights")
         weights = self.weights(iid)
         problem.ensure_setup()
         module = problem.build_model(weights)
@@ -167,8 +167,8 @@ class Result:
     def problem(self):
         """The run's problem: the object given, or rebuilt (not set up) from config.yaml."""
         if self._problem is None:
-            from evofair.rebuild import build_problem
-            from evofair.recipe import Recipe
+            from evofair.lifecycle.rebuild import build_problem
+            from evofair.lifecycle.recipe import Recipe
 
             if not self.recipe:
                 raise UserError(f"{self.out_dir}: no config.yaml, so the problem cannot be rebuilt; "
@@ -208,8 +208,8 @@ class Result:
             return tuple(Objective(n) for n in names)
 
     def _table_from_store(self, which: str) -> str:
-        """front.csv / archive.csv as evofair.report writes them, computed from the store."""
-        from evofair.report import archive, individual_rows, sorted_front
+        """front.csv / archive.csv as evofair.analysis.report writes them, computed from the store."""
+        from evofair.analysis.report import archive, individual_rows, sorted_front
 
         stand_in = _Objectives(self.objectives)
         constraints = cons.parse_all(self.recipe.get("constraints") or [], "config.yaml: constraints")

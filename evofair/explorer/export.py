@@ -14,7 +14,7 @@ What is written (only into PATH, which must not exist or be an empty directory):
   a problem built from the run's config.yaml but *not set up*; it calls `self.ensure_setup()` if it
   needs data. What it returns is recorded under `"export"` in the model card. It must not write
   `genome.safetensors` or `model_card.json`. A `"model_card"` entry in what it returns (front
-  matter and sections, see evofair/hf_card.py) is taken out and rendered, with the run's facts, as
+  matter and sections, see evofair/explorer/hf_card.py) is taken out and rendered, with the run's facts, as
   `README.md`, a Hugging Face model card (the LoRA genome's export does this);
 - `model_card.json`: id, objectives and every metric on every split, how it was made (operator,
   arguments, seeds), its full lineage back to the roots, the resolved recipe, the genome's sha256.
@@ -38,7 +38,7 @@ import yaml
 
 from evofair.errors import UserError, WeightsIntegrityError, require_new_dir
 from evofair.explorer.data import RunData, open_store
-from evofair.problem import Exportable
+from evofair.core.problem import Exportable
 
 GENOME_FILE = "genome.safetensors"
 CARD_FILE = "model_card.json"
@@ -104,7 +104,7 @@ def export_model(run_dir: str | os.PathLike, iid: str, to: str | os.PathLike, *,
         })
         card["files"] = sorted(card["files"] + [README_FILE])
         if hub_card is not None:  # the problem's model is loadable: a Hugging Face model card
-            from evofair.hf_card import model_card_markdown
+            from evofair.explorer.hf_card import model_card_markdown
 
             (tmp / README_FILE).write_text(model_card_markdown(card, hub_card))
         else:

@@ -3,7 +3,7 @@
 Modelled on mergekit's merge-method registry: one decorated function is one method, with its
 parameters declared once as a pydantic model so recipes are validated and documented in one place.
 The decorator only *annotates* the function, so importing a module never mutates shared state;
-`evofair.plugins` finds components by entry point or `module:attr` reference.
+`evofair.core.plugins` finds components by entry point or `module:attr` reference.
 """
 
 from __future__ import annotations

@@ -14,11 +14,11 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from evofair.constraints import Constraint, MalformedConstraint, parse_all
+from evofair.core.constraints import Constraint, MalformedConstraint, parse_all
 from evofair.errors import UserError
-from evofair.plugins import is_reference
-from evofair.problem import missing_capabilities
-from evofair.registry import explain_validation_error
+from evofair.core.plugins import is_reference
+from evofair.core.problem import missing_capabilities
+from evofair.core.registry import explain_validation_error
 
 MAX_RECIPE_BYTES = 1_000_000
 
@@ -31,7 +31,7 @@ class ProblemCfg(_Strict):
     name: str
     args: dict[str, Any] = Field(default_factory=dict)
     not_rebuildable: str | None = Field(None, description="written by evofair for a problem object passed from "
-                                        "Python that name and args cannot rebuild: why (evofair/rebuild.py)")
+                                        "Python that name and args cannot rebuild: why (evofair/lifecycle/rebuild.py)")
 
 
 class OpCfg(_Strict):
@@ -130,7 +130,7 @@ def _constraint_text(text: str) -> str:
 
 
 class IntervalsCfg(_Strict):
-    """Bootstrap intervals on test (evofair/uncertainty.py) for problems with per-example outputs."""
+    """Bootstrap intervals on test (evofair/analysis/uncertainty.py) for problems with per-example outputs."""
 
     enabled: bool = True
     level: float = Field(0.9, gt=0, lt=1, description="confidence level of the percentile intervals")
@@ -365,7 +365,7 @@ def parse_recipe(raw: Mapping[str, Any], source: str = "recipe", *, problem=None
     if not isinstance(raw, Mapping):
         raise UserError(f"{source}: a recipe must be a mapping, got a {type(raw).__name__}")
     _check_shape(raw, source)
-    if "experiment" in raw:  # its own recipe kind (evofair/experiments.py), not a key of this one
+    if "experiment" in raw:  # its own recipe kind (evofair/lifecycle/experiments.py), not a key of this one
         raise UserError(f"{source}: an experiment recipe (it has `experiment:`), not an evolutionary run: "
                         f"run it with `evofair experiment {source}` (Python: evofair.experiment)")
     try:
@@ -378,13 +378,13 @@ def parse_recipe(raw: Mapping[str, Any], source: str = "recipe", *, problem=None
 
 
 def validate_components(recipe: Recipe, source: str, problem=None) -> None:
-    from evofair.plugins import registry
+    from evofair.core.plugins import registry
 
     def op_registry(kind):
         return registry(kind, recipe.paths)
 
     if problem is None:
-        from evofair.rebuild import check_rebuildable
+        from evofair.lifecycle.rebuild import check_rebuildable
 
         check_rebuildable(recipe.problem)  # config.yaml of a Python object that its record cannot rebuild
         pspec = registry("problem", recipe.paths).get(recipe.problem.name, f"{source}: problem.name")

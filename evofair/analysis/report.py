@@ -14,12 +14,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evofair import constraints as cons
-from evofair.indicators import hypervolume
-from evofair.individual import Individual
-from evofair.problem import SPLITS, ReportSections
-from evofair.safe_io import atomic_write_bytes, atomic_write_text
-from evofair.store import RunStore
+from evofair.core import constraints as cons
+from evofair.analysis.indicators import hypervolume
+from evofair.core.individual import Individual
+from evofair.core.problem import SPLITS, ReportSections
+from evofair.store.safe_io import atomic_write_bytes, atomic_write_text
+from evofair.store.run_store import RunStore
 
 
 def _objective_matrix(problem, inds: Sequence[Individual], split: str) -> np.ndarray:
@@ -34,7 +34,7 @@ def _constraints(store: RunStore, constraints) -> tuple[cons.Constraint, ...]:
 
 
 def _best(problem, inds: Sequence[Individual], constraints) -> list[Individual]:
-    """Feasibility-first on validation, as selection ran (`evofair.constraints.feasible_first`)."""
+    """Feasibility-first on validation, as selection ran (`evofair.core.constraints.feasible_first`)."""
     cv = cons.of_individuals(constraints, inds, "val")
     return [inds[i] for i in cons.feasible_first(_objective_matrix(problem, inds, "val"), cv)]
 
@@ -182,7 +182,7 @@ def _error_bars(ax, P: np.ndarray, ivs: Sequence[dict[str, list[float]]], names:
 def run_intervals(store: RunStore, problem, recipe, out: Path, front: Sequence[Individual]) -> dict[str, Any] | None:
     """Bootstrap intervals of the front and the baselines on test, written to intervals.json (None:
     the problem gives no per-example outputs, or the recipe turned intervals off)."""
-    from evofair import uncertainty
+    from evofair.analysis import uncertainty
 
     cfg = getattr(recipe, "intervals", None)
     if cfg is None or not cfg.enabled or not uncertainty.supports_intervals(problem):
@@ -203,7 +203,7 @@ def intervals_note(problem, recipe, intervals: dict[str, Any] | None) -> str:
     if cfg is not None and not cfg.enabled:
         return "No confidence intervals: turned off in the recipe (`intervals.enabled: false`)."
     return (f"No confidence intervals: problem `{problem.name}` gives no per-example outputs "
-            "(`evofair.problem.PerExampleOutputs`), so its numbers are point estimates.")
+            "(`evofair.core.problem.PerExampleOutputs`), so its numbers are point estimates.")
 
 
 def constraints_section(constraints, everyone: Sequence[Individual], front: Sequence[Individual]) -> list[str]:
@@ -324,7 +324,7 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
 def confusion_table(pred, y, groups, class_names: Sequence[str]) -> str:
     """Markdown: per group and true class, its size, the predicted counts and the TPR (FaPareto's
     report and exported model cards)."""
-    from evofair.metrics import confusion_rows
+    from evofair.analysis.metrics import confusion_rows
 
     rows = confusion_rows(pred, y, groups, class_names, classes=np.arange(len(class_names)))
     names = [f"pred_{c}" for c in class_names]

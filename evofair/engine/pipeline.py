@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from evofair.individual import Weights
+from evofair.core.individual import Weights
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class Operators:
     @classmethod
     def load(cls, paths: Sequence[str] = ()) -> "Operators":
         """Every operator a plan may name resolves lazily, by entry point or `module:attr`."""
-        from evofair.plugins import registry
+        from evofair.core.plugins import registry
 
         return cls(*(_Lookup(registry(k, paths)) for k in ("crossover", "mutation", "refine")))
 

@@ -52,7 +52,7 @@ def record_problem(recipe, problem) -> None:
 def build_problem(recipe):
     """The problem a resolved recipe names, built (not set up) as a recipe file would build it."""
     from evofair.executors.base import with_base_dir
-    from evofair.plugins import registry
+    from evofair.core.plugins import registry
 
     check_rebuildable(recipe.problem)  # a Python object config.yaml cannot rebuild: one line, not a traceback
     spec = registry("problem", recipe.paths).get(recipe.problem.name, "problem.name")
@@ -73,7 +73,7 @@ def _arguments(problem) -> tuple[dict[str, Any], str | None]:
     own = getattr(problem, "recipe_args", None)
     if callable(own):
         return dict(own()), None
-    from evofair.registry import spec_of
+    from evofair.core.registry import spec_of
 
     spec = spec_of(type(problem))  # the arguments model a recipe's args are validated with, as in plugins.py
     model = spec.args if spec is not None else getattr(type(problem), "Params", None)
@@ -126,7 +126,7 @@ def _own_blocker(problem) -> str | None:
 
 def _names_class(name: str, cls: type, paths, args: dict[str, Any]) -> bool:
     """Is the recipe's `problem.name` already a name that resolves to exactly this class?"""
-    from evofair.plugins import registry
+    from evofair.core.plugins import registry
 
     try:
         spec = registry("problem", paths).get(name)

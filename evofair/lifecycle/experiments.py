@@ -28,11 +28,11 @@ from typing import Any, Mapping
 from pydantic import Field, ValidationError
 
 from evofair.errors import UserError, require_new_dir
-from evofair.plugins import registry
-from evofair.recipe import (ProblemCfg, Recipe, _check_shape, _Strict, apply_overrides, read_recipe_file,
+from evofair.core.plugins import registry
+from evofair.lifecycle.recipe import (ProblemCfg, Recipe, _check_shape, _Strict, apply_overrides, read_recipe_file,
                             resolved_yaml)
-from evofair.registry import explain_validation_error
-from evofair.safe_io import atomic_write_text
+from evofair.core.registry import explain_validation_error
+from evofair.store.safe_io import atomic_write_text
 
 # keys of an evolutionary recipe that an experiment has no use for
 EVOLUTION_ONLY = ("algorithm", "operators", "executor", "hv_ref", "report", "intervals")

@@ -163,8 +163,8 @@ def client(address: str | None):
 
 def resolve_recipe(recipe_path: str, overrides: list[str], seed: int | None):
     """Read, override and fully validate a recipe here, as `evofair run` would."""
-    from evofair import api
-    from evofair.recipe import apply_overrides, parse_recipe, read_recipe_file
+    from evofair.lifecycle import api
+    from evofair.lifecycle.recipe import apply_overrides, parse_recipe, read_recipe_file
 
     overrides = list(overrides) + ["executor.name=ray"] + ([f"seed={seed}"] if seed is not None else [])
     recipe = parse_recipe(apply_overrides(read_recipe_file(recipe_path), overrides), recipe_path)
@@ -191,7 +191,7 @@ def _package_dir(name: str) -> Path:
 def user_modules(recipe) -> list[Path]:
     """Top-level modules or packages of the recipe's `module:attr` components that are not installed
     (a file next to the recipe, or on PYTHONPATH): the job must carry them to the cluster."""
-    from evofair.plugins import is_reference
+    from evofair.core.plugins import is_reference
 
     ops = recipe.operators
     names = [recipe.problem.name] + [c.name for c in ops.crossovers]
@@ -275,7 +275,7 @@ def _env_vars(pairs: list[str]) -> dict[str, str]:
 def submit(recipe_path: str, *, address: str | None, overrides: list[str] = (), seed: int | None = None,
            out: str | None = None, python: str = "python", env: list[str] = ()) -> tuple[str, str]:
     """Submit a recipe as a Ray job; returns (job id, run directory on the cluster)."""
-    from evofair.recipe import resolved_yaml
+    from evofair.lifecycle.recipe import resolved_yaml
 
     recipe = resolve_recipe(recipe_path, list(overrides), seed)
     out_dir = run_directory(out, recipe.name)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from evofair.errors import UserError
-from evofair.store import DB_NAME
+from evofair.store.run_store import DB_NAME
 
 # dotted keys (or prefixes ending in ".") that resume may change: none alters a stored result
 RESUME_MAY_CHANGE = ("algorithm.generations", "executor.", "data_root", "base_dir", "paths", "intervals",
@@ -46,7 +46,7 @@ def _allowed(key: str) -> bool:
 def check_resume(out: Path, recipe) -> dict[str, list[Any]]:
     """Compare `recipe` with the run's config.yaml: refuse result-changing differences; return
     the allowed ones as {key: [old, new]} (recorded as a `resume_recipe_changed` event)."""
-    from evofair.recipe import Recipe, read_recipe_file
+    from evofair.lifecycle.recipe import Recipe, read_recipe_file
 
     path = out / "config.yaml"
     if not path.exists():

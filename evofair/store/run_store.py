@@ -23,10 +23,10 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from evofair import failpoints
+from evofair.core import failpoints
 from evofair.errors import UserError, WeightsIntegrityError
-from evofair.individual import Individual, Weights
-from evofair.safe_io import atomic_write_bytes, check_inside, refuse_links, safe_open_lock
+from evofair.core.individual import Individual, Weights
+from evofair.store.safe_io import atomic_write_bytes, check_inside, refuse_links, safe_open_lock
 
 DB_NAME = "evofair.sqlite"
 SCHEMA = """

@@ -1,6 +1,6 @@
 """The problem contract: what a user writes once to run on any backend and executor.
 
-A problem declares its objectives and its genome (an `evofair.genome.Genome`: what an individual
+A problem declares its objectives and its genome (an `evofair.core.genome.Genome`: what an individual
 is and how the engine varies, stores and recognises it) and knows how to evaluate a *batch* of genomes
 on a split. Neural problems (genome = `Weights`) also give the engine a way to make initial
 weights, an optional shared base for merge methods that need one, and a training loss so that
@@ -17,9 +17,9 @@ from typing import Any, ClassVar, Iterable, Literal, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
-from evofair.genome import VECTOR, WEIGHTS, Genome
-from evofair.individual import Weights
-from evofair.registry import Args
+from evofair.core.genome import VECTOR, WEIGHTS, Genome
+from evofair.core.individual import Weights
+from evofair.core.registry import Args
 
 Split = Literal["val", "test"]
 SPLITS: tuple[Split, ...] = ("val", "test")
@@ -193,7 +193,7 @@ class ReportSections(Protocol):
 
 @runtime_checkable
 class PerExampleOutputs(Protocol):
-    """Bootstrap intervals (`evofair.uncertainty`) recompute every metric on resampled examples.
+    """Bootstrap intervals (`evofair.analysis.uncertainty`) recompute every metric on resampled examples.
 
     Problems without it still run; their report says it has no intervals."""
 
@@ -201,7 +201,7 @@ class PerExampleOutputs(Protocol):
         """Per-example outputs of a batch of genomes on `split` (an empty batch: the labels only):
         `y_true` (n,), `y_pred` (n_genomes, n) predicted labels, `groups` (n,) the protected group
         of each example (the resamples are stratified by group × class), `classes` and `pos_label`
-        as `evofair.metrics.fairness_metrics` takes them, and optionally `groups_by`
+        as `evofair.analysis.metrics.fairness_metrics` takes them, and optionally `groups_by`
         {attribute: (n,) labels} for per-attribute metrics named `<metric>_<attribute>`."""
 
 

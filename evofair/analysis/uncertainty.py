@@ -2,7 +2,7 @@
 
 A user who picks a model from a front needs to know which differences are noise: ΔTPR on a few
 hundred test bios moves by several points between resamples. Problems that give per-example
-outputs (`evofair.problem.PerExampleOutputs`) get, for each model, percentile intervals of
+outputs (`evofair.core.problem.PerExampleOutputs`) get, for each model, percentile intervals of
 every metric they report, and the FaPareto report a paired interval of the hypervolume
 difference (front vs baselines) and of the front's error–ΔTPR correlation.
 
@@ -14,7 +14,7 @@ How (METHODS.md-style, docs/metrics.md "Uncertainty"):
   set, so intervals are *paired*: a difference between two models is measured on the same
   resamples;
 - vectorised: a resample is a vector of example multiplicities w (n,), and the count tensor of
-  `evofair.metrics.GroupCounts` on a resample is w @ one-hot(group, class, prediction), so all
+  `evofair.analysis.metrics.GroupCounts` on a resample is w @ one-hot(group, class, prediction), so all
   resamples of all models are one matrix product and every metric comes from the same
   `GroupCounts` code the run itself used (no second implementation to disagree with);
 - percentile intervals (numpy's default linear quantile), level 0.9 by default.
@@ -31,8 +31,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from evofair.indicators import hypervolume, non_dominated
-from evofair.metrics import METRIC_NAMES, GroupCounts
+from evofair.analysis.indicators import hypervolume, non_dominated
+from evofair.analysis.metrics import METRIC_NAMES, GroupCounts
 
 DEFAULT_LEVEL = 0.9
 DEFAULT_N_BOOT = 1000
@@ -129,13 +129,13 @@ def metric_intervals(outputs: Mapping[str, Any], indices: np.ndarray, level: flo
 
 # -- a run: front and baselines --------------------------------------------------------------
 def bootstrap_seed(recipe_seed: int) -> int:
-    from evofair.seeding import derive_seed
+    from evofair.core.seeding import derive_seed
 
     return derive_seed(recipe_seed, "bootstrap")
 
 
 def supports_intervals(problem) -> bool:
-    from evofair.problem import PerExampleOutputs
+    from evofair.core.problem import PerExampleOutputs
 
     return isinstance(problem, PerExampleOutputs)
 
@@ -203,7 +203,7 @@ def _val_non_dominated(problem, rows: Sequence[Mapping[str, Mapping[str, float]]
 
 
 def hv_samples(problem, samples: Mapping[str, np.ndarray], ref) -> np.ndarray:
-    """Test HV of a set of models on each resample (pymoo's indicator, as evofair.indicators), from
+    """Test HV of a set of models on each resample (pymoo's indicator, as evofair.analysis.indicators), from
     its bootstrap metrics {objective: (n_boot, n_models)}."""
     F = _minimised_samples(problem, samples)
     if F.shape[1] == 0:
@@ -255,12 +255,12 @@ def front_vs_union(problem, front_weights: Sequence[Any], front_rows, union_weig
 
 
 def _rebuild_problem(root: Path):
-    """The run's problem from its config.yaml (as evofair.api.build_problem does; not imported from
+    """The run's problem from its config.yaml (as evofair.lifecycle.api.build_problem does; not imported from
     there, since the report, which api imports, imports this module)."""
     from evofair.errors import UserError
     from evofair.executors.base import with_base_dir
-    from evofair.plugins import registry
-    from evofair.recipe import Recipe, read_recipe_file
+    from evofair.core.plugins import registry
+    from evofair.lifecycle.recipe import Recipe, read_recipe_file
 
     if not (root / "config.yaml").exists():
         raise UserError(f"{root}: not a finished run directory (no config.yaml)")
@@ -292,7 +292,7 @@ def hv_difference_interval(run_dir, *, level: float = DEFAULT_LEVEL, n_boot: int
     names other baselines to unite instead (e.g. the LoRA fine-tunes, `lora_baselines.LORA_METHODS`).
     Returns {hv_front, hv_union, diff, lo, hi}; `seed` seeds the resamples."""
     from evofair.errors import UserError
-    from evofair.store import RunStore
+    from evofair.store.run_store import RunStore
 
     root = Path(run_dir)
     problem, recipe = _rebuild_problem(root)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from evofair.errors import UserError
-from evofair.registry import NoArgs, Spec, spec_of
+from evofair.core.registry import NoArgs, Spec, spec_of
 
 #: component kind → entry-point group
 GROUPS = {
@@ -81,7 +81,7 @@ def _as_spec(obj: object, name: str, kind: str, where: str) -> Spec:
     spec = spec_of(obj)
     if spec is None:
         if kind == "problem" and isinstance(obj, type):
-            # a Problem subclass needs no decorator (duck-typed: evofair.problem imports the engine's
+            # a Problem subclass needs no decorator (duck-typed: evofair.core.problem imports the engine's
             # genomes, which look operators up here)
             if callable(getattr(obj, "evaluate", None)) and hasattr(obj, "objectives") and hasattr(obj, "genome"):
                 return Spec(name, kind, obj, getattr(obj, "Params", NoArgs), (obj.__doc__ or "").split("\n")[0])
@@ -90,7 +90,7 @@ def _as_spec(obj: object, name: str, kind: str, where: str) -> Spec:
         if kind != "problem" and callable(obj) and not isinstance(obj, type):
             return Spec(name, kind, obj, NoArgs, (getattr(obj, "__doc__", "") or "").split("\n")[0])
         expected = "a Problem subclass" if kind == "problem" else \
-            f"a {'class or ' if kind == 'callback' else ''}function marked with evofair.registry.component({kind!r}, ...)"
+            f"a {'class or ' if kind == 'callback' else ''}function marked with evofair.core.registry.component({kind!r}, ...)"
         raise UserError(f"{where}: {name!r} is not a {kind} (expected {expected})")
     if spec.kind != kind:
         raise UserError(f"{where}: {name!r} is a {spec.kind}, not a {kind}")

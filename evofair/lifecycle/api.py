@@ -1,6 +1,6 @@
 """The Python API: run an evolutionary recipe (or a recipe dict plus a problem object) into a run directory.
 
-Experiments (a paper's table, no evolutionary loop) have their own entry point: evofair/experiments.py.
+Experiments (a paper's table, no evolutionary loop) have their own entry point: evofair/lifecycle/experiments.py.
 """
 
 from __future__ import annotations
@@ -12,21 +12,21 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from evofair import failpoints
-from evofair.constraints import check_metrics
+from evofair.core import failpoints
+from evofair.core.constraints import check_metrics
 from evofair.engine.loop import Engine
 from evofair.errors import UserError, require_new_dir
 from evofair.executors import ProblemFactory, WorkerError, make_executor
-from evofair.experiments import ExperimentRecipe
-from evofair.plugins import registry
-from evofair.problem import AfterRun
-from evofair.rebuild import build_problem, class_reference, record_problem  # noqa: F401 (build_problem: API)
-from evofair.recipe import Recipe, parse_recipe, read_recipe_file, resolved_yaml
-from evofair.report import final_front, write_report
-from evofair.result import OBJECTIVES_META, Result
-from evofair.resume import check_resumable, check_resume, never_started
-from evofair.safe_io import atomic_write_text
-from evofair.store import RunStore
+from evofair.lifecycle.experiments import ExperimentRecipe
+from evofair.core.plugins import registry
+from evofair.core.problem import AfterRun
+from evofair.lifecycle.rebuild import build_problem, class_reference, record_problem  # noqa: F401 (build_problem: API)
+from evofair.lifecycle.recipe import Recipe, parse_recipe, read_recipe_file, resolved_yaml
+from evofair.analysis.report import final_front, write_report
+from evofair.analysis.result import OBJECTIVES_META, Result
+from evofair.lifecycle.resume import check_resumable, check_resume, never_started
+from evofair.store.safe_io import atomic_write_text
+from evofair.store.run_store import RunStore
 from evofair.tracking.callbacks import CallbackError, CallbackList, RunInfo, RunStartInfo, build_callbacks
 from evofair.tracking.logs import console_for_library, run_log
 
@@ -58,7 +58,7 @@ def run(recipe: Recipe | Mapping[str, Any] | None = None, out: str | Path | None
     """Run a recipe into `out` (or continue the run there, with `resume`); returns its `Result`.
 
     Pass `problem=` to run a problem object defined in Python: config.yaml then records its class
-    and arguments (evofair/rebuild.py). `resume=DIR` continues DIR, by default under its own
+    and arguments (evofair/lifecycle/rebuild.py). `resume=DIR` continues DIR, by default under its own
     config.yaml. `callbacks=` (evofair.tracking.Callback objects) follow the run, after the recipe's
     own `callbacks:`. Every input check happens before the first file is written; disk errors become
     a `UserError` and leave the store consistent. An experiment recipe (`experiment:` key) is
