@@ -2,19 +2,10 @@
 
 The generation is DEAP's own NSGA-II recipe (deap/examples/ga/nsga2.py): `selTournamentDCD`
 picks mates by dominance then crowding distance, variation makes two children per mating, and
-`selNSGA2` keeps the best `pop_size` of parents ∪ offspring. Variation matches the pymoo backend so
-that the same recipe means the same search on either backend:
-
-- vector problems use DEAP's `cxSimulatedBinaryBounded` and `mutPolynomialBounded` with the
-  parameters of the recipe's `sbx`/`pm` operators, read from the very pymoo objects the pymoo
-  backend would use (SBX: mating probability `prob`, per-variable probability 0.5 and a 0.5 child
-  swap — fixed in DEAP and the defaults of pymoo's SBX; PM: per-individual probability `prob`
-  (0.9 in pymoo's PM), per-variable `prob_var` or min(0.5, 1/n_var));
-- weights problems write `Plan`s through `PlanMaker` with the recipe's `crossover_prob` and
-  `mutation_prob`, as `pymoo_backend._PlanCrossover/_PlanMutation` do.
-Offspring equal to a population member or to an earlier offspring are dropped and re-bred (up to
-100 rounds, like pymoo's `eliminate_duplicates`): by exact value for vectors, by content
-(`GenomeRef`/`Plan` equality) for weights.
+`selNSGA2` keeps the best `pop_size` of parents ∪ offspring. Variation comes from the genome's DEAP adapter (`evofair/engine/deap_adapter.py`), which matches the
+pymoo backend so that the same recipe means the same search on either backend. Offspring equal to
+a population member or to an earlier offspring are dropped and re-bred (up to 100 rounds, like
+pymoo's `eliminate_duplicates`), by the genome's duplicate key.
 
 No `deap.creator`: it makes global classes at run time. `_Fitness` is an ordinary subclass of
 `deap.base.Fitness` whose weights (one -1 per objective: everything the engine tells is minimised)
@@ -22,7 +13,7 @@ are set per instance, so one class serves any number of objectives.
 
 Randomness: every draw starts from one numpy Generator seeded by `recipe.seed`, checkpointed in
 `state()`. DEAP's tools draw from the global `random` module and take no generator, so each call
-into DEAP runs inside `_deap_random(seed)`, which seeds the global module with a seed drawn from
+into DEAP runs inside `deap_random(seed)`, which seeds the global module with a seed drawn from
 our generator and restores its previous state afterwards (nothing leaks to other code).
 Crowding distances are always recomputed on the survivors themselves (not on parents ∪ offspring),
 so that a population rebuilt from the store has exactly the mating state of an uninterrupted run.
@@ -30,42 +21,29 @@ so that a population rebuilt from the store has exactly the mating state of an u
 
 from __future__ import annotations
 
-import contextlib
 import math
-import random
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from deap import base, tools
 from deap.tools.emo import assignCrowdingDist  # not re-exported by deap.tools
 
+from evofair.core.genome import genome_of
 from evofair.engine.backend import Backend, rng_from_state, rng_state
-from evofair.engine.plans import PlanMaker
+from evofair.engine.deap_adapter import deap_random, deap_variation, draw_seed
 from evofair.errors import UserError
 
 MAX_BREED_ROUNDS = 100  # pymoo's Mating(n_max_iterations=100)
-SEED_HIGH = 2**62
 # DEAP's O(N log^(M-1) N) sort (Fortin et al. 2013): the same fronts as its O(M N^2) "standard"
 # sort (checked on 400 random sets with ties and duplicates), ~20x faster for 200 points
 ND_SORT = "log"
 
 
-@contextlib.contextmanager
-def _deap_random(seed: int) -> Iterator[None]:
-    """Seed Python's global `random` (which DEAP's tools use) for one block, then restore it."""
-    saved = random.getstate()
-    random.seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(saved)
-
-
 class _Fitness(base.Fitness):
     """Minimised fitness of any length, usable by DEAP's selection tools."""
 
-    weights = ()  # replaced per instance; a class-level value lets base.Fitness.__init__ pass
+    weights: tuple[float, ...] = ()  # replaced per instance; a class-level value lets base.Fitness.__init__ pass
 
     def __init__(self, values: Sequence[float] = ()):
         self.weights = (-1.0,) * len(values)
@@ -82,38 +60,6 @@ class _Member:
     item: Any  # np.ndarray (vector problems) or GenomeRef (weights problems)
     id: str
     fitness: _Fitness
-
-
-@dataclass(frozen=True)
-class _VectorVariation:
-    """SBX + polynomial mutation parameters, taken from the pymoo operators of the recipe."""
-
-    eta_c: float
-    prob_c: float
-    eta_m: float
-    prob_m: float
-    indpb: float
-
-
-def _vector_variation(recipe, problem) -> _VectorVariation:
-    from pymoo.operators.crossover.sbx import SBX
-    from pymoo.operators.mutation.pm import PM
-
-    from evofair.engine.vector_ops import vector_operators
-
-    ops = vector_operators(recipe)
-    # no operator in the recipe: pymoo's NSGA2 defaults, which the pymoo backend then uses
-    sbx = ops.get("crossover", SBX(eta=15, prob=0.9))
-    pm = ops.get("mutation", PM(eta=20))
-    if not isinstance(sbx, SBX):
-        raise UserError("operators.crossover.name: the deap backend supports only sbx for vector problems")
-    if not isinstance(pm, PM):
-        raise UserError("operators.mutation.name: the deap backend supports only pm for vector problems")
-    if sbx.prob_var.value != 0.5 or sbx.prob_bin.value != 0.5 or sbx.prob_exch.value != 1.0:
-        raise UserError("operators.crossover.args: DEAP's SBX fixes the per-variable and swap probabilities at 0.5")
-    prob_var = pm.prob_var.value if pm.prob_var is not None else min(0.5, 1.0 / problem.n_var)
-    return _VectorVariation(eta_c=float(sbx.eta.value), prob_c=float(sbx.prob.value),
-                            eta_m=float(pm.eta.value), prob_m=float(pm.prob.value), indpb=float(prob_var))
 
 
 def _assign_crowding(members: list[_Member]) -> None:
@@ -143,70 +89,6 @@ def _no_constraints(G) -> None:
         raise UserError("algorithm.backend: deap does not support constraints; use pymoo")
 
 
-def _seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(SEED_HIGH))
-
-
-class VectorVariation:
-    """Real vectors: DEAP's bounded SBX and polynomial mutation (`evofair.core.genome.VectorGenome`)."""
-
-    def __init__(self, recipe, problem):
-        self.var = _vector_variation(recipe, problem)
-        self.pop_size = recipe.algorithm.pop_size
-        self.xl = [float(v) for v in problem.xl]  # DEAP wants Python sequences, not arrays
-        self.xu = [float(v) for v in problem.xu]
-
-    def initial(self, rng: np.random.Generator, n: int) -> list[Any]:
-        xl, xu = np.asarray(self.xl), np.asarray(self.xu)
-        return list(rng.random((n, len(xl))) * (xu - xl) + xl)
-
-    def vary(self, p1: Any, p2: Any, rng: np.random.Generator) -> list[np.ndarray]:
-        v = self.var
-        c1, c2 = [float(x) for x in p1], [float(x) for x in p2]
-        if rng.random() < v.prob_c:
-            with _deap_random(_seed(rng)):
-                tools.cxSimulatedBinaryBounded(c1, c2, v.eta_c, self.xl, self.xu)
-        out = []
-        for child in (c1, c2):
-            if rng.random() <= v.prob_m:
-                with _deap_random(_seed(rng)):
-                    tools.mutPolynomialBounded(child, v.eta_m, self.xl, self.xu, v.indpb)
-            out.append(np.asarray(child, dtype=float))
-        return out
-
-    def key(self, item: Any) -> Any:
-        return tuple(float(v) for v in item)  # exact values
-
-    def item(self, told: Any) -> Any:
-        return np.asarray(told, dtype=float)
-
-
-class PlanVariation:
-    """Checkpoints: `Plan`s written by `PlanMaker` with the recipe's crossover/mutation probabilities,
-    as `pymoo_backend._PlanCrossover/_PlanMutation` do (`evofair.core.genome.WeightsGenome`)."""
-
-    def __init__(self, recipe):
-        ops = recipe.operators
-        self.maker = PlanMaker(ops)
-        self.crossover_prob = ops.crossover_prob if ops.crossovers else 0.0
-        self.mutation_prob = ops.mutation_prob if ops.mutation is not None else 0.0
-
-    def initial(self, rng: np.random.Generator, n: int) -> list[Any]:
-        return [self.maker.init(rng) for _ in range(n)]
-
-    def vary(self, p1: Any, p2: Any, rng: np.random.Generator) -> list[Any]:
-        children: list[Any] = [p1, p2]
-        if rng.random() < self.crossover_prob:
-            children = list(self.maker.cross(p1, p2, rng))
-        return [self.maker.mutate(c, rng) if rng.random() <= self.mutation_prob else c for c in children]
-
-    def key(self, item: Any) -> Any:
-        return item  # content: GenomeRef / Plan equality
-
-    def item(self, told: Any) -> Any:
-        return told
-
-
 class DeapBackend(Backend):
     def __init__(self, recipe, problem):
         alg = recipe.algorithm
@@ -219,7 +101,7 @@ class DeapBackend(Backend):
         self.rng = np.random.default_rng(recipe.seed)
         self.n_iter = 0
         self.members: list[_Member] = []
-        self.variation = problem.genome.deap_variation(recipe, problem)
+        self.variation = deap_variation(genome_of(problem), recipe, problem)
 
     # -- items ------------------------------------------------------------------------------
     def _key(self, item: Any) -> Any:
@@ -236,7 +118,7 @@ class DeapBackend(Backend):
             need = self.n_offsprings - len(offspring)
             if need <= 0:
                 break
-            with _deap_random(_seed(self.rng)):
+            with deap_random(draw_seed(self.rng)):
                 mates = _select_mates(self.members, 2 * math.ceil(need / 2))
             for p1, p2 in zip(mates[::2], mates[1::2]):
                 for child in self.variation.vary(p1.item, p2.item, self.rng):

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from evofair.core.constraints import feasible_first, total_violation, violations
+from evofair.core.indicators import hypervolume
+from evofair.core.genome import genome_of
 from evofair.engine.backend import Backend
-from evofair.analysis.indicators import hypervolume
-from evofair.engine.pipeline import OpCall
-from evofair.core.seeding import derive_seed
+from evofair.engine.offspring import realise_generation, told_items
 from evofair.store.run_store import RunStore
 from evofair.tracking.callbacks import CallbackList, GenerationInfo, ModelInfo
 from evofair.tracking.progress import GenerationProgress, progress_bar
@@ -37,6 +37,7 @@ class Engine:
         self.callbacks = callbacks or CallbackList()
         # offspring done / total within a generation (executors report it; shown as a bar or log lines)
         self.generation_progress = GenerationProgress(progress, recipe.algorithm.generations)
+        self.genome = genome_of(problem)
         self.backend = make_backend(recipe, problem)
         self.hv_ref = recipe.hv_ref or problem.default_hv_ref
         self.constraints = recipe.parsed_constraints
@@ -45,14 +46,6 @@ class Engine:
         self.seconds = 0.0
 
     # -- one generation ----------------------------------------------------------------------
-    def refine_call(self, generation: int, index: int) -> OpCall | None:
-        """The local search an offspring gets (weights genomes), with its own derived seed."""
-        ops = self.recipe.operators
-        cfg = ops.initial_refine if generation == 0 else ops.refine
-        if cfg is None:
-            return None
-        return OpCall(cfg.name, cfg.args, derive_seed(self.recipe.seed, generation, index, "refine"))
-
     def step(self, generation: int) -> dict[str, Any] | None:
         t0 = time.perf_counter()
         items = self.backend.ask()
@@ -61,7 +54,7 @@ class Engine:
         self.generation_progress.begin(generation)
         self.executor.on_progress = self.generation_progress
         try:
-            individuals, told, metrics = self.problem.genome.realise(self, generation, items)
+            individuals, told, metrics = realise_generation(self, self.genome, generation, items)
         finally:
             self.generation_progress.close()
             self.executor.on_progress = None
@@ -134,7 +127,7 @@ class Engine:
         n = len(pop)
         G = self.violations({c.metric: np.array([ind.metrics.get("val", {}).get(c.metric, np.nan) for ind in pop])
                              for c in self.constraints}, n)
-        items = self.problem.genome.items(pop)
+        items = told_items(self.genome, pop)
         ids = [ind.id for ind in pop]
         self.backend.restore(items, F, ids, last["engine_state"], G)
         self._remember_cv(ids, G, ids)

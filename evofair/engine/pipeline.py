@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from evofair.core.genome import WeightsGenome, genome_of
 from evofair.core.individual import Weights
 
 
@@ -127,9 +128,10 @@ def realise(plan: Plan, parent_weights: Sequence[Weights], problem, ops: Operato
     if plan.crossover is not None:
         spec = ops.crossover[plan.crossover.name]
         base = problem.base_weights() if spec.tags.get("needs_base") else None
-        children, merge_log = problem.genome.crossover(problem, spec, list(parent_weights),
-                                                       spec.args(**plan.crossover.args), seed=plan.crossover.seed,
-                                                       base=base)
+        genome = genome_of(problem)
+        assert isinstance(genome, WeightsGenome), "plans are realised for checkpoint genomes only"
+        children, merge_log = genome.crossover(problem, spec, list(parent_weights), spec.args(**plan.crossover.args),
+                                               seed=plan.crossover.seed, base=base)
         weights = children[plan.crossover.child]
         if merge_log:
             log["crossover"] = merge_log

@@ -9,92 +9,14 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from pymoo.core.crossover import Crossover
 from pymoo.core.evaluator import Evaluator
-from pymoo.core.duplicate import ElementwiseDuplicateElimination
-from pymoo.core.mutation import Mutation
 from pymoo.core.population import Population
-from pymoo.core.problem import Problem as PymooProblem
-from pymoo.core.sampling import Sampling
 from pymoo.problems.static import StaticProblem
 
+from evofair.core.genome import genome_of
+from evofair.engine import pymoo_adapter
 from evofair.engine.backend import Backend, rng_from_state, rng_state
-from evofair.engine.plans import PlanMaker
 from evofair.store.jsonstate import from_json, numeric_attributes, set_numeric_attributes, to_json
-
-
-class _Shape(PymooProblem):
-    """Only tells pymoo the dimensions; evaluation happens in evofair's executors.
-
-    With `n_ieq_constr` > 0 (a recipe's `constraints:`), pymoo's algorithms select feasibility
-    first on their own: `Survival.do` ranks the feasible members and fills up with the infeasible
-    ones by CV, and NSGA-II's/SMS-EMOA's tournaments compare CV before dominance.
-    """
-
-    def __init__(self, problem, n_ieq_constr: int = 0):
-        super().__init__(n_obj=len(problem.objectives), n_ieq_constr=n_ieq_constr,
-                         **problem.genome.pymoo_problem(problem))
-
-    def _evaluate(self, x, out, *args, **kwargs):
-        raise RuntimeError("evofair evaluates through its executor, not through pymoo")
-
-
-class _PlanSampling(Sampling):
-    def __init__(self, maker: PlanMaker):
-        super().__init__()
-        self.maker = maker
-
-    def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
-        X = np.empty((n_samples, 1), dtype=object)
-        for i in range(n_samples):
-            X[i, 0] = self.maker.init(random_state)
-        return X
-
-
-class _PlanCrossover(Crossover):
-    def __init__(self, maker: PlanMaker, prob: float):
-        super().__init__(n_parents=2, n_offsprings=2, prob=prob)
-        self.maker = maker
-
-    def _do(self, problem, X, *args, random_state=None, **kwargs):
-        _, n_matings, _ = X.shape
-        Y = np.empty((2, n_matings, 1), dtype=object)
-        for k in range(n_matings):
-            Y[0, k, 0], Y[1, k, 0] = self.maker.cross(X[0, k, 0], X[1, k, 0], random_state)
-        return Y
-
-
-class _PlanMutation(Mutation):
-    def __init__(self, maker: PlanMaker, prob: float):
-        super().__init__(prob=prob)
-        self.maker = maker
-
-    def _do(self, problem, X, *args, random_state=None, **kwargs):
-        Y = np.empty_like(X)
-        for i in range(len(X)):
-            Y[i, 0] = self.maker.mutate(X[i, 0], random_state)
-        return Y
-
-
-class _SameGenome(ElementwiseDuplicateElimination):
-    """Duplicates by content: equal weights hash (GenomeRef) or equal plan (Plan.key)."""
-
-    def is_equal(self, a, b):
-        return a.X[0] == b.X[0]
-
-
-def plan_variation(recipe) -> dict[str, Any]:
-    """pymoo operators that write `Plan`s for checkpoint genomes (see `evofair.core.genome.WeightsGenome`)."""
-    maker = PlanMaker(recipe.operators)
-    kwargs: dict[str, Any] = {"sampling": _PlanSampling(maker), "eliminate_duplicates": _SameGenome()}
-    # No crossover in the recipe: pymoo's own copy path (prob 0) hands parents to mutation. Leaving
-    # the key out would let pymoo's default SBX do arithmetic on GenomeRefs.
-    kwargs["crossover"] = _PlanCrossover(maker, recipe.operators.crossover_prob if recipe.operators.crossovers else 0.0)
-    if recipe.operators.mutation is not None:
-        kwargs["mutation"] = _PlanMutation(maker, recipe.operators.mutation_prob)
-    else:
-        kwargs["mutation"] = Mutation(prob=0.0)
-    return kwargs
 
 
 def build_algorithm(recipe, problem):
@@ -104,7 +26,7 @@ def build_algorithm(recipe, problem):
     from pymoo.util.ref_dirs import get_reference_directions
 
     alg = recipe.algorithm
-    kwargs = problem.genome.pymoo_variation(recipe, problem)
+    kwargs = pymoo_adapter.variation(genome_of(problem), recipe, problem)
     if alg.name == "nsga2":
         return NSGA2(pop_size=alg.pop_size, n_offsprings=alg.n_offsprings, **kwargs)
     if alg.name == "nsga3":
@@ -115,21 +37,21 @@ def build_algorithm(recipe, problem):
 
 class PymooBackend(Backend):
     def __init__(self, recipe, problem):
-        self.problem = problem
+        self.genome = genome_of(problem)
         self.algorithm = build_algorithm(recipe, problem)
         self.n_constraints = len(recipe.constraints)
-        self.algorithm.setup(_Shape(problem, self.n_constraints), termination=("n_gen", recipe.algorithm.generations),
+        self.algorithm.setup(pymoo_adapter.ShapeOnly(self.genome, problem, self.n_constraints), termination=("n_gen", recipe.algorithm.generations),
                              seed=recipe.seed, verbose=False)
         self._asked: Population | None = None
 
     def _as_X(self, items: Sequence[Any]) -> np.ndarray:
-        return self.problem.genome.to_pymoo(items)
+        return pymoo_adapter.to_matrix(self.genome, items)
 
     def ask(self) -> list[Any]:
         self._asked = self.algorithm.ask()
         if self._asked is None:
             return []
-        return self.problem.genome.from_pymoo(self._asked.get("X"))
+        return pymoo_adapter.from_matrix(self.genome, self._asked.get("X"))
 
     def tell(self, items, F, ids, G=None) -> None:
         pop = self._asked if self._asked is not None and len(self._asked) == len(items) else Population.new(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import sqlite3
 import time
 from collections import OrderedDict
@@ -20,15 +19,15 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
 from evofair.core import failpoints
-from evofair.errors import UserError, WeightsIntegrityError
 from evofair.core.individual import Individual, Weights
-from evofair.store.safe_io import atomic_write_bytes, check_inside, refuse_links, safe_open_lock
+from evofair.errors import UserError, WeightsIntegrityError
+from evofair.store.digests import generation_digest
+from evofair.store.safe_io import refuse_links
+from evofair.store.weights_files import DIGEST, atomic_write, read_weights_file, weights_bytes, weights_file
+from evofair.store.writer_lock import DB_NAME, acquire_lock, writer_alive
 
-DB_NAME = "evofair.sqlite"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS individuals(
@@ -52,71 +51,6 @@ CREATE INDEX IF NOT EXISTS individuals_by_generation ON individuals(generation);
 """
 
 
-def weights_bytes(weights: Mapping[str, torch.Tensor]) -> bytes:
-    """Canonical safetensors bytes of a genome (keys sorted, contiguous CPU tensors)."""
-    tensors = {k: weights[k].detach().to("cpu").contiguous() for k in sorted(weights)}
-    return st_save(tensors)
-
-
-def weights_hash(weights: Mapping[str, torch.Tensor]) -> str:
-    return hashlib.sha256(weights_bytes(weights)).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes, fsync: bool = False, root: Path | None = None) -> None:
-    """Write-then-rename, so a killed process never leaves a half-written file under its name.
-
-    No fsync by default: a process kill (the failure runs meet) keeps the page cache, and an fsync
-    per checkpoint cost ~10 ms each, a sixth of a small generation. EVOFAIR_FSYNC=1 turns it on
-    for power-loss durability. With `root`, a `weights` folder linked outside the run is refused
-    before anything is created there.
-    """
-    if root is not None:
-        check_inside(path, root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def halfway():
-        failpoints.hit("kill_mid_weights")
-
-    failpoints.hit("enospc_weights")
-    atomic_write_bytes(path, data, fsync=fsync, before_rename=halfway)
-
-
-def weights_file(root: Path, digest: str) -> Path:
-    """Where a run keeps the weights hashing to `digest` (`weights/ab/abcd….safetensors`)."""
-    if not _DIGEST.fullmatch(str(digest)):  # a digest from a tampered index must not name other files
-        raise WeightsIntegrityError(f"{digest!r}: not a sha256 weights digest")
-    return Path(root) / "weights" / digest[:2] / f"{digest}.safetensors"
-
-
-def read_weights_file(root: Path, digest: str) -> Weights:
-    """Load weights by digest, checking that the file's content still hashes to its name."""
-    path = weights_file(root, digest)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: weights file missing") from None
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != digest:
-        raise WeightsIntegrityError(f"{path}: content hash {actual[:12]}… does not match its name "
-                                    "(file corrupted or edited)")
-    return dict(st_load(data))
-
-
-def write_weights_file(root: Path, weights: Mapping[str, torch.Tensor]) -> tuple[str, bytes]:
-    """Write a genome under its content hash unless that file is already there; (digest, bytes).
-
-    What a Ray worker calls on a store every worker shares: an existing file (an orphan a killed
-    run left before its driver committed, or a duplicate) is reused, never rewritten, and the
-    write-then-rename means a reader never sees a half-written file under the name.
-    """
-    data = weights_bytes(weights)
-    digest = hashlib.sha256(data).hexdigest()
-    path = weights_file(root, digest)
-    if not path.exists():
-        _atomic_write(path, data, os.environ.get("EVOFAIR_FSYNC") == "1", Path(root))
-    return digest, data
-
-
 class StoredValueError(sqlite3.DatabaseError):
     """A stored JSON value that no longer parses: the database was damaged or edited."""
 
@@ -132,9 +66,6 @@ class ReadOnlyStoreError(PermissionError):
     """A write to a store opened with ``readonly=True`` (reports, the explorer, verification)."""
 
 
-_DIGEST = re.compile(r"[0-9a-f]{64}")
-
-
 class RunStore:
     """Read/write access to one run directory."""
 
@@ -147,11 +78,11 @@ class RunStore:
                 raise UserError(f"{self.root}: not an evofair run directory (no {DB_NAME})")
             # With no live writer, `immutable=1` reads without creating -wal/-shm files, so looking
             # at a finished run leaves its directory byte-for-byte unchanged.
-            mode = "ro" if _writer_alive(self.root) else "ro&immutable=1"
+            mode = "ro" if writer_alive(self.root) else "ro&immutable=1"
             self._db = sqlite3.connect(f"file:{db}?mode={mode}", uri=True, check_same_thread=False)
         else:
             self.root.mkdir(parents=True, exist_ok=True)
-            self._lock = _acquire_lock(self.root)
+            self._lock = acquire_lock(self.root)
             try:
                 refuse_links(db, f"{db}-wal", f"{db}-shm")  # SQLite would write through them
             except UserError:
@@ -199,7 +130,7 @@ class RunStore:
         path = self.weights_path(digest)
         if digest not in self._pending and not path.exists():
             fsync = os.environ.get("EVOFAIR_FSYNC") == "1"
-            self._pending[digest] = self._writer.submit(_atomic_write, path, data, fsync, self.root)
+            self._pending[digest] = self._writer.submit(atomic_write, path, data, fsync, self.root)
         self._remember(digest, dict(weights))
         return digest
 
@@ -255,7 +186,7 @@ class RunStore:
         hashes = {r[0] for r in self._db.execute(
             "SELECT DISTINCT weights_hash FROM individuals WHERE weights_hash IS NOT NULL")}
         for digest in sorted(hashes, key=str):
-            if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
                 problems.append(f"index: {digest!r} is not a sha256 weights digest")
                 continue
             path = self.weights_path(digest)
@@ -419,31 +350,6 @@ class RunStore:
         return gens[-1] if gens else None
 
 
-def generation_digest(db: sqlite3.Connection, generation: int) -> str:
-    """sha256 of one generation's stored rows: its individuals (seed, operator, weights hash, x),
-    their metrics and lineage, and the generation row (population, stats, engine state)."""
-    h = hashlib.sha256()
-    queries = [
-        ("SELECT id, generation, seed, operator, weights_hash, x, created FROM individuals"
-         " WHERE generation=? ORDER BY id", (generation,)),
-        ("SELECT m.individual, m.split, m.name, m.value FROM metrics m JOIN individuals i ON i.id = m.individual"
-         " WHERE i.generation=? ORDER BY m.individual, m.split, m.name", (generation,)),
-        ("SELECT l.child, l.parent, l.position, l.operator FROM lineage l JOIN individuals i ON i.id = l.child"
-         " WHERE i.generation=? ORDER BY l.child, l.position", (generation,)),
-        ("SELECT generation, population, hv_val, n_front, evaluations, seconds, engine_state FROM generations"
-         " WHERE generation=?", (generation,)),
-    ]
-    for sql, params in queries:
-        for row in db.execute(sql, params):
-            h.update(json.dumps(row, default=_jsonable).encode())  # floats as repr: exact
-        h.update(b"|")
-    return h.hexdigest()
-
-
-def _jsonable(value: Any) -> str:
-    return value.hex() if isinstance(value, bytes) else repr(value)  # a BLOB where a damaged row has one
-
-
 _IN_CHUNK = 500  # ids per IN (...) query: under SQLite's historical limit of 999 parameters
 
 
@@ -461,45 +367,6 @@ def _assemble(rows, metric_rows, lineage_rows) -> dict[str, Individual]:
                          parents=tuple(parents.get(r[0], ())), metrics=metrics.get(r[0], {}))
         for r in rows
     }
-
-
-def _writer_alive(root: Path) -> bool:
-    """Whether a process holds the run directory's write lock (or left a non-empty WAL behind)."""
-    import fcntl
-
-    wal = root / f"{DB_NAME}-wal"
-    if wal.exists() and wal.stat().st_size > 0:
-        return True
-    try:
-        fh = open(root / ".lock", "rb")
-    except FileNotFoundError:
-        return False
-    with fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        return False
-
-
-def _acquire_lock(root: Path):
-    """One writer per run directory: an exclusive flock on `.lock`, released when the process dies."""
-    import fcntl
-
-    fh = safe_open_lock(root / ".lock")
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        holder = fh.read().strip() or "?"
-        fh.close()
-        raise UserError(f"{root}: in use by another evofair process (pid {holder}); wait for it or kill it") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(str(os.getpid()))
-    fh.flush()
-    return fh
 
 
 def _finite_or_none(v: float) -> float | None:

@@ -1,4 +1,5 @@
-"""The genome contract (evofair/core/genome.py) on the two built-in genomes and a custom one."""
+"""The genome contract (evofair/core/genome.py) on the two built-in genomes, and the backends' adapters
+(evofair/engine/pymoo_adapter.py, deap_adapter.py) that read it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import torch
 
 import evofair
 from evofair.errors import UserError
-from evofair.core.genome import VECTOR, WEIGHTS, Genome, VectorGenome, WeightsGenome
+from evofair.core.genome import VECTOR, WEIGHTS, ArrayGenome, Genome, VectorGenome, WeightsGenome
+from evofair.engine import pymoo_adapter
+from evofair.engine.deap_adapter import deap_supports, deap_variation
 from evofair.engine.pipeline import GenomeRef, OpCall, Plan
 from evofair.core.plugins import registry
 from evofair.core.problem import Objective, VectorProblem, WeightsProblem
@@ -21,35 +24,38 @@ from evofair.lifecycle.recipe import parse_recipe
 def test_problem_classes_state_their_genome():
     from evofair.problems.classic.benchmarks import ZDT1
     from evofair.problems.classic.toy import ToyMLP
-    from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosLora, BiasBiosParams
+    from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 
     assert ZDT1.genome is VECTOR and ToyMLP.genome is WEIGHTS
     assert isinstance(BiasBios.genome, WeightsGenome) and BiasBios.genome is WEIGHTS
     # `genome: lora` selects the LoRA-delta genome once, at construction: a weights genome to the engine
     lora = BiasBios(BiasBiosParams(genome="lora"))
-    assert type(lora) is BiasBiosLora and lora.genome.name == "lora_delta"
+    assert type(lora) is BiasBios and lora.genome.name == "lora_delta"
     assert isinstance(lora.genome, WeightsGenome) and lora.genome.crossover_kind == "crossover"
-    assert type(BiasBios(BiasBiosParams())) is BiasBios
+    factors = BiasBios(BiasBiosParams(genome="lora", lora={"storage": "factors"}))
+    assert factors.genome.name == "lora_factors" and BiasBios.genome is WEIGHTS  # the class keeps its own
+    assert BiasBios(BiasBiosParams()).genome is WEIGHTS
 
 
 def test_vector_genome_encoding_and_operator_kinds():
     items = [np.array([0.1, 0.2]), np.array([0.3, 0.4])]
-    X = VECTOR.to_pymoo(items)
+    X = pymoo_adapter.to_matrix(VECTOR, items)
     assert X.dtype == float and X.shape == (2, 2)
-    assert all(np.array_equal(a, b) for a, b in zip(VECTOR.from_pymoo(X), items))
+    assert all(np.array_equal(a, b) for a, b in zip(pymoo_adapter.from_matrix(VECTOR, X), items))
+    assert VECTOR.encoding == "array" and VECTOR.decode(VECTOR.encode(items[0])).tolist() == [0.1, 0.2]
     assert (VECTOR.crossover_kind, VECTOR.mutation_kind, VECTOR.refinable) == ("vector_crossover", "vector_mutation", False)
 
 
 def test_weights_genome_encoding_and_content_identity():
     a, b = GenomeRef("g0000i0000", "ab" * 32), GenomeRef("g0001i0003", "ab" * 32)
-    X = WEIGHTS.to_pymoo([a, Plan(init=OpCall("init", {}, 5))])
+    X = pymoo_adapter.to_matrix(WEIGHTS, [a, Plan(init=OpCall("init", {}, 5))])
     assert X.dtype == object and X.shape == (2, 1)
-    assert WEIGHTS.from_pymoo(X)[0] is a
+    assert pymoo_adapter.from_matrix(WEIGHTS, X)[0] is a and WEIGHTS.encoding == "checkpoint"
     # the same weights under two ids are one genome (pymoo's and DEAP's duplicate checks use this)
     assert a == b and hash(a) == hash(b)
-    var = WEIGHTS.deap_variation(parse_recipe({"problem": {"name": "toy_mlp"},
-                                               "operators": {"mutation": {"name": "gaussian"}}}), None)
-    assert var.key(a) == var.key(b)
+    var = deap_variation(WEIGHTS, parse_recipe({"problem": {"name": "toy_mlp"},
+                                                 "operators": {"mutation": {"name": "gaussian"}}}), None)
+    assert var.key(a) == var.key(b) and WEIGHTS.key(a) == WEIGHTS.key(b)
     assert (WEIGHTS.crossover_kind, WEIGHTS.mutation_kind, WEIGHTS.refinable) == ("crossover", "mutation", True)
 
 
@@ -59,7 +65,7 @@ def test_deap_vector_keys_are_exact_values():
     recipe = parse_recipe({"problem": {"name": "zdt1", "args": {"n_var": 3}}, "algorithm": {"backend": "deap"},
                            "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}}})
     problem = ZDT1(registry("problem").get("zdt1").parse_args({"n_var": 3}, "p"))
-    var = VECTOR.deap_variation(recipe, problem)
+    var = deap_variation(VECTOR, recipe, problem)
     x = var.initial(np.random.default_rng(0), 4)
     assert len(x) == 4 and all(np.all((0 <= v) & (v <= 1)) for v in x)
     assert var.key(x[0]) == tuple(float(v) for v in x[0]) and var.key(x[0]) != var.key(x[1])
@@ -93,48 +99,38 @@ def test_task_arithmetic_merges_need_a_base_and_say_so_before_running(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-class _Pairs(Genome):
-    """A custom genome only has to fill the contract; this one is never run, only declared."""
+class _Steps(ArrayGenome):
+    """Integer vectors on a grid: a custom genome only describes itself (sampling, type, key)."""
 
-    name = "pairs"
-    crossover_kind = "vector_crossover"
-    mutation_kind = "vector_mutation"
+    name = "steps"
+    vtype = int
 
-    def pymoo_problem(self, problem):
-        return {"n_var": 2, "xl": 0.0, "xu": 1.0}
-
-    def pymoo_variation(self, recipe, problem):
-        return {}
-
-    def to_pymoo(self, items):
-        return np.asarray(items, dtype=float)
-
-    def from_pymoo(self, X):
-        return [tuple(row) for row in X]
-
-    def deap_variation(self, recipe, problem):
-        raise NotImplementedError
-
-    def realise(self, engine, generation, items):
-        raise NotImplementedError
-
-    def items(self, individuals):
-        return [ind.x for ind in individuals]
+    def sample(self, problem, rng, n):
+        return rng.integers(0, 5, size=(n, self.n_var(problem)))
 
 
-def test_a_custom_genome_is_declared_by_filling_the_contract():
+def test_a_custom_genome_describes_itself_and_the_adapters_do_the_rest():
     with pytest.raises(TypeError):  # an incomplete genome cannot be made
-        type("Half", (Genome,), {"name": "half", "crossover_kind": "x", "mutation_kind": "y"})()
+        type("Half", (Genome,), {"name": "half", "encoding": "array", "crossover_kind": "x", "mutation_kind": "y"})()
 
-    class PairProblem(VectorProblem):
-        genome = _Pairs()
+    class StepProblem(VectorProblem):
+        genome = _Steps()
         objectives = (Objective("f"),)
+        n_var, xl, xu = 3, 0, 4
 
         def evaluate(self, genomes, split):
             return {"f": np.asarray(genomes).sum(1)}
 
-    assert PairProblem.genome.from_pymoo(PairProblem.genome.to_pymoo([(0.5, 0.25)])) == [(0.5, 0.25)]
-    assert isinstance(PairProblem.genome, Genome) and not isinstance(PairProblem.genome, VectorGenome)
+    genome, problem = StepProblem.genome, StepProblem()
+    X = pymoo_adapter.to_matrix(genome, list(genome.sample(problem, np.random.default_rng(0), 4)))
+    assert X.dtype == int and X.shape == (4, 3) and ((0 <= X) & (X < 5)).all()
+    assert genome.decode(genome.encode(X[0])).dtype == int and genome.key(X[0]) == tuple(X[0].tolist())
+    shape = pymoo_adapter.ShapeOnly(genome, problem)
+    assert (shape.n_var, shape.vtype, shape.xu.tolist()) == (3, int, [4.0, 4.0, 4.0])
+    # DEAP's SBX/PM need reals: an integer genome is sent to pymoo with one line
+    assert deap_supports(VECTOR) and deap_supports(WEIGHTS) and not deap_supports(genome)
+    with pytest.raises(UserError, match="'steps' genome needs algorithm.backend: pymoo"):
+        deap_variation(genome, None, problem)
 
 
 @pytest.mark.parametrize("backend", ["pymoo", "deap"])

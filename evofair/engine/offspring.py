@@ -1,0 +1,78 @@
+"""From asked items to stored, evaluated individuals: the engine's half of a generation.
+
+The backend asks for items (vectors, or `Plan`s/`GenomeRef`s for checkpoints); this module has the
+executor compute them and builds the `Individual`s the store commits and the backend is told
+about. The genome only describes (its encoding decides the path); the executor alone decides
+whether checkpoint weights travel through the driver or through a store its workers share.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from evofair.core.genome import Genome
+from evofair.core.individual import Individual, individual_id
+from evofair.core.seeding import derive_seed
+from evofair.engine.pipeline import GenomeRef, OpCall
+from evofair.engine.plans import as_plan
+
+Metrics = dict[str, dict[str, np.ndarray]]
+
+
+def metrics_row(metrics: Metrics, i: int) -> dict[str, dict[str, float]]:
+    return {split: {name: float(values[i]) for name, values in per.items()} for split, per in metrics.items()}
+
+
+def realise_generation(engine, genome: Genome, generation: int, items: Sequence[Any]):
+    """Make, store and evaluate asked items: (individuals, items to tell the backend, metrics by split)."""
+    if genome.encoding == "array":
+        return _realise_arrays(engine, genome, generation, items)
+    return _realise_checkpoints(engine, generation, items)
+
+
+def told_items(genome: Genome, individuals: Sequence[Individual]) -> list[Any]:
+    """The items a backend was told for stored individuals (to rebuild it when a run resumes)."""
+    if genome.encoding == "array":
+        return [genome.decode(ind.x) for ind in individuals]  # type: ignore[attr-defined]
+    return [GenomeRef(ind.id, str(ind.weights_hash)) for ind in individuals]
+
+
+def _realise_arrays(engine, genome, generation: int, items: Sequence[Any]):
+    X = np.asarray(items, dtype=genome.vtype)
+    metrics = engine.executor.evaluate(X)
+    seed = engine.recipe.seed
+    individuals = [Individual(id=individual_id(generation, i), generation=generation,
+                              seed=derive_seed(seed, generation, i), x=genome.encode(X[i]),
+                              metrics=metrics_row(metrics, i)) for i in range(len(X))]
+    return individuals, list(X), metrics
+
+
+def refine_call(recipe, generation: int, index: int) -> OpCall | None:
+    """The local search an offspring gets, with its own derived seed (generation 0: `refine_initial`)."""
+    ops = recipe.operators
+    cfg = ops.initial_refine if generation == 0 else ops.refine
+    if cfg is None:
+        return None
+    return OpCall(cfg.name, cfg.args, derive_seed(recipe.seed, generation, index, "refine"))
+
+
+def _realise_checkpoints(engine, generation: int, items: Sequence[Any]):
+    store, executor = engine.store, engine.executor
+    plans = [as_plan(it).with_refine(refine_call(engine.recipe, generation, i)) for i, it in enumerate(items)]
+    made = executor.realise(plans, store)
+    keys = [m.key for m in made]
+    metrics = executor.evaluate_stored(keys, store)
+    individuals, refs = [], []
+    for i, (plan, m) in enumerate(zip(plans, made)):
+        iid = individual_id(generation, i)
+        if "refine_rejected" in m.log:
+            store.log_event("refine_rejected", m.log["refine_rejected"], generation=generation, individual=iid)
+        individuals.append(Individual(
+            id=iid, generation=generation, parents=tuple(p.id for p in plan.parents),
+            operator={**plan.record(), **({"log": m.log} if m.log else {})},
+            seed=derive_seed(engine.recipe.seed, generation, i), weights_hash=m.key,
+            metrics=metrics_row(metrics, i)))
+        refs.append(GenomeRef(iid, m.key))
+    return individuals, refs, metrics
