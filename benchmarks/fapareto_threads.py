@@ -4,7 +4,7 @@ Measured in one process, same inputs, alternating nothing else:
 1. embedding N BiasBios bios with all-MiniLM-L6-v2, length-sorted batches:
    in-process with 2 torch threads (the default torch setting on 2 cores) — the baseline —
    in-process with 1 thread at batch 16/32/64, and 2 worker processes of 1 thread each
-   (`evofair.problems.fapareto.text_encoder.embed_parallel`, what a cold `evofair run` does);
+   (`evofair.problems.common.text_encoder.embed_parallel`, what a cold `evofair run` does);
 2. one epoch of SFT of a BiasBios head (the local learning of one offspring) with 2 threads
    (baseline) and 1 thread.
 Prints wall seconds and the ratio baseline / variant (> 1: the variant is faster).
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 def _embed_in_process(texts, threads: int, batch_size: int) -> float:
     import torch
 
-    from evofair.problems.fapareto.text_encoder import default_model_dir, embed, load_encoder
+    from evofair.problems.common.text_encoder import default_model_dir, embed, load_encoder
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams, read_biasbios
     from evofair.problems import shipped_data
-    from evofair.problems.fapareto.text_encoder import default_model_dir, embed_parallel
+    from evofair.problems.common.text_encoder import default_model_dir, embed_parallel
 
     texts = read_biasbios(shipped_data("biasbios_surgeon_nurse") / "biosbias_surgeon_nurse.jsonl")["train"]["text"]
     texts = texts[:args.n]

@@ -5,10 +5,9 @@
 
 The record, benchmarks/results/front_sha256.txt, holds the current fronts; a refactoring that
 claims "behaviour unchanged" must leave them as they are, and a change that alters results on
-purpose re-records them (`--write`) and says so. History: front_sha256_before_redesign.txt was
-recorded on the commit before the architecture redesign (issue 10) and every front was
-byte-identical after it; the FairPO fidelity fixes (issue 14) then changed fairpo_memetic_yeast.
-The bootstrap-interval columns of front.csv (issue 13) are left out of the digest (`front_digest`).
+purpose re-records them (`--write`) and says so. front_sha256_before_redesign.txt is the record
+from before the package layout moved to plugins (every front was byte-identical after the move).
+The bootstrap-interval columns of front.csv are left out of the digest (`front_digest`).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ RECIPES = ("zdt1", "zdt1_deap", "toy", "fapareto_biasbios", "fairpo_memetic_yeas
 
 
 def front_digest(path: Path) -> str:
-    """sha256 of front.csv without the bootstrap-interval columns (`<metric>_test_lo/_hi`, issue 13):
+    """sha256 of front.csv without the bootstrap-interval columns (`<metric>_test_lo/_hi`):
     they are added outputs, so the fitness-determined front keeps its recorded checksum. The
     remaining columns are written back exactly as evofair.analysis.report writes them (csv module, CRLF)."""
     data = path.read_bytes()

@@ -1,4 +1,5 @@
-"""Bytes and memory of a `lora` genome, dense deltas vs LoRA factors (issue 16 item 3).
+"""Bytes and memory of a `lora` genome, dense deltas vs LoRA factors: what
+storing a population of large-model fine-tunes costs.
 
     .venv/bin/python benchmarks/genome_scale.py                 # MiniLM measured + 7B computed
     .venv/bin/python benchmarks/genome_scale.py --skip-rss      # without the per-worker RSS runs
@@ -11,7 +12,7 @@ and realises + evaluates offspring. 7B: a `LlamaConfig(hidden_size=4096, num_hid
 built on the meta device (no weights), targets found by `attention_linears` as for any base; the
 factor file at rank r is written for real (it is small), the dense size is its header + m·n floats.
 
-Goals (issue 16): a stored individual ≤ 2× its LoRA factors at rank r; a 7B population of 64 over
+Goals: a stored individual ≤ 2× its LoRA factors at rank r; a 7B population of 64 over
 20 generations (64 + 20 · 64 stored individuals, every one distinct) ≤ 50 GB on disk.
 """
 
@@ -134,7 +135,7 @@ def llama7b(r: int = 8, targets=("q_proj", "v_proj")) -> dict[str, float]:
     from safetensors.torch import save_file
     from transformers import LlamaConfig, LlamaModel
 
-    from evofair.problems.fapareto.lora_genome import attention_linears
+    from evofair.problems.common.lora_model import attention_linears
 
     cfg = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
                       num_key_value_heads=32, vocab_size=32000)

@@ -1,4 +1,4 @@
-"""FaPareto on a GPU (issue 12): main-job wall time, embedding seconds, LoRA seconds per offspring,
+"""FaPareto on a GPU: main-job wall time, embedding seconds, LoRA seconds per offspring,
 offspring per minute, and evofair's LoRA step against a bare PyTorch loop doing the same fine-tune.
 
 Where no GPU is visible it prints "no GPU" and exits 0, unless `--device cpu` asks for the same
@@ -92,11 +92,11 @@ def bare_loop(problem, start, args, seed: int) -> tuple[float, dict]:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from evofair.problems.fapareto.classification import MLPHead
-    from evofair.problems.fapareto.losses import soft_tpr_gap
-    from evofair.problems.fapareto.text_encoder import load_encoder, mean_pool
+    from evofair.problems.common.classification import MLPHead
+    from evofair.problems.common.losses import soft_tpr_gap
+    from evofair.problems.common.text_encoder import load_encoder, mean_pool
     from evofair.core.seeding import torch_seeded
-    from evofair.store.run_store import weights_hash
+    from evofair.store.weights_files import weights_hash
 
     lora, device = problem.lora, problem.device
     tokenizer, encoder = load_encoder(problem.model_dir)
@@ -115,7 +115,7 @@ def bare_loop(problem, start, args, seed: int) -> tuple[float, dict]:
     for name, child in base.named_children():  # the frozen part in eval mode, as evofair runs it
         if child is not None and any(m is base.get_input_embeddings() for m in child.modules()):
             child.eval()
-    from evofair.problems.fapareto.frozen_prefix import block_list
+    from evofair.problems.common.frozen_prefix import block_list
 
     _, blocks = block_list(base)
     for i in range(lora.lowest):

@@ -1,4 +1,4 @@
-"""What the bootstrap intervals (issue 13, evofair/analysis/uncertainty.py) add to a finished run's report.
+"""What the bootstrap intervals (evofair/analysis/uncertainty.py) add to a finished run's report.
 
 Times, on an existing run directory (e.g. the default main job's), the two pieces the report runs
 for a problem with per-example outputs: `evofair.analysis.report.run_intervals` (every metric of every front
@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     from evofair.lifecycle.recipe import Recipe, read_recipe_file
     from evofair.lifecycle.api import build_problem
     from evofair.analysis.report import run_intervals, sorted_front
-    from evofair.problems.fapareto.baselines import read_baselines
+    from evofair.problems.common.baselines import read_baselines
     from evofair.problems.fapareto.report import front_vs_union_interval
 
     recipe = Recipe.model_validate(read_recipe_file(args.run_dir / "config.yaml"))

@@ -36,7 +36,7 @@ def main() -> None:
 
     from evofair.core.plugins import registry
     from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
-    from evofair.problems.fapareto.hf_export import export_lora
+    from evofair.problems.common.hf_export import export_lora
     from evofair.lifecycle.recipe import load_recipe
 
     recipe = load_recipe(REPO / "runs" / "fapareto_biasbios_lora.yaml")

@@ -1,4 +1,5 @@
-"""The main job (`evofair run`, default recipe) from a cold feature cache, by phase (issue 13's ≤ 180 s).
+"""The main job (`evofair run`, default recipe) from a cold feature cache, by phase
+(goal: ≤ 180 s on 2 cores, what a newcomer waits for).
 
 Runs the CLI exactly as a newcomer does, in a subprocess with `EVOFAIR_CACHE` pointing at a fresh
 folder (so the encoder embeds every bio), then once more on the now warm cache. Phases come from the

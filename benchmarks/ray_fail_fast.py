@@ -1,4 +1,4 @@
-"""How fast a Ray request that cannot work becomes one line (issue 12 item 3, issue 15 item 8).
+"""How fast a Ray request that cannot work becomes one line instead of a hang.
 
 Seconds from the call to the `UserError`, in this process, for: a GCS address where nothing
 listens; one that accepts connections but never answers; a Jobs API endpoint that never answers

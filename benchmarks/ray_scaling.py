@@ -9,7 +9,7 @@ Timed: `Engine.run()` only — Ray start-up and actor start-up (importing torch 
 problem in each actor, once per run) are printed separately, and one warm-up task per worker
 pays torch's lazy first-optimizer imports before the clock starts.
 
-Goals (issue 6): speedup Ray-2 over Ray-1 ≥ 1.6 on 2 cores; overhead Ray-1 over serial ≤ 1.15.
+Goals: speedup Ray-2 over Ray-1 ≥ 1.6 on 2 cores; overhead Ray-1 over serial ≤ 1.15.
 
     .venv/bin/python benchmarks/ray_scaling.py [--pop 16] [--gens 4] [--repeats 3]
 """

@@ -1,4 +1,5 @@
-"""A cluster run planned on paper from measured driver costs (issue 16 item 4).
+"""A cluster run planned on paper from measured driver costs: where the
+driver stops keeping GPUs busy.
 
     .venv/bin/python benchmarks/scale_plan.py                      # driver costs, 10,000 tiny genomes, Ray
     .venv/bin/python benchmarks/scale_plan.py --offspring-gpu-s 90 # with another per-offspring GPU time

@@ -1,6 +1,9 @@
-"""Re-create data/adult/adult.csv.gz and data/compas/compas.csv from the shared upstream copies.
+"""Re-create data/adult/adult.csv.gz and data/compas/compas.csv from the upstream files.
 
-    python3 scripts/derive_fair_tabular_data.py [SHARED_DATA_DIR]   (default ../shared/data)
+    python3 scripts/derive_fair_tabular_data.py SOURCE_DIR
+
+SOURCE_DIR holds `adult/` (the UCI files adult.data.gz, adult.test.gz, adult.names) and
+`compas/compas-two-years-nopii.csv`; each PROVENANCE.md names the upstream snapshot and sha256.
 
 Standard library only, deterministic (the gzip header carries no timestamp or file name), so the
 sha256 in each PROVENANCE.md is reproducible. Every step is stated in those PROVENANCE.md files.
@@ -88,11 +91,11 @@ def derive_compas(src: Path, dst: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    shared = Path(argv[0]) if argv else ROOT.parent.parent / "shared" / "data"
-    if not (shared / "adult").is_dir():
-        shared = Path("/work/shared/data")
-    derive_adult(shared / "adult", ROOT / "data" / "adult" / "adult.csv.gz")
-    derive_compas(shared / "compas", ROOT / "data" / "compas" / "compas.csv")
+    if len(argv) != 1 or not (Path(argv[0]) / "adult").is_dir():
+        sys.exit("usage: python3 scripts/derive_fair_tabular_data.py SOURCE_DIR (holding adult/ and compas/)")
+    source = Path(argv[0])
+    derive_adult(source / "adult", ROOT / "data" / "adult" / "adult.csv.gz")
+    derive_compas(source / "compas", ROOT / "data" / "compas" / "compas.csv")
 
 
 if __name__ == "__main__":

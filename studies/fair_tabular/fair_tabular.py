@@ -9,8 +9,8 @@ user would (a fresh process: evolution, baselines and report in one run) and rea
 - their ratio (goal: ≥ 1.0 on both datasets), and the wall and CPU time of the whole run (goal:
   ≤ 180 s on 2 cores), then mean ± std over seeds.
 
-    .venv/bin/python benchmarks/fair_tabular.py --seeds 1                       # one seed, both sets
-    .venv/bin/python benchmarks/fair_tabular.py --datasets adult compas --seeds 5 --json out/fair_tabular.json
+    .venv/bin/python studies/fair_tabular/fair_tabular.py --seeds 1                       # one seed, both sets
+    .venv/bin/python studies/fair_tabular/fair_tabular.py --datasets adult compas --seeds 5 --json out/fair_tabular.json
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_one(dataset: str, seed: int, tmp: Path, overrides: list[str]) -> dict:

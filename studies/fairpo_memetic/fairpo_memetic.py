@@ -12,8 +12,8 @@ to the label's prevalence), so a trivial model earns nothing:
 Training steps are counted, not assumed: (i) = refinements × steps + the BCE-SFT reference the
 initial population is refined against; (ii) gets round((i) / refinements) steps per refinement.
 
-    .venv/bin/python benchmarks/fairpo_memetic.py --seeds 0 1 2   # full size (minutes per seed)
-    .venv/bin/python benchmarks/fairpo_memetic.py --quick    # a smoke run
+    .venv/bin/python studies/fairpo_memetic/fairpo_memetic.py --seeds 0 1 2   # full size (minutes per seed)
+    .venv/bin/python studies/fairpo_memetic/fairpo_memetic.py --quick    # a smoke run
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import evofair  # noqa: E402
-from evofair.analysis.indicators import hypervolume, non_dominated  # noqa: E402
+from evofair.core.indicators import hypervolume, non_dominated  # noqa: E402
 from evofair.lifecycle.recipe import load_recipe  # noqa: E402
 from evofair.analysis.report import final_front  # noqa: E402
 from evofair.store.run_store import RunStore  # noqa: E402

@@ -14,8 +14,8 @@ head genome and prints, per run and as ranges over all of them:
 - the winner's curse: mean test − validate ΔTPR of the front's models and of the union's selected
   ones (inside the reference box), and of the front's models with validate ΔTPR < `--low`.
 
-    .venv/bin/python benchmarks/fapareto_diagnostics.py out/bench_fapareto/*-seed*
-    .venv/bin/python benchmarks/fapareto_diagnostics.py --baselines lora OUT/default-seed1   # a LoRA-genome run
+    .venv/bin/python studies/fapareto_vs_baselines/fapareto_diagnostics.py out/bench_fapareto/*-seed*
+    .venv/bin/python studies/fapareto_vs_baselines/fapareto_diagnostics.py --baselines lora OUT/default-seed1   # a LoRA-genome run
 
 With `--baselines lora` "(a)" and "(b)" read the LoRA fine-tunes (LoRA CE, LoRA CE+λ·gap).
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evofair.analysis.indicators import hypervolume, non_dominated
+from evofair.core.indicators import hypervolume, non_dominated
 from evofair.store.run_store import RunStore
 
 

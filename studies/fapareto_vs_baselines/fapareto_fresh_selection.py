@@ -1,7 +1,7 @@
 """Would re-selecting the evolved models on validate data the evolution never saw beat the baselines?
 
-Issue 13 item 1 lists "an archive re-selected on a fresh split at the end". This measures it without
-changing the core: per seed,
+Re-selecting the archive on a split the evolution never saw is one remedy for a fitness that overfits
+a small validate split. This measures it without changing the core: per seed,
 
 1. the default recipe as shipped (evolution + baselines; the union (a)+(b) selected on the whole
    validate split, exactly as `fapareto_vs_baselines.py`);
@@ -13,7 +13,7 @@ changing the core: per seed,
 Prints test HV and its ratio to the union of step 1 for: the run's own front (selected on A),
 the archive re-selected on B (fresh), and on all of validate.
 
-    .venv/bin/python benchmarks/fapareto_fresh_selection.py --seeds 1 2 3     # ~1.5 min per seed, warm cache
+    .venv/bin/python studies/fapareto_vs_baselines/fapareto_fresh_selection.py --seeds 1 2 3     # ~1.5 min per seed, warm cache
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
 
 
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import evofair
-    from evofair.analysis.indicators import hypervolume, non_dominated
+    from evofair.core.indicators import hypervolume, non_dominated
     from evofair.analysis.metrics import fairness_metrics
     from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
     from evofair.lifecycle.recipe import load_recipe

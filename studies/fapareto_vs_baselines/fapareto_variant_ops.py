@@ -1,5 +1,5 @@
 """Components for screening variants of `fapareto_vs_baselines.py` that the package does not ship
-(measured, none helps: benchmarks/README.md). Referenced from a recipe as
+(measured, none helps: README.md beside this file). Referenced from a recipe as
 `fapareto_variant_ops:<name>` with `paths: [<this folder>]`.
 
 `--variant logw`: the individual's fairness weight w treated as a self-adaptive strategy parameter (as in evolution
@@ -12,8 +12,8 @@ loses the near-CE individuals of the accurate corner.
 trained with cross-entropy (`base_epochs`), so every model — evolved or baseline, both start from
 θ₀ + noise — starts fine-tuned, as the paper's LLMs do.
 
-Session 6's variants (sft-decay, sft-swa, pooled-val, pooled-dtpr, dtpr-max-train, soft-val,
-dtpr-floor*) each say below why they were tried; docs/fapareto.md has what they measured."""
+The other variants (sft-decay, sft-swa, pooled-val, pooled-dtpr, dtpr-max-train, soft-val,
+dtpr-floor*) each say below why they were tried; the README beside this file has what they measured."""
 
 import math
 from typing import Literal
@@ -24,9 +24,9 @@ from pydantic import Field
 from evofair.core.registry import component
 from evofair.operators.mutation import GaussianArgs, gaussian
 from evofair.operators import merge
-from evofair.problems.fapareto.baselines import train_heads
+from evofair.problems.common.baselines import train_heads
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
-from evofair.problems.fapareto.classification import SplitData
+from evofair.problems.common.classification import SplitData
 from evofair.analysis.metrics import fairness_metrics
 from evofair.core.operator import Refined, training_batches
 from evofair.operators.refine import SFTArgs, make_optimizer, train_step

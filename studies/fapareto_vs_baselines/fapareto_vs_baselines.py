@@ -1,6 +1,6 @@
 """FaPareto (evofair's default recipe) against its baselines, test-split hypervolume, several seeds.
 
-For each seed (and each `--variant`, a set of recipe overrides: the selection options of issue 13)
+For each seed (and each `--variant`, a set of recipe overrides: selection options and recipe variants)
 this runs `runs/fapareto_biasbios.yaml` exactly as `evofair run` does (evolution and the baselines
 trained in the same run, same budget, same selection rule) and reads the run's summary.json:
 
@@ -13,11 +13,11 @@ trained in the same run, same budget, same selection rule) and reads the run's s
 `--against lora` compares with the union of the LoRA fine-tune baselines instead (a run of the LoRA
 genome, `--recipe runs/fapareto_biasbios_lora.yaml`: hours on 2 CPU cores, meant for a GPU).
 
-    .venv/bin/python benchmarks/fapareto_vs_baselines.py                       # seeds 1 2 3, default recipe
-    .venv/bin/python benchmarks/fapareto_vs_baselines.py --seeds 5 --json out/fp.json   # seeds 1..5
-    .venv/bin/python benchmarks/fapareto_vs_baselines.py --seeds 1 4 --variant val50 --variant upper
-    .venv/bin/python benchmarks/fapareto_vs_baselines.py --list-variants
-    .venv/bin/python benchmarks/fapareto_vs_baselines.py --recipe runs/fapareto_biasbios_lora.yaml --against lora --seeds 1
+    .venv/bin/python studies/fapareto_vs_baselines/fapareto_vs_baselines.py                       # seeds 1 2 3, default recipe
+    .venv/bin/python studies/fapareto_vs_baselines/fapareto_vs_baselines.py --seeds 5 --json out/fp.json   # seeds 1..5
+    .venv/bin/python studies/fapareto_vs_baselines/fapareto_vs_baselines.py --seeds 1 4 --variant val50 --variant upper
+    .venv/bin/python studies/fapareto_vs_baselines/fapareto_vs_baselines.py --list-variants
+    .venv/bin/python studies/fapareto_vs_baselines/fapareto_vs_baselines.py --recipe runs/fapareto_biasbios_lora.yaml --against lora --seeds 1
 
 `--seeds N` (one number) means seeds 1..N; several numbers are the seeds themselves. Features
 come from the cache after the first run.
@@ -35,10 +35,11 @@ from pathlib import Path
 
 from evofair.analysis.uncertainty import hv_difference_interval
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent  # fapareto_variant_ops lives beside this script
+ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
-#: recipe overrides of each selection option (issue 13 item 1); "default" is the recipe as shipped
+#: recipe overrides of each variant (results: README.md beside this script); "default" is the recipe as shipped
 VARIANTS: dict[str, list[str]] = {
     "default": [],
     "smsemoa": ["algorithm.name=smsemoa"],
@@ -51,7 +52,7 @@ VARIANTS: dict[str, list[str]] = {
     "sft2": ["operators.refine.args.epochs=2"],
     "lr3e-3": ["operators.refine.args.lr=0.003"],
     "ce-only": ["problem.args.local_loss=ce"],
-    # screened in session 5 (benchmarks/README.md): none beats the default
+    # recipe variants: none beats the default
     "bs64": ["operators.refine.args.batch_size=64"],
     "bs128": ["operators.refine.args.batch_size=128"],
     "noise0.1": ["problem.args.init_noise=0.1"],
@@ -64,30 +65,30 @@ VARIANTS: dict[str, list[str]] = {
     "pop12-gen24": ["algorithm.pop_size=12", "algorithm.generations=24"],  # the default's budget, deeper lineages
     "lr3e-4": ["operators.refine.args.lr=0.0003"],
     "sgd0.05": ["operators.refine.args.optimizer=sgd", "operators.refine.args.lr=0.05"],  # momentum 0.9
-    "base30": [f"paths=[{ROOT / 'benchmarks'}]", "problem.name=fapareto_variant_ops:BiasBiosTrainedBase",
+    "base30": [f"paths=[{HERE}]", "problem.name=fapareto_variant_ops:BiasBiosTrainedBase",
                "problem.args.base_epochs=30", "problem.args.init_noise=0.3"],
-    "sft-decay": [f"paths=[{ROOT / 'benchmarks'}]", 'operators.refine={name: "fapareto_variant_ops:sft_scheduled", '
+    "sft-decay": [f"paths=[{HERE}]", 'operators.refine={name: "fapareto_variant_ops:sft_scheduled", '
                   'args: {epochs: 1, optimizer: adamw, lr: 0.001, batch_size: 256, schedule: linear}}'],
-    "sft-decay2e-3": [f"paths=[{ROOT / 'benchmarks'}]", 'operators.refine={name: "fapareto_variant_ops:sft_scheduled", '
+    "sft-decay2e-3": [f"paths=[{HERE}]", 'operators.refine={name: "fapareto_variant_ops:sft_scheduled", '
                       'args: {epochs: 1, optimizer: adamw, lr: 0.002, batch_size: 256, schedule: linear}}'],
-    "sft-swa": [f"paths=[{ROOT / 'benchmarks'}]", 'operators.refine={name: "fapareto_variant_ops:sft_scheduled", '
+    "sft-swa": [f"paths=[{HERE}]", 'operators.refine={name: "fapareto_variant_ops:sft_scheduled", '
                 'args: {epochs: 1, optimizer: adamw, lr: 0.001, batch_size: 256, schedule: constant, average_tail: 0.5}}'],
-    "pooled-val": [f"paths=[{ROOT / 'benchmarks'}]", "problem.name=fapareto_variant_ops:BiasBiosPooledVal"],
-    "pooled-dtpr": [f"paths=[{ROOT / 'benchmarks'}]", "problem.name=fapareto_variant_ops:BiasBiosPooledMetrics"],
-    "soft-val": [f"paths=[{ROOT / 'benchmarks'}]", "problem.name=fapareto_variant_ops:BiasBiosSoftVal"],
+    "pooled-val": [f"paths=[{HERE}]", "problem.name=fapareto_variant_ops:BiasBiosPooledVal"],
+    "pooled-dtpr": [f"paths=[{HERE}]", "problem.name=fapareto_variant_ops:BiasBiosPooledMetrics"],
+    "soft-val": [f"paths=[{HERE}]", "problem.name=fapareto_variant_ops:BiasBiosSoftVal"],
     "half-epoch-gen24": ["operators.refine.args.steps=8", "algorithm.generations=24"],  # early-stopped local learning, same budget
     "linear-head": ["problem.args.hidden=[]"],  # evolution and baselines alike
     "hidden128": ["problem.args.hidden=[128]"],
-    "dtpr-max-train": [f"paths=[{ROOT / 'benchmarks'}]", "problem.name=fapareto_variant_ops:BiasBiosPooledMetrics",
+    "dtpr-max-train": [f"paths=[{HERE}]", "problem.name=fapareto_variant_ops:BiasBiosPooledMetrics",
                        "problem.args.combine=max"],
-    "dtpr-floor0.03": [f"paths=[{ROOT / 'benchmarks'}]", "problem.name=fapareto_variant_ops:BiasBiosDtprFloor",
+    "dtpr-floor0.03": [f"paths=[{HERE}]", "problem.name=fapareto_variant_ops:BiasBiosDtprFloor",
                        "problem.args.dtpr_floor=0.03"],
-    "dtpr-floor0.015": [f"paths=[{ROOT / 'benchmarks'}]", "problem.name=fapareto_variant_ops:BiasBiosDtprFloor",
+    "dtpr-floor0.015": [f"paths=[{HERE}]", "problem.name=fapareto_variant_ops:BiasBiosDtprFloor",
                         "problem.args.dtpr_floor=0.015"],
     "linear-merge": ["operators.crossover=[{name: linear}]"],  # one c ~ U(0,1) for the whole model: children on the segment
     "w0.1-10": ["problem.args.fair_weight_init=[0.1, 10.0]"],
     "w0.1-32": ["problem.args.fair_weight_init=[0.1, 32.0]"],  # the baselines' λ range
-    "logw": [f"paths=[{ROOT / 'benchmarks'}]",
+    "logw": [f"paths=[{HERE}]",
              'operators.crossover=[{name: "fapareto_variant_ops:uniform_logw"}, '
              '{name: "fapareto_variant_ops:ties_logw", args: {density: 0.5}}]',
              'operators.mutation={name: "fapareto_variant_ops:gaussian_logw", args: {sigma: 0.01, relative: true, tau: 0.3}}'],

@@ -6,15 +6,15 @@ their means. HV: auxiliary NDCG@10 on the test queries, maximised, reference poi
 The paper (MSLR-WEB10K, 5 objectives) reports HV ratio 2.039/1.648 = 1.24 at time ratio 1/3.6.
 Methods run in alternating order across seeds so slow drift of a shared machine hits both.
 
-    .venv/bin/python benchmarks/hyperdpo_vs_baselines.py                 # all 4 methods, ~10–15 min here
-    .venv/bin/python benchmarks/hyperdpo_vs_baselines.py --m 2 --methods hyperdpo dpo_ls   # ~40 s on a quiet machine
-    .venv/bin/python benchmarks/hyperdpo_vs_baselines.py --m 2 --methods hyperdpo dpo_ls --lam 0 \
+    .venv/bin/python studies/hyperdpo_vs_baselines/hyperdpo_vs_baselines.py                 # all 4 methods, ~10–15 min here
+    .venv/bin/python studies/hyperdpo_vs_baselines/hyperdpo_vs_baselines.py --m 2 --methods hyperdpo dpo_ls   # ~40 s on a quiet machine
+    .venv/bin/python studies/hyperdpo_vs_baselines/hyperdpo_vs_baselines.py --m 2 --methods hyperdpo dpo_ls --lam 0 \
         --hyper-hidden 128 --val-every 5                                 # the best fair setting tried
 
 The other flags (β, lr, epochs, patience, widths, α, w per query, per-w temperature selection — for
 HyperDPO only or, with --select-c-dpo-ls, for DPO-LS too —, per-w snapshot selection and stopping,
-K w per batch, front-w draws, FiLM conditioning, restarts) are the settings tried for issue 14 item 7;
-every run is in docs/hyperdpo.md ("Closing the HV gap"). The per-w snapshot count of HyperDPO's
+K w per batch, front-w draws, FiLM conditioning, restarts) are the settings tried to close HyperDPO's
+HV gap to DPO-LS; every run is in the README beside this script. The per-w snapshot count of HyperDPO's
 stored front is printed next to the parameter counts ("stored models").
 """
 
@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from evofair.problems.hyperdpo.ranking import RankingParams, RankingProblem
-from evofair.problems.hyperdpo.table import LABELS, TableArgs, run_methods
+from evofair.problems.hyperdpo.table_methods import LABELS, TableArgs, run_methods
 
 OBJECTIVES = {2: [41, 46], 3: [41, 46, 44]}
 
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--m", type=int, nargs="+", default=[2, 3], choices=[2, 3])
     ap.add_argument("--methods", nargs="+", default=["hyperdpo", "dpo_ls", "dpo_soup", "mo_dpo"])
     ap.add_argument("--lam", type=float, default=1.0, help="ICOS cosine penalty λ (COSMOS default 1)")
-    # settings varied for issue 14 item 7 (docs/hyperdpo.md, "Closing the HV gap"); defaults = runs/hyperdpo_mq2008.yaml
+    # settings varied to close the HV gap (README.md beside this script); defaults = runs/hyperdpo_mq2008.yaml
     ap.add_argument("--alpha", type=float, default=1.0, help="Dirichlet concentration of the ICOS w draws")
     ap.add_argument("--beta", type=float, default=1.0, help="DPO temperature β (every method)")
     ap.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (every method)")

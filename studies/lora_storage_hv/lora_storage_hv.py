@@ -1,4 +1,5 @@
-"""BiasBios test HV of the LoRA genome stored as dense deltas vs as low-rank factors (issue 16 item 1).
+"""BiasBios test HV of the LoRA genome stored as dense deltas vs as low-rank factors: do
+the factor storage's re-factorised merges cost front quality?
 
 For each seed and each `lora.storage` (dense, factors) this runs
 `evofair run runs/fapareto_biasbios_lora.yaml --seed S --set problem.args.lora.storage=X ...` in a fresh
@@ -12,7 +13,7 @@ at the recipe's size), and reads back:
   ‖ΔW_merged‖_F, maximum over the matrices of that merge);
 - wall seconds per run.
 
-    .venv/bin/python benchmarks/lora_storage_hv.py --seeds 3 --json benchmarks/results/lora_storage_hv.json
+    .venv/bin/python studies/lora_storage_hv/lora_storage_hv.py --seeds 3 --json studies/lora_storage_hv/results/lora_storage_hv.json
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "runs" / "fapareto_biasbios_lora.yaml"
 # The reduction, identical for both storages (what a few minutes per run on 2 CPU cores allows):
 REDUCED = [

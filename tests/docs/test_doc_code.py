@@ -8,7 +8,8 @@
   process, through `evofair.cli.main`) after the blocks above it, and must exit 0.
 - Every `evofair ...` command in a ```bash block of README.md and docs/*.md is accepted by the CLI's
   argument parser, and a recipe it names exists (a file in the repository or a packaged name).
-- Every relative link in README.md and docs/*.md points to an existing file (and heading).
+- Every relative link in README.md, docs/*.md, benchmarks/README.md and the studies' READMEs points to
+  an existing file (and heading).
 - README.md stays under 250 lines.
 """
 
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [README, *DOCS]
+STUDIES = sorted((ROOT / "studies").glob("**/README.md"))
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 
 
@@ -151,7 +153,8 @@ def _anchors(page: Path) -> set[str]:
     return {_slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
 
 
-@pytest.mark.parametrize("page", [*PAGES, ROOT / "benchmarks" / "README.md"], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("page", [*PAGES, ROOT / "benchmarks" / "README.md", *STUDIES],
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(page):
     text = FENCE.sub("", page.read_text())
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
@@ -173,6 +176,6 @@ def test_no_stale_paths_in_docs():
     """Files that moved in the redesign are named by their new paths."""
     stale = re.compile(r"problems/(?!classic|fapareto|fairpo|hyperdpo|<)\w+\.py|tests/test_\w+\.py|"
                        r"operators/(fairpo|hyperdpo|hyper_prompt|fairpo_losses)\.py|docs/HELPERS\.md")
-    for page in [*PAGES, ROOT / "benchmarks" / "README.md", *sorted((ROOT / "runs").glob("*.yaml"))]:
+    for page in [*PAGES, ROOT / "benchmarks" / "README.md", *STUDIES, *sorted((ROOT / "runs").glob("*.yaml"))]:
         found = stale.search(page.read_text())
         assert not found, f"{page.relative_to(ROOT)}: stale path {found.group(0)!r}"

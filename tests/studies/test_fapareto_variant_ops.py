@@ -1,4 +1,4 @@
-"""The screening components of benchmarks/fapareto_variant_ops.py that session 6's numbers rest on,
+"""The variant components of studies/fapareto_vs_baselines/fapareto_variant_ops.py that its results rest on,
 checked against independent computations: the scheduled refiner with a constant lr and no
 averaging IS the shipped `sft` (same weights, bit for bit); its SWA tail is the plain mean of
 the iterates it passed through; linear decay ends at lr 0. The validate-side metric variants are
@@ -11,15 +11,15 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "tests" / "problems" / "fapareto"))
+sys.path.insert(0, str(ROOT / "studies" / "fapareto_vs_baselines"))
+sys.path.insert(0, str(ROOT / "tests" / "problems" / "common"))
 
 import fapareto_variant_ops as ops  # noqa: E402
 from test_classification import Synthetic  # noqa: E402
 
 from evofair.analysis.metrics import fairness_metrics  # noqa: E402
 from evofair.operators.refine import SFTArgs, sft  # noqa: E402
-from evofair.problems.fapareto.classification import HeadArgs  # noqa: E402
+from evofair.problems.common.classification import HeadArgs  # noqa: E402
 
 
 def _problem():

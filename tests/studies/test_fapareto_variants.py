@@ -1,5 +1,5 @@
-"""Every screening variant `benchmarks/fapareto_vs_baselines.py --variant NAME` offers is a valid
-recipe, so the commands recorded in benchmarks/README.md and docs/fapareto.md still run."""
+"""Every variant `studies/fapareto_vs_baselines/fapareto_vs_baselines.py --variant NAME` offers is a valid
+recipe that changes the default, so the commands its README records still run."""
 
 import sys
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "studies" / "fapareto_vs_baselines"))
 
 import fapareto_vs_baselines as bench  # noqa: E402
 
