@@ -13,7 +13,7 @@ with an empty denominator (e.g. a group with no positives) is 0, as `true_positi
 through sklearn's normalised confusion matrix; groups are the values present in the data, and a
 difference between groups is max − min over them (fairlearn's `between_groups`).
 
-Definitions (METHODS.md §1; docs/metrics.md has the same list with each oracle). C is the set
+Definitions (docs/method-definitions.md#objectives-error-and-tpr-gap; docs/metrics.md has the same list with each oracle). C is the set
 of classes, "Δ over groups" is max − min over the groups present:
 - `error` = 1 − accuracy;
 - `balanced_error` = 1 − mean over the classes present in y_true of recall (sklearn's
@@ -228,8 +228,8 @@ def intersectional_groups(columns: Sequence[np.ndarray], sep: str = "|") -> np.n
 
 
 def is_near_constant(predictions, threshold: float = 0.99) -> np.ndarray:
-    """True for models that predict one class on at least `threshold` of the samples (METHODS.md
-    asks reports to flag them: a constant predictor has ΔTPR 0 and looks 'fair')."""
+    """True for models that predict one class on at least `threshold` of the samples (reports
+    flag them: a constant predictor has ΔTPR 0 and looks 'fair'; docs/method-definitions.md#reference-point-and-trivial-models)."""
     P = np.atleast_2d(np.asarray(predictions))
     share = np.array([np.unique(row, return_counts=True)[1].max() / len(row) for row in P])
     return share >= threshold

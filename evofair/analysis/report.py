@@ -1,5 +1,9 @@
 """Everything written after a run, read back from the store: CSVs, plots, report.md.
 
+Which models make the front and the archive is decided in `evofair.analysis.run_reader` (one
+definition for the report, `evofair.load` and the explorer); `final_front`, `sorted_front` and
+`archive` are importable from here too.
+
 Problems may add sections (baselines, per-group tables) through `problem.report_sections(store,
 out)`, which returns markdown and may write extra files next to the standard ones.
 """
@@ -9,60 +13,32 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from evofair.analysis.run_reader import archive, final_front, minimised, sorted_front  # noqa: F401 (API: fronts)
 from evofair.core import constraints as cons
-from evofair.analysis.indicators import hypervolume
+from evofair.core.indicators import hypervolume
 from evofair.core.individual import Individual
 from evofair.core.problem import SPLITS, ReportSections
-from evofair.store.safe_io import atomic_write_bytes, atomic_write_text
 from evofair.store.run_store import RunStore
+from evofair.store.safe_io import atomic_write_bytes, atomic_write_text
 
 
-def _objective_matrix(problem, inds: Sequence[Individual], split: str) -> np.ndarray:
-    if not inds:
-        return np.zeros((0, len(problem.objectives)))
-    return problem.minimised({n: np.array([i.metrics.get(split, {}).get(n, np.nan) for i in inds])
-                              for n in problem.objective_names})
-
-
-def _constraints(store: RunStore, constraints) -> tuple[cons.Constraint, ...]:
-    return cons.of_run(store.root) if constraints is None else tuple(constraints)
-
-
-def _best(problem, inds: Sequence[Individual], constraints) -> list[Individual]:
-    """Feasibility-first on validation, as selection ran (`evofair.core.constraints.feasible_first`)."""
-    cv = cons.of_individuals(constraints, inds, "val")
-    return [inds[i] for i in cons.feasible_first(_objective_matrix(problem, inds, "val"), cv)]
-
-
-def final_front(store: RunStore, problem, constraints: Sequence[cons.Constraint] | None = None) -> list[Individual]:
-    """Non-dominated members (validation objectives) of the last generation's population; with
-    constraints (None: those in the run's config.yaml), the non-dominated *feasible* members, or
-    the least violating ones when none is feasible."""
-    last = store.last_generation()
-    if last is None:
-        return []
-    return _best(problem, store.individuals(last["population"]), _constraints(store, constraints))
-
-
-def archive(store: RunStore, problem, inds: Sequence[Individual] | None = None,
-            constraints: Sequence[cons.Constraint] | None = None) -> list[Individual]:
-    """Every individual ever evaluated that no other evaluated individual dominates (validation;
-    feasibility-first as in `final_front`)."""
-    inds = store.individuals() if inds is None else inds
-    return _best(problem, inds, _constraints(store, constraints))
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+def csv_text(header: list[str], rows: list[list[Any]]) -> str:
+    """A table as front.csv and archive.csv hold it (the csv module's dialect, CRLF)."""
     buf = io.StringIO(newline="")
     writer = csv.writer(buf)
     writer.writerow(header)
     writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    atomic_write_text(path, csv_text(header, rows))
 
 
 def _save_figure(fig, path: Path) -> None:
@@ -105,11 +81,6 @@ def interval_columns(problem, constraints: Sequence[cons.Constraint] = ()) -> li
 
 def _fmt(v: float | None) -> Any:
     return "" if v is None or not np.isfinite(v) else repr(float(v))
-
-
-def sorted_front(store: RunStore, problem, constraints: Sequence[cons.Constraint] = ()) -> list[Individual]:
-    return sorted(final_front(store, problem, constraints),
-                  key=lambda i: [i.metrics["val"][n] for n in problem.objective_names])
 
 
 def write_tables(store: RunStore, problem, out: Path, everyone: Sequence[Individual],
@@ -285,7 +256,7 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
             lines.append(f"- Hypervolume (validation, minimised objectives, reference point {tuple(ref)}): "
                          f"{last['hv_val']:.6f}.")
             scored = [i for i, ok in zip(front, _feasible_mask(constraints, front, "val")) if ok]
-            F_test = _objective_matrix(problem, scored, "test")
+            F_test = minimised(problem.objectives, scored, "test")
             lines.append(f"- Hypervolume of the same front on the test split: {hypervolume(F_test, ref):.6f}"
                          + (" (feasible members only, as on validation)." if constraints else "."))
     compute = store.get_meta("compute")

@@ -1,8 +1,8 @@
 """A run users can script against: `evofair.load(DIR)`, and what `evofair.run(...)` returns.
 
-A run is a directory; this is its Python face, read back from the directory as the report and the
-explorer are (the store opened read-only: looking at a run never writes to it, so a colleague's
-finished run stays byte-for-byte as received):
+A run is a directory; this is its Python face, read back by the reader the report and the explorer
+use too (`evofair.analysis.run_reader`: the store opened read-only, so looking at a run never
+writes to it and a colleague's finished run stays byte-for-byte as received):
 
     result = evofair.load("out/zdt1-20250101-120000")
     result.F            # (n_front, n_objectives), minimised: `min` objectives as measured, `max` negated
@@ -19,7 +19,6 @@ indicators and decision-making tools; `metrics` keeps the values as measured.
 
 from __future__ import annotations
 
-import csv
 import io
 from functools import cached_property
 from pathlib import Path
@@ -27,43 +26,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from evofair.core import constraints as cons
-from evofair.errors import UserError
+from evofair.analysis.report import csv_text, individual_rows
+from evofair.analysis.run_reader import OBJECTIVES_META, RunReader  # noqa: F401 (OBJECTIVES_META: API)
 from evofair.core.individual import Individual, Weights
-from evofair.core.problem import Objective, Problem
-from evofair.store.run_store import DB_NAME, RunStore
-
-OBJECTIVES_META = "objectives"  # store meta key: [[name, direction], ...], written when a run starts
+from evofair.errors import UserError
 
 
-class _Objectives:
-    """The part of a problem that fronts need (names, directions), for runs whose problem class is
-    not available: enough for `evofair.analysis.report.final_front` and its CSV rows."""
-
-    objective_names = Problem.objective_names
-    minimised = Problem.minimised
-
-    def __init__(self, objectives: tuple[Objective, ...]):
-        self.objectives = objectives
-
-
-class Result:
+class Result(RunReader):
     """A run directory, read-only. `problem=`: the object the run used (needed by `model` when the
     run's config.yaml cannot rebuild it, e.g. a problem over an in-memory DataFrame)."""
 
     def __init__(self, out_dir: str | Path, *, problem=None):
-        self.out_dir = Path(out_dir)
-        if not (self.out_dir / DB_NAME).is_file():
-            raise UserError(f"{self.out_dir}: not an evofair run directory (no {DB_NAME})")
-        self._problem = problem
-        self.note: str | None = None  # what could not be read as recorded
-        config = self.out_dir / "config.yaml"
-        self.recipe_yaml: str = config.read_text() if config.is_file() else ""
-        recipe = yaml.safe_load(self.recipe_yaml) if self.recipe_yaml else {}
-        self.recipe: dict[str, Any] = recipe if isinstance(recipe, dict) else {}
-        self.objectives: tuple[Objective, ...] = self._find_objectives()
+        super().__init__(out_dir, problem=problem)
+        self.out_dir = self.root
+        # read now, so that a run whose objectives cannot be known fails at load, not later
+        self.note: str | None = self.objectives_note  # what could not be read as recorded
 
     def __repr__(self) -> str:
         return f"Result({str(self.out_dir)!r}: {len(self.ids)} models on the front, objectives " \
@@ -72,10 +50,6 @@ class Result:
     @property
     def out(self) -> str:
         return str(self.out_dir)
-
-    @property
-    def objective_names(self) -> list[str]:
-        return [o.name for o in self.objectives]
 
     # -- the front -----------------------------------------------------------------------------
     @cached_property
@@ -115,8 +89,7 @@ class Result:
     @cached_property
     def generations(self) -> list[dict[str, Any]]:
         """The store's generation rows (population ids, stats, backend state), oldest first."""
-        with self._store() as store:
-            return store.generations()
+        return self.read_generations()
 
     @cached_property
     def front(self) -> list[Individual]:
@@ -125,7 +98,7 @@ class Result:
 
     # -- one model -------------------------------------------------------------------------------
     def individuals(self, ids: list[str]) -> list[Individual]:
-        with self._store() as store:
+        with self.store() as store:
             try:
                 return store.individuals([str(i) for i in ids])
             except KeyError as exc:
@@ -141,7 +114,7 @@ class Result:
         ind = self.individual(iid)
         if ind.weights_hash is None:
             raise UserError(f"{iid}: has no weights (a vector problem's genome is x: use result.x({iid!r}))")
-        with self._store() as store:
+        with self.store() as store:
             return store.get_weights(ind.weights_hash)
 
     def x(self, iid: str) -> np.ndarray:
@@ -186,68 +159,14 @@ class Result:
         return self._problem
 
     # -- internals -------------------------------------------------------------------------------
-    def _store(self) -> RunStore:
-        return _ReadOnly(self.out_dir)
-
-    def _find_objectives(self) -> tuple[Objective, ...]:
-        """From the problem given, else the store's record of the run's objectives, else the
-        problem rebuilt from config.yaml (runs from before that record existed)."""
-        if self._problem is not None:
-            return tuple(self._problem.objectives)
-        with self._store() as store:
-            stored = store.get_meta(OBJECTIVES_META)
-        if stored:
-            return tuple(Objective(str(n), str(d)) for n, d in stored)
-        try:
-            return tuple(self.problem.objectives)
-        except UserError:
-            names = _front_csv_objectives(self.out_dir / "front.csv")
-            if not names:
-                raise
-            self.note = "objective directions unknown (no record in the store, problem not rebuilt): assumed min"
-            return tuple(Objective(n) for n in names)
+    def rebuilt_problem(self):
+        """Asked by `RunReader.objectives` only for runs whose store did not record them."""
+        return self.problem
 
     def _table_from_store(self, which: str) -> str:
         """front.csv / archive.csv as evofair.analysis.report writes them, computed from the store."""
-        from evofair.analysis.report import archive, individual_rows, sorted_front
-
-        stand_in = _Objectives(self.objectives)
-        constraints = cons.parse_all(self.recipe.get("constraints") or [], "config.yaml: constraints")
-        with self._store() as store:
-            if which == "front":
-                inds = sorted_front(store, stand_in, constraints)
-            else:
-                inds = archive(store, stand_in, None, constraints)
-        header, rows = individual_rows(stand_in, inds, constraints)
-        buf = io.StringIO(newline="")
-        writer = csv.writer(buf)
-        writer.writerow(header)
-        writer.writerows(rows)
-        return buf.getvalue()
-
-
-def _front_csv_objectives(path: Path) -> list[str]:
-    try:
-        with open(path, newline="") as fh:
-            header = next(csv.reader(fh))
-    except (OSError, StopIteration):
-        return []
-    return list(dict.fromkeys(h[:-4] for h in header[2:] if h.endswith("_val") and h != "cv_val"))
-
-
-class _ReadOnly:
-    """`with`: a read-only RunStore that creates no file in the run directory (immutable when no
-    writer is alive; see evofair/explorer/data.py)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def __enter__(self) -> RunStore:
-        self.store = RunStore(self.root, readonly=True)
-        return self.store
-
-    def __exit__(self, *exc) -> None:
-        self.store.close()
+        inds = self.read_front() if which == "front" else self.read_archive()
+        return csv_text(*individual_rows(self, inds, self.constraints))
 
 
 def load(out_dir: str | Path, *, problem=None) -> Result:

@@ -6,7 +6,7 @@ outputs (`evofair.core.problem.PerExampleOutputs`) get, for each model, percenti
 every metric they report, and the FaPareto report a paired interval of the hypervolume
 difference (front vs baselines) and of the front's error–ΔTPR correlation.
 
-How (METHODS.md-style, docs/metrics.md "Uncertainty"):
+How (docs/metrics.md "Uncertainty"):
 - *stratified* resampling: each (group × true class) cell is resampled with replacement to its
   own size, so every resample has the same group and class counts as the test split (a group
   can never vanish, rates keep their denominators' sizes);
@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from evofair.analysis.indicators import hypervolume, non_dominated
+from evofair.core.indicators import hypervolume, non_dominated
 from evofair.analysis.metrics import METRIC_NAMES, GroupCounts
 
 DEFAULT_LEVEL = 0.9
@@ -39,7 +39,7 @@ DEFAULT_N_BOOT = 1000
 INTERVALS_FILE = "intervals.json"
 #: metrics that do not depend on the groups (not repeated per sensitive attribute)
 GROUP_FREE = ("error", "balanced_error")
-#: what `hv_difference_interval` compares the front with (benchmarks/fapareto_vs_baselines.py)
+#: what `hv_difference_interval` compares the front with (studies/fapareto_vs_baselines/fapareto_vs_baselines.py)
 UNION_METHODS = ("vanilla", "scalarisation")
 
 
@@ -203,7 +203,7 @@ def _val_non_dominated(problem, rows: Sequence[Mapping[str, Mapping[str, float]]
 
 
 def hv_samples(problem, samples: Mapping[str, np.ndarray], ref) -> np.ndarray:
-    """Test HV of a set of models on each resample (pymoo's indicator, as evofair.analysis.indicators), from
+    """Test HV of a set of models on each resample (pymoo's indicator, as evofair.core.indicators), from
     its bootstrap metrics {objective: (n_boot, n_models)}."""
     F = _minimised_samples(problem, samples)
     if F.shape[1] == 0:
@@ -258,7 +258,7 @@ def _rebuild_problem(root: Path):
     """The run's problem from its config.yaml (as evofair.lifecycle.api.build_problem does; not imported from
     there, since the report, which api imports, imports this module)."""
     from evofair.errors import UserError
-    from evofair.executors.base import with_base_dir
+    from evofair.lifecycle.rebuild import with_base_dir
     from evofair.core.plugins import registry
     from evofair.lifecycle.recipe import Recipe, read_recipe_file
 
@@ -288,7 +288,7 @@ def hv_difference_interval(run_dir, *, level: float = DEFAULT_LEVEL, n_boot: int
     """Paired-bootstrap interval of test HV(front) − HV(union of the baselines) of a finished
     FaPareto run (`biasbios`): the final front vs every epoch of every (a) vanilla and (b)
     scalarisation head, each set reduced to its val-non-dominated members, reference point the
-    run's (0.25, 0.25 by default) — the sets of benchmarks/fapareto_vs_baselines.py. `methods`
+    run's (0.25, 0.25 by default) — the sets of studies/fapareto_vs_baselines/fapareto_vs_baselines.py. `methods`
     names other baselines to unite instead (e.g. the LoRA fine-tunes, `lora_baselines.LORA_METHODS`).
     Returns {hv_front, hv_union, diff, lo, hi}; `seed` seeds the resamples."""
     from evofair.errors import UserError

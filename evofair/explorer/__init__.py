@@ -1,7 +1,10 @@
 """The interactive Pareto-front explorer (`evofair explore`), the static HTML report
 (`evofair report`) and the read-only data layer they and `evofair export` share.
 
-Importing this package is cheap: Dash and plotly are imported by the modules that draw.
+Importing this package is cheap: Dash and plotly are imported by the modules that draw. The
+modules depend one way: lineage ← snapshot ← data (the run reader, `evofair.analysis.run_reader`,
+with live snapshots) ← model_card ← export ← app, and figures ← cards ← app; `create_server` puts
+the app behind `server`'s guard; static_report uses data and figures. Nothing imports app.
 """
 
 from evofair.explorer.data import Constraint, RunData, Snapshot, open_store
@@ -15,7 +18,7 @@ def weights_warning(data) -> str | None:
     what a reader of the page acts on, and it stays small however long the run."""
     snap = data.refresh()
     front = snap.front()
-    with open_store(data.root) as store:
+    with data.store() as store:
         bad = set(store.failed_weights(i.weights_hash for i in front))
     ids = [i.id for i in front if i.weights_hash in bad]
     if not ids:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from dash import dcc, html
 
-from evofair.explorer.data import RunData, Snapshot
-from evofair.explorer.figures import lineage_figure
 from evofair.core.individual import Individual
+from evofair.explorer.data import RunData
+from evofair.explorer.figures import lineage_figure
+from evofair.explorer.model_card import model_card_data
+from evofair.explorer.snapshot import Snapshot
 
 
 def fmt(v: Any) -> str:
@@ -104,7 +107,7 @@ def model_card(data: RunData, iid: str) -> html.Div:
     snap = data.snapshot
     if iid.startswith("baseline:"):
         return baseline_card(data, snap, iid.split(":", 1)[1])
-    card = data.model_card(iid)
+    card = model_card_data(data, iid)
     lin = card["lineage"]
     facts = [f"generation {card['generation']}", f"seed {card['seed']}",
              "on the final front" if card["on_final_front"] else "not on the final front"]
@@ -173,8 +176,8 @@ def comparison(data: RunData, ids: Sequence[str]) -> html.Div:
                                  html.Td(fmt(vb - va) if math.isfinite(va) and math.isfinite(vb) else "–", className="num")]))
     facts = html.Table([html.Tbody([
         html.Tr([html.Td("generation"), html.Td(a.generation), html.Td(b.generation)]),
-        html.Tr([html.Td("made by"), html.Td(data.model_card(a.id, with_problem_card=False)["made_by"]),
-                 html.Td(data.model_card(b.id, with_problem_card=False)["made_by"])]),
+        html.Tr([html.Td("made by"), html.Td(model_card_data(data, a.id, with_problem_card=False)["made_by"]),
+                 html.Td(model_card_data(data, b.id, with_problem_card=False)["made_by"])]),
         html.Tr([html.Td("parents"), html.Td(", ".join(a.parents) or "–"), html.Td(", ".join(b.parents) or "–")]),
     ])], className="tbl small")
     return html.Div([html.Table([html.Thead(head), html.Tbody(rows)], className="tbl", id="compare-table"),

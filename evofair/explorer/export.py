@@ -36,9 +36,10 @@ from typing import Any
 
 import yaml
 
-from evofair.errors import UserError, WeightsIntegrityError, require_new_dir
-from evofair.explorer.data import RunData, open_store
 from evofair.core.problem import Exportable
+from evofair.errors import UserError, WeightsIntegrityError, require_new_dir
+from evofair.explorer.data import RunData
+from evofair.explorer.model_card import model_card_data
 
 GENOME_FILE = "genome.safetensors"
 CARD_FILE = "model_card.json"
@@ -57,13 +58,13 @@ def export_model(run_dir: str | os.PathLike, iid: str, to: str | os.PathLike, *,
     to = Path(to).expanduser()
     check_target(to)
     data = data or RunData(run_dir, problem=problem)
-    card = data.model_card(iid, max_lineage=None)
+    card = model_card_data(data, iid, max_lineage=None)
     ind = data.snapshot.get(iid)
     genome_bytes = None
-    with open_store(data.root) as store:
+    with data.store() as store:
         card["compute"] = store.get_meta("compute")  # device and dtype the run used (None: not recorded)
     if ind.weights_hash is not None:
-        with open_store(data.root) as store:
+        with data.store() as store:
             path = store.weights_path(ind.weights_hash)
             try:
                 genome_bytes = path.read_bytes()

@@ -7,13 +7,15 @@ card. Figures use SVG scatter (not WebGL) so they render in headless browsers wi
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 
-from evofair.explorer.data import Constraint, Snapshot
+from evofair.core.constraints import Constraint
 from evofair.core.individual import Individual
+from evofair.explorer.snapshot import Snapshot
 
 FRONT = "front"
 ALL = "all evaluated"
@@ -59,25 +61,81 @@ def front_figure(snap: Snapshot, *, x: str, y: str, colour: str | None, split: s
                  selected: Sequence[str] = (), height: int = 520, intervals: dict[str, Any] | None = None) -> go.Figure:
     """The front of `generation` (selected on validation) drawn on `split`, with context layers;
     with `intervals` (intervals.json) and the split they are on, error bars and the front members
-    indistinguishable from the selected model (`indistinguishable`)."""
+    indistinguishable from the selected model (`indistinguishable`).
+
+    Trace order is fixed (the replay's frames update the first traces by index): all evaluated,
+    indistinguishable (with intervals), front, infeasible (with recipe constraints), baselines,
+    meeting the user's bounds, selected."""
     fig = go.Figure()
-    infeasible: list[Individual] = []
-    if show_all:
-        pts = snap.evaluated(generation)
-        if snap.constraints:  # feasibility on the split shown; selection used validation
-            ok = snap.feasible(pts, split)
-            infeasible = [i for i, k in zip(pts, ok) if not k]
-            pts = [i for i, k in zip(pts, ok) if k]
-        xs, ys = _xy(snap, pts, x, y, split)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=ALL + (" (feasible)" if snap.constraints else ""),
-                                 customdata=[i.id for i in pts],
-                                 marker=dict(size=6, color=COLOURS["all"]), hovertext=_hover(snap, pts, split),
-                                 hoverinfo="text"))
+    infeasible = _add_evaluated(fig, snap, x, y, split, generation) if show_all else []
     front = snap.front(generation)
     xs, ys = _xy(snap, front, x, y, split)
     order = np.argsort(xs, kind="stable") if len(front) else np.array([], dtype=int)
-    front = [front[i] for i in order]
-    xs, ys = xs[order], ys[order]
+    front, xs, ys = [front[i] for i in order], xs[order], ys[order]
+    ivs = intervals if intervals is not None and intervals.get("split") == split else None
+    if ivs is not None:
+        _add_indistinguishable(fig, snap, ivs, front, selected, x, y, split)
+    _add_front(fig, snap, front, xs, ys, colour=colour, split=split,
+               bars=_error_bars(ivs["models"] if ivs else {}, [i.id for i in front], xs, ys, x, y))
+    if snap.constraints and show_all:  # always present (maybe empty): replay frames update it by index
+        ix, iy = _xy(snap, infeasible, x, y, split)
+        fig.add_trace(go.Scatter(x=ix, y=iy, mode="markers", name=f"{INFEASIBLE}, {split}",
+                                 customdata=[i.id for i in infeasible],
+                                 marker=dict(symbol="x", size=7, color=COLOURS["infeasible"]),
+                                 hovertext=_hover(snap, infeasible, split), hoverinfo="text"))
+    _add_baselines(fig, baselines, x, y, split, ivs)
+    if meets is not None:
+        mx, my = _xy(snap, meets, x, y, split)
+        fig.add_trace(go.Scatter(x=mx, y=my, mode="markers", name=MEETS, customdata=[i.id for i in meets],
+                                 marker=dict(symbol="circle-open", size=19, line=dict(width=2.5, color=COLOURS["meets"])),
+                                 hovertext=_hover(snap, meets, split, " meets all constraints"), hoverinfo="text"))
+    _add_selected(fig, snap, selected, x, y, split)
+    for c in constraints:
+        if c.metric in (x, y):
+            _shade_excluded(fig, c, "x" if c.metric == x else "y")
+    _autorange(fig, snap, x, y, split, generation, show_all, baselines)
+    fig.update_layout(
+        height=height, margin=dict(l=60, r=20, t=30, b=50), hovermode="closest", clickmode="event",
+        xaxis_title=axis_title(snap, x, split), yaxis_title=axis_title(snap, y, split),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=11)),
+        plot_bgcolor="white", uirevision=f"{x}|{y}|{split}")
+    fig.update_xaxes(gridcolor="#eee", zeroline=False)
+    fig.update_yaxes(gridcolor="#eee", zeroline=False)
+    return fig
+
+
+def _add_evaluated(fig: go.Figure, snap: Snapshot, x: str, y: str, split: str,
+                   generation: int | None) -> list[Individual]:
+    """The faded layer of every model evaluated so far (the feasible ones, with recipe
+    constraints); returns the infeasible ones on `split`, drawn later as their own layer."""
+    pts, infeasible = snap.evaluated(generation), []
+    if snap.constraints:  # feasibility on the split shown; selection used validation
+        ok = snap.feasible(pts, split)
+        infeasible = [i for i, k in zip(pts, ok) if not k]
+        pts = [i for i, k in zip(pts, ok) if k]
+    xs, ys = _xy(snap, pts, x, y, split)
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=ALL + (" (feasible)" if snap.constraints else ""),
+                             customdata=[i.id for i in pts],
+                             marker=dict(size=6, color=COLOURS["all"]), hovertext=_hover(snap, pts, split),
+                             hoverinfo="text"))
+    return infeasible
+
+
+def _add_indistinguishable(fig: go.Figure, snap: Snapshot, ivs: dict[str, Any], front: Sequence[Individual],
+                           selected: Sequence[str], x: str, y: str, split: str) -> None:
+    """Shade the front models whose intervals overlap the selected model's on every objective."""
+    close = indistinguishable(ivs, [i.id for i in front], selected[-1] if selected else None, snap.objective_names)
+    if close:
+        cx, cy = _xy(snap, [snap.individuals[i] for i in close], x, y, split)
+        fig.add_trace(go.Scatter(x=cx, y=cy, mode="markers", name=INDISTINGUISHABLE, customdata=close,
+                                 marker=dict(size=24, color=COLOURS["indistinguishable"], line=dict(width=0)),
+                                 hoverinfo="skip"))
+
+
+def _add_front(fig: go.Figure, snap: Snapshot, front: list[Individual], xs: np.ndarray, ys: np.ndarray, *,
+               colour: str | None, split: str, bars: dict[str, Any]) -> None:
+    """The front's markers (coloured by a metric or the generation), an ✕ for a member infeasible
+    on `split`, joined by a line on validation only."""
     marker: dict[str, Any] = dict(size=11, line=dict(width=1, color="white"))
     if colour:
         cvals = [i.generation for i in front] if colour == "generation" else snap.values(front, colour, split)
@@ -94,24 +152,15 @@ def front_figure(snap: Snapshot, *, x: str, y: str, colour: str | None, split: s
             name = f"{FRONT}: least violating (nothing feasible)"
     # The front is non-dominated on validation; on test the same models need not be, so joining
     # them by a line there would draw a misleading staircase.
-    ivs = intervals if intervals is not None and intervals.get("split") == split else None
-    bars = _error_bars(ivs["models"] if ivs else {}, [i.id for i in front], xs, ys, x, y)
-    if ivs is not None:
-        close = indistinguishable(ivs, [i.id for i in front], selected[-1] if selected else None, snap.objective_names)
-        if close:
-            cx, cy = _xy(snap, [snap.individuals[i] for i in close], x, y, split)
-            fig.add_trace(go.Scatter(x=cx, y=cy, mode="markers", name=INDISTINGUISHABLE, customdata=close,
-                                     marker=dict(size=24, color=COLOURS["indistinguishable"], line=dict(width=0)),
-                                     hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers+lines" if split == "val" else "markers", name=name, customdata=[i.id for i in front],
-                             marker=marker, line=dict(color=COLOURS["front"], width=1.5, dash="dot"),
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers+lines" if split == "val" else "markers", name=name,
+                             customdata=[i.id for i in front], marker=marker,
+                             line=dict(color=COLOURS["front"], width=1.5, dash="dot"),
                              hovertext=_hover(snap, front, split), hoverinfo="text", **bars))
-    if snap.constraints and show_all:  # always present (maybe empty): replay frames update it by index
-        ix, iy = _xy(snap, infeasible, x, y, split)
-        fig.add_trace(go.Scatter(x=ix, y=iy, mode="markers", name=f"{INFEASIBLE}, {split}",
-                                 customdata=[i.id for i in infeasible],
-                                 marker=dict(symbol="x", size=7, color=COLOURS["infeasible"]),
-                                 hovertext=_hover(snap, infeasible, split), hoverinfo="text"))
+
+
+def _add_baselines(fig: go.Figure, baselines: Sequence[dict[str, Any]], x: str, y: str, split: str,
+                   ivs: dict[str, Any] | None) -> None:
+    """One marker layer per baseline method of baselines.csv, with its test intervals when shown."""
     for k, (method, rows) in enumerate(_group_baselines(baselines).items()):
         bx = [r["metrics"].get(split, {}).get(x, float("nan")) for r in rows]
         by = [r["metrics"].get(split, {}).get(y, float("nan")) for r in rows]
@@ -121,11 +170,10 @@ def front_figure(snap: Snapshot, *, x: str, y: str, colour: str | None, split: s
             hovertext=[f"<b>{method}</b> {r['id']}<br>{x}: {_fmt(a)}<br>{y}: {_fmt(b)}" for r, a, b in zip(rows, bx, by)],
             hoverinfo="text", **_error_bars(ivs.get("baselines", {}) if ivs else {}, [r["id"] for r in rows],
                                             np.asarray(bx, float), np.asarray(by, float), x, y)))
-    if meets is not None:
-        mx, my = _xy(snap, meets, x, y, split)
-        fig.add_trace(go.Scatter(x=mx, y=my, mode="markers", name=MEETS, customdata=[i.id for i in meets],
-                                 marker=dict(symbol="circle-open", size=19, line=dict(width=2.5, color=COLOURS["meets"])),
-                                 hovertext=_hover(snap, meets, split, " meets all constraints"), hoverinfo="text"))
+
+
+def _add_selected(fig: go.Figure, snap: Snapshot, selected: Sequence[str], x: str, y: str, split: str) -> None:
+    """Stars on the open model and the compared ones (A, B)."""
     chosen = [snap.individuals[i] for i in selected if i in snap.individuals]
     if chosen:
         sx, sy = _xy(snap, chosen, x, y, split)
@@ -134,30 +182,21 @@ def front_figure(snap: Snapshot, *, x: str, y: str, colour: str | None, split: s
                                  textposition="top center",
                                  marker=dict(symbol="star", size=18, color=COLOURS["selected"], line=dict(width=1, color="black")),
                                  hovertext=_hover(snap, chosen, split), hoverinfo="text"))
-    for c in constraints:  # shade the region a constraint on a plotted axis excludes
-        if c.metric not in (x, y):
-            continue
-        axis = "x" if c.metric == x else "y"
-        far = dict(x=("x0", "x1"), y=("y0", "y1"))[axis]
-        rect = {"type": "rect", "xref": "x" if axis == "x" else "paper", "yref": "y" if axis == "y" else "paper",
-                "fillcolor": "rgba(200,0,0,0.045)", "line": {"width": 0}, "layer": "below",
-                "x0": 0, "x1": 1, "y0": 0, "y1": 1}
-        big = 1e9
-        rect[far[0]], rect[far[1]] = (c.bound, big) if c.op == "<=" else (-big, c.bound)
-        fig.add_shape(rect)
-        line = dict(type="line", line=dict(color="rgba(200,0,0,0.6)", dash="dash", width=1.5),
-                    xref="x" if axis == "x" else "paper", yref="y" if axis == "y" else "paper")
-        line.update(x0=c.bound, x1=c.bound, y0=0, y1=1) if axis == "x" else line.update(y0=c.bound, y1=c.bound, x0=0, x1=1)
-        fig.add_shape(line)
-    _autorange(fig, snap, x, y, split, generation, show_all, baselines)
-    fig.update_layout(
-        height=height, margin=dict(l=60, r=20, t=30, b=50), hovermode="closest", clickmode="event",
-        xaxis_title=axis_title(snap, x, split), yaxis_title=axis_title(snap, y, split),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=11)),
-        plot_bgcolor="white", uirevision=f"{x}|{y}|{split}")
-    fig.update_xaxes(gridcolor="#eee", zeroline=False)
-    fig.update_yaxes(gridcolor="#eee", zeroline=False)
-    return fig
+
+
+def _shade_excluded(fig: go.Figure, c: Constraint, axis: str) -> None:
+    """Shade the region a bound on a plotted axis excludes, with a dashed line at the bound."""
+    far = dict(x=("x0", "x1"), y=("y0", "y1"))[axis]
+    rect = {"type": "rect", "xref": "x" if axis == "x" else "paper", "yref": "y" if axis == "y" else "paper",
+            "fillcolor": "rgba(200,0,0,0.045)", "line": {"width": 0}, "layer": "below",
+            "x0": 0, "x1": 1, "y0": 0, "y1": 1}
+    big = 1e9
+    rect[far[0]], rect[far[1]] = (c.bound, big) if c.op == "<=" else (-big, c.bound)
+    fig.add_shape(rect)
+    line = dict(type="line", line=dict(color="rgba(200,0,0,0.6)", dash="dash", width=1.5),
+                xref="x" if axis == "x" else "paper", yref="y" if axis == "y" else "paper")
+    line.update(x0=c.bound, x1=c.bound, y0=0, y1=1) if axis == "x" else line.update(y0=c.bound, y1=c.bound, x0=0, x1=1)
+    fig.add_shape(line)
 
 
 def _error_bars(table: dict[str, dict[str, list[float]]], ids: Sequence[str], xs: np.ndarray, ys: np.ndarray,

@@ -14,7 +14,8 @@ The YAML front matter is what the Hub reads (library_name, base_model, tags); th
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import yaml
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
 from flask import abort, request
@@ -147,7 +147,7 @@ class ExplorerServer:
     def serve_forever(self) -> None:
         self._srv.serve_forever()
 
-    def start(self) -> "ExplorerServer":
+    def start(self) -> ExplorerServer:
         self._thread = threading.Thread(target=self._srv.serve_forever, daemon=True, name="evofair-explorer")
         self._thread.start()
         return self

@@ -15,8 +15,9 @@ import os
 from pathlib import Path
 
 from evofair.explorer import weights_warning
-from evofair.explorer.data import RunData, operator_label
+from evofair.explorer.data import RunData
 from evofair.explorer.figures import hv_figure, lineage_figure, replay_figure
+from evofair.explorer.lineage import operator_label
 
 REPORT_NAME = "report.html"
 

@@ -1,48 +1,32 @@
-"""The explorer's data layer, export, static report and HTTP safety, against independent oracles:
-the core report's `final_front`, the CSVs it wrote, raw SQLite queries of the store, pymoo's HV,
-and hand-built cases. The real-browser test is tests/evofair/test_explorer_browser.py."""
+"""The explorer's data layer, figures and cards against independent oracles: the reader's
+`final_front` (via `evofair.analysis.report`), the CSVs the report wrote, raw SQLite queries of the
+store, pymoo's HV, and hand-built cases. Export, the static report and the no-writes guarantee:
+test_explorer_export.py; the HTTP surface: test_explorer_limits.py; a real browser:
+test_explorer_browser.py."""
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
-import re
 import shutil
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import yaml
+from explorer_runs import constrained_run, read_csv, toy_run, walk_layout
 from pymoo.indicators.hv import HV
-from safetensors.torch import load_file
 
-import evofair
-from evofair import cli
-from evofair.errors import UserError
-from evofair.explorer import Constraint, RunData, Snapshot, create_server
-from evofair.explorer.server import path_allowed
-from evofair.core.individual import Individual
 from evofair.analysis.report import final_front
+from evofair.core.individual import Individual
+from evofair.errors import UserError
+from evofair.explorer import Constraint, RunData, Snapshot
+from evofair.explorer.model_card import model_card_data
 from evofair.store.run_store import RunStore
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def toy_recipe(generations: int = 3) -> dict:
-    recipe = yaml.safe_load((ROOT / "runs" / "toy.yaml").read_text())
-    recipe["algorithm"].update(pop_size=8, generations=generations)
-    recipe["problem"]["args"] = {"n_train": 128, "n_eval": 64}
-    return recipe
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("explorer") / "toy"
-    evofair.run(toy_recipe(), out, progress=False)
-    return out
+    return toy_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +34,9 @@ def data(run_dir) -> RunData:
     return RunData(run_dir)
 
 
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def file_states(root: Path) -> dict[str, tuple[int, int, str]]:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(root.rglob("*")) if p.is_file()}
+@pytest.fixture(scope="module")
+def constrained_dir(tmp_path_factory) -> Path:
+    return constrained_run(tmp_path_factory)
 
 
 # -- fronts, HV --------------------------------------------------------------------------------
@@ -203,185 +182,14 @@ def test_refresh_picks_up_a_new_generation(run_dir, tmp_path):
         writer.close()
 
 
-# -- export ---------------------------------------------------------------------------------------
-def test_export_loads_back_and_matches_the_store(run_dir, data, tmp_path):
-    from evofair.explorer.export import export_model
-
-    iid = data.refresh().front()[0].id
-    to = export_model(run_dir, iid, tmp_path / "model")
-    store = RunStore(run_dir, readonly=True)
-    try:
-        ind = store.individuals([iid])[0]
-        stored = store.get_weights(ind.weights_hash)
-    finally:
-        store.close()
-    loaded = load_file(str(to / "genome.safetensors"))
-    assert sorted(loaded) == sorted(stored) and all(torch.equal(loaded[k], stored[k]) for k in stored)
-    assert hashlib.sha256((to / "genome.safetensors").read_bytes()).hexdigest() == ind.weights_hash
-    card = json.loads((to / "model_card.json").read_text())
-    assert card["id"] == iid and card["weights_sha256"] == ind.weights_hash
-    assert card["metrics"] == {s: dict(m) for s, m in ind.metrics.items()}
-    assert card["recipe"]["problem"]["name"] == "toy_mlp"
-    assert card["files"] == ["README.md", "genome.safetensors", "model_card.json"] and card["intervals"] is None
-    readme = (to / "README.md").read_text()
-    assert f"# Model {iid}" in readme and "No confidence intervals" in readme  # toy_mlp has no per-example outputs
-    assert set(card["lineage"]["roots"]) and card["lineage"]["nodes"][0]["id"] == iid
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary leftovers
-
-
-def test_export_refuses_to_overwrite_and_bad_ids(run_dir, data, tmp_path, capsys):
-    iid = data.refresh().front()[0].id
-    full = tmp_path / "full"
-    full.mkdir()
-    (full / "keep.txt").write_text("mine")
-    assert cli.main(["export", str(run_dir), iid, "--to", str(full)]) == 2
-    assert "exists and is not empty" in capsys.readouterr().err
-    assert [p.name for p in full.iterdir()] == ["keep.txt"] and (full / "keep.txt").read_text() == "mine"
-    assert cli.main(["export", str(run_dir), "g9999i9999", "--to", str(tmp_path / "x")]) == 2
-    assert "no such model" in capsys.readouterr().err
-    assert cli.main(["export", str(run_dir), iid, "--to", str(tmp_path / "no" / "such" / "parent")]) == 2
-    assert not (tmp_path / "x").exists() and not (tmp_path / "no").exists()
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert cli.main(["export", str(run_dir), iid, "--to", str(empty)]) == 0  # an empty directory is fine
-    assert (empty / "genome.safetensors").exists()
-
-
-def test_export_hook_writes_a_transformers_loadable_model(run_dir, tmp_path):
-    """A problem's `export_model(weights, path)` hook gets the stored genome and a directory
-    that becomes the export; whatever it writes there loads with transformers."""
-    from transformers import AutoModel, BertConfig, BertModel
-
-    from evofair.explorer.export import export_model
-    from evofair.problems.classic.toy import ToyMLP, ToyParams
-
-    calls = []
-
-    class WithHook(ToyMLP):
-        def export_model(self, weights, path):
-            calls.append({k: v.clone() for k, v in weights.items()})
-            cfg = BertConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
-            torch.manual_seed(0)
-            BertModel(cfg).save_pretrained(path)
-            return {"format": "transformers", "base": "tiny-bert"}
-
-    data = RunData(run_dir, problem=WithHook(ToyParams(n_train=128, n_eval=64)))
-    iid = data.refresh().front()[0].id
-    to = export_model(run_dir, iid, tmp_path / "hf", data=data)
-    stored = load_file(str(to / "genome.safetensors"))
-    assert len(calls) == 1 and all(torch.equal(calls[0][k], stored[k]) for k in stored)
-    model = AutoModel.from_pretrained(to)
-    assert model.config.hidden_size == 8
-    card = json.loads((to / "model_card.json").read_text())
-    assert card["export"] == {"format": "transformers", "base": "tiny-bert"}
-    assert {"config.json", "model.safetensors", "genome.safetensors", "model_card.json"} <= set(card["files"])
-
-
-# -- never writes to the run; HTTP surface; binding --------------------------------------------------
-def test_reading_exploring_exporting_and_reporting_never_write_to_the_run(run_dir, tmp_path):
-    before = file_states(run_dir)
-    from evofair.explorer.static_report import write_report
-    from evofair.explorer.export import export_model
-
-    data = RunData(run_dir)
-    snap = data.refresh()
-    for ind in snap.front():
-        data.model_card(ind.id)
-    export_model(run_dir, snap.front()[0].id, tmp_path / "exp")
-    out = write_report(run_dir, tmp_path / "r.html")
-    srv = create_server(run_dir, port=0)
-    client = srv.app.server.test_client()
-    host = {"Host": f"127.0.0.1:{srv.port}"}
-    assert client.get("/", headers=host).status_code == 200
-    assert client.get("/_dash-layout", headers=host).status_code == 200
-    srv.stop()
-    assert file_states(run_dir) == before  # same files (no -wal/-shm created), same bytes and mtimes
-    assert out.exists()
-
-
-def test_static_report_is_self_contained(run_dir, data, tmp_path):
-    from evofair.explorer.static_report import write_report
-
-    out = write_report(run_dir, tmp_path / "report.html")
-    text = out.read_text()
-    meta = json.loads(re.search(r"<script type='application/json' id='evofair-data'>(.*?)</script>", text).group(1))
-    assert sorted(meta["front"]) == sorted(r["id"] for r in read_csv(run_dir / "front.csv"))
-    assert "Plotly" in text and not re.search(r"<script[^>]+src=['\"]https?://", text)  # plotly.js inline
-    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
-    assert cli.main(["report", str(run_dir), "--out", str(tmp_path / "cli.html")]) == 0
-
-
-@pytest.mark.parametrize("path", ["/../evofair.sqlite", "/_dash-component-suites/dash/../../../evofair.sqlite",
-                                  "/_dash-component-suites/dash/%2e%2e/%2e%2e/config.yaml",
-                                  "/_dash-component-suites/dash/%252e%252e/x", "/assets/../config.yaml",
-                                  "/static/../../evofair.sqlite", "/etc/passwd", "/config.yaml", "/weights/",
-                                  "/_dash-component-suites/dash/..%5c..%5cconfig.yaml"])
-def test_crafted_paths_get_404(run_dir, path):
-    assert not path_allowed(path)
-    srv = create_server(run_dir, port=0)
-    try:
-        resp = srv.app.server.test_client().get(path, headers={"Host": f"127.0.0.1:{srv.port}"})
-        assert resp.status_code == 404, (path, resp.status_code)
-    finally:
-        srv.stop()
-
-
-def test_app_assets_are_served_and_foreign_hosts_and_origins_refused(run_dir):
-    srv = create_server(run_dir, port=0)
-    try:
-        client = srv.app.server.test_client()
-        host = {"Host": f"127.0.0.1:{srv.port}"}
-        index = client.get("/", headers=host)
-        assert index.status_code == 200
-        scripts = re.findall(r'src="(/_dash-component-suites/[^"]+\.js)"', index.get_data(as_text=True))
-        assert scripts and all(client.get(s, headers=host).status_code == 200 for s in scripts[:3])
-        assert client.get("/", headers={"Host": f"evil.example:{srv.port}"}).status_code == 403
-        resp = client.post("/_dash-update-component", json={}, headers={**host, "Origin": "http://evil.example"})
-        assert resp.status_code == 403
-    finally:
-        srv.stop()
-
-
-def test_binds_to_loopback_by_default(run_dir):
-    args = cli.build_parser().parse_args(["explore", str(run_dir)])
-    assert args.host == "127.0.0.1" and args.port == 8050
-    srv = create_server(run_dir, port=0)
-    try:
-        assert srv.host == "127.0.0.1" and srv._srv.socket.getsockname()[0] == "127.0.0.1"
-    finally:
-        srv.stop()
-    wide = create_server(run_dir, host="0.0.0.0", port=0)  # allowed, but then no export from the page
-    try:
-        layout = wide.app.layout()
-        btn = next(c for c in _walk(layout) if getattr(c, "id", None) == "export-btn")
-        assert btn.disabled is True
-    finally:
-        wide.stop()
-
-
-def _walk(node):
-    yield node
-    children = getattr(node, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children] if children is not None else []:
-        if hasattr(child, "to_plotly_json"):
-            yield from _walk(child)
-
-
-def test_explore_rejects_a_missing_run_and_bad_ports(tmp_path, capsys):
-    assert cli.main(["explore", str(tmp_path)]) == 2
-    assert "not an evofair run directory" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["explore", str(tmp_path), "--port", "70000"])
-    assert exc.value.code == 2
-
-
+# -- model cards ------------------------------------------------------------------------------------
 def test_problem_model_card_hook_is_used_and_its_errors_are_contained(run_dir):
     """`model_card(individual, store)` rows reach the card (and its HTML); a failing hook is
     reported on the card instead of breaking it."""
     from dash import html
 
-    from evofair.explorer.cards import model_card as render_card
     from evofair.analysis.metrics import confusion_rows
+    from evofair.explorer.cards import model_card as render_card
     from evofair.problems.classic.toy import ToyMLP, ToyParams
 
     class WithCard(ToyMLP):
@@ -399,27 +207,17 @@ def test_problem_model_card_hook_is_used_and_its_errors_are_contained(run_dir):
     params = ToyParams(n_train=128, n_eval=64)
     data = RunData(run_dir, problem=WithCard(params))
     iid = data.refresh().front()[0].id
-    card = data.model_card(iid)
+    card = model_card_data(data, iid)
     rows = card["problem_card"]["test split, per group"]
     assert card["problem_card_error"] is None and sum(r["n"] for r in rows) == 64  # every test example once
     test_error = 1 - sum(r[f"pred_{r['true']}"] for r in rows) / 64  # correct = predicted its true class
     assert test_error == pytest.approx(card["metrics"]["test"]["error"], abs=1e-12)
     assert isinstance(render_card(data, iid), html.Div)
-    broken = RunData(run_dir, problem=Broken(params)).model_card(iid)
+    broken = model_card_data(RunData(run_dir, problem=Broken(params)), iid)
     assert broken["problem_card"] is None and "no data here" in broken["problem_card_error"]
 
 
 # -- recipe constraints: feasible vs infeasible in figures, tables, cards and export -------------------
-@pytest.fixture(scope="module")
-def constrained_dir(tmp_path_factory) -> Path:
-    """ZDT1 with `f1 >= 0.5`: f1 is x1, so a model's violation is exactly max(0, 0.5 - f1)."""
-    out = tmp_path_factory.mktemp("constrained") / "zdt1"
-    recipe = {"name": "zdt1-c", "problem": {"name": "zdt1", "args": {"n_var": 6}},
-              "algorithm": {"pop_size": 12, "generations": 4}, "seed": 2, "constraints": ["f1 >= 0.5"]}
-    evofair.run(recipe, out, progress=False)
-    return out
-
-
 def test_recipe_constraints_in_the_front_and_its_figures(constrained_dir):
     from evofair.explorer.figures import INFEASIBLE, front_figure, replay_figure
 
@@ -453,13 +251,13 @@ def test_model_card_and_export_state_each_constraint(constrained_dir, tmp_path):
     bad = next(i for i in snap.evaluated() if i.metrics["val"]["f1"] < 0.5)
     good = snap.front()[0]
     for ind, ok in ((bad, False), (good, True)):
-        card = data.model_card(ind.id)
+        card = model_card_data(data, ind.id)
         f1 = ind.metrics["val"]["f1"]
         assert card["feasible"] is ok
         assert card["constraints"] == [{"constraint": "f1 >= 0.5", "metric": "f1", "op": ">=", "bound": 0.5,
                                         "val": f1, "satisfied_val": ok, "test": ind.metrics["test"]["f1"],
                                         "satisfied_test": ok}]
-        nodes = list(_walk(render_card(data, ind.id)))
+        nodes = list(walk_layout(render_card(data, ind.id)))
         cells = [n for n in nodes if getattr(n, "id", None) == "card-feasible"]
         assert cells and cells[0].to_plotly_json()["props"]["data-feasible"] == str(ok).lower()
         verdicts = [n.to_plotly_json()["props"].get("data-satisfied") for n in nodes
@@ -469,7 +267,7 @@ def test_model_card_and_export_state_each_constraint(constrained_dir, tmp_path):
     assert exported["feasible"] is False and exported["constraints"][0]["satisfied_val"] is False
     assert exported["constraints"][0]["val"] == bad.metrics["val"]["f1"]
     table = ranking(snap, snap.evaluated(), len(snap.evaluated()), "val", "f2", True, limit=100)
-    marks = {n.to_plotly_json()["props"].get("data-feasible") for n in _walk(table)} - {None}
+    marks = {n.to_plotly_json()["props"].get("data-feasible") for n in walk_layout(table)} - {None}
     assert marks == {"true", "false"}
 
 

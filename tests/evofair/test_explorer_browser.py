@@ -38,8 +38,8 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 import evofair  # noqa: E402
-from evofair.explorer import start  # noqa: E402
 from evofair.core.individual import Individual  # noqa: E402
+from evofair.explorer import start  # noqa: E402
 from evofair.store.run_store import RunStore  # noqa: E402
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
@@ -278,8 +278,8 @@ def test_intervals_in_a_real_browser(browser, tmp_path):
     objectives (recomputed here from front.csv)."""
     import numpy as np
 
-    from evofair.lifecycle.recipe import load_recipe
     from evofair.explorer.figures import INDISTINGUISHABLE
+    from evofair.lifecycle.recipe import load_recipe
 
     rng = np.random.default_rng(0)
     n = 1200  # with 4 generations and 8 hidden units the front holds distinct models with distinct intervals
