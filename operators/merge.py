@@ -1,4 +1,4 @@
-"""Crossover by model merging (METHODS.md §1, step 2).
+"""Crossover by model merging (docs/method-definitions.md#one-generation, step 2).
 
 The LLM merge family (linear, SLERP, task arithmetic, TIES, DARE) is delegated to mergekit's
 in-memory `merge_state_dicts`, so evofair's merges are mergekit's merges. Only `uniform`
@@ -29,7 +29,7 @@ def _generator(seed: int) -> torch.Generator:
 def merge_coefficient(fixed: float | None, seed: int) -> float:
     """A fixed coefficient, or one drawn from U(0,1) with the operator's seed.
 
-    Public: the factor genome (problems/fapareto/low_rank.py) draws the very same coefficient so
+    Public: the factor genome (problems/common/low_rank.py) draws the very same coefficient so
     its merges equal the dense genome's."""
     if fixed is not None:
         return fixed

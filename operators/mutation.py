@@ -1,4 +1,4 @@
-"""Mutation: Gaussian weight noise (METHODS.md §1, step 3)."""
+"""Mutation: Gaussian weight noise (docs/method-definitions.md#one-generation, step 3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Local search by gradient fine-tuning (the memetic step, METHODS.md §1 step 4 and §4)."""
+"""Local search by gradient fine-tuning (the memetic step, docs/method-definitions.md#memetic-use-how-the-methods-meet-in-evofair)."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def tiny_lm_dir(tmp_path_factory):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from evofair.problems.hyperdpo.alignment import DATA_FILE, load_hh_pairs
+    from evofair.problems.common.hh_rlhf import DATA_FILE, load_hh_pairs
 
     texts = [p["prompt"] + p["chosen"] + p["rejected"] for p in load_hh_pairs(DATA_FILE, limit=200)]
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -59,7 +59,7 @@ def tiny_bert(folder, seed=0):
 
     from transformers import BertConfig, BertModel
 
-    from evofair.problems.fapareto.text_encoder import default_model_dir
+    from evofair.problems.common.text_encoder import default_model_dir
 
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -68,6 +68,28 @@ def tiny_bert(folder, seed=0):
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(default_model_dir() / name, folder / name)
     return folder
+
+
+def biasbios_subset(path, per_split=8, edit=None):
+    """The shipped BiasBios file cut to the first `per_split` + 2 bios of each split (tests pass
+    limit=per_split), written to `path`; `edit(split, i, row)` may change a row."""
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1] / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
+    rows, seen = [], {}
+    for line in data.read_text(encoding="utf-8").split("\n"):  # not splitlines(): bios contain U+2028
+        if not line:
+            continue
+        row = json.loads(line)
+        i = seen.get(row["split"], 0)
+        if i < per_split + 2:  # two more than used with limit=per_split
+            if edit:
+                edit(row["split"], i, row)
+            rows.append(row)
+        seen[row["split"]] = i + 1
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
 
 
 def one_error_line(capsys, argv, out):

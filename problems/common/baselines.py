@@ -13,7 +13,7 @@ which is exactly K independent trainings: the loss is a sum of per-head losses a
 element-wise, so no head sees another's gradient. Their budget is matched to the evolution's: each
 method gets at least as many training examples (head × epochs × n_train) as all the evolution's
 local learning used together, read back from the store. Models are "selected by the same rule"
-as the evolved ones (METHODS.md §1: fairness moves a lot with which epoch is kept): every epoch of
+as the evolved ones (docs/method-definitions.md#one-selection-rule-for-every-method: fairness moves a lot with which epoch is kept): every epoch of
 every head is a candidate, as every evaluated individual is for the evolution, and each method's
 points are its candidates that are non-dominated on the validate split.
 """
@@ -33,16 +33,16 @@ import torch
 from pydantic import Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from evofair.analysis.indicators import non_dominated
+from evofair.core.indicators import non_dominated
 from evofair.core.individual import Weights
 from evofair.analysis.metrics import is_near_constant
 from evofair.core.problem import SPLITS
 from evofair.core.registry import Args
 from evofair.store.safe_io import atomic_write_text
 from evofair.core.seeding import derive_seed
-from evofair.problems.fapareto.classification import FeatureClassificationProblem, population_logits, stack_heads
-from evofair.problems.fapareto.losses import soft_tpr_gap
-from evofair.problems.fapareto import lora_baselines
+from evofair.problems.common.classification import FeatureClassificationProblem, population_logits, stack_heads
+from evofair.problems.common.losses import soft_tpr_gap
+from evofair.problems.common import lora_baselines
 
 METHODS = ("vanilla", "scalarisation", "threshold")
 

@@ -28,7 +28,7 @@ from pydantic import Field
 from evofair.core.individual import Weights
 from evofair.analysis.metrics import METRIC_NAMES, fairness_metrics
 from evofair.core.problem import Objective, WeightsProblem
-from evofair.problems.fapareto.devices import DeviceArgs, check_precision, describe_device, resolve_device
+from evofair.problems.common.devices import DeviceArgs, check_precision, describe_device, resolve_device
 
 EVAL_DTYPE = torch.float64  # evaluation in float64: no argmax flips between batched and single paths
 
@@ -267,7 +267,7 @@ class FeatureClassificationProblem(WeightsProblem):
         w = getattr(model, "fair_weight", None)
         if w is None:
             return ce
-        from evofair.problems.fapareto.losses import soft_tpr_gap
+        from evofair.problems.common.losses import soft_tpr_gap
 
         gap = soft_tpr_gap(torch.softmax(logits, -1)[None], y[None], g[None], len(self.group_values))[0]
         return ce + torch.relu(w[0]) * gap

@@ -1,4 +1,4 @@
-"""Where the FaPareto problems compute (`problem.args.device`) and in which precision (`precision`).
+"""Where the text-classification problems compute (`problem.args.device`) and in which precision (`precision`).
 
 Why a problem argument and not a top-level recipe key: the device is a property of how a problem
 computes (its encoder, its cached tensors), every Ray actor builds its own problem from the same

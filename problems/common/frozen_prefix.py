@@ -10,7 +10,7 @@ with `top_layers: 2` that skips 4 of 6 blocks in every forward pass.
 Exactness: a block's output at a real token does not depend on padded positions (their attention
 weight is exactly 0 after the additive mask), so the cached states, stored without padding, give
 the same outputs as the full model up to float32 reassociation from different batch shapes
-(measured in tests/problems/fapareto/test_frozen_prefix.py). The frozen part always runs in eval
+(measured in tests/problems/common/test_frozen_prefix.py). The frozen part always runs in eval
 mode (no dropout), in the cache and in the full-model path alike: it is the same for everyone.
 
 Generic over Hugging Face encoders: the prefix is captured by a forward pre-hook on the lowest
@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from evofair.problems.fapareto.text_encoder import FeatureCache, length_sorted_batches
+from evofair.problems.common.text_encoder import FeatureCache, length_sorted_batches
 
 PREFIX_FORMAT = "frozen-prefix-v1"
 
@@ -66,7 +66,7 @@ def tokenize(tokenizer, texts: Sequence[str], *, max_length: int, device: torch.
 
 def block_list(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
     """The `nn.ModuleList` of transformer blocks: the outermost one whose blocks hold an attention
-    module (found from the structure, as `lora_genome.attention_linears` finds the targets)."""
+    module (found from the structure, as `lora_model.attention_linears` finds the targets)."""
     for name, mod in model.named_modules():  # pre-order: outer lists come first
         if isinstance(mod, torch.nn.ModuleList) and len(mod) and \
                 any("Attention" in type(m).__name__ for m in mod[0].modules()):

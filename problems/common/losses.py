@@ -1,4 +1,4 @@
-"""FaPareto's differentiable fairness surrogate, shared by local learning and baseline (b)."""
+"""The differentiable fairness surrogate (soft TPR gap) shared by local learning and baseline (b)."""
 
 from __future__ import annotations
 

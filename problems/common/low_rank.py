@@ -2,7 +2,7 @@
 
 A factor genome stores, for every adapted matrix t, `lora_B.{t}` (out × k) and `lora_A.{t}` (k × in)
 with ΔW_t = B·A (LoRA's α/r scaling folded into B). Crossover must mean the same as the dense-delta
-genome's crossover (problems/fapareto/lora_genome.py), i.e. the merge of ΔW₁ and ΔW₂, not of the
+genome's crossover (problems/common/lora_model.py), i.e. the merge of ΔW₁ and ΔW₂, not of the
 factors: averaging factors, (B₁+B₂)(A₁+A₂)/4, is not the average of the deltas.
 
 - Linear combinations (linear, task_arithmetic, uniform with one scalar per tensor) are exact as

@@ -241,7 +241,7 @@ def cached_features(texts_by_split: Mapping[str, Sequence[str]], *, model_dir: s
 
     On a CUDA `device` the encoder runs in this process on the GPU in length-sorted batches of at
     least `GPU_BATCH_SIZE` (no worker processes); `precision` bf16/fp16 autocasts it (its own key)."""
-    from evofair.problems.fapareto.devices import autocast
+    from evofair.problems.common.devices import autocast
 
     device = torch.device(device)
     t0 = time.perf_counter()

@@ -1,9 +1,9 @@
 """Baselines of `fair_classification`, trained and scored in the same run as the evolution.
 
 Methods (each a set of candidate models; its points = its candidates non-dominated on validate,
-scored on test — the selection rule of FaPareto's report, METHODS.md §1):
+scored on test — the selection rule of FaPareto's report, docs/method-definitions.md#one-selection-rule-for-every-method):
 
-- `vanilla`, `scalarisation`, `threshold`: FaPareto's (a), (b), (c) (problems/fapareto/baselines.py),
+- `vanilla`, `scalarisation`, `threshold`: FaPareto's (a), (b), (c) (problems/common/baselines.py),
   reused as they are: heads on CE and on CE + λ·soft TPR gap with the evolution's training budget
   (counted from the store), every epoch a candidate; ThresholdOptimizer on each vanilla head.
 - `exponentiated_gradient`: fairlearn's ExponentiatedGradient, one candidate per (constraint, eps);
@@ -38,9 +38,9 @@ from evofair.analysis.metrics import is_near_constant
 from evofair.core.problem import SPLITS
 from evofair.store.safe_io import atomic_write_bytes
 from evofair.core.seeding import derive_seed
-from evofair.problems.fapareto.baselines import (BaselineArgs, add_lora_candidates, head_candidates,
-                                                 select_baselines, split_metrics, write_baselines)
-from evofair.problems.fapareto.lora_baselines import LORA_METHODS
+from evofair.problems.common.baselines import (BaselineArgs, add_lora_candidates, head_candidates,
+                                               select_baselines, split_metrics, write_baselines)
+from evofair.problems.common.lora_baselines import LORA_METHODS
 
 HEAD_METHODS = ("vanilla", "scalarisation", "threshold")
 REDUCTION_METHODS = ("exponentiated_gradient", "grid_search")
@@ -230,7 +230,7 @@ def run_fair_baselines(problem, store, out: Path, recipe, args: FairBaselineArgs
         sel_preds[m["id"]] = preds.get(m["id"]) or _head_predictions(problem, store, m) or {}
     threshold_ids = [m["id"] for m in selected if m["method"] == "threshold"]
     if threshold_ids:  # ThresholdOptimizer's randomised predictions: re-made with the same seeds
-        from evofair.problems.fapareto.baselines import threshold_optimizer
+        from evofair.problems.common.baselines import threshold_optimizer
 
         for m in selected:
             if m["method"] == "threshold":

@@ -15,8 +15,8 @@ from pydantic_core import PydanticCustomError
 from evofair.errors import UserError
 from evofair.analysis.metrics import METRIC_NAMES
 from evofair.core.registry import Args, explain_validation_error
-from evofair.problems.fapareto.biasbios import LoraArgs
-from evofair.problems.fapareto.classification import HeadArgs
+from evofair.problems.common.text_problem import LoraArgs
+from evofair.problems.common.classification import HeadArgs
 from evofair.problems.fairclass.baselines import FairBaselineArgs
 
 #: metrics that do not depend on the groups: no per-attribute copy

@@ -3,8 +3,9 @@
 The recipe names a table (`data.path`), the `target`, its `positive` label and the `sensitive`
 columns; this problem reads and checks the table (table.py), splits it (splits.py), forms the
 protected groups (groups.py), builds features (features.py, plus text embeddings from the cached
-MiniLM encoder when `text` is set) and then is a `FeatureClassificationProblem`: the genome is an
-MLP head (`model.kind: logistic` = no hidden layer) evaluated for a whole population at once.
+MiniLM encoder when `text` is set) and then is a `TextClassificationProblem`: the genome is an
+MLP head (`model.kind: logistic` = no hidden layer) evaluated for a whole population at once, or
+with `model.kind: lora` LoRA adapters on the text encoder plus the head (problems/common/text_problem.py).
 
 From Python, the same problem over a DataFrame already in memory:
 `FairClassification(df, target="income", positive=">50K", sensitive=["sex"])`.
@@ -24,9 +25,8 @@ import torch
 from evofair.errors import UserError
 from evofair.analysis.metrics import fairness_metrics
 from evofair.core.registry import component
-from evofair.problems.fapareto.lora_factors import LORA_FACTORS, LoraFactors
-from evofair.problems.fapareto.lora_genome import LoraProblem
-from evofair.problems.fapareto.classification import FeatureClassificationProblem, SplitData
+from evofair.problems.common.classification import SplitData
+from evofair.problems.common.text_problem import LoraArgs, TextClassificationProblem
 from evofair.problems.fairclass import groups as grp
 from evofair.problems.fairclass.features import TabularFeatures
 from evofair.problems.fairclass.params import (GROUP_FREE, IN_MEMORY, DataArgs, EmbeddingArgs,  # noqa: F401
@@ -61,23 +61,11 @@ def class_order(values: np.ndarray, positive: str | None) -> tuple[str, ...]:
 
 
 @component("problem", "fair_classification", FairClassificationParams)
-class FairClassification(FeatureClassificationProblem):
+class FairClassification(TextClassificationProblem):
     """Error vs group fairness of classifiers on your own table, target and sensitive columns."""
 
     name = "fair_classification"
     Params = FairClassificationParams
-
-    def __new__(cls, params=None, *, data_root=None, **kwargs):
-        """`model.kind: lora` makes a `FairClassificationLora` (LoRA adapters on the text encoder +
-        the head; `lora.storage: factors` stores them as factors), as `BiasBios(genome=lora)` does."""
-        if cls is FairClassification:
-            model = params.model if isinstance(params, FairClassificationParams) else kwargs.get("model")
-            kind = getattr(model, "kind", None) or (model.get("kind") if isinstance(model, dict) else None)
-            if kind == "lora":
-                lora = params.lora if isinstance(params, FairClassificationParams) else kwargs.get("lora") or {}
-                storage = getattr(lora, "storage", None) or (lora.get("storage") if isinstance(lora, dict) else None)
-                cls = FairClassificationLoraFactors if storage == "factors" else FairClassificationLora
-        return super().__new__(cls)
 
     def __init__(self, params=None, *, data_root=None, **kwargs):
         frame = None
@@ -99,6 +87,23 @@ class FairClassification(FeatureClassificationProblem):
 
     # -- inputs ------------------------------------------------------------------------------
     @property
+    def lora_args(self) -> LoraArgs | None:
+        """`model.kind: lora`: LoRA adapters on the text encoder's top layers + the head."""
+        return self.params.lora if self.params.model.kind == "lora" else None
+
+    @property
+    def model_dir(self) -> Path:  # the text encoder (`encoder:`, default the shipped MiniLM)
+        return self.encoder_dir
+
+    @property
+    def text_max_length(self) -> int:
+        return self.params.embedding.max_length
+
+    @property
+    def cache_dir(self) -> Path | None:  # the LoRA genome's frozen-prefix cache goes beside the features
+        return Path(self.params.embedding.cache_dir) if self.params.embedding.cache_dir else None
+
+    @property
     def data_path(self) -> Path | None:
         data = self.params.data
         if data is None or data.path is None:
@@ -118,13 +123,13 @@ class FairClassification(FeatureClassificationProblem):
         if not path.exists():
             raise UserError(f"problem.args.data.path: {path}: file not found")
         if self.params.text:
-            from evofair.problems.fapareto.text_encoder import check_model_dir
+            from evofair.problems.common.text_encoder import check_model_dir
 
             check_model_dir(self.encoder_dir)
 
     @property
     def encoder_dir(self) -> Path:
-        from evofair.problems.fapareto.text_encoder import default_model_dir
+        from evofair.problems.common.text_encoder import default_model_dir
 
         if not self.params.encoder:
             return default_model_dir()
@@ -275,7 +280,7 @@ class FairClassification(FeatureClassificationProblem):
         return {s: np.concatenate(v, axis=1) if len(v) > 1 else v[0] for s, v in parts.items()}
 
     def embeddings(self, frame: pd.DataFrame, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from evofair.problems.fapareto.text_encoder import cached_features, default_cache_dir
+        from evofair.problems.common.text_encoder import cached_features, default_cache_dir
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         e = self.params.embedding
@@ -334,33 +339,3 @@ class FairClassification(FeatureClassificationProblem):
         sections = dict(fair_report_sections(self, store, Path(out), recipe))
         sections["markdown"] = {"Data and groups": data_markdown(self), **sections.get("markdown", {})}
         return sections
-
-
-class FairClassificationLora(LoraProblem, FairClassification):
-    """`model.kind: lora`: the genome is LoRA adapters on the text encoder's top layers plus the
-    head (FaPareto's `LoraGenome`, the same as `biasbios` with `genome: lora`)."""
-
-    @property
-    def model_dir(self) -> Path:
-        return self.encoder_dir
-
-    @property
-    def text_max_length(self) -> int:
-        return self.params.embedding.max_length
-
-    @property
-    def text_batch_size(self) -> int:
-        return self.params.embedding.batch_size
-
-    @property
-    def cache_dir(self) -> Path | None:  # the LoRA genome's frozen-prefix cache goes beside the features
-        return Path(self.params.embedding.cache_dir) if self.params.embedding.cache_dir else None
-
-
-class FairClassificationLoraFactors(FairClassificationLora):
-    """`model.kind: lora` with `lora.storage: factors` (problems/fapareto/lora_factors.py)."""
-
-    genome = LORA_FACTORS
-
-    def make_lora(self):
-        return LoraFactors(self)

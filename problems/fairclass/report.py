@@ -4,9 +4,9 @@ the test (and val) hypervolume of the evolved front, of each baseline method, of
 fairlearn reductions (which do not read the sensitive attribute at prediction time), of the union
 of every baseline that does not, and of the union of everything; the ratio front / union stated
 plainly; per-group (intersectional) test metrics of a few chosen models; the training budgets.
-The same numbers go to `summary.json` (benchmarks/fair_tabular.py reads it).
+The same numbers go to `summary.json` (studies/fair_tabular/fair_tabular.py reads it).
 
-Selection rule, the same for every set (FaPareto's, problems/fapareto/report.py): a set of models
+Selection rule, the same for every set (problems/common/selection_rule.py): a set of models
 is reduced to its members non-dominated on the validate split; only those are scored on test.
 """
 
@@ -18,14 +18,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evofair.analysis.indicators import hypervolume
+from evofair.core.indicators import hypervolume
 from evofair.analysis.metrics import GroupCounts, is_near_constant
 from evofair.analysis.report import final_front
 from evofair.store.safe_io import atomic_write_text
-from evofair.problems.fapareto.baselines import read_baselines
-from evofair.problems.fapareto.report import hv_of, objective_matrix
-from evofair.problems.fapareto.lora_baselines import LABELS as LORA_LABELS, LORA_METHODS
-from evofair.problems.fapareto.lora_baselines import budget_sentence as lora_budget_sentence
+from evofair.problems.common.baselines import read_baselines
+from evofair.problems.common.selection_rule import hv_of, objective_matrix
+from evofair.problems.common.lora_baselines import LABELS as LORA_LABELS, LORA_METHODS
+from evofair.problems.common.lora_baselines import budget_sentence as lora_budget_sentence
 from evofair.problems.fairclass.baselines import (METHODS, REDUCTION_METHODS, REDUCTIONS_PHASE, positive_class,
                                                   read_predictions)
 

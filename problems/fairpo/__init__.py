@@ -1,1 +1,1 @@
-"""FairPO (METHODS.md §2) on MULAN multi-label data: losses, the `fairpo` refiner, the paper's table."""
+"""FairPO (docs/method-definitions.md#fairpo) on MULAN multi-label data: losses, the `fairpo` refiner, the paper's table."""

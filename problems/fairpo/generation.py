@@ -1,4 +1,4 @@
-"""FairPO's generation variant (paper appendix A, METHODS.md §2): sequence-level DPO over attribute groups.
+"""FairPO's generation variant (paper appendix A, docs/method-definitions.md#generation-variant): sequence-level DPO over attribute groups.
 
 A preference pair (x, y_w ≻ y_l) belongs to the privileged group P or to N by the attribute that
 drove the preference. With s(y|x) the sequence log-probability of the response (summed over its
@@ -39,12 +39,11 @@ from pydantic import Field
 from evofair.errors import UserError
 from evofair.core.problem import Problem
 from evofair.problems.fairpo.losses import GroupWeights
-from evofair.problems.hyperdpo.alignment import check_lm_inputs, hh_data_path, load_hh_pairs
-from evofair.problems.hyperdpo.hyper_prompt import sequence_logprob
+from evofair.problems.common.causal_lm import sequence_logprob
+from evofair.problems.common.hh_rlhf import ASSISTANT, HUMAN, check_lm_inputs, hh_data_path, load_hh_pairs
 from evofair.core.registry import Args, component
 
 REF_DPO_LOSS = math.log(2.0)  # ℓ_ref = −log σ(β·0): the reference's DPO loss against itself (docstring)
-HUMAN, ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
 GROUPS = ("P", "N")
 
 

@@ -31,7 +31,7 @@ from evofair.core.seeding import torch_seeded
 
 
 class GenerationArgs(Args):
-    beta: float = Field(0.1, gt=0, description="DPO temperature (0.1, DPO's usual value for LMs; METHODS.md's "
+    beta: float = Field(0.1, gt=0, description="DPO temperature (0.1, DPO's usual value for LMs; FairPO's "
                         "0.5 is the classification default)")
     epsilon: float = Field(0.05, ge=0, description="slack of the N hinge")
     weighting: Literal["grpo", "grpo_stable", "fixed"] = Field("grpo", description="GRPO mirror ascent, the FairPO "
@@ -145,7 +145,7 @@ def _report(problem, args, recipe, metrics, run, t_train) -> str:
              f"{mean(tr['loss_n'][-k:]):.4f}" if tr["alpha_p"] else "no training steps (steps: 0)")
     train_what = f"LoRA r = {args.lora_r}, α = {args.lora_alpha:g}" if args.lora_r else "every weight (no LoRA)"
     md = [f"# FairPO generation variant on {Path(p.model_path).name}", "",
-          "Loss (METHODS.md §2, paper appendix A): per pair h = [s_θ(y_w) − s_ref(y_w)] − [s_θ(y_l) − s_ref(y_l)] "
+          "Loss (docs/method-definitions.md#generation-variant, paper appendix A): per pair h = [s_θ(y_w) − s_ref(y_w)] − [s_θ(y_l) − s_ref(y_l)] "
           "(sequence log-probs of the response), ℓ = −log σ(β·h); L_P = mean of ℓ over P pairs; L_N = mean over "
           f"N pairs of max(0, ℓ − ℓ_ref − ε) with ℓ_ref = log 2 = {REF_DPO_LOSS:.4f} (the reference's DPO loss "
           f"against itself); weighting {args.weighting} (η = {args.eta}), then AdamW on α_P·L_P + α_N·L_N.", "",

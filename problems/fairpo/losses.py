@@ -1,4 +1,4 @@
-"""FairPO's losses and GRPO group weights, exactly as METHODS.md §2 states them (the authors' code).
+"""FairPO's losses and GRPO group weights, exactly as docs/method-definitions.md#fairpo states them (the authors' code).
 
 Everything works on a *view* of one batch that covers both problem kinds FairPO meets in evofair:
 
@@ -22,7 +22,7 @@ from typing import Literal, Sequence
 import torch
 import torch.nn.functional as F
 
-PROB_CLAMP = 1e-8  # METHODS.md §2: clamp probabilities to [1e-8, 1 − 1e-8]
+PROB_CLAMP = 1e-8  # docs/method-definitions.md#privileged-loss: clamp probabilities to [1e-8, 1 − 1e-8]
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,9 @@ class BatchView:
     target; ``anchors``: privileged anchor entries; ``entries_n``: non-privileged entries;
     ``rank``: what the confusing set compares — the policy's *unclamped* scores, as the logits
     (σ and softmax are strictly increasing in the logit within a row, so ``z_k ≥ z_l`` ⇔
-    ``m_k ≥ m_l`` exactly, even where σ rounds to 0 or 1 in floating point). METHODS.md §2 defines K
+    ``m_k ≥ m_l`` exactly, even where σ rounds to 0 or 1 in floating point). The paper defines K
     on the scores; the clamp belongs to the loss only — comparing clamped scores would turn two
-    scores below 1e-8 into a tie and give a correctly ranked anchor a partner (issue 14, item 1).
+    scores below 1e-8 into a tie and give a correctly ranked anchor a partner.
     """
 
     logm: torch.Tensor
@@ -173,14 +173,14 @@ class GroupWeights:
       the same map but cannot underflow over thousands of steps);
     - ``grpo_stable`` (the FairPO code): s_g = (L_g − EMA_g)/(|EMA_g| + 1e-6), α_g ← α_g·exp(clamp(η·s_g,
       −10, 10)), normalise, then EMA_g ← 0.9·EMA_g + 0.1·L_g. On the *first* update there is no
-      running mean yet: METHODS.md is silent and the paper (Algorithm 1, §4.5) describes only the
+      running mean yet: the paper (Algorithm 1, §4.5) is silent and describes only the
       plain step, so we follow the authors' code — github.com/soumenkm/FairPO, ``src/train.py`` at
       commit 4bae24a7365bf84f65b1f9f30141dc2d2e80e948, the training loop's
       ``if self.num_updates_priv_loss_ema == 0: scaled_exp_term_p = current_loss_p_detached;
       self.loss_priv_ema = current_loss_p_detached`` (and the same for N): step 1 uses s_g = L_g
       itself (the plain GRPO step, clamped) and sets EMA_g = L_g without decay; from step 2 on
-      s_g is relative to the EMA. (Before issue 14 this started EMA at L and left α unchanged on
-      step 1.) The authors normalise by Z + 1e-8; we normalise exactly in log space (a 1e-8
+      s_g is relative to the EMA (starting the EMA at L instead would leave α unchanged on
+      step 1). The authors normalise by Z + 1e-8; we normalise exactly in log space (a 1e-8
       relative difference);
     - ``fixed``: α stays at ``alpha0`` (the "fixed weights 0.5/0.5" ablation).
     """

@@ -1,6 +1,6 @@
 """Multi-label metrics for a whole population at once: mAP, sample F1, accuracy, exact match.
 
-Definitions (METHODS.md §2), each overall and restricted to a label group, in the FairPO authors'
+Definitions (docs/method-definitions.md#metrics), each overall and restricted to a label group, in the FairPO authors'
 conventions (github.com/soumenkm/FairPO, ``src/metrics.py``), so tables compare with the paper:
 - mAP: mean over labels of average precision (sklearn's definition: Σ (R_k − R_{k−1}) P_k over
   distinct score thresholds), skipping labels without a positive; a group none of whose labels has
@@ -11,7 +11,7 @@ conventions (github.com/soumenkm/FairPO, ``src/metrics.py``), so tables compare 
   is right there"; it moves F1 on a rare group by up to its share of empty examples, so a table
   that shows it must label it.)
 - accuracy: element-wise agreement; exact match: all of the group's labels right.
-A prediction is positive when the score is ≥ 0.5 (METHODS.md, and the authors' ``>= threshold``):
+A prediction is positive when the score is ≥ 0.5 (the authors' ``>= threshold``):
 a logit of exactly 0 is a positive.
 
 Why not call sklearn here: evaluating a population means G heads × C labels AP computations per

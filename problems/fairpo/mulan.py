@@ -137,7 +137,7 @@ def privileged_labels(y_train: np.ndarray, label_names: Sequence[str], *, fracti
         raise UserError("problem.args.privileged: P must leave at least one non-privileged label")
     # A privileged label without a training positive has nothing to learn and no positive anchor for the
     # preference loss, and the rarest-first rule picks such labels first (min_positives 0 admits them):
-    # refuse rather than report a "privileged" group that cannot be improved (issue 14, item 6).
+    # refuse rather than report a "privileged" group that cannot be improved.
     empty = [str(label_names[i]) for i in idx if y_train[:, i].sum() == 0]
     if empty:
         raise UserError(f"problem.args.privileged: privileged label(s) {empty} have no positive in the training rows; "

@@ -1,6 +1,6 @@
 """FairPO / GRPO training: one trainer for the standalone experiment and the `fairpo` refiner.
 
-Per mini-batch (METHODS.md §2): compute L_P (privileged: DPO / SimPO / CPO form, or BCE) and L_N
+Per mini-batch (docs/method-definitions.md#group-weights-grpo): compute L_P (privileged: DPO / SimPO / CPO form, or BCE) and L_N
 (non-privileged: hinge against the reference with slack ε, or BCE), update the group weights α
 from the *detached* losses, then take one optimiser step on α_P·L_P + α_N·L_N. The same trainer
 also runs the baselines, so every row of the FairPO table shares one loop:

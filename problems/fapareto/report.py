@@ -17,30 +17,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evofair.analysis.indicators import hypervolume, non_dominated
+from evofair.core.indicators import hypervolume
 from evofair.analysis.metrics import is_near_constant
 from evofair.analysis.report import archive, confusion_table, final_front
 from evofair.store.safe_io import atomic_write_text
-from evofair.problems.fapareto.baselines import read_baselines
-from evofair.problems.fapareto.lora_baselines import LABELS as LORA_LABELS, LORA_METHODS, budget_sentence
+from evofair.problems.common.baselines import read_baselines
+from evofair.problems.common.selection_rule import hv_of, objective_matrix, val_selected
+from evofair.problems.common.lora_baselines import LABELS as LORA_LABELS, LORA_METHODS, budget_sentence
 
 PAPER_CORRELATION = -0.81
-
-
-def objective_matrix(problem, rows: Sequence[dict[str, dict[str, float]]], split: str) -> np.ndarray:
-    if not rows:
-        return np.zeros((0, len(problem.objectives)))
-    return problem.minimised({n: np.array([r[split][n] for r in rows]) for n in problem.objective_names})
-
-
-def val_selected(problem, rows: Sequence[dict[str, dict[str, float]]]) -> list[int]:
-    """Indices of the rows non-dominated on the validate split (the common selection rule)."""
-    return non_dominated(objective_matrix(problem, rows, "val")).tolist()
-
-
-def hv_of(problem, rows, ref, split: str = "test") -> tuple[float, int]:
-    keep = val_selected(problem, rows)
-    return hypervolume(objective_matrix(problem, [rows[i] for i in keep], split), ref), len(keep)
 
 
 def _corr(F: np.ndarray) -> float | None:
@@ -102,12 +87,39 @@ def lora_report_lines(problem, base: dict[str, Any], ref, hv_front: float, summa
 
 
 def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
+    """The problem's `report_sections` hook: markdown sections, plotted baseline points, and
+    summary.json with the same numbers (see the module docstring)."""
     ref = tuple(recipe.hv_ref or problem.default_hv_ref)
     names = problem.objective_names
-    md: dict[str, str] = {}
     summary: dict[str, Any] = {"hv_ref": list(ref), "objectives": names}
-
     front = sorted(final_front(store, problem), key=lambda i: [i.metrics["val"][n] for n in names])
+    base = read_baselines(out)
+    table, points = hv_table(problem, store, recipe, front, base, ref, summary)
+    md = {"FaPareto vs baselines (test split)": "\n".join(
+        [f"Hypervolume of minimised ({', '.join(names)}) with reference point **{ref}** (a constant predictor has "
+         "error ≈ 0.43 and earns nothing). The same selection rule for every method: the evolution's candidates "
+         "are the models it evaluated (the front: its final population; the archive: all of them), the baselines' "
+         "candidates are every epoch of every head; each set is reduced to its members non-dominated on the "
+         "validate split, and only those are scored on test.", ""] + table)}
+    weights = [store.get_weights(i.weights_hash) for i in front]
+    P_test = problem.predictions(weights, "test") if weights else np.zeros((0, 0), dtype=int)
+    flags = is_near_constant(P_test) if len(P_test) else np.zeros(0, bool)
+    md["Front on the test split"] = front_section(problem, recipe, front, weights, flags, base, summary)
+    md["Hypervolume per generation"] = generations_section(problem, store, ref, summary)
+    md["Chosen models: per-group confusion (test)"] = chosen_models_section(problem, store, front, flags, P_test,
+                                                                            base, ref)
+    info = getattr(problem, "setup_info", {})
+    if info:
+        md["Setup (inside the `setup` phase)"] = setup_section(problem, info)
+        summary["setup"] = info
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=float), within=out)
+    return {"markdown": md, "points": points, "plot_split": "test"}
+
+
+def hv_table(problem, store, recipe, front, base: dict[str, Any] | None, ref, summary: dict[str, Any]
+             ) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The HV table of the evolved front and archive against each baseline method (and the
+    sentences under it), and each method's test points for the plot."""
     arch = archive(store, problem)
     front_rows = [i.metrics for i in front]
     hv_front = hypervolume(objective_matrix(problem, front_rows, "test"), ref)
@@ -115,78 +127,86 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
     hv_front_val = hypervolume(objective_matrix(problem, front_rows, "val"), ref)
     summary.update(hv_front_test=hv_front, hv_front_val=hv_front_val, hv_archive_test=hv_arch,
                    n_front=len(front), n_archive=len(arch))
-
-    # -- HV table: evolved vs baselines ------------------------------------------------------
-    base = read_baselines(out)
     table = ["| set | candidates | val-non-dominated | HV test | HV val |", "|---|---|---|---|---|",
              f"| evolved front (final population) | {len(front)} | {len(front)} | {_fmt_hv(hv_front)} | "
              f"{_fmt_hv(hv_front_val)} |",
              f"| evolved archive (all non-dominated ever, val) | {len(arch)} | {len(arch)} | {_fmt_hv(hv_arch)} | "
              f"{_fmt_hv(hypervolume(objective_matrix(problem, [i.metrics for i in arch], 'val'), ref))} |"]
-    points: dict[str, np.ndarray] = {}
-    if base is not None:
-        by_method: dict[str, list[dict]] = {}
-        for m in base["models"]:
-            by_method.setdefault(m["method"], []).append(m)
-        labels = {"vanilla": "(a) vanilla CE heads", "scalarisation": "(b) CE + λ·TPR-gap surrogate",
-                  "threshold": "(c) ThresholdOptimizer on (a)", **LORA_LABELS}
-        for method, models in by_method.items():
-            rows = [m["metrics"] for m in models]
-            hv_t, n_sel = hv_of(problem, rows, ref, "test")
-            hv_v, _ = hv_of(problem, rows, ref, "val")
-            summary[f"hv_{method}_test"] = hv_t
-            n_cand = base["budget"].get("candidates", {}).get(method, len(models))
-            table.append(f"| {labels.get(method, method)} | {n_cand} | {n_sel} | {_fmt_hv(hv_t)} | {_fmt_hv(hv_v)} |")
-            F = objective_matrix(problem, rows, "test") * np.array([o.sign for o in problem.objectives])
-            points[labels.get(method, method)] = F[:, :2]
-        union = [m["metrics"] for m in base["models"] if m["method"] in ("vanilla", "scalarisation")]
-        hv_u, n_u = hv_of(problem, union, ref, "test")
-        hv_uv, _ = hv_of(problem, union, ref, "val")
-        summary.update(hv_union_ab_test=hv_u, ratio_front_vs_union=(hv_front / hv_u) if hv_u > 0 else None)
-        n_cand = sum(base["budget"].get("candidates", {}).get(m, 0) for m in ("vanilla", "scalarisation"))
-        table.append(f"| union of (a) and (b) | {n_cand} | {n_u} | {_fmt_hv(hv_u)} | {_fmt_hv(hv_uv)} |")
-        last = [c for c in base.get("candidates", []) if c["method"] in ("vanilla", "scalarisation")
-                and c.get("epoch") == base["budget"]["baseline_epochs_per_head"]]
-        if last:
-            hv_l, n_l = hv_of(problem, [c["metrics"] for c in last], ref, "test")
-            hv_lv, _ = hv_of(problem, [c["metrics"] for c in last], ref, "val")
-            summary["hv_union_ab_last_epoch_test"] = hv_l
-            table.append(f"| union of (a) and (b), last epoch only | {len(last)} | {n_l} | {_fmt_hv(hv_l)} | "
-                         f"{_fmt_hv(hv_lv)} |")
-        lora_lines = lora_report_lines(problem, base, ref, hv_front, summary)
-        table += lora_lines[:1]
-        ratio = f"{hv_front / hv_u:.3f}" if hv_u > 0 else "n/a (union HV is 0)"
-        table += ["", f"Evolved front vs union of (a)+(b), test HV ratio: **{ratio}**"
-                  f" ({_fmt_hv(hv_front)} vs {_fmt_hv(hv_u)})."]
-        paired = front_vs_union_interval(problem, store, front, base, ref, recipe)
-        if paired is not None:
-            summary.update(hv_diff_test=paired["diff"], hv_diff_lo=paired["lo"], hv_diff_hi=paired["hi"],
-                           corr_test_lo=paired.get("corr_lo"), corr_test_hi=paired.get("corr_hi"))
-            table += ["", f"Front vs baselines, paired bootstrap: HV(front) − HV(union of (a)+(b)) on test = "
-                      f"**{paired['diff']:+.6f}**, {paired['level']:.0%} interval [{paired['lo']:+.6f}, "
-                      f"{paired['hi']:+.6f}] ({paired['n_boot']} test resamples stratified by group × class, the "
-                      f"same resamples for both sets; {_verdict(paired)})."]
-        b = base["budget"]
-        table += ["", f"Training budget: the evolution's local learning used {int(b['examples'])} training examples "
-                  f"({b['examples'] / b['n_train']:.1f} epochs over {int(b['refined_models'])} refined models); each "
-                  f"baseline method (a), (b) got {int(b['baseline_examples_per_method'])} or more "
-                  f"({b['baseline_epochs_per_head']} epochs per head)."] + lora_lines[1:]
-    md["FaPareto vs baselines (test split)"] = "\n".join(
-        [f"Hypervolume of minimised ({', '.join(names)}) with reference point **{ref}** (a constant predictor has "
-         "error ≈ 0.43 and earns nothing). The same selection rule for every method: the evolution's candidates "
-         "are the models it evaluated (the front: its final population; the archive: all of them), the baselines' "
-         "candidates are every epoch of every head; each set is reduced to its members non-dominated on the "
-         "validate split, and only those are scored on test.", ""] + table)
+    if base is None:
+        return table, {}
+    rows, points = baseline_rows(problem, base, ref, summary)
+    union = [m["metrics"] for m in base["models"] if m["method"] in ("vanilla", "scalarisation")]
+    hv_u, _ = hv_of(problem, union, ref, "test")
+    lora_lines = lora_report_lines(problem, base, ref, hv_front, summary)
+    ratio = f"{hv_front / hv_u:.3f}" if hv_u > 0 else "n/a (union HV is 0)"
+    table += rows + lora_lines[:1] + ["", f"Evolved front vs union of (a)+(b), test HV ratio: **{ratio}**"
+                                          f" ({_fmt_hv(hv_front)} vs {_fmt_hv(hv_u)})."]
+    paired = front_vs_union_interval(problem, store, front, base, ref, recipe)
+    if paired is not None:
+        summary.update(hv_diff_test=paired["diff"], hv_diff_lo=paired["lo"], hv_diff_hi=paired["hi"],
+                       corr_test_lo=paired.get("corr_lo"), corr_test_hi=paired.get("corr_hi"))
+        table += ["", f"Front vs baselines, paired bootstrap: HV(front) − HV(union of (a)+(b)) on test = "
+                  f"**{paired['diff']:+.6f}**, {paired['level']:.0%} interval [{paired['lo']:+.6f}, "
+                  f"{paired['hi']:+.6f}] ({paired['n_boot']} test resamples stratified by group × class, the "
+                  f"same resamples for both sets; {_verdict(paired)})."]
+    b = base["budget"]
+    table += ["", f"Training budget: the evolution's local learning used {int(b['examples'])} training examples "
+              f"({b['examples'] / b['n_train']:.1f} epochs over {int(b['refined_models'])} refined models); each "
+              f"baseline method (a), (b) got {int(b['baseline_examples_per_method'])} or more "
+              f"({b['baseline_epochs_per_head']} epochs per head)."] + lora_lines[1:]
+    return table, points
 
-    # -- correlation, reported-only metrics, near-constant flags ------------------------------
-    F_test = np.array([[i.metrics["test"][n] for n in names[:2]] for i in front]) if front else np.zeros((0, 2))
-    F_val = np.array([[i.metrics["val"][n] for n in names[:2]] for i in front]) if front else np.zeros((0, 2))
-    r_test, r_val = _corr(F_test), _corr(F_val)
+
+def baseline_rows(problem, base: dict[str, Any], ref, summary: dict[str, Any]
+                  ) -> tuple[list[str], dict[str, np.ndarray]]:
+    """One HV row per baseline method, then the union of (a) and (b) (all epochs, and the last
+    epoch only); and each method's test points for the plot."""
+    by_method: dict[str, list[dict]] = {}
+    for m in base["models"]:
+        by_method.setdefault(m["method"], []).append(m)
+    labels = {"vanilla": "(a) vanilla CE heads", "scalarisation": "(b) CE + λ·TPR-gap surrogate",
+              "threshold": "(c) ThresholdOptimizer on (a)", **LORA_LABELS}
+    rows, points = [], {}
+    for method, models in by_method.items():
+        metrics = [m["metrics"] for m in models]
+        hv_t, n_sel = hv_of(problem, metrics, ref, "test")
+        hv_v, _ = hv_of(problem, metrics, ref, "val")
+        summary[f"hv_{method}_test"] = hv_t
+        n_cand = base["budget"].get("candidates", {}).get(method, len(models))
+        rows.append(f"| {labels.get(method, method)} | {n_cand} | {n_sel} | {_fmt_hv(hv_t)} | {_fmt_hv(hv_v)} |")
+        F = objective_matrix(problem, metrics, "test") * np.array([o.sign for o in problem.objectives])
+        points[labels.get(method, method)] = F[:, :2]
+    union = [m["metrics"] for m in base["models"] if m["method"] in ("vanilla", "scalarisation")]
+    hv_u, n_u = hv_of(problem, union, ref, "test")
+    hv_uv, _ = hv_of(problem, union, ref, "val")
+    hv_front = summary["hv_front_test"]
+    summary.update(hv_union_ab_test=hv_u, ratio_front_vs_union=(hv_front / hv_u) if hv_u > 0 else None)
+    n_cand = sum(base["budget"].get("candidates", {}).get(m, 0) for m in ("vanilla", "scalarisation"))
+    rows.append(f"| union of (a) and (b) | {n_cand} | {n_u} | {_fmt_hv(hv_u)} | {_fmt_hv(hv_uv)} |")
+    last = [c for c in base.get("candidates", []) if c["method"] in ("vanilla", "scalarisation")
+            and c.get("epoch") == base["budget"]["baseline_epochs_per_head"]]
+    if last:
+        hv_l, n_l = hv_of(problem, [c["metrics"] for c in last], ref, "test")
+        hv_lv, _ = hv_of(problem, [c["metrics"] for c in last], ref, "val")
+        summary["hv_union_ab_last_epoch_test"] = hv_l
+        rows.append(f"| union of (a) and (b), last epoch only | {len(last)} | {n_l} | {_fmt_hv(hv_l)} | "
+                    f"{_fmt_hv(hv_lv)} |")
+    return rows, points
+
+
+def _front_objectives(front, names: Sequence[str], split: str) -> np.ndarray:
+    """The front's first two objectives on `split`, as measured (n, 2)."""
+    return np.array([[i.metrics[split][n] for n in names[:2]] for i in front]) if front else np.zeros((0, 2))
+
+
+def front_section(problem, recipe, front, weights, flags: np.ndarray, base: dict[str, Any] | None,
+                  summary: dict[str, Any]) -> str:
+    """The front's error–fairness correlation, its models' test metrics (reported-only ones too)
+    and near-constant flags."""
+    names = problem.objective_names
+    r_test, r_val = _corr(_front_objectives(front, names, "test")), _corr(_front_objectives(front, names, "val"))
     summary.update(corr_test=r_test, corr_val=r_val)
     fmt = lambda r: "n/a (fewer than 3 distinct points)" if r is None else f"{r:+.3f}"  # noqa: E731
-    weights = [store.get_weights(i.weights_hash) for i in front]
-    P_test = problem.predictions(weights, "test") if weights else np.zeros((0, 0), dtype=int)
-    flags = is_near_constant(P_test) if len(P_test) else np.zeros(0, bool)
     summary["n_front_near_constant"] = int(flags.sum())
     extra = ["eod", "dpd", "dtpr_rms"]
     cols = names + [e for e in extra if e not in names]
@@ -211,9 +231,11 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
         nc = [m["id"] for m in base["models"] if m.get("near_constant_test")]
         lines += ["", f"Near-constant models (≥ 99% one class on test): front {int(flags.sum())} of {len(front)}; "
                   f"baselines {len(nc)}" + (f" ({', '.join(nc[:10])})" if nc else "") + "."]
-    md["Front on the test split"] = "\n".join(lines)
+    return "\n".join(lines)
 
-    # -- HV per generation --------------------------------------------------------------------
+
+def generations_section(problem, store, ref, summary: dict[str, Any]) -> str:
+    """HV of each generation's population front on val (as the run measured it) and on test."""
     lines = ["| generation | HV val (population front) | HV test (same models) | front size |", "|---|---|---|---|"]
     hv_gen = []
     for gen in store.generations():
@@ -223,48 +245,53 @@ def report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
         hv_gen.append(hv_t)
         lines.append(f"| {gen['generation']} | {gen['hv_val']:.6f} | {hv_t:.6f} | {len(keep)} |")
     summary["hv_test_per_generation"] = hv_gen
-    md["Hypervolume per generation"] = "\n".join(lines)
+    return "\n".join(lines)
 
-    # -- chosen models: per-group confusion ---------------------------------------------------
-    chosen = []
-    if front:
-        # models that matter for the HV: not near-constant and inside the reference box on val
-        inside = [k for k in range(len(front)) if not flags[k] and np.all(problem.minimised(
-            {n: np.array([front[k].metrics["val"][n]]) for n in names})[0] < np.asarray(ref))]
-        ok = inside or [k for k in range(len(front)) if not flags[k]] or list(range(len(front)))
-        Fv = F_val[ok]
-        knee = ok[int(np.argmin((Fv / np.asarray(ref[:2])).sum(1)))]
-        where = "inside the reference box" if inside else "not near-constant"
-        chosen = [("lowest val error on the front", ok[int(np.argmin(Fv[:, 0]))]),
-                  (f"lowest val {names[1]} on the front ({where})", ok[int(np.argmin(Fv[:, 1]))]),
-                  ("knee of the front (min of error/ref + ΔTPR/ref on val)", knee)]
+
+def chosen_models(problem, front, flags: np.ndarray, ref) -> list[tuple[str, int]]:
+    """(title, index into the front) of the lowest-error, the fairest and the knee model, among the
+    models that matter for the HV: not near-constant and inside the reference box on val."""
+    if not front:
+        return []
+    names = problem.objective_names
+    inside = [k for k in range(len(front)) if not flags[k] and np.all(problem.minimised(
+        {n: np.array([front[k].metrics["val"][n]]) for n in names})[0] < np.asarray(ref))]
+    ok = inside or [k for k in range(len(front)) if not flags[k]] or list(range(len(front)))
+    Fv = _front_objectives(front, names, "val")[ok]
+    knee = ok[int(np.argmin((Fv / np.asarray(ref[:2])).sum(1)))]
+    where = "inside the reference box" if inside else "not near-constant"
+    return [("lowest val error on the front", ok[int(np.argmin(Fv[:, 0]))]),
+            (f"lowest val {names[1]} on the front ({where})", ok[int(np.argmin(Fv[:, 1]))]),
+            ("knee of the front (min of error/ref + ΔTPR/ref on val)", knee)]
+
+
+def chosen_models_section(problem, store, front, flags: np.ndarray, P_test: np.ndarray,
+                          base: dict[str, Any] | None, ref) -> str:
+    """Per-group confusion on test of the chosen front models and of the best vanilla head."""
+    names = problem.objective_names
     parts = []
-    for title, k in chosen:
+    for title, k in chosen_models(problem, front, flags, ref):
         ind = front[k]
         vals = ", ".join(f"{n} {ind.metrics['test'][n]:.4f}" for n in names)
         parts += [f"**{title}: {ind.id}** (test: {vals})", "", confusion_markdown(problem, P_test[k], "test"), ""]
-    if base is not None:
-        vanilla = [m for m in base["models"] if m["method"] == "vanilla"]
-        if vanilla:
-            best = min(vanilla, key=lambda m: m["metrics"]["val"][names[0]])
-            pred = problem.predictions_of_head(store.get_weights(best["weights_hash"]), "test")
-            vals = ", ".join(f"{n} {best['metrics']['test'][n]:.4f}" for n in names)
-            parts += [f"**baseline (a), lowest val error: {best['id']}** (test: {vals})", "",
-                      confusion_markdown(problem, pred, "test"), ""]
-    md["Chosen models: per-group confusion (test)"] = "\n".join(parts) if parts else "No models."
+    vanilla = [m for m in base["models"] if m["method"] == "vanilla"] if base is not None else []
+    if vanilla:
+        best = min(vanilla, key=lambda m: m["metrics"]["val"][names[0]])
+        pred = problem.predictions_of_head(store.get_weights(best["weights_hash"]), "test")
+        vals = ", ".join(f"{n} {best['metrics']['test'][n]:.4f}" for n in names)
+        parts += [f"**baseline (a), lowest val error: {best['id']}** (test: {vals})", "",
+                  confusion_markdown(problem, pred, "test"), ""]
+    return "\n".join(parts) if parts else "No models."
 
-    # -- setup facts --------------------------------------------------------------------------
-    info = getattr(problem, "setup_info", {})
-    if info:
-        hit = info.get("hit")
-        lines = [f"- Features: {'read from the cache' if hit else 'computed and cached'} "
-                 f"({info.get('cache_dir')}/{str(info.get('key', ''))[:12]}…).",
-                 f"- Hashing model files and texts for the cache key: {info.get('hash_seconds', 0):.1f} s.",
-                 (f"- Embedding {info.get('n_embedded', 0)} bios: {info.get('embed_seconds', 0):.1f} s "
-                  f"({info.get('workers')} worker process(es), encoder loading included)." if not hit
-                  else "- Embedding: none (cache hit).")]
-        lines.append("- " + ", ".join(f"{s}: {len(d)} bios" for s, d in problem.splits.items()) + ".")
-        md["Setup (inside the `setup` phase)"] = "\n".join(lines)
-        summary["setup"] = info
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=float), within=out)
-    return {"markdown": md, "points": points, "plot_split": "test"}
+
+def setup_section(problem, info: dict[str, Any]) -> str:
+    """What the `setup` phase did: the feature cache, hashing, embedding, split sizes."""
+    hit = info.get("hit")
+    lines = [f"- Features: {'read from the cache' if hit else 'computed and cached'} "
+             f"({info.get('cache_dir')}/{str(info.get('key', ''))[:12]}…).",
+             f"- Hashing model files and texts for the cache key: {info.get('hash_seconds', 0):.1f} s.",
+             (f"- Embedding {info.get('n_embedded', 0)} bios: {info.get('embed_seconds', 0):.1f} s "
+              f"({info.get('workers')} worker process(es), encoder loading included)." if not hit
+              else "- Embedding: none (cache hit).")]
+    lines.append("- " + ", ".join(f"{s}: {len(d)} bios" for s, d in problem.splits.items()) + ".")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Selection that does not overfit a small validate split (issue 13 item 1): recipe options of the
+"""Selection that does not overfit a small validate split: recipe options of the
 `biasbios` problem, under `problem.args.selection`.
 
 Why: ΔTPR on BiasBios' validate split rests on ~50 male nurses and ~95 female surgeons; the

@@ -14,8 +14,6 @@ Metric per objective: preference accuracy of the implicit reward s_θ − s_ref 
 
 from __future__ import annotations
 
-import gzip
-import json
 import time
 from pathlib import Path
 from typing import Literal
@@ -26,42 +24,12 @@ from pydantic import Field
 
 from evofair.core.seeding import torch_seeded
 from evofair.errors import UserError
-from evofair.problems import shipped_data
 from evofair.core.problem import Objective, VectorProblem
 from evofair.core.registry import Args, component
-from evofair.problems.hyperdpo.hyper_prompt import HyperPromptLM, HyperPromptTuning, sequence_logprob, trainable_parameters
+from evofair.problems.common.causal_lm import sequence_logprob
+from evofair.problems.common.hh_rlhf import check_lm_inputs, hh_data_path, load_hh_pairs
+from evofair.problems.hyperdpo.hyper_prompt import HyperPromptLM, HyperPromptTuning, trainable_parameters
 from evofair.problems.hyperdpo.losses import icos_objective, listwise_dpo_loss, sample_w, weight_grid
-
-DATA_FILE = shipped_data("hh_rlhf_harmless_base") / "test_first1000.jsonl.gz"
-ASSISTANT = "\n\nAssistant:"
-
-
-def load_hh_pairs(path: str | Path, limit: int | None = None) -> list[dict[str, str]]:
-    """{prompt, chosen, rejected}: the shared transcript up to the last assistant turn, and the two
-    final assistant turns. Pairs whose transcripts differ before that turn, or whose responses are
-    identical, are skipped (they carry no preference on a common prompt)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"problem.args.data_path: {path}: file not found")
-    opener = gzip.open if path.suffix == ".gz" else open
-    out = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for line in fh:
-                row = json.loads(line)
-                c, r = row["chosen"], row["rejected"]
-                i, j = c.rfind(ASSISTANT), r.rfind(ASSISTANT)
-                if i < 0 or c[:i] != r[:j]:
-                    continue
-                prompt, yc, yr = c[:i + len(ASSISTANT)], c[i + len(ASSISTANT):], r[j + len(ASSISTANT):]
-                if yc.strip() == yr.strip():
-                    continue
-                out.append({"prompt": prompt, "chosen": yc, "rejected": yr})
-                if limit is not None and len(out) >= limit:
-                    break
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"problem.args.data_path: {path}: expected JSONL with 'chosen'/'rejected' ({exc})") from None
-    return out
 
 
 def preference_labels(pairs: list[dict[str, str]], objectives: list[str]) -> np.ndarray:
@@ -102,22 +70,6 @@ class AlignmentParams(Args):
     lr: float = Field(1e-3, gt=0)
     seed: int = 0
     device: str = "cpu"
-
-
-def hh_data_path(data_path: str | None, data_root: str | None) -> Path:
-    """The HH-RLHF pairs file: `data_path`, else under `data_root`, else the shipped subset."""
-    if data_path:
-        return Path(data_path)
-    return Path(data_root) / "hh_rlhf_harmless_base" / DATA_FILE.name if data_root else DATA_FILE
-
-
-def check_lm_inputs(model_path: str | None, data_path: Path) -> None:
-    """A local Hugging Face causal-LM folder and the pairs file exist (before anything is written)."""
-    if not model_path or not (Path(model_path) / "config.json").is_file():
-        raise UserError(f"problem.args.model_path: expected a local Hugging Face model directory with "
-                        f"config.json, got {model_path!r}")
-    if not data_path.is_file():
-        raise UserError(f"problem.args.data_path: {data_path}: file not found")
 
 
 @component("problem", "hh_rlhf", AlignmentParams)
@@ -268,7 +220,7 @@ class AlignmentTableArgs(Args):
 @component("experiment", "hyperdpo_alignment", AlignmentTableArgs)
 def hyperdpo_alignment(recipe, problem, args: AlignmentTableArgs, out: Path, progress: bool = True) -> dict[str, float]:
     """Evaluate the HyperDPO-conditioned LM over a grid of w: accuracies, losses, HV, plots/front.png."""
-    from evofair.analysis.indicators import hypervolume
+    from evofair.core.indicators import hypervolume
 
     if not isinstance(problem, AlignmentProblem):
         raise UserError("experiment.name: hyperdpo_alignment needs problem hh_rlhf")

@@ -1,4 +1,4 @@
-"""Hyper Prompt Tuning (HyperDPO paper §4.2, METHODS.md §3): condition any causal LM on a weight
+"""Hyper Prompt Tuning (HyperDPO paper §4.2, docs/method-definitions.md#conditioning): condition any causal LM on a weight
 vector w (and optionally the temperature β) without changing its architecture.
 
 Two small MLPs map w to A (k×r) and B (r×d); the mask A·B multiplies, element-wise, a block of k
@@ -79,12 +79,6 @@ class HyperPromptLM(nn.Module):
         mask = torch.cat([torch.ones(len(input_ids), self.hpt.k, dtype=attention_mask.dtype,
                                      device=attention_mask.device), attention_mask], dim=1)
         return self.lm(inputs_embeds=inputs, attention_mask=mask).logits[:, self.hpt.k:]
-
-
-def sequence_logprob(logits: torch.Tensor, input_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
-    """log p(y|x) = Σ_t log p(y_t | x, y_<t) over the response tokens (`response_mask` marks them)."""
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-    return (logp * response_mask[:, 1:].to(logp.dtype)).sum(-1)
 
 
 def trainable_parameters(modules: Sequence[nn.Module]) -> list[nn.Parameter]:

@@ -1,5 +1,5 @@
-"""HyperDPO (METHODS.md §3): listwise DPO, the ICOS objective, post-training temperature control
-(the `hyperdpo` refiner in `refiner.py` uses them as local search in the engine, METHODS.md §4).
+"""HyperDPO (docs/method-definitions.md#hyperdpo): listwise DPO, the ICOS objective, post-training temperature control
+(the `hyperdpo` refiner in `refiner.py` uses them as local search in the engine, docs/method-definitions.md#memetic-use-how-the-methods-meet-in-evofair).
 
 The losses are written here rather than taken from TRL because TRL's DPO trainers are pairwise
 and sequence-only; HyperDPO needs the listwise (Plackett–Luce / ListNet) form over padded groups
@@ -83,7 +83,7 @@ def modpo_listwise_loss(s_theta: torch.Tensor, s_ref: torch.Tensor, labels0: tor
     """MO-DPO (MODPO) for objective 0, listwise: CE(φ(z⁰), softmax((β·(s_θ − s_ref) − Σ_{j≥1} w_j r_j) / w_0)).
 
     `margins`: [B, n, m−1] the other objectives' rewards r_j per item (from their reward models).
-    For n = 2 and binary labels this is METHODS.md's −log σ((1/w_0)(β·Δlogratio − w_{1:}·Δmargin)).
+    For n = 2 and binary labels this is MODPO's −log σ((1/w_0)(β·Δlogratio − w_{1:}·Δmargin)).
     """
     w = torch.as_tensor(list(w), dtype=s_theta.dtype)
     if float(w[0]) <= 0:
@@ -98,7 +98,7 @@ def modpo_listwise_loss(s_theta: torch.Tensor, s_ref: torch.Tensor, labels0: tor
 
 # -- ICOS -------------------------------------------------------------------------------------
 def icos_objective(L: torch.Tensor, w: torch.Tensor | Sequence[float], lam: float) -> torch.Tensor:
-    """wᵀL − λ·cos(w, L) (COSMOS's sign, as METHODS.md states it; the paper's extracted text is garbled).
+    """wᵀL − λ·cos(w, L) (COSMOS's sign, docs/method-definitions.md#icos-training; the paper's extracted text is garbled).
 
     The cosine term rewards a loss vector pointing along w, which lets one conditioned model
     reach the concave parts of the front; λ = 0 gives plain linear scalarisation (DPO-LS).

@@ -11,8 +11,8 @@ import torch
 import evofair
 from evofair.analysis.metrics import fairness_metrics
 from evofair.core.plugins import registry as op_registry
-from evofair.problems.fapareto.classification import FeatureClassificationProblem, HeadArgs, SplitData
-from evofair.problems.fapareto.baselines import soft_tpr_gap, train_heads
+from evofair.problems.common.classification import FeatureClassificationProblem, HeadArgs, SplitData
+from evofair.problems.common.baselines import soft_tpr_gap, train_heads
 
 
 class Synthetic(FeatureClassificationProblem):
@@ -142,7 +142,7 @@ def test_full_run_with_baselines(tmp_path, problem):
     fresh = Synthetic(HeadArgs(hidden=[8]))
 
     def after_run(store, out, recipe_):
-        from evofair.problems.fapareto.baselines import BaselineArgs, run_baselines
+        from evofair.problems.common.baselines import BaselineArgs, run_baselines
 
         return run_baselines(fresh, store, out, recipe_, BaselineArgs(vanilla=2, lambdas=[1.0, 4.0], min_epochs=2,
                                                                       threshold=["equalized_odds"]))

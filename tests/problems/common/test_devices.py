@@ -1,4 +1,4 @@
-"""`problem.args.device` / `precision` (issue 12 item 1): resolution, one-line refusals before
+"""`problem.args.device` / `precision`: resolution, one-line refusals before
 anything is written, bf16 autocast features under their own cache key, and the device and dtype
 recorded in report.md and the exported model card. The CUDA checks run only where torch sees a
 GPU (CI has none); on CPU the same code paths are exercised with device cpu."""
@@ -6,20 +6,22 @@ GPU (CI has none); on CPU the same code paths are exercised with device cpu."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import evofair
-from conftest import one_error_line, tiny_bert
+from conftest import biasbios_subset, one_error_line, tiny_bert
 from evofair.errors import UserError
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
-from evofair.problems.fapareto.devices import resolve_device
-from evofair.problems.fapareto.text_encoder import cached_features
+from evofair.problems.common.devices import resolve_device
+from evofair.problems.common.text_encoder import cached_features
 
 from evofair.lifecycle.recipe import load_recipe
-from test_biasbios import REPO_ROOT, _subset
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 CUDA = torch.cuda.is_available()
 
@@ -37,7 +39,7 @@ def test_resolve_device(monkeypatch):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("devices")
-    return {"model": tiny_bert(root / "model"), "data": _subset(root / "bios.jsonl", per_split=10), "root": root}
+    return {"model": tiny_bert(root / "model"), "data": biasbios_subset(root / "bios.jsonl", per_split=10), "root": root}
 
 
 def _recipe_file(tiny, tmp_path, **args):

@@ -1,4 +1,4 @@
-"""The LoRA genome's frozen-prefix cache and pre-tokenised tensors (issue 12 item 1) against
+"""The LoRA genome's frozen-prefix cache and pre-tokenised tensors against
 independent oracles, on a tiny BERT (2 blocks, dropout on):
 
 - the adapted blocks fed with cached states give the full transformers model's hidden states;
@@ -22,17 +22,16 @@ import pytest
 import torch
 
 import evofair
-from conftest import tiny_bert
+from conftest import biasbios_subset, tiny_bert
 from evofair.core.plugins import registry
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
-from evofair.problems.fapareto.classification import MLPHead, population_logits, stack_heads
-from evofair.problems.fapareto.frozen_prefix import run_prefix, suffix_view, tokenize
-from evofair.problems.fapareto.low_rank import to_dense
-from evofair.problems.fapareto.text_encoder import embed, load_encoder, mean_pool
+from evofair.problems.common.classification import MLPHead, population_logits, stack_heads
+from evofair.problems.common.frozen_prefix import run_prefix, suffix_view, tokenize
+from evofair.problems.common.low_rank import to_dense
+from evofair.problems.common.text_encoder import embed, load_encoder, mean_pool
 from evofair.core.seeding import torch_seeded
-from evofair.store.run_store import weights_hash
+from evofair.store.weights_files import weights_hash
 
-from test_biasbios import _subset
 
 SCORE_ATOL = 1e-6   # measured 0.0
 WEIGHT_ATOL = 1e-5  # measured 0.0 after 3 AdamW steps
@@ -41,7 +40,7 @@ WEIGHT_ATOL = 1e-5  # measured 0.0 after 3 AdamW steps
 @pytest.fixture(scope="module")
 def setting(tmp_path_factory):
     root = tmp_path_factory.mktemp("prefix")
-    return {"model": tiny_bert(root / "model"), "data": _subset(root / "bios.jsonl", per_split=10), "root": root}
+    return {"model": tiny_bert(root / "model"), "data": biasbios_subset(root / "bios.jsonl", per_split=10), "root": root}
 
 
 def _problem(setting, name, **lora):

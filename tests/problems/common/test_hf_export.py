@@ -1,4 +1,4 @@
-"""The LoRA genome exported the Hugging Face way (problems/fapareto/hf_export.py): the adapter's
+"""The LoRA genome exported the Hugging Face way (problems/common/hf_export.py): the adapter's
 factors against numpy's SVD, and a tiny LoRA run exported and reloaded with plain transformers and
 peft (no evofair code on the loading side) reproducing the stored test error with the same predictions."""
 
@@ -17,7 +17,7 @@ import evofair
 from conftest import one_error_line, tiny_bert
 from evofair.lifecycle.recipe import load_recipe
 from evofair.store.run_store import RunStore
-from evofair.problems.fapareto.hf_export import adapter_factors
+from evofair.problems.common.hf_export import adapter_factors
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
@@ -89,23 +89,16 @@ def _mean_pool_head(encoder, tokenizer, head: dict, cfg: dict, texts: list[str])
     return z.argmax(-1).numpy()
 
 
-@pytest.mark.parametrize("storage", ["dense", "factors"])
-def test_lora_export_reloads_with_transformers_and_peft(tmp_path, storage, capsys):
-    from peft import PeftModel
-    from safetensors.torch import load_file
-    from transformers import AutoModel, AutoTokenizer
-
-    from evofair.cli import main
+def _run_and_pick(tmp_path: Path, storage: str):
+    """A tiny LoRA run, its problem rebuilt, and the newest stored model (refined, merged, mutated)
+    that does not predict one class everywhere, with its test predictions as the run computes them."""
     from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 
     recipe = tiny_lora_recipe(tmp_path, storage)
     out = tmp_path / "run"
-    res = evofair.run(recipe, out, progress=False)
+    evofair.run(recipe, out, progress=False)
     problem = BiasBios(BiasBiosParams(**recipe["problem"]["args"])).ensure_setup()
-    test = problem.splits["test"]
-    texts = problem.raw["test"]["text"]
     store = RunStore(out, readonly=True)
-    # the newest model (refined, merged, mutated) that does not predict one class everywhere
     candidates = sorted(store.individuals(), key=lambda i: (-i.generation, i.id))
     for ind in candidates:
         weights = store.get_weights(ind.weights_hash)
@@ -114,8 +107,55 @@ def test_lora_export_reloads_with_transformers_and_peft(tmp_path, storage, capsy
             break
     store.close()
     assert len(set(stored.tolist())) > 1
-    assert abs(float((stored != test.y).mean()) - ind.metrics["test"]["error"]) < 1e-12
+    assert abs(float((stored != problem.splits["test"].y).mean()) - ind.metrics["test"]["error"]) < 1e-12
+    return recipe, out, problem, ind, weights, stored
 
+
+def _check_adapter(tmp_path, exp: Path, problem, weights, stored, storage: str, tok, head, cfg) -> None:
+    """adapter/: PeftModel on the base encoder gives the same predictions when not truncated, and
+    states its error when it is."""
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    texts = problem.raw["test"]["text"]
+    card = json.loads((exp / "model_card.json").read_text())["export"]
+    base = AutoModel.from_pretrained(problem.model_dir)
+    peft_model = PeftModel.from_pretrained(base, exp / "adapter").eval()
+    adapter_cfg = json.loads((exp / "adapter" / "adapter_config.json").read_text())
+    assert adapter_cfg["peft_type"] == "LORA" and set(adapter_cfg["target_modules"]) == set(card["adapted_modules"])
+    factors = load_file(str(exp / "adapter" / "adapter_model.safetensors"))
+    for t, info in card["adapter_ranks"].items():
+        B = next(v for k, v in factors.items() if k.endswith(f"{t}.lora_B.weight"))
+        A = next(v for k, v in factors.items() if k.endswith(f"{t}.lora_A.weight"))
+        key = f"delta.{t}.weight"
+        delta = weights[key] if key in weights else weights[f"lora_B.{t}.weight"] @ weights[f"lora_A.{t}.weight"]
+        rel = float(torch.linalg.matrix_norm((delta - B @ A).double()) / torch.linalg.matrix_norm(delta.double()))
+        assert A.shape[0] == info["rank"] and rel == pytest.approx(info["rel_frobenius_error"], rel=1e-3, abs=1e-6)
+        if storage == "factors":
+            assert not info["truncated"] and info["rank"] <= 4  # max_rank 2r
+    if not any(i["truncated"] for i in card["adapter_ranks"].values()):
+        np.testing.assert_array_equal(_mean_pool_head(peft_model, tok, head, cfg, texts), stored)
+    else:  # dense deltas after merges and mutation: full rank, truncated at the cap; at full rank exact
+        from evofair.problems.common.hf_export import export_lora
+
+        (tmp_path / "full").mkdir()
+        info = export_lora(problem, weights, tmp_path / "full", max_rank=32)
+        assert not any(i["truncated"] for i in info["adapter_ranks"].values())
+        base = AutoModel.from_pretrained(problem.model_dir)
+        peft_full = PeftModel.from_pretrained(base, tmp_path / "full" / "adapter").eval()
+        np.testing.assert_array_equal(_mean_pool_head(peft_full, tok, head, cfg, texts), stored)
+
+
+@pytest.mark.parametrize("storage", ["dense", "factors"])
+def test_lora_export_reloads_with_transformers_and_peft(tmp_path, storage, capsys):
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    from evofair.cli import main
+
+    recipe, out, problem, ind, weights, stored = _run_and_pick(tmp_path, storage)
+    test, texts = problem.splits["test"], problem.raw["test"]["text"]
     assert main(["export", str(out), ind.id, "--to", str(tmp_path / "exp")]) == 0
     exp = tmp_path / "exp"
     for name in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "merged/config.json",
@@ -134,36 +174,9 @@ def test_lora_export_reloads_with_transformers_and_peft(tmp_path, storage, capsy
     np.testing.assert_array_equal(labels, stored)
     assert abs(float((labels != test.y).mean()) - ind.metrics["test"]["error"]) < 1e-12
 
-    # adapter/: PeftModel on the base encoder gives the same predictions when not truncated, and
-    # states its error when it is
-    card = json.loads((exp / "model_card.json").read_text())["export"]
-    base = AutoModel.from_pretrained(recipe["problem"]["args"]["model_dir"])
-    peft_model = PeftModel.from_pretrained(base, exp / "adapter").eval()
     tok = AutoTokenizer.from_pretrained(exp / "merged")
     head = load_file(str(exp / "head.safetensors"))
-    adapter_cfg = json.loads((exp / "adapter" / "adapter_config.json").read_text())
-    assert adapter_cfg["peft_type"] == "LORA" and set(adapter_cfg["target_modules"]) == set(card["adapted_modules"])
-    factors = load_file(str(exp / "adapter" / "adapter_model.safetensors"))
-    for t, info in card["adapter_ranks"].items():
-        B = next(v for k, v in factors.items() if k.endswith(f"{t}.lora_B.weight"))
-        A = next(v for k, v in factors.items() if k.endswith(f"{t}.lora_A.weight"))
-        key = f"delta.{t}.weight"
-        delta = weights[key] if key in weights else weights[f"lora_B.{t}.weight"] @ weights[f"lora_A.{t}.weight"]
-        rel = float(torch.linalg.matrix_norm((delta - B @ A).double()) / torch.linalg.matrix_norm(delta.double()))
-        assert A.shape[0] == info["rank"] and rel == pytest.approx(info["rel_frobenius_error"], rel=1e-3, abs=1e-6)
-        if storage == "factors":
-            assert not info["truncated"] and info["rank"] <= 4  # max_rank 2r
-    if not any(i["truncated"] for i in card["adapter_ranks"].values()):
-        np.testing.assert_array_equal(_mean_pool_head(peft_model, tok, head, cfg, texts), stored)
-    else:  # dense deltas after merges and mutation: full rank, truncated at the cap; at full rank exact
-        from evofair.problems.fapareto.hf_export import export_lora
-
-        (tmp_path / "full").mkdir()
-        info = export_lora(problem, weights, tmp_path / "full", max_rank=32)
-        assert not any(i["truncated"] for i in info["adapter_ranks"].values())
-        base = AutoModel.from_pretrained(recipe["problem"]["args"]["model_dir"])
-        peft_full = PeftModel.from_pretrained(base, tmp_path / "full" / "adapter").eval()
-        np.testing.assert_array_equal(_mean_pool_head(peft_full, tok, head, cfg, texts), stored)
+    _check_adapter(tmp_path, exp, problem, weights, stored, storage, tok, head, cfg)
     merged = AutoModel.from_pretrained(exp / "merged")
     np.testing.assert_array_equal(_mean_pool_head(merged, tok, head, cfg, texts), stored)
 

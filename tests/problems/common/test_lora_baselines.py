@@ -1,4 +1,4 @@
-"""LoRA-genome baselines as LoRA fine-tunes (problems/fapareto/lora_baselines.py): the evolution's
+"""LoRA-genome baselines as LoRA fine-tunes (problems/common/lora_baselines.py): the evolution's
 budget, every epoch a candidate, val-non-dominated selection (pymoo's sorting as the oracle), their
 points in baselines.csv and the report, and a hand check of the loss (λ = 0 is plain CE)."""
 
@@ -16,7 +16,7 @@ from evofair.errors import UserError
 from evofair.store.run_store import RunStore
 from evofair.analysis.uncertainty import hv_difference_interval
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
-from evofair.problems.fapareto.lora_baselines import LORA_METHODS, start_weights
+from evofair.problems.common.lora_baselines import LORA_METHODS, start_weights
 from test_hf_export import tiny_lora_recipe
 
 

@@ -14,10 +14,11 @@ import torch
 
 import evofair
 from evofair.core.plugins import registry
-from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosLoraFactors, BiasBiosParams
-from evofair.problems.fapareto.lora_genome import attention_linears
-from evofair.problems.fapareto.low_rank import a_key, b_key, dense_key, to_dense
-from evofair.problems.fapareto.text_encoder import default_model_dir
+from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
+from evofair.problems.common.lora_factors import LoraFactorAdapterModel
+from evofair.problems.common.lora_model import attention_linears
+from evofair.problems.common.low_rank import a_key, b_key, dense_key, to_dense
+from evofair.problems.common.text_encoder import default_model_dir
 from evofair.store.run_store import RunStore
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -66,7 +67,7 @@ def _params(tmp_path, model_dir, **lora):
 @pytest.mark.parametrize("arch,targets", [("bert", ["attention"]), ("llama", ["q_proj", "v_proj"])])
 def test_factor_genome_cycle_on_any_base(tmp_path, tiny_models, arch, targets):
     problem = BiasBios(_params(tmp_path, tiny_models[arch], storage="factors", targets=targets)).ensure_setup()
-    assert isinstance(problem, BiasBiosLoraFactors) and problem.genome.name == "lora_factors"
+    assert problem.genome.name == "lora_factors" and isinstance(problem.lora, LoraFactorAdapterModel)
     want = {"bert": 4, "llama": 2}[arch]
     assert len(problem.lora.targets) == want and all(".1." in t for t in problem.lora.targets)
     sft = registry("refine").get("sft")

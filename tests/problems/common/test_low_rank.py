@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from evofair.core.plugins import registry
-from evofair.problems.fapareto.low_rank import (FactorMerge, a_key, b_key, dense_key, factorise, to_dense,
-                                                truncate_factors)
+from evofair.problems.common.low_rank import (FactorMerge, a_key, b_key, dense_key, factorise, to_dense,
+                                              truncate_factors)
 
 SHAPES = {"enc.q": (12, 9), "enc.v": (7, 10)}
 RANKS = {"enc.q": 3, "enc.v": 2}

@@ -11,7 +11,7 @@ import numpy as np
 from safetensors.torch import load_file
 
 from evofair.problems.fairclass.baselines import PREDICTIONS_FILE, read_predictions, write_predictions
-from evofair.problems.fapareto.baselines import read_baselines, write_baselines
+from evofair.problems.common.baselines import read_baselines, write_baselines
 
 
 def _plant(run, victim, *names):

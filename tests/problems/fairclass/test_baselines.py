@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 
 import evofair
-from evofair.problems.fapareto.classification import FeatureClassificationProblem, HeadArgs, SplitData
+from evofair.problems.common.classification import FeatureClassificationProblem, HeadArgs, SplitData
 from evofair.problems.fairclass.baselines import FairBaselineArgs, read_predictions, run_fair_baselines
 from evofair.problems.fairclass.report import fair_report_sections
 from evofair.core.seeding import derive_seed
@@ -243,7 +243,7 @@ class OneLabelGroup(Synthetic):
 def test_refused_threshold_optimizer_is_skipped_with_a_note(tmp_path):
     from types import SimpleNamespace
 
-    from evofair.problems.fapareto.baselines import BaselineArgs, head_candidates
+    from evofair.problems.common.baselines import BaselineArgs, head_candidates
     from evofair.store.run_store import RunStore
 
     problem = OneLabelGroup(HeadArgs(hidden=[6], objectives=["error", "eod"])).ensure_setup()

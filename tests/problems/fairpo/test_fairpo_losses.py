@@ -1,4 +1,4 @@
-"""FairPO losses and GRPO weights against hand-computed cases of METHODS.md §2 (scalar math, no torch)."""
+"""FairPO losses and GRPO weights against hand-computed cases of docs/method-definitions.md#fairpo (scalar math, no torch)."""
 
 import math
 
@@ -120,7 +120,7 @@ def test_probabilities_are_clamped():
 
 
 def test_confusing_set_on_unclamped_scores_issue_smallest_case():
-    """Issue 14, item 1: one example, labels (0, 1), P = {0}, y = [1, 0], logits [−20, −25], reference
+    """K is built from unclamped scores. One example, labels (0, 1), P = {0}, y = [1, 0], logits [−20, −25], reference
     logits 0, β = 0.5. m_1 = σ(−25) < m_0 = σ(−20), so K = {k ≠ 0 : y_k = 0, m_k ≥ m_0} is empty and the term
     is the BCE of label 0 on its clamped probability: σ(−20) ≈ 2.06e-9 < 1e-8 → −log(1e-8) = 8·ln 10.
     (Clamping before building K ties both scores at 1e-8 and gives h = 0: −log σ(0) = ln 2 = 0.693.)"""
@@ -240,7 +240,7 @@ def test_grpo_plain_two_steps():
 
 
 def test_grpo_stabilised_two_steps():
-    """Issue 14, item 4. Step 1 has no running mean: as in the authors' code (soumenkm/FairPO src/train.py,
+    """Step 1 has no running mean: as in the authors' code (soumenkm/FairPO src/train.py,
     `if num_updates_priv_loss_ema == 0: scaled_exp_term = current_loss; ema = current_loss`), s_g = L_g and
     EMA_g = L_g; from step 2 on s_g = (L_g − EMA_g)/(|EMA_g| + 1e-6) with the EMA *before* its update."""
     w = GroupWeights("grpo_stable", eta=0.05)

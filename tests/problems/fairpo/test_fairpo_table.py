@@ -1,4 +1,4 @@
-"""The FairPO table's verdicts and warnings (issue 14, item 6), on hand-made per-seed rows."""
+"""The FairPO table's verdicts and warnings, on hand-made per-seed rows."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""FairPO's generation variant (METHODS.md §2, paper appendix A): the loss against a hand-computed case,
+"""FairPO's generation variant (docs/method-definitions.md#generation-variant, paper appendix A): the loss against a hand-computed case,
 end-to-end training of a tiny GPT-2 built here through `evofair experiment`, and bad input (exit 2)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import yaml
 
 from evofair import cli
 from evofair.problems.fairpo.generation import dpo_pair_losses, generation_group_losses
-from evofair.problems.hyperdpo.alignment import DATA_FILE, load_hh_pairs
+from evofair.problems.common.hh_rlhf import DATA_FILE, load_hh_pairs
 
 KEYWORDS = ["women", "woman", "black", "white", "girl", "men", "gay", "mexicans", "jewish", "racist"]
 

@@ -58,8 +58,8 @@ def test_population_metrics_match_sklearn_overall_and_per_group():
 
 
 def test_threshold_is_at_least_one_half():
-    """Issue 14, item 2: a score of exactly 0.5 (a logit of exactly 0) is a positive prediction (METHODS.md
-    and the authors' `>= threshold`). Hand case: y = [1, 0], logits [0, −3] → predictions [1, 0]: F1 1,
+    """A score of exactly 0.5 (a logit of exactly 0) is a positive prediction (the authors'
+    `>= threshold`). Hand case: y = [1, 0], logits [0, −3] → predictions [1, 0]: F1 1,
     accuracy 1, exact match 1 (with `> 0.5` they would be 0, 1/2, 0)."""
     probs = torch.sigmoid(torch.tensor([[[0.0, -3.0]]])).double().numpy()
     assert probs[0, 0, 0] == 0.5
@@ -85,7 +85,7 @@ def test_threshold_is_at_least_one_half():
 
 
 def test_metric_conventions_are_the_authors():
-    """Issue 14, item 3: sample F1 scores an example with no true and no predicted label as 0
+    """The authors' conventions: sample F1 scores an example with no true and no predicted label as 0
     (sklearn `zero_division=0`), and a group without any positive has mAP 0.0, not NaN."""
     # two examples, group P = label 0. Example 0: no true P label, none predicted → 0; example 1: y=1, p=.9 → 1
     probs = np.array([[[0.1, 0.7], [0.9, 0.2]]])
@@ -218,7 +218,7 @@ def test_fairpo_table_tiny(tmp_path):
     assert all(0 < a < 1 for a in grpo)
     report = (out / "report.md").read_text()
     assert "| FairPO-DPO (stabilised GRPO) |" in report
-    # issue 14: the verdict gives the seed count; the other F1 convention is in its own, labelled table
+    # the verdict gives the seed count; the other F1 convention is in its own, labelled table
     assert f"rose on {c['seeds_P_raised']}/2 seeds" in report
     assert "## Sample-F1 under the other convention (not the paper's)" in report
     for r in runs:  # scoring empty-vs-empty examples 1 instead of 0 can only raise sample F1
@@ -245,12 +245,12 @@ def test_memetic_recipe_tiny(tmp_path):
 
 
 def test_recorded_yeast_table_has_every_row_and_its_claim_recomputes():
-    """The committed real-size yeast run (benchmarks/results/fairpo_yeast, from runs/fairpo_yeast.yaml):
+    """The committed real-size yeast run (studies/fairpo_table/results/fairpo_yeast, from runs/fairpo_yeast.yaml):
     every method on 5+ seeds, and the FairPO-DPO claim recomputed from its per-seed rows."""
     from evofair.problems.fairpo.table import claim
     from evofair.problems.fairpo.train import METHODS
 
-    d = ROOT / "benchmarks/results/fairpo_yeast"
+    d = ROOT / "studies/fairpo_table/results/fairpo_yeast"
     runs = list(csv.DictReader(open(d / "fairpo_runs.csv")))
     seeds = {m: {r["seed"] for r in runs if r["method"] == m} for m in METHODS}
     assert all(len(s) >= 5 for s in seeds.values()), seeds

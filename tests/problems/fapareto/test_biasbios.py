@@ -9,34 +9,17 @@ import pytest
 import torch
 
 import evofair
-from conftest import tiny_bert
+from conftest import biasbios_subset, tiny_bert
 from evofair.lifecycle.recipe import load_recipe
 from evofair.store.run_store import RunStore
 from evofair.core.plugins import registry as op_registry
-from evofair.problems.fapareto import text_encoder
+from evofair.problems.common import text_encoder
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
-from evofair.problems.fapareto.text_encoder import default_model_dir, embed, load_encoder
+from evofair.problems.common.text_encoder import default_model_dir, embed, load_encoder
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 DATA = REPO_ROOT / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
-
-
-def _subset(path, per_split=8, edit=None):
-    """The first `per_split` bios of each split; `edit(split, i, row)` may change a row."""
-    rows, seen = [], {}
-    for line in DATA.read_text(encoding="utf-8").split("\n"):  # not splitlines(): bios contain U+2028
-        if not line:
-            continue
-        row = json.loads(line)
-        i = seen.get(row["split"], 0)
-        if i < per_split + 2:  # two more than used with limit=per_split
-            if edit:
-                edit(row["split"], i, row)
-            rows.append(row)
-        seen[row["split"]] = i + 1
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    return path
 
 
 def test_mean_pooling_matches_sentence_transformers():
@@ -58,7 +41,7 @@ def test_feature_cache_hit_and_invalidation(tmp_path, monkeypatch):
     real_embed = text_encoder.embed
     monkeypatch.setattr(text_encoder, "embed", lambda texts, *a, **k: calls.append(len(texts)) or real_embed(texts, *a, **k))
     model_a = tiny_bert(tmp_path / "model_a", seed=0)
-    data = _subset(tmp_path / "bios.jsonl")
+    data = biasbios_subset(tmp_path / "bios.jsonl")
     cache = tmp_path / "cache"
 
     def setup(**kw):
@@ -78,10 +61,10 @@ def test_feature_cache_hit_and_invalidation(tmp_path, monkeypatch):
     assert json.loads((entry / "meta.json").read_text())["max_length"] == 32
 
     # a row past the slice changes nothing that is embedded: still a hit
-    _subset(data, edit=lambda s, i, r: r.update(text="changed") if (s, i) == ("test", 9) else None)
+    biasbios_subset(data, edit=lambda s, i, r: r.update(text="changed") if (s, i) == ("test", 9) else None)
     assert setup()[1]["hit"]
     # a changed bio inside the slice: miss, re-embedded
-    _subset(data, edit=lambda s, i, r: r.update(text=r["text"] + " Edited.") if (s, i) == ("train", 3) else None)
+    biasbios_subset(data, edit=lambda s, i, r: r.update(text=r["text"] + " Edited.") if (s, i) == ("train", 3) else None)
     _, info = setup()
     assert not info["hit"] and sum(calls) == 48
     # a changed model (same architecture, other weights): miss
@@ -173,7 +156,7 @@ def test_lora_genome_end_to_end_tiny(tmp_path):
     problem = BiasBios(BiasBiosParams(**recipe["problem"]["args"])).ensure_setup()
     store = RunStore(out, readonly=True)
     w = store.get_weights(res.front[0].weights_hash)
-    # bootstrap intervals (issue 13): LoRA front genomes through the encoder, baseline heads on the features;
+    # bootstrap intervals: LoRA front genomes through the encoder, baseline heads on the features;
     # the identity resample gives the stored test metrics
     from evofair.analysis.uncertainty import point_metrics
 

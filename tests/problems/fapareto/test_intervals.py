@@ -95,15 +95,15 @@ def test_exported_model_card_has_the_intervals(run, tmp_path):
 
 
 def test_diagnostics_ceiling_bounds_every_selected_set(run):
-    """benchmarks/fapareto_diagnostics.py's oracle ceilings: HV only grows with the set, so each pool
+    """studies/fapareto_vs_baselines/fapareto_diagnostics.py's oracle ceilings: HV only grows with the set, so each pool
     selected on test bounds what was selected on validate from it, and (a)+(b)'s pool bounds (b)'s;
     the pool is every evaluated individual (read back from the store)."""
     import sys
 
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    sys.path.insert(0, str(REPO_ROOT / "studies" / "fapareto_vs_baselines"))
     from fapareto_diagnostics import diagnose
 
-    from evofair.analysis.indicators import hypervolume
+    from evofair.core.indicators import hypervolume
 
     d = diagnose(run, k=4)
     summary = json.loads((run / "summary.json").read_text())

@@ -1,4 +1,4 @@
-"""Selection options of `biasbios` (issue 13 item 1): the re-drawn train/validate split, the shrunk
+"""Selection options of `biasbios`: the re-drawn train/validate split, the shrunk
 ΔTPR by hand, the bootstrap upper ΔTPR against fairlearn on the same resampled indices, and a tiny
 run where the evolution's fitness and the baselines' selection both use the robust ΔTPR."""
 

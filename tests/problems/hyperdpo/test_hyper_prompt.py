@@ -1,8 +1,5 @@
 """Hyper Prompt Tuning + LoRA on a tiny GPT-2 built here, and the HH-RLHF alignment problem (no downloads)."""
 
-import csv
-import gzip
-import json
 
 import numpy as np
 import pytest
@@ -10,10 +7,12 @@ import torch
 
 import evofair
 from conftest import tiny_gpt2
-from evofair.analysis.indicators import hypervolume
-from evofair.problems.hyperdpo.hyper_prompt import HyperPromptLM, HyperPromptTuning, sequence_logprob, trainable_parameters
+from evofair.core.indicators import hypervolume
+from evofair.problems.common.causal_lm import sequence_logprob
+from evofair.problems.common.hh_rlhf import DATA_FILE, load_hh_pairs
+from evofair.problems.hyperdpo.hyper_prompt import HyperPromptTuning, trainable_parameters
 from evofair.problems.hyperdpo.losses import listwise_dpo_loss
-from evofair.problems.hyperdpo.alignment import DATA_FILE, AlignmentParams, build_hyper_lm, load_hh_pairs, preference_labels
+from evofair.problems.hyperdpo.alignment import AlignmentParams, build_hyper_lm, preference_labels
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +42,6 @@ def test_hyper_prompt_shapes_and_configurable_k_r():
     again = HyperPromptTuning(n_obj=3, embed_dim=16, k=5, r=2, hidden=8)
     assert torch.equal(torch.random.get_rng_state(), state)
     torch.testing.assert_close(again(w), out)
-
-
-def test_sequence_logprob_against_a_loop():
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 6, 11, generator=g)
-    ids = torch.randint(0, 11, (2, 6), generator=g)
-    resp = torch.tensor([[0, 0, 1, 1, 1, 0], [0, 1, 1, 1, 1, 1]], dtype=torch.float)
-    ours = sequence_logprob(logits, ids, resp)
-    for b in range(2):
-        ref = sum(torch.log_softmax(logits[b, t - 1], -1)[ids[b, t]] for t in range(1, 6) if resp[b, t] == 1)
-        assert float(ours[b]) == pytest.approx(float(ref), rel=1e-5)
 
 
 def test_hyper_prompt_with_lora_trains_and_output_depends_on_w():

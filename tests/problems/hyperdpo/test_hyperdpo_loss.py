@@ -1,4 +1,4 @@
-"""HyperDPO's losses against hand-written formulas (METHODS.md §3), and the temperature property."""
+"""HyperDPO's losses against hand-written formulas (docs/method-definitions.md#hyperdpo), and the temperature property."""
 
 import numpy as np
 import pytest

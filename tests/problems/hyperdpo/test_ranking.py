@@ -9,12 +9,13 @@ from sklearn.metrics import ndcg_score
 
 import evofair
 from evofair.errors import UserError
-from evofair.analysis.indicators import hypervolume
+from evofair.core.indicators import hypervolume
 from evofair.core.plugins import registry as op_registry
 from evofair.problems.hyperdpo.losses import listwise_dpo_loss, seed_population, temperature_transform
 from evofair.problems.hyperdpo.refiner import HyperDPOArgs
 from evofair.problems.hyperdpo.letor import load_letor, mean_ndcg, ndcg_per_query, parse_feature_ids, to_groups
-from evofair.problems.hyperdpo.ranking import DATA_DIR, RankingParams, RankingProblem, condition_weights, temperature_scale
+from evofair.problems.hyperdpo.ranker import condition_weights, temperature_scale
+from evofair.problems.hyperdpo.ranking import DATA_DIR, RankingParams, RankingProblem
 
 LETOR_TEXT = """2 qid:7 1:0.5 2:1.0 3:0.25 #docid = A inc = 1 prob = 0.5
 0 qid:7 1:0.1 3:0.75 #docid = B
@@ -232,8 +233,8 @@ def test_memetic_run_with_hyperdpo_refiner_and_seeded_population(tmp_path):
 def test_hyperdpo_table_issue14_settings_width_val_every_and_c_selection():
     """hyper_hidden sizes only HyperDPO's g; hyper_select_c picks per w the c (of the list and 1) with the
     best validation w·NDCG_aux and scores s_base + g/c; val_every validates only every k-th epoch."""
-    from evofair.problems.hyperdpo.table import TableArgs, run_methods
-    from evofair.problems.hyperdpo.ranking import fit
+    from evofair.problems.hyperdpo.table_methods import TableArgs, run_methods
+    from evofair.problems.hyperdpo.ranker import fit
 
     problem = RankingProblem(RankingParams(base_epochs=3, base_patience=3, hidden=8)).ensure_setup()
     a = TableArgs(methods=["hyperdpo", "dpo_ls"], n_points=3, epochs=2, hyper_epochs=4, patience=50, lam=0.0,
@@ -262,7 +263,7 @@ def test_hyperdpo_table_issue14_settings_width_val_every_and_c_selection():
 
 def _scripted_fit(problem, scores, stop, select="per_w"):
     """fit with select='per_w' on a scripted validation sequence; also records the state at each epoch."""
-    from evofair.problems.hyperdpo.ranking import fit
+    from evofair.problems.hyperdpo.ranker import fit
 
     states, it = {}, iter(scores)
 
@@ -307,7 +308,7 @@ def test_hyperdpo_table_per_w_snapshots_and_fair_c_selection():
     so (same seed, same training as 'shared') its validation w·NDCG_aux is at least the shared one's;
     parameters count once per distinct snapshot; same seed ⇒ same front. select_c_dpo_ls gives DPO-LS
     the per-w temperature selection (checked against a direct computation)."""
-    from evofair.problems.hyperdpo.table import TableArgs, run_methods
+    from evofair.problems.hyperdpo.table_methods import TableArgs, run_methods
 
     problem = RankingProblem(RankingParams(base_epochs=3, base_patience=3, hidden=8)).ensure_setup()
     kw = dict(methods=["hyperdpo"], n_points=5, hyper_epochs=12, patience=50, lam=0.0, hyper_val_every=2)
@@ -335,7 +336,7 @@ def test_hyperdpo_table_per_w_snapshots_and_fair_c_selection():
 
 
 def test_film_ranker_is_the_plain_network_at_init_and_modulates_hidden_layers():
-    from evofair.problems.hyperdpo.ranking import Ranker
+    from evofair.problems.hyperdpo.ranker import Ranker
 
     torch.manual_seed(0)
     film = Ranker(4, 3, m_cond=2, zero_last=False, w_scale=5.0, cond="film")
@@ -356,7 +357,7 @@ def test_hyperdpo_restarts_pick_per_w_the_better_model_on_validation():
     """hyper_restarts 2: per front w the restart with the better validation w·NDCG_aux; restart 0 alone is
     the 1-restart run, restart 1 alone the 1-restart run at seed + 7919, so each point's validation score
     is the max of the two runs' (an independent oracle), and its test point is that run's."""
-    from evofair.problems.hyperdpo.table import TableArgs, run_methods
+    from evofair.problems.hyperdpo.table_methods import TableArgs, run_methods
 
     problem = RankingProblem(RankingParams(base_epochs=3, base_patience=3, hidden=8)).ensure_setup()
     kw = dict(methods=["hyperdpo"], n_points=4, hyper_epochs=6, patience=50, lam=0.0, hyper_val_every=2,
