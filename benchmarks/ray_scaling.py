@@ -45,7 +45,7 @@ def warm_up(executor, problem, n: int) -> None:
     from evofair.engine.pipeline import GenomeRef, OpCall, Plan
 
     plans = [Plan(parents=(GenomeRef(f"w{i}", f"h{i}"),), refine=OpCall("sft", SFT, 100 + i)) for i in range(n)]
-    executor.realise(plans, lambda key: problem.init_weights(0))
+    executor.realise_weights(plans, lambda key: problem.init_weights(0))
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -59,7 +59,8 @@ def timed_run(pop: int, gens: int, executor_cfg: dict) -> tuple[float, float, fl
     """(seconds in Engine.run, seconds starting the executor, CPU cores the run obtained on
     average — CPU seconds of driver + actors over wall seconds —, per-generation val HV)."""
     from evofair.engine.loop import Engine
-    from evofair.executors import ProblemFactory, make_executor
+    from evofair.executors import make_executor
+    from evofair.lifecycle.rebuild import ProblemFactory
     from evofair.lifecycle.recipe import parse_recipe
     from evofair.store.run_store import RunStore
     from evofair.problems.classic.toy import ToyMLP, ToyParams

@@ -55,6 +55,10 @@ def _cmd_run(args) -> int:
     else:
         source = recipe_path(args.recipe)
     file_raw = read_recipe_file(source)
+    if args.resume:
+        from evofair.executors import recorded_executor
+
+        file_raw = recorded_executor(file_raw)
     if is_experiment(file_raw):
         if args.resume:
             raise UserError(f"--resume {args.resume}: an experiment's output, not an evolutionary run (an "
@@ -62,8 +66,11 @@ def _cmd_run(args) -> int:
         raise UserError(f"{args.recipe}: an experiment recipe (it has `experiment:`), not an evolutionary run: "
                         f"use `evofair experiment {args.recipe}`")
     overrides = list(args.set or [])
-    if args.executor:
-        overrides.append(f"executor.name={args.executor}")
+    if args.executor:  # the recipe's executor fields belong to the executor it named: only eval_chunk stays
+        from evofair.executors import switch_executor
+
+        file_raw = switch_executor(file_raw, args.executor)
+        overrides.append(f"executor.name={args.executor}")  # wins over a --set of the name
     if args.address:
         overrides.append(f"executor.address={args.address}")
     if args.seed is not None:
@@ -149,6 +156,9 @@ def _cmd_problems(args) -> int:
     print("callbacks:")  # recipe `callbacks:` (docs/operations.md#following-a-run)
     for spec in registry("callback"):
         print(_describe(spec))
+    print("executors:")  # recipe `executor: {name, ...its fields}` (docs/operations.md)
+    for spec in registry("executor"):
+        print(_describe(spec))
     return 0
 
 
@@ -196,8 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (dotted)")
     run.add_argument("--out", help="run directory to create (must be new or empty)")
     run.add_argument("--resume", metavar="DIR", help="continue an interrupted run directory")
-    run.add_argument("--executor", choices=["serial", "ray"])
-    run.add_argument("--address", help="Ray cluster address for --executor ray")
+    run.add_argument("--executor", metavar="NAME", help="run with this executor (serial, processes, ray, or an "
+                     "installed one) and its defaults; the recipe's `eval_chunk` is kept")
+    run.add_argument("--address", help="Ray cluster address for --executor ray (executor.address)")
     run.add_argument("--seed", type=int)
     _verbosity_options(run, "no progress bar and no progress lines, warnings and errors only")
     run.set_defaults(fn=_cmd_run)

@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from evofair.errors import UserError
-from evofair.analysis.indicators import non_dominated
+from evofair.core.indicators import non_dominated
 
 #: stands in for the violation of a non-finite metric, so such a model ranks behind every finite one
 BAD_G = 1e12

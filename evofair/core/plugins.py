@@ -34,6 +34,8 @@ GROUPS = {
     "vector_crossover": "evofair.vector_crossover",
     "vector_mutation": "evofair.vector_mutation",
     "callback": "evofair.callback",  # run trackers (evofair.tracking): recipe `callbacks:`
+    "genome": "evofair.genome",  # representations a problem may name as its `genome` (evofair.core.genome)
+    "executor": "evofair.executor",  # where offspring are made and evaluated (evofair.executors): `executor:`
 }
 OPERATOR_KINDS = ("crossover", "mutation", "refine", "vector_crossover", "vector_mutation")
 
@@ -80,6 +82,9 @@ def _import_reference(ref: str, kind: str, where: str, search: Sequence[str | Pa
 def _as_spec(obj: object, name: str, kind: str, where: str) -> Spec:
     spec = spec_of(obj)
     if spec is None:
+        if kind == "genome" and hasattr(obj, "encoding") and hasattr(obj, "key"):
+            # a Genome subclass or instance needs no decorator: it has no arguments
+            return Spec(name, kind, obj, NoArgs, (obj.__doc__ or "").split("\n")[0])  # type: ignore[arg-type]
         if kind == "problem" and isinstance(obj, type):
             # a Problem subclass needs no decorator (duck-typed: evofair.core.problem imports the engine's
             # genomes, which look operators up here)

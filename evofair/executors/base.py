@@ -1,49 +1,54 @@
 """The executor contract. Executors run the expensive work of a generation: realising offspring and evaluating genomes.
 
-Both executors cut evaluation into the same fixed-size chunks (a recipe setting, not the number
-of workers), so batched numerics, and therefore the front, are identical serial or on Ray.
+An executor is a component of kind `executor` (entry-point group `evofair.executor`): an `Executor`
+subclass marked `@component("executor", NAME, ArgsModel)`, its `ArgsModel` an `ExecutorArgs`. A
+recipe's `executor:` section is `name` plus that model's fields, written flat, and the class is
+built with those fields as keyword arguments (`Executor.from_args`).
+
+Every executor cuts evaluation into the same fixed-size chunks (`eval_chunk`, a recipe setting, not
+the number of workers), so batched numerics, and therefore the front, are identical whichever
+executor runs a recipe.
+
+Weights: the engine asks `realise(plans, store)` for offspring already in the run's store and
+`evaluate_stored(keys, store)` for their metrics. Whether weights travel through the driver or
+the workers read and write the store themselves is the executor's own business; the default here
+is "through the driver", built on `realise_weights` and `evaluate`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import Field
 
-from evofair.errors import UserError
 from evofair.core.individual import Weights
-from evofair.engine.pipeline import Plan, Realised
 from evofair.core.problem import SPLITS
+from evofair.core.registry import Args
+from evofair.engine.pipeline import Plan, Realised
+from evofair.errors import UserError
+
+if TYPE_CHECKING:
+    from evofair.lifecycle.rebuild import ProblemFactory
+    from evofair.store.run_store import RunStore
+
+
+class ExecutorArgs(Args):
+    """Fields every executor takes; an executor's own args model derives from this."""
+
+    eval_chunk: int = Field(32, ge=1, description="genomes per evaluation batch (same for every executor, so "
+                            "the front does not depend on which one runs)")
 
 
 @dataclass(frozen=True)
-class ProblemFactory:
-    """Everything needed to rebuild the problem in another process (sent to Ray actors)."""
+class Made:
+    """One realised offspring, its weights already in the run's store."""
 
-    name: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    data_root: str | None = None
-    paths: tuple[str, ...] = ()  # folders searched for a `module:attr` problem
-    instance: Any = None  # a problem object passed from Python; shipped as is
-    base_dir: str | None = None  # the recipe's folder, for problems that resolve relative paths
-
-    def build(self):
-        from evofair.core.plugins import registry
-
-        if self.instance is not None:
-            return self.instance
-        spec = registry("problem", self.paths).get(self.name)
-        return with_base_dir(spec.fn(spec.args(**self.params), data_root=self.data_root), self.base_dir)
-
-
-def with_base_dir(problem, base_dir: str | None):
-    """Problems that read files by relative path (those with a `base_dir` attribute) resolve them
-    against the recipe's folder."""
-    if base_dir is not None and hasattr(problem, "base_dir"):
-        problem.base_dir = base_dir
-    return problem
+    key: str  # the weights' sha256 in the store
+    log: dict[str, Any]
 
 
 def chunks(n: int, size: int) -> list[slice]:
@@ -74,7 +79,7 @@ class WorkerError(UserError):
 
 def tensor_bytes(obj: Any) -> int:
     """Bytes of every torch tensor inside a task's arguments or result (dicts, lists, dataclasses):
-    the weights that would travel through Ray's object store."""
+    the weights that would travel between driver and workers."""
     import torch
 
     if isinstance(obj, torch.Tensor):
@@ -104,12 +109,21 @@ class WireCounter:
 class Executor(ABC):
     # Whether workers read and write weights in the run's store themselves (`attach_store` decides).
     shared_store = False
+    # Whether the problem is evaluated in the driver's own process (the driver's resolved device is then
+    # the run's); executors with workers elsewhere leave it False.
+    in_driver = False
 
     def __init__(self, eval_chunk: int = 32):
         self.eval_chunk = eval_chunk
         self.wire = WireCounter()
         # set by the engine for one generation: called as (phase, done, total) while work completes
         self.on_progress: Callable[[str, int, int], None] | None = None
+        self._made: dict[str, Weights] = {}  # the last `realise`'s offspring, by key, for `evaluate_stored`
+
+    @classmethod
+    def from_args(cls, args: ExecutorArgs) -> Executor:
+        """The executor a recipe's validated `executor:` fields describe."""
+        return cls(**dict(args))
 
     def report(self, phase: str, done: int, total: int) -> None:
         """Tell the engine's progress display that `done` of `total` items of `phase` are finished."""
@@ -121,37 +135,46 @@ class Executor(ABC):
         """What realising these plans mostly costs: local learning when any is refined, else variation."""
         return "local learning" if any(p.refine is not None for p in plans) else "variation"
 
-    def attach_store(self, root) -> None:
-        """Offered the run directory once workers are up; an executor whose workers can see it may
-        then take `realise_stored`/`evaluate_stored` (serial: the driver is the worker, nothing to do)."""
-
-    def realise_stored(self, plans: Sequence[Plan]) -> list[Realised]:
-        """Make every planned offspring and write its weights to the store on the worker; each
-        `Realised` carries only the weights' key. Only where `shared_store` is true."""
-        raise NotImplementedError
-
-    def evaluate_stored(self, keys: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-        """`evaluate` of the stored genomes named by key, read from the store by the workers."""
-        raise NotImplementedError
-
-    def connect(self) -> None:
+    def connect(self) -> None:  # noqa: B027 - an optional hook: nothing to do by default
         """Reach and size the compute (a Ray cluster) before the driver writes anything; a request that
-        cannot be met is a `UserError` here. Serial: nothing to do."""
+        cannot be met is a `UserError` here. Nothing to do where the workers are local."""
 
     @abstractmethod
     def start(self, factory: ProblemFactory, problem=None) -> None:
-        """Prepare workers. `problem` is the driver's already-built instance, if any."""
+        """Prepare workers. `problem` is the driver's already-built and set-up instance: an executor
+        that evaluates in the driver uses it, one with workers elsewhere builds from `factory`."""
 
-    @abstractmethod
-    def realise(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
-        """Make every planned offspring; `weights_of(hash)` loads a parent's weights."""
+    def attach_store(self, root) -> None:  # noqa: B027 - an optional hook
+        """Offered the run directory once workers are up; an executor whose workers can see it may then
+        read and write weights there itself in `realise`/`evaluate_stored`."""
 
     @abstractmethod
     def evaluate(self, genomes: Sequence[Any]) -> dict[str, dict[str, np.ndarray]]:
-        """Metrics of every genome on every split: {split: {metric: array}}."""
+        """Metrics of every in-memory genome (vectors, or weights dicts) on every split: {split: {metric: array}}."""
+
+    def realise_weights(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
+        """Make every planned offspring and return its weights; `weights_of(key)` loads a parent's.
+        What the default `realise` builds on; needed only for problems whose genomes are weights."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither realise_weights nor realise")
+
+    def realise(self, plans: Sequence[Plan], store: RunStore) -> list[Made]:
+        """Make every planned offspring and put its weights into `store`. By default through the driver:
+        the weights `realise_weights` returns are stored here, and kept for `evaluate_stored`."""
+        made, self._made = [], {}
+        for r in self.realise_weights(plans, store.get_weights):
+            key = store.put_weights(r.weights)
+            self._made[key] = r.weights
+            made.append(Made(key, r.log))
+        return made
+
+    def evaluate_stored(self, keys: Sequence[str], store: RunStore) -> dict[str, dict[str, np.ndarray]]:
+        """`evaluate` of the stored genomes named by key. By default the weights the last `realise`
+        made, as they were made (no disk read, the same tensors as before they were stored); any
+        other key is read from `store`."""
+        return self.evaluate([self._made[k] if k in self._made else store.get_weights(k) for k in keys])
 
     def close(self) -> None:
-        pass
+        self._made = {}
 
     def __enter__(self):
         return self

@@ -15,33 +15,44 @@ Weights take one of two paths, decided by `attach_store` once the actors are up:
   the driver, which writes them and sends them out again for evaluation.
 `wire` counts the weight bytes and keys that crossed, per run (an `object_store` event).
 
-Sizing (`connect`, before the driver writes anything): the number of actors is what the cluster's
-live nodes can place given every resource an actor asks for (CPUs, GPUs, custom resources), or the
-recipe's `num_workers`. The actors are reserved as one placement group with a timeout, so a request
-the cluster cannot place is a one-line `UserError` within seconds, never a hang.
+Sizing (`connect`, before the driver writes anything; the pure functions are in `ray_cluster`): the
+number of actors is what the cluster's live nodes can place given every resource an actor asks for
+(CPUs, GPUs, custom resources), or the recipe's `num_workers`. The actors are reserved as one
+placement group with a timeout, so a request the cluster cannot place is a one-line `UserError`
+within seconds, never a hang.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import secrets
-import socket
 from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Literal
 
-from evofair.errors import UserError
-from evofair.executors.base import (Executor, ProblemFactory, WorkerError, chunks, evaluate_all_splits,
-                                    merge_metrics, tensor_bytes)
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from evofair.core import failpoints
 from evofair.core.individual import Weights
+from evofair.core.registry import component
 from evofair.engine.pipeline import Operators, Plan, Realised, realise
+from evofair.errors import UserError
+from evofair.executors.base import (
+    Executor,
+    ExecutorArgs,
+    Made,
+    WorkerError,
+    chunks,
+    evaluate_all_splits,
+    merge_metrics,
+    tensor_bytes,
+)
+from evofair.executors.ray_cluster import describe, probe, size_actors, task_demand
 
 log = logging.getLogger("evofair.ray")
-CONNECT_TIMEOUT_S = 5.0  # a GCS that does not accept a TCP connection in 5 s is not there
-# Ray keeps resource amounts in units of 1/10,000; this absorbs float error in amount/request.
-_EPS = 1e-6
 PROBE = ".evofair-probe-"  # in the run's weights/ folder while the driver checks what the actors see
 PROBE_TIMEOUT_S = 60.0
 WORKER_CACHE = 16  # genomes an actor keeps in memory: parents are reused across a generation's plans
@@ -62,10 +73,43 @@ def answer_probe(root: str, token: str, index: int) -> bool:
         return False
 
 
+class RayArgs(ExecutorArgs):
+    """`executor: {name: ray, ...}`: where the cluster is and what each actor asks of it."""
+
+    address: str | None = Field(None, description="the Ray head's GCS HOST:PORT, ray://HOST:PORT or auto; "
+                                "unset: start a local Ray")
+    num_workers: int | None = Field(None, ge=1, description="actors; unset: as many as the cluster can place")
+    num_cpus_per_task: float = Field(1, gt=0, le=1024)
+    num_gpus_per_task: float | None = Field(None, ge=0, le=64, description="GPUs per Ray actor; unset: 1 when the "
+                                            "cluster has GPUs (one actor per GPU), else 0; 0 keeps actors off GPUs")
+    resources_per_task: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per "
+                                                 "actor, e.g. {accelerator_type:H100: 0.001}")
+    max_retries: int = Field(3, ge=0, description="restarts of a dead actor (and retries of its task)")
+    placement_timeout_s: float = Field(60, gt=0, description="seconds to wait for the cluster to free the "
+                                       "actors' resources")
+    start_timeout_s: float = Field(1800, gt=0, description="seconds each actor may take to build its problem "
+                                   "(data, features)")
+    shared_store: Literal["auto", "off"] = Field(
+        "auto", description="auto: workers read parents from and write offspring to the run directory when "
+        "every worker sees it (checked at start; a local cluster or a shared mount), only keys pass through "
+        "the driver; off: weights always travel through the driver and Ray's object store")
+
+    @field_validator("resources_per_task")
+    @classmethod
+    def _custom_resources(cls, resources):
+        for name, amount in resources.items():
+            if name in ("CPU", "GPU", "memory", "object_store_memory") or not name.strip():
+                raise PydanticCustomError("resource", f"{name!r}: set CPUs and GPUs with num_cpus_per_task / "
+                                          "num_gpus_per_task; this is for custom resources only")
+            if not 0 < amount < float("inf"):
+                raise PydanticCustomError("resource", f"{name}: expected an amount > 0, got {amount}")
+        return resources
+
+
 class _Worker:
     """Body of a Ray actor: builds the problem once, then serves tasks."""
 
-    def __init__(self, factory: ProblemFactory):
+    def __init__(self, factory):
         import torch
 
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
@@ -84,7 +128,7 @@ class _Worker:
         return answer_probe(root, token, index)
 
     def _stored(self, root: str, key: str) -> Weights:
-        from evofair.store.run_store import read_weights_file
+        from evofair.store.weights_files import read_weights_file
 
         if key not in self.cache:
             self._keep(key, read_weights_file(Path(root), key))  # hash checked against the name
@@ -100,7 +144,7 @@ class _Worker:
     def realise_stored(self, root: str, plan: Plan) -> Realised:
         from safetensors.torch import load as st_load
 
-        from evofair.store.run_store import write_weights_file
+        from evofair.store.weights_files import write_weights_file
 
         made = realise(plan, [self._stored(root, r.key) for r in plan.parents], self.problem, self.ops)
         key, data = write_weights_file(Path(root), made.weights)
@@ -118,78 +162,6 @@ class _Worker:
         return {"pid": os.getpid(), "node_id": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
 
 
-# -- sizing: pure functions of the cluster's resources (tested without Ray) -------------------
-
-def task_demand(num_cpus: float, num_gpus: float, resources: Mapping[str, float] = ()) -> dict[str, float]:
-    """The resources one actor asks for, zeros left out (Ray bundles refuse zero amounts)."""
-    demand = {"CPU": float(num_cpus), "GPU": float(num_gpus), **{k: float(v) for k, v in dict(resources).items()}}
-    return {k: v for k, v in demand.items() if v > 0}
-
-
-def placeable(nodes: Sequence[Mapping[str, float]], demand: Mapping[str, float]) -> int:
-    """How many actors asking for `demand` fit on these nodes, each actor whole on one node."""
-    return sum(min(math.floor(node.get(r, 0.0) / amount + _EPS) for r, amount in demand.items()) for node in nodes)
-
-
-def describe(resources: Mapping[str, float]) -> str:
-    return ", ".join(f"{k}={v:g}" for k, v in resources.items()) or "nothing"
-
-
-def size_actors(nodes: Sequence[Mapping[str, float]], demand: Mapping[str, float], num_workers: int | None) -> int:
-    """Actor count for this cluster, or a one-line `UserError` when the request cannot be placed."""
-    capacity = placeable(nodes, demand)
-    if capacity == 0:
-        totals = {r: sum(n.get(r, 0.0) for n in nodes) for r in demand}
-        largest = {r: max((n.get(r, 0.0) for n in nodes), default=0.0) for r in demand}
-        raise UserError(f"executor: no node of the Ray cluster can place an actor asking for {describe(demand)} "
-                        f"(cluster total {describe(totals)}; largest node {describe(largest)}); lower "
-                        "num_cpus_per_task / num_gpus_per_task / resources_per_task, or add such a node")
-    if num_workers is not None and num_workers > capacity:
-        raise UserError(f"executor.num_workers {num_workers}: the Ray cluster can place at most {capacity} actors "
-                        f"asking for {describe(demand)} each; set num_workers <= {capacity} or leave it unset")
-    return num_workers or capacity
-
-
-def gcs_host_port(address: str) -> tuple[str, int] | None:
-    """(host, port) to probe for a Ray address, or None for `auto`/`local` (Ray finds those itself)."""
-    if address in ("auto", "local"):
-        return None
-    _, sep, rest = address.partition("://")  # ray://HOST:PORT or HOST:PORT
-    if not sep:
-        rest = address
-    host, _, port = rest.rstrip("/").rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"executor.address {address}: expected HOST:PORT of the Ray head's GCS (6379 by default, "
-                        "as `ray start --head` prints it), ray://HOST:PORT, or auto")
-    return host.strip("[]"), int(port)
-
-
-def probe(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """A TCP connection first: `ray.init` retries an address that nothing answers for a minute or more."""
-    target = gcs_host_port(address)
-    if target is None:
-        return
-    try:
-        socket.create_connection(target, timeout=timeout).close()
-    except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
-        raise UserError(f"executor.address {address}: cannot connect ({reason}); is the Ray head up, and is this "
-                        "its GCS port (6379 by default)?") from None
-    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
-        return  # a plaintext handshake would fail against a TLS GCS
-    import grpc  # the GCS (and the ray:// client server) speak gRPC: a port that accepts but never
-    # completes an HTTP/2 handshake would make ray.init retry for minutes
-
-    channel = grpc.insecure_channel(f"{target[0]}:{target[1]}")
-    try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
-    except grpc.FutureTimeoutError:
-        raise UserError(f"executor.address {address}: something accepts connections there but does not answer as "
-                        f"a Ray GCS within {timeout:g} s; is this the head's GCS port (6379 by default)?") from None
-    finally:
-        channel.close()
-
-
 def _summary(exc: BaseException) -> str:
     """The last line of a worker's traceback: the exception type and message."""
     cause = getattr(exc, "cause", None)
@@ -198,19 +170,22 @@ def _summary(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
+@component("executor", "ray", RayArgs)
 class RayExecutor(Executor):
+    """Ray actors, each holding the problem resident, on this machine or a cluster (`address`)."""
+
     def __init__(self, eval_chunk: int = 32, num_workers: int | None = None, address: str | None = None,
-                 num_cpus: float = 1, num_gpus: float | None = None, max_retries: int = 3,
-                 resources: Mapping[str, float] | None = None, placement_timeout_s: float = 60,
+                 num_cpus_per_task: float = 1, num_gpus_per_task: float | None = None, max_retries: int = 3,
+                 resources_per_task: Mapping[str, float] | None = None, placement_timeout_s: float = 60,
                  start_timeout_s: float = 1800, shared_store: str = "auto"):
         super().__init__(eval_chunk)
         self.shared_store_mode = shared_store  # "auto": probe the run directory; "off": weights via the driver
         self.root: str | None = None
         self.num_workers = num_workers
         self.address = address
-        self.num_cpus = num_cpus
-        self.num_gpus = num_gpus
-        self.resources = dict(resources or {})
+        self.num_cpus = num_cpus_per_task
+        self.num_gpus = num_gpus_per_task
+        self.resources = dict(resources_per_task or {})
         self.max_retries = max_retries
         self.placement_timeout_s = placement_timeout_s
         self.start_timeout_s = start_timeout_s
@@ -265,7 +240,7 @@ class RayExecutor(Executor):
                             f"{describe({r: available.get(r, 0.0) for r in self.demand})}; other jobs hold the "
                             "rest?); set executor.num_workers lower or executor.placement_timeout_s higher")
 
-    def start(self, factory: ProblemFactory, problem=None) -> None:
+    def start(self, factory, problem=None) -> None:
         import ray
         from ray.exceptions import GetTimeoutError, RayActorError
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -348,7 +323,8 @@ class RayExecutor(Executor):
             raise WorkerError(f"a Ray worker died and executor.max_retries={self.max_retries} restarts are used up "
                               f"({_summary(exc)})", text) from None
 
-    def realise(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
+    # -- through the driver (the base class's `realise`/`evaluate_stored` build on these) ----------
+    def realise_weights(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
         import ray
 
         refs = {}
@@ -367,12 +343,20 @@ class RayExecutor(Executor):
         parts = self._map(lambda w, chunk: w.evaluate.remote(chunk), batches, "evaluate", [len(b) for b in batches])
         return merge_metrics(parts)
 
-    def realise_stored(self, plans: Sequence[Plan]) -> list[Realised]:
+    # -- shared store: the actors read and write the run's weights, only keys pass ---------------
+    def realise(self, plans: Sequence[Plan], store) -> list[Made]:
+        if not self.shared_store:
+            return super().realise(plans, store)
         self.wire.offspring += len(plans)
         self.wire.keys += sum(len(p.parents) + 1 for p in plans)  # parents' keys out, the child's back
-        return self._map(lambda w, p: w.realise_stored.remote(self.root, p), plans, self.realise_phase(plans))
+        made = self._map(lambda w, p: w.realise_stored.remote(self.root, p), plans, self.realise_phase(plans))
+        failpoints.hit("kill_after_worker_writes")  # files on disk, no row yet: orphans until committed
+        store.require_weights([r.key for r in made])
+        return [Made(r.key, r.log) for r in made]
 
-    def evaluate_stored(self, keys: Sequence[str]):
+    def evaluate_stored(self, keys: Sequence[str], store):
+        if not self.shared_store:
+            return super().evaluate_stored(keys, store)
         self.wire.keys += len(keys)
         batches = [list(keys[s]) for s in chunks(len(keys), self.eval_chunk)]
         parts = self._map(lambda w, chunk: w.evaluate_stored.remote(self.root, chunk), batches, "evaluate",
@@ -393,3 +377,4 @@ class RayExecutor(Executor):
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+        super().close()

@@ -1,4 +1,5 @@
-"""Ray cluster jobs: `evofair submit`, `evofair status`, `evofair logs` (Ray Jobs SDK).
+"""Ray cluster jobs: `evofair submit`, `evofair status`, `evofair logs` (Ray Jobs SDK; the client and
+its one-line errors are in `ray_client`).
 
 Why a job rather than `evofair run --address ray://…`: a job's driver runs *on the cluster*, so a
 long run survives the user's laptop going to sleep, and its logs stay readable afterwards.
@@ -19,28 +20,32 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
-import os
 import shlex
 import shutil
-import socket
 import sys
 import tempfile
 import time
 from json import JSONDecodeError
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from evofair.errors import UserError, require_new_dir
+from evofair.executors.ray_client import (
+    TERMINAL,
+    client,
+    describe,
+    job_info,
+    logs,
+    one_line,
+    ray_errors,
+    wait,
+    wait_terminal,
+)
 
 # The packages a job needs, laid out as the wheel installs them (in a checkout, evofair.problems
 # lives in problems/, evofair.datasets in data/ ...); caches, venvs and run directories stay home.
 SHIPPED = ("evofair", "evofair.operators", "evofair.problems", "evofair.recipes", "evofair.datasets")
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".cache", ".pytest_cache", "*.egg-info")
 JOB_RECIPE = "evofair_job_recipe.yaml"
-TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
-CONNECT_TIMEOUT_S = 10.0
-READ_TIMEOUT_S = 60.0  # per HTTP answer; EVOFAIR_HTTP_TIMEOUT_S overrides (the SDK itself waits forever)
-FOLLOW_POLL_S = 2.0
 PREFLIGHT_TIMEOUT_S = 180.0
 PREFLIGHT_MARK = "EVOFAIR_PREFLIGHT "
 # Run on the cluster by the interpreter the job will use: which of evofair's dependencies it cannot
@@ -51,123 +56,17 @@ PREFLIGHT_SCRIPT = ("import importlib.util, json, sys; "
                     "'version': sys.version.split()[0]}))")
 
 
-# -- connecting -------------------------------------------------------------------------------
-
-def dashboard_url(address: str | None) -> str:
-    """`http://HOST:PORT` of the cluster's dashboard (the Jobs API), from --address or the env."""
-    address = address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
-    if not address:
-        raise UserError("--address: expected the Ray dashboard address, e.g. http://HEAD:8265 "
-                        "(or set RAY_API_SERVER_ADDRESS)")
-    if "://" not in address:
-        address = "http://" + address
-    parts = urlsplit(address)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"--address {address}: expected http://HOST:PORT of the Ray dashboard (port 8265 "
-                        "by default), not a GCS or ray:// address")
-    return address.rstrip("/")
-
-
-def _probe(url: str) -> None:
-    """Fail fast and in one line: the SDK itself waits minutes on an unroutable host."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
-        raise UserError(f"--address {url}: cannot connect ({reason}); is the Ray head up, and is this "
-                        "its dashboard port (8265 by default)?") from None
-
-
-def http_timeout() -> tuple[float, float]:
-    """(connect, read) seconds for every HTTP request to the Jobs API."""
-    raw = os.environ.get("EVOFAIR_HTTP_TIMEOUT_S")
-    try:
-        read = float(raw) if raw else READ_TIMEOUT_S
-    except ValueError:
-        raise UserError(f"EVOFAIR_HTTP_TIMEOUT_S={raw}: expected seconds, e.g. 60") from None
-    if not 0 < read < float("inf"):
-        raise UserError(f"EVOFAIR_HTTP_TIMEOUT_S={raw}: expected a number of seconds > 0")
-    return min(CONNECT_TIMEOUT_S, read), read
-
-
-@contextlib.contextmanager
-def _ray_errors(url: str, job: str | None = None):
-    """Turn the Jobs SDK's exceptions into one-line `UserError`s naming the address or job."""
-    import requests
-    from ray.exceptions import AuthenticationError
-
-    try:
-        yield
-    except requests.exceptions.Timeout:
-        raise UserError(f"--address {url}: no answer within {http_timeout()[1]:g} s (something accepts "
-                        "connections there but does not answer as the Ray Jobs API; EVOFAIR_HTTP_TIMEOUT_S "
-                        "sets the wait)") from None
-    except (ValueError, KeyError, TypeError) as exc:  # a 200 whose body is not the API's JSON
-        raise UserError(f"--address {url}: the answer is not the Ray Jobs API's ({exc.__class__.__name__}: "
-                        f"{_one_line(exc, 120)}); is this the dashboard's address (port 8265 by default)?") from None
-    except requests.exceptions.RequestException as exc:
-        raise UserError(f"--address {url}: cannot reach the Ray Jobs API ({_one_line(exc)})") from None
-    except AuthenticationError:
-        raise UserError(f"--address {url}: the cluster refused this client's credentials; with token "
-                        "authentication set RAY_AUTH_MODE=token and give the cluster's token in "
-                        "~/.ray/auth_token or RAY_AUTH_TOKEN (or run every node and client with "
-                        "RAY_AUTH_MODE=disabled on a trusted network)") from None
-    except ConnectionError as exc:
-        raise UserError(f"--address {url}: cannot reach the Ray Jobs API ({_one_line(exc)})") from None
-    except RuntimeError as exc:
-        text = _one_line(exc)
-        if "Version check returned 404" in text:
-            raise UserError(f"--address {url}: something answers there, but not the Ray Jobs API (HTTP 404 "
-                            "on /api/version); give the dashboard's address (port 8265 by default)") from None
-        if job is not None and "404" in text:
-            raise UserError(f"job {job}: no such job on {url}") from None
-        raise UserError(f"--address {url}: {text}") from None
-
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-@contextlib.contextmanager
-def _address_is_ours():
-    """The SDK lets RAY_ADDRESS / RAY_API_SERVER_ADDRESS override the address it is given;
-    --address must win, so hide them while the client is built."""
-    saved = {k: os.environ.pop(k) for k in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS") if k in os.environ}
-    try:
-        yield
-    finally:
-        os.environ.update(saved)
-
-
-def client(address: str | None):
-    url = dashboard_url(address)
-    timeout = http_timeout()
-    _probe(url)  # before importing ray (seconds), so a wrong address fails at once
-    from ray.job_submission import JobSubmissionClient
-
-    class TimedClient(JobSubmissionClient):
-        """The SDK sends every request without a timeout: one that never answers would hang."""
-
-        def _do_request(self, method, endpoint, **kwargs):
-            kwargs.setdefault("timeout", timeout)
-            return super()._do_request(method, endpoint, **kwargs)
-
-    with _ray_errors(url), _address_is_ours():
-        return url, TimedClient(url)
-
-
 # -- submit -----------------------------------------------------------------------------------
 
 def resolve_recipe(recipe_path: str, overrides: list[str], seed: int | None):
     """Read, override and fully validate a recipe here, as `evofair run` would."""
+    from evofair.executors import switch_executor
     from evofair.lifecycle import api
     from evofair.lifecycle.recipe import apply_overrides, parse_recipe, read_recipe_file
 
     overrides = list(overrides) + ["executor.name=ray"] + ([f"seed={seed}"] if seed is not None else [])
-    recipe = parse_recipe(apply_overrides(read_recipe_file(recipe_path), overrides), recipe_path)
+    raw = switch_executor(read_recipe_file(recipe_path), "ray")  # the recipe's other executor's fields go
+    recipe = parse_recipe(apply_overrides(raw, overrides), recipe_path)
     api.prepare(recipe)  # problem arguments, data files, hv_ref: all checked before submitting
     return recipe
 
@@ -194,7 +93,7 @@ def user_modules(recipe) -> list[Path]:
     from evofair.core.plugins import is_reference
 
     ops = recipe.operators
-    names = [recipe.problem.name] + [c.name for c in ops.crossovers]
+    names = [recipe.problem.name, recipe.executor.name] + [c.name for c in ops.crossovers]
     names += [c.name for c in (ops.mutation, ops.refine, ops.initial_refine) if c is not None]
     found: list[Path] = []
     sys.path.extend(p for p in recipe.paths if p not in sys.path)
@@ -284,7 +183,7 @@ def submit(recipe_path: str, *, address: str | None, overrides: list[str] = (), 
     preflight(url, jobs, python, env_vars)
     with tempfile.TemporaryDirectory(prefix="evofair-job-") as tmp:
         workdir = stage_project(Path(tmp) / "project", resolved_yaml(recipe), user_modules(recipe))
-        with _ray_errors(url):
+        with ray_errors(url):
             try:
                 job = jobs.submit_job(
                     entrypoint=entrypoint(out_dir, python),
@@ -293,7 +192,7 @@ def submit(recipe_path: str, *, address: str | None, overrides: list[str] = (), 
             except ValueError as exc:  # e.g. the package is over Ray's upload limit
                 if isinstance(exc, JSONDecodeError):
                     raise
-                raise UserError(f"{recipe_path}: cannot ship the project to the cluster ({_one_line(exc)})") from None
+                raise UserError(f"{recipe_path}: cannot ship the project to the cluster ({one_line(exc)})") from None
     return job, out_dir
 
 
@@ -315,23 +214,14 @@ def dependency_modules() -> list[str]:
                   if m.isidentifier() and not m.startswith("_") and any(canonicalize_name(d) in needed for d in dists))
 
 
-def _wait_terminal(jobs, job: str, timeout: float, poll_s: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        info = jobs.get_job_info(job)
-        if str(getattr(info.status, "value", info.status)) in TERMINAL or time.monotonic() > deadline:
-            return info
-        time.sleep(poll_s)
-
-
 def preflight(url: str, jobs, python: str, env_vars: dict[str, str], timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
     """A tiny job with the interpreter the real job will use: a missing dependency is one line here,
     naming the module, instead of a bare `ModuleNotFoundError` in a job log later."""
     entry = shlex.join([python, "-c", PREFLIGHT_SCRIPT, *dependency_modules()])
-    with _ray_errors(url):
+    with ray_errors(url):
         job = jobs.submit_job(entrypoint=entry, runtime_env={"env_vars": env_vars} if env_vars else None,
                               metadata={"evofair_preflight": "1"})
-        info = _wait_terminal(jobs, job, timeout)
+        info = wait_terminal(jobs, job, timeout)
         status = str(getattr(info.status, "value", info.status))
         if status not in TERMINAL:
             with contextlib.suppress(Exception):
@@ -344,7 +234,7 @@ def preflight(url: str, jobs, python: str, env_vars: dict[str, str], timeout: fl
     found = [line[len(PREFLIGHT_MARK):] for line in text.splitlines() if line.startswith(PREFLIGHT_MARK)]
     if not found:
         last = next((line for line in reversed(text.splitlines()) if line.strip()), info.message or status)
-        raise UserError(f"--python {python}: the dependency check could not run on the cluster ({_one_line(last, 200)}); "
+        raise UserError(f"--python {python}: the dependency check could not run on the cluster ({one_line(last, 200)}); "
                         "give --python the path of a Python that has evofair's dependencies on every node")
     import json
 
@@ -354,54 +244,6 @@ def preflight(url: str, jobs, python: str, env_vars: dict[str, str], timeout: fl
                         f"import {', '.join(report['missing'])}, which evofair needs; pass --python /path/to/venv/bin/"
                         "python of an environment with evofair's dependencies, or start Ray (`ray start`) from the "
                         "project's venv")
-
-
-# -- status / logs ----------------------------------------------------------------------------
-
-def job_info(address: str | None, job: str):
-    url, jobs = client(address)
-    with _ray_errors(url, job):
-        return jobs.get_job_info(job)
-
-
-def describe(info) -> str:
-    status = str(getattr(info.status, "value", info.status))
-    out = (info.metadata or {}).get("evofair_out")
-    message = " ".join((info.message or "").split())
-    return f"{info.submission_id or info.job_id}: {status}" + (f" ({message})" if message else "") + \
-        (f"; run directory {out}" if out else "")
-
-
-def wait(address: str | None, job: str, timeout: float | None = None, poll_s: float = 1.0):
-    """Poll until the job is SUCCEEDED, FAILED or STOPPED (or `timeout` seconds pass)."""
-    url, jobs = client(address)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        with _ray_errors(url, job):
-            info = jobs.get_job_info(job)
-        if str(getattr(info.status, "value", info.status)) in TERMINAL:
-            return info
-        if deadline is not None and time.monotonic() > deadline:
-            return info
-        time.sleep(poll_s)
-
-
-def logs(address: str | None, job: str, follow: bool = False, stream=None, poll_s: float = FOLLOW_POLL_S) -> None:
-    stream = stream or sys.stdout
-    url, jobs = client(address)
-    shown = 0
-    while True:
-        # Polled over plain HTTP rather than the SDK's websocket tail, which has no timeout: status
-        # first, so logs fetched after a terminal status are complete.
-        with _ray_errors(url, job):
-            done = not follow or str(getattr(jobs.get_job_info(job).status, "value", "")) in TERMINAL
-            text = jobs.get_job_logs(job)
-        stream.write(text[shown:])
-        stream.flush()
-        shown = len(text)
-        if done:
-            return
-        time.sleep(poll_s)
 
 
 # -- command line -----------------------------------------------------------------------------

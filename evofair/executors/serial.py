@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from evofair.executors.base import Executor, ProblemFactory, chunks, evaluate_all_splits, merge_metrics
 from evofair.core.individual import Weights
+from evofair.core.registry import component
 from evofair.engine.pipeline import Operators, Plan, Realised, realise
+from evofair.executors.base import Executor, ExecutorArgs, chunks, evaluate_all_splits, merge_metrics
 
 
+@component("executor", "serial", ExecutorArgs)
 class SerialExecutor(Executor):
-    def start(self, factory: ProblemFactory, problem=None) -> None:
+    """Everything in the driver process, one offspring after another (the reference)."""
+
+    in_driver = True
+
+    def start(self, factory, problem=None) -> None:
         self.problem = (problem or factory.build()).ensure_setup()
         self.ops = Operators.load(factory.paths if factory is not None else ())
 
-    def realise(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
+    def realise_weights(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
         phase, done = self.realise_phase(plans), []
         for p in plans:
             done.append(realise(p, [weights_of(r.key) for r in p.parents], self.problem, self.ops))

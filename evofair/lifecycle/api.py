@@ -16,11 +16,12 @@ from evofair.core import failpoints
 from evofair.core.constraints import check_metrics
 from evofair.engine.loop import Engine
 from evofair.errors import UserError, require_new_dir
-from evofair.executors import ProblemFactory, WorkerError, make_executor
+from evofair.executors import WorkerError, make_executor, recorded_executor
 from evofair.lifecycle.experiments import ExperimentRecipe
 from evofair.core.plugins import registry
 from evofair.core.problem import AfterRun
-from evofair.lifecycle.rebuild import build_problem, class_reference, record_problem  # noqa: F401 (build_problem: API)
+from evofair.lifecycle.rebuild import (ProblemFactory, build_problem, class_reference,  # noqa: F401 (build_problem: API)
+                                       record_problem)
 from evofair.lifecycle.recipe import Recipe, parse_recipe, read_recipe_file, resolved_yaml
 from evofair.analysis.report import final_front, write_report
 from evofair.analysis.result import OBJECTIVES_META, Result
@@ -89,8 +90,8 @@ def _run(recipe, out, *, problem, resume: bool | str | Path, progress: bool, cal
     setup_seconds = time.perf_counter() - t
     check_metrics(recipe.parsed_constraints, problem.metric_names, problem.name)  # names known after setup
     callbacks = CallbackList([*build_callbacks(recipe), *callbacks])  # a missing tracker package fails here
-    executor = make_executor(recipe.executor)
-    executor.connect()  # a Ray cluster is joined and the actors placed before anything is written
+    executor = make_executor(recipe.executor, recipe.paths)
+    executor.connect()  # e.g. a Ray cluster is joined and the actors placed before anything is written
     try:
         out.mkdir(parents=True, exist_ok=True)
         store = RunStore(out)  # takes the run directory's lock before anything else is written
@@ -147,7 +148,7 @@ def _resume_target(recipe, out, resume) -> tuple[Any, Path, bool]:
         if not resume:
             raise UserError("recipe: expected a recipe (a dict, a Recipe, or evofair.load_recipe(FILE))")
         check_resumable(out)
-        recipe = read_recipe_file(out / "config.yaml")
+        recipe = recorded_executor(read_recipe_file(out / "config.yaml"))
     return recipe, out, bool(resume)
 
 
@@ -175,7 +176,7 @@ def _write_config(out: Path, recipe: Recipe) -> None:
 def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float,
             executor, given: bool = False, callbacks: CallbackList | None = None) -> None:
     timings = {"setup (data, features)": setup_seconds}
-    _record_compute(store, problem, recipe)
+    _record_compute(store, problem, executor)
     # an object passed from Python is used as is, even under a registered name (its data may be in memory)
     factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root, tuple(recipe.paths),
                              instance=None if problem_is_registered(recipe) and not given else problem,
@@ -183,7 +184,7 @@ def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool,
     callbacks = callbacks or CallbackList()
     t = time.perf_counter()
     with executor:
-        executor.start(factory, problem if recipe.executor.name == "serial" else None)
+        executor.start(factory, problem)  # used as is where the executor evaluates in the driver
         executor.attach_store(store.root)
         try:
             engine = Engine(recipe, problem, store, executor, progress=progress, callbacks=callbacks)
@@ -227,16 +228,18 @@ def _end_info(front, generations, problem, out: Path, timings: Mapping[str, floa
                    report=report if report.is_file() else None, timings=dict(timings))
 
 
-def _record_compute(store: RunStore, problem, recipe: Recipe) -> None:
+def _record_compute(store: RunStore, problem, executor) -> None:
     """The device and dtype the problem resolved (e.g. `device: auto` → cuda:0), for report.md and
-    model cards. Ray actors resolve `auto` in their own process; this is the driver's."""
+    model cards. Workers in other processes (Ray actors, local processes) resolve `auto` there; this is
+    the driver's."""
     info = problem.compute_info() if callable(getattr(problem, "compute_info", None)) else None
     if info:
-        store.set_meta("compute", {**info, "resolved_by": "driver" if recipe.executor.name != "serial" else "run"})
+        store.set_meta("compute", {**info, "resolved_by": "run" if executor.in_driver else "driver"})
 
 
 def _record_wire(store: RunStore, executor) -> None:
-    """What crossed between driver and workers (Ray): weight bytes and keys, as an `object_store` event."""
+    """What crossed between driver and workers (counted by the Ray executor): weight bytes and keys, as an
+    `object_store` event."""
     wire = executor.wire.record()
     if not wire["offspring"]:
         return

@@ -12,6 +12,9 @@ about what ran, and `--resume` / `explore` could not rebuild it. So the record s
 - `problem.not_rebuildable`: why the record cannot rebuild the object (a class defined in a script
   or a function, a constructor taking more than `Params`, data held only in memory), which
   `--resume` and `explore` then say in one line instead of failing half-way.
+
+`ProblemFactory` is the other half of rebuilding: what an executor's workers (Ray actors, local
+processes) receive to build the same problem in their own process.
 """
 
 from __future__ import annotations
@@ -19,13 +22,42 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from evofair.errors import UserError
 
 PYTHON_ONLY_HINT = ("continue it from Python with evofair.run(resume=DIR, problem=<the same object>) and read it "
                     "with evofair.load(DIR), which need no rebuild")
+
+
+@dataclass(frozen=True)
+class ProblemFactory:
+    """Everything needed to rebuild the problem in another process (sent to each worker once)."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    data_root: str | None = None
+    paths: tuple[str, ...] = ()  # folders searched for a `module:attr` problem
+    instance: Any = None  # a problem object passed from Python; shipped as is (pickled)
+    base_dir: str | None = None  # the recipe's folder, for problems that resolve relative paths
+
+    def build(self):
+        from evofair.core.plugins import registry
+
+        if self.instance is not None:
+            return self.instance
+        spec = registry("problem", self.paths).get(self.name)
+        return with_base_dir(spec.fn(spec.args(**self.params), data_root=self.data_root), self.base_dir)
+
+
+def with_base_dir(problem, base_dir: str | None):
+    """Problems that read files by relative path (those with a `base_dir` attribute) resolve them
+    against the recipe's folder."""
+    if base_dir is not None and hasattr(problem, "base_dir"):
+        problem.base_dir = base_dir
+    return problem
 
 
 def class_reference(cls: type) -> str:
@@ -51,7 +83,6 @@ def record_problem(recipe, problem) -> None:
 
 def build_problem(recipe):
     """The problem a resolved recipe names, built (not set up) as a recipe file would build it."""
-    from evofair.executors.base import with_base_dir
     from evofair.core.plugins import registry
 
     check_rebuildable(recipe.problem)  # a Python object config.yaml cannot rebuild: one line, not a traceback

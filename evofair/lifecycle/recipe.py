@@ -80,37 +80,16 @@ class AlgorithmCfg(_Strict):
         return backend
 
 
-class ExecutorCfg(_Strict):
-    name: Literal["serial", "ray"] = "serial"
-    address: str | None = None
-    num_workers: int | None = Field(None, ge=1)
-    num_cpus_per_task: float = Field(1, gt=0, le=1024, allow_inf_nan=False)
-    num_gpus_per_task: float | None = Field(None, ge=0, le=64, allow_inf_nan=False,
-                                            description="GPUs per Ray actor; unset: 1 when the cluster has "
-                                            "GPUs (one actor per GPU), else 0; 0 keeps actors off GPUs")
-    resources_per_task: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per "
-                                                 "actor, e.g. {accelerator_type:H100: 0.001}")
-    eval_chunk: int = Field(32, ge=1, description="genomes per evaluation batch (same for every executor)")
-    max_retries: int = Field(3, ge=0)
-    placement_timeout_s: float = Field(60, gt=0, allow_inf_nan=False,
-                                       description="seconds to wait for the cluster to free the actors' resources")
-    start_timeout_s: float = Field(1800, gt=0, allow_inf_nan=False,
-                                   description="seconds each actor may take to build its problem (data, features)")
-    shared_store: Literal["auto", "off"] = Field(
-        "auto", description="auto: Ray workers read parents from and write offspring to the run directory "
-        "when every worker sees it (checked at start; a local cluster or a shared mount), only keys pass "
-        "through the driver; off: weights always travel through the driver and Ray's object store")
+class ExecutorCfg(BaseModel):
+    """`executor:`: `name`, a component of kind `executor` (serial, processes, ray, `module:Class`), and
+    that executor's own fields, flat beside it: checked by its args model in `validate_components`."""
 
-    @field_validator("resources_per_task")
-    @classmethod
-    def _custom_resources(cls, resources):
-        for name, amount in resources.items():
-            if name in ("CPU", "GPU", "memory", "object_store_memory") or not name.strip():
-                raise PydanticCustomError("resource", f"{name!r}: set CPUs and GPUs with num_cpus_per_task / "
-                                          "num_gpus_per_task; this is for custom resources only")
-            if not 0 < amount < float("inf"):
-                raise PydanticCustomError("resource", f"{name}: expected an amount > 0, got {amount}")
-        return resources
+    model_config = ConfigDict(extra="allow")
+    name: str = Field("serial", min_length=1)
+
+    @property
+    def fields(self) -> dict[str, Any]:  # the executor's own fields: everything but `name`
+        return dict(self.model_extra or {})
 
 
 class CallbackCfg(_Strict):
@@ -339,7 +318,7 @@ def read_recipe_file(path: str | Path) -> dict:
 def _references(raw: Mapping[str, Any]) -> bool:
     """Does the recipe name any component by `module:attr`?"""
     names = []
-    for key in ("problem", "experiment"):
+    for key in ("problem", "experiment", "executor"):
         if isinstance(raw.get(key), Mapping):
             names.append(raw[key].get("name"))
     ops = raw.get("operators")
@@ -378,11 +357,14 @@ def parse_recipe(raw: Mapping[str, Any], source: str = "recipe", *, problem=None
 
 
 def validate_components(recipe: Recipe, source: str, problem=None) -> None:
+    from evofair.core.genome import ArrayGenome, genome_of
     from evofair.core.plugins import registry
+    from evofair.executors import resolve_executor
 
     def op_registry(kind):
         return registry(kind, recipe.paths)
 
+    recipe.executor = resolve_executor(recipe.executor, recipe.paths, f"{source}: executor")
     if problem is None:
         from evofair.lifecycle.rebuild import check_rebuildable
 
@@ -393,7 +375,12 @@ def validate_components(recipe: Recipe, source: str, problem=None) -> None:
     for i, cfg in enumerate(recipe.callbacks):
         spec = registry("callback", recipe.paths).get(cfg.name, f"{source}: callbacks[{i}].name")
         spec.parse_args(cfg.args, f"{source}: callbacks[{i}].args")
-    for where, spec in problem.genome.check_operators(recipe, source, op_registry):
+    genome = genome_of(problem)
+    if recipe.algorithm.backend == "deap" and isinstance(genome, ArrayGenome) and genome.vtype is not float:
+        # DEAP's bounded SBX/PM vary reals; other arrays are varied by pymoo operator objects
+        raise UserError(f"{source}: algorithm.backend: deap varies real vectors and checkpoints; the "
+                        f"{genome.name!r} genome needs algorithm.backend: pymoo")
+    for where, spec in genome.check_operators(recipe, source, op_registry):
         missing = missing_capabilities(problem, spec.tags.get("requires", ()))
         if missing:
             raise UserError(f"{where}: {spec.name!r} needs {', '.join(missing)}, which problem "

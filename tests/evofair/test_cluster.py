@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from evofair.cli import main
-from evofair.executors.ray_jobs import JOB_RECIPE, dashboard_url, entrypoint, stage_project
+from evofair.executors.ray_client import dashboard_url
+from evofair.executors.ray_jobs import JOB_RECIPE, entrypoint, stage_project
 from ray_loopback import LoopbackCluster, free_port
 
 REPO = Path(__file__).resolve().parents[2]

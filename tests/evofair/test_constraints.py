@@ -261,7 +261,7 @@ def test_config_report_and_csv_columns(runs):
 
 def test_feature_classification_problems_offer_every_fairness_metric():
     from evofair.analysis.metrics import METRIC_NAMES
-    from evofair.problems.fapareto.classification import FeatureClassificationProblem
+    from evofair.problems.common.classification import FeatureClassificationProblem
 
     assert list(FeatureClassificationProblem.metric_names.fget(object.__new__(FeatureClassificationProblem))) \
         == list(METRIC_NAMES)

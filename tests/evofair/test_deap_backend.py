@@ -22,7 +22,7 @@ import evofair
 from evofair.lifecycle.api import build_problem
 from evofair.engine.deap_backend import DeapBackend
 from evofair.errors import UserError
-from evofair.analysis.indicators import non_dominated
+from evofair.core.indicators import non_dominated
 from evofair.core.problem import Objective, WeightsProblem
 from evofair.lifecycle.recipe import parse_recipe
 from evofair.store.run_store import RunStore

@@ -1,4 +1,4 @@
-"""Disk full and early kills (issue 15 item 3), simulated with evofair/core/failpoints.py: one line and
+"""Disk full and early kills, simulated with evofair/core/failpoints.py: one line and
 exit 2, never a SQLite traceback; the folder is left resumable (a generation was committed) or
 reusable by `run --out` (nothing was); `verify` answers in one line either way."""
 

@@ -17,7 +17,7 @@ def toy_recipe(executor: str) -> dict:
             "mutation": {"name": "gaussian", "args": {"sigma": 0.05}},
             "refine": {"name": "sft", "args": {"epochs": 1, "optimizer": "adamw", "lr": 0.01, "batch_size": 32}},
         },
-        "executor": {"name": executor, "num_workers": 2, "eval_chunk": 4},
+        "executor": {"name": executor, "eval_chunk": 4, **({} if executor == "serial" else {"num_workers": 2})},
         "seed": 7,
     }
 

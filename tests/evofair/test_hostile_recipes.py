@@ -1,4 +1,4 @@
-"""Recipe values and paths a hostile-but-realistic user tried (issue 15 item 9): each is refused
+"""Recipe values and paths a hostile-but-realistic user tries: each is refused
 with exit 2, one line naming the key or file, no traceback, and no run folder."""
 
 from __future__ import annotations

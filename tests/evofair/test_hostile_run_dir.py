@@ -1,5 +1,5 @@
 """A run directory received from someone else, or edited: evofair must never write outside it,
-never overwrite what it did not create, and never execute what it shows (issue 15, items 1, 2, 6).
+never overwrite what it did not create, and never execute what it shows.
 
 The oracle is the file system itself: a victim file outside the run keeps its exact bytes.
 """

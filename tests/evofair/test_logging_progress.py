@@ -1,4 +1,4 @@
-"""Logging and progress (issue 15 "Follow a run" 2, 3): run.log, -v/-q, --version, worker errors in
+"""Logging and progress: run.log, -v/-q, --version, worker errors in
 run.log, and progress lines inside a generation on non-TTY output."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Population fairness metrics against fairlearn (MetricFrame, equalized_odds_difference,
 demographic_parity_difference, true_positive_rate) and sklearn, held to 1e-12 (1e-9 for the
-intersectional checks of issue 11)."""
+intersectional checks)."""
 
 import numpy as np
 import pandas as pd
@@ -119,7 +119,7 @@ def test_confusion_rows():
     assert rows[("M", "surgeon")]["pred_nurse"] == 1
 
 
-# -- balanced / worst-group error, ΔFPR, worst-class EOD/DPD on intersectional groups (issue 11) ----
+# -- balanced / worst-group error, ΔFPR, worst-class EOD/DPD on intersectional groups ----
 # Oracles: fairlearn's MetricFrame with a DataFrame of sensitive columns (its intersectional groups,
 # NaN for empty combinations, which its aggregations skip), equalized_odds_difference,
 # demographic_parity_difference, and sklearn's balanced_accuracy_score; held to 1e-9.

@@ -1,4 +1,4 @@
-"""Ray sized by every resource, and its failures as one line: issue 12 item 3, issue 15 item 8.
+"""Ray sized by every resource, and its failures as one line, not a hang.
 
 The pure sizing functions are checked against hand-counted placements. The cluster tests share one
 loopback cluster for the module: first the head alone (one CPU, no GPU), then a second node joins
@@ -19,7 +19,8 @@ import yaml
 
 from evofair.cli import main
 from evofair.errors import UserError
-from evofair.executors.ray_executor import RayExecutor, placeable, size_actors
+from evofair.executors.ray_cluster import placeable, size_actors
+from evofair.executors.ray_executor import RayExecutor
 from evofair.lifecycle.recipe import parse_recipe
 from ray_loopback import LoopbackCluster, free_port
 

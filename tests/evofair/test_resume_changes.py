@@ -1,4 +1,4 @@
-"""`--resume` under a changed recipe (issue 15 item 4): result-changing edits are refused in one
+"""`--resume` under a changed recipe: result-changing edits are refused in one
 line naming the keys, before config.yaml is touched; more generations and another executor are
 allowed and recorded as an event."""
 

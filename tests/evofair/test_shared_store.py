@@ -18,7 +18,8 @@ from evofair.cli import main
 from evofair.errors import UserError
 from evofair.executors.base import WireCounter, tensor_bytes
 from evofair.executors.ray_executor import PROBE, answer_probe
-from evofair.store.run_store import RunStore, read_weights_file, weights_hash, write_weights_file
+from evofair.store.run_store import RunStore
+from evofair.store.weights_files import read_weights_file, weights_hash, write_weights_file
 
 RECIPE = {
     "name": "toy-shared",
@@ -29,13 +30,15 @@ RECIPE = {
         "mutation": {"name": "gaussian", "args": {"sigma": 0.05}},
         "refine": {"name": "sft", "args": {"epochs": 1, "optimizer": "adamw", "lr": 0.01, "batch_size": 32}},
     },
-    "executor": {"name": "serial", "num_workers": 2, "eval_chunk": 4, "num_gpus_per_task": 0},
+    "executor": {"name": "serial", "eval_chunk": 4},
     "seed": 3,
 }
+RAY = {"num_workers": 2, "num_gpus_per_task": 0}  # the Ray executor's own fields
 
 
 def with_executor(name: str, shared_store: str = "auto") -> dict:
-    return {**RECIPE, "executor": {**RECIPE["executor"], "name": name, "shared_store": shared_store}}
+    extra = {**RAY, "shared_store": shared_store} if name == "ray" else {}
+    return {**RECIPE, "executor": {**RECIPE["executor"], "name": name, **extra}}
 
 
 def wire_of(out) -> dict:
@@ -106,6 +109,45 @@ def test_worker_writes_what_the_serial_executor_would_store_and_keeps_a_bounded_
     parents = [read_weights_file(tmp_path, k) for k in keys[:2]]
     assert made.weights is None and made.key == weights_hash(realise(child, parents, worker.problem, worker.ops).weights)
     assert worker.evaluate_stored(str(tmp_path), keys[:3])["val"]["error"].shape == (3,)
+
+
+def test_ray_executor_on_a_shared_store_gives_the_serial_executors_keys_and_metrics(tmp_path):
+    """`RayExecutor.realise`/`evaluate_stored` on the shared-store path, its actors replaced by one
+    local `_Worker` (no Ray): workers write the weights, only keys come back, the driver checks the
+    files are there; keys, logs and metrics equal the serial executor's (which stores through the driver)."""
+    from collections import OrderedDict
+    from types import SimpleNamespace
+
+    from evofair.engine.pipeline import GenomeRef, OpCall, Operators, Plan
+    from evofair.executors.ray_executor import RayExecutor, _Worker
+    from evofair.executors.serial import SerialExecutor
+    from evofair.problems.classic.toy import ToyMLP, ToyParams
+
+    problem = ToyMLP(ToyParams(n_train=32, n_eval=16, hidden=4)).ensure_setup()
+    worker = object.__new__(_Worker)
+    worker.problem, worker.ops, worker.cache = problem, Operators.load(), OrderedDict()
+    actor = SimpleNamespace(realise_stored=SimpleNamespace(remote=worker.realise_stored),
+                            evaluate_stored=SimpleNamespace(remote=worker.evaluate_stored))
+    ray_ex = RayExecutor(eval_chunk=2)
+    ray_ex.shared_store, ray_ex.root = True, str(tmp_path / "ray")
+    ray_ex._map = lambda submit, items, phase=None, sizes=None: [submit(actor, it) for it in items]
+    serial = SerialExecutor(eval_chunk=2)
+    serial.start(None, problem)
+    results = []
+    for ex, root in ((ray_ex, tmp_path / "ray"), (serial, tmp_path / "serial")):
+        store = RunStore(root)
+        try:
+            made = ex.realise([Plan(init=OpCall("init", {}, s)) for s in range(3)], store)
+            child = Plan(parents=(GenomeRef("a", made[0].key), GenomeRef("b", made[1].key)),
+                         crossover=OpCall("uniform", {}, 5))
+            made += ex.realise([child], store)
+            keys = [m.key for m in made]
+            results.append((made, ex.evaluate_stored(keys, store)["val"]["error"].tolist()))
+            assert all(store.weights_path(k).is_file() for k in keys)
+        finally:
+            store.close()
+    assert results[0] == results[1]
+    assert ray_ex.wire.weight_bytes_out == ray_ex.wire.weight_bytes_in == 0 and ray_ex.wire.keys > 0
 
 
 def test_require_weights_refuses_a_key_without_its_file(tmp_path):

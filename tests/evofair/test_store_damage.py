@@ -1,4 +1,4 @@
-"""A damaged run database (issue 15 item 5): `verify` catches every single-bit flip that changes
+"""A damaged run database: `verify` catches every single-bit flip that changes
 a stored metric, seed, lineage edge or generation; every command says "run database damaged" in
 one line (exit 2) instead of a traceback; a 0-byte database is never started over; report and
 explore warn about front models whose weights fail their hash.

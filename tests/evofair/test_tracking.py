@@ -1,4 +1,4 @@
-"""Following a run (issue 15 "Follow a run" 1): callbacks from Python and recipes, the TensorBoard and
+"""Following a run: callbacks from Python and recipes, the TensorBoard and
 MLflow loggers read back against history.csv / front.csv, and a failing callback that leaves the
 store consistent and resumable."""
 

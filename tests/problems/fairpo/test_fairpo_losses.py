@@ -247,7 +247,7 @@ def test_grpo_stabilised_two_steps():
     # step 1: s = L1 = (0.8, 0.2) → α ∝ (0.5·e^{0.04}, 0.5·e^{0.01})
     a1 = normalise([0.5 * math.exp(0.05 * 0.8), 0.5 * math.exp(0.05 * 0.2)])
     assert a1[0] == pytest.approx(math.exp(0.04) / (math.exp(0.04) + math.exp(0.01)), abs=1e-15)
-    assert a1[0] > 0.5  # the first step moves α (the pre-issue-14 code left it at 0.5)
+    assert a1[0] > 0.5  # the first step moves α (the earlier code left it at 0.5)
     assert w.update(L1) == pytest.approx(a1, abs=1e-12)
     assert w.ema == pytest.approx(list(L1), abs=1e-15)  # EMA starts at L1, no decay on step 1
     # step 2: L2 = (0.3, 0.6); s = ((0.3−0.8)/0.800001, (0.6−0.2)/0.200001) = (−0.625, 2.0) (to 1e-6)
