@@ -1,6 +1,6 @@
 """evofair: evolve populations of model checkpoints to find accuracy–fairness Pareto fronts."""
 
-from evofair.lifecycle.api import run
+from evofair.api import run
 from evofair.errors import UserError
 from evofair.lifecycle.experiments import ExperimentRecipe, load_experiment
 from evofair.lifecycle.experiments import run_experiment as experiment

@@ -40,7 +40,7 @@ def recipe_path(arg: str | None) -> Path:
 
 
 def _cmd_run(args) -> int:
-    from evofair.lifecycle import api
+    from evofair import api
     from evofair.lifecycle.experiments import is_experiment
     from evofair.lifecycle.recipe import apply_overrides, parse_recipe, read_recipe_file
 
@@ -56,7 +56,7 @@ def _cmd_run(args) -> int:
         source = recipe_path(args.recipe)
     file_raw = read_recipe_file(source)
     if args.resume:
-        from evofair.executors import recorded_executor
+        from evofair.lifecycle.executor_section import recorded_executor
 
         file_raw = recorded_executor(file_raw)
     if is_experiment(file_raw):
@@ -67,7 +67,7 @@ def _cmd_run(args) -> int:
                         f"use `evofair experiment {args.recipe}`")
     overrides = list(args.set or [])
     if args.executor:  # the recipe's executor fields belong to the executor it named: only eval_chunk stays
-        from evofair.executors import switch_executor
+        from evofair.lifecycle.executor_section import switch_executor
 
         file_raw = switch_executor(file_raw, args.executor)
         overrides.append(f"executor.name={args.executor}")  # wins over a --set of the name

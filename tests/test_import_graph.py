@@ -2,8 +2,8 @@
 
 The core names no plugin, no problem family imports another (they share through
 problems/common/), operators/ and problems/common/ import nothing above them, and no files import
-each other in a cycle. The order of the core's own subpackages (CORE_LAYERS) is reported by the
-script but not asserted here yet.
+each other in a cycle, and inside evofair/ no layer imports one above it (CORE_LAYERS: core <
+store < tracking < lifecycle < engine < executors < analysis < explorer < api < cli).
 """
 
 import importlib.util
@@ -47,3 +47,25 @@ def test_operators_and_common_import_nothing_above_them(report):
 
 def test_no_import_cycles(report):
     assert not report.cycles, "import cycles:\n" + "\n".join("  " + " <-> ".join(map(str, c)) for c in report.cycles)
+
+
+def test_core_layers_point_down(report):
+    assert not report.unlayered_core, "files under evofair/ in no layer: " + ", ".join(map(str, report.unlayered_core))
+    assert not report.core_layer_back_pointing, ("a core layer imports one above it:\n"
+                                                 + _lines(report.core_layer_back_pointing))
+
+
+def test_the_script_exits_nonzero_on_a_violation(tmp_path):
+    """A planted core-to-plugin import and a planted back-pointing core import are both caught."""
+    import shutil
+    import subprocess
+
+    for part in ("evofair", "problems", "operators", "scripts"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    script = [sys.executable, str(tmp_path / "scripts" / "import_graph.py"), str(tmp_path)]
+    assert subprocess.run(script, capture_output=True).returncode == 0
+    store = tmp_path / "evofair" / "store" / "run_store.py"
+    store.write_text(store.read_text() + "\nfrom evofair.engine import loop  # noqa\n")
+    out = subprocess.run(script, capture_output=True, text=True)
+    assert out.returncode == 1 and "evofair/store/run_store.py (store) -> evofair/engine/loop.py (engine)" in out.stdout

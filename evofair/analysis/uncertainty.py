@@ -255,7 +255,7 @@ def front_vs_union(problem, front_weights: Sequence[Any], front_rows, union_weig
 
 
 def _rebuild_problem(root: Path):
-    """The run's problem from its config.yaml (as evofair.lifecycle.api.build_problem does; not imported from
+    """The run's problem from its config.yaml (as evofair.api.build_problem does; not imported from
     there, since the report, which api imports, imports this module)."""
     from evofair.errors import UserError
     from evofair.lifecycle.rebuild import with_base_dir

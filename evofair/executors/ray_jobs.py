@@ -60,14 +60,14 @@ PREFLIGHT_SCRIPT = ("import importlib.util, json, sys; "
 
 def resolve_recipe(recipe_path: str, overrides: list[str], seed: int | None):
     """Read, override and fully validate a recipe here, as `evofair run` would."""
-    from evofair.executors import switch_executor
-    from evofair.lifecycle import api
+    from evofair.lifecycle.executor_section import switch_executor
+    from evofair.lifecycle.rebuild import prepare
     from evofair.lifecycle.recipe import apply_overrides, parse_recipe, read_recipe_file
 
     overrides = list(overrides) + ["executor.name=ray"] + ([f"seed={seed}"] if seed is not None else [])
     raw = switch_executor(read_recipe_file(recipe_path), "ray")  # the recipe's other executor's fields go
     recipe = parse_recipe(apply_overrides(raw, overrides), recipe_path)
-    api.prepare(recipe)  # problem arguments, data files, hv_ref: all checked before submitting
+    prepare(recipe)  # problem arguments, data files, hv_ref: all checked before submitting
     return recipe
 
 

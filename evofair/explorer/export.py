@@ -149,9 +149,14 @@ def readme(card: dict[str, Any]) -> str:
 
 
 def _version() -> str:
-    import evofair
+    """The installed evofair's version (from its metadata: importing the package itself would pull in
+    the whole API, a layer above the explorer)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return getattr(evofair, "__version__", "?")
+    try:
+        return version("evofair")
+    except PackageNotFoundError:
+        return "?"
 
 
 def summary(to: Path) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from evofair.core.constraints import check_metrics
 from evofair.errors import UserError
 
 PYTHON_ONLY_HINT = ("continue it from Python with evofair.run(resume=DIR, problem=<the same object>) and read it "
@@ -185,3 +186,16 @@ def _import_folder(cls: type) -> str | None:
     path = Path(file).resolve()
     depth = cls.__module__.count(".") + (1 if path.name == "__init__.py" else 0)
     return str(path.parents[depth])
+
+
+def prepare(recipe, problem=None):
+    """Build and check everything that can fail on bad input, before any file is written."""
+    problem = problem or build_problem(recipe)
+    problem.check_inputs()
+    if not problem.objectives:
+        raise UserError(f"problem {problem.name}: expected at least one objective, got none")
+    ref = recipe.hv_ref or problem.default_hv_ref
+    if ref is not None and len(ref) != len(problem.objectives):
+        raise UserError(f"hv_ref: expected {len(problem.objectives)} values (one per objective), got {len(ref)}")
+    check_metrics(recipe.parsed_constraints, problem.metric_names, problem.name)
+    return problem

@@ -359,7 +359,7 @@ def parse_recipe(raw: Mapping[str, Any], source: str = "recipe", *, problem=None
 def validate_components(recipe: Recipe, source: str, problem=None) -> None:
     from evofair.core.genome import ArrayGenome, genome_of
     from evofair.core.plugins import registry
-    from evofair.executors import resolve_executor
+    from evofair.lifecycle.executor_section import resolve_executor
 
     def op_registry(kind):
         return registry(kind, recipe.paths)

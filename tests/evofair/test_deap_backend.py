@@ -19,7 +19,7 @@ from pymoo.problems import get_problem
 from pymoo.util.ref_dirs import get_reference_directions
 
 import evofair
-from evofair.lifecycle.api import build_problem
+from evofair.api import build_problem
 from evofair.engine.deap_backend import DeapBackend
 from evofair.errors import UserError
 from evofair.core.indicators import non_dominated

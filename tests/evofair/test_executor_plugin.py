@@ -19,7 +19,7 @@ import yaml
 from conftest import one_error_line
 
 from evofair.cli import main
-from evofair.executors import switch_executor
+from evofair.lifecycle.executor_section import switch_executor
 from evofair.lifecycle.recipe import parse_recipe
 
 PLUGIN = '''\

@@ -41,7 +41,7 @@ def constrained_dir(tmp_path_factory) -> Path:
 
 # -- fronts, HV --------------------------------------------------------------------------------
 def test_front_ids_equal_report_final_front_and_front_csv(run_dir, data):
-    from evofair.lifecycle.api import build_problem
+    from evofair.api import build_problem
     from evofair.lifecycle.recipe import load_recipe
 
     problem = build_problem(load_recipe(run_dir / "config.yaml"))

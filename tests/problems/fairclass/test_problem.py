@@ -30,7 +30,7 @@ def _run_cli(recipe, out, overrides):
 
 def _problem_of_run(out: Path) -> FairClassification:
     """The run's problem rebuilt from its config.yaml, as the explorer does."""
-    from evofair.lifecycle.api import build_problem
+    from evofair.api import build_problem
     from evofair.lifecycle.recipe import Recipe, read_recipe_file
 
     return build_problem(Recipe.model_validate(read_recipe_file(out / "config.yaml"))).ensure_setup()

@@ -16,11 +16,12 @@ from evofair.core import failpoints
 from evofair.core.constraints import check_metrics
 from evofair.engine.loop import Engine
 from evofair.errors import UserError, require_new_dir
-from evofair.executors import WorkerError, make_executor, recorded_executor
+from evofair.executors import WorkerError, make_executor
+from evofair.lifecycle.executor_section import recorded_executor
 from evofair.lifecycle.experiments import ExperimentRecipe
 from evofair.core.plugins import registry
 from evofair.core.problem import AfterRun
-from evofair.lifecycle.rebuild import (ProblemFactory, build_problem, class_reference,  # noqa: F401 (build_problem: API)
+from evofair.lifecycle.rebuild import (ProblemFactory, build_problem, class_reference, prepare,  # noqa: F401 (build_problem: API)
                                        record_problem)
 from evofair.lifecycle.recipe import Recipe, parse_recipe, read_recipe_file, resolved_yaml
 from evofair.analysis.report import final_front, write_report
@@ -39,19 +40,6 @@ def _check_out(out: Path, resume: bool) -> None:
         check_resumable(out)
     elif not never_started(out):  # a run killed before it wrote config.yaml may be started again there
         require_new_dir(out, "--out", "choose a new directory, or --resume it")
-
-
-def prepare(recipe: Recipe, problem=None):
-    """Build and check everything that can fail on bad input, before any file is written."""
-    problem = problem or build_problem(recipe)
-    problem.check_inputs()
-    if not problem.objectives:
-        raise UserError(f"problem {problem.name}: expected at least one objective, got none")
-    ref = recipe.hv_ref or problem.default_hv_ref
-    if ref is not None and len(ref) != len(problem.objectives):
-        raise UserError(f"hv_ref: expected {len(problem.objectives)} values (one per objective), got {len(ref)}")
-    check_metrics(recipe.parsed_constraints, problem.metric_names, problem.name)
-    return problem
 
 
 def run(recipe: Recipe | Mapping[str, Any] | None = None, out: str | Path | None = None, *, problem=None,
