@@ -56,26 +56,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             row = {"seed": seed}
-            for label, fn in (("pymoo-plain", lambda: plain_pymoo(seed, args.generations, args.pop)),
-                              ("evofair-pymoo", lambda: evofair_run("runs/zdt1.yaml", seed, args.generations,
-                                                                    args.pop, Path(tmp))),
-                              ("evofair-deap", lambda: evofair_run("runs/zdt1_deap.yaml", seed, args.generations,
-                                                                   args.pop, Path(tmp)))):
+            for label, fn in (
+                ("pymoo-plain", lambda: plain_pymoo(seed, args.generations, args.pop)),
+                ("evofair-pymoo", lambda: evofair_run("runs/zdt1.yaml", seed, args.generations, args.pop, Path(tmp))),
+                (
+                    "evofair-deap",
+                    lambda: evofair_run("runs/zdt1_deap.yaml", seed, args.generations, args.pop, Path(tmp)),
+                ),
+            ):
                 t = time.perf_counter()
                 row[label] = fn()
                 row[label + " s"] = time.perf_counter() - t
             rows.append(row)
     print(f"ZDT1 n_var=30, NSGA-II pop {args.pop}, {args.generations} generations, HV ref (1.1, 1.1)")
-    print(f"{'seed':>4} {'pymoo-plain':>12} {'evofair-pymoo':>14} {'evofair-deap':>13} "
-          f"{'pymoo-diff':>11} {'deap-diff':>10} {'t plain/evo-pymoo/evo-deap (s)':>32}")
+    print(
+        f"{'seed':>4} {'pymoo-plain':>12} {'evofair-pymoo':>14} {'evofair-deap':>13} "
+        f"{'pymoo-diff':>11} {'deap-diff':>10} {'t plain/evo-pymoo/evo-deap (s)':>32}"
+    )
     for r in rows:
-        print(f"{r['seed']:>4} {r['pymoo-plain']:>12.6f} {r['evofair-pymoo']:>14.6f} {r['evofair-deap']:>13.6f} "
-              f"{r['evofair-pymoo'] - r['pymoo-plain']:>+11.2e} {r['evofair-deap'] - r['pymoo-plain']:>+10.4f} "
-              f"{r['pymoo-plain s']:>12.1f}/{r['evofair-pymoo s']:.1f}/{r['evofair-deap s']:.1f}")
+        print(
+            f"{r['seed']:>4} {r['pymoo-plain']:>12.6f} {r['evofair-pymoo']:>14.6f} {r['evofair-deap']:>13.6f} "
+            f"{r['evofair-pymoo'] - r['pymoo-plain']:>+11.2e} {r['evofair-deap'] - r['pymoo-plain']:>+10.4f} "
+            f"{r['pymoo-plain s']:>12.1f}/{r['evofair-pymoo s']:.1f}/{r['evofair-deap s']:.1f}"
+        )
     mean = {k: float(np.mean([r[k] for r in rows])) for k in ("pymoo-plain", "evofair-pymoo", "evofair-deap")}
-    print(f"mean {mean['pymoo-plain']:>12.6f} {mean['evofair-pymoo']:>14.6f} {mean['evofair-deap']:>13.6f} "
-          f"{mean['evofair-pymoo'] - mean['pymoo-plain']:>+11.2e} {mean['evofair-deap'] - mean['pymoo-plain']:>+10.4f}")
-    print("max |deap - plain| = %.4f" % max(abs(r["evofair-deap"] - r["pymoo-plain"]) for r in rows))
+    print(
+        f"mean {mean['pymoo-plain']:>12.6f} {mean['evofair-pymoo']:>14.6f} {mean['evofair-deap']:>13.6f} "
+        f"{mean['evofair-pymoo'] - mean['pymoo-plain']:>+11.2e} {mean['evofair-deap'] - mean['pymoo-plain']:>+10.4f}"
+    )
+    print(f"max |deap - plain| = {max(abs(r['evofair-deap'] - r['pymoo-plain']) for r in rows):.4f}")
 
 
 if __name__ == "__main__":

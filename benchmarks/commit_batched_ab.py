@@ -24,8 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def old_store_module(rev: str, tmp: Path):
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:evofair/store/run_store.py"], check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:evofair/store/run_store.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     path = tmp / "store_before.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("store_before", path)
@@ -37,10 +41,18 @@ def old_store_module(rev: str, tmp: Path):
 def individuals(n: int, hashes: list[str]):
     from evofair.core.individual import Individual, individual_id
 
-    return [Individual(id=individual_id(1, i), generation=1, parents=("a", "b"), seed=i, weights_hash=h,
-                       operator={"crossover": {"name": "ties", "args": {"density": 0.5}, "seed": i}},
-                       metrics={s: {"error": 0.1, "dtpr": 0.2, "eod": 0.3} for s in ("val", "test")})
-            for i, h in enumerate(hashes)]
+    return [
+        Individual(
+            id=individual_id(1, i),
+            generation=1,
+            parents=("a", "b"),
+            seed=i,
+            weights_hash=h,
+            operator={"crossover": {"name": "ties", "args": {"density": 0.5}, "seed": i}},
+            metrics={s: {"error": 0.1, "dtpr": 0.2, "eod": 0.3} for s in ("val", "test")},
+        )
+        for i, h in enumerate(hashes)
+    ]
 
 
 def commit_seconds(store_cls, root: Path, n: int) -> tuple[float, float]:
@@ -71,9 +83,11 @@ def main(argv=None) -> int:
                 wall, cpu = commit_seconds(cls, Path(tmp) / f"{label}-{r}", args.n)
                 best[label] = [min(best[label][0], wall), min(best[label][1], cpu)]
     for label, (wall, cpu) in best.items():
-        print(f"{label:6s} ({args.before if label == 'before' else 'this checkout'}): commit_generation of "
-              f"{args.n:,}: wall {wall / args.n * 1e6:6.1f} µs, CPU {cpu / args.n * 1e6:6.1f} µs per individual "
-              f"-> {args.n / wall:,.0f} individuals/s (wall)")
+        print(
+            f"{label:6s} ({args.before if label == 'before' else 'this checkout'}): commit_generation of "
+            f"{args.n:,}: wall {wall / args.n * 1e6:6.1f} µs, CPU {cpu / args.n * 1e6:6.1f} µs per individual "
+            f"-> {args.n / wall:,.0f} individuals/s (wall)"
+        )
     return 0
 
 

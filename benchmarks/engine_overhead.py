@@ -41,12 +41,18 @@ PROBLEM = {"n_train": 2048, "n_eval": 512, "n_features": 32, "hidden": 64}
 
 
 def recipe(pop: int, gens: int) -> dict:
-    return {"name": "overhead", "problem": {"name": "toy_mlp", "args": PROBLEM},
-            "algorithm": {"name": "nsga2", "pop_size": pop, "generations": gens},
-            "operators": {"crossover": {"name": "uniform"}, "crossover_prob": 0.9,
-                          "mutation": {"name": "gaussian", "args": {"sigma": 0.05}},
-                          "refine": {"name": "sft", "args": SFT.model_dump()}},
-            "seed": 1}
+    return {
+        "name": "overhead",
+        "problem": {"name": "toy_mlp", "args": PROBLEM},
+        "algorithm": {"name": "nsga2", "pop_size": pop, "generations": gens},
+        "operators": {
+            "crossover": {"name": "uniform"},
+            "crossover_prob": 0.9,
+            "mutation": {"name": "gaussian", "args": {"sigma": 0.05}},
+            "refine": {"name": "sft", "args": SFT.model_dump()},
+        },
+        "seed": 1,
+    }
 
 
 def hand_written(pop: int, gens: int) -> float:
@@ -79,16 +85,20 @@ def hand_written(pop: int, gens: int) -> float:
             return Y
 
     shape = PymooProblem(n_var=1, n_obj=2, vtype=object)
-    alg = NSGA2(pop_size=pop, sampling=Init(), crossover=Merge(), mutation=Noise(),
-                eliminate_duplicates=NoDuplicateElimination())
+    alg = NSGA2(
+        pop_size=pop,
+        sampling=Init(),
+        crossover=Merge(),
+        mutation=Noise(),
+        eliminate_duplicates=NoDuplicateElimination(),
+    )
     alg.setup(shape, termination=("n_gen", gens), seed=1)
     t = time.perf_counter()
     for _ in range(gens):
         first = not alg.is_initialized
         off = alg.ask()
         X = off.get("X")
-        W = [X[i, 0] if first else sft(X[i, 0], SFT, seed=next(seeds), problem=problem).weights
-             for i in range(len(X))]
+        W = [X[i, 0] if first else sft(X[i, 0], SFT, seed=next(seeds), problem=problem).weights for i in range(len(X))]
         val = problem.evaluate(W, "val")
         problem.evaluate(W, "test")
         for i, w in enumerate(W):

@@ -33,12 +33,19 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        evofair.run({"name": "zdt1-10k", "problem": {"name": "zdt1"},
-                     "algorithm": {"pop_size": 100, "generations": 100},
-                     "operators": {"crossover": {"name": "sbx"}, "crossover_prob": 1.0, "mutation": {"name": "pm"}}},
-                    out, progress=False)
+        evofair.run(
+            {
+                "name": "zdt1-10k",
+                "problem": {"name": "zdt1"},
+                "algorithm": {"pop_size": 100, "generations": 100},
+                "operators": {"crossover": {"name": "sbx"}, "crossover_prob": 1.0, "mutation": {"name": "pm"}},
+            },
+            out,
+            progress=False,
+        )
         plain, reread, figure = [], [], []
         for _ in range(args.repeats):
+
             def read():
                 store = RunStore(out, readonly=True)
                 store.individuals()
@@ -47,8 +54,11 @@ def main() -> None:
             plain.append(timed(read))
             reread.append(timed(lambda: RunData(out).refresh()))
             snap = RunData(out).refresh()
-            figure.append(timed(lambda: front_figure(snap, x="f1", y="f2", colour=None, split="val",
-                                                     generation=None, show_all=True)))
+            figure.append(
+                timed(
+                    lambda: front_figure(snap, x="f1", y="f2", colour=None, split="val", generation=None, show_all=True)
+                )
+            )
         p, r, f = (statistics.median(v) for v in (plain, reread, figure))
         print(f"10,000 models; median of {args.repeats}")
         print(f"plain RunStore.individuals():  {p:.3f} s")

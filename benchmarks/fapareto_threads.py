@@ -62,12 +62,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=400, help="bios to embed (the first N training bios)")
     args = ap.parse_args(argv)
-    from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams, read_biasbios
     from evofair.problems import shipped_data
     from evofair.problems.common.text_encoder import default_model_dir, embed_parallel
+    from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams, read_biasbios
 
     texts = read_biasbios(shipped_data("biasbios_surgeon_nurse") / "biosbias_surgeon_nurse.jsonl")["train"]["text"]
-    texts = texts[:args.n]
+    texts = texts[: args.n]
     rows = [("embed: in-process, 2 threads, batch 16 (baseline)", _embed_in_process(texts, 2, 16))]
     for bs in (16, 32, 64):
         rows.append((f"embed: in-process, 1 thread, batch {bs}", _embed_in_process(texts, 1, bs)))

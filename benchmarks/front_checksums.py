@@ -56,14 +56,19 @@ def main(argv=None) -> int:
         for name in args.recipes:
             out = Path(tmp) / name
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "evofair.cli", "run", name, "--out", str(out), "--quiet"],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "evofair.cli", "run", name, "--out", str(out), "--quiet"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             digest = front_digest(out / "front.csv")
             same = expected.get(name) == digest
             bad += not same and not args.write
             rows.append(f"{digest}  {name}/front.csv")
-            print(f"{name:26s} {time.perf_counter() - t:6.1f} s  {digest[:16]}  "
-                  f"{'same as recorded' if same else 'DIFFERENT from recorded' if name in expected else 'no record'}")
+            print(
+                f"{name:26s} {time.perf_counter() - t:6.1f} s  {digest[:16]}  "
+                f"{'same as recorded' if same else 'DIFFERENT from recorded' if name in expected else 'no record'}"
+            )
     if args.write:
         args.write.write_text("\n".join(rows) + "\n")
     return 1 if bad else 0

@@ -45,9 +45,16 @@ def ray_bytes(weights) -> int:
 def minilm_problem(storage: str, cache: Path, limit: int = 16):
     from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 
-    params = BiasBiosParams(genome="lora", hidden=[64], local_loss="ce+tpr_gap", cache_dir=str(cache), limit=limit,
-                            max_length=64, embed_workers=1,
-                            lora={"r": 8, "alpha": 16, "top_layers": 2, "targets": ["query", "value"], "storage": storage})
+    params = BiasBiosParams(
+        genome="lora",
+        hidden=[64],
+        local_loss="ce+tpr_gap",
+        cache_dir=str(cache),
+        limit=limit,
+        max_length=64,
+        embed_workers=1,
+        lora={"r": 8, "alpha": 16, "top_layers": 2, "targets": ["query", "value"], "storage": storage},
+    )
     return BiasBios(params).ensure_setup()
 
 
@@ -72,9 +79,13 @@ def minilm_sizes(cache: Path) -> dict[str, dict[str, float]]:
                 store.flush()
                 sizes.append(store.weights_path(digest).stat().st_size)
             store.close()
-        out[storage] = {"disk_rank_r": sizes[0], "disk_after_refines": sizes[1], "ray_after_refines": ray_bytes(w2),
-                        "head_bytes": head,
-                        "adapter_bytes": adapters}
+        out[storage] = {
+            "disk_rank_r": sizes[0],
+            "disk_after_refines": sizes[1],
+            "ray_after_refines": ray_bytes(w2),
+            "head_bytes": head,
+            "adapter_bytes": adapters,
+        }
     t = minilm_problem("factors", cache).lora.targets
     shapes = {name: tuple(minilm_problem("dense", cache).lora.W0[name].shape) for name in t}
     out["lora_factors_rank_r_bytes"] = sum((m + n) * 8 * 4 for m, n in shapes.values())
@@ -92,11 +103,16 @@ def refactor_errors(cache: Path, steps: int = 4) -> dict[str, float]:
     args = sft.args(steps=steps, batch_size=8, optimizer="adamw", lr=1e-3)
     parents = [sft.fn(problem.init_weights(s), args, seed=s, problem=problem).weights for s in (1, 2)]
     out = {}
-    for name, margs in (("ties", {"density": 0.5}), ("dare_ties", {"density": 0.5}), ("uniform", {}),
-                        ("task_arithmetic", {})):
+    for name, margs in (
+        ("ties", {"density": 0.5}),
+        ("dare_ties", {"density": 0.5}),
+        ("uniform", {}),
+        ("task_arithmetic", {}),
+    ):
         spec = registry("crossover").get(name)
-        _, log = problem.genome.crossover(problem, spec, parents, spec.args(**margs), seed=11,
-                                          base=problem.base_weights())
+        _, log = problem.genome.crossover(
+            problem, spec, parents, spec.args(**margs), seed=11, base=problem.base_weights()
+        )
         out[name] = log.get("refactor_max_rel_error", 0.0)
     return out
 
@@ -126,8 +142,13 @@ evaluate_all_splits(p, kids)
 print(json.dumps({{"after_setup_mb": after_setup / 1024,
                    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -137,8 +158,14 @@ def llama7b(r: int = 8, targets=("q_proj", "v_proj")) -> dict[str, float]:
 
     from evofair.problems.common.lora_model import attention_linears
 
-    cfg = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                      num_key_value_heads=32, vocab_size=32000)
+    cfg = LlamaConfig(
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32000,
+    )
     with torch.device("meta"):
         model = LlamaModel(cfg)
     base_params = sum(p.numel() for p in model.parameters())
@@ -164,9 +191,15 @@ def llama7b(r: int = 8, targets=("q_proj", "v_proj")) -> dict[str, float]:
     sizes["dense"] = header + 16 * len(shapes) + 4 * dense_floats
     sizes["dense_bf16"] = header + 16 * len(shapes) + 2 * dense_floats
     stored = POP + GENERATIONS * POP
-    return {"base_params": base_params, "layers": n_layers, "matrices": len(shapes), **sizes,
-            "factor_floats_r": sum((m + n) * r for m, n in shapes.values()),
-            "population_gb": {k: v * stored / GB for k, v in sizes.items()}, "stored_individuals": stored}
+    return {
+        "base_params": base_params,
+        "layers": n_layers,
+        "matrices": len(shapes),
+        **sizes,
+        "factor_floats_r": sum((m + n) * r for m, n in shapes.values()),
+        "population_gb": {k: v * stored / GB for k, v in sizes.items()},
+        "stored_individuals": stored,
+    }
 
 
 def main(argv=None) -> int:
@@ -181,34 +214,52 @@ def main(argv=None) -> int:
         errors = refactor_errors(cache)
         rss = {} if args.skip_rss else {s: worker_rss(s, cache) for s in ("dense", "factors")}
     big = llama7b()
-    print(f"MiniLM (r=8, {mini['targets']} matrices, head [64]); LoRA factors at rank r: "
-          f"{mini['lora_factors_rank_r_bytes']:,} B")
+    print(
+        f"MiniLM (r=8, {mini['targets']} matrices, head [64]); LoRA factors at rank r: "
+        f"{mini['lora_factors_rank_r_bytes']:,} B"
+    )
     for s in ("dense", "factors"):
         m = mini[s]
-        print(f"  {s:8s} disk rank r {m['disk_rank_r']:>10,} B   after 2 refines {m['disk_after_refines']:>10,} B"
-              f"   ray {m['ray_after_refines']:>10,} B   (head {m['head_bytes']:,} B)"
-              + (f"   worker RSS setup {rss[s]['after_setup_mb']:.0f} MB peak {rss[s]['peak_mb']:.0f} MB" if rss else ""))
-    print("  re-factorised merges of two trained adapters (rank 8 each, max_rank 16), max relative Frobenius "
-          "error over matrices and children: " + ", ".join(f"{k} {v:.3f}" for k, v in errors.items()))
+        print(
+            f"  {s:8s} disk rank r {m['disk_rank_r']:>10,} B   after 2 refines {m['disk_after_refines']:>10,} B"
+            f"   ray {m['ray_after_refines']:>10,} B   (head {m['head_bytes']:,} B)"
+            + (f"   worker RSS setup {rss[s]['after_setup_mb']:.0f} MB peak {rss[s]['peak_mb']:.0f} MB" if rss else "")
+        )
+    print(
+        "  re-factorised merges of two trained adapters (rank 8 each, max_rank 16), max relative Frobenius "
+        "error over matrices and children: " + ", ".join(f"{k} {v:.3f}" for k, v in errors.items())
+    )
     adapters = mini["factors"]["adapter_bytes"]
     ratio = mini["factors"]["disk_after_refines"] / mini["lora_factors_rank_r_bytes"]
     ratio_adapters = adapters / mini["lora_factors_rank_r_bytes"]
-    print(f"  store growth per generation of 16 offspring: dense {16 * mini['dense']['disk_after_refines'] / 1e6:.1f} MB,"
-          f" factors {16 * mini['factors']['disk_after_refines'] / 1e6:.2f} MB")
-    print(f"  goal stored ≤ 2× factors at rank r: whole file {ratio:.2f}× (adapter tensors alone {ratio_adapters:.2f}×; the head [64] is the same in both storages) -> "
-          f"{'met' if ratio <= 2 else 'met for the adapters only' if ratio_adapters <= 2 else 'NOT met'}")
-    print(f"7B decoder (LlamaConfig hidden 4096 × 32 layers, {big['base_params'] / 1e9:.2f} B params on meta), "
-          f"r=8 on q/v: {big['matrices']} matrices")
+    print(
+        f"  store growth per generation of 16 offspring: dense {16 * mini['dense']['disk_after_refines'] / 1e6:.1f} MB,"
+        f" factors {16 * mini['factors']['disk_after_refines'] / 1e6:.2f} MB"
+    )
+    print(
+        f"  goal stored ≤ 2× factors at rank r: whole file {ratio:.2f}× (adapter tensors alone {ratio_adapters:.2f}×; the head [64] is the same in both storages) -> "
+        f"{'met' if ratio <= 2 else 'met for the adapters only' if ratio_adapters <= 2 else 'NOT met'}"
+    )
+    print(
+        f"7B decoder (LlamaConfig hidden 4096 × 32 layers, {big['base_params'] / 1e9:.2f} B params on meta), "
+        f"r=8 on q/v: {big['matrices']} matrices"
+    )
     for k in ("dense", "dense_bf16", "factors_r", "factors_2r"):
-        print(f"  {k:11s} {big[k] / 1e6:>10,.1f} MB per individual   {big['population_gb'][k]:>9,.1f} GB for "
-              f"{big['stored_individuals']} stored ({POP} × {GENERATIONS} generations + initial)")
+        print(
+            f"  {k:11s} {big[k] / 1e6:>10,.1f} MB per individual   {big['population_gb'][k]:>9,.1f} GB for "
+            f"{big['stored_individuals']} stored ({POP} × {GENERATIONS} generations + initial)"
+        )
     growth = POP * big["factors_2r"] / GB
     print(f"  store growth per generation ({POP} offspring, max_rank 2r): {growth:.2f} GB")
     worst = big["population_gb"]["factors_2r"]
-    print(f"  goal 7B population ≤ 50 GB: factors at max_rank = 2r {worst:.1f} GB -> {'met' if worst <= 50 else 'NOT met'}"
-          f" (dense fp32 {big['population_gb']['dense']:,.0f} GB)")
-    print(f"  goal stored ≤ 2× factors at rank r: {big['factors_2r'] / big['factors_r']:.3f}× at max_rank 2r -> "
-          f"{'met' if big['factors_2r'] <= 2 * big['factors_r'] else 'NOT met'}")
+    print(
+        f"  goal 7B population ≤ 50 GB: factors at max_rank = 2r {worst:.1f} GB -> {'met' if worst <= 50 else 'NOT met'}"
+        f" (dense fp32 {big['population_gb']['dense']:,.0f} GB)"
+    )
+    print(
+        f"  goal stored ≤ 2× factors at rank r: {big['factors_2r'] / big['factors_r']:.3f}× at max_rank 2r -> "
+        f"{'met' if big['factors_2r'] <= 2 * big['factors_r'] else 'NOT met'}"
+    )
     return 0
 
 

@@ -23,10 +23,10 @@ def main(argv=None) -> int:
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
+    from evofair.analysis.report import run_intervals, sorted_front
+    from evofair.api import build_problem
     from evofair.explorer.data import open_store
     from evofair.lifecycle.recipe import Recipe, read_recipe_file
-    from evofair.lifecycle.api import build_problem
-    from evofair.analysis.report import run_intervals, sorted_front
     from evofair.problems.common.baselines import read_baselines
     from evofair.problems.fapareto.report import front_vs_union_interval
 
@@ -43,10 +43,13 @@ def main(argv=None) -> int:
             t1 = time.perf_counter()
             paired = front_vs_union_interval(problem, store, front, base, ref, recipe)
             t2 = time.perf_counter()
-            print(f"run {k}: intervals of {len(doc['models'])} front models + {len(doc['baselines'])} baseline heads "
-                  f"({recipe.intervals.n_boot} resamples): {t1 - t:.2f} s; paired HV difference + correlation: "
-                  f"{t2 - t1:.2f} s; total {t2 - t:.2f} s  (diff {paired['diff']:+.6f} "
-                  f"[{paired['lo']:+.6f}, {paired['hi']:+.6f}])", flush=True)
+            print(
+                f"run {k}: intervals of {len(doc['models'])} front models + {len(doc['baselines'])} baseline heads "
+                f"({recipe.intervals.n_boot} resamples): {t1 - t:.2f} s; paired HV difference + correlation: "
+                f"{t2 - t1:.2f} s; total {t2 - t:.2f} s  (diff {paired['diff']:+.6f} "
+                f"[{paired['lo']:+.6f}, {paired['hi']:+.6f}])",
+                flush=True,
+            )
     return 0
 
 

@@ -35,14 +35,16 @@ def main() -> None:
     from safetensors.torch import save
 
     from evofair.core.plugins import registry
-    from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
-    from evofair.problems.common.hf_export import export_lora
     from evofair.lifecycle.recipe import load_recipe
+    from evofair.problems.common.hf_export import export_lora
+    from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 
     recipe = load_recipe(REPO / "runs" / "fapareto_biasbios_lora.yaml")
     args = dict(recipe.problem.args, limit=a.limit)
     problem = BiasBios(BiasBiosParams(**args)).ensure_setup()
-    sft, ties, gauss = (registry(k).get(n) for k, n in (("refine", "sft"), ("crossover", "ties"), ("mutation", "gaussian")))
+    sft, ties, gauss = (
+        registry(k).get(n) for k, n in (("refine", "sft"), ("crossover", "ties"), ("mutation", "gaussian"))
+    )
     sft_args = sft.args(**dict(recipe.operators.refine.args))
     one = sft.fn(problem.init_weights(1), sft_args, seed=11, problem=problem).weights
     two = sft.fn(problem.init_weights(2), sft_args, seed=12, problem=problem).weights
@@ -60,12 +62,18 @@ def main() -> None:
             info = export_lora(problem, w, out)
             seconds = time.perf_counter() - t
             ranks = info["adapter_ranks"].values()
-            rows.append({"genome": name, "seconds": round(seconds, 2),
-                         "numerical_rank": sorted({i["numerical_rank"] for i in ranks}),
-                         "adapter_rank": sorted({i["rank"] for i in ranks}),
-                         "max_rel_error": info["adapter_max_rel_error"],
-                         "genome_mb": round(len(save(w)) / 1e6, 3), "adapter_mb": round(_size_mb(out / "adapter"), 3),
-                         "merged_mb": round(_size_mb(out / "merged"), 1)})
+            rows.append(
+                {
+                    "genome": name,
+                    "seconds": round(seconds, 2),
+                    "numerical_rank": sorted({i["numerical_rank"] for i in ranks}),
+                    "adapter_rank": sorted({i["rank"] for i in ranks}),
+                    "max_rel_error": info["adapter_max_rel_error"],
+                    "genome_mb": round(len(save(w)) / 1e6, 3),
+                    "adapter_mb": round(_size_mb(out / "adapter"), 3),
+                    "merged_mb": round(_size_mb(out / "merged"), 1),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, limit {a.limit} bios per split")
 

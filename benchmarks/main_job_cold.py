@@ -41,7 +41,7 @@ def _stamps(log: Path) -> list[tuple[float, str]]:
         m = STAMP.match(line)
         if m:
             t = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            out.append((t, line[m.end():]))
+            out.append((t, line[m.end() :]))
     return out
 
 
@@ -51,8 +51,13 @@ def phases(run_dir: Path, start: float, end: float) -> dict[str, float]:
     gens = [t for t, text in lines if "generation " in text and "hv_val" in text]
     after = next(t for t, text in lines if "after the run" in text)
     report = next(t for t, text in lines if "writing the report" in text)
-    return {"setup": gens[0] - start, "evolution": gens[-1] - gens[0], "baselines": report - after,
-            "report": end - report, "total": end - start}
+    return {
+        "setup": gens[0] - start,
+        "evolution": gens[-1] - gens[0],
+        "baselines": report - after,
+        "report": end - report,
+        "total": end - start,
+    }
 
 
 def run_main_job(out: Path, cache: Path) -> dict[str, float]:
@@ -74,9 +79,11 @@ def main(argv=None) -> int:
     print("| phase | cold cache (s) | warm cache (s) |\n|---|---|---|")
     for k in cold:
         print(f"| {k} | {cold[k]:.1f} | {warm[k]:.1f} |")
-    print(f"\ncold total / budget {BUDGET_S:.0f} s = {cold['total'] / BUDGET_S:.2f}; "
-          f"embedding ≈ setup(cold) − setup(warm) = {cold['setup'] - warm['setup']:.1f} s; "
-          f"front.csv identical cold vs warm: {same}")
+    print(
+        f"\ncold total / budget {BUDGET_S:.0f} s = {cold['total'] / BUDGET_S:.2f}; "
+        f"embedding ≈ setup(cold) − setup(warm) = {cold['setup'] - warm['setup']:.1f} s; "
+        f"front.csv identical cold vs warm: {same}"
+    )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"cold": cold, "warm": warm, "same_front": same}, indent=1))

@@ -22,7 +22,8 @@ from pathlib import Path
 from evofair.errors import UserError
 
 RECIPE = {
-    "name": "fail_fast", "problem": {"name": "toy_mlp", "args": {"n_train": 64, "n_eval": 32}},
+    "name": "fail_fast",
+    "problem": {"name": "toy_mlp", "args": {"n_train": 64, "n_eval": 32}},
     "algorithm": {"pop_size": 4, "generations": 2},
     "operators": {"crossover": {"name": "uniform"}, "mutation": {"name": "gaussian", "args": {"sigma": 0.05}}},
     "executor": {"name": "ray", "num_gpus_per_task": 0.5},
@@ -70,6 +71,7 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+
         def run(address: str | None, out: str):
             recipe = copy.deepcopy(RECIPE)
             recipe["executor"]["address"] = address
@@ -79,8 +81,12 @@ def main() -> None:
         with silent_port() as port:
             rows.append(("GCS address, accepts but silent", *seconds_to_error(lambda: run(f"127.0.0.1:{port}", "b"))))
             os.environ["EVOFAIR_HTTP_TIMEOUT_S"] = "2"
-            rows.append(("Jobs API, accepts but silent (timeout 2 s)",
-                         *seconds_to_error(lambda: jobs.job_info(f"http://127.0.0.1:{port}", "raysubmit_x"))))
+            rows.append(
+                (
+                    "Jobs API, accepts but silent (timeout 2 s)",
+                    *seconds_to_error(lambda: jobs.job_info(f"http://127.0.0.1:{port}", "raysubmit_x")),
+                )
+            )
         import ray
 
         t = time.perf_counter()

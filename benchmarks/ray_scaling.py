@@ -32,12 +32,19 @@ SFT = {"epochs": 6, "optimizer": "adamw", "lr": 0.01, "batch_size": 64}
 
 
 def recipe(pop: int, gens: int, executor: dict) -> dict:
-    return {"name": "ray-scaling", "problem": {"name": "toy_mlp", "args": PROBLEM},
-            "algorithm": {"name": "nsga2", "pop_size": pop, "generations": gens},
-            "operators": {"crossover": {"name": "uniform"}, "crossover_prob": 0.9,
-                          "mutation": {"name": "gaussian", "args": {"sigma": 0.05}},
-                          "refine": {"name": "sft", "args": SFT}},
-            "executor": executor, "seed": 1}
+    return {
+        "name": "ray-scaling",
+        "problem": {"name": "toy_mlp", "args": PROBLEM},
+        "algorithm": {"name": "nsga2", "pop_size": pop, "generations": gens},
+        "operators": {
+            "crossover": {"name": "uniform"},
+            "crossover_prob": 0.9,
+            "mutation": {"name": "gaussian", "args": {"sigma": 0.05}},
+            "refine": {"name": "sft", "args": SFT},
+        },
+        "executor": executor,
+        "seed": 1,
+    }
 
 
 def warm_up(executor, problem, n: int) -> None:
@@ -62,8 +69,8 @@ def timed_run(pop: int, gens: int, executor_cfg: dict) -> tuple[float, float, fl
     from evofair.executors import make_executor
     from evofair.lifecycle.rebuild import ProblemFactory
     from evofair.lifecycle.recipe import parse_recipe
-    from evofair.store.run_store import RunStore
     from evofair.problems.classic.toy import ToyMLP, ToyParams
+    from evofair.store.run_store import RunStore
 
     rec = parse_recipe(recipe(pop, gens, executor_cfg))
     problem = ToyMLP(ToyParams(**PROBLEM)).ensure_setup()
@@ -98,13 +105,18 @@ def main() -> None:
     import ray
 
     t = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    print(f"ray.init: {time.perf_counter() - t:.1f} s (not timed below); cores: {os.cpu_count()}; "
-          f"load average before: {os.getloadavg()[0]:.2f}")
-    configs = {"serial": {"name": "serial"},
-               "ray x1": {"name": "ray", "num_workers": 1},
-               "ray x2": {"name": "ray", "num_workers": 2}}
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}}
+    )
+    print(
+        f"ray.init: {time.perf_counter() - t:.1f} s (not timed below); cores: {os.cpu_count()}; "
+        f"load average before: {os.getloadavg()[0]:.2f}"
+    )
+    configs = {
+        "serial": {"name": "serial"},
+        "ray x1": {"name": "ray", "num_workers": 1},
+        "ray x2": {"name": "ray", "num_workers": 2},
+    }
     times: dict[str, list[float]] = {k: [] for k in configs}
     starts: dict[str, list[float]] = {k: [] for k in configs}
     cores: dict[str, list[float]] = {k: [] for k in configs}
@@ -123,23 +135,31 @@ def main() -> None:
     finally:
         ray.shutdown()
     tasks = args.pop * args.gens
-    print(f"load average after: {os.getloadavg()[0]:.2f} (above ~2 on 2 cores, other processes took CPU "
-          "from the workers and the speedup reads low)")
+    print(
+        f"load average after: {os.getloadavg()[0]:.2f} (above ~2 on 2 cores, other processes took CPU "
+        "from the workers and the speedup reads low)"
+    )
     med = {k: statistics.median(v) for k, v in times.items()}
     for k in configs:
-        print(f"{k:7s}: {med[k]:6.2f} s per run (median of {args.repeats}; {tasks} refine tasks, "
-              f"{med[k] / tasks * 1000:.0f} ms/task), executor start-up {statistics.median(starts[k]):.1f} s, "
-              f"CPU {statistics.median(cpus[k]):.2f} s, CPU cores obtained {statistics.median(cores[k]):.2f}; "
-              f"all: {', '.join(f'{x:.2f}' for x in times[k])}")
+        print(
+            f"{k:7s}: {med[k]:6.2f} s per run (median of {args.repeats}; {tasks} refine tasks, "
+            f"{med[k] / tasks * 1000:.0f} ms/task), executor start-up {statistics.median(starts[k]):.1f} s, "
+            f"CPU {statistics.median(cpus[k]):.2f} s, CPU cores obtained {statistics.median(cores[k]):.2f}; "
+            f"all: {', '.join(f'{x:.2f}' for x in times[k])}"
+        )
     assert fronts["serial"] == fronts["ray x1"] == fronts["ray x2"], "executors disagree on the run's HV history"
     print(f"speedup ray x2 over ray x1:  {med['ray x1'] / med['ray x2']:.3f}  (goal >= 1.6 on 2 cores)")
     print(f"overhead ray x1 over serial: {med['ray x1'] / med['serial']:.3f}  (goal <= 1.15)")
     print(f"speedup ray x2 over serial:  {med['serial'] / med['ray x2']:.3f}")
     cpu = {k: statistics.median(v) for k, v in cpus.items()}
-    print(f"CPU seconds ray x1 / serial:  {cpu['ray x1'] / cpu['serial']:.3f}, ray x2 / serial: "
-          f"{cpu['ray x2'] / cpu['serial']:.3f}  (Ray's work overhead, insensitive to other load)")
-    print("(\"CPU cores obtained\" = CPU seconds of driver + actors / wall seconds: with 2 workers on an idle "
-          "2-core machine it nears 2; if it stays near 1, other load capped the speedup, not the executor)")
+    print(
+        f"CPU seconds ray x1 / serial:  {cpu['ray x1'] / cpu['serial']:.3f}, ray x2 / serial: "
+        f"{cpu['ray x2'] / cpu['serial']:.3f}  (Ray's work overhead, insensitive to other load)"
+    )
+    print(
+        '("CPU cores obtained" = CPU seconds of driver + actors / wall seconds: with 2 workers on an idle '
+        "2-core machine it nears 2; if it stays near 1, other load capped the speedup, not the executor)"
+    )
 
 
 if __name__ == "__main__":

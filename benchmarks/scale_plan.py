@@ -44,12 +44,13 @@ FACTOR_BYTES_7B = 33_587_200 + 9_000  # genome_scale.py: 7B, r 8 on q/v, max_ran
 
 
 def measure_plans(n: int) -> float:
-    from evofair.engine.plans import PlanMaker
     from evofair.engine.pipeline import GenomeRef
+    from evofair.engine.plans import PlanMaker
     from evofair.lifecycle.recipe import OperatorsCfg
 
-    cfg = OperatorsCfg.model_validate({"crossover": [{"name": "ties", "args": {"density": 0.5}}],
-                                       "mutation": {"name": "gaussian"}})
+    cfg = OperatorsCfg.model_validate(
+        {"crossover": [{"name": "ties", "args": {"density": 0.5}}], "mutation": {"name": "gaussian"}}
+    )
     maker, rng = PlanMaker(cfg), np.random.default_rng(0)
     refs = [GenomeRef(f"g{i}", f"{i:064x}") for i in range(64)]
     t = time.perf_counter()
@@ -70,10 +71,18 @@ def measure_store(n: int, root: Path) -> dict[str, float]:
     hashes = [store.put_weights(g) for g in genomes]
     store.flush()
     put = (time.perf_counter() - t) / n
-    inds = [Individual(id=individual_id(1, i), generation=1, parents=("a", "b"), seed=i, weights_hash=h,
-                       operator={"crossover": {"name": "ties", "args": {"density": 0.5}, "seed": i}},
-                       metrics={s: {"error": 0.1, "dtpr": 0.2, "eod": 0.3} for s in ("val", "test")})
-            for i, h in enumerate(hashes)]
+    inds = [
+        Individual(
+            id=individual_id(1, i),
+            generation=1,
+            parents=("a", "b"),
+            seed=i,
+            weights_hash=h,
+            operator={"crossover": {"name": "ties", "args": {"density": 0.5}, "seed": i}},
+            metrics={s: {"error": 0.1, "dtpr": 0.2, "eod": 0.3} for s in ("val", "test")},
+        )
+        for i, h in enumerate(hashes)
+    ]
     t = time.perf_counter()
     store.require_weights(hashes)  # the shared-store path: the driver only checks the workers' files exist
     require = (time.perf_counter() - t) / n
@@ -100,8 +109,10 @@ def measure_wire(tmp: Path) -> dict[str, dict] | None:
     out = {}
     for mode in ("off", "auto"):
         run = tmp / f"wire-{mode}"
-        r = {**recipe, "executor": {**recipe.get("executor", {}), "name": "ray", "num_workers": 2,
-                                    "shared_store": mode}}
+        r = {
+            **recipe,
+            "executor": {**recipe.get("executor", {}), "name": "ray", "num_workers": 2, "shared_store": mode},
+        }
         try:
             evofair.run(r, run, progress=False)
         except Exception as exc:  # a loaded machine: Ray may not start in time
@@ -110,8 +121,11 @@ def measure_wire(tmp: Path) -> dict[str, dict] | None:
         store = RunStore(run, readonly=True)
         (event,) = store.events("object_store")
         genome = store.individuals()[0].weights_hash
-        out[mode] = {**event["data"], "genome_bytes": store.weights_path(genome).stat().st_size,
-                     "front": (run / "front.csv").read_text()}
+        out[mode] = {
+            **event["data"],
+            "genome_bytes": store.weights_path(genome).stat().st_size,
+            "front": (run / "front.csv").read_text(),
+        }
         store.close()
     return out
 
@@ -128,6 +142,7 @@ def measure_object_store(nbytes: int = 64 * 2**20) -> float | None:
         print(f"  (Ray did not start: {str(exc).splitlines()[0]})")
         return None
     try:
+
         @ray.remote
         def touch(x):
             return int(x[::4096].sum())
@@ -146,8 +161,12 @@ def measure_object_store(nbytes: int = 64 * 2**20) -> float | None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--offspring-gpu-s", type=float, default=60.0,
-                    help="one 7B offspring on one GPU (merge, noise, SFT, evaluation): ASSUMED, not measured")
+    ap.add_argument(
+        "--offspring-gpu-s",
+        type=float,
+        default=60.0,
+        help="one 7B offspring on one GPU (merge, noise, SFT, evaluation): ASSUMED, not measured",
+    )
     ap.add_argument("--no-ray", action="store_true")
     args = ap.parse_args(argv)
     plan_s = measure_plans(N_TINY)
@@ -157,12 +176,18 @@ def main(argv=None) -> int:
     per_byte = None if args.no_ray else measure_object_store()
     print(f"driver, measured with {N_TINY:,} tiny genomes:")
     print(f"  plan (cross + mutate + key)      {plan_s * 1e6:9.1f} µs per offspring")
-    print(f"  put_weights + flush (tiny)       {store['put_tiny_s'] * 1e6:9.1f} µs per individual (weights via the driver)")
+    print(
+        f"  put_weights + flush (tiny)       {store['put_tiny_s'] * 1e6:9.1f} µs per individual (weights via the driver)"
+    )
     print(f"  require_weights (tiny)           {store['require_tiny_s'] * 1e6:9.1f} µs per individual (shared store)")
-    print(f"  commit_generation (SQLite rows)  {store['commit_sqlite_s'] * 1e6:9.1f} µs per individual"
-          f"  -> {1 / store['commit_sqlite_s']:,.0f} individuals/s")
-    print(f"  write of a 7B factor genome ({FACTOR_BYTES_7B / 1e6:.1f} MB): {store['put_7b_factor_s']:.3f} s "
-          "(the driver's, or each worker's on the shared store)")
+    print(
+        f"  commit_generation (SQLite rows)  {store['commit_sqlite_s'] * 1e6:9.1f} µs per individual"
+        f"  -> {1 / store['commit_sqlite_s']:,.0f} individuals/s"
+    )
+    print(
+        f"  write of a 7B factor genome ({FACTOR_BYTES_7B / 1e6:.1f} MB): {store['put_7b_factor_s']:.3f} s "
+        "(the driver's, or each worker's on the shared store)"
+    )
     if per_byte is not None:
         print(f"  Ray object store put + worker read: {1 / per_byte / 1e9:.2f} GB/s")
     if wire is not None:
@@ -170,29 +195,42 @@ def main(argv=None) -> int:
         for mode, label in (("off", "weights via the driver"), ("auto", "shared store")):
             w = wire[mode]
             n = w["offspring"]
-            print(f"    {label:24s} {(w['weight_bytes_out'] + w['weight_bytes_in']) / n:10.0f} weight bytes "
-                  f"(out {w['weight_bytes_out'] / n:.0f}, back {w['weight_bytes_in'] / n:.0f}; genome file "
-                  f"{w['genome_bytes']} B), {w['keys'] / n:.1f} keys; {n} offspring")
+            print(
+                f"    {label:24s} {(w['weight_bytes_out'] + w['weight_bytes_in']) / n:10.0f} weight bytes "
+                f"(out {w['weight_bytes_out'] / n:.0f}, back {w['weight_bytes_in'] / n:.0f}; genome file "
+                f"{w['genome_bytes']} B), {w['keys'] / n:.1f} keys; {n} offspring"
+            )
         print(f"    same front.csv on both paths: {wire['off']['front'] == wire['auto']['front']}")
     transfer = 4 * FACTOR_BYTES_7B * (per_byte or 0)  # two parents out, the child back and out to evaluate
     via_driver = OFFSPRING * (plan_s + store["commit_sqlite_s"] + store["put_7b_factor_s"] + transfer)
     shared = OFFSPRING * (plan_s + store["commit_sqlite_s"] + store["require_tiny_s"])
-    print(f"\nplan on paper: {OFFSPRING} offspring of the 7B factor genome per generation, "
-          f"{args.offspring_gpu_s:.0f} s per offspring on a GPU (assumed)")
-    print(f"  weights via the driver: driver {via_driver:.1f} s per generation (store writes "
-          f"{OFFSPRING * store['put_7b_factor_s']:.1f} s, object store {OFFSPRING * transfer:.1f} s, SQLite "
-          f"{OFFSPRING * store['commit_sqlite_s']:.2f} s, plans {OFFSPRING * plan_s:.3f} s)")
-    print(f"  shared store:           driver {shared:.2f} s per generation (SQLite {OFFSPRING * store['commit_sqlite_s']:.2f} s, "
-          f"file checks {OFFSPRING * store['require_tiny_s']:.3f} s, plans {OFFSPRING * plan_s:.3f} s); each worker "
-          f"writes its offspring ({store['put_7b_factor_s']:.2f} s)")
-    for label, driver, extra in (("via the driver", via_driver, 0.0), ("shared store", shared, store["put_7b_factor_s"])):
+    print(
+        f"\nplan on paper: {OFFSPRING} offspring of the 7B factor genome per generation, "
+        f"{args.offspring_gpu_s:.0f} s per offspring on a GPU (assumed)"
+    )
+    print(
+        f"  weights via the driver: driver {via_driver:.1f} s per generation (store writes "
+        f"{OFFSPRING * store['put_7b_factor_s']:.1f} s, object store {OFFSPRING * transfer:.1f} s, SQLite "
+        f"{OFFSPRING * store['commit_sqlite_s']:.2f} s, plans {OFFSPRING * plan_s:.3f} s)"
+    )
+    print(
+        f"  shared store:           driver {shared:.2f} s per generation (SQLite {OFFSPRING * store['commit_sqlite_s']:.2f} s, "
+        f"file checks {OFFSPRING * store['require_tiny_s']:.3f} s, plans {OFFSPRING * plan_s:.3f} s); each worker "
+        f"writes its offspring ({store['put_7b_factor_s']:.2f} s)"
+    )
+    for label, driver, extra in (
+        ("via the driver", via_driver, 0.0),
+        ("shared store", shared, store["put_7b_factor_s"]),
+    ):
         print(f"  {label}:")
         for gpus in (1, 8, 64):
             workers = math.ceil(OFFSPRING / gpus) * (args.offspring_gpu_s + extra)
             total = workers + driver
             where = "GPUs" if workers >= driver else "driver"
-            print(f"    {gpus:3d} GPU(s): workers {workers:8.0f} s + driver {driver:6.1f} s = {total / 60:7.1f} min per "
-                  f"generation; bottleneck: {where} ({max(workers, driver) / total:.0%})")
+            print(
+                f"    {gpus:3d} GPU(s): workers {workers:8.0f} s + driver {driver:6.1f} s = {total / 60:7.1f} min per "
+                f"generation; bottleneck: {where} ({max(workers, driver) / total:.0%})"
+            )
     return 0
 
 

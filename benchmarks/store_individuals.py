@@ -24,17 +24,27 @@ from evofair.store.run_store import RunStore
 def full_scan_individuals(store: RunStore, ids=None) -> list[Individual]:
     """The baseline: the pre-change implementation."""
     rows = store._db.execute(
-        "SELECT id, generation, seed, operator, weights_hash, x FROM individuals ORDER BY id").fetchall()
+        "SELECT id, generation, seed, operator, weights_hash, x FROM individuals ORDER BY id"
+    ).fetchall()
     metrics: dict = {}
     for ind, split, name, value in store._db.execute("SELECT individual, split, name, value FROM metrics"):
         metrics.setdefault(ind, {}).setdefault(split, {})[name] = float("nan") if value is None else value
     parents: dict = {}
     for child, parent in store._db.execute("SELECT child, parent FROM lineage ORDER BY child, position"):
         parents.setdefault(child, []).append(parent)
-    out = {r[0]: Individual(id=r[0], generation=r[1], seed=r[2], operator=json.loads(r[3]), weights_hash=r[4],
-                            x=None if r[5] is None else tuple(json.loads(r[5])),
-                            parents=tuple(parents.get(r[0], ())), metrics=metrics.get(r[0], {}))
-           for r in rows}
+    out = {
+        r[0]: Individual(
+            id=r[0],
+            generation=r[1],
+            seed=r[2],
+            operator=json.loads(r[3]),
+            weights_hash=r[4],
+            x=None if r[5] is None else tuple(json.loads(r[5])),
+            parents=tuple(parents.get(r[0], ())),
+            metrics=metrics.get(r[0], {}),
+        )
+        for r in rows
+    }
     if ids is None:
         return list(out.values())
     return [out[i] for i in ids]
@@ -62,9 +72,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import evofair
-    from evofair.lifecycle.api import build_problem
-    from evofair.lifecycle.recipe import load_recipe
     from evofair.analysis.report import write_report
+    from evofair.api import build_problem
+    from evofair.lifecycle.recipe import load_recipe
 
     tmp = tempfile.TemporaryDirectory()
     run = Path(args.run) if args.run else Path(tmp.name) / "run"

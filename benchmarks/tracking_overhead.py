@@ -29,8 +29,9 @@ def main(argv=None) -> int:
     ap.add_argument("--generations", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args(argv)
-    base = load_recipe(Path(__file__).resolve().parents[1] / "runs" / "zdt1.yaml",
-                       [f"algorithm.generations={args.generations}"]).model_dump(mode="json")
+    base = load_recipe(
+        Path(__file__).resolve().parents[1] / "runs" / "zdt1.yaml", [f"algorithm.generations={args.generations}"]
+    ).model_dump(mode="json")
     seconds = {name: [] for name in VARIANTS}
     fronts = {}
     with tempfile.TemporaryDirectory() as tmp:

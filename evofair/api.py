@@ -9,26 +9,26 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
+from evofair.analysis.report import final_front, write_report
+from evofair.analysis.result import OBJECTIVES_META, Result
 from evofair.core import failpoints
 from evofair.core.constraints import check_metrics
+from evofair.core.plugins import registry
+from evofair.core.problem import AfterRun
 from evofair.engine.loop import Engine
 from evofair.errors import UserError, require_new_dir
 from evofair.executors import WorkerError, make_executor
 from evofair.lifecycle.executor_section import recorded_executor
 from evofair.lifecycle.experiments import ExperimentRecipe
-from evofair.core.plugins import registry
-from evofair.core.problem import AfterRun
-from evofair.lifecycle.rebuild import (ProblemFactory, build_problem, class_reference, prepare,  # noqa: F401 (build_problem: API)
-                                       record_problem)
+from evofair.lifecycle.rebuild import ProblemFactory, build_problem, class_reference, prepare, record_problem  # noqa: F401 (build_problem: API)
 from evofair.lifecycle.recipe import Recipe, parse_recipe, read_recipe_file, resolved_yaml
-from evofair.analysis.report import final_front, write_report
-from evofair.analysis.result import OBJECTIVES_META, Result
 from evofair.lifecycle.resume import check_resumable, check_resume, never_started
-from evofair.store.safe_io import atomic_write_text
 from evofair.store.run_store import RunStore
+from evofair.store.safe_io import atomic_write_text
 from evofair.tracking.callbacks import CallbackError, CallbackList, RunInfo, RunStartInfo, build_callbacks
 from evofair.tracking.logs import console_for_library, run_log
 
@@ -42,8 +42,15 @@ def _check_out(out: Path, resume: bool) -> None:
         require_new_dir(out, "--out", "choose a new directory, or --resume it")
 
 
-def run(recipe: Recipe | Mapping[str, Any] | None = None, out: str | Path | None = None, *, problem=None,
-        resume: bool | str | Path = False, progress: bool = True, callbacks: Sequence[Any] = ()) -> Result:
+def run(
+    recipe: Recipe | Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    *,
+    problem=None,
+    resume: bool | str | Path = False,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> Result:
     """Run a recipe into `out` (or continue the run there, with `resume`); returns its `Result`.
 
     Pass `problem=` to run a problem object defined in Python: config.yaml then records its class
@@ -62,8 +69,10 @@ def _run(recipe, out, *, problem, resume: bool | str | Path, progress: bool, cal
     if problem is not None and isinstance(recipe, Mapping) and "problem" not in recipe:
         recipe = {**recipe, "problem": {"name": class_reference(type(problem))}}  # the object names itself
     if isinstance(recipe, ExperimentRecipe):
-        raise UserError(f"recipe {recipe.name!r}: an experiment recipe, not an evolutionary run: run it with "
-                        "evofair.experiment (`evofair experiment`)")
+        raise UserError(
+            f"recipe {recipe.name!r}: an experiment recipe, not an evolutionary run: run it with "
+            "evofair.experiment (`evofair experiment`)"
+        )
     if not isinstance(recipe, Recipe):
         recipe = parse_recipe(recipe, problem=problem)
     given = problem is not None
@@ -86,23 +95,27 @@ def _run(recipe, out, *, problem, resume: bool | str | Path, progress: bool, cal
     except BaseException as exc:
         executor.close()
         if isinstance(exc, OSError) or (isinstance(exc, sqlite3.OperationalError) and _disk_error(exc)):
-            raise UserError(f"--out {out}: cannot write ({_strerror(exc)}); nothing was computed: free space "
-                            f"and run again with the same --out") from None
+            raise UserError(
+                f"--out {out}: cannot write ({_strerror(exc)}); nothing was computed: free space "
+                f"and run again with the same --out"
+            ) from None
         raise
     logs = contextlib.ExitStack()
     try:
         logs.enter_context(run_log(out))  # warnings, worker and callback errors, per-generation lines
         failpoints.hit("kill_before_config")
         if changes:
-            store.log_event("resume_recipe_changed", "resumed with " + ", ".join(
-                f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()), data=changes)
+            store.log_event(
+                "resume_recipe_changed",
+                "resumed with " + ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items()),
+                data=changes,
+            )
         _write_config(out, recipe)
         _record_objectives(store, problem)
         _evolve(recipe, problem, store, out, progress, setup_seconds, executor, given, callbacks)
     except WorkerError as exc:  # the worker's traceback goes to the run's events; the user gets one line
         store.log_event("worker_error", str(exc), data={"traceback": exc.traceback})
-        raise UserError(f"{exc}; every completed generation is kept: `evofair run --resume {out}` "
-                        "continues") from None
+        raise UserError(f"{exc}; every completed generation is kept: `evofair run --resume {out}` continues") from None
     except CallbackError as exc:  # raised after its generation was committed: the store is consistent
         store.log_event("callback_error", str(exc), data={"traceback": exc.traceback})
         raise
@@ -110,10 +123,14 @@ def _run(recipe, out, *, problem, resume: bool | str | Path, progress: bool, cal
         if isinstance(exc, sqlite3.OperationalError) and not _disk_error(exc):
             raise  # not the disk: a damaged database, which the CLI reports as such
         if not (out / "config.yaml").exists():
-            raise UserError(f"{out}: cannot write run data ({_strerror(exc)}); nothing was computed: free space "
-                            f"and run again with the same --out") from None
-        raise UserError(f"{out}: cannot write run data ({_strerror(exc)}); the store keeps every "
-                        f"completed generation and `evofair run --resume {out}` continues") from None
+            raise UserError(
+                f"{out}: cannot write run data ({_strerror(exc)}); nothing was computed: free space "
+                f"and run again with the same --out"
+            ) from None
+        raise UserError(
+            f"{out}: cannot write run data ({_strerror(exc)}); the store keeps every "
+            f"completed generation and `evofair run --resume {out}` continues"
+        ) from None
     finally:
         callbacks.close()
         logs.close()
@@ -161,14 +178,28 @@ def _write_config(out: Path, recipe: Recipe) -> None:
     atomic_write_text(out / "config.yaml", resolved_yaml(recipe), within=out)
 
 
-def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool, setup_seconds: float,
-            executor, given: bool = False, callbacks: CallbackList | None = None) -> None:
+def _evolve(
+    recipe: Recipe,
+    problem,
+    store: RunStore,
+    out: Path,
+    progress: bool,
+    setup_seconds: float,
+    executor,
+    given: bool = False,
+    callbacks: CallbackList | None = None,
+) -> None:
     timings = {"setup (data, features)": setup_seconds}
     _record_compute(store, problem, executor)
     # an object passed from Python is used as is, even under a registered name (its data may be in memory)
-    factory = ProblemFactory(recipe.problem.name, recipe.problem.args, recipe.data_root, tuple(recipe.paths),
-                             instance=None if problem_is_registered(recipe) and not given else problem,
-                             base_dir=recipe.base_dir)
+    factory = ProblemFactory(
+        recipe.problem.name,
+        recipe.problem.args,
+        recipe.data_root,
+        tuple(recipe.paths),
+        instance=None if problem_is_registered(recipe) and not given else problem,
+        base_dir=recipe.base_dir,
+    )
     callbacks = callbacks or CallbackList()
     t = time.perf_counter()
     with executor:
@@ -177,8 +208,11 @@ def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool,
         try:
             engine = Engine(recipe, problem, store, executor, progress=progress, callbacks=callbacks)
             if callbacks:
-                callbacks.call("on_run_start", _start_info(recipe, problem, store, out),
-                               f"; nothing was lost: `evofair run --resume {out}` continues")
+                callbacks.call(
+                    "on_run_start",
+                    _start_info(recipe, problem, store, out),
+                    f"; nothing was lost: `evofair run --resume {out}` continues",
+                )
             engine.run()
         finally:
             _record_wire(store, executor)
@@ -190,30 +224,51 @@ def _evolve(recipe: Recipe, problem, store: RunStore, out: Path, progress: bool,
     write_report(store, problem, recipe, out, timings)
     if callbacks:
         front = final_front(store, problem, recipe.parsed_constraints)
-        callbacks.call("on_run_end", _end_info(front, store.generations(), problem, out, timings),
-                       f"; the run itself finished and {out} is complete")
+        callbacks.call(
+            "on_run_end",
+            _end_info(front, store.generations(), problem, out, timings),
+            f"; the run itself finished and {out} is complete",
+        )
 
 
 def _start_info(recipe: Recipe, problem, store: RunStore, out: Path) -> RunStartInfo:
     last = store.last_generation()
-    return RunStartInfo(out=out, recipe=recipe.model_dump(mode="json", by_alias=True), problem=recipe.problem.name,
-                        objectives=tuple(problem.objective_names),
-                        start_generation=0 if last is None else last["generation"] + 1,
-                        generations=recipe.algorithm.generations)
+    return RunStartInfo(
+        out=out,
+        recipe=recipe.model_dump(mode="json", by_alias=True),
+        problem=recipe.problem.name,
+        objectives=tuple(problem.objective_names),
+        start_generation=0 if last is None else last["generation"] + 1,
+        generations=recipe.algorithm.generations,
+    )
 
 
 def _end_info(front, generations, problem, out: Path, timings: Mapping[str, float]) -> RunInfo:
     from evofair.tracking.callbacks import ModelInfo
 
     names = problem.objective_names
-    models = tuple(ModelInfo(generation=ind.generation, id=ind.id, parents=tuple(ind.parents),
-                             metrics={split: dict(per) for split, per in ind.metrics.items()},
-                             objectives={n: ind.metrics.get("val", {}).get(n) for n in names}) for ind in front)
-    history = tuple({k: g[k] for k in ("generation", "hv_val", "n_front", "evaluations", "seconds")}
-                    for g in generations)
+    models = tuple(
+        ModelInfo(
+            generation=ind.generation,
+            id=ind.id,
+            parents=tuple(ind.parents),
+            metrics={split: dict(per) for split, per in ind.metrics.items()},
+            objectives={n: ind.metrics.get("val", {}).get(n) for n in names},
+        )
+        for ind in front
+    )
+    history = tuple(
+        {k: g[k] for k in ("generation", "hv_val", "n_front", "evaluations", "seconds")} for g in generations
+    )
     plot, report = out / "plots" / "front.png", out / "report.md"
-    return RunInfo(out=out, history=history, front=models, front_plot=plot if plot.is_file() else None,
-                   report=report if report.is_file() else None, timings=dict(timings))
+    return RunInfo(
+        out=out,
+        history=history,
+        front=models,
+        front_plot=plot if plot.is_file() else None,
+        report=report if report.is_file() else None,
+        timings=dict(timings),
+    )
 
 
 def _record_compute(store: RunStore, problem, executor) -> None:
@@ -233,10 +288,13 @@ def _record_wire(store: RunStore, executor) -> None:
         return
     path = "shared store: workers read and write weights" if executor.shared_store else "weights via the driver"
     with contextlib.suppress(Exception):  # a full disk must not hide the run's own error
-        store.log_event("object_store", f"{path}; {wire['weight_bytes_out'] + wire['weight_bytes_in']} weight "
-                        f"bytes, {wire['keys']} keys for {wire['offspring']} offspring", data=wire)
+        store.log_event(
+            "object_store",
+            f"{path}; {wire['weight_bytes_out'] + wire['weight_bytes_in']} weight "
+            f"bytes, {wire['keys']} keys for {wire['offspring']} offspring",
+            data=wire,
+        )
 
 
 def problem_is_registered(recipe: Recipe) -> bool:
     return recipe.problem.name in registry("problem", recipe.paths)
-

@@ -34,8 +34,10 @@ def recipe_path(arg: str | None) -> Path:
     name = arg or DEFAULT_RECIPE
     packaged = packaged_recipes()
     if name not in packaged:
-        raise UserError(f"{name}: no such recipe file, and no packaged recipe of that name "
-                        f"(packaged: {', '.join(sorted(packaged)) or 'none'})")
+        raise UserError(
+            f"{name}: no such recipe file, and no packaged recipe of that name "
+            f"(packaged: {', '.join(sorted(packaged)) or 'none'})"
+        )
     return packaged[name]
 
 
@@ -61,10 +63,14 @@ def _cmd_run(args) -> int:
         file_raw = recorded_executor(file_raw)
     if is_experiment(file_raw):
         if args.resume:
-            raise UserError(f"--resume {args.resume}: an experiment's output, not an evolutionary run (an "
-                            "experiment is not resumed: run `evofair experiment` again into a new --out)")
-        raise UserError(f"{args.recipe}: an experiment recipe (it has `experiment:`), not an evolutionary run: "
-                        f"use `evofair experiment {args.recipe}`")
+            raise UserError(
+                f"--resume {args.resume}: an experiment's output, not an evolutionary run (an "
+                "experiment is not resumed: run `evofair experiment` again into a new --out)"
+            )
+        raise UserError(
+            f"{args.recipe}: an experiment recipe (it has `experiment:`), not an evolutionary run: "
+            f"use `evofair experiment {args.recipe}`"
+        )
     overrides = list(args.set or [])
     if args.executor:  # the recipe's executor fields belong to the executor it named: only eval_chunk stays
         from evofair.lifecycle.executor_section import switch_executor
@@ -85,8 +91,11 @@ def _cmd_run(args) -> int:
         out = _default_out(recipe.name)
     result = api.run(recipe, out, resume=bool(args.resume), progress=not args.quiet)
     hv = result.history["hv_val"].iloc[-1] if len(result.history) else float("nan")
-    print(f"evofair: wrote {out} ({len(result.ids)} models on the front"
-          + (f", hv_val {hv:.6f}" if hv == hv else "") + ")")
+    print(
+        f"evofair: wrote {out} ({len(result.ids)} models on the front"
+        + (f", hv_val {hv:.6f}" if hv == hv else "")
+        + ")"
+    )
     return 0
 
 
@@ -101,13 +110,17 @@ def _cmd_experiment(args) -> int:
     if args.list:
         return _cmd_experiments(args)
     if args.recipe is None:
-        raise UserError("RECIPE: expected an experiment recipe file or a packaged recipe's name "
-                        "(`evofair recipes` lists them; `evofair experiment --list` the installed experiments)")
+        raise UserError(
+            "RECIPE: expected an experiment recipe file or a packaged recipe's name "
+            "(`evofair recipes` lists them; `evofair experiment --list` the installed experiments)"
+        )
     source = recipe_path(args.recipe)
     file_raw = read_recipe_file(source)
     if not is_experiment(file_raw):
-        raise UserError(f"{args.recipe}: an evolutionary recipe (no `experiment:` key), not an experiment: "
-                        f"use `evofair run {args.recipe}`")
+        raise UserError(
+            f"{args.recipe}: an evolutionary recipe (no `experiment:` key), not an experiment: "
+            f"use `evofair run {args.recipe}`"
+        )
     overrides = list(args.set or []) + ([f"seed={args.seed}"] if args.seed is not None else [])
     recipe = parse_experiment(apply_overrides(file_raw, overrides), str(source))
     out = Path(args.out) if args.out else _default_out(recipe.name)
@@ -201,19 +214,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"evofair {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a recipe (default: the FaPareto BiasBios recipe)")
-    run.add_argument("recipe", nargs="?", help=f"recipe YAML, or a packaged recipe's name (default {DEFAULT_RECIPE}; "
-                     "`evofair recipes` lists them)")
+    run.add_argument(
+        "recipe",
+        nargs="?",
+        help=f"recipe YAML, or a packaged recipe's name (default {DEFAULT_RECIPE}; `evofair recipes` lists them)",
+    )
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (dotted)")
     run.add_argument("--out", help="run directory to create (must be new or empty)")
     run.add_argument("--resume", metavar="DIR", help="continue an interrupted run directory")
-    run.add_argument("--executor", metavar="NAME", help="run with this executor (serial, processes, ray, or an "
-                     "installed one) and its defaults; the recipe's `eval_chunk` is kept")
+    run.add_argument(
+        "--executor",
+        metavar="NAME",
+        help="run with this executor (serial, processes, ray, or an "
+        "installed one) and its defaults; the recipe's `eval_chunk` is kept",
+    )
     run.add_argument("--address", help="Ray cluster address for --executor ray (executor.address)")
     run.add_argument("--seed", type=int)
     _verbosity_options(run, "no progress bar and no progress lines, warnings and errors only")
     run.set_defaults(fn=_cmd_run)
-    exp = sub.add_parser("experiment", help="run an experiment recipe (a study without the evolutionary loop, "
-                         "e.g. a paper's table)")
+    exp = sub.add_parser(
+        "experiment", help="run an experiment recipe (a study without the evolutionary loop, e.g. a paper's table)"
+    )
     exp.add_argument("recipe", nargs="?", help="experiment recipe YAML, or a packaged recipe's name")
     exp.add_argument("--list", action="store_true", help="list the installed experiments and their args")
     exp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (dotted)")
@@ -223,8 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.set_defaults(fn=_cmd_experiment)
     exps = sub.add_parser("experiments", help="list the installed experiments (same as `evofair experiment --list`)")
     exps.set_defaults(fn=_cmd_experiments)
-    recipes = sub.add_parser("recipes", help="list the packaged recipes (`evofair run NAME` or "
-                             "`evofair experiment NAME` runs one)")
+    recipes = sub.add_parser(
+        "recipes", help="list the packaged recipes (`evofair run NAME` or `evofair experiment NAME` runs one)"
+    )
     recipes.set_defaults(fn=_cmd_recipes)
     probs = sub.add_parser("problems", help="list problems and operators (experiments: `evofair experiments`)")
     probs.set_defaults(fn=_cmd_problems)
@@ -255,8 +277,13 @@ def _version() -> str:
 def _verbosity_options(sub: argparse.ArgumentParser, quiet_help: str) -> None:
     """-q/--quiet and -v/--verbose: the console's logging level (run.log always keeps INFO and above)."""
     sub.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
-    sub.add_argument("-v", "--verbose", action="count", default=0,
-                     help="more detail (debug lines: each generation's HV, front size and time)")
+    sub.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more detail (debug lines: each generation's HV, front size and time)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

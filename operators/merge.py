@@ -9,17 +9,17 @@ two-offspring mating works with every method.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from mergekit.merge_methods.api import merge_state_dicts
 from pydantic import Field
 
-from evofair.errors import UserError
 from evofair.core.individual import Weights
 from evofair.core.problem import HasBase
 from evofair.core.registry import Args, component
 from evofair.core.seeding import torch_seeded
+from evofair.errors import UserError
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -124,8 +124,7 @@ def _task_family(method: str, parents, args, seed: int, base: Weights | None, ex
         params = {"weight": {"a": wa, "b": wb}, "lambda": args.lambda_, "normalize": args.normalize, **extra}
         # DARE draws its drop masks from torch's global RNG: seed it per child.
         with torch_seeded(seed + k + 1):
-            children.append(merge_state_dicts({"a": p1, "b": p2, "base": base}, method, parameters=params,
-                                              base="base"))
+            children.append(merge_state_dicts({"a": p1, "b": p2, "base": base}, method, parameters=params, base="base"))
     return children
 
 

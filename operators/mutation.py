@@ -10,8 +10,13 @@ from evofair.core.registry import Args, component
 
 
 class GaussianArgs(Args):
-    sigma: float = Field(0.02, ge=0, le=100, description="noise std (absolute, or relative to each tensor's std); "
-                         "at most 100 (larger only turns weights into noise, or inf)")
+    sigma: float = Field(
+        0.02,
+        ge=0,
+        le=100,
+        description="noise std (absolute, or relative to each tensor's std); "
+        "at most 100 (larger only turns weights into noise, or inf)",
+    )
     relative: bool = Field(False, description="σ_tensor = sigma · std(tensor), for pretrained weights")
     fraction: float = Field(1.0, gt=0, le=1, description="fraction of entries that receive noise")
 

@@ -8,10 +8,10 @@ import torch
 from pydantic import Field
 
 from evofair.core.individual import Weights
-from evofair.core.registry import Args, component
-from evofair.core.seeding import torch_seeded
 from evofair.core.operator import Refined, training_batches
 from evofair.core.problem import Trainable
+from evofair.core.registry import Args, component
+from evofair.core.seeding import torch_seeded
 
 
 class SFTArgs(Args):
@@ -52,8 +52,9 @@ def sft(weights: Weights, args: SFTArgs, *, seed: int, problem, reference: Weigh
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], args)
     losses = []
     with torch_seeded(seed):  # dropout etc. inside the model
-        for batch in training_batches(problem, seed=seed, epochs=args.epochs, steps=args.steps,
-                                      batch_size=args.batch_size):
+        for batch in training_batches(
+            problem, seed=seed, epochs=args.epochs, steps=args.steps, batch_size=args.batch_size
+        ):
             losses.append(train_step(problem, model, opt, batch, args.grad_clip))
     model.eval()
     losses = [float(x) for x in torch.stack(losses).cpu().tolist()] if losses else []

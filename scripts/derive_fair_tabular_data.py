@@ -22,8 +22,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # COMPAS: the columns shipped (no names, dates of birth, case numbers; no COMPAS score or text)
-COMPAS_COLUMNS = ["sex", "age", "age_cat", "race", "juv_fel_count", "juv_misd_count", "juv_other_count",
-                  "priors_count", "c_charge_degree", "two_year_recid"]
+COMPAS_COLUMNS = [
+    "sex",
+    "age",
+    "age_cat",
+    "race",
+    "juv_fel_count",
+    "juv_misd_count",
+    "juv_other_count",
+    "priors_count",
+    "c_charge_degree",
+    "two_year_recid",
+]
 
 
 def adult_header(names_text: str) -> list[str]:
@@ -64,8 +74,10 @@ def derive_adult(src: Path, dst: Path) -> None:
     raw = buf.getvalue().encode()
     with open(dst, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=9) as gz:
         gz.write(raw)
-    print(f"{dst}: {len(train)} + {len(test)} rows, csv sha256 {hashlib.sha256(raw).hexdigest()}, "
-          f"file sha256 {hashlib.sha256(dst.read_bytes()).hexdigest()}")
+    print(
+        f"{dst}: {len(train)} + {len(test)} rows, csv sha256 {hashlib.sha256(raw).hexdigest()}, "
+        f"file sha256 {hashlib.sha256(dst.read_bytes()).hexdigest()}"
+    )
 
 
 def derive_compas(src: Path, dst: Path) -> None:

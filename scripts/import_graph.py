@@ -32,7 +32,19 @@ from pathlib import Path
 
 #: subpackages and modules of `evofair/`, lowest layer first (`evofair/__init__.py`, the public API,
 #: sits in the highest layer it re-exports from)
-CORE_LAYERS = ["errors", "core", "store", "tracking", "lifecycle", "engine", "executors", "analysis", "explorer", "api", "cli"]
+CORE_LAYERS = [
+    "errors",
+    "core",
+    "store",
+    "tracking",
+    "lifecycle",
+    "engine",
+    "executors",
+    "analysis",
+    "explorer",
+    "api",
+    "cli",
+]
 #: top-level folders that hold no installed code
 NOT_CODE = {"tests", "benchmarks", "studies", "scripts", "docs", "data", "runs", "build", "dist"}
 CORE, OPERATORS, SHARED, FAMILY = 0, 1, 2, 3
@@ -56,8 +68,14 @@ class ImportReport:
 
     @property
     def enforced_ok(self) -> bool:
-        return not (self.core_to_plugin or self.family_to_family or self.back_pointing or self.cycles
-                    or self.core_layer_back_pointing or self.unlayered_core)
+        return not (
+            self.core_to_plugin
+            or self.family_to_family
+            or self.back_pointing
+            or self.cycles
+            or self.core_layer_back_pointing
+            or self.unlayered_core
+        )
 
 
 class Checkout:
@@ -70,10 +88,14 @@ class Checkout:
         dirs = pyproject.get("tool", {}).get("setuptools", {}).get("package-dir", {})
         self.package_dirs = sorted(dirs.items(), key=lambda kv: -len(kv[0]))
         problems = pyproject.get("project", {}).get("entry-points", {}).get("evofair.problem", {})
-        self.families = sorted({ref.split(":")[0].split(".")[2] for ref in problems.values()
-                                if ref.startswith("evofair.problems.")})
-        tops = [d for d in sorted(self.root.iterdir()) if d.is_dir() and d.name not in NOT_CODE
-                and not d.name.startswith(".")]
+        self.families = sorted(
+            {ref.split(":")[0].split(".")[2] for ref in problems.values() if ref.startswith("evofair.problems.")}
+        )
+        tops = [
+            d
+            for d in sorted(self.root.iterdir())
+            if d.is_dir() and d.name not in NOT_CODE and not d.name.startswith(".")
+        ]
         self.files = [p for d in tops for p in sorted(d.rglob("*.py")) if "tests" not in p.relative_to(d).parts]
         self._known = set(self.files)
 
@@ -82,7 +104,7 @@ class Checkout:
         candidates = [name]
         for installed, folder in self.package_dirs:
             if name == installed or name.startswith(installed + "."):
-                candidates.append(folder.replace("/", ".") + name[len(installed):])
+                candidates.append(folder.replace("/", ".") + name[len(installed) :])
         for cand in candidates:
             base = self.root.joinpath(*cand.split("."))
             for f in (base.with_suffix(".py"), base / "__init__.py"):
@@ -119,7 +141,7 @@ class Checkout:
             elif isinstance(node, ast.ImportFrom):
                 prefix = node.module or ""
                 if node.level:  # relative: `.` is this package, each further dot one package up
-                    base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                     prefix = ".".join(base + ([node.module] if node.module else []))
                 # `from pkg import sub` depends on the submodule; `from mod import name` on mod
                 names = [f"{prefix}.{a.name}" if self.resolve(f"{prefix}.{a.name}") else prefix for a in node.names]
@@ -238,22 +260,28 @@ def _layer_of(path: Path) -> str:
 
 
 def print_report(report: ImportReport) -> None:
-    for label, pairs in (("core imports plugin", report.core_to_plugin),
-                         ("family imports family", report.family_to_family),
-                         ("back-pointing import", report.back_pointing)):
+    for label, pairs in (
+        ("core imports plugin", report.core_to_plugin),
+        ("family imports family", report.family_to_family),
+        ("back-pointing import", report.back_pointing),
+    ):
         for src, dst in pairs:
             print(f"{label}: {src} -> {dst}")
     for comp in report.cycles:
         print("cycle: " + " <-> ".join(map(str, comp)))
     for src, dst in report.core_layer_back_pointing:
         print(f"core layer back-pointing: {src} ({_layer_of(src)}) -> {dst} ({_layer_of(dst)})")
-    print(f"{len(report.core_to_plugin)} core->plugin imports, {len(report.family_to_family)} family->family imports, "
-          f"{len(report.back_pointing)} back-pointing imports (operators, problems/common), "
-          f"{len(report.cycles)} import cycles ({report.n_files} files, families: {', '.join(report.families)})")
+    print(
+        f"{len(report.core_to_plugin)} core->plugin imports, {len(report.family_to_family)} family->family imports, "
+        f"{len(report.back_pointing)} back-pointing imports (operators, problems/common), "
+        f"{len(report.cycles)} import cycles ({report.n_files} files, families: {', '.join(report.families)})"
+    )
     if report.unlayered_core:
         print("not in CORE_LAYERS (no core layer checked): " + ", ".join(map(str, report.unlayered_core)))
-    print(f"{len(report.core_layer_back_pointing)} back-pointing imports between the core's layers "
-          f"({' < '.join(CORE_LAYERS)})")
+    print(
+        f"{len(report.core_layer_back_pointing)} back-pointing imports between the core's layers "
+        f"({' < '.join(CORE_LAYERS)})"
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -25,8 +25,15 @@ def tiny_gpt2(vocab=64, n_embd=32):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=vocab, n_layer=2, n_head=2, n_embd=n_embd, n_positions=512,
-                     bos_token_id=vocab - 1, eos_token_id=vocab - 1)
+    cfg = GPT2Config(
+        vocab_size=vocab,
+        n_layer=2,
+        n_head=2,
+        n_embd=n_embd,
+        n_positions=512,
+        bos_token_id=vocab - 1,
+        eos_token_id=vocab - 1,
+    )
     return GPT2LMHeadModel(cfg).eval()
 
 
@@ -43,8 +50,14 @@ def tiny_lm_dir(tmp_path_factory):
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<pad>", "<eos>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<unk>", "<pad>", "<eos>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>")
     d = tmp_path_factory.mktemp("tiny_gpt2")
     fast.save_pretrained(d)
@@ -62,8 +75,14 @@ def tiny_bert(folder, seed=0):
     from evofair.problems.common.text_encoder import default_model_dir
 
     torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(cfg).save_pretrained(folder)
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(default_model_dir() / name, folder / name)
@@ -112,8 +131,13 @@ def cli_subprocess(*args, env=None, check=True):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "evofair.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "evofair.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(proc.stderr[-2000:])
     return proc

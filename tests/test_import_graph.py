@@ -51,8 +51,9 @@ def test_no_import_cycles(report):
 
 def test_core_layers_point_down(report):
     assert not report.unlayered_core, "files under evofair/ in no layer: " + ", ".join(map(str, report.unlayered_core))
-    assert not report.core_layer_back_pointing, ("a core layer imports one above it:\n"
-                                                 + _lines(report.core_layer_back_pointing))
+    assert not report.core_layer_back_pointing, "a core layer imports one above it:\n" + _lines(
+        report.core_layer_back_pointing
+    )
 
 
 def test_the_script_exits_nonzero_on_a_violation(tmp_path):

@@ -38,8 +38,8 @@ or call once per column for per-attribute metrics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class GroupCounts:
     groups: np.ndarray
 
     @classmethod
-    def of(cls, predictions, y_true, groups, classes=None) -> "GroupCounts":
+    def of(cls, predictions, y_true, groups, classes=None) -> GroupCounts:
         """Count (group, true class, predicted class) cells for each row of `predictions`.
 
         `predictions` is (n_models, n_samples) or (n_samples,) of class labels; `classes` defaults
@@ -196,9 +196,16 @@ class GroupCounts:
         else:
             pos = self.classes[-1] if pos_label is None else pos_label
             eod, dpd = self.eod(pos), self.dpd(pos)
-        return {"error": self.error(), "dtpr": self.dtpr(), "dtpr_rms": self.dtpr_rms(), "eod": eod, "dpd": dpd,
-                "balanced_error": self.balanced_error(), "worst_group_error": self.worst_group_error(),
-                "dfpr": self.dfpr()}
+        return {
+            "error": self.error(),
+            "dtpr": self.dtpr(),
+            "dtpr_rms": self.dtpr_rms(),
+            "eod": eod,
+            "dpd": dpd,
+            "balanced_error": self.balanced_error(),
+            "worst_group_error": self.worst_group_error(),
+            "dfpr": self.dfpr(),
+        }
 
 
 def fairness_metrics(predictions, y_true, groups, *, classes=None, pos_label=None) -> dict[str, np.ndarray]:
@@ -235,8 +242,7 @@ def is_near_constant(predictions, threshold: float = 0.99) -> np.ndarray:
     return share >= threshold
 
 
-def confusion_rows(predictions, y_true, groups, class_names: Sequence[str] | None = None,
-                   classes=None) -> list[dict]:
+def confusion_rows(predictions, y_true, groups, class_names: Sequence[str] | None = None, classes=None) -> list[dict]:
     """Per-group confusion numbers of one model: for every group and true class, its size, the
     counts of each predicted class and the TPR — the table a report shows for a chosen model."""
     gc = GroupCounts.of(np.asarray(predictions)[None, :], y_true, groups, classes)
@@ -246,7 +252,13 @@ def confusion_rows(predictions, y_true, groups, class_names: Sequence[str] | Non
     for a, group in enumerate(gc.groups):
         for c, cname in enumerate(names):
             cells = gc.counts[0, a, c]
-            rows.append({"group": str(group), "true": cname, "n": int(cells.sum()),
-                         **{f"pred_{names[k]}": int(cells[k]) for k in range(len(names))},
-                         "tpr": float(tpr[a, c])})
+            rows.append(
+                {
+                    "group": str(group),
+                    "true": cname,
+                    "n": int(cells.sum()),
+                    **{f"pred_{names[k]}": int(cells[k]) for k in range(len(names))},
+                    "tpr": float(tpr[a, c]),
+                }
+            )
     return rows

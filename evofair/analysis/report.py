@@ -52,8 +52,12 @@ def objective_columns(problem) -> list[tuple[str, str]]:
     return [(name, split) for name in problem.objective_names for split in SPLITS]
 
 
-def individual_rows(problem, inds: Sequence[Individual], constraints: Sequence[cons.Constraint] = (),
-                    intervals: dict[str, Any] | None = None) -> tuple[list[str], list[list[Any]]]:
+def individual_rows(
+    problem,
+    inds: Sequence[Individual],
+    constraints: Sequence[cons.Constraint] = (),
+    intervals: dict[str, Any] | None = None,
+) -> tuple[list[str], list[list[Any]]]:
     """CSV rows; with constraints also `feasible` (on validation, as selected), `cv_val`, `cv_test`;
     with `intervals` (intervals.json's document) `<metric>_test_lo/_hi` of the objectives and
     constrained metrics."""
@@ -83,8 +87,14 @@ def _fmt(v: float | None) -> Any:
     return "" if v is None or not np.isfinite(v) else repr(float(v))
 
 
-def write_tables(store: RunStore, problem, out: Path, everyone: Sequence[Individual],
-                 constraints: Sequence[cons.Constraint] = (), intervals: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_tables(
+    store: RunStore,
+    problem,
+    out: Path,
+    everyone: Sequence[Individual],
+    constraints: Sequence[cons.Constraint] = (),
+    intervals: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     front = sorted_front(store, problem, constraints)
     header, rows = individual_rows(problem, front, constraints, intervals)
     _write_csv(out / "front.csv", header, rows)
@@ -92,15 +102,24 @@ def write_tables(store: RunStore, problem, out: Path, everyone: Sequence[Individ
     header, rows = individual_rows(problem, arch, constraints)
     _write_csv(out / "archive.csv", header, rows)
     gens = store.generations()
-    _write_csv(out / "history.csv", ["generation", "hv_val", "n_front", "evaluations", "seconds"],
-               [[g["generation"], _fmt(g["hv_val"]), g["n_front"], g["evaluations"], _fmt(g["seconds"])]
-                for g in gens])
+    _write_csv(
+        out / "history.csv",
+        ["generation", "hv_val", "n_front", "evaluations", "seconds"],
+        [[g["generation"], _fmt(g["hv_val"]), g["n_front"], g["evaluations"], _fmt(g["seconds"])] for g in gens],
+    )
     return {"front": front, "archive": arch, "generations": gens}
 
 
-def plot_front(path: Path, problem, inds_all, front, extra_points: dict[str, np.ndarray] | None = None,
-               split: str = "val", constraints: Sequence[cons.Constraint] = (),
-               intervals: dict[str, Any] | None = None) -> None:
+def plot_front(
+    path: Path,
+    problem,
+    inds_all,
+    front,
+    extra_points: dict[str, np.ndarray] | None = None,
+    split: str = "val",
+    constraints: Sequence[cons.Constraint] = (),
+    intervals: dict[str, Any] | None = None,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,10 +130,19 @@ def plot_front(path: Path, problem, inds_all, front, extra_points: dict[str, np.
     A = np.array([[i.metrics.get(split, {}).get(n, np.nan) for n in names] for i in inds_all]) if inds_all else None
     ok_all = _feasible_mask(constraints, inds_all, split)
     if A is not None and len(A):
-        ax.scatter(A[ok_all, 0], A[ok_all, 1], s=6, c="0.8", label="all evaluated" + (" (feasible)" if constraints else ""))
+        ax.scatter(
+            A[ok_all, 0], A[ok_all, 1], s=6, c="0.8", label="all evaluated" + (" (feasible)" if constraints else "")
+        )
         if constraints and (~ok_all).any():
-            ax.scatter(A[~ok_all, 0], A[~ok_all, 1], s=10, c="#e6a0a0", marker="x", linewidths=0.8,
-                       label="infeasible (violates a constraint)")
+            ax.scatter(
+                A[~ok_all, 0],
+                A[~ok_all, 1],
+                s=10,
+                c="#e6a0a0",
+                marker="x",
+                linewidths=0.8,
+                label="infeasible (violates a constraint)",
+            )
     P = np.array([[i.metrics.get(split, {}).get(n, np.nan) for n in names] for i in front])
     ok_front = _feasible_mask(constraints, front, split)
     if len(P) and ok_front.any():
@@ -124,8 +152,15 @@ def plot_front(path: Path, problem, inds_all, front, extra_points: dict[str, np.
     if intervals is not None and split == intervals.get("split") and len(P):
         _error_bars(ax, P, [intervals["models"].get(i.id, {}) for i in front], names, intervals["level"])
     if len(P) and (~ok_front).any():
-        ax.scatter(P[~ok_front, 0], P[~ok_front, 1], s=40, facecolors="none", edgecolors="C3", marker="s",
-                   label="front member infeasible" + (" on this split" if split != "val" else ""))
+        ax.scatter(
+            P[~ok_front, 0],
+            P[~ok_front, 1],
+            s=40,
+            facecolors="none",
+            edgecolors="C3",
+            marker="s",
+            label="front member infeasible" + (" on this split" if split != "val" else ""),
+        )
     for k, (label, pts) in enumerate((extra_points or {}).items()):
         pts = np.asarray(pts)
         if len(pts):
@@ -141,13 +176,24 @@ def plot_front(path: Path, problem, inds_all, front, extra_points: dict[str, np.
 
 def _error_bars(ax, P: np.ndarray, ivs: Sequence[dict[str, list[float]]], names: Sequence[str], level: float) -> None:
     """matplotlib errorbar of each front point: its bootstrap interval on both plotted metrics."""
+
     def err(j: int) -> np.ndarray:
         lo = np.array([iv.get(names[j], [np.nan, np.nan])[0] for iv in ivs])
         hi = np.array([iv.get(names[j], [np.nan, np.nan])[1] for iv in ivs])
         return np.nan_to_num(np.stack([P[:, j] - lo, hi - P[:, j]]).clip(min=0))
 
-    ax.errorbar(P[:, 0], P[:, 1], xerr=err(0), yerr=err(1), fmt="none", ecolor="C3", alpha=0.45, elinewidth=0.8,
-                capsize=1.5, label=f"front, {level:.0%} bootstrap intervals")
+    ax.errorbar(
+        P[:, 0],
+        P[:, 1],
+        xerr=err(0),
+        yerr=err(1),
+        fmt="none",
+        ecolor="C3",
+        alpha=0.45,
+        elinewidth=0.8,
+        capsize=1.5,
+        label=f"front, {level:.0%} bootstrap intervals",
+    )
 
 
 def run_intervals(store: RunStore, problem, recipe, out: Path, front: Sequence[Individual]) -> dict[str, Any] | None:
@@ -158,47 +204,76 @@ def run_intervals(store: RunStore, problem, recipe, out: Path, front: Sequence[I
     cfg = getattr(recipe, "intervals", None)
     if cfg is None or not cfg.enabled or not uncertainty.supports_intervals(problem):
         return None
-    doc = uncertainty.run_intervals(problem, store, front, out, level=cfg.level, n_boot=cfg.n_boot,
-                                    seed=uncertainty.bootstrap_seed(recipe.seed), names=problem.metric_names)
+    doc = uncertainty.run_intervals(
+        problem,
+        store,
+        front,
+        out,
+        level=cfg.level,
+        n_boot=cfg.n_boot,
+        seed=uncertainty.bootstrap_seed(recipe.seed),
+        names=problem.metric_names,
+    )
     atomic_write_text(out / uncertainty.INTERVALS_FILE, json.dumps(doc, indent=1), within=out)
     return doc
 
 
 def intervals_note(problem, recipe, intervals: dict[str, Any] | None) -> str:
     if intervals is not None:
-        return (f"Test intervals: {intervals['level']:.0%} percentile bootstrap, {intervals['n_boot']} resamples "
-                "stratified by group × class, the same resamples for every model (paired); every metric of every "
-                "front model and baseline head is in `intervals.json`, the objectives' also in `front.csv` "
-                "(`<metric>_test_lo/_hi`) and as error bars in `plots/front.png`.")
+        return (
+            f"Test intervals: {intervals['level']:.0%} percentile bootstrap, {intervals['n_boot']} resamples "
+            "stratified by group × class, the same resamples for every model (paired); every metric of every "
+            "front model and baseline head is in `intervals.json`, the objectives' also in `front.csv` "
+            "(`<metric>_test_lo/_hi`) and as error bars in `plots/front.png`."
+        )
     cfg = getattr(recipe, "intervals", None)
     if cfg is not None and not cfg.enabled:
         return "No confidence intervals: turned off in the recipe (`intervals.enabled: false`)."
-    return (f"No confidence intervals: problem `{problem.name}` gives no per-example outputs "
-            "(`evofair.core.problem.PerExampleOutputs`), so its numbers are point estimates.")
+    return (
+        f"No confidence intervals: problem `{problem.name}` gives no per-example outputs "
+        "(`evofair.core.problem.PerExampleOutputs`), so its numbers are point estimates."
+    )
 
 
 def constraints_section(constraints, everyone: Sequence[Individual], front: Sequence[Individual]) -> list[str]:
     """How many evaluated and front models satisfy each constraint, on validation and on test."""
+
     def count(inds, c, split):
         return sum(c.holds(_value(i, c.metric, split)) for i in inds)
 
-    lines = ["", "## Constraints", "",
-             "Selection was feasibility-first on the validation split (pymoo's constraint handling: feasible "
-             "models by dominance, then infeasible ones by their total violation CV = Σ max(0, g)).", "",
-             f"| constraint | evaluated, val (of {len(everyone)}) | evaluated, test | "
-             f"front, val (of {len(front)}) | front, test |", "|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Constraints",
+        "",
+        "Selection was feasibility-first on the validation split (pymoo's constraint handling: feasible "
+        "models by dominance, then infeasible ones by their total violation CV = Σ max(0, g)).",
+        "",
+        f"| constraint | evaluated, val (of {len(everyone)}) | evaluated, test | "
+        f"front, val (of {len(front)}) | front, test |",
+        "|---|---|---|---|---|",
+    ]
     for c in constraints:
-        lines.append(f"| `{c.text}` | {count(everyone, c, 'val')} | {count(everyone, c, 'test')} | "
-                     f"{count(front, c, 'val')} | {count(front, c, 'test')} |")
-    all_ok = {(name, s): int(_feasible_mask(constraints, inds, s).sum())
-              for name, inds in (("everyone", everyone), ("front", front)) for s in SPLITS}
-    lines.append(f"| all of them | {all_ok['everyone', 'val']} | {all_ok['everyone', 'test']} | "
-                 f"{all_ok['front', 'val']} | {all_ok['front', 'test']} |")
+        lines.append(
+            f"| `{c.text}` | {count(everyone, c, 'val')} | {count(everyone, c, 'test')} | "
+            f"{count(front, c, 'val')} | {count(front, c, 'test')} |"
+        )
+    all_ok = {
+        (name, s): int(_feasible_mask(constraints, inds, s).sum())
+        for name, inds in (("everyone", everyone), ("front", front))
+        for s in SPLITS
+    }
+    lines.append(
+        f"| all of them | {all_ok['everyone', 'val']} | {all_ok['everyone', 'test']} | "
+        f"{all_ok['front', 'val']} | {all_ok['front', 'test']} |"
+    )
     if front and not all_ok["front", "val"]:
         least = cons.of_individuals(constraints, front, "val").min()
-        lines += ["", f"**No evaluated model satisfies every constraint on validation.** The final front below "
-                      f"shows the least violating model(s) of the last population instead (CV = {least:.4g}), "
-                      "as pymoo reports its optimum when nothing is feasible."]
+        lines += [
+            "",
+            f"**No evaluated model satisfies every constraint on validation.** The final front below "
+            f"shows the least violating model(s) of the last population instead (CV = {least:.4g}), "
+            "as pymoo reports its optimum when nothing is feasible.",
+        ]
     return lines
 
 
@@ -240,29 +315,44 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
     front, gens = tables["front"], tables["generations"]
     ref = recipe.hv_ref or problem.default_hv_ref
     sections = problem.report_sections(store, out, recipe) if isinstance(problem, ReportSections) else {}
-    plot_front(out / "plots" / "front.png", problem, everyone, front,
-               extra_points=sections.get("points"), split=sections.get("plot_split", "val"), constraints=constraints,
-               intervals=intervals)
+    plot_front(
+        out / "plots" / "front.png",
+        problem,
+        everyone,
+        front,
+        extra_points=sections.get("points"),
+        split=sections.get("plot_split", "val"),
+        constraints=constraints,
+        intervals=intervals,
+    )
     plot_hv(out / "plots" / "hv.png", gens, ref)
-    lines = [f"# evofair run: {recipe.name}", "",
-             f"Problem `{problem.name}`, algorithm {recipe.algorithm.name} ({recipe.algorithm.backend}), "
-             f"population {recipe.algorithm.pop_size}, {recipe.algorithm.generations} generations, seed {recipe.seed}, "
-             f"executor {recipe.executor.name}.", ""]
+    lines = [
+        f"# evofair run: {recipe.name}",
+        "",
+        f"Problem `{problem.name}`, algorithm {recipe.algorithm.name} ({recipe.algorithm.backend}), "
+        f"population {recipe.algorithm.pop_size}, {recipe.algorithm.generations} generations, seed {recipe.seed}, "
+        f"executor {recipe.executor.name}.",
+        "",
+    ]
     if gens:
         last = gens[-1]
-        lines += [f"- Evaluations: {last['evaluations']}; engine time {last['seconds']:.1f} s.",
-                  f"- Final front: {len(front)} models; archive of all non-dominated models: {len(tables['archive'])}."]
+        lines += [
+            f"- Evaluations: {last['evaluations']}; engine time {last['seconds']:.1f} s.",
+            f"- Final front: {len(front)} models; archive of all non-dominated models: {len(tables['archive'])}.",
+        ]
         if ref is not None:
-            lines.append(f"- Hypervolume (validation, minimised objectives, reference point {tuple(ref)}): "
-                         f"{last['hv_val']:.6f}.")
+            lines.append(
+                f"- Hypervolume (validation, minimised objectives, reference point {tuple(ref)}): {last['hv_val']:.6f}."
+            )
             scored = [i for i, ok in zip(front, _feasible_mask(constraints, front, "val")) if ok]
             F_test = minimised(problem.objectives, scored, "test")
-            lines.append(f"- Hypervolume of the same front on the test split: {hypervolume(F_test, ref):.6f}"
-                         + (" (feasible members only, as on validation)." if constraints else "."))
+            lines.append(
+                f"- Hypervolume of the same front on the test split: {hypervolume(F_test, ref):.6f}"
+                + (" (feasible members only, as on validation)." if constraints else ".")
+            )
     compute = store.get_meta("compute")
     if compute:
-        lines.append(f"- Computed on {compute.get('device')} ({compute.get('device_name')}), "
-                     f"{compute.get('dtype')}.")
+        lines.append(f"- Computed on {compute.get('device')} ({compute.get('device_name')}), {compute.get('dtype')}.")
     if constraints:
         lines += constraints_section(constraints, everyone, front)
     if timings:
@@ -272,9 +362,15 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
     extra = ["feasible (val)", "CV (val)", "CV (test)"] if constraints else []
     iv_names = interval_columns(problem, constraints) if intervals is not None else []
     extra += [f"test {n} [lo, hi]" for n in iv_names]
-    lines += ["", "## Final front", "", intervals_note(problem, recipe, intervals), "",
-              "| id | generation | " + " | ".join([f"{n} ({s})" for n, s in objective_columns(problem)] + extra) + " |",
-              "|---|---|" + "---|" * (len(objective_columns(problem)) + len(extra))]
+    lines += [
+        "",
+        "## Final front",
+        "",
+        intervals_note(problem, recipe, intervals),
+        "",
+        "| id | generation | " + " | ".join([f"{n} ({s})" for n, s in objective_columns(problem)] + extra) + " |",
+        "|---|---|" + "---|" * (len(objective_columns(problem)) + len(extra)),
+    ]
     for k, ind in enumerate(front):
         cells = [f"{ind.metrics.get(s, {}).get(n, float('nan')):.4f}" for n, s in objective_columns(problem)]
         if constraints:
@@ -284,8 +380,9 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
         lines.append(f"| {ind.id} | {ind.generation} | " + " | ".join(cells) + " |")
     events = store.events()
     if events:
-        lines += ["", "## Events", ""] + [f"- {e['kind']} (gen {e['generation']}, {e['individual']}): {e['message']}"
-                                         for e in events[:50]]
+        lines += ["", "## Events", ""] + [
+            f"- {e['kind']} (gen {e['generation']}, {e['individual']}): {e['message']}" for e in events[:50]
+        ]
     for title, body in sections.get("markdown", {}).items():
         lines += ["", f"## {title}", "", body]
     lines += ["", "Plots: `plots/front.png`, `plots/hv.png`. Tables: `front.csv`, `archive.csv`, `history.csv`."]
@@ -300,6 +397,8 @@ def confusion_table(pred, y, groups, class_names: Sequence[str]) -> str:
     rows = confusion_rows(pred, y, groups, class_names, classes=np.arange(len(class_names)))
     names = [f"pred_{c}" for c in class_names]
     lines = ["| group | true | n | " + " | ".join(names) + " | TPR |", "|---|---|---|" + "---|" * len(names) + "---|"]
-    lines += [f"| {r['group']} | {r['true']} | {r['n']} | " + " | ".join(str(r[k]) for k in names)
-              + f" | {r['tpr']:.4f} |" for r in rows]
+    lines += [
+        f"| {r['group']} | {r['true']} | {r['n']} | " + " | ".join(str(r[k]) for k in names) + f" | {r['tpr']:.4f} |"
+        for r in rows
+    ]
     return "\n".join(lines)

@@ -44,8 +44,10 @@ class Result(RunReader):
         self.note: str | None = self.objectives_note  # what could not be read as recorded
 
     def __repr__(self) -> str:
-        return f"Result({str(self.out_dir)!r}: {len(self.ids)} models on the front, objectives " \
-               f"{', '.join(f'{o.name} ({o.direction})' for o in self.objectives)})"
+        return (
+            f"Result({str(self.out_dir)!r}: {len(self.ids)} models on the front, objectives "
+            f"{', '.join(f'{o.name} ({o.direction})' for o in self.objectives)})"
+        )
 
     @property
     def out(self) -> str:
@@ -102,8 +104,10 @@ class Result(RunReader):
             try:
                 return store.individuals([str(i) for i in ids])
             except KeyError as exc:
-                raise UserError(f"{exc.args[0]}: no such model in {self.out_dir} (ids look like g0003i0006; "
-                                "see result.ids or front.csv)") from None
+                raise UserError(
+                    f"{exc.args[0]}: no such model in {self.out_dir} (ids look like g0003i0006; "
+                    "see result.ids or front.csv)"
+                ) from None
 
     def individual(self, iid: str) -> Individual:
         return self.individuals([iid])[0]
@@ -129,8 +133,10 @@ class Result(RunReader):
         `build_model` (the `Trainable` protocol); the problem is set up first (its data, its base model)."""
         problem = self.problem
         if not callable(getattr(problem, "build_model", None)):
-            raise UserError(f"model({iid!r}): problem {type(problem).__name__} cannot build a model (no build_model; "
-                            f"see evofair.core.problem.Trainable); result.weights({iid!r}) gives its weights")
+            raise UserError(
+                f"model({iid!r}): problem {type(problem).__name__} cannot build a model (no build_model; "
+                f"see evofair.core.problem.Trainable); result.weights({iid!r}) gives its weights"
+            )
         weights = self.weights(iid)
         problem.ensure_setup()
         module = problem.build_model(weights)
@@ -144,17 +150,23 @@ class Result(RunReader):
             from evofair.lifecycle.recipe import Recipe
 
             if not self.recipe:
-                raise UserError(f"{self.out_dir}: no config.yaml, so the problem cannot be rebuilt; "
-                                "pass it: evofair.load(DIR, problem=...)")
+                raise UserError(
+                    f"{self.out_dir}: no config.yaml, so the problem cannot be rebuilt; "
+                    "pass it: evofair.load(DIR, problem=...)"
+                )
             cfg = self.recipe.get("problem") if isinstance(self.recipe.get("problem"), dict) else {}
             if cfg.get("not_rebuildable"):
-                raise UserError(f"{self.out_dir}: its problem {cfg.get('name')} cannot be rebuilt from config.yaml "
-                                f"({cfg['not_rebuildable']}); pass it: evofair.load(DIR, problem=<the same object>)")
+                raise UserError(
+                    f"{self.out_dir}: its problem {cfg.get('name')} cannot be rebuilt from config.yaml "
+                    f"({cfg['not_rebuildable']}); pass it: evofair.load(DIR, problem=<the same object>)"
+                )
             try:
                 recipe = Recipe.model_validate(self.recipe)
             except Exception as exc:  # pydantic's ValidationError: an edited config.yaml
-                raise UserError(f"{self.out_dir / 'config.yaml'}: not a valid resolved recipe "
-                                f"({exc.__class__.__name__}); was it edited?") from None
+                raise UserError(
+                    f"{self.out_dir / 'config.yaml'}: not a valid resolved recipe "
+                    f"({exc.__class__.__name__}); was it edited?"
+                ) from None
             self._problem = build_problem(recipe)
         return self._problem
 

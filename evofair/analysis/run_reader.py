@@ -61,8 +61,9 @@ def minimised(objectives: Sequence[Objective], inds: Sequence[Individual], split
     return np.stack(cols, axis=1)
 
 
-def feasible_front(objectives: Sequence[Objective], inds: Sequence[Individual],
-                   constraints: Sequence[cons.Constraint] = ()) -> list[Individual]:
+def feasible_front(
+    objectives: Sequence[Objective], inds: Sequence[Individual], constraints: Sequence[cons.Constraint] = ()
+) -> list[Individual]:
     """The non-dominated members of `inds` on validation, feasibility-first with constraints (the
     non-dominated feasible ones, or the least violating when none is feasible), in `inds` order."""
     cv = cons.of_individuals(constraints, inds, "val")
@@ -84,8 +85,12 @@ def sorted_front(store: RunStore, problem, constraints: Sequence[cons.Constraint
     return sorted(final_front(store, problem, constraints), key=lambda i: [i.metrics["val"][n] for n in names])
 
 
-def archive(store: RunStore, problem, inds: Sequence[Individual] | None = None,
-            constraints: Sequence[cons.Constraint] | None = None) -> list[Individual]:
+def archive(
+    store: RunStore,
+    problem,
+    inds: Sequence[Individual] | None = None,
+    constraints: Sequence[cons.Constraint] | None = None,
+) -> list[Individual]:
     """Every individual ever evaluated (or `inds`) that no other dominates, feasibility-first as
     in `final_front`."""
     inds = store.individuals() if inds is None else inds

@@ -26,13 +26,14 @@ strata and without sharing resamples across models, which are the three things n
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from evofair.core.indicators import hypervolume, non_dominated
 from evofair.analysis.metrics import METRIC_NAMES, GroupCounts
+from evofair.core.indicators import hypervolume, non_dominated
 
 DEFAULT_LEVEL = 0.9
 DEFAULT_N_BOOT = 1000
@@ -82,22 +83,27 @@ def _counts(w: np.ndarray, P: np.ndarray, y, g, classes: np.ndarray) -> GroupCou
     return GroupCounts(np.rint(counts).reshape(len(w) * m, G, C, C), classes, group_values)
 
 
-def bootstrap_metrics(outputs: Mapping[str, Any], indices: np.ndarray,
-                      names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+def bootstrap_metrics(
+    outputs: Mapping[str, Any], indices: np.ndarray, names: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
     """{metric: (n_boot, n_models)} on each resample (rows of `indices`) of the examples.
 
     `outputs` is what `PerExampleOutputs.example_outputs` returns. `names` keeps only those metrics
     (None: every one computed)."""
     y = np.asarray(outputs["y_true"])
     P = np.atleast_2d(np.asarray(outputs["y_pred"]))
-    classes = np.asarray(outputs["classes"]) if outputs.get("classes") is not None else np.unique(
-        np.concatenate([y, P.ravel()]))
+    classes = (
+        np.asarray(outputs["classes"])
+        if outputs.get("classes") is not None
+        else np.unique(np.concatenate([y, P.ravel()]))
+    )
     pos = outputs.get("pos_label")
     w = multiplicities(np.asarray(indices), len(y))
     B, m = len(w), len(P)
     out: dict[str, np.ndarray] = {}
     groupings = [("", np.asarray(outputs["groups"]))] + [
-        (f"_{attr}", np.asarray(labels)) for attr, labels in (outputs.get("groups_by") or {}).items()]
+        (f"_{attr}", np.asarray(labels)) for attr, labels in (outputs.get("groups_by") or {}).items()
+    ]
     for suffix, g in groupings:
         values = _counts(w, P, y, g, classes).all(pos)
         for k, v in values.items():
@@ -121,8 +127,9 @@ def percentile_interval(samples: np.ndarray, level: float = DEFAULT_LEVEL) -> tu
     return lo, hi
 
 
-def metric_intervals(outputs: Mapping[str, Any], indices: np.ndarray, level: float = DEFAULT_LEVEL,
-                     names: Sequence[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def metric_intervals(
+    outputs: Mapping[str, Any], indices: np.ndarray, level: float = DEFAULT_LEVEL, names: Sequence[str] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{metric: (lo (n_models,), hi (n_models,))}, percentile intervals over the resamples."""
     return {k: percentile_interval(v, level) for k, v in bootstrap_metrics(outputs, indices, names).items()}
 
@@ -146,8 +153,9 @@ def split_indices(problem, n_boot: int, seed: int, split: str = "test") -> np.nd
     return stratified_indices(ref["y_true"], ref["groups"], n_boot, seed)
 
 
-def weights_intervals(problem, weights: Sequence[Any], indices: np.ndarray, level: float,
-                      names: Sequence[str] | None = None) -> list[dict[str, list[float]]]:
+def weights_intervals(
+    problem, weights: Sequence[Any], indices: np.ndarray, level: float, names: Sequence[str] | None = None
+) -> list[dict[str, list[float]]]:
     """Per model: {metric: [lo, hi]} on test."""
     if not weights:
         return []
@@ -155,17 +163,23 @@ def weights_intervals(problem, weights: Sequence[Any], indices: np.ndarray, leve
     return [{k: [float(lo[j]), float(hi[j])] for k, (lo, hi) in ivs.items()} for j in range(len(weights))]
 
 
-def run_intervals(problem, store, front, out: Path, *, level: float, n_boot: int, seed: int,
-                  names: Sequence[str] | None = None) -> dict[str, Any]:
+def run_intervals(
+    problem, store, front, out: Path, *, level: float, n_boot: int, seed: int, names: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Intervals of every front model and every stored baseline head (baselines.json's models with
     weights); written to `intervals.json` by the report. Baselines without weights (fairlearn's
     ThresholdOptimizer, randomised) get none."""
     idx = split_indices(problem, n_boot, seed)
     front_w = [store.get_weights(i.weights_hash) for i in front]
-    doc: dict[str, Any] = {"split": "test", "level": level, "n_boot": n_boot, "seed": seed,
-                           "method": "percentile bootstrap, stratified by group x class, paired across models",
-                           "models": dict(zip([i.id for i in front], weights_intervals(problem, front_w, idx, level, names))),
-                           "baselines": {}}
+    doc: dict[str, Any] = {
+        "split": "test",
+        "level": level,
+        "n_boot": n_boot,
+        "seed": seed,
+        "method": "percentile bootstrap, stratified by group x class, paired across models",
+        "models": dict(zip([i.id for i in front], weights_intervals(problem, front_w, idx, level, names))),
+        "baselines": {},
+    }
     base = _read_baselines(out)
     if base is not None:
         heads = [m for m in base.get("models", []) if m.get("weights_hash")]
@@ -223,13 +237,21 @@ def set_samples(problem, weights: Sequence[Any], indices: np.ndarray) -> dict[st
 def pearson_samples(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson r across models (axis 1) on each resample; NaN where either is constant."""
     xc, yc = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
-    den = np.sqrt((xc ** 2).sum(axis=1) * (yc ** 2).sum(axis=1))
+    den = np.sqrt((xc**2).sum(axis=1) * (yc**2).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, (xc * yc).sum(axis=1) / np.where(den > 0, den, 1.0), np.nan)
 
 
-def front_vs_union(problem, front_weights: Sequence[Any], front_rows, union_weights: Sequence[Any], union_rows,
-                   ref, indices: np.ndarray, level: float = DEFAULT_LEVEL) -> dict[str, Any]:
+def front_vs_union(
+    problem,
+    front_weights: Sequence[Any],
+    front_rows,
+    union_weights: Sequence[Any],
+    union_rows,
+    ref,
+    indices: np.ndarray,
+    level: float = DEFAULT_LEVEL,
+) -> dict[str, Any]:
     """Paired bootstrap of HV(front) − HV(union) on test, and of the front's Pearson correlation of
     its first two objectives. Each set is first reduced to its val-non-dominated members (stored
     `rows[k]["val"]` metrics); HV points are the stored test metrics, intervals the resamples'."""
@@ -257,9 +279,9 @@ def front_vs_union(problem, front_weights: Sequence[Any], front_rows, union_weig
 def _rebuild_problem(root: Path):
     """The run's problem from its config.yaml (as evofair.api.build_problem does; not imported from
     there, since the report, which api imports, imports this module)."""
+    from evofair.core.plugins import registry
     from evofair.errors import UserError
     from evofair.lifecycle.rebuild import with_base_dir
-    from evofair.core.plugins import registry
     from evofair.lifecycle.recipe import Recipe, read_recipe_file
 
     if not (root / "config.yaml").exists():
@@ -283,8 +305,14 @@ def _front_ids(root: Path) -> list[str]:
         raise UserError(f"{root}/front.csv: missing or without an id column (is the run finished?)") from None
 
 
-def hv_difference_interval(run_dir, *, level: float = DEFAULT_LEVEL, n_boot: int = DEFAULT_N_BOOT,
-                           seed: int = 0, methods: Sequence[str] = UNION_METHODS) -> dict:
+def hv_difference_interval(
+    run_dir,
+    *,
+    level: float = DEFAULT_LEVEL,
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    methods: Sequence[str] = UNION_METHODS,
+) -> dict:
     """Paired-bootstrap interval of test HV(front) − HV(union of the baselines) of a finished
     FaPareto run (`biasbios`): the final front vs every epoch of every (a) vanilla and (b)
     scalarisation head, each set reduced to its val-non-dominated members, reference point the
@@ -314,11 +342,32 @@ def hv_difference_interval(run_dir, *, level: float = DEFAULT_LEVEL, n_boot: int
         uw = [store.get_weights(m["weights_hash"]) for m in union]
     finally:
         store.close()
-    res = front_vs_union(problem, fw, [i.metrics for i in front], uw, [m["metrics"] for m in union], ref,
-                         split_indices(problem, n_boot, seed), level)
+    res = front_vs_union(
+        problem,
+        fw,
+        [i.metrics for i in front],
+        uw,
+        [m["metrics"] for m in union],
+        ref,
+        split_indices(problem, n_boot, seed),
+        level,
+    )
     return {k: float(res[k]) for k in ("hv_front", "hv_union", "diff", "lo", "hi")}
 
 
-__all__ = ["DEFAULT_LEVEL", "DEFAULT_N_BOOT", "METRIC_NAMES", "stratified_indices", "multiplicities",
-           "bootstrap_metrics", "point_metrics", "percentile_interval", "metric_intervals", "run_intervals",
-           "read_intervals", "front_vs_union", "hv_difference_interval", "pearson_samples"]
+__all__ = [
+    "DEFAULT_LEVEL",
+    "DEFAULT_N_BOOT",
+    "METRIC_NAMES",
+    "stratified_indices",
+    "multiplicities",
+    "bootstrap_metrics",
+    "point_metrics",
+    "percentile_interval",
+    "metric_intervals",
+    "run_intervals",
+    "read_intervals",
+    "front_vs_union",
+    "hv_difference_interval",
+    "pearson_samples",
+]

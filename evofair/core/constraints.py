@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
-from evofair.errors import UserError
 from evofair.core.indicators import non_dominated
+from evofair.errors import UserError
 
 #: stands in for the violation of a non-finite metric, so such a model ranks behind every finite one
 BAD_G = 1e12
@@ -50,7 +50,7 @@ class Constraint:
         return np.where(np.isfinite(g), g, BAD_G)
 
     @classmethod
-    def parse(cls, text: str, where: str = "constraint") -> "Constraint":
+    def parse(cls, text: str, where: str = "constraint") -> Constraint:
         """'error <= 0.10', 'auc >= 0.8' (also ≤/≥, as the explorer's bounds are typed)."""
         try:
             return cls.parse_or_reason(text)
@@ -58,7 +58,7 @@ class Constraint:
             raise UserError(f"{where}: {exc}, got {text!r}") from None
 
     @classmethod
-    def parse_or_reason(cls, text: str) -> "Constraint":
+    def parse_or_reason(cls, text: str) -> Constraint:
         """As `parse`, raising `MalformedConstraint(what was expected)` (the recipe validator
         adds the location and the value itself)."""
         m = _FORM.match(text) if isinstance(text, str) else None
@@ -129,8 +129,10 @@ def check_metrics(constraints: Sequence[Constraint], known: Sequence[str] | None
             lower = {k.lower(): k for k in known}
             close = difflib.get_close_matches(c.metric.lower(), list(lower), n=1, cutoff=0.6)
             hint = f"; did you mean {lower[close[0]]!r}?" if close else ""
-            raise UserError(f"constraints[{k}]: problem {problem_name} has no metric {c.metric!r} "
-                            f"(it stores: {', '.join(known)}){hint}")
+            raise UserError(
+                f"constraints[{k}]: problem {problem_name} has no metric {c.metric!r} "
+                f"(it stores: {', '.join(known)}){hint}"
+            )
 
 
 def of_run(root) -> tuple[Constraint, ...]:
@@ -152,6 +154,8 @@ def of_individuals(constraints: Sequence[Constraint], inds, split: str) -> np.nd
     """CV of stored individuals on `split` (None without constraints)."""
     if not constraints:
         return None
-    metrics = {c.metric: np.array([i.metrics.get(split, {}).get(c.metric, np.nan) for i in inds], dtype=float)
-               for c in constraints}
+    metrics = {
+        c.metric: np.array([i.metrics.get(split, {}).get(c.metric, np.nan) for i in inds], dtype=float)
+        for c in constraints
+    }
     return total_violation(violations(constraints, metrics, len(inds)))

@@ -21,7 +21,8 @@ entry-point group `evofair.genome` (docs/architecture.md, "Adding a genome").
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Hashable, Literal, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -63,7 +64,11 @@ class Genome(ABC):
             spec.parse_args(ops.mutation.args, f"{source}: operators.mutation.args")
             found.append((f"{source}: operators.mutation.name", spec))
         found += self._check_refiners(ops, source, registry)
-        if self.max_crossovers is not None and isinstance(ops.crossover, list) and len(ops.crossover) > self.max_crossovers:
+        if (
+            self.max_crossovers is not None
+            and isinstance(ops.crossover, list)
+            and len(ops.crossover) > self.max_crossovers
+        ):
             raise UserError(f"{source}: operators.crossover: {self.name} problems take one crossover")
         return found
 
@@ -100,8 +105,10 @@ class ArrayGenome(Genome):
 
     def bounds(self, problem) -> tuple[np.ndarray, np.ndarray]:
         n = self.n_var(problem)
-        return (np.array(np.broadcast_to(np.asarray(problem.xl, dtype=float), (n,))),
-                np.array(np.broadcast_to(np.asarray(problem.xu, dtype=float), (n,))))
+        return (
+            np.array(np.broadcast_to(np.asarray(problem.xl, dtype=float), (n,))),
+            np.array(np.broadcast_to(np.asarray(problem.xu, dtype=float), (n,))),
+        )
 
     @abstractmethod
     def sample(self, problem, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -170,5 +177,7 @@ def genome_of(problem) -> Genome:
         made = spec.fn() if isinstance(spec.fn, type) else spec.fn
         if isinstance(made, Genome):
             return made
-    raise UserError(f"{type(problem).__name__}.genome: expected a Genome (evofair.core.genome) or the name of "
-                    f"one announced in evofair.genome, got {genome!r}")
+    raise UserError(
+        f"{type(problem).__name__}.genome: expected a Genome (evofair.core.genome) or the name of "
+        f"one announced in evofair.genome, got {genome!r}"
+    )

@@ -16,8 +16,9 @@ announced in the entry-point group `evofair.<kind>` (see `evofair.core.plugins`)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from evofair.core.individual import Weights
 

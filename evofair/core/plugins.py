@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import importlib
 import sys
-from functools import lru_cache
+from collections.abc import Iterable, Iterator, Sequence
+from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
-from evofair.errors import UserError
 from evofair.core.registry import NoArgs, Spec, spec_of
+from evofair.errors import UserError
 
 #: component kind → entry-point group
 GROUPS = {
@@ -45,7 +45,7 @@ def is_reference(name: str) -> bool:
     return ":" in name
 
 
-@lru_cache(maxsize=None)
+@cache
 def _entry_points(group: str) -> tuple[EntryPoint, ...]:
     # importlib.metadata scans every distribution on sys.path (~10 ms); plugins do not appear
     # while a process runs, except through `refresh()` (tests that install one).
@@ -68,8 +68,10 @@ def _import_reference(ref: str, kind: str, where: str, search: Sequence[str | Pa
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
             folders = ", ".join(str(p) for p in search) or "none"
-            raise UserError(f"{where}: cannot import module {module_name!r} for {kind} {ref!r} (not installed, "
-                            f"not on PYTHONPATH nor in the recipe's folder: {folders})") from None
+            raise UserError(
+                f"{where}: cannot import module {module_name!r} for {kind} {ref!r} (not installed, "
+                f"not on PYTHONPATH nor in the recipe's folder: {folders})"
+            ) from None
         raise
     obj = module
     for part in attr.split("."):
@@ -94,8 +96,11 @@ def _as_spec(obj: object, name: str, kind: str, where: str) -> Spec:
         # Problem class named as a mutation would otherwise pass validation and fail mid-run).
         if kind != "problem" and callable(obj) and not isinstance(obj, type):
             return Spec(name, kind, obj, NoArgs, (getattr(obj, "__doc__", "") or "").split("\n")[0])
-        expected = "a Problem subclass" if kind == "problem" else \
-            f"a {'class or ' if kind == 'callback' else ''}function marked with evofair.core.registry.component({kind!r}, ...)"
+        expected = (
+            "a Problem subclass"
+            if kind == "problem"
+            else f"a {'class or ' if kind == 'callback' else ''}function marked with evofair.core.registry.component({kind!r}, ...)"
+        )
         raise UserError(f"{where}: {name!r} is not a {kind} (expected {expected})")
     if spec.kind != kind:
         raise UserError(f"{where}: {name!r} is a {spec.kind}, not a {kind}")
@@ -123,8 +128,7 @@ class PluginRegistry:
             if ep.name == name:
                 return _as_spec(ep.load(), name, self.kind, f"{where} (entry point {ep.value})")
         known = ", ".join(self.names()) or "none installed"
-        raise UserError(f"{where}: unknown {self.kind} {name!r} (expected one of: {known}, "
-                        f"or 'package.module:Name')")
+        raise UserError(f"{where}: unknown {self.kind} {name!r} (expected one of: {known}, or 'package.module:Name')")
 
     def __contains__(self, name: str) -> bool:
         return is_reference(name) or name in self.names()

@@ -10,9 +10,10 @@ local-search refiners (SFT, FairPO, HyperDPO) can work on any of them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -57,7 +58,7 @@ class Problem(ABC):
         self._ready = False
 
     # -- lifecycle -------------------------------------------------------------------------
-    def ensure_setup(self) -> "Problem":
+    def ensure_setup(self) -> Problem:
         if not self._ready:
             self.setup()
             self._ready = True

@@ -12,8 +12,9 @@ import difflib
 import inspect
 import re
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -79,14 +80,16 @@ def explain_validation_error(exc: ValidationError, model: type[BaseModel], data:
         allowed = sorted(_fields_at(model, [p for p in parts[:-1] if isinstance(p, str)]))
         key = str(parts[-1]) if parts else ""
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else (
-            f" (expected one of: {', '.join(allowed)})" if allowed else "")
+        hint = (
+            f" (did you mean {close[0]!r}?)"
+            if close
+            else (f" (expected one of: {', '.join(allowed)})" if allowed else "")
+        )
         return path, "unknown key" + hint
     if err["type"] == "missing":
         return path, "required key missing"
     msgs = list(dict.fromkeys(_plain(e["msg"]) for e in alternatives))
-    msg = msgs[0] if len(msgs) == 1 else "expected " + " or ".join(
-        m.removeprefix("Input should be ") for m in msgs)
+    msg = msgs[0] if len(msgs) == 1 else "expected " + " or ".join(m.removeprefix("Input should be ") for m in msgs)
     value = err.get("input")
     if not isinstance(value, (dict, list, tuple)) and err["type"] not in ("missing", "extra_forbidden"):
         shown = repr(value)

@@ -8,7 +8,8 @@ stored individual once told, so the engine can record the surviving population b
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +33,14 @@ class Backend(ABC):
         """JSON-able state needed, with the population, to continue after a restart."""
 
     @abstractmethod
-    def restore(self, items: Sequence[Any], F: np.ndarray, ids: Sequence[str], state: dict[str, Any],
-                G: np.ndarray | None = None) -> None:
+    def restore(
+        self,
+        items: Sequence[Any],
+        F: np.ndarray,
+        ids: Sequence[str],
+        state: dict[str, Any],
+        G: np.ndarray | None = None,
+    ) -> None:
         """Continue from a stored population (the inverse of `population` + `state`); G is
         recomputed from the stored metrics and the recipe, as `tell` got it."""
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from deap import tools
@@ -65,8 +66,10 @@ def deap_variation(genome: Genome, recipe, problem) -> DeapVariation:
     if genome.encoding == "checkpoint":
         return PlanVariation(recipe, genome)
     if not (isinstance(genome, ArrayGenome) and deap_supports(genome)):
-        raise UserError(f"algorithm.backend: deap varies real vectors and checkpoints; the {genome.name!r} genome "
-                        "needs algorithm.backend: pymoo")
+        raise UserError(
+            f"algorithm.backend: deap varies real vectors and checkpoints; the {genome.name!r} genome "
+            "needs algorithm.backend: pymoo"
+        )
     return RealVectorVariation(recipe, problem, genome)
 
 
@@ -98,8 +101,13 @@ def _sbx_pm(recipe, n_var: int) -> _SbxPm:
     if sbx.prob_var.value != 0.5 or sbx.prob_bin.value != 0.5 or sbx.prob_exch.value != 1.0:
         raise UserError("operators.crossover.args: DEAP's SBX fixes the per-variable and swap probabilities at 0.5")
     prob_var = pm.prob_var.value if pm.prob_var is not None else min(0.5, 1.0 / n_var)
-    return _SbxPm(eta_c=float(sbx.eta.value), prob_c=float(sbx.prob.value),
-                  eta_m=float(pm.eta.value), prob_m=float(pm.prob.value), indpb=float(prob_var))
+    return _SbxPm(
+        eta_c=float(sbx.eta.value),
+        prob_c=float(sbx.prob.value),
+        eta_m=float(pm.eta.value),
+        prob_m=float(pm.prob.value),
+        indpb=float(prob_var),
+    )
 
 
 class RealVectorVariation:

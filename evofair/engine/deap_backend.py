@@ -22,8 +22,9 @@ so that a population rebuilt from the store has exactly the mating state of an u
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from deap import base, tools
@@ -93,8 +94,10 @@ class DeapBackend(Backend):
     def __init__(self, recipe, problem):
         alg = recipe.algorithm
         if alg.name != "nsga2":
-            raise UserError(f"algorithm.name: the deap backend implements nsga2 only (got {alg.name!r}); "
-                            "use algorithm.backend: pymoo for nsga3/smsemoa")
+            raise UserError(
+                f"algorithm.name: the deap backend implements nsga2 only (got {alg.name!r}); "
+                "use algorithm.backend: pymoo for nsga3/smsemoa"
+            )
         self.problem = problem
         self.pop_size = alg.pop_size
         self.n_offsprings = alg.n_offsprings or alg.pop_size

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from evofair.core.constraints import feasible_first, total_violation, violations
-from evofair.core.indicators import hypervolume
 from evofair.core.genome import genome_of
+from evofair.core.indicators import hypervolume
 from evofair.engine.backend import Backend
 from evofair.engine.offspring import realise_generation, told_items
 from evofair.store.run_store import RunStore
@@ -27,8 +27,16 @@ BAD_F = 1e12  # stands in for a non-finite objective so survival can still rank 
 
 
 class Engine:
-    def __init__(self, recipe, problem, store: RunStore, executor, *, progress: bool = True,
-                 callbacks: CallbackList | None = None):
+    def __init__(
+        self,
+        recipe,
+        problem,
+        store: RunStore,
+        executor,
+        *,
+        progress: bool = True,
+        callbacks: CallbackList | None = None,
+    ):
         self.recipe = recipe
         self.problem = problem
         self.store = store
@@ -61,8 +69,12 @@ class Engine:
         F = self.problem.minimised(metrics["val"])
         bad = ~np.all(np.isfinite(F), axis=1)
         for i in np.flatnonzero(bad):
-            self.store.log_event("non_finite_objective", "objective was NaN/inf; ranked last",
-                                 generation=generation, individual=individuals[i].id)
+            self.store.log_event(
+                "non_finite_objective",
+                "objective was NaN/inf; ranked last",
+                generation=generation,
+                individual=individuals[i].id,
+            )
         F = np.where(np.isfinite(F), F, BAD_F)
         G = self.violations(metrics["val"], len(individuals))
         ids = [ind.id for ind in individuals]
@@ -73,25 +85,46 @@ class Engine:
         self._remember_cv(ids, G, pop_ids)
         stats = {**self.front_stats(pop_ids, pop_F), "evaluations": self.evaluations, "seconds": self.seconds}
         self.store.commit_generation(generation, individuals, pop_ids, stats, self.backend.state())
-        log.debug("generation %d: hv_val %s, %d on the front, %d evaluations, %.1f s", generation, stats["hv_val"],
-                  stats["n_front"], stats["evaluations"], stats["seconds"])
+        log.debug(
+            "generation %d: hv_val %s, %d on the front, %d evaluations, %.1f s",
+            generation,
+            stats["hv_val"],
+            stats["n_front"],
+            stats["evaluations"],
+            stats["seconds"],
+        )
         if self.callbacks:  # after the commit: a failing callback leaves the store consistent
             self._tell_callbacks(generation, individuals, pop_ids, stats)
         return stats
 
     def _tell_callbacks(self, generation: int, individuals, pop_ids, stats) -> None:
         names = self.problem.objective_names
-        models = tuple(ModelInfo(generation=generation, id=ind.id, parents=tuple(ind.parents),
-                                 metrics={split: dict(per) for split, per in ind.metrics.items()},  # copies
-                                 objectives={n: ind.metrics.get("val", {}).get(n) for n in names})
-                       for ind in individuals)
-        after = (f"; generation {generation} is committed: `evofair run --resume {self.store.root}` continues "
-                 "(fix the callback, or drop it with --set callbacks=[]: callbacks never change results)")
+        models = tuple(
+            ModelInfo(
+                generation=generation,
+                id=ind.id,
+                parents=tuple(ind.parents),
+                metrics={split: dict(per) for split, per in ind.metrics.items()},  # copies
+                objectives={n: ind.metrics.get("val", {}).get(n) for n in names},
+            )
+            for ind in individuals
+        )
+        after = (
+            f"; generation {generation} is committed: `evofair run --resume {self.store.root}` continues "
+            "(fix the callback, or drop it with --set callbacks=[]: callbacks never change results)"
+        )
         for model in models:
             self.callbacks.call("on_model_evaluated", model, after)
-        info = GenerationInfo(generation=generation, generations=self.recipe.algorithm.generations,
-                              hv_val=stats["hv_val"], n_front=stats["n_front"], evaluations=stats["evaluations"],
-                              seconds=stats["seconds"], population=tuple(pop_ids), models=models)
+        info = GenerationInfo(
+            generation=generation,
+            generations=self.recipe.algorithm.generations,
+            hv_val=stats["hv_val"],
+            n_front=stats["n_front"],
+            evaluations=stats["evaluations"],
+            seconds=stats["seconds"],
+            population=tuple(pop_ids),
+            models=models,
+        )
         self.callbacks.call("on_generation_end", info, after)
 
     # -- constraints -----------------------------------------------------------------------
@@ -125,8 +158,13 @@ class Engine:
         F = self.problem.minimised({n: np.array([ind.value(n) for ind in pop]) for n in self.problem.objective_names})
         F = np.where(np.isfinite(F), F, BAD_F)
         n = len(pop)
-        G = self.violations({c.metric: np.array([ind.metrics.get("val", {}).get(c.metric, np.nan) for ind in pop])
-                             for c in self.constraints}, n)
+        G = self.violations(
+            {
+                c.metric: np.array([ind.metrics.get("val", {}).get(c.metric, np.nan) for ind in pop])
+                for c in self.constraints
+            },
+            n,
+        )
         items = told_items(self.genome, pop)
         ids = [ind.id for ind in pop]
         self.backend.restore(items, F, ids, last["engine_state"], G)

@@ -8,7 +8,8 @@ whether checkpoint weights travel through the driver or through a store its work
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,9 +44,16 @@ def _realise_arrays(engine, genome, generation: int, items: Sequence[Any]):
     X = np.asarray(items, dtype=genome.vtype)
     metrics = engine.executor.evaluate(X)
     seed = engine.recipe.seed
-    individuals = [Individual(id=individual_id(generation, i), generation=generation,
-                              seed=derive_seed(seed, generation, i), x=genome.encode(X[i]),
-                              metrics=metrics_row(metrics, i)) for i in range(len(X))]
+    individuals = [
+        Individual(
+            id=individual_id(generation, i),
+            generation=generation,
+            seed=derive_seed(seed, generation, i),
+            x=genome.encode(X[i]),
+            metrics=metrics_row(metrics, i),
+        )
+        for i in range(len(X))
+    ]
     return individuals, list(X), metrics
 
 
@@ -69,10 +77,16 @@ def _realise_checkpoints(engine, generation: int, items: Sequence[Any]):
         iid = individual_id(generation, i)
         if "refine_rejected" in m.log:
             store.log_event("refine_rejected", m.log["refine_rejected"], generation=generation, individual=iid)
-        individuals.append(Individual(
-            id=iid, generation=generation, parents=tuple(p.id for p in plan.parents),
-            operator={**plan.record(), **({"log": m.log} if m.log else {})},
-            seed=derive_seed(engine.recipe.seed, generation, i), weights_hash=m.key,
-            metrics=metrics_row(metrics, i)))
+        individuals.append(
+            Individual(
+                id=iid,
+                generation=generation,
+                parents=tuple(p.id for p in plan.parents),
+                operator={**plan.record(), **({"log": m.log} if m.log else {})},
+                seed=derive_seed(engine.recipe.seed, generation, i),
+                weights_hash=m.key,
+                metrics=metrics_row(metrics, i),
+            )
+        )
         refs.append(GenomeRef(iid, m.key))
     return individuals, refs, metrics

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -72,10 +73,13 @@ class Plan:
         return hash(self.key)
 
     def record(self) -> dict[str, Any]:
-        return {k: getattr(self, k).record() for k in ("init", "crossover", "mutation", "refine")
-                if getattr(self, k) is not None}
+        return {
+            k: getattr(self, k).record()
+            for k in ("init", "crossover", "mutation", "refine")
+            if getattr(self, k) is not None
+        }
 
-    def with_refine(self, refine: OpCall | None) -> "Plan":
+    def with_refine(self, refine: OpCall | None) -> Plan:
         return replace(self, refine=refine)
 
 
@@ -88,7 +92,7 @@ class Operators:
     refine: Mapping[str, Any]
 
     @classmethod
-    def load(cls, paths: Sequence[str] = ()) -> "Operators":
+    def load(cls, paths: Sequence[str] = ()) -> Operators:
         """Every operator a plan may name resolves lazily, by entry point or `module:attr`."""
         from evofair.core.plugins import registry
 
@@ -130,8 +134,9 @@ def realise(plan: Plan, parent_weights: Sequence[Weights], problem, ops: Operato
         base = problem.base_weights() if spec.tags.get("needs_base") else None
         genome = genome_of(problem)
         assert isinstance(genome, WeightsGenome), "plans are realised for checkpoint genomes only"
-        children, merge_log = genome.crossover(problem, spec, list(parent_weights), spec.args(**plan.crossover.args),
-                                               seed=plan.crossover.seed, base=base)
+        children, merge_log = genome.crossover(
+            problem, spec, list(parent_weights), spec.args(**plan.crossover.args), seed=plan.crossover.seed, base=base
+        )
         weights = children[plan.crossover.child]
         if merge_log:
             log["crossover"] = merge_log
@@ -141,8 +146,9 @@ def realise(plan: Plan, parent_weights: Sequence[Weights], problem, ops: Operato
     if plan.refine is not None:
         spec = ops.refine[plan.refine.name]
         reference = parent_weights[0] if parent_weights else None
-        refined = spec.fn(weights, spec.args(**plan.refine.args), seed=plan.refine.seed, problem=problem,
-                          reference=reference)
+        refined = spec.fn(
+            weights, spec.args(**plan.refine.args), seed=plan.refine.seed, problem=problem, reference=reference
+        )
         if _finite(refined.weights):
             weights = refined.weights
             log["refine"] = refined.log

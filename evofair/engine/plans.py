@@ -32,8 +32,10 @@ class PlanMaker:
         k = int(rng.choice(len(self.crossovers), p=self.crossover_p)) if len(self.crossovers) > 1 else 0
         cfg = self.crossovers[k]
         seed = int(rng.integers(SEED_HIGH))
-        return tuple(Plan(parents=(p1, p2), crossover=OpCall(cfg.name, cfg.args, seed, child=c))  # type: ignore
-                     for c in (0, 1))
+        return tuple(
+            Plan(parents=(p1, p2), crossover=OpCall(cfg.name, cfg.args, seed, child=c))  # type: ignore
+            for c in (0, 1)
+        )
 
     def mutate(self, item: Any, rng: np.random.Generator) -> Plan:
         call = OpCall(self.mutation.name, self.mutation.args, int(rng.integers(SEED_HIGH)))

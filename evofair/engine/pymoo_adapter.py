@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from pymoo.core.crossover import Crossover
@@ -68,8 +69,7 @@ def variation(genome: Genome, recipe, problem) -> dict[str, Any]:
     if isinstance(genome, ArrayGenome):
         from evofair.engine.vector_ops import vector_operators
 
-        return {"sampling": _ArraySampling(genome, problem), "eliminate_duplicates": True,
-                **vector_operators(recipe)}
+        return {"sampling": _ArraySampling(genome, problem), "eliminate_duplicates": True, **vector_operators(recipe)}
     return plan_variation(recipe)
 
 
@@ -133,6 +133,9 @@ def plan_variation(recipe) -> dict[str, Any]:
     # No crossover in the recipe: pymoo's own copy path (prob 0) hands parents to mutation. Leaving
     # the key out would let pymoo's default SBX do arithmetic on GenomeRefs.
     kwargs["crossover"] = _PlanCrossover(maker, recipe.operators.crossover_prob if recipe.operators.crossovers else 0.0)
-    kwargs["mutation"] = (_PlanMutation(maker, recipe.operators.mutation_prob) if recipe.operators.mutation is not None
-                          else Mutation(prob=0.0))
+    kwargs["mutation"] = (
+        _PlanMutation(maker, recipe.operators.mutation_prob)
+        if recipe.operators.mutation is not None
+        else Mutation(prob=0.0)
+    )
     return kwargs

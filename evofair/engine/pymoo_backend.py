@@ -6,7 +6,8 @@ Local search runs between ask and tell and its result replaces the offspring's g
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from pymoo.core.evaluator import Evaluator
@@ -40,8 +41,12 @@ class PymooBackend(Backend):
         self.genome = genome_of(problem)
         self.algorithm = build_algorithm(recipe, problem)
         self.n_constraints = len(recipe.constraints)
-        self.algorithm.setup(pymoo_adapter.ShapeOnly(self.genome, problem, self.n_constraints), termination=("n_gen", recipe.algorithm.generations),
-                             seed=recipe.seed, verbose=False)
+        self.algorithm.setup(
+            pymoo_adapter.ShapeOnly(self.genome, problem, self.n_constraints),
+            termination=("n_gen", recipe.algorithm.generations),
+            seed=recipe.seed,
+            verbose=False,
+        )
         self._asked: Population | None = None
 
     def _as_X(self, items: Sequence[Any]) -> np.ndarray:
@@ -54,8 +59,11 @@ class PymooBackend(Backend):
         return pymoo_adapter.from_matrix(self.genome, self._asked.get("X"))
 
     def tell(self, items, F, ids, G=None) -> None:
-        pop = self._asked if self._asked is not None and len(self._asked) == len(items) else Population.new(
-            "X", self._as_X(items))
+        pop = (
+            self._asked
+            if self._asked is not None and len(self._asked) == len(items)
+            else Population.new("X", self._as_X(items))
+        )
         pop.set("X", self._as_X(items), "eid", np.asarray(ids, dtype=object))
         self._set_F(pop, F, G)
         self.algorithm.tell(infills=pop)
@@ -67,8 +75,10 @@ class PymooBackend(Backend):
         values = {"F": np.asarray(F, dtype=float)}
         if self.n_constraints:
             if G is None or np.shape(G) != (len(values["F"]), self.n_constraints):
-                raise ValueError(f"tell: expected G of shape ({len(values['F'])}, {self.n_constraints}), "
-                                 f"got {None if G is None else np.shape(G)}")
+                raise ValueError(
+                    f"tell: expected G of shape ({len(values['F'])}, {self.n_constraints}), "
+                    f"got {None if G is None else np.shape(G)}"
+                )
             values["G"] = np.asarray(G, dtype=float)
         Evaluator().eval(StaticProblem(self.algorithm.problem, **values), pop)
 
@@ -78,9 +88,12 @@ class PymooBackend(Backend):
 
     def state(self) -> dict[str, Any]:
         alg = self.algorithm
-        return {"rng": rng_state(alg.random_state), "n_iter": alg.n_iter,
-                "pop_data": [to_json({k: v for k, v in ind.data.items() if k != "eid"}) for ind in alg.pop],
-                "survival": numeric_attributes(alg.survival)}
+        return {
+            "rng": rng_state(alg.random_state),
+            "n_iter": alg.n_iter,
+            "pop_data": [to_json({k: v for k, v in ind.data.items() if k != "eid"}) for ind in alg.pop],
+            "survival": numeric_attributes(alg.survival),
+        }
 
     def restore(self, items, F, ids, state, G=None) -> None:
         """Rebuild from the stored population and the JSON state saved with it (no unpickling):

@@ -11,19 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from evofair.errors import UserError
+from evofair.executors.base import Executor, ExecutorArgs, Made, WorkerError, chunks, evaluate_all_splits, merge_metrics
 from evofair.lifecycle.executor_section import executor_spec
-from evofair.executors.base import (
-    Executor,
-    ExecutorArgs,
-    Made,
-    WorkerError,
-    chunks,
-    evaluate_all_splits,
-    merge_metrics,
-)
 
-__all__ = ["Executor", "ExecutorArgs", "Made", "WorkerError", "chunks", "evaluate_all_splits", "merge_metrics",
-           "make_executor"]
+__all__ = [
+    "Executor",
+    "ExecutorArgs",
+    "Made",
+    "WorkerError",
+    "chunks",
+    "evaluate_all_splits",
+    "merge_metrics",
+    "make_executor",
+]
 
 
 def make_executor(cfg, paths: Iterable[str] = ()) -> Executor:
@@ -33,5 +33,3 @@ def make_executor(cfg, paths: Iterable[str] = ()) -> Executor:
     if not (issubclass(spec.fn, Executor) and issubclass(spec.args, ExecutorArgs)):
         raise UserError(f"executor.name: {cfg.name!r} does not derive from evofair.executors.base.Executor")
     return spec.fn.from_args(spec.parse_args(cfg.fields, "executor"))
-
-

@@ -39,8 +39,12 @@ if TYPE_CHECKING:
 class ExecutorArgs(Args):
     """Fields every executor takes; an executor's own args model derives from this."""
 
-    eval_chunk: int = Field(32, ge=1, description="genomes per evaluation batch (same for every executor, so "
-                            "the front does not depend on which one runs)")
+    eval_chunk: int = Field(
+        32,
+        ge=1,
+        description="genomes per evaluation batch (same for every executor, so "
+        "the front does not depend on which one runs)",
+    )
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ def _evaluate(genomes: bytes) -> bytes:
 
 # -- in the driver -------------------------------------------------------------------------------
 
+
 def _one_line(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
     return text if len(text) <= limit else text[:limit] + "…"
@@ -113,20 +114,28 @@ class ProcessExecutor(Executor):
             payload = _pack(factory)
         except Exception as exc:  # PicklingError, or the TypeError/AttributeError of an unpicklable part
             what = "the problem object passed from Python" if factory.instance is not None else "the problem"
-            raise UserError(f"executor.name processes: {what} cannot be sent to worker processes "
-                            f"({_one_line(exc, 200)}); use executor serial, or a problem a recipe names") from None
+            raise UserError(
+                f"executor.name processes: {what} cannot be sent to worker processes "
+                f"({_one_line(exc, 200)}); use executor serial, or a problem a recipe names"
+            ) from None
         threads = max(1, (os.cpu_count() or 1) // self.num_workers)
-        self.pool = ProcessPoolExecutor(self.num_workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_start_worker, initargs=(payload, threads))
+        self.pool = ProcessPoolExecutor(
+            self.num_workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(payload, threads),
+        )
         # one task per worker submitted at once: the pool starts every process now, not at the first generation
-        self.pids = sorted(set(self._map(_ready, [()] * self.num_workers,
-                                         failed="a worker process failed while building the problem")))
+        self.pids = sorted(
+            set(self._map(_ready, [()] * self.num_workers, failed="a worker process failed while building the problem"))
+        )
         log.info("processes: %d workers, %d torch thread(s) each", self.num_workers, threads)
 
     def realise_weights(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
         parents = {r.key: _pack(weights_of(r.key)) for p in plans for r in p.parents}  # each pickled once
-        made = self._map(_realise, [(p, [parents[r.key] for r in p.parents]) for p in plans],
-                         phase=self.realise_phase(plans))
+        made = self._map(
+            _realise, [(p, [parents[r.key] for r in p.parents]) for p in plans], phase=self.realise_phase(plans)
+        )
         return [pickle.loads(m) for m in made]
 
     def evaluate(self, genomes: Sequence[Any]):
@@ -134,8 +143,15 @@ class ProcessExecutor(Executor):
         parts = self._map(_evaluate, [(_pack(b),) for b in batches], phase="evaluate", sizes=[len(b) for b in batches])
         return merge_metrics([pickle.loads(p) for p in parts])
 
-    def _map(self, fn, args: Sequence[tuple], *, phase: str | None = None, sizes: Sequence[int] | None = None,
-             failed: str = "a task failed in a worker process") -> list:
+    def _map(
+        self,
+        fn,
+        args: Sequence[tuple],
+        *,
+        phase: str | None = None,
+        sizes: Sequence[int] | None = None,
+        failed: str = "a task failed in a worker process",
+    ) -> list:
         """`fn(*a)` for every `a` in the workers; results in `args` order, progress reported as they
         finish. The first failure stops every worker (the run ends there) and is one `WorkerError`."""
         if self.pool is None:
@@ -160,9 +176,11 @@ class ProcessExecutor(Executor):
     def _worker_error(self, future: Future, failed: str) -> WorkerError:
         exc = future.exception()
         if isinstance(exc, BrokenProcessPool):  # killed, crashed, or could not start: nothing came back
-            return WorkerError("a worker process ended abruptly (killed, out of memory, or it could not start: its "
-                               "own error is printed above); with memory short, set executor.num_workers lower",
-                               str(exc))
+            return WorkerError(
+                "a worker process ended abruptly (killed, out of memory, or it could not start: its "
+                "own error is printed above); with memory short, set executor.num_workers lower",
+                str(exc),
+            )
         traceback = getattr(exc.__cause__, "tb", "") or _one_line(exc, 10_000)  # the worker's own text
         log.error("%s:\n%s", failed, traceback)
         return WorkerError(f"{failed}: {_one_line(exc)}", traceback)

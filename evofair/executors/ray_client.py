@@ -24,18 +24,22 @@ FOLLOW_POLL_S = 2.0
 
 # -- connecting -------------------------------------------------------------------------------
 
+
 def dashboard_url(address: str | None) -> str:
     """`http://HOST:PORT` of the cluster's dashboard (the Jobs API), from --address or the env."""
     address = address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
     if not address:
-        raise UserError("--address: expected the Ray dashboard address, e.g. http://HEAD:8265 "
-                        "(or set RAY_API_SERVER_ADDRESS)")
+        raise UserError(
+            "--address: expected the Ray dashboard address, e.g. http://HEAD:8265 (or set RAY_API_SERVER_ADDRESS)"
+        )
     if "://" not in address:
         address = "http://" + address
     parts = urlsplit(address)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"--address {address}: expected http://HOST:PORT of the Ray dashboard (port 8265 "
-                        "by default), not a GCS or ray:// address")
+        raise UserError(
+            f"--address {address}: expected http://HOST:PORT of the Ray dashboard (port 8265 "
+            "by default), not a GCS or ray:// address"
+        )
     return address.rstrip("/")
 
 
@@ -47,8 +51,10 @@ def _probe(url: str) -> None:
         socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__
-        raise UserError(f"--address {url}: cannot connect ({reason}); is the Ray head up, and is this "
-                        "its dashboard port (8265 by default)?") from None
+        raise UserError(
+            f"--address {url}: cannot connect ({reason}); is the Ray head up, and is this "
+            "its dashboard port (8265 by default)?"
+        ) from None
 
 
 def http_timeout() -> tuple[float, float]:
@@ -72,26 +78,34 @@ def ray_errors(url: str, job: str | None = None):
     try:
         yield
     except requests.exceptions.Timeout:
-        raise UserError(f"--address {url}: no answer within {http_timeout()[1]:g} s (something accepts "
-                        "connections there but does not answer as the Ray Jobs API; EVOFAIR_HTTP_TIMEOUT_S "
-                        "sets the wait)") from None
+        raise UserError(
+            f"--address {url}: no answer within {http_timeout()[1]:g} s (something accepts "
+            "connections there but does not answer as the Ray Jobs API; EVOFAIR_HTTP_TIMEOUT_S "
+            "sets the wait)"
+        ) from None
     except (ValueError, KeyError, TypeError) as exc:  # a 200 whose body is not the API's JSON
-        raise UserError(f"--address {url}: the answer is not the Ray Jobs API's ({exc.__class__.__name__}: "
-                        f"{one_line(exc, 120)}); is this the dashboard's address (port 8265 by default)?") from None
+        raise UserError(
+            f"--address {url}: the answer is not the Ray Jobs API's ({exc.__class__.__name__}: "
+            f"{one_line(exc, 120)}); is this the dashboard's address (port 8265 by default)?"
+        ) from None
     except requests.exceptions.RequestException as exc:
         raise UserError(f"--address {url}: cannot reach the Ray Jobs API ({one_line(exc)})") from None
     except AuthenticationError:
-        raise UserError(f"--address {url}: the cluster refused this client's credentials; with token "
-                        "authentication set RAY_AUTH_MODE=token and give the cluster's token in "
-                        "~/.ray/auth_token or RAY_AUTH_TOKEN (or run every node and client with "
-                        "RAY_AUTH_MODE=disabled on a trusted network)") from None
+        raise UserError(
+            f"--address {url}: the cluster refused this client's credentials; with token "
+            "authentication set RAY_AUTH_MODE=token and give the cluster's token in "
+            "~/.ray/auth_token or RAY_AUTH_TOKEN (or run every node and client with "
+            "RAY_AUTH_MODE=disabled on a trusted network)"
+        ) from None
     except ConnectionError as exc:
         raise UserError(f"--address {url}: cannot reach the Ray Jobs API ({one_line(exc)})") from None
     except RuntimeError as exc:
         text = one_line(exc)
         if "Version check returned 404" in text:
-            raise UserError(f"--address {url}: something answers there, but not the Ray Jobs API (HTTP 404 "
-                            "on /api/version); give the dashboard's address (port 8265 by default)") from None
+            raise UserError(
+                f"--address {url}: something answers there, but not the Ray Jobs API (HTTP 404 "
+                "on /api/version); give the dashboard's address (port 8265 by default)"
+            ) from None
         if job is not None and "404" in text:
             raise UserError(f"job {job}: no such job on {url}") from None
         raise UserError(f"--address {url}: {text}") from None
@@ -141,6 +155,7 @@ def wait_terminal(jobs, job: str, timeout: float, poll_s: float = 1.0):
 
 # -- status / logs ----------------------------------------------------------------------------
 
+
 def job_info(address: str | None, job: str):
     url, jobs = client(address)
     with ray_errors(url, job):
@@ -151,8 +166,11 @@ def describe(info) -> str:
     status = str(getattr(info.status, "value", info.status))
     out = (info.metadata or {}).get("evofair_out")
     message = " ".join((info.message or "").split())
-    return f"{info.submission_id or info.job_id}: {status}" + (f" ({message})" if message else "") + \
-        (f"; run directory {out}" if out else "")
+    return (
+        f"{info.submission_id or info.job_id}: {status}"
+        + (f" ({message})" if message else "")
+        + (f"; run directory {out}" if out else "")
+    )
 
 
 def wait(address: str | None, job: str, timeout: float | None = None, poll_s: float = 1.0):

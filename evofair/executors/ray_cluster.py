@@ -41,12 +41,16 @@ def size_actors(nodes: Sequence[Mapping[str, float]], demand: Mapping[str, float
     if capacity == 0:
         totals = {r: sum(n.get(r, 0.0) for n in nodes) for r in demand}
         largest = {r: max((n.get(r, 0.0) for n in nodes), default=0.0) for r in demand}
-        raise UserError(f"executor: no node of the Ray cluster can place an actor asking for {describe(demand)} "
-                        f"(cluster total {describe(totals)}; largest node {describe(largest)}); lower "
-                        "num_cpus_per_task / num_gpus_per_task / resources_per_task, or add such a node")
+        raise UserError(
+            f"executor: no node of the Ray cluster can place an actor asking for {describe(demand)} "
+            f"(cluster total {describe(totals)}; largest node {describe(largest)}); lower "
+            "num_cpus_per_task / num_gpus_per_task / resources_per_task, or add such a node"
+        )
     if num_workers is not None and num_workers > capacity:
-        raise UserError(f"executor.num_workers {num_workers}: the Ray cluster can place at most {capacity} actors "
-                        f"asking for {describe(demand)} each; set num_workers <= {capacity} or leave it unset")
+        raise UserError(
+            f"executor.num_workers {num_workers}: the Ray cluster can place at most {capacity} actors "
+            f"asking for {describe(demand)} each; set num_workers <= {capacity} or leave it unset"
+        )
     return num_workers or capacity
 
 
@@ -59,8 +63,10 @@ def gcs_host_port(address: str) -> tuple[str, int] | None:
         rest = address
     host, _, port = rest.rstrip("/").rpartition(":")
     if not host or not port.isdigit():
-        raise UserError(f"executor.address {address}: expected HOST:PORT of the Ray head's GCS (6379 by default, "
-                        "as `ray start --head` prints it), ray://HOST:PORT, or auto")
+        raise UserError(
+            f"executor.address {address}: expected HOST:PORT of the Ray head's GCS (6379 by default, "
+            "as `ray start --head` prints it), ray://HOST:PORT, or auto"
+        )
     return host.strip("[]"), int(port)
 
 
@@ -73,8 +79,10 @@ def probe(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         socket.create_connection(target, timeout=timeout).close()
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__
-        raise UserError(f"executor.address {address}: cannot connect ({reason}); is the Ray head up, and is this "
-                        "its GCS port (6379 by default)?") from None
+        raise UserError(
+            f"executor.address {address}: cannot connect ({reason}); is the Ray head up, and is this "
+            "its GCS port (6379 by default)?"
+        ) from None
     if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
         return  # a plaintext handshake would fail against a TLS GCS
     import grpc  # the GCS (and the ray:// client server) speak gRPC: a port that accepts but never
@@ -84,7 +92,9 @@ def probe(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
     except grpc.FutureTimeoutError:
-        raise UserError(f"executor.address {address}: something accepts connections there but does not answer as "
-                        f"a Ray GCS within {timeout:g} s; is this the head's GCS port (6379 by default)?") from None
+        raise UserError(
+            f"executor.address {address}: something accepts connections there but does not answer as "
+            f"a Ray GCS within {timeout:g} s; is this the head's GCS port (6379 by default)?"
+        ) from None
     finally:
         channel.close()

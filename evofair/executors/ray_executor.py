@@ -76,31 +76,45 @@ def answer_probe(root: str, token: str, index: int) -> bool:
 class RayArgs(ExecutorArgs):
     """`executor: {name: ray, ...}`: where the cluster is and what each actor asks of it."""
 
-    address: str | None = Field(None, description="the Ray head's GCS HOST:PORT, ray://HOST:PORT or auto; "
-                                "unset: start a local Ray")
+    address: str | None = Field(
+        None, description="the Ray head's GCS HOST:PORT, ray://HOST:PORT or auto; unset: start a local Ray"
+    )
     num_workers: int | None = Field(None, ge=1, description="actors; unset: as many as the cluster can place")
     num_cpus_per_task: float = Field(1, gt=0, le=1024)
-    num_gpus_per_task: float | None = Field(None, ge=0, le=64, description="GPUs per Ray actor; unset: 1 when the "
-                                            "cluster has GPUs (one actor per GPU), else 0; 0 keeps actors off GPUs")
-    resources_per_task: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per "
-                                                 "actor, e.g. {accelerator_type:H100: 0.001}")
+    num_gpus_per_task: float | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="GPUs per Ray actor; unset: 1 when the "
+        "cluster has GPUs (one actor per GPU), else 0; 0 keeps actors off GPUs",
+    )
+    resources_per_task: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources per actor, e.g. {accelerator_type:H100: 0.001}"
+    )
     max_retries: int = Field(3, ge=0, description="restarts of a dead actor (and retries of its task)")
-    placement_timeout_s: float = Field(60, gt=0, description="seconds to wait for the cluster to free the "
-                                       "actors' resources")
-    start_timeout_s: float = Field(1800, gt=0, description="seconds each actor may take to build its problem "
-                                   "(data, features)")
+    placement_timeout_s: float = Field(
+        60, gt=0, description="seconds to wait for the cluster to free the actors' resources"
+    )
+    start_timeout_s: float = Field(
+        1800, gt=0, description="seconds each actor may take to build its problem (data, features)"
+    )
     shared_store: Literal["auto", "off"] = Field(
-        "auto", description="auto: workers read parents from and write offspring to the run directory when "
+        "auto",
+        description="auto: workers read parents from and write offspring to the run directory when "
         "every worker sees it (checked at start; a local cluster or a shared mount), only keys pass through "
-        "the driver; off: weights always travel through the driver and Ray's object store")
+        "the driver; off: weights always travel through the driver and Ray's object store",
+    )
 
     @field_validator("resources_per_task")
     @classmethod
     def _custom_resources(cls, resources):
         for name, amount in resources.items():
             if name in ("CPU", "GPU", "memory", "object_store_memory") or not name.strip():
-                raise PydanticCustomError("resource", f"{name!r}: set CPUs and GPUs with num_cpus_per_task / "
-                                          "num_gpus_per_task; this is for custom resources only")
+                raise PydanticCustomError(
+                    "resource",
+                    f"{name!r}: set CPUs and GPUs with num_cpus_per_task / "
+                    "num_gpus_per_task; this is for custom resources only",
+                )
             if not 0 < amount < float("inf"):
                 raise PydanticCustomError("resource", f"{name}: expected an amount > 0, got {amount}")
         return resources
@@ -174,10 +188,19 @@ def _summary(exc: BaseException) -> str:
 class RayExecutor(Executor):
     """Ray actors, each holding the problem resident, on this machine or a cluster (`address`)."""
 
-    def __init__(self, eval_chunk: int = 32, num_workers: int | None = None, address: str | None = None,
-                 num_cpus_per_task: float = 1, num_gpus_per_task: float | None = None, max_retries: int = 3,
-                 resources_per_task: Mapping[str, float] | None = None, placement_timeout_s: float = 60,
-                 start_timeout_s: float = 1800, shared_store: str = "auto"):
+    def __init__(
+        self,
+        eval_chunk: int = 32,
+        num_workers: int | None = None,
+        address: str | None = None,
+        num_cpus_per_task: float = 1,
+        num_gpus_per_task: float | None = None,
+        max_retries: int = 3,
+        resources_per_task: Mapping[str, float] | None = None,
+        placement_timeout_s: float = 60,
+        start_timeout_s: float = 1800,
+        shared_store: str = "auto",
+    ):
         super().__init__(eval_chunk)
         self.shared_store_mode = shared_store  # "auto": probe the run directory; "off": weights via the driver
         self.root: str | None = None
@@ -212,8 +235,9 @@ class RayExecutor(Executor):
                 ray.init(**kwargs)
             except Exception as exc:  # ConnectionError, a node that timed out starting, ...: one line
                 text = " ".join(str(exc).split())[:300]
-                raise UserError(f"executor.address {self.address or '(local)'}: cannot join the Ray cluster "
-                                f"({text})") from None
+                raise UserError(
+                    f"executor.address {self.address or '(local)'}: cannot join the Ray cluster ({text})"
+                ) from None
             self._started_ray = True
         try:
             nodes = [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
@@ -235,10 +259,12 @@ class RayExecutor(Executor):
         self._pg = placement_group([dict(self.demand) for _ in range(self.n_actors)], strategy="SPREAD")
         if not self._pg.wait(timeout_seconds=self.placement_timeout_s):
             available = ray.available_resources()
-            raise UserError(f"executor: the Ray cluster could not place {self.n_actors} actors asking for "
-                            f"{describe(self.demand)} within {self.placement_timeout_s:g} s (available now: "
-                            f"{describe({r: available.get(r, 0.0) for r in self.demand})}; other jobs hold the "
-                            "rest?); set executor.num_workers lower or executor.placement_timeout_s higher")
+            raise UserError(
+                f"executor: the Ray cluster could not place {self.n_actors} actors asking for "
+                f"{describe(self.demand)} within {self.placement_timeout_s:g} s (available now: "
+                f"{describe({r: available.get(r, 0.0) for r in self.demand})}; other jobs hold the "
+                "rest?); set executor.num_workers lower or executor.placement_timeout_s higher"
+            )
 
     def start(self, factory, problem=None) -> None:
         import ray
@@ -249,15 +275,29 @@ class RayExecutor(Executor):
             self.connect()
         custom = {k: v for k, v in self.demand.items() if k not in ("CPU", "GPU")}
         actor = ray.remote(_Worker)
-        options = dict(num_cpus=self.demand.get("CPU", 0), num_gpus=self.demand.get("GPU", 0), resources=custom or None,
-                       max_restarts=self.max_retries, max_task_retries=self.max_retries)
-        self.workers = [actor.options(**options, scheduling_strategy=PlacementGroupSchedulingStrategy(
-            placement_group=self._pg, placement_group_bundle_index=i)).remote(factory) for i in range(self.n_actors)]
+        options = dict(
+            num_cpus=self.demand.get("CPU", 0),
+            num_gpus=self.demand.get("GPU", 0),
+            resources=custom or None,
+            max_restarts=self.max_retries,
+            max_task_retries=self.max_retries,
+        )
+        self.workers = [
+            actor.options(
+                **options,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    placement_group=self._pg, placement_group_bundle_index=i
+                ),
+            ).remote(factory)
+            for i in range(self.n_actors)
+        ]
         try:
             self.placement = ray.get([w.ping.remote() for w in self.workers], timeout=self.start_timeout_s)
         except GetTimeoutError:
-            raise UserError(f"executor: the {self.n_actors} Ray actors did not finish building the problem within "
-                            f"{self.start_timeout_s:g} s (executor.start_timeout_s)") from None
+            raise UserError(
+                f"executor: the {self.n_actors} Ray actors did not finish building the problem within "
+                f"{self.start_timeout_s:g} s (executor.start_timeout_s)"
+            ) from None
         except RayActorError as exc:
             raise WorkerError(f"a Ray worker failed while building the problem: {_summary(exc)}", str(exc)) from None
         log.info("Ray: %d actors, each %s", self.n_actors, describe(self.demand))
@@ -280,8 +320,10 @@ class RayExecutor(Executor):
         weights.mkdir(exist_ok=True)
         atomic_write_bytes(probe, token.encode(), within=root)
         try:
-            seen = ray.get([w.answer_probe.remote(str(root), token, i) for i, w in enumerate(self.workers)],
-                           timeout=PROBE_TIMEOUT_S)
+            seen = ray.get(
+                [w.answer_probe.remote(str(root), token, i) for i, w in enumerate(self.workers)],
+                timeout=PROBE_TIMEOUT_S,
+            )
             shared = all(seen) and all(a.is_file() and a.read_text() == token for a in answers)
         except GetTimeoutError:
             shared = False
@@ -290,8 +332,12 @@ class RayExecutor(Executor):
                 path.unlink(missing_ok=True)
         if shared:
             self.shared_store, self.root = True, str(root)
-        log.info("Ray: %s", "workers read and write weights in the run directory (shared store)" if shared else
-                 "the run directory is not shared with every worker: weights travel through the driver")
+        log.info(
+            "Ray: %s",
+            "workers read and write weights in the run directory (shared store)"
+            if shared
+            else "the run directory is not shared with every worker: weights travel through the driver",
+        )
 
     # -- work --------------------------------------------------------------------------------
     def _map(self, submit, items, phase: str | None = None, sizes: Sequence[int] | None = None):
@@ -320,8 +366,10 @@ class RayExecutor(Executor):
         except RayActorError as exc:
             text = str(exc)
             log.info("a Ray worker died:\n%s", text)  # Ray's account of the death: for the run's events
-            raise WorkerError(f"a Ray worker died and executor.max_retries={self.max_retries} restarts are used up "
-                              f"({_summary(exc)})", text) from None
+            raise WorkerError(
+                f"a Ray worker died and executor.max_retries={self.max_retries} restarts are used up ({_summary(exc)})",
+                text,
+            ) from None
 
     # -- through the driver (the base class's `realise`/`evaluate_stored` build on these) ----------
     def realise_weights(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
@@ -335,8 +383,9 @@ class RayExecutor(Executor):
                     self.wire.weight_bytes_out += tensor_bytes(weights)
                     refs[parent.key] = ray.put(weights)
         self.wire.offspring += len(plans)
-        return self._map(lambda w, p: w.realise.remote(p, *[refs[r.key] for r in p.parents]), plans,
-                         self.realise_phase(plans))
+        return self._map(
+            lambda w, p: w.realise.remote(p, *[refs[r.key] for r in p.parents]), plans, self.realise_phase(plans)
+        )
 
     def evaluate(self, genomes: Sequence[Any]):
         batches = [list(genomes[s]) for s in chunks(len(genomes), self.eval_chunk)]
@@ -359,8 +408,9 @@ class RayExecutor(Executor):
             return super().evaluate_stored(keys, store)
         self.wire.keys += len(keys)
         batches = [list(keys[s]) for s in chunks(len(keys), self.eval_chunk)]
-        parts = self._map(lambda w, chunk: w.evaluate_stored.remote(self.root, chunk), batches, "evaluate",
-                          [len(b) for b in batches])
+        parts = self._map(
+            lambda w, chunk: w.evaluate_stored.remote(self.root, chunk), batches, "evaluate", [len(b) for b in batches]
+        )
         return merge_metrics(parts)
 
     def close(self) -> None:

@@ -50,13 +50,16 @@ PREFLIGHT_TIMEOUT_S = 180.0
 PREFLIGHT_MARK = "EVOFAIR_PREFLIGHT "
 # Run on the cluster by the interpreter the job will use: which of evofair's dependencies it cannot
 # find. find_spec locates a module without running it, so the check takes a second, not torch's import.
-PREFLIGHT_SCRIPT = ("import importlib.util, json, sys; "
-                    "missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]; "
-                    f"print({PREFLIGHT_MARK!r} + json.dumps({{'missing': missing, 'python': sys.executable, "
-                    "'version': sys.version.split()[0]}))")
+PREFLIGHT_SCRIPT = (
+    "import importlib.util, json, sys; "
+    "missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]; "
+    f"print({PREFLIGHT_MARK!r} + json.dumps({{'missing': missing, 'python': sys.executable, "
+    "'version': sys.version.split()[0]}))"
+)
 
 
 # -- submit -----------------------------------------------------------------------------------
+
 
 def resolve_recipe(recipe_path: str, overrides: list[str], seed: int | None):
     """Read, override and fully validate a recipe here, as `evofair run` would."""
@@ -157,8 +160,9 @@ def _stage_metadata(dest: Path) -> None:
 
 
 def entrypoint(out: str, python: str = "python") -> str:
-    return shlex.join([python, "-m", "evofair.cli", "run", JOB_RECIPE, "--executor", "ray",
-                       "--address", "auto", "--out", out])
+    return shlex.join(
+        [python, "-m", "evofair.cli", "run", JOB_RECIPE, "--executor", "ray", "--address", "auto", "--out", out]
+    )
 
 
 def _env_vars(pairs: list[str]) -> dict[str, str]:
@@ -171,8 +175,16 @@ def _env_vars(pairs: list[str]) -> dict[str, str]:
     return env
 
 
-def submit(recipe_path: str, *, address: str | None, overrides: list[str] = (), seed: int | None = None,
-           out: str | None = None, python: str = "python", env: list[str] = ()) -> tuple[str, str]:
+def submit(
+    recipe_path: str,
+    *,
+    address: str | None,
+    overrides: list[str] = (),
+    seed: int | None = None,
+    out: str | None = None,
+    python: str = "python",
+    env: list[str] = (),
+) -> tuple[str, str]:
     """Submit a recipe as a Ray job; returns (job id, run directory on the cluster)."""
     from evofair.lifecycle.recipe import resolved_yaml
 
@@ -188,7 +200,8 @@ def submit(recipe_path: str, *, address: str | None, overrides: list[str] = (), 
                 job = jobs.submit_job(
                     entrypoint=entrypoint(out_dir, python),
                     runtime_env={"working_dir": str(workdir), **({"env_vars": env_vars} if env_vars else {})},
-                    metadata={"evofair_out": out_dir, "evofair_recipe": recipe.name, "evofair_seed": str(recipe.seed)})
+                    metadata={"evofair_out": out_dir, "evofair_recipe": recipe.name, "evofair_seed": str(recipe.seed)},
+                )
             except ValueError as exc:  # e.g. the package is over Ray's upload limit
                 if isinstance(exc, JSONDecodeError):
                     raise
@@ -197,6 +210,7 @@ def submit(recipe_path: str, *, address: str | None, overrides: list[str] = (), 
 
 
 # -- preflight: can the job's interpreter import evofair's dependencies? ---------------------
+
 
 def dependency_modules() -> list[str]:
     """Top-level module names of evofair's required dependencies, as installed here."""
@@ -210,8 +224,11 @@ def dependency_modules() -> list[str]:
         req = Requirement(line)
         if req.marker is None or req.marker.evaluate({"extra": ""}):
             needed.add(canonicalize_name(req.name))
-    return sorted(m for m, dists in packages_distributions().items()
-                  if m.isidentifier() and not m.startswith("_") and any(canonicalize_name(d) in needed for d in dists))
+    return sorted(
+        m
+        for m, dists in packages_distributions().items()
+        if m.isidentifier() and not m.startswith("_") and any(canonicalize_name(d) in needed for d in dists)
+    )
 
 
 def preflight(url: str, jobs, python: str, env_vars: dict[str, str], timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
@@ -219,42 +236,62 @@ def preflight(url: str, jobs, python: str, env_vars: dict[str, str], timeout: fl
     naming the module, instead of a bare `ModuleNotFoundError` in a job log later."""
     entry = shlex.join([python, "-c", PREFLIGHT_SCRIPT, *dependency_modules()])
     with ray_errors(url):
-        job = jobs.submit_job(entrypoint=entry, runtime_env={"env_vars": env_vars} if env_vars else None,
-                              metadata={"evofair_preflight": "1"})
+        job = jobs.submit_job(
+            entrypoint=entry,
+            runtime_env={"env_vars": env_vars} if env_vars else None,
+            metadata={"evofair_preflight": "1"},
+        )
         info = wait_terminal(jobs, job, timeout)
         status = str(getattr(info.status, "value", info.status))
         if status not in TERMINAL:
             with contextlib.suppress(Exception):
                 jobs.stop_job(job)
-            raise UserError(f"--address {url}: the dependency check job {job} did not finish within {timeout:g} s "
-                            "(is the cluster busy?)")
+            raise UserError(
+                f"--address {url}: the dependency check job {job} did not finish within {timeout:g} s "
+                "(is the cluster busy?)"
+            )
         text = jobs.get_job_logs(job)
         with contextlib.suppress(Exception):
             jobs.delete_job(job)
-    found = [line[len(PREFLIGHT_MARK):] for line in text.splitlines() if line.startswith(PREFLIGHT_MARK)]
+    found = [line[len(PREFLIGHT_MARK) :] for line in text.splitlines() if line.startswith(PREFLIGHT_MARK)]
     if not found:
         last = next((line for line in reversed(text.splitlines()) if line.strip()), info.message or status)
-        raise UserError(f"--python {python}: the dependency check could not run on the cluster ({one_line(last, 200)}); "
-                        "give --python the path of a Python that has evofair's dependencies on every node")
+        raise UserError(
+            f"--python {python}: the dependency check could not run on the cluster ({one_line(last, 200)}); "
+            "give --python the path of a Python that has evofair's dependencies on every node"
+        )
     import json
 
     report = json.loads(found[-1])
     if report["missing"]:
-        raise UserError(f"--python {python}: on the cluster, {report['python']} (Python {report['version']}) cannot "
-                        f"import {', '.join(report['missing'])}, which evofair needs; pass --python /path/to/venv/bin/"
-                        "python of an environment with evofair's dependencies, or start Ray (`ray start`) from the "
-                        "project's venv")
+        raise UserError(
+            f"--python {python}: on the cluster, {report['python']} (Python {report['version']}) cannot "
+            f"import {', '.join(report['missing'])}, which evofair needs; pass --python /path/to/venv/bin/"
+            "python of an environment with evofair's dependencies, or start Ray (`ray start`) from the "
+            "project's venv"
+        )
 
 
 # -- command line -----------------------------------------------------------------------------
 
+
 def _cmd_submit(args) -> int:
-    job, out = submit(args.recipe, address=args.address, overrides=args.set or [], seed=args.seed,
-                      out=args.out, python=args.python, env=args.env or [])
+    job, out = submit(
+        args.recipe,
+        address=args.address,
+        overrides=args.set or [],
+        seed=args.seed,
+        out=args.out,
+        python=args.python,
+        env=args.env or [],
+    )
     print(job)
     hint = f" --address {args.address}" if args.address else ""
-    print(f"evofair: submitted {job}; the job writes {out} on the cluster's head node. "
-          f"Follow it with `evofair logs {job}{hint} --follow`", file=sys.stderr)
+    print(
+        f"evofair: submitted {job}; the job writes {out} on the cluster's head node. "
+        f"Follow it with `evofair logs {job}{hint} --follow`",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -285,10 +322,16 @@ def add_job_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", help=address_help)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key (dotted)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--out", help="run directory on the cluster's head node (absolute; a relative path is "
-                                 "made absolute here). Default out/<name>-<time> under the current directory")
-    p.add_argument("--python", default="python", help="Python on the cluster nodes that has evofair's "
-                                                      "dependencies (default: `python` on their PATH)")
+    p.add_argument(
+        "--out",
+        help="run directory on the cluster's head node (absolute; a relative path is "
+        "made absolute here). Default out/<name>-<time> under the current directory",
+    )
+    p.add_argument(
+        "--python",
+        default="python",
+        help="Python on the cluster nodes that has evofair's dependencies (default: `python` on their PATH)",
+    )
     p.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable for the job")
     p.set_defaults(fn=_cmd_submit)
     s = sub.add_parser("status", help="status of a submitted job (exit 1 if it FAILED or was STOPPED)")

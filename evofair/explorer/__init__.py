@@ -23,13 +23,15 @@ def weights_warning(data) -> str | None:
     ids = [i.id for i in front if i.weights_hash in bad]
     if not ids:
         return None
-    return (f"{len(ids)} front model(s) have weights that are missing or fail their hash (the run directory was "
-            f"damaged or edited; `evofair verify` lists them): {', '.join(ids[:10])}"
-            + (" ..." if len(ids) > 10 else ""))
+    return (
+        f"{len(ids)} front model(s) have weights that are missing or fail their hash (the run directory was "
+        f"damaged or edited; `evofair verify` lists them): {', '.join(ids[:10])}" + (" ..." if len(ids) > 10 else "")
+    )
 
 
-def create_server(run_dir, *, host: str = "127.0.0.1", port: int = 8050, interval_ms: int = 2000, problem=None,
-                  allow_hosts=()):
+def create_server(
+    run_dir, *, host: str = "127.0.0.1", port: int = 8050, interval_ms: int = 2000, problem=None, allow_hosts=()
+):
     """The explorer app for `run_dir`, bound to host:port (port 0: a free one), not yet serving.
     The returned server has `.url`, `.app` (Dash), `.data` (RunData), `.start()`, `.stop()`."""
     from evofair.explorer.app import build_app
@@ -57,8 +59,11 @@ def serve(run_dir, *, host: str = "127.0.0.1", port: int = 8050, allow_hosts=())
 
     srv = create_server(run_dir, host=host, port=port, allow_hosts=allow_hosts)
     if not is_loopback(host):
-        print(f"evofair explore: warning: listening on {host}, reachable from other machines; "
-              "export from the page is off", file=sys.stderr)
+        print(
+            f"evofair explore: warning: listening on {host}, reachable from other machines; "
+            "export from the page is off",
+            file=sys.stderr,
+        )
     if srv.data.note:
         print(f"evofair explore: note: {srv.data.note}", file=sys.stderr)
     warning = weights_warning(srv.data)

@@ -45,8 +45,11 @@ button.link{background:none;border:none;color:#1a5fb4;cursor:pointer;padding:0;f
 #front-summary{font-size:13px;color:#333;margin:2px 4px 6px}
 """
 
-INDEX = """<!DOCTYPE html><html><head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}<style>""" + CSS + \
-    """</style></head><body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer></body></html>"""
+INDEX = (
+    """<!DOCTYPE html><html><head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}<style>"""
+    + CSS
+    + """</style></head><body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer></body></html>"""
+)
 
 
 def _lbl(text: str) -> html.Label:
@@ -83,97 +86,195 @@ def _intervals_summary(data: RunData, snap, front, split: str, selected: str | N
     cannot be told apart from."""
     ivs = data.intervals()
     if ivs is None:
-        return [html.Span(" · no confidence intervals (the problem gives no per-example outputs)",
-                          id="intervals-note", className="muted")]
+        return [
+            html.Span(
+                " · no confidence intervals (the problem gives no per-example outputs)",
+                id="intervals-note",
+                className="muted",
+            )
+        ]
     if split != ivs["split"]:
         return [html.Span(f" · {ivs['level']:.0%} intervals: show the {ivs['split']} split", id="intervals-note")]
     text = f" · error bars: {ivs['level']:.0%} bootstrap intervals on {ivs['split']}"
     if selected and selected in ivs["models"]:
         close = indistinguishable(ivs, [i.id for i in front], selected, snap.objective_names)
-        return [html.Span(text + f"; {len(close)} front model(s) indistinguishable from {selected} (shaded)",
-                          id="intervals-note", **{"data-indistinguishable": str(len(close))})]
+        return [
+            html.Span(
+                text + f"; {len(close)} front model(s) indistinguishable from {selected} (shaded)",
+                id="intervals-note",
+                **{"data-indistinguishable": str(len(close))},
+            )
+        ]
     return [html.Span(text + "; open a front model to shade those indistinguishable from it", id="intervals-note")]
 
 
 def _controls(snap) -> html.Div:
     """The left panel: axes, colour, split, layers, the user's bounds, ranking, open by id."""
     names, objs = snap.metric_names, snap.objective_names
-    bounds = [html.Div([html.Span(n, className="name", title=n),
-                        html.Span("≤" if snap.direction(n) == "min" else "≥"),
-                        dcc.Input(id={"type": "bound", "metric": n}, name=f"bound-{n}", type="number",
-                                  debounce=True, placeholder="none")], className="bound-row")
-              for n in names]
-    return html.Div([
-        _lbl("x axis"), dcc.Dropdown(id="x-metric", options=_options(names, snap), value=objs[0], clearable=False),
-        _lbl("y axis"), dcc.Dropdown(id="y-metric", options=_options(names, snap),
-                                     value=objs[1] if len(objs) > 1 else objs[0], clearable=False),
-        _lbl("colour"), dcc.Dropdown(id="colour", options=_options(names, snap) + [
-            {"label": "generation", "value": "generation"}], value=objs[2] if len(objs) > 2 else None,
-            placeholder="none"),
-        _lbl("split shown"), dcc.RadioItems(id="split", options=[{"label": " validate", "value": "val"},
-                                                                {"label": " test", "value": "test"}],
-                                            value="val", inline=True),
-        _lbl("layers"), dcc.Checklist(id="layers", options=[{"label": " all evaluated models", "value": "all"},
-                                                            {"label": " baselines", "value": "baselines"}],
-                                      value=["all", "baselines"]),
-        _lbl("constraints (on the split shown)"), *bounds,
-        _lbl("constrain"), dcc.RadioItems(id="scope", options=[{"label": " front", "value": "front"},
-                                                               {"label": " all evaluated", "value": "all"}],
-                                          value="front", inline=True),
-        _lbl("rank by"), dcc.Dropdown(id="rank-by", options=_options(names, snap), value=None,
-                                      placeholder="the unconstrained objective"),
-        _lbl("open a model by id"), dcc.Dropdown(id="pick", options=sorted(snap.individuals),
-                                                 placeholder="type or choose an id…"),
-    ], className="panel controls")
+    bounds = [
+        html.Div(
+            [
+                html.Span(n, className="name", title=n),
+                html.Span("≤" if snap.direction(n) == "min" else "≥"),
+                dcc.Input(
+                    id={"type": "bound", "metric": n},
+                    name=f"bound-{n}",
+                    type="number",
+                    debounce=True,
+                    placeholder="none",
+                ),
+            ],
+            className="bound-row",
+        )
+        for n in names
+    ]
+    return html.Div(
+        [
+            _lbl("x axis"),
+            dcc.Dropdown(id="x-metric", options=_options(names, snap), value=objs[0], clearable=False),
+            _lbl("y axis"),
+            dcc.Dropdown(
+                id="y-metric",
+                options=_options(names, snap),
+                value=objs[1] if len(objs) > 1 else objs[0],
+                clearable=False,
+            ),
+            _lbl("colour"),
+            dcc.Dropdown(
+                id="colour",
+                options=_options(names, snap) + [{"label": "generation", "value": "generation"}],
+                value=objs[2] if len(objs) > 2 else None,
+                placeholder="none",
+            ),
+            _lbl("split shown"),
+            dcc.RadioItems(
+                id="split",
+                options=[{"label": " validate", "value": "val"}, {"label": " test", "value": "test"}],
+                value="val",
+                inline=True,
+            ),
+            _lbl("layers"),
+            dcc.Checklist(
+                id="layers",
+                options=[
+                    {"label": " all evaluated models", "value": "all"},
+                    {"label": " baselines", "value": "baselines"},
+                ],
+                value=["all", "baselines"],
+            ),
+            _lbl("constraints (on the split shown)"),
+            *bounds,
+            _lbl("constrain"),
+            dcc.RadioItems(
+                id="scope",
+                options=[{"label": " front", "value": "front"}, {"label": " all evaluated", "value": "all"}],
+                value="front",
+                inline=True,
+            ),
+            _lbl("rank by"),
+            dcc.Dropdown(
+                id="rank-by", options=_options(names, snap), value=None, placeholder="the unconstrained objective"
+            ),
+            _lbl("open a model by id"),
+            dcc.Dropdown(id="pick", options=sorted(snap.individuals), placeholder="type or choose an id…"),
+        ],
+        className="panel controls",
+    )
 
 
 def _main_panel(last: int) -> html.Div:
     """The middle panel: the front, the generation slider, HV per generation, the ranking."""
-    return html.Div([
-        html.Div(id="front-summary"),
-        dcc.Graph(id="front-graph", config={"displaylogo": False}, clear_on_unhover=True),
-        html.Div([_lbl("generation (replays how the front moved)"),
-                  dcc.Slider(id="generation", min=0, max=last, step=1, value=last, marks=_marks(last),
-                             updatemode="drag")], style={"padding": "0 10px 8px"}),
-        dcc.Graph(id="hv-graph", config={"displaylogo": False}),
-        html.H4("Models meeting the constraints"), html.Div(id="ranked"),
-    ], className="panel")
+    return html.Div(
+        [
+            html.Div(id="front-summary"),
+            dcc.Graph(id="front-graph", config={"displaylogo": False}, clear_on_unhover=True),
+            html.Div(
+                [
+                    _lbl("generation (replays how the front moved)"),
+                    dcc.Slider(
+                        id="generation", min=0, max=last, step=1, value=last, marks=_marks(last), updatemode="drag"
+                    ),
+                ],
+                style={"padding": "0 10px 8px"},
+            ),
+            dcc.Graph(id="hv-graph", config={"displaylogo": False}),
+            html.H4("Models meeting the constraints"),
+            html.Div(id="ranked"),
+        ],
+        className="panel",
+    )
 
 
 def _side_panel(allow_export: bool) -> html.Div:
     """The right panel: comparison and export buttons, the open model's card, the comparison."""
-    export_row = [html.Div([dcc.Input(id="export-path", type="text", placeholder="/path/to/new/directory",
-                                      disabled=not allow_export),
-                            html.Button("Export", id="export-btn", className="btn", disabled=not allow_export)],
-                           className="export-row"),
-                  html.Div(id="export-status", className="muted",
-                           children="" if allow_export else
-                           "Export is off when serving beyond this machine; use `evofair export DIR ID --to PATH`.")]
-    return html.Div([
-        html.Div("The open model:", className="muted"),
-        html.Div([html.Button("Add to comparison", id="add-compare", className="btn secondary"),
-                  html.Button("Clear comparison", id="clear-compare", className="btn secondary",
-                              style={"marginLeft": "6px"})]),
-        *export_row,
-        html.Div(id="card", children=html.P("Click a point of the front (or open a model by id) to see its card.",
-                                            className="muted")),
-        html.H4("Compare"), html.Div(id="compare"),
-    ], className="panel")
+    export_row = [
+        html.Div(
+            [
+                dcc.Input(
+                    id="export-path", type="text", placeholder="/path/to/new/directory", disabled=not allow_export
+                ),
+                html.Button("Export", id="export-btn", className="btn", disabled=not allow_export),
+            ],
+            className="export-row",
+        ),
+        html.Div(
+            id="export-status",
+            className="muted",
+            children=""
+            if allow_export
+            else "Export is off when serving beyond this machine; use `evofair export DIR ID --to PATH`.",
+        ),
+    ]
+    return html.Div(
+        [
+            html.Div("The open model:", className="muted"),
+            html.Div(
+                [
+                    html.Button("Add to comparison", id="add-compare", className="btn secondary"),
+                    html.Button(
+                        "Clear comparison", id="clear-compare", className="btn secondary", style={"marginLeft": "6px"}
+                    ),
+                ]
+            ),
+            *export_row,
+            html.Div(
+                id="card",
+                children=html.P(
+                    "Click a point of the front (or open a model by id) to see its card.", className="muted"
+                ),
+            ),
+            html.H4("Compare"),
+            html.Div(id="compare"),
+        ],
+        className="panel",
+    )
 
 
 def page_layout(data: RunData, *, interval_ms: int, allow_export: bool):
     """The layout as a function, so each page load builds its menus from the store as it is now."""
+
     def layout():
         snap = data.refresh()
         label, badge = _status(data, snap)
-        return html.Div([
-            html.Header([html.H1("evofair explorer"), html.Span(f"{data.name} · {data.root}", className="run"),
-                         html.Span(label, id="run-status", className=badge)]),
-            html.Div([_controls(snap), _main_panel(snap.last_generation or 0), _side_panel(allow_export)],
-                     className="grid"),
-            dcc.Interval(id="tick", interval=interval_ms), dcc.Store(id="version", data=snap.version),
-            dcc.Store(id="selected"), dcc.Store(id="compare-ids", data=[]),
-        ])
+        return html.Div(
+            [
+                html.Header(
+                    [
+                        html.H1("evofair explorer"),
+                        html.Span(f"{data.name} · {data.root}", className="run"),
+                        html.Span(label, id="run-status", className=badge),
+                    ]
+                ),
+                html.Div(
+                    [_controls(snap), _main_panel(snap.last_generation or 0), _side_panel(allow_export)],
+                    className="grid",
+                ),
+                dcc.Interval(id="tick", interval=interval_ms),
+                dcc.Store(id="version", data=snap.version),
+                dcc.Store(id="selected"),
+                dcc.Store(id="compare-ids", data=[]),
+            ]
+        )
 
     return layout
 
@@ -202,8 +303,9 @@ def current_view(data: RunData, generation, bound_values, bound_ids, scope, spli
     front = snap.front(generation)
     scope_inds = front if scope == "front" else snap.evaluated(generation)
     meets = snap.satisfying(scope_inds, constraints, split, rank_by) if constraints else None
-    rank_name = rank_by or next((n for n in snap.objective_names if n not in {c.metric for c in constraints}),
-                                snap.objective_names[0])
+    rank_name = rank_by or next(
+        (n for n in snap.objective_names if n not in {c.metric for c in constraints}), snap.objective_names[0]
+    )
     return View(snap, generation, constraints, front, scope_inds, meets, rank_name)
 
 
@@ -212,18 +314,27 @@ def _front_summary(data: RunData, view: View, split: str, selected: str | None) 
     snap, front, generation = view.snap, view.front, view.generation
     g = snap.last_generation if generation is None else generation
     if g is None:
-        return html.Span("No generation committed yet: waiting for the run…", id="summary-text",
-                         **{"data-front": "0"})
-    summary = [html.B(f"Generation {g}: front of {len(front)} models"),
-               f" (selected on validation, drawn on {'test' if split == 'test' else 'validation'}) · "
-               f"{len(snap.evaluated(generation))} models evaluated so far"]
+        return html.Span("No generation committed yet: waiting for the run…", id="summary-text", **{"data-front": "0"})
+    summary = [
+        html.B(f"Generation {g}: front of {len(front)} models"),
+        f" (selected on validation, drawn on {'test' if split == 'test' else 'validation'}) · "
+        f"{len(snap.evaluated(generation))} models evaluated so far",
+    ]
     if snap.constraints:  # the recipe's own constraints (selection was feasibility-first)
         n_ok = int(snap.feasible(front, split).sum())
-        summary.append(html.Span(f" · recipe constraints {', '.join(map(str, snap.constraints))}: "
-                                 f"{n_ok} of {len(front)} front models feasible on {split}"
-                                 + (" (nothing feasible: the least violating are shown)"
-                                    if front and not snap.feasible(front, "val").any() else ""),
-                                 id="front-feasible", **{"data-feasible": str(n_ok)}))
+        summary.append(
+            html.Span(
+                f" · recipe constraints {', '.join(map(str, snap.constraints))}: "
+                f"{n_ok} of {len(front)} front models feasible on {split}"
+                + (
+                    " (nothing feasible: the least violating are shown)"
+                    if front and not snap.feasible(front, "val").any()
+                    else ""
+                ),
+                id="front-feasible",
+                **{"data-feasible": str(n_ok)},
+            )
+        )
     if view.constraints:
         summary.append(f" · {', '.join(map(str, view.constraints))}: {len(view.meets)} of {len(view.scope)} meet all")
     summary += _intervals_summary(data, snap, front, split, selected)
@@ -232,8 +343,14 @@ def _front_summary(data: RunData, view: View, split: str, selected: str | None) 
 
 def build_app(data: RunData, *, interval_ms: int = 2000, allow_export: bool = True) -> Dash:
     # Dash writes `title` into the page unescaped: a run name `</title><script>` would run
-    app = Dash(__name__, title=escape(f"evofair explorer: {data.name}"), assets_folder=str(Path(__file__).parent / "_no_assets"),
-               serve_locally=True, suppress_callback_exceptions=True, update_title=None)
+    app = Dash(
+        __name__,
+        title=escape(f"evofair explorer: {data.name}"),
+        assets_folder=str(Path(__file__).parent / "_no_assets"),
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+        update_title=None,
+    )
     app.index_string = INDEX
     app.layout = page_layout(data, interval_ms=interval_ms, allow_export=allow_export)
     _reload_callbacks(app, data)
@@ -245,11 +362,21 @@ def build_app(data: RunData, *, interval_ms: int = 2000, allow_export: bool = Tr
 
 def _reload_callbacks(app: Dash, data: RunData) -> None:
     """Following a live run: a new snapshot updates the status, the slider and the id list."""
-    @app.callback(Output("version", "data"), Output("run-status", "children"), Output("run-status", "className"),
-                  Output("generation", "max"), Output("generation", "marks"), Output("generation", "value"),
-                  Output("pick", "options"),
-                  Input("tick", "n_intervals"), State("version", "data"), State("generation", "value"),
-                  State("generation", "max"), prevent_initial_call=True)
+
+    @app.callback(
+        Output("version", "data"),
+        Output("run-status", "children"),
+        Output("run-status", "className"),
+        Output("generation", "max"),
+        Output("generation", "marks"),
+        Output("generation", "value"),
+        Output("pick", "options"),
+        Input("tick", "n_intervals"),
+        State("version", "data"),
+        State("generation", "value"),
+        State("generation", "max"),
+        prevent_initial_call=True,
+    )
     def on_tick(_n, version, gen_value, gen_max):
         snap = data.refresh()
         if snap.version == version:
@@ -260,24 +387,49 @@ def _reload_callbacks(app: Dash, data: RunData) -> None:
         return snap.version, label, badge, last, _marks(last), last if follow else gen_value, sorted(snap.individuals)
 
 
-VIEW = [Input("version", "data"), Input("generation", "value"), Input({"type": "bound", "metric": ALL}, "value"),
-        Input("scope", "value"), Input("split", "value"), Input("rank-by", "value")]
+VIEW = [
+    Input("version", "data"),
+    Input("generation", "value"),
+    Input({"type": "bound", "metric": ALL}, "value"),
+    Input("scope", "value"),
+    Input("split", "value"),
+    Input("rank-by", "value"),
+]
 
 
 def _view_callbacks(app: Dash, data: RunData) -> None:
     """The front figure, its summary line, HV per generation and the ranking of the user's bounds."""
-    @app.callback(Output("front-graph", "figure"), Output("front-summary", "children"), Output("hv-graph", "figure"),
-                  *VIEW, Input("x-metric", "value"), Input("y-metric", "value"), Input("colour", "value"),
-                  Input("layers", "value"), Input("selected", "data"), Input("compare-ids", "data"))
+
+    @app.callback(
+        Output("front-graph", "figure"),
+        Output("front-summary", "children"),
+        Output("hv-graph", "figure"),
+        *VIEW,
+        Input("x-metric", "value"),
+        Input("y-metric", "value"),
+        Input("colour", "value"),
+        Input("layers", "value"),
+        Input("selected", "data"),
+        Input("compare-ids", "data"),
+    )
     def on_view(_v, generation, bound_values, scope, split, rank_by, x, y, colour, layers, selected, compare_ids):
         view = current_view(data, generation, bound_values, ctx.inputs_list[2], scope, split, rank_by)
         snap = view.snap
         chosen = [i for i in [*(compare_ids or []), selected] if i and not i.startswith("baseline:")]
-        fig = front_figure(snap, x=x, y=y, colour=colour, split=split, generation=view.generation,
-                           show_all="all" in (layers or []),
-                           baselines=data.baselines() if "baselines" in (layers or []) else [],
-                           meets=view.meets, constraints=view.constraints, selected=list(dict.fromkeys(chosen)),
-                           intervals=data.intervals())
+        fig = front_figure(
+            snap,
+            x=x,
+            y=y,
+            colour=colour,
+            split=split,
+            generation=view.generation,
+            show_all="all" in (layers or []),
+            baselines=data.baselines() if "baselines" in (layers or []) else [],
+            meets=view.meets,
+            constraints=view.constraints,
+            selected=list(dict.fromkeys(chosen)),
+            intervals=data.intervals(),
+        )
         g = snap.last_generation if view.generation is None else view.generation
         return fig, _front_summary(data, view, split, selected), hv_figure(snap, g)
 
@@ -291,9 +443,14 @@ def _view_callbacks(app: Dash, data: RunData) -> None:
 
 def _selection_callbacks(app: Dash, data: RunData) -> None:
     """Opening a model (a click, a ranked id, a lineage node, a typed id), its card, the comparison."""
-    @app.callback(Output("selected", "data"),
-                  Input("front-graph", "clickData"), Input("pick", "value"),
-                  Input({"type": "open", "id": ALL}, "n_clicks"), prevent_initial_call=True)
+
+    @app.callback(
+        Output("selected", "data"),
+        Input("front-graph", "clickData"),
+        Input("pick", "value"),
+        Input({"type": "open", "id": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
     def on_select(click, picked, _opens):
         trig = ctx.triggered_id
         if trig == "front-graph":
@@ -309,8 +466,9 @@ def _selection_callbacks(app: Dash, data: RunData) -> None:
         return iid
 
     # The lineage graph lives inside the card (created later), hence its own callback.
-    @app.callback(Output("selected", "data", allow_duplicate=True), Input("lineage-graph", "clickData"),
-                  prevent_initial_call=True)
+    @app.callback(
+        Output("selected", "data", allow_duplicate=True), Input("lineage-graph", "clickData"), prevent_initial_call=True
+    )
     def on_lineage_click(click):
         iid = _clicked_id(click)
         if not iid:
@@ -326,8 +484,14 @@ def _selection_callbacks(app: Dash, data: RunData) -> None:
         except UserError as exc:
             return html.P(str(exc), className="warn")
 
-    @app.callback(Output("compare-ids", "data"), Input("add-compare", "n_clicks"), Input("clear-compare", "n_clicks"),
-                  State("selected", "data"), State("compare-ids", "data"), prevent_initial_call=True)
+    @app.callback(
+        Output("compare-ids", "data"),
+        Input("add-compare", "n_clicks"),
+        Input("clear-compare", "n_clicks"),
+        State("selected", "data"),
+        State("compare-ids", "data"),
+        prevent_initial_call=True,
+    )
     def on_compare_ids(_add, _clear, selected, ids):
         if ctx.triggered_id == "clear-compare":
             return []
@@ -343,8 +507,14 @@ def _selection_callbacks(app: Dash, data: RunData) -> None:
 
 def _export_callbacks(app: Dash, data: RunData, allow_export: bool) -> None:
     """Export from the page: the open model into a new directory, as `evofair export` does."""
-    @app.callback(Output("export-status", "children"), Input("export-btn", "n_clicks"),
-                  State("selected", "data"), State("export-path", "value"), prevent_initial_call=True)
+
+    @app.callback(
+        Output("export-status", "children"),
+        Input("export-btn", "n_clicks"),
+        State("selected", "data"),
+        State("export-path", "value"),
+        prevent_initial_call=True,
+    )
     def on_export(_n, selected, path):
         if not allow_export:
             raise PreventUpdate

@@ -48,19 +48,27 @@ def _cmd_report(args) -> int:
 def add_commands(sub) -> None:
     explore = sub.add_parser("explore", help="browse a run's Pareto front in the browser (read-only, live)")
     explore.add_argument("dir", help="run directory (may still be running)")
-    explore.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    explore.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
     explore.add_argument("--port", type=_port, default=8050, help="port (default 8050; 0 picks a free one)")
-    explore.add_argument("--allow-host", action="append", metavar="NAME",
-                         help="another name the page may be reached by (a DNS alias, a proxy), besides this "
-                              "machine's names; repeatable")
+    explore.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        help="another name the page may be reached by (a DNS alias, a proxy), besides this machine's names; repeatable",
+    )
     explore.set_defaults(fn=_cmd_explore)
-    export = sub.add_parser("export", help="write one model of a run (weights, model card, loadable model) to a new directory")
+    export = sub.add_parser(
+        "export", help="write one model of a run (weights, model card, loadable model) to a new directory"
+    )
     export.add_argument("dir", help="run directory")
     export.add_argument("id", help="individual id, e.g. g0005i0012 (see front.csv)")
     export.add_argument("--to", required=True, metavar="PATH", help="directory to create (must not exist or be empty)")
     export.set_defaults(fn=_cmd_export)
     report = sub.add_parser("report", help="write a static HTML report of a run (no server needed)")
     report.add_argument("dir", help="run directory")
-    report.add_argument("--out", metavar="FILE", help="new HTML file to write, never an existing one (default DIR/report.html)")
+    report.add_argument(
+        "--out", metavar="FILE", help="new HTML file to write, never an existing one (default DIR/report.html)"
+    )
     report.set_defaults(fn=_cmd_report)
-

@@ -62,7 +62,11 @@ def load_recipe_and_problem(root: Path) -> tuple[dict[str, Any], Any, str | None
     except UserError as exc:  # e.g. a problem object passed from Python that config.yaml cannot rebuild
         return raw, None, f"{exc} (shown from the run's store alone)"
     except Exception as exc:  # a problem defined in a script, an optional module missing...
-        return raw, None, f"problem {raw.get('problem', {}).get('name')!r} not available here ({exc.__class__.__name__}: {exc})"
+        return (
+            raw,
+            None,
+            f"problem {raw.get('problem', {}).get('name')!r} not available here ({exc.__class__.__name__}: {exc})",
+        )
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -111,8 +115,14 @@ class RunData(RunReader):
             self._version += 1
             self._signature = sig
             objectives = tuple((o.name, o.direction) for o in self.objectives)
-            self._snapshot = Snapshot(gens, {i.id: i for i in inds}, objectives, self.hv_ref,
-                                      version=self._version, constraints=self.constraints)
+            self._snapshot = Snapshot(
+                gens,
+                {i.id: i for i in inds},
+                objectives,
+                self.hv_ref,
+                version=self._version,
+                constraints=self.constraints,
+            )
             return self._snapshot
 
     @property

@@ -52,8 +52,9 @@ def check_target(to: Path) -> None:
         raise UserError(f"--to {to}: parent directory {to.parent} does not exist")
 
 
-def export_model(run_dir: str | os.PathLike, iid: str, to: str | os.PathLike, *, problem=None,
-                 data: RunData | None = None) -> Path:
+def export_model(
+    run_dir: str | os.PathLike, iid: str, to: str | os.PathLike, *, problem=None, data: RunData | None = None
+) -> Path:
     """Write model `iid` of the run in `run_dir` to the new directory `to`; returns `to`."""
     to = Path(to).expanduser()
     check_target(to)
@@ -93,16 +94,18 @@ def export_model(run_dir: str | os.PathLike, iid: str, to: str | os.PathLike, *,
 
             exported = hook(st_load(genome_bytes), tmp)
         hub_card = exported.pop("model_card", None) if isinstance(exported, dict) else None
-        card.update({
-            "run": {"dir": str(data.root.resolve()), "name": data.name},
-            "problem": data.recipe.get("problem"),
-            "recipe": yaml.safe_load(data.recipe_text()) if (data.root / "config.yaml").exists() else None,
-            "recipe_yaml": data.recipe_text(),
-            "export": exported,
-            "files": sorted(files + [p.name for p in tmp.iterdir() if p.name not in files]) + [CARD_FILE],
-            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "evofair_version": _version(),
-        })
+        card.update(
+            {
+                "run": {"dir": str(data.root.resolve()), "name": data.name},
+                "problem": data.recipe.get("problem"),
+                "recipe": yaml.safe_load(data.recipe_text()) if (data.root / "config.yaml").exists() else None,
+                "recipe_yaml": data.recipe_text(),
+                "export": exported,
+                "files": sorted(files + [p.name for p in tmp.iterdir() if p.name not in files]) + [CARD_FILE],
+                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "evofair_version": _version(),
+            }
+        )
         card["files"] = sorted(card["files"] + [README_FILE])
         if hub_card is not None:  # the problem's model is loadable: a Hugging Face model card
             from evofair.explorer.hf_card import model_card_markdown
@@ -128,11 +131,15 @@ def readme(card: dict[str, Any]) -> str:
     names = list(dict.fromkeys(n for s in splits for n in card["metrics"][s]))
     objectives = {o["name"]: o["direction"] for o in card.get("objectives", [])}
     level = f"{iv['level']:.0%}" if iv else ""
-    lines = [f"# Model {card['id']} of run {card.get('run', {}).get('name', '?')}", "",
-             f"Made by {card['made_by']} (generation {card['generation']}); genome sha256 `{card['weights_sha256']}`. "
-             "Everything below is also in `model_card.json`.", "",
-             "| metric | " + " | ".join(splits) + (f" | {iv['split']} {level} interval |" if iv else " |"),
-             "|---|" + "---|" * (len(splits) + bool(iv))]
+    lines = [
+        f"# Model {card['id']} of run {card.get('run', {}).get('name', '?')}",
+        "",
+        f"Made by {card['made_by']} (generation {card['generation']}); genome sha256 `{card['weights_sha256']}`. "
+        "Everything below is also in `model_card.json`.",
+        "",
+        "| metric | " + " | ".join(splits) + (f" | {iv['split']} {level} interval |" if iv else " |"),
+        "|---|" + "---|" * (len(splits) + bool(iv)),
+    ]
     for n in names:
         label = f"{n} ({'lower' if objectives[n] == 'min' else 'higher'} is better)" if n in objectives else n
         cells = [f"{v:.4f}" if isinstance(v := card["metrics"][s].get(n), float) else "–" for s in splits]
@@ -141,8 +148,10 @@ def readme(card: dict[str, Any]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
     if iv:
-        lines.append(f"Intervals: {iv['method']}, {iv['n_boot']} resamples of the {iv['split']} split; a model whose "
-                     "interval overlaps this one's is not distinguishable from it on that metric.")
+        lines.append(
+            f"Intervals: {iv['method']}, {iv['n_boot']} resamples of the {iv['split']} split; a model whose "
+            "interval overlaps this one's is not distinguishable from it on that metric."
+        )
     else:
         lines.append("No confidence intervals: the run's problem gives no per-example outputs (point estimates only).")
     return "\n".join(lines) + "\n"

@@ -33,23 +33,33 @@ def _cell(v: Any) -> str:
 
 def objectives_markdown(card: Mapping[str, Any]) -> str:
     metrics = card.get("metrics") or {}
-    splits = [s for s in ("val", "test", "train") if s in metrics] + [s for s in metrics if s not in ("val", "test", "train")]
+    splits = [s for s in ("val", "test", "train") if s in metrics] + [
+        s for s in metrics if s not in ("val", "test", "train")
+    ]
     objectives = [o["name"] for o in card.get("objectives", [])]
     names = objectives + sorted({k for per in metrics.values() for k in per} - set(objectives))
     iv = card.get("intervals") or {}  # bootstrap intervals (evofair.analysis.uncertainty), when the problem gives them
     bounds = iv.get("metrics", {})
     extra = [f"{iv['split']} {iv['level']:.0%} interval"] if iv else []
-    lines = ["| metric | objective | " + " | ".join(splits + extra) + " |",
-             "|---|---|" + "---|" * (len(splits) + len(extra))]
+    lines = [
+        "| metric | objective | " + " | ".join(splits + extra) + " |",
+        "|---|---|" + "---|" * (len(splits) + len(extra)),
+    ]
     direction = {o["name"]: o.get("direction", "") for o in card.get("objectives", [])}
     for n in names:
         cells = [_cell(metrics[s].get(n)) for s in splits]
         if iv:
             cells.append(f"[{bounds[n][0]:.4f}, {bounds[n][1]:.4f}]" if n in bounds else "—")
         lines.append(f"| {n} | {direction.get(n, '—')} | " + " | ".join(cells) + " |")
-    note = ([f"Intervals: {iv['method']}, {iv['n_boot']} resamples of the {iv['split']} split."] if iv else [])
-    return "\n".join(["Selection used the validate split (`val`); `test` was never used to choose a model.", "",
-                      *lines, *([""] + note if note else [])])
+    note = [f"Intervals: {iv['method']}, {iv['n_boot']} resamples of the {iv['split']} split."] if iv else []
+    return "\n".join(
+        [
+            "Selection used the validate split (`val`); `test` was never used to choose a model.",
+            "",
+            *lines,
+            *([""] + note if note else []),
+        ]
+    )
 
 
 def constraints_markdown(card: Mapping[str, Any]) -> str:
@@ -57,13 +67,20 @@ def constraints_markdown(card: Mapping[str, Any]) -> str:
     if not rows:
         return "The recipe set no constraints."
     splits = [s for s in ("val", "test") if s in rows[0]]
-    lines = ["| constraint | " + " | ".join(f"{s} value | holds on {s}" for s in splits) + " |",
-             "|---|" + "---|---|" * len(splits)]
+    lines = [
+        "| constraint | " + " | ".join(f"{s} value | holds on {s}" for s in splits) + " |",
+        "|---|" + "---|---|" * len(splits),
+    ]
     for r in rows:
-        lines.append(f"| `{r['constraint']}` | " + " | ".join(
-            f"{_cell(r.get(s))} | {'yes' if r.get(f'satisfied_{s}') else '**no**'}" for s in splits) + " |")
+        lines.append(
+            f"| `{r['constraint']}` | "
+            + " | ".join(f"{_cell(r.get(s))} | {'yes' if r.get(f'satisfied_{s}') else '**no**'}" for s in splits)
+            + " |"
+        )
     feasible = card.get("feasible")
-    return "\n".join(lines + ["", f"Feasible on val: {'yes' if feasible else 'no' if feasible is not None else 'n/a'}."])
+    return "\n".join(
+        lines + ["", f"Feasible on val: {'yes' if feasible else 'no' if feasible is not None else 'n/a'}."]
+    )
 
 
 def lineage_markdown(card: Mapping[str, Any]) -> str:
@@ -72,12 +89,19 @@ def lineage_markdown(card: Mapping[str, Any]) -> str:
     parents: dict[str, list[str]] = {}
     for e in edges:
         parents.setdefault(e["child"], []).append(e["parent"])
-    head = [f"Made by **{card.get('made_by', '?')}** in generation {card.get('generation')} (seed {card.get('seed')}) "
-            f"from {', '.join(card.get('parents') or []) or 'no parents (initial population)'}. Its ancestry has "
-            f"{len(nodes)} models and {len(edges)} parent links (all of them in `model_card.json`, `lineage`).", "",
-            "| model | generation | made by | parents |", "|---|---|---|---|"]
-    rows = [f"| {n['id']} | {_cell(n.get('generation'))} | {_cell(n.get('made_by'))} | "
-            f"{', '.join(parents.get(n['id'], [])) or '—'} |" for n in nodes[:MAX_LINEAGE_ROWS]]
+    head = [
+        f"Made by **{card.get('made_by', '?')}** in generation {card.get('generation')} (seed {card.get('seed')}) "
+        f"from {', '.join(card.get('parents') or []) or 'no parents (initial population)'}. Its ancestry has "
+        f"{len(nodes)} models and {len(edges)} parent links (all of them in `model_card.json`, `lineage`).",
+        "",
+        "| model | generation | made by | parents |",
+        "|---|---|---|---|",
+    ]
+    rows = [
+        f"| {n['id']} | {_cell(n.get('generation'))} | {_cell(n.get('made_by'))} | "
+        f"{', '.join(parents.get(n['id'], [])) or '—'} |"
+        for n in nodes[:MAX_LINEAGE_ROWS]
+    ]
     more = ["", f"… and {len(nodes) - MAX_LINEAGE_ROWS} older ancestors."] if len(nodes) > MAX_LINEAGE_ROWS else []
     return "\n".join(head + rows + more)
 
@@ -108,12 +132,22 @@ def model_card_markdown(card: Mapping[str, Any], hub: Mapping[str, Any]) -> str:
     body["Device and dtype"] = device_markdown(card, hub.get("device") or {})
     body.update(sections)
     if card.get("recipe_yaml"):
-        body["Recipe"] = "The run's resolved recipe (`config.yaml`):\n\n```yaml\n" + card["recipe_yaml"].strip() + "\n```"
-    lines = ["---", front, "---", "", f"# {card.get('id')}: one model of the evofair run `{run}` ({problem})", "",
-             f"A model from the accuracy–fairness Pareto front search of evofair, exported by "
-             f"`evofair export` with its genome's sha256 `{card.get('weights_sha256')}`"
-             f"{' (on the final front)' if card.get('on_final_front') else ''}. Everything below is read from the "
-             "run's store; `model_card.json` has the same facts as JSON.", ""]
+        body["Recipe"] = (
+            "The run's resolved recipe (`config.yaml`):\n\n```yaml\n" + card["recipe_yaml"].strip() + "\n```"
+        )
+    lines = [
+        "---",
+        front,
+        "---",
+        "",
+        f"# {card.get('id')}: one model of the evofair run `{run}` ({problem})",
+        "",
+        f"A model from the accuracy–fairness Pareto front search of evofair, exported by "
+        f"`evofair export` with its genome's sha256 `{card.get('weights_sha256')}`"
+        f"{' (on the final front)' if card.get('on_final_front') else ''}. Everything below is read from the "
+        "run's store; `model_card.json` has the same facts as JSON.",
+        "",
+    ]
     for title, text in body.items():
         lines += [f"## {title}", "", str(text).rstrip(), ""]
     return "\n".join(lines)

@@ -45,8 +45,14 @@ def ancestry(individuals: Mapping[str, Individual], iid: str, max_nodes: int | N
         if ind is None:  # a parent outside the store (should not happen; verify reports it)
             nodes.append({"id": nid, "generation": None, "made_by": "?", "steps": []})
             continue
-        nodes.append({"id": nid, "generation": ind.generation, "made_by": operator_label(ind.operator),
-                      "steps": operator_steps(ind.operator)})
+        nodes.append(
+            {
+                "id": nid,
+                "generation": ind.generation,
+                "made_by": operator_label(ind.operator),
+                "steps": operator_steps(ind.operator),
+            }
+        )
         label = "; ".join(s for s in operator_steps(ind.operator) if not s.startswith("init"))
         for pos, parent in enumerate(ind.parents):
             if parent in seen:
@@ -55,8 +61,9 @@ def ancestry(individuals: Mapping[str, Individual], iid: str, max_nodes: int | N
     return {"nodes": nodes, "edges": edges, "roots": roots, "truncated": truncated}
 
 
-def _breadth_first(individuals: Mapping[str, Individual], iid: str,
-                   max_nodes: int | None) -> tuple[list[str], set[str], bool]:
+def _breadth_first(
+    individuals: Mapping[str, Individual], iid: str, max_nodes: int | None
+) -> tuple[list[str], set[str], bool]:
     """(ids in visiting order, the set of them, whether `max_nodes` cut the walk short)."""
     seen, queue, order = {iid}, [iid], []
     truncated = False

@@ -17,17 +17,23 @@ from evofair.explorer.lineage import operator_label, operator_steps
 from evofair.explorer.snapshot import json_float
 
 
-def model_card_data(run: RunData, iid: str, *, with_problem_card: bool = True,
-               max_lineage: int | None = 80) -> dict[str, Any]:
+def model_card_data(
+    run: RunData, iid: str, *, with_problem_card: bool = True, max_lineage: int | None = 80
+) -> dict[str, Any]:
     """Everything known about one model: how it was made, every metric on every split, its
     constraints and lineage, its test intervals and (optionally) the problem's own card."""
     snap = run.snapshot
     ind = snap.get(iid)
     card: dict[str, Any] = {
-        "id": ind.id, "generation": ind.generation, "seed": ind.seed, "parents": list(ind.parents),
-        "made_by": operator_label(ind.operator), "steps": operator_steps(ind.operator),
+        "id": ind.id,
+        "generation": ind.generation,
+        "seed": ind.seed,
+        "parents": list(ind.parents),
+        "made_by": operator_label(ind.operator),
+        "steps": operator_steps(ind.operator),
         "operator": json.loads(json.dumps(ind.operator, default=str)),
-        "weights_sha256": ind.weights_hash, "x": list(ind.x) if ind.x is not None else None,
+        "weights_sha256": ind.weights_hash,
+        "x": list(ind.x) if ind.x is not None else None,
         "objectives": [{"name": n, "direction": d} for n, d in snap.objectives],
         "metrics": {s: {k: json_float(v) for k, v in per.items()} for s, per in ind.metrics.items()},
         "on_final_front": ind.id in {i.id for i in snap.front()},

@@ -25,8 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from flask import abort, request
 
-DASH_EXACT = {"/", "/_favicon.ico", "/_reload-hash", "/_dash-layout", "/_dash-dependencies",
-              "/_dash-update-component"}
+DASH_EXACT = {"/", "/_favicon.ico", "/_reload-hash", "/_dash-layout", "/_dash-dependencies", "/_dash-update-component"}
 DASH_PREFIXES = ("/_dash-component-suites/",)
 
 

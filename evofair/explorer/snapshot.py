@@ -150,13 +150,22 @@ class Snapshot:
                 front = self.front(row["generation"])
                 scored = [i for i, ok in zip(front, self.feasible(front, "val")) if ok]
                 hv_test = hypervolume(self.minimised(scored, "test"), self.hv_ref)
-            out.append({"generation": row["generation"], "hv_val": row["hv_val"], "hv_test": hv_test,
-                        "n_front": row["n_front"], "evaluations": row["evaluations"], "seconds": row["seconds"]})
+            out.append(
+                {
+                    "generation": row["generation"],
+                    "hv_val": row["hv_val"],
+                    "hv_test": hv_test,
+                    "n_front": row["n_front"],
+                    "evaluations": row["evaluations"],
+                    "seconds": row["seconds"],
+                }
+            )
         return out
 
     # -- constraints ---------------------------------------------------------------------
-    def satisfying(self, inds: Sequence[Individual], constraints: Sequence[Constraint], split: str,
-                   rank_by: str | None = None) -> list[Individual]:
+    def satisfying(
+        self, inds: Sequence[Individual], constraints: Sequence[Constraint], split: str, rank_by: str | None = None
+    ) -> list[Individual]:
         """The models meeting every constraint on `split`, best first by `rank_by` (its own
         direction; ties broken by the other objectives, then id, so the order is stable)."""
         keep = [i for i in inds if all(c.holds(self.value(i, c.metric, split)) for c in constraints)]

@@ -24,9 +24,11 @@ def executor_spec(name: str, paths: Iterable[str] = (), where: str = "executor.n
     fn, fields = spec.fn, getattr(spec.args, "model_fields", {})
     is_executor = isinstance(fn, type) and all(callable(getattr(fn, m, None)) for m in ("start", "evaluate", "realise"))
     if not is_executor or not all(f in fields for f in COMMON_FIELDS):
-        raise UserError(f"{where}: {name!r} is not an executor (expected a subclass of "
-                        "evofair.executors.base.Executor marked with component('executor', NAME, ArgsModel), "
-                        "ArgsModel deriving from evofair.executors.base.ExecutorArgs)")
+        raise UserError(
+            f"{where}: {name!r} is not an executor (expected a subclass of "
+            "evofair.executors.base.Executor marked with component('executor', NAME, ArgsModel), "
+            "ArgsModel deriving from evofair.executors.base.ExecutorArgs)"
+        )
     return spec
 
 
@@ -58,8 +60,17 @@ def switch_executor(raw: Mapping[str, Any], name: str) -> dict:
 
 # Before executors were plugins, config.yaml recorded these Ray fields for every executor; a serial
 # run never read them.
-_FORMER_RAY_FIELDS = ("address", "num_workers", "num_cpus_per_task", "num_gpus_per_task", "resources_per_task",
-                      "max_retries", "placement_timeout_s", "start_timeout_s", "shared_store")
+_FORMER_RAY_FIELDS = (
+    "address",
+    "num_workers",
+    "num_cpus_per_task",
+    "num_gpus_per_task",
+    "resources_per_task",
+    "max_retries",
+    "placement_timeout_s",
+    "start_timeout_s",
+    "shared_store",
+)
 
 
 def recorded_executor(raw: Mapping[str, Any]) -> dict:

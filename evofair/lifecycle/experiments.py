@@ -21,17 +21,25 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import Field, ValidationError
 
-from evofair.errors import UserError, require_new_dir
 from evofair.core.plugins import registry
-from evofair.lifecycle.recipe import (ProblemCfg, Recipe, _check_shape, _Strict, apply_overrides, read_recipe_file,
-                            resolved_yaml)
 from evofair.core.registry import explain_validation_error
+from evofair.errors import UserError, require_new_dir
+from evofair.lifecycle.recipe import (
+    ProblemCfg,
+    Recipe,
+    _check_shape,
+    _Strict,
+    apply_overrides,
+    read_recipe_file,
+    resolved_yaml,
+)
 from evofair.store.safe_io import atomic_write_text
 
 # keys of an evolutionary recipe that an experiment has no use for
@@ -46,14 +54,21 @@ class ExperimentCfg(_Strict):
 class ExperimentRecipe(_Strict):
     """The YAML (or dict) of one experiment: which problem, which experiment, its arguments, the seed."""
 
-    name: str = Field("experiment", min_length=1, max_length=200, pattern=r"^[^/\x00]+$",
-                      description="names the default output directory: no '/'")
+    name: str = Field(
+        "experiment",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^/\x00]+$",
+        description="names the default output directory: no '/'",
+    )
     problem: ProblemCfg
     experiment: ExperimentCfg
     seed: int = Field(1, ge=0)
     data_root: str | None = None
-    paths: list[str] = Field(default_factory=list, description="folders searched for `module:attr` components "
-                             "(a recipe file that uses one adds its own folder)")
+    paths: list[str] = Field(
+        default_factory=list,
+        description="folders searched for `module:attr` components (a recipe file that uses one adds its own folder)",
+    )
 
 
 @dataclass
@@ -76,12 +91,15 @@ def parse_experiment(raw: Mapping[str, Any], source: str = "recipe", *, problem=
         raise UserError(f"{source}: a recipe must be a mapping, got a {type(raw).__name__}")
     _check_shape(raw, source)
     if "experiment" not in raw:
-        raise UserError(f"{source}: an evolutionary recipe (no `experiment:` key), not an experiment: "
-                        f"run it with `evofair run {source}` (Python: evofair.run)")
+        raise UserError(
+            f"{source}: an evolutionary recipe (no `experiment:` key), not an experiment: "
+            f"run it with `evofair run {source}` (Python: evofair.run)"
+        )
     for key in EVOLUTION_ONLY:
         if key in raw:
-            raise UserError(f"{source}: {key}: an experiment recipe has no `{key}` (only evolutionary runs use "
-                            "it): remove the key")
+            raise UserError(
+                f"{source}: {key}: an experiment recipe has no `{key}` (only evolutionary runs use it): remove the key"
+            )
     try:
         recipe = ExperimentRecipe.model_validate(dict(raw))
     except ValidationError as exc:
@@ -100,16 +118,19 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     return parse_experiment(raw, str(path))
 
 
-def run_experiment(recipe: ExperimentRecipe | Mapping[str, Any], out: str | Path, *, problem=None,
-                   progress: bool = True) -> ExperimentResult:
+def run_experiment(
+    recipe: ExperimentRecipe | Mapping[str, Any], out: str | Path, *, problem=None, progress: bool = True
+) -> ExperimentResult:
     """Run an experiment recipe into `out` (a new or empty directory); `evofair.experiment` is this.
 
     Every input check (recipe, problem arguments, data files, the output directory) happens before
     the first file is written; `config.yaml` holds the resolved recipe, the experiment writes the rest.
     """
     if isinstance(recipe, Recipe):
-        raise UserError(f"recipe {recipe.name!r}: an evolutionary recipe, not an experiment: run it with "
-                        "evofair.run (`evofair run`)")
+        raise UserError(
+            f"recipe {recipe.name!r}: an evolutionary recipe, not an experiment: run it with "
+            "evofair.run (`evofair run`)"
+        )
     if not isinstance(recipe, ExperimentRecipe):
         recipe = parse_experiment(recipe, problem=problem)
     out = Path(out)

@@ -22,15 +22,18 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from evofair.core.constraints import check_metrics
 from evofair.errors import UserError
 
-PYTHON_ONLY_HINT = ("continue it from Python with evofair.run(resume=DIR, problem=<the same object>) and read it "
-                    "with evofair.load(DIR), which need no rebuild")
+PYTHON_ONLY_HINT = (
+    "continue it from Python with evofair.run(resume=DIR, problem=<the same object>) and read it "
+    "with evofair.load(DIR), which need no rebuild"
+)
 
 
 @dataclass(frozen=True)
@@ -88,16 +91,19 @@ def build_problem(recipe):
 
     check_rebuildable(recipe.problem)  # a Python object config.yaml cannot rebuild: one line, not a traceback
     spec = registry("problem", recipe.paths).get(recipe.problem.name, "problem.name")
-    return with_base_dir(spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root),
-                         recipe.base_dir)
+    return with_base_dir(
+        spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root), recipe.base_dir
+    )
 
 
 def check_rebuildable(cfg) -> None:
     """Refuse, in one line, to rebuild a problem whose record says it cannot be (before any write)."""
     reason = getattr(cfg, "not_rebuildable", None)
     if reason:
-        raise UserError(f"problem.name {cfg.name}: a problem object passed from Python that config.yaml cannot "
-                        f"rebuild ({reason}); {PYTHON_ONLY_HINT}")
+        raise UserError(
+            f"problem.name {cfg.name}: a problem object passed from Python that config.yaml cannot "
+            f"rebuild ({reason}); {PYTHON_ONLY_HINT}"
+        )
 
 
 def _arguments(problem) -> tuple[dict[str, Any], str | None]:
@@ -143,8 +149,9 @@ def _constructor_blocker(cls: type) -> str | None:
         return None
     rest = list(sig.parameters.values())[1:]
     positional = [p for p in rest if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    extra = [p.name for p in positional[1:]] + [p.name for p in rest if p.kind == p.KEYWORD_ONLY
-                                                and p.name != "data_root"]
+    extra = [p.name for p in positional[1:]] + [
+        p.name for p in rest if p.kind == p.KEYWORD_ONLY and p.name != "data_root"
+    ]
     if positional and positional[0].name == "params" and not extra:
         return None
     taken = ", ".join(p.name for p in rest if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
@@ -165,8 +172,11 @@ def _names_class(name: str, cls: type, paths, args: dict[str, Any]) -> bool:
         if spec.fn is cls:
             return True
         # a registered class that picks a subclass from its arguments (BiasBios with genome: lora)
-        return isinstance(spec.fn, type) and issubclass(cls, spec.fn) and \
-            type(spec.fn(spec.args.model_validate(args))) is cls
+        return (
+            isinstance(spec.fn, type)
+            and issubclass(cls, spec.fn)
+            and type(spec.fn(spec.args.model_validate(args))) is cls
+        )
     except Exception:  # noqa: BLE001 - an unknown name is a label: record the class instead
         return False
 

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from evofair.core.constraints import Constraint, MalformedConstraint, parse_all
-from evofair.errors import UserError
 from evofair.core.plugins import is_reference
 from evofair.core.problem import missing_capabilities
 from evofair.core.registry import explain_validation_error
+from evofair.errors import UserError
 
 MAX_RECIPE_BYTES = 1_000_000
 
@@ -30,8 +31,11 @@ class _Strict(BaseModel):
 class ProblemCfg(_Strict):
     name: str
     args: dict[str, Any] = Field(default_factory=dict)
-    not_rebuildable: str | None = Field(None, description="written by evofair for a problem object passed from "
-                                        "Python that name and args cannot rebuild: why (evofair/lifecycle/rebuild.py)")
+    not_rebuildable: str | None = Field(
+        None,
+        description="written by evofair for a problem object passed from "
+        "Python that name and args cannot rebuild: why (evofair/lifecycle/rebuild.py)",
+    )
 
 
 class OpCfg(_Strict):
@@ -46,8 +50,11 @@ class OperatorsCfg(_Strict):
     mutation: OpCfg | None = None
     mutation_prob: float = Field(1.0, ge=0, le=1)
     refine: OpCfg | None = None
-    refine_initial: bool | OpCfg = Field(True, description="also refine the initial population: true (with "
-                                         "`refine`), false, or its own operator (e.g. a longer fine-tune)")
+    refine_initial: bool | OpCfg = Field(
+        True,
+        description="also refine the initial population: true (with "
+        "`refine`), false, or its own operator (e.g. a longer fine-tune)",
+    )
 
     @property
     def initial_refine(self) -> OpCfg | None:
@@ -117,8 +124,13 @@ class IntervalsCfg(_Strict):
 
 
 class Recipe(_Strict):
-    name: str = Field("run", min_length=1, max_length=200, pattern=r"^[^/\x00]+$",
-                      description="names the default run directory: no '/'")
+    name: str = Field(
+        "run",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^/\x00]+$",
+        description="names the default run directory: no '/'",
+    )
     problem: ProblemCfg
     algorithm: AlgorithmCfg = Field(default_factory=AlgorithmCfg)
     operators: OperatorsCfg = Field(default_factory=OperatorsCfg)
@@ -126,25 +138,36 @@ class Recipe(_Strict):
     seed: int = Field(1, ge=0)
     hv_ref: list[float] | None = Field(None, min_length=1, description="HV reference point, minimised space")
     data_root: str | None = None
-    base_dir: str | None = Field(None, description="the recipe file's folder (recorded when read from a file): "
-                                 "problems resolve relative data paths against it")
-    paths: list[str] = Field(default_factory=list, description="folders searched for `module:attr` components "
-                             "(a recipe file that uses one adds its own folder)")
+    base_dir: str | None = Field(
+        None,
+        description="the recipe file's folder (recorded when read from a file): "
+        "problems resolve relative data paths against it",
+    )
+    paths: list[str] = Field(
+        default_factory=list,
+        description="folders searched for `module:attr` components (a recipe file that uses one adds its own folder)",
+    )
     report: dict[str, Any] = Field(default_factory=dict)
     intervals: IntervalsCfg = Field(default_factory=IntervalsCfg)
-    callbacks: list[CallbackCfg] = Field(default_factory=list, description="run trackers called after each "
-                                         "generation, model and at the end (docs/operations.md); never change results")
+    callbacks: list[CallbackCfg] = Field(
+        default_factory=list,
+        description="run trackers called after each "
+        "generation, model and at the end (docs/operations.md); never change results",
+    )
     constraints: list[Annotated[str, AfterValidator(_constraint_text)]] = Field(
-        default_factory=list, description="feasibility-first selection on validation metrics: "
-        "'<metric> <= <number>' or '<metric> >= <number>'")
+        default_factory=list,
+        description="feasibility-first selection on validation metrics: "
+        "'<metric> <= <number>' or '<metric> >= <number>'",
+    )
 
     @model_validator(mode="after")
     def _check(self):
         if self.algorithm.n_offsprings is None:
             self.algorithm.n_offsprings = self.algorithm.pop_size
         if self.constraints and self.algorithm.backend == "deap":
-            raise PydanticCustomError("deap_constraints",
-                                      "algorithm.backend: deap does not support constraints; use pymoo")
+            raise PydanticCustomError(
+                "deap_constraints", "algorithm.backend: deap does not support constraints; use pymoo"
+            )
         return self
 
     @property
@@ -177,8 +200,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         key, value = item.split("=", 1)
         key = key.strip()
         if len(value) > MAX_RECIPE_BYTES:
-            raise UserError(f"--set {key[:60]}: value of {len(value)} characters is over the "
-                            f"{MAX_RECIPE_BYTES}-byte recipe limit")
+            raise UserError(
+                f"--set {key[:60]}: value of {len(value)} characters is over the {MAX_RECIPE_BYTES}-byte recipe limit"
+            )
         if _flow_depth(value) + key.count(".") + 1 > MAX_RECIPE_DEPTH:  # before the parser recurses
             raise UserError(f"--set {key[:60]}: value nested deeper than {MAX_RECIPE_DEPTH} levels")
         try:
@@ -269,7 +293,9 @@ def _read_recipe_text(path: Path) -> str:
     except FileNotFoundError:
         raise UserError(f"{path}: recipe file not found") from None
     except OSError as exc:
-        why = {errno.ELOOP: "a symbolic link loop", errno.ENAMETOOLONG: "file name too long"}.get(exc.errno, exc.strerror)
+        why = {errno.ELOOP: "a symbolic link loop", errno.ENAMETOOLONG: "file name too long"}.get(
+            exc.errno, exc.strerror
+        )
         raise UserError(f"{path}: cannot read recipe ({why})") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
@@ -345,8 +371,10 @@ def parse_recipe(raw: Mapping[str, Any], source: str = "recipe", *, problem=None
         raise UserError(f"{source}: a recipe must be a mapping, got a {type(raw).__name__}")
     _check_shape(raw, source)
     if "experiment" in raw:  # its own recipe kind (evofair/lifecycle/experiments.py), not a key of this one
-        raise UserError(f"{source}: an experiment recipe (it has `experiment:`), not an evolutionary run: "
-                        f"run it with `evofair experiment {source}` (Python: evofair.experiment)")
+        raise UserError(
+            f"{source}: an experiment recipe (it has `experiment:`), not an evolutionary run: "
+            f"run it with `evofair experiment {source}` (Python: evofair.experiment)"
+        )
     try:
         recipe = Recipe.model_validate(dict(raw))
     except ValidationError as exc:
@@ -378,13 +406,17 @@ def validate_components(recipe: Recipe, source: str, problem=None) -> None:
     genome = genome_of(problem)
     if recipe.algorithm.backend == "deap" and isinstance(genome, ArrayGenome) and genome.vtype is not float:
         # DEAP's bounded SBX/PM vary reals; other arrays are varied by pymoo operator objects
-        raise UserError(f"{source}: algorithm.backend: deap varies real vectors and checkpoints; the "
-                        f"{genome.name!r} genome needs algorithm.backend: pymoo")
+        raise UserError(
+            f"{source}: algorithm.backend: deap varies real vectors and checkpoints; the "
+            f"{genome.name!r} genome needs algorithm.backend: pymoo"
+        )
     for where, spec in genome.check_operators(recipe, source, op_registry):
         missing = missing_capabilities(problem, spec.tags.get("requires", ()))
         if missing:
-            raise UserError(f"{where}: {spec.name!r} needs {', '.join(missing)}, which problem "
-                            f"{recipe.problem.name!r} does not implement")
+            raise UserError(
+                f"{where}: {spec.name!r} needs {', '.join(missing)}, which problem "
+                f"{recipe.problem.name!r} does not implement"
+            )
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

@@ -17,8 +17,7 @@ from evofair.errors import UserError
 from evofair.store.run_store import DB_NAME
 
 # dotted keys (or prefixes ending in ".") that resume may change: none alters a stored result
-RESUME_MAY_CHANGE = ("algorithm.generations", "executor.", "data_root", "base_dir", "paths", "intervals",
-                     "callbacks")
+RESUME_MAY_CHANGE = ("algorithm.generations", "executor.", "data_root", "base_dir", "paths", "intervals", "callbacks")
 _MISSING = object()
 
 
@@ -39,8 +38,9 @@ def recipe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def _allowed(key: str) -> bool:
-    return any(key == p or (p.endswith(".") and key.startswith(p)) or key.startswith(p + ".")
-               for p in RESUME_MAY_CHANGE)
+    return any(
+        key == p or (p.endswith(".") and key.startswith(p)) or key.startswith(p + ".") for p in RESUME_MAY_CHANGE
+    )
 
 
 def check_resume(out: Path, recipe) -> dict[str, list[Any]]:
@@ -50,24 +50,27 @@ def check_resume(out: Path, recipe) -> dict[str, list[Any]]:
 
     path = out / "config.yaml"
     if not path.exists():
-        raise UserError(f"--resume {out}: no config.yaml (the run was stopped before it started; nothing "
-                        f"was computed: delete the folder and run again)")
+        raise UserError(
+            f"--resume {out}: no config.yaml (the run was stopped before it started; nothing "
+            f"was computed: delete the folder and run again)"
+        )
     raw = read_recipe_file(path)
     try:
         old = Recipe.model_validate(raw).model_dump(mode="json", by_alias=True)
     except Exception as exc:  # pydantic's ValidationError: an edited config.yaml
-        raise UserError(f"{path}: not a valid resolved recipe ({exc.__class__.__name__}); "
-                        "was it edited?") from None
+        raise UserError(f"{path}: not a valid resolved recipe ({exc.__class__.__name__}); was it edited?") from None
     new = recipe.model_dump(mode="json", by_alias=True)
     old_flat, new_flat = _flatten(old), _flatten(new)
     changed = recipe_changes(old, new)
     refused = [k for k in changed if not _allowed(k)]
     if refused:
         shown = ", ".join(refused[:8]) + (f" (+{len(refused) - 8} more)" if len(refused) > 8 else "")
-        raise UserError(f"--resume {out}: the recipe differs from the run's config.yaml in {shown}; these "
-                        "change results, so the run cannot continue under them (start a new run with "
-                        "--out; resume may change only algorithm.generations, executor.*, data_root, paths, intervals.*, "
-                        "callbacks)")
+        raise UserError(
+            f"--resume {out}: the recipe differs from the run's config.yaml in {shown}; these "
+            "change results, so the run cannot continue under them (start a new run with "
+            "--out; resume may change only algorithm.generations, executor.*, data_root, paths, intervals.*, "
+            "callbacks)"
+        )
     return {k: [old_flat.get(k), new_flat.get(k)] for k in changed}
 
 
@@ -79,8 +82,10 @@ def check_resumable(out: Path) -> None:
     """Refuse `--resume` on a folder that holds no run to continue, saying why in one line."""
     db = out / DB_NAME
     if never_started(out):
-        raise UserError(f"--resume {out}: the run stopped before it started (no config.yaml, no generation "
-                        f"committed): nothing to resume; `evofair run RECIPE --out {out}` starts it there")
+        raise UserError(
+            f"--resume {out}: the run stopped before it started (no config.yaml, no generation "
+            f"committed): nothing to resume; `evofair run RECIPE --out {out}` starts it there"
+        )
     if not db.exists():
         raise UserError(f"--resume {out}: not an evofair run directory (no {DB_NAME})")
     if db.stat().st_size == 0 and not Path(f"{db}-wal").exists():  # SQLite would start over silently

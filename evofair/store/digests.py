@@ -13,14 +13,26 @@ def generation_digest(db: sqlite3.Connection, generation: int) -> str:
     their metrics and lineage, and the generation row (population, stats, engine state)."""
     h = hashlib.sha256()
     queries = [
-        ("SELECT id, generation, seed, operator, weights_hash, x, created FROM individuals"
-         " WHERE generation=? ORDER BY id", (generation,)),
-        ("SELECT m.individual, m.split, m.name, m.value FROM metrics m JOIN individuals i ON i.id = m.individual"
-         " WHERE i.generation=? ORDER BY m.individual, m.split, m.name", (generation,)),
-        ("SELECT l.child, l.parent, l.position, l.operator FROM lineage l JOIN individuals i ON i.id = l.child"
-         " WHERE i.generation=? ORDER BY l.child, l.position", (generation,)),
-        ("SELECT generation, population, hv_val, n_front, evaluations, seconds, engine_state FROM generations"
-         " WHERE generation=?", (generation,)),
+        (
+            "SELECT id, generation, seed, operator, weights_hash, x, created FROM individuals"
+            " WHERE generation=? ORDER BY id",
+            (generation,),
+        ),
+        (
+            "SELECT m.individual, m.split, m.name, m.value FROM metrics m JOIN individuals i ON i.id = m.individual"
+            " WHERE i.generation=? ORDER BY m.individual, m.split, m.name",
+            (generation,),
+        ),
+        (
+            "SELECT l.child, l.parent, l.position, l.operator FROM lineage l JOIN individuals i ON i.id = l.child"
+            " WHERE i.generation=? ORDER BY l.child, l.position",
+            (generation,),
+        ),
+        (
+            "SELECT generation, population, hv_val, n_front, evaluations, seconds, engine_state FROM generations"
+            " WHERE generation=?",
+            (generation,),
+        ),
     ]
     for sql, params in queries:
         for row in db.execute(sql, params):

@@ -13,9 +13,10 @@ import os
 import sqlite3
 import time
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -157,8 +158,10 @@ class RunStore:
         self._check_writable()
         for digest in dict.fromkeys(digests):
             if digest not in self._pending and not self.weights_path(digest).is_file():
-                raise UserError(f"{self.weights_path(digest)}: a worker reported writing these weights, but the "
-                                "driver does not see the file (is the run directory on storage every node shares?)")
+                raise UserError(
+                    f"{self.weights_path(digest)}: a worker reported writing these weights, but the "
+                    "driver does not see the file (is the run directory on storage every node shares?)"
+                )
 
     def _remember(self, digest: str, weights: Weights) -> None:
         self._cache[digest] = weights
@@ -183,8 +186,10 @@ class RunStore:
 
     def _verify_references(self) -> list[str]:
         problems = []
-        hashes = {r[0] for r in self._db.execute(
-            "SELECT DISTINCT weights_hash FROM individuals WHERE weights_hash IS NOT NULL")}
+        hashes = {
+            r[0]
+            for r in self._db.execute("SELECT DISTINCT weights_hash FROM individuals WHERE weights_hash IS NOT NULL")
+        }
         for digest in sorted(hashes, key=str):
             if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
                 problems.append(f"index: {digest!r} is not a sha256 weights digest")
@@ -210,20 +215,26 @@ class RunStore:
         """Each committed generation's rows against the checksum stored when it was committed:
         SQLite's integrity check sees broken pages, not a flipped bit inside a stored value."""
         if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='checksums'").fetchone():
-            self.notes.append("no per-generation checksums (run written by an older evofair): stored values "
-                              "not checked")
+            self.notes.append(
+                "no per-generation checksums (run written by an older evofair): stored values not checked"
+            )
             return []
         stored = dict(self._db.execute("SELECT generation, digest FROM checksums").fetchall())
         gens = [r[0] for r in self._db.execute("SELECT generation FROM generations ORDER BY generation")]
-        problems = [f"generation {g}: its rows no longer match the checksum stored at commit "
-                    "(database damaged or edited)"
-                    for g in gens if g in stored and stored[g] != generation_digest(self._db, g)]
-        problems += [f"checksums: generation {g} has a checksum but no committed row (database damaged or edited)"
-                     for g in sorted(set(stored) - set(gens))]
+        problems = [
+            f"generation {g}: its rows no longer match the checksum stored at commit (database damaged or edited)"
+            for g in gens
+            if g in stored and stored[g] != generation_digest(self._db, g)
+        ]
+        problems += [
+            f"checksums: generation {g} has a checksum but no committed row (database damaged or edited)"
+            for g in sorted(set(stored) - set(gens))
+        ]
         unchecked = [g for g in gens if g not in stored]
         if unchecked:
-            self.notes.append(f"{len(unchecked)} generation(s) without a checksum (committed by an older "
-                              "evofair): not checked")
+            self.notes.append(
+                f"{len(unchecked)} generation(s) without a checksum (committed by an older evofair): not checked"
+            )
         return problems
 
     def failed_weights(self, digests: Iterable[str]) -> list[str]:
@@ -267,15 +278,30 @@ class RunStore:
         now = time.time()
         individuals, metrics, lineage = [], [], []
         for ind in new:
-            individuals.append((ind.id, ind.generation, ind.seed, json.dumps(ind.operator), ind.weights_hash,
-                                None if ind.x is None else json.dumps(list(ind.x)), now))
-            metrics += [(ind.id, split, name, _finite_or_none(v))
-                        for split, values in ind.metrics.items() for name, v in values.items()]
+            individuals.append(
+                (
+                    ind.id,
+                    ind.generation,
+                    ind.seed,
+                    json.dumps(ind.operator),
+                    ind.weights_hash,
+                    None if ind.x is None else json.dumps(list(ind.x)),
+                    now,
+                )
+            )
+            metrics += [
+                (ind.id, split, name, _finite_or_none(v))
+                for split, values in ind.metrics.items()
+                for name, v in values.items()
+            ]
             op_name = _operator_label(ind.operator)
             lineage += [(ind.id, p, i, op_name) for i, p in enumerate(ind.parents)]
         with self._db:
-            self._db.executemany("INSERT INTO individuals(id, generation, seed, operator, weights_hash, x, created)"
-                                 " VALUES(?,?,?,?,?,?,?)", individuals)
+            self._db.executemany(
+                "INSERT INTO individuals(id, generation, seed, operator, weights_hash, x, created)"
+                " VALUES(?,?,?,?,?,?,?)",
+                individuals,
+            )
             self._db.executemany("INSERT INTO metrics(individual, split, name, value) VALUES(?,?,?,?)", metrics)
             for _ in new:  # a kill inside the open transaction, as often as there are individuals
                 failpoints.hit("kill_mid_commit")
@@ -283,16 +309,25 @@ class RunStore:
             self._db.execute(
                 "INSERT INTO generations(generation, population, hv_val, n_front, evaluations, seconds,"
                 " engine_state) VALUES(?,?,?,?,?,?,?)",
-                (generation, json.dumps(list(population)), stats.get("hv_val"), stats.get("n_front"),
-                 stats.get("evaluations"), stats.get("seconds"), json.dumps(engine_state or {})),
+                (
+                    generation,
+                    json.dumps(list(population)),
+                    stats.get("hv_val"),
+                    stats.get("n_front"),
+                    stats.get("evaluations"),
+                    stats.get("seconds"),
+                    json.dumps(engine_state or {}),
+                ),
             )
             failpoints.hit("sqlite_full_commit")
             for g in {generation} | {ind.generation for ind in new}:  # rows as committed, read back
-                self._db.execute("REPLACE INTO checksums(generation, digest) VALUES(?,?)",
-                                 (g, generation_digest(self._db, g)))
+                self._db.execute(
+                    "REPLACE INTO checksums(generation, digest) VALUES(?,?)", (g, generation_digest(self._db, g))
+                )
 
-    def log_event(self, kind: str, message: str, *, generation: int | None = None,
-                  individual: str | None = None, data: Any = None) -> None:
+    def log_event(
+        self, kind: str, message: str, *, generation: int | None = None, individual: str | None = None, data: Any = None
+    ) -> None:
         self._check_writable()
         with self._db:
             self._db.execute(
@@ -303,10 +338,20 @@ class RunStore:
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT time, generation, individual, kind, message, data FROM events"
-        rows = self._db.execute(sql + (" WHERE kind=?" if kind else "") + " ORDER BY id",
-                                (kind,) if kind else ()).fetchall()
-        return [dict(time=r[0], generation=r[1], individual=r[2], kind=r[3], message=r[4],
-                     data=_loads(r[5]) if r[5] else None) for r in rows]
+        rows = self._db.execute(
+            sql + (" WHERE kind=?" if kind else "") + " ORDER BY id", (kind,) if kind else ()
+        ).fetchall()
+        return [
+            dict(
+                time=r[0],
+                generation=r[1],
+                individual=r[2],
+                kind=r[3],
+                message=r[4],
+                data=_loads(r[5]) if r[5] else None,
+            )
+            for r in rows
+        ]
 
     def individuals(self, ids: Iterable[str] | None = None) -> list[Individual]:
         """Individuals (with all metrics): all in creation order, or those in `ids`, in that order.
@@ -317,7 +362,8 @@ class RunStore:
         """
         if ids is None:
             rows = self._db.execute(
-                "SELECT id, generation, seed, operator, weights_hash, x FROM individuals ORDER BY id").fetchall()
+                "SELECT id, generation, seed, operator, weights_hash, x FROM individuals ORDER BY id"
+            ).fetchall()
             metrics = self._db.execute("SELECT individual, split, name, value FROM metrics")
             lineage = self._db.execute("SELECT child, parent FROM lineage ORDER BY child, position")
             return list(_assemble(rows, metrics, lineage).values())
@@ -325,25 +371,37 @@ class RunStore:
         wanted = list(dict.fromkeys(ids))
         found: dict[str, Individual] = {}
         for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start:start + _IN_CHUNK]
+            chunk = wanted[start : start + _IN_CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                "SELECT id, generation, seed, operator, weights_hash, x FROM individuals"
-                f" WHERE id IN ({marks})", chunk).fetchall()
+                f"SELECT id, generation, seed, operator, weights_hash, x FROM individuals WHERE id IN ({marks})", chunk
+            ).fetchall()
             metrics = self._db.execute(
-                f"SELECT individual, split, name, value FROM metrics WHERE individual IN ({marks})", chunk)
+                f"SELECT individual, split, name, value FROM metrics WHERE individual IN ({marks})", chunk
+            )
             lineage = self._db.execute(
-                f"SELECT child, parent FROM lineage WHERE child IN ({marks}) ORDER BY child, position", chunk)
+                f"SELECT child, parent FROM lineage WHERE child IN ({marks}) ORDER BY child, position", chunk
+            )
             found.update(_assemble(rows, metrics, lineage))
         return [found[i] for i in ids]
 
     def generations(self) -> list[dict[str, Any]]:
         rows = self._db.execute(
             "SELECT generation, population, hv_val, n_front, evaluations, seconds, engine_state"
-            " FROM generations ORDER BY generation").fetchall()
-        return [dict(generation=r[0], population=_loads(r[1]), hv_val=r[2], n_front=r[3],
-                     evaluations=r[4], seconds=r[5], engine_state=_loads(r[6]) if r[6] else {})
-                for r in rows]
+            " FROM generations ORDER BY generation"
+        ).fetchall()
+        return [
+            dict(
+                generation=r[0],
+                population=_loads(r[1]),
+                hv_val=r[2],
+                n_front=r[3],
+                evaluations=r[4],
+                seconds=r[5],
+                engine_state=_loads(r[6]) if r[6] else {},
+            )
+            for r in rows
+        ]
 
     def last_generation(self) -> dict[str, Any] | None:
         gens = self.generations()
@@ -362,9 +420,16 @@ def _assemble(rows, metric_rows, lineage_rows) -> dict[str, Individual]:
     for child, parent in lineage_rows:
         parents.setdefault(child, []).append(parent)
     return {
-        r[0]: Individual(id=r[0], generation=r[1], seed=r[2], operator=_loads(r[3]),
-                         weights_hash=r[4], x=None if r[5] is None else tuple(_loads(r[5])),
-                         parents=tuple(parents.get(r[0], ())), metrics=metrics.get(r[0], {}))
+        r[0]: Individual(
+            id=r[0],
+            generation=r[1],
+            seed=r[2],
+            operator=_loads(r[3]),
+            weights_hash=r[4],
+            x=None if r[5] is None else tuple(_loads(r[5])),
+            parents=tuple(parents.get(r[0], ())),
+            metrics=metrics.get(r[0], {}),
+        )
         for r in rows
     }
 
@@ -385,10 +450,13 @@ def _log_event(kind: str, message: str, generation: int | None, individual: str 
     (run.log only: the CLI prints the one-line error itself), notes as INFO, the rest as warnings."""
     import logging
 
-    where = "".join([f" (generation {generation}" if generation is not None else "",
-                     f", {individual}" if individual and generation is not None else
-                     (f" ({individual}" if individual else ""),
-                     ")" if generation is not None or individual else ""])
+    where = "".join(
+        [
+            f" (generation {generation}" if generation is not None else "",
+            f", {individual}" if individual and generation is not None else (f" ({individual}" if individual else ""),
+            ")" if generation is not None or individual else "",
+        ]
+    )
     logger = logging.getLogger("evofair.events")
     if kind.endswith("_error"):
         tb = data.get("traceback") if isinstance(data, dict) else None

@@ -29,8 +29,7 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def _refuse_link(path: Path) -> None:
-    raise UserError(f"{path}: is a symbolic link; evofair does not write through links in a run directory "
-                    "(remove it)")
+    raise UserError(f"{path}: is a symbolic link; evofair does not write through links in a run directory (remove it)")
 
 
 def check_inside(path: Path, root: Path) -> None:
@@ -38,12 +37,21 @@ def check_inside(path: Path, root: Path) -> None:
     parent = Path(os.path.realpath(path.parent))
     base = Path(os.path.realpath(root))
     if parent != base and base not in parent.parents:
-        raise UserError(f"{path}: its folder leads outside {root} (a symbolic link?); evofair does not "
-                        "write outside a run directory")
+        raise UserError(
+            f"{path}: its folder leads outside {root} (a symbolic link?); evofair does not "
+            "write outside a run directory"
+        )
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, within: str | os.PathLike | None = None,
-                       fsync: bool = False, replace: bool = True, before_rename=None) -> None:
+def atomic_write_bytes(
+    path: str | os.PathLike,
+    data: bytes,
+    *,
+    within: str | os.PathLike | None = None,
+    fsync: bool = False,
+    replace: bool = True,
+    before_rename=None,
+) -> None:
     """Write `data` to `path` through an exclusively created temporary file, then rename it.
 
     A killed process never leaves a half-written file under the real name. With `replace=False`
@@ -80,8 +88,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, within: str | os
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, *, within: str | os.PathLike | None = None,
-                      replace: bool = True, encoding: str = "utf-8") -> None:
+def atomic_write_text(
+    path: str | os.PathLike,
+    text: str,
+    *,
+    within: str | os.PathLike | None = None,
+    replace: bool = True,
+    encoding: str = "utf-8",
+) -> None:
     atomic_write_bytes(path, text.encode(encoding), within=within, replace=replace)
 
 

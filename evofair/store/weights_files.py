@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from safetensors.torch import load as st_load
@@ -23,7 +23,6 @@ from evofair.errors import UserError, WeightsIntegrityError
 from evofair.store.safe_io import atomic_write_bytes, check_inside
 
 DIGEST = re.compile(r"[0-9a-f]{64}")
-
 
 
 def weights_bytes(weights: Mapping[str, torch.Tensor]) -> bytes:
@@ -71,8 +70,9 @@ def read_weights_file(root: Path, digest: str) -> Weights:
         raise UserError(f"{path}: weights file missing") from None
     actual = hashlib.sha256(data).hexdigest()
     if actual != digest:
-        raise WeightsIntegrityError(f"{path}: content hash {actual[:12]}… does not match its name "
-                                    "(file corrupted or edited)")
+        raise WeightsIntegrityError(
+            f"{path}: content hash {actual[:12]}… does not match its name (file corrupted or edited)"
+        )
     return dict(st_load(data))
 
 
@@ -89,5 +89,3 @@ def write_weights_file(root: Path, weights: Mapping[str, torch.Tensor]) -> tuple
     if not path.exists():
         atomic_write(path, data, os.environ.get("EVOFAIR_FSYNC") == "1", Path(root))
     return digest, data
-
-

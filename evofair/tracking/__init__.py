@@ -4,7 +4,6 @@ See docs/operations.md ("Following a run"). The loggers' modules import their tr
 only when a logger is built, so `import evofair` never needs tensorboard or mlflow.
 """
 
-from evofair.tracking.callbacks import (Callback, CallbackError, GenerationInfo, ModelInfo, RunInfo,
-                                        RunStartInfo)
+from evofair.tracking.callbacks import Callback, CallbackError, GenerationInfo, ModelInfo, RunInfo, RunStartInfo
 
 __all__ = ["Callback", "CallbackError", "GenerationInfo", "ModelInfo", "RunInfo", "RunStartInfo"]

@@ -20,9 +20,10 @@ with the validated args; it returns a `Callback`.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from evofair.errors import UserError
 
@@ -118,10 +119,14 @@ class CallbackList:
 
     def __init__(self, callbacks: Sequence[Any] = ()):
         for i, cb in enumerate(callbacks):
-            if not any(callable(getattr(cb, m, None)) for m in
-                       ("on_run_start", "on_model_evaluated", "on_generation_end", "on_run_end")):
-                raise UserError(f"callbacks[{i}]: expected an evofair.tracking.Callback (an object with "
-                                f"on_generation_end / on_model_evaluated / on_run_end), got {type(cb).__name__}")
+            if not any(
+                callable(getattr(cb, m, None))
+                for m in ("on_run_start", "on_model_evaluated", "on_generation_end", "on_run_end")
+            ):
+                raise UserError(
+                    f"callbacks[{i}]: expected an evofair.tracking.Callback (an object with "
+                    f"on_generation_end / on_model_evaluated / on_run_end), got {type(cb).__name__}"
+                )
         self.callbacks = list(callbacks)
 
     def __bool__(self) -> bool:
@@ -137,8 +142,7 @@ class CallbackList:
             except Exception as exc:  # KeyboardInterrupt and SystemExit pass through
                 text = " ".join(f"{type(exc).__name__}: {exc}".split())
                 text = text if len(text) <= 300 else text[:300] + "…"
-                raise CallbackError(f"{_label(cb, i)}: {method} raised {text}{after}",
-                                    traceback.format_exc()) from None
+                raise CallbackError(f"{_label(cb, i)}: {method} raised {text}{after}", traceback.format_exc()) from None
 
     def close(self) -> None:
         """Close every callback; errors here are not raised (the run's outcome is already decided)."""
@@ -148,8 +152,7 @@ class CallbackList:
             except Exception:  # noqa: BLE001 - a tracker that cannot flush must not hide the run's result
                 import logging
 
-                logging.getLogger("evofair.tracking").warning("%s.close() failed", type(cb).__name__,
-                                                              exc_info=True)
+                logging.getLogger("evofair.tracking").warning("%s.close() failed", type(cb).__name__, exc_info=True)
 
 
 def build_callbacks(recipe) -> list[Any]:

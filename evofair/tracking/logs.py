@@ -21,8 +21,8 @@ import logging
 import os
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from evofair.errors import UserError
 from evofair.store.safe_io import check_inside
@@ -93,11 +93,13 @@ def _open_append(path: Path, root: Path):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | _NOFOLLOW | _CLOEXEC, 0o644)
     except OSError as exc:
         if path.is_symlink():
-            raise UserError(f"{path}: is a symbolic link; evofair does not write through links in a run "
-                            "directory (remove it)") from None
+            raise UserError(
+                f"{path}: is a symbolic link; evofair does not write through links in a run directory (remove it)"
+            ) from None
         # a full disk here is reported where it matters (the store's first write); the run goes on unlogged
-        logging.getLogger(f"{ROOT}.run").warning("%s: cannot open the run log (%s); running without it", path,
-                                                 exc.strerror)
+        logging.getLogger(f"{ROOT}.run").warning(
+            "%s: cannot open the run log (%s); running without it", path, exc.strerror
+        )
         return None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)

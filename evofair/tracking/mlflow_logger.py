@@ -31,9 +31,12 @@ MAX_PARAM_CHARS = 500  # the smallest limit of MLflow's backends on a param valu
 
 
 class MlflowArgs(Args):
-    tracking_uri: str | None = Field(None, description="where MLflow records (sqlite:///mlflow.db, http://host:5000, "
-                                     "or a folder: MLflow 3 wants MLFLOW_ALLOW_FILE_STORE=true for that); unset: "
-                                     "MLflow's own default / MLFLOW_TRACKING_URI")
+    tracking_uri: str | None = Field(
+        None,
+        description="where MLflow records (sqlite:///mlflow.db, http://host:5000, "
+        "or a folder: MLflow 3 wants MLFLOW_ALLOW_FILE_STORE=true for that); unset: "
+        "MLflow's own default / MLFLOW_TRACKING_URI",
+    )
     experiment: str = Field("evofair", min_length=1, description="MLflow experiment name (created if missing)")
     run_name: str | None = Field(None, description="MLflow run name; unset: the run folder's name")
     per_model: bool = Field(True, description="also log every evaluated model's metrics")
@@ -61,11 +64,11 @@ class MlflowLogger(Callback):
             self._previous_uri = mlflow.get_tracking_uri()  # put back in close(): the caller's own setting
             mlflow.set_tracking_uri(self.args.tracking_uri)
         mlflow.set_experiment(self.args.experiment)
-        run = mlflow.start_run(run_name=self.args.run_name or info.out.name,
-                               nested=mlflow.active_run() is not None)
+        run = mlflow.start_run(run_name=self.args.run_name or info.out.name, nested=mlflow.active_run() is not None)
         self.run_id = run.info.run_id
-        params = {k: (v if not isinstance(v, str) else v[:MAX_PARAM_CHARS])
-                  for k, v in flat_params(info.recipe).items()}
+        params = {
+            k: (v if not isinstance(v, str) else v[:MAX_PARAM_CHARS]) for k, v in flat_params(info.recipe).items()
+        }
         params["evofair.start_generation"] = info.start_generation
         mlflow.log_params(params)
         self._models = 0

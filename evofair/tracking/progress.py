@@ -18,7 +18,8 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("evofair.progress")
 DEFAULT_INTERVAL_S = 10.0
@@ -46,8 +47,14 @@ def is_tty(stream=None) -> bool:
 class LogLines:
     """tqdm's `update/set_postfix_str/reset/close` as throttled log lines (for non-TTY output)."""
 
-    def __init__(self, total: int | None, desc: str, unit: str = "it", interval: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        unit: str = "it",
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.total, self.desc, self.unit = total, desc, unit
         self.interval = interval_seconds() if interval is None else interval
         self.clock = clock
@@ -99,16 +106,25 @@ class _Off:
         return lambda *a, **k: None
 
 
-def progress_bar(total: int | None, desc: str, unit: str = "it", *, enabled: bool = True, leave: bool = True,
-                 position: int | None = None, initial: int = 0):
+def progress_bar(
+    total: int | None,
+    desc: str,
+    unit: str = "it",
+    *,
+    enabled: bool = True,
+    leave: bool = True,
+    position: int | None = None,
+    initial: int = 0,
+):
     """A tqdm bar on a TTY (stderr), throttled INFO log lines otherwise, nothing when disabled."""
     if not enabled:
         return _Off()
     if is_tty() or "ipykernel" in sys.modules:  # a terminal, or a notebook (tqdm.auto draws a widget there)
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=leave, position=position,
-                    initial=initial)
+        return tqdm(
+            total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=leave, position=position, initial=initial
+        )
     bar = LogLines(total, desc, unit)
     bar.n = initial
     return bar
@@ -138,9 +154,13 @@ class GenerationProgress:
         if phase != self._phase or self._bar is None:
             self.close()
             self._phase = phase
-            self._bar = progress_bar(total, f"generation {self.generation + 1}/{self.generations}: {phase}",
-                                     unit="offspring" if phase != "evaluate" else "models", leave=False,
-                                     position=1 if is_tty() else None)
+            self._bar = progress_bar(
+                total,
+                f"generation {self.generation + 1}/{self.generations}: {phase}",
+                unit="offspring" if phase != "evaluate" else "models",
+                leave=False,
+                position=1 if is_tty() else None,
+            )
         self._bar.update(done - self._bar.n)
 
     def close(self) -> None:

@@ -15,21 +15,25 @@ torch; only the `tensorboard` package is extra). What it logs, under the run's l
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import Field
 
-from evofair.errors import UserError
 from evofair.core.registry import Args, component
+from evofair.errors import UserError
 from evofair.tracking.callbacks import Callback, GenerationInfo, ModelInfo, RunInfo, RunStartInfo
 
 DEFAULT_SUBDIR = "tensorboard"
 
 
 class TensorBoardArgs(Args):
-    log_dir: str | None = Field(None, description="folder of TensorBoard runs; the run is written to "
-                                "LOG_DIR/<run folder name>. Unset: <run folder>/tensorboard")
+    log_dir: str | None = Field(
+        None,
+        description="folder of TensorBoard runs; the run is written to "
+        "LOG_DIR/<run folder name>. Unset: <run folder>/tensorboard",
+    )
     per_model: bool = Field(True, description="also log every evaluated model's metrics")
     flush_secs: float = Field(10, gt=0, description="seconds between flushes of the event file")
 

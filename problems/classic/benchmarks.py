@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from pydantic import Field
@@ -10,7 +10,6 @@ from pymoo.problems import get_problem
 
 from evofair.core.problem import Objective, VectorProblem
 from evofair.core.registry import Args, component
-
 
 MAX_VARS = 100_000  # a sane bound, checked with the recipe: 1e11 variables would only exhaust memory
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -27,7 +27,8 @@ class ToyParams(Args):
     hidden: int = Field(16, ge=1, le=100_000)
     data_seed: int = 0
     crash_once_marker: str | None = Field(
-        None, description="test hook: the first process to train creates this file and dies (SIGKILL)")
+        None, description="test hook: the first process to train creates this file and dies (SIGKILL)"
+    )
 
 
 def _mlp(d: int, h: int) -> torch.nn.Module:
@@ -81,7 +82,7 @@ class ToyMLP(WeightsProblem):
         x, y, _ = self.data["train"]
         order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed & 0xFFFFFFFF))
         for i in range(0, len(y), batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             yield x[idx], y[idx]
 
     def loss(self, model, batch):

@@ -25,24 +25,25 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from evofair.analysis.metrics import is_near_constant
 from evofair.core.indicators import non_dominated
 from evofair.core.individual import Weights
-from evofair.analysis.metrics import is_near_constant
 from evofair.core.problem import SPLITS
 from evofair.core.registry import Args
-from evofair.store.safe_io import atomic_write_text
 from evofair.core.seeding import derive_seed
+from evofair.problems.common import lora_baselines
 from evofair.problems.common.classification import FeatureClassificationProblem, population_logits, stack_heads
 from evofair.problems.common.losses import soft_tpr_gap
-from evofair.problems.common import lora_baselines
+from evofair.store.safe_io import atomic_write_text
 
 METHODS = ("vanilla", "scalarisation", "threshold")
 
@@ -50,22 +51,36 @@ METHODS = ("vanilla", "scalarisation", "threshold")
 class BaselineArgs(Args):
     enabled: bool = True
     vanilla: int = Field(8, ge=1, description="(a) number of independently seeded CE heads")
-    lambdas: list[float] = Field(default_factory=lambda: [0.1, 0.3, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
-                                 description="(b) weights of the TPR-gap surrogate")
+    lambdas: list[float] = Field(
+        default_factory=lambda: [0.1, 0.3, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
+        description="(b) weights of the TPR-gap surrogate",
+    )
     threshold: list[Literal["equalized_odds", "true_positive_rate_parity"]] = Field(
-        default_factory=lambda: ["equalized_odds", "true_positive_rate_parity"], description="(c) constraints")
+        default_factory=lambda: ["equalized_odds", "true_positive_rate_parity"], description="(c) constraints"
+    )
     epochs: int | None = Field(None, ge=1, description="epochs per head (None: match the evolution's budget)")
     min_epochs: int = Field(10, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     batch_size: int = Field(128, ge=2)
-    lora: lora_baselines.LoraBaselineArgs = Field(default_factory=lora_baselines.LoraBaselineArgs,
-        description="with the lora genome: LoRA fine-tunes too (lora_baselines.py)")
+    lora: lora_baselines.LoraBaselineArgs = Field(
+        default_factory=lora_baselines.LoraBaselineArgs,
+        description="with the lora genome: LoRA fine-tunes too (lora_baselines.py)",
+    )
 
 
-def train_heads(problem: FeatureClassificationProblem, inits: Sequence[Weights], lambdas: Sequence[float],
-                seeds: Sequence[int], *, epochs: int, batch_size: int, lr: float, weight_decay: float,
-                on_epoch: Callable[[int, list[Weights]], None] | None = None) -> list[Weights]:
+def train_heads(
+    problem: FeatureClassificationProblem,
+    inits: Sequence[Weights],
+    lambdas: Sequence[float],
+    seeds: Sequence[int],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    on_epoch: Callable[[int, list[Weights]], None] | None = None,
+) -> list[Weights]:
     """Train K heads at once (see module doc); head k shuffles the data with its own seed.
     `on_epoch(epoch, heads)` sees every head after each epoch (checkpoint evaluation)."""
     n_layers = len(problem.sizes) - 1
@@ -80,14 +95,19 @@ def train_heads(problem: FeatureClassificationProblem, inits: Sequence[Weights],
     K, N = len(inits), len(data)
 
     def unstack() -> list[Weights]:
-        return [{name: params[2 * layer + j][k].detach().clone()
-                 for layer in range(n_layers) for j, name in enumerate((f"layers.{layer}.weight", f"layers.{layer}.bias"))}
-                for k in range(K)]
+        return [
+            {
+                name: params[2 * layer + j][k].detach().clone()
+                for layer in range(n_layers)
+                for j, name in enumerate((f"layers.{layer}.weight", f"layers.{layer}.bias"))
+            }
+            for k in range(K)
+        ]
 
     for epoch in range(epochs):
         perm = torch.stack([torch.randperm(N, generator=gen) for gen in gens])  # (K, N)
         for i in range(0, N, batch_size):
-            idx = perm[:, i:i + batch_size]
+            idx = perm[:, i : i + batch_size]
             h = X[idx]  # (K, B, d)
             for k in range(n_layers):
                 W, b = params[2 * k], params[2 * k + 1]
@@ -95,8 +115,11 @@ def train_heads(problem: FeatureClassificationProblem, inits: Sequence[Weights],
                 if k < n_layers - 1:
                     h = torch.relu(h)
             yb = y[idx]
-            ce = torch.nn.functional.cross_entropy(h.reshape(-1, h.shape[-1]), yb.reshape(-1),
-                                                   reduction="none").view(K, -1).mean(1)
+            ce = (
+                torch.nn.functional.cross_entropy(h.reshape(-1, h.shape[-1]), yb.reshape(-1), reduction="none")
+                .view(K, -1)
+                .mean(1)
+            )
             loss = ce
             if bool((lam != 0).any()):
                 loss = ce + lam * soft_tpr_gap(torch.softmax(h, -1), yb, g[idx], len(group_values))
@@ -131,13 +154,25 @@ def threshold_optimizer(problem, weights: Weights, constraints: str, seed: int) 
     from fairlearn.postprocessing import ThresholdOptimizer
 
     val = problem.splits["val"]
-    opt = ThresholdOptimizer(estimator=_HeadScorer(problem, weights), constraints=constraints,
-                             objective="accuracy_score", prefit=True, predict_method="predict_proba")
+    opt = ThresholdOptimizer(
+        estimator=_HeadScorer(problem, weights),
+        constraints=constraints,
+        objective="accuracy_score",
+        prefit=True,
+        predict_method="predict_proba",
+    )
     opt.fit(val.X.numpy().astype(np.float64), val.y, sensitive_features=val.g)
-    return {split: np.asarray(opt.predict(problem.splits[split].X.numpy().astype(np.float64),
-                                          sensitive_features=problem.splits[split].g,
-                                          random_state=seed % (2**32)), dtype=np.int64)
-            for split in SPLITS}
+    return {
+        split: np.asarray(
+            opt.predict(
+                problem.splits[split].X.numpy().astype(np.float64),
+                sensitive_features=problem.splits[split].g,
+                random_state=seed % (2**32),
+            ),
+            dtype=np.int64,
+        )
+        for split in SPLITS
+    }
 
 
 def evolution_budget(store) -> dict[str, float]:
@@ -167,8 +202,9 @@ def _val_selected(problem, models: list[dict[str, Any]]) -> list[dict[str, Any]]
     return [models[i] for i in non_dominated(F)]
 
 
-def head_candidates(problem, store, recipe, args: BaselineArgs, *, threshold_errors: list[str] | None = None
-                    ) -> tuple[list[dict[str, Any]], dict[str, Weights], dict[str, Any], dict[str, float]]:
+def head_candidates(
+    problem, store, recipe, args: BaselineArgs, *, threshold_errors: list[str] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Weights], dict[str, Any], dict[str, float]]:
     """(a), (b) and (c)'s candidates: every epoch of every head, then ThresholdOptimizer on each
     vanilla head's best-val-error checkpoint. Returns (candidates, their head weights by id, the
     budget record, phase timings); reused by problems with more baselines (fairclass). With
@@ -180,8 +216,10 @@ def head_candidates(problem, store, recipe, args: BaselineArgs, *, threshold_err
     k_min = min(args.vanilla, len(args.lambdas)) if args.lambdas else args.vanilla
     epochs = args.epochs or max(args.min_epochs, math.ceil(budget["examples"] / (k_min * n_train)))
     specs = [("vanilla", f"vanilla-{i}", 0.0, derive_seed(recipe.seed, "vanilla", i)) for i in range(args.vanilla)]
-    specs += [("scalarisation", f"scalarisation-lambda{lam:g}", float(lam), derive_seed(recipe.seed, "scal", i))
-              for i, lam in enumerate(args.lambdas)]
+    specs += [
+        ("scalarisation", f"scalarisation-lambda{lam:g}", float(lam), derive_seed(recipe.seed, "scal", i))
+        for i, lam in enumerate(args.lambdas)
+    ]
     candidates: list[dict[str, Any]] = []
     weights: dict[str, Weights] = {}
 
@@ -190,13 +228,32 @@ def head_candidates(problem, store, recipe, args: BaselineArgs, *, threshold_err
         for k, ((method, mid, lam, seed), metrics) in enumerate(zip(specs, split_metrics(problem, P))):
             cid = f"{mid}@{epoch}"
             weights[cid] = heads[k]
-            candidates.append({"method": method, "id": cid, "head": mid, "lambda": lam, "seed": seed, "epoch": epoch,
-                               "metrics": metrics, "near_constant_test": bool(is_near_constant(P["test"][k:k + 1])[0])})
+            candidates.append(
+                {
+                    "method": method,
+                    "id": cid,
+                    "head": mid,
+                    "lambda": lam,
+                    "seed": seed,
+                    "epoch": epoch,
+                    "metrics": metrics,
+                    "near_constant_test": bool(is_near_constant(P["test"][k : k + 1])[0]),
+                }
+            )
 
     t = time.perf_counter()
     inits = [problem.head_init_weights(s) for *_, s in specs]
-    train_heads(problem, inits, [s[2] for s in specs], [s[3] for s in specs], epochs=epochs,
-                batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, on_epoch=on_epoch)
+    train_heads(
+        problem,
+        inits,
+        [s[2] for s in specs],
+        [s[3] for s in specs],
+        epochs=epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        on_epoch=on_epoch,
+    )
     timings["baselines (a)+(b): train heads (batched), evaluate every epoch"] = time.perf_counter() - t
     t = time.perf_counter()
     for i in range(args.vanilla):  # (c) on each vanilla head's checkpoint with the lowest val error
@@ -211,18 +268,30 @@ def head_candidates(problem, store, recipe, args: BaselineArgs, *, threshold_err
                     raise
                 threshold_errors.append(f"ThresholdOptimizer({cons}) skipped, fairlearn refused: {exc}")
                 continue
-            candidates.append({"method": "threshold", "id": f"threshold-{cons}-{best['id']}", "constraints": cons,
-                               "of": best["id"], "seed": seed, "metrics": split_metrics(
-                                   problem, {s: P[s][None, :] for s in SPLITS})[0],
-                               "near_constant_test": bool(is_near_constant(P["test"][None, :])[0])})
+            candidates.append(
+                {
+                    "method": "threshold",
+                    "id": f"threshold-{cons}-{best['id']}",
+                    "constraints": cons,
+                    "of": best["id"],
+                    "seed": seed,
+                    "metrics": split_metrics(problem, {s: P[s][None, :] for s in SPLITS})[0],
+                    "near_constant_test": bool(is_near_constant(P["test"][None, :])[0]),
+                }
+            )
     timings["baselines (c): ThresholdOptimizer"] = time.perf_counter() - t
-    record = {**budget, "baseline_epochs_per_head": epochs,
-              "baseline_examples_per_method": float(epochs * n_train * k_min), "n_train": n_train}
+    record = {
+        **budget,
+        "baseline_epochs_per_head": epochs,
+        "baseline_examples_per_method": float(epochs * n_train * k_min),
+        "n_train": n_train,
+    }
     return candidates, weights, record, timings
 
 
-def select_baselines(problem, store, candidates: list[dict[str, Any]], weights: dict[str, Weights],
-                     methods: Sequence[str]) -> list[dict[str, Any]]:
+def select_baselines(
+    problem, store, candidates: list[dict[str, Any]], weights: dict[str, Weights], methods: Sequence[str]
+) -> list[dict[str, Any]]:
     """Each method's candidates that are non-dominated on validate, a repeated point listed once;
     head models get their weights stored (`weights_hash`)."""
     selected = []
@@ -254,22 +323,25 @@ def run_baselines(problem, store, out: Path, recipe, args: BaselineArgs) -> dict
     return timings
 
 
-def add_lora_candidates(problem, store, recipe, args: BaselineArgs, candidates: list, weights: dict, record: dict,
-                        timings: dict) -> tuple[str, ...]:
+def add_lora_candidates(
+    problem, store, recipe, args: BaselineArgs, candidates: list, weights: dict, record: dict, timings: dict
+) -> tuple[str, ...]:
     """With the lora genome, the LoRA fine-tune baselines (lora_baselines.py) join the head ones
     (in place); returns the methods they add."""
     if not lora_baselines.applies(problem, args.lora):
         return ()
     more, more_weights, record["lora"], more_timings = lora_baselines.lora_candidates(
-        problem, evolution_budget(store), recipe, args.lora)
+        problem, evolution_budget(store), recipe, args.lora
+    )
     candidates += more
     weights.update(more_weights)
     timings.update(more_timings)
     return lora_baselines.LORA_METHODS
 
 
-def write_baselines(problem, out: Path, models: list[dict[str, Any]], candidates: list[dict[str, Any]],
-                    budget: dict[str, Any]) -> None:
+def write_baselines(
+    problem, out: Path, models: list[dict[str, Any]], candidates: list[dict[str, Any]], budget: dict[str, Any]
+) -> None:
     """baselines.csv: the selected points (`method,id,` + front.csv's objective columns);
     baselines.json: the same with all metrics and weights hashes, plus every candidate's metrics."""
     cols = [(n, s) for n in problem.objective_names for s in SPLITS]
@@ -279,8 +351,9 @@ def write_baselines(problem, out: Path, models: list[dict[str, Any]], candidates
     for m in models:
         w.writerow([m["method"], m["id"]] + [repr(m["metrics"][s][n]) for n, s in cols])
     atomic_write_text(out / "baselines.csv", buf.getvalue(), within=out)  # a fresh temp file: no planted link
-    atomic_write_text(out / "baselines.json", json.dumps({"budget": budget, "models": models, "candidates": candidates}),
-                      within=out)
+    atomic_write_text(
+        out / "baselines.json", json.dumps({"budget": budget, "models": models, "candidates": candidates}), within=out
+    )
 
 
 def read_baselines(out: Path) -> dict[str, Any] | None:

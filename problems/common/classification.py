@@ -18,15 +18,16 @@ report need:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from evofair.core.individual import Weights
 from evofair.analysis.metrics import METRIC_NAMES, fairness_metrics
+from evofair.core.individual import Weights
 from evofair.core.problem import Objective, WeightsProblem
 from evofair.problems.common.devices import DeviceArgs, check_precision, describe_device, resolve_device
 
@@ -40,16 +41,23 @@ class HeadArgs(DeviceArgs):
     base_seed: int = Field(0, ge=0, description="seed of the shared base head θ₀")
     init_noise: float = Field(1.0, ge=0, description="initial heads = θ₀ + init_noise·std(tensor)·N(0,1)")
     objectives: list[Literal["error", "dtpr", "dtpr_rms", "eod", "dpd"]] = Field(
-        default_factory=lambda: ["error", "dtpr"], min_length=2, description="metrics minimised")
+        default_factory=lambda: ["error", "dtpr"], min_length=2, description="metrics minimised"
+    )
     local_loss: Literal["ce", "ce+tpr_gap"] = Field(
-        "ce", description="training loss of local search: cross-entropy, or CE + w·(soft TPR gap) where "
-                          "each individual carries and evolves its own w (genome key `fair_weight`)")
+        "ce",
+        description="training loss of local search: cross-entropy, or CE + w·(soft TPR gap) where "
+        "each individual carries and evolves its own w (genome key `fair_weight`)",
+    )
     fair_weight_init: tuple[float, float] = Field(
-        (0.1, 5.0), description="initial w drawn log-uniformly from this range (local_loss ce+tpr_gap)")
+        (0.1, 5.0), description="initial w drawn log-uniformly from this range (local_loss ce+tpr_gap)"
+    )
     torch_threads: int | None = Field(
-        1, ge=1, description="torch threads for head training/evaluation (tiny ops: 1 thread is as fast "
-                             "as 2 on idle cores and 4.5x faster next to one busy process, "
-                             "benchmarks/fapareto_threads.py); None: leave as is")
+        1,
+        ge=1,
+        description="torch threads for head training/evaluation (tiny ops: 1 thread is as fast "
+        "as 2 on idle cores and 4.5x faster next to one busy process, "
+        "benchmarks/fapareto_threads.py); None: leave as is",
+    )
 
 
 @dataclass(frozen=True)
@@ -95,8 +103,13 @@ def head_init(sizes: Sequence[int], seed: int) -> Weights:
 
 def stack_heads(genomes: Sequence[Weights], n_layers: int, dtype=EVAL_DTYPE) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """[(W (n, out, in), b (n, out)) per layer] for a population of heads."""
-    return [(torch.stack([g[f"layers.{k}.weight"] for g in genomes]).to(dtype),
-             torch.stack([g[f"layers.{k}.bias"] for g in genomes]).to(dtype)) for k in range(n_layers)]
+    return [
+        (
+            torch.stack([g[f"layers.{k}.weight"] for g in genomes]).to(dtype),
+            torch.stack([g[f"layers.{k}.bias"] for g in genomes]).to(dtype),
+        )
+        for k in range(n_layers)
+    ]
 
 
 def population_logits(stacked: Sequence[tuple[torch.Tensor, torch.Tensor]], X: torch.Tensor) -> torch.Tensor:
@@ -255,7 +268,7 @@ class FeatureClassificationProblem(WeightsProblem):
         y = torch.as_tensor(data.y)
         g = torch.as_tensor(np.searchsorted(np.asarray(self.group_values), data.g))
         for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             yield data.X[idx], y[idx], g[idx]
 
     def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
@@ -289,8 +302,13 @@ class FeatureClassificationProblem(WeightsProblem):
             P[heads] = self.head_predictions([genomes[k] for k in heads], split)
         if own:
             P[own] = self.predictions([genomes[k] for k in own], split)
-        return {"y_true": data.y, "y_pred": P, "groups": data.g, "classes": np.arange(self.n_classes),
-                "pos_label": self.pos_label}
+        return {
+            "y_true": data.y,
+            "y_pred": P,
+            "groups": data.g,
+            "classes": np.arange(self.n_classes),
+            "pos_label": self.pos_label,
+        }
 
     def describe(self) -> dict[str, Any]:
         out = {"classes": list(self.class_names), "head": self.sizes}

@@ -14,19 +14,22 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from evofair.errors import UserError
 from evofair.core.registry import Args
+from evofair.errors import UserError
 
 DEVICE_PATTERN = r"^(auto|cpu|cuda|cuda:\d+)$"
 PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class DeviceArgs(Args):
-    device: str = Field("auto", pattern=DEVICE_PATTERN,
-                        description="auto (cuda when torch sees one, else cpu) | cpu | cuda | cuda:N")
+    device: str = Field(
+        "auto", pattern=DEVICE_PATTERN, description="auto (cuda when torch sees one, else cpu) | cpu | cuda | cuda:N"
+    )
     precision: Literal["fp32", "bf16", "fp16"] = Field(
-        "fp32", description="autocast dtype of the encoder (embedding, LoRA training and evaluation); "
-                            "the heads and every metric stay in float32/float64")
+        "fp32",
+        description="autocast dtype of the encoder (embedding, LoRA training and evaluation); "
+        "the heads and every metric stay in float32/float64",
+    )
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -36,8 +39,9 @@ def resolve_device(spec: str = "auto") -> torch.device:
     if spec == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise UserError(f"problem.args.device: {spec} asked for, but torch sees no CUDA device here "
-                        "(use device: auto or cpu)")
+        raise UserError(
+            f"problem.args.device: {spec} asked for, but torch sees no CUDA device here (use device: auto or cpu)"
+        )
     device = torch.device(spec)
     if device.index is not None and device.index >= torch.cuda.device_count():
         raise UserError(f"problem.args.device: {spec}, but only {torch.cuda.device_count()} CUDA device(s) are visible")
@@ -60,6 +64,9 @@ def autocast(device: torch.device, precision: str = "fp32"):
 def describe_device(device: torch.device, precision: str = "fp32") -> dict[str, str]:
     """What report.md and the model card say about where a run computed."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return {"device": str(device), "device_name": name, "precision": precision,
-            "dtype": "float32" if precision == "fp32" else f"float32 with {precision} autocast"}
-
+    return {
+        "device": str(device),
+        "device_name": name,
+        "precision": precision,
+        "dtype": "float32" if precision == "fp32" else f"float32 with {precision} autocast",
+    }

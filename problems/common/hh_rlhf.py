@@ -36,7 +36,7 @@ def load_hh_pairs(path: str | Path, limit: int | None = None) -> list[dict[str, 
                 i, j = c.rfind(ASSISTANT), r.rfind(ASSISTANT)
                 if i < 0 or c[:i] != r[:j]:
                     continue
-                prompt, yc, yr = c[:i + len(ASSISTANT)], c[i + len(ASSISTANT):], r[j + len(ASSISTANT):]
+                prompt, yc, yr = c[: i + len(ASSISTANT)], c[i + len(ASSISTANT) :], r[j + len(ASSISTANT) :]
                 if yc.strip() == yr.strip():
                     continue
                 out.append({"prompt": prompt, "chosen": yc, "rejected": yr})
@@ -57,7 +57,9 @@ def hh_data_path(data_path: str | None, data_root: str | None) -> Path:
 def check_lm_inputs(model_path: str | None, data_path: Path) -> None:
     """A local Hugging Face causal-LM folder and the pairs file exist (before anything is written)."""
     if not model_path or not (Path(model_path) / "config.json").is_file():
-        raise UserError(f"problem.args.model_path: expected a local Hugging Face model directory with "
-                        f"config.json, got {model_path!r}")
+        raise UserError(
+            f"problem.args.model_path: expected a local Hugging Face model directory with "
+            f"config.json, got {model_path!r}"
+        )
     if not data_path.is_file():
         raise UserError(f"problem.args.data_path: {data_path}: file not found")

@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from evofair.analysis.metrics import is_near_constant
 from evofair.core.indicators import non_dominated
 from evofair.core.individual import Weights
-from evofair.analysis.metrics import is_near_constant
 from evofair.core.problem import SPLITS
 from evofair.core.registry import Args
 from evofair.core.seeding import derive_seed, torch_seeded
@@ -50,8 +50,10 @@ PHASE = "baselines: LoRA fine-tunes (CE, CE+λ·gap), evaluate every epoch"
 class LoraBaselineArgs(Args):
     enabled: bool = Field(True, description="with the lora genome: LoRA fine-tunes as baselines too")
     vanilla: int = Field(3, ge=1, description="LoRA CE: number of independently seeded fine-tunes")
-    lambdas: list[float] = Field(default_factory=lambda: [0.5, 2.0, 8.0],
-                                 description="LoRA CE+λ·gap: one fine-tune per weight of the TPR-gap surrogate")
+    lambdas: list[float] = Field(
+        default_factory=lambda: [0.5, 2.0, 8.0],
+        description="LoRA CE+λ·gap: one fine-tune per weight of the TPR-gap surrogate",
+    )
     epochs: int | None = Field(None, ge=1, description="epochs per fine-tune (None: match the evolution's budget)")
     min_epochs: int = Field(1, ge=1)
     lr: float | None = Field(None, gt=0, description="None: the recipe's sft lr")
@@ -109,8 +111,9 @@ def split_metrics(problem, P: dict[str, np.ndarray]) -> dict[str, dict[str, floa
     return {s: {k: float(v[0]) for k, v in problem.metrics_of_predictions(P[s], s).items()} for s in SPLITS}
 
 
-def lora_candidates(problem, budget: dict[str, float], recipe, args: LoraBaselineArgs
-                    ) -> tuple[list[dict[str, Any]], dict[str, Weights], dict[str, Any], dict[str, float]]:
+def lora_candidates(
+    problem, budget: dict[str, float], recipe, args: LoraBaselineArgs
+) -> tuple[list[dict[str, Any]], dict[str, Weights], dict[str, Any], dict[str, float]]:
     """(candidates, weights of those still val-non-dominated in their method, budget record,
     timings) — the shape `baselines.head_candidates` returns. `budget["examples"]`: the training
     examples the evolution's local learning used (`baselines.evolution_budget`)."""
@@ -118,30 +121,58 @@ def lora_candidates(problem, budget: dict[str, float], recipe, args: LoraBaselin
     k_min = min(args.vanilla, len(args.lambdas)) if args.lambdas else args.vanilla
     epochs = args.epochs or max(args.min_epochs, math.ceil(budget["examples"] / (k_min * n_train)))
     sft = training_args(recipe, args)
-    specs = [("lora_vanilla", f"lora-vanilla-{i}", None, derive_seed(recipe.seed, "lora_vanilla", i))
-             for i in range(args.vanilla)]
-    specs += [("lora_scalarisation", f"lora-scalarisation-lambda{lam:g}", float(lam),
-               derive_seed(recipe.seed, "lora_scal", i)) for i, lam in enumerate(args.lambdas)]
+    specs = [
+        ("lora_vanilla", f"lora-vanilla-{i}", None, derive_seed(recipe.seed, "lora_vanilla", i))
+        for i in range(args.vanilla)
+    ]
+    specs += [
+        (
+            "lora_scalarisation",
+            f"lora-scalarisation-lambda{lam:g}",
+            float(lam),
+            derive_seed(recipe.seed, "lora_scal", i),
+        )
+        for i, lam in enumerate(args.lambdas)
+    ]
     candidates: list[dict[str, Any]] = []
     weights: dict[str, Weights] = {}
     t = time.perf_counter()
     for method, mid, lam, seed in specs:
+
         def on_epoch(epoch: int, w: Weights, method=method, mid=mid, lam=lam, seed=seed) -> None:
             P = {s: problem.predictions([w], s) for s in SPLITS}
             cid = f"{mid}@{epoch}"
-            candidates.append({"method": method, "id": cid, "model": mid, "lambda": lam or 0.0, "seed": seed,
-                               "epoch": epoch, "metrics": split_metrics(problem, P),
-                               "near_constant_test": bool(is_near_constant(P["test"])[0])})
+            candidates.append(
+                {
+                    "method": method,
+                    "id": cid,
+                    "model": mid,
+                    "lambda": lam or 0.0,
+                    "seed": seed,
+                    "epoch": epoch,
+                    "metrics": split_metrics(problem, P),
+                    "near_constant_test": bool(is_near_constant(P["test"])[0]),
+                }
+            )
             weights[cid] = w
             _keep_non_dominated(problem, [c for c in candidates if c["method"] == method], weights)
 
         finetune(problem, start_weights(problem, seed, lam), seed, sft, epochs, on_epoch)
     timings = {PHASE: time.perf_counter() - t}
-    record = {"epochs_per_model": epochs, "models": {m: sum(s[0] == m for s in specs) for m in LORA_METHODS},
-              "examples_per_method": float(epochs * n_train * k_min), "n_train": n_train,
-              "optimizer": sft.optimizer, "lr": sft.lr, "weight_decay": sft.weight_decay,
-              "batch_size": sft.batch_size, "rank": problem.params.lora.r, "alpha": problem.params.lora.alpha,
-              "targets": list(problem.lora.targets), "seconds": timings[PHASE]}
+    record = {
+        "epochs_per_model": epochs,
+        "models": {m: sum(s[0] == m for s in specs) for m in LORA_METHODS},
+        "examples_per_method": float(epochs * n_train * k_min),
+        "n_train": n_train,
+        "optimizer": sft.optimizer,
+        "lr": sft.lr,
+        "weight_decay": sft.weight_decay,
+        "batch_size": sft.batch_size,
+        "rank": problem.params.lora.r,
+        "alpha": problem.params.lora.alpha,
+        "targets": list(problem.lora.targets),
+        "seconds": timings[PHASE],
+    }
     return candidates, weights, record, timings
 
 
@@ -155,7 +186,9 @@ def _keep_non_dominated(problem, mine: list[dict[str, Any]], weights: dict[str, 
 
 def budget_sentence(rec: dict[str, Any]) -> str:
     """How the LoRA baselines were trained, from baselines.json's `budget.lora`."""
-    return (f"LoRA baselines: {rec['models']['lora_vanilla']} CE and {rec['models']['lora_scalarisation']} CE+λ·gap "
-            f"fine-tunes (rank {rec['rank']}, alpha {rec['alpha']:g}, {len(rec['targets'])} target modules, "
-            f"{rec['optimizer']} lr {rec['lr']:g}, batch {rec['batch_size']}), {rec['epochs_per_model']} epochs each "
-            f"(every epoch a candidate): {int(rec['examples_per_method'])} or more training examples per method.")
+    return (
+        f"LoRA baselines: {rec['models']['lora_vanilla']} CE and {rec['models']['lora_scalarisation']} CE+λ·gap "
+        f"fine-tunes (rank {rec['rank']}, alpha {rec['alpha']:g}, {len(rec['targets'])} target modules, "
+        f"{rec['optimizer']} lr {rec['lr']:g}, batch {rec['batch_size']}), {rec['epochs_per_model']} epochs each "
+        f"(every epoch a candidate): {int(rec['examples_per_method'])} or more training examples per method."
+    )

@@ -19,7 +19,8 @@ floats each; for a 7B decoder that is gigabytes per individual where LoRA's fact
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -59,8 +60,10 @@ class LoraFactorAdapterModel(LoraAdapterModel):
         return {**out, **{f"head.{k}": v for k, v in head.items()}}
 
     def _zero_adapters(self) -> dict[str, Any]:
-        return {t: (torch.zeros(w.shape[0], 1, dtype=w.dtype), torch.zeros(1, w.shape[1], dtype=w.dtype))
-                for t, w in self.W0.items()}
+        return {
+            t: (torch.zeros(w.shape[0], 1, dtype=w.dtype), torch.zeros(1, w.shape[1], dtype=w.dtype))
+            for t, w in self.W0.items()
+        }
 
     def _fold(self, target: str, start: Any, mod) -> Any:
         B0, A0 = start
@@ -92,7 +95,7 @@ def _compacted(weights: Weights) -> Weights:
     out = dict(weights)
     for k in weights:
         if k.startswith("lora_B."):
-            a = "lora_A." + k[len("lora_B."):]
+            a = "lora_A." + k[len("lora_B.") :]
             out[k], out[a] = compact(weights[k], weights[a])
     return out
 

@@ -22,21 +22,35 @@ then trains and is evaluated through the adapted blocks only.
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from evofair.core.genome import WeightsGenome
 from evofair.core.individual import Weights
 from evofair.core.seeding import torch_seeded
-from evofair.store.weights_files import weights_hash
-from evofair.core.genome import WeightsGenome
 from evofair.problems.common.classification import population_logits, stack_heads
 from evofair.problems.common.devices import autocast
-from evofair.problems.common.frozen_prefix import (PrefixStates, Tokens, cached_prefix_states, prefix_key,
-                                                   run_prefix, suffix_view, tokenize)
-from evofair.problems.common.text_encoder import (FeatureCache, length_sorted_batches, load_encoder, mean_pool,
-                                                  model_files_hash, texts_hash)
+from evofair.problems.common.frozen_prefix import (
+    PrefixStates,
+    Tokens,
+    cached_prefix_states,
+    prefix_key,
+    run_prefix,
+    suffix_view,
+    tokenize,
+)
+from evofair.problems.common.text_encoder import (
+    FeatureCache,
+    length_sorted_batches,
+    load_encoder,
+    mean_pool,
+    model_files_hash,
+    texts_hash,
+)
+from evofair.store.weights_files import weights_hash
 
 PEFT_PREFIX = "base_model.model."
 
@@ -57,7 +71,7 @@ def attention_linears(model: torch.nn.Module) -> tuple[list[tuple[int, str]], in
         parent = max((p for p in lists if block.startswith(p + ".")), key=len, default=None)
         if parent is None:
             continue
-        index = block[len(parent) + 1:].split(".")[0]
+        index = block[len(parent) + 1 :].split(".")[0]
         if not index.isdigit():
             continue
         n_layers = max(n_layers, lists[parent])
@@ -107,24 +121,33 @@ class LoraAdapterModel:
 
         linears, n = attention_linears(encoder)
         if n == 0:
-            raise UserError(f"problem.args.model_dir: {problem.model_dir}: no attention blocks with nn.Linear "
-                            "projections found (LoRA needs them)")
+            raise UserError(
+                f"problem.args.model_dir: {problem.model_dir}: no attention blocks with nn.Linear "
+                "projections found (LoRA needs them)"
+            )
         if self.args.top_layers > n:
             raise UserError(f"problem.args.lora.top_layers: the encoder has only {n} layers")
         self.layers = list(range(n - self.args.top_layers, n))
         every = self.args.targets == ["attention"]
-        self.targets = [name for layer, name in linears
-                        if layer in self.layers and (every or name.split(".")[-1] in self.args.targets)]
+        self.targets = [
+            name
+            for layer, name in linears
+            if layer in self.layers and (every or name.split(".")[-1] in self.args.targets)
+        ]
         if not self.targets:
-            raise UserError(f"problem.args.lora.targets: no Linear named {self.args.targets} in the top "
-                            "layers' attention blocks (or give [attention] for all of them)")
+            raise UserError(
+                f"problem.args.lora.targets: no Linear named {self.args.targets} in the top "
+                "layers' attention blocks (or give [attention] for all of them)"
+            )
         modules = dict(encoder.named_modules())
         self.W0 = {t: modules[t].weight.detach().clone() for t in self.targets}
         self.texts = {s: d["text"] for s, d in problem.raw.items()}
         self.lowest = min(self.layers)
         self.suffix = suffix_view(self.encoder, self.lowest)  # shares every tensor with self.encoder
-        self.tokens: dict[str, Tokens] = {s: tokenize(self.tokenizer, t, max_length=problem.text_max_length,
-                                                      device=self.device) for s, t in self.texts.items()}
+        self.tokens: dict[str, Tokens] = {
+            s: tokenize(self.tokenizer, t, max_length=problem.text_max_length, device=self.device)
+            for s, t in self.texts.items()
+        }
         self.states: dict[str, PrefixStates] | None = None
         self.info: dict[str, Any] = {"prefix_cache": bool(self.args.prefix_cache)}
         if self.args.prefix_cache:
@@ -145,10 +168,21 @@ class LoraAdapterModel:
         key = prefix_key(model_hash, data_hash, self.lowest, self.p.text_max_length, self.precision)
         cache = FeatureCache(cache_dir.parent / "prefix" if cache_dir.name == "features" else cache_dir / "prefix")
         states, info = cached_prefix_states(
-            self.encoder, self.lowest, self.tokens, cache=cache, key=key, batch_size=self.args.eval_batch_size,
+            self.encoder,
+            self.lowest,
+            self.tokens,
+            cache=cache,
+            key=key,
+            batch_size=self.args.eval_batch_size,
             autocast=autocast(self.device, self.precision),
-            meta={"model_dir": str(self.p.model_dir), "model_hash": model_hash, "data_hash": data_hash,
-                  "max_length": self.p.text_max_length, "precision": self.precision})
+            meta={
+                "model_dir": str(self.p.model_dir),
+                "model_hash": model_hash,
+                "data_hash": data_hash,
+                "max_length": self.p.text_max_length,
+                "precision": self.precision,
+            },
+        )
         info["prefix_seconds"] = round(time.perf_counter() - t, 3)
         return states, info
 
@@ -171,7 +205,7 @@ class LoraAdapterModel:
 
     @staticmethod
     def _head(weights: Weights) -> Weights:
-        return {k[len("head."):]: v for k, v in weights.items() if k.startswith("head.")}
+        return {k[len("head.") :]: v for k, v in weights.items() if k.startswith("head.")}
 
     def _adapters(self, weights: Weights) -> dict[str, Any]:
         """The stored form of each adapted matrix (here its dense delta; factor layouts override)."""
@@ -223,8 +257,11 @@ class LoraAdapterModel:
 
     def predictions(self, genomes: Sequence[Weights], split: str) -> np.ndarray:
         with torch.no_grad():
-            return np.stack([self._logits(w, split).argmax(-1).numpy() for w in genomes]) if genomes else \
-                np.zeros((0, len(self.texts[split])), dtype=np.int64)
+            return (
+                np.stack([self._logits(w, split).argmax(-1).numpy() for w in genomes])
+                if genomes
+                else np.zeros((0, len(self.texts[split])), dtype=np.int64)
+            )
 
     def scores(self, genomes: Sequence[Weights], split: str) -> np.ndarray:
         with torch.no_grad():
@@ -247,8 +284,9 @@ class LoraAdapterModel:
                 modules[t].weight.copy_(self.W0[t] + d.to(self.device, self.W0[t].dtype))
         # The exact module names found by `attention_linears` (peft matches them as name suffixes):
         # the same modules, in the same order, as the former `targets` + `layers_to_transform`.
-        config = LoraConfig(r=self.args.r, lora_alpha=self.args.alpha, target_modules=list(self.targets),
-                            lora_dropout=0.0, bias="none")
+        config = LoraConfig(
+            r=self.args.r, lora_alpha=self.args.alpha, target_modules=list(self.targets), lora_dropout=0.0, bias="none"
+        )
         # LoRA's A matrices are drawn from torch's global RNG: seed it from the genome's content.
         with torch_seeded(int(weights_hash(weights)[:15], 16)):
             peft_encoder = get_peft_model(encoder, config)
@@ -261,7 +299,7 @@ class LoraAdapterModel:
         adapters = {}
         for name, mod in model.encoder.named_modules():
             if isinstance(mod, LoraLayer):
-                target = name[len(PEFT_PREFIX):] if name.startswith(PEFT_PREFIX) else name
+                target = name[len(PEFT_PREFIX) :] if name.startswith(PEFT_PREFIX) else name
                 adapters[target] = self._fold(target, model.start[target], mod)
         missing = set(self.targets) - set(adapters)
         if missing:
@@ -275,7 +313,7 @@ class LoraAdapterModel:
         gen = torch.Generator().manual_seed(seed & 0xFFFFFFFFFFFF)
         order = torch.randperm(len(self.texts["train"]), generator=gen).numpy()
         for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             rows = torch.as_tensor(idx, device=self.device)
             if self.states is not None:
                 hidden, mask = self.states["train"].batch(idx)
@@ -296,8 +334,9 @@ class LoraAdapterModel:
             return ce
         from evofair.problems.common.losses import soft_tpr_gap
 
-        gap = soft_tpr_gap(torch.softmax(logits, -1)[None], y[None], batch["g"].to(self.device)[None],
-                           len(self.p.group_values))[0]
+        gap = soft_tpr_gap(
+            torch.softmax(logits, -1)[None], y[None], batch["g"].to(self.device)[None], len(self.p.group_values)
+        )[0]
         return ce + torch.relu(w[0]) * gap
 
 

@@ -21,8 +21,9 @@ classifier head) is merged exactly as the dense genome merges it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 
@@ -48,7 +49,7 @@ def dense_key(target: str) -> str:
 
 
 def targets_of(weights: Weights) -> list[str]:
-    return sorted(k[len("lora_A."):-len(".weight")] for k in weights if k.startswith("lora_A."))
+    return sorted(k[len("lora_A.") : -len(".weight")] for k in weights if k.startswith("lora_A."))
 
 
 def delta_of(weights: Weights, target: str) -> torch.Tensor:
@@ -87,8 +88,9 @@ def truncate_factors(B: torch.Tensor, A: torch.Tensor, rank: int) -> tuple[torch
     return B2, A2, tail
 
 
-def factorise(delta: torch.Tensor, rank: int, svd: SVD = "exact", seed: int = 0
-              ) -> tuple[torch.Tensor, torch.Tensor, float]:
+def factorise(
+    delta: torch.Tensor, rank: int, svd: SVD = "exact", seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Rank-`rank` factors (B, A) of one dense delta and the norm of the discarded part.
 
     `exact`: torch.linalg.svd (optimal, Eckart–Young). `randomized`: torch.svd_lowrank with 8
@@ -117,8 +119,9 @@ class FactorMerge:
     log: dict[str, Any] = field(default_factory=dict)  # per call: relative error per matrix
 
     # -- the entry point ---------------------------------------------------------------------
-    def crossover(self, name: str, fn, parents: Sequence[Weights], args, *, seed: int,
-                  base: Weights | None) -> list[Weights]:
+    def crossover(
+        self, name: str, fn, parents: Sequence[Weights], args, *, seed: int, base: Weights | None
+    ) -> list[Weights]:
         """Both children of crossover `name` (the registered `fn` with parsed `args`)."""
         from evofair.operators.merge import merge_coefficient
 
@@ -141,8 +144,8 @@ class FactorMerge:
     def _cap(self, target: str, B: torch.Tensor, A: torch.Tensor, child: dict, norm: float | None = None) -> None:
         B, A, tail = truncate_factors(B, A, self.max_rank)
         if tail:
-            total = float(torch.linalg.matrix_norm((B.double() @ A.double()))) if norm is None else norm
-            self.log.setdefault(target, []).append(tail / max((total ** 2 + tail ** 2) ** 0.5, 1e-30))
+            total = float(torch.linalg.matrix_norm(B.double() @ A.double())) if norm is None else norm
+            self.log.setdefault(target, []).append(tail / max((total**2 + tail**2) ** 0.5, 1e-30))
         child[b_key(target)], child[a_key(target)] = B, A
 
     def _heads(self, p: Weights) -> Weights:
@@ -152,8 +155,16 @@ class FactorMerge:
         """linear / task_arithmetic: the head through the operator itself (weight fixed to wa), the
         deltas as [c₁B₁ | c₂B₂]·[A₁; A₂] with mergekit's coefficients c_i = λ·w_i / (Σw if normalize)."""
         head_args = args.model_copy(update={"weight": wa})
-        heads = fn([self._heads(p1), self._heads(p2)], head_args, seed=seed,
-                   base=None if base is None else self._heads(base))[0] if self._heads(p1) else {}
+        heads = (
+            fn(
+                [self._heads(p1), self._heads(p2)],
+                head_args,
+                seed=seed,
+                base=None if base is None else self._heads(base),
+            )[0]
+            if self._heads(p1)
+            else {}
+        )
         lam = getattr(args, "lambda_", 1.0)
         norm = (wa + wb) if (args.normalize and abs(wa + wb) >= 1e-8) else 1.0
         c1, c2 = lam * wa / norm, lam * wb / norm
@@ -220,8 +231,12 @@ class FactorMerge:
             if name == "slerp":
                 params, ref = {"t": wa}, "a"
             else:
-                params = {"weight": {"a": wa, "b": wb}, "lambda": args.lambda_, "normalize": args.normalize,
-                          "density": args.density}
+                params = {
+                    "weight": {"a": wa, "b": wb},
+                    "lambda": args.lambda_,
+                    "normalize": args.normalize,
+                    "density": args.density,
+                }
                 if name != "ties":
                     params["rescale"] = args.rescale
                 ref = "base"

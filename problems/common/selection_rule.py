@@ -7,7 +7,7 @@ cannot win on test by keeping models that validation would not have chosen.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

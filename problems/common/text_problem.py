@@ -12,8 +12,9 @@ contract, the export). With the head genome those methods are `FeatureClassifica
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from pydantic import Field
 
@@ -32,18 +33,29 @@ class LoraArgs(Args):
     r: int = Field(8, ge=1, description="LoRA rank")
     alpha: float = Field(16.0, gt=0, description="LoRA alpha (scaling = alpha / r)")
     top_layers: int = Field(2, ge=1, description="adapt this many of the encoder's top layers")
-    targets: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1,
-                               description="names of the nn.Linear to adapt inside the attention blocks "
-                                           "(e.g. [q_proj, v_proj] for Llama), or [attention] for all of them")
+    targets: list[str] = Field(
+        default_factory=lambda: ["query", "value"],
+        min_length=1,
+        description="names of the nn.Linear to adapt inside the attention blocks "
+        "(e.g. [q_proj, v_proj] for Llama), or [attention] for all of them",
+    )
     storage: Literal["dense", "factors"] = Field(
-        "dense", description="dense: ΔW per matrix; factors: LoRA's B, A per matrix (problems/common/lora_factors.py)")
+        "dense", description="dense: ΔW per matrix; factors: LoRA's B, A per matrix (problems/common/lora_factors.py)"
+    )
     max_rank: int | None = Field(None, ge=1, description="factors: rank cap after merges and local learning (None: 2r)")
     svd: Literal["exact", "randomized"] = Field(
-        "exact", description="factors: SVD used to re-factorise TIES/DARE/SLERP/element-wise merges")
-    prefix_cache: bool = Field(True, description="run the frozen blocks below the lowest adapted one once per run "
-                                                 "and cache their output (problems/common/frozen_prefix.py)")
-    eval_batch_size: int = Field(64, ge=1, description="texts per batch when evaluating offspring and computing "
-                                                       "the frozen prefix (length-sorted)")
+        "exact", description="factors: SVD used to re-factorise TIES/DARE/SLERP/element-wise merges"
+    )
+    prefix_cache: bool = Field(
+        True,
+        description="run the frozen blocks below the lowest adapted one once per run "
+        "and cache their output (problems/common/frozen_prefix.py)",
+    )
+    eval_batch_size: int = Field(
+        64,
+        ge=1,
+        description="texts per batch when evaluating offspring and computing the frozen prefix (length-sorted)",
+    )
 
 
 #: `lora.storage` → (the genome the engine varies and stores, the adapter model that computes with it)

@@ -36,18 +36,30 @@ from safetensors.torch import save as st_save
 
 from evofair.analysis.metrics import is_near_constant
 from evofair.core.problem import SPLITS
-from evofair.store.safe_io import atomic_write_bytes
 from evofair.core.seeding import derive_seed
-from evofair.problems.common.baselines import (BaselineArgs, add_lora_candidates, head_candidates,
-                                               select_baselines, split_metrics, write_baselines)
+from evofair.problems.common.baselines import (
+    BaselineArgs,
+    add_lora_candidates,
+    head_candidates,
+    select_baselines,
+    split_metrics,
+    write_baselines,
+)
 from evofair.problems.common.lora_baselines import LORA_METHODS
+from evofair.store.safe_io import atomic_write_bytes
 
 HEAD_METHODS = ("vanilla", "scalarisation", "threshold")
 REDUCTION_METHODS = ("exponentiated_gradient", "grid_search")
 METHODS = HEAD_METHODS + REDUCTION_METHODS + LORA_METHODS  # LoRA fine-tunes: model.kind lora only
-USES_SENSITIVE_AT_PREDICTION = {"vanilla": False, "scalarisation": False, "threshold": True,
-                                "exponentiated_gradient": False, "grid_search": False,
-                                "lora_vanilla": False, "lora_scalarisation": False}
+USES_SENSITIVE_AT_PREDICTION = {
+    "vanilla": False,
+    "scalarisation": False,
+    "threshold": True,
+    "exponentiated_gradient": False,
+    "grid_search": False,
+    "lora_vanilla": False,
+    "lora_scalarisation": False,
+}
 PREDICTIONS_FILE = "baseline_predictions.safetensors"
 REDUCTIONS_PHASE = "baselines: fairlearn reductions (ExponentiatedGradient, GridSearch)"
 Constraint = Literal["equalized_odds", "demographic_parity", "true_positive_rate_parity"]
@@ -58,40 +70,58 @@ class FairBaselineArgs(BaselineArgs):
 
     threshold: list[Constraint] = Field(
         default_factory=lambda: ["equalized_odds", "demographic_parity", "true_positive_rate_parity"],
-        description="(c) ThresholdOptimizer constraints (binary targets only)")
+        description="(c) ThresholdOptimizer constraints (binary targets only)",
+    )
     reductions: list[Constraint] = Field(
         default_factory=lambda: ["equalized_odds", "demographic_parity", "true_positive_rate_parity"],
-        description="fairlearn reductions' constraints (binary targets only)")
-    eps: list[float] = Field(default_factory=lambda: [0.01, 0.05], min_length=1,
-                             description="ExponentiatedGradient: one model per eps (constraint bound and eps)")
+        description="fairlearn reductions' constraints (binary targets only)",
+    )
+    eps: list[float] = Field(
+        default_factory=lambda: [0.01, 0.05],
+        min_length=1,
+        description="ExponentiatedGradient: one model per eps (constraint bound and eps)",
+    )
     expgrad: bool = Field(True, description="run ExponentiatedGradient")
-    expgrad_max_iter: int = Field(10, ge=1, description="ExponentiatedGradient max_iter (fairlearn's default: 50; "
-                                                        "10 keeps Adult's run short, docs/fair-classification.md)")
+    expgrad_max_iter: int = Field(
+        10,
+        ge=1,
+        description="ExponentiatedGradient max_iter (fairlearn's default: 50; "
+        "10 keeps Adult's run short, docs/fair-classification.md)",
+    )
     grid_search: bool = Field(True, description="run GridSearch")
     grid_size: int = Field(10, ge=2, description="GridSearch grid_size (Lagrange multipliers; fairlearn's default)")
     grid_limit: float = Field(2.0, gt=0, description="GridSearch grid_limit (fairlearn's default)")
     lr_C: float = Field(1.0, gt=0, description="LogisticRegression C of the reductions' base estimator")
     lr_max_iter: int = Field(200, ge=10, description="LogisticRegression max_iter")
     lr_solver: Literal["newton-cholesky", "lbfgs", "liblinear"] = Field(
-        "newton-cholesky", description="LogisticRegression solver (newton-cholesky: fastest when rows >> features, "
-                                       "e.g. one-hot tables; lbfgs for very wide features)")
-    n_jobs: int = Field(2, ge=1, description="processes for the reductions' fits (each fit is seeded, so the "
-                                             "result does not depend on it)")
+        "newton-cholesky",
+        description="LogisticRegression solver (newton-cholesky: fastest when rows >> features, "
+        "e.g. one-hot tables; lbfgs for very wide features)",
+    )
+    n_jobs: int = Field(
+        2,
+        ge=1,
+        description="processes for the reductions' fits (each fit is seeded, so the result does not depend on it)",
+    )
 
 
 def _moment(name: str, bound: float | None = None):
     from fairlearn.reductions import DemographicParity, EqualizedOdds, TruePositiveRateParity
 
-    cls = {"equalized_odds": EqualizedOdds, "demographic_parity": DemographicParity,
-           "true_positive_rate_parity": TruePositiveRateParity}[name]
+    cls = {
+        "equalized_odds": EqualizedOdds,
+        "demographic_parity": DemographicParity,
+        "true_positive_rate_parity": TruePositiveRateParity,
+    }[name]
     return cls() if bound is None else cls(difference_bound=bound)
 
 
 def _base_estimator(args: FairBaselineArgs, seed: int):
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=args.lr_C, solver=args.lr_solver, max_iter=args.lr_max_iter,
-                              random_state=seed % (2**32))
+    return LogisticRegression(
+        C=args.lr_C, solver=args.lr_solver, max_iter=args.lr_max_iter, random_state=seed % (2**32)
+    )
 
 
 def positive_class(problem) -> int:
@@ -99,9 +129,9 @@ def positive_class(problem) -> int:
     return int(problem.n_classes - 1 if problem.pos_label is None else problem.pos_label)
 
 
-def reduction_candidates(problem, recipe, args: FairBaselineArgs) -> tuple[list[dict[str, Any]],
-                                                                          dict[str, dict[str, np.ndarray]],
-                                                                          dict[str, float], dict[str, float]]:
+def reduction_candidates(
+    problem, recipe, args: FairBaselineArgs
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, np.ndarray]], dict[str, float], dict[str, float]]:
     """ExponentiatedGradient per (constraint, eps) and every GridSearch predictor per constraint:
     (candidates, their predictions {id: {split: classes}}, phase timings, CPU seconds per method).
     Binary targets only."""
@@ -116,19 +146,30 @@ def reduction_candidates(problem, recipe, args: FairBaselineArgs) -> tuple[list[
     def add(method: str, cid: str, P: dict[str, np.ndarray], **info) -> None:
         P = {s: np.where(P[s] == 1, pos, neg).astype(np.int64) for s in SPLITS}  # back to class indices
         preds[cid] = P
-        candidates.append({"method": method, "id": cid, **info, "uses_sensitive_at_prediction": False,
-                           "metrics": split_metrics(problem, {s: P[s][None, :] for s in SPLITS})[0],
-                           "near_constant_test": bool(is_near_constant(P["test"][None, :])[0])})
+        candidates.append(
+            {
+                "method": method,
+                "id": cid,
+                **info,
+                "uses_sensitive_at_prediction": False,
+                "metrics": split_metrics(problem, {s: P[s][None, :] for s in SPLITS})[0],
+                "near_constant_test": bool(is_near_constant(P["test"][None, :])[0]),
+            }
+        )
 
-    tasks = [("exponentiated_gradient", cons, i, eps) for cons in (args.reductions if args.expgrad else [])
-             for i, eps in enumerate(args.eps)]
+    tasks = [
+        ("exponentiated_gradient", cons, i, eps)
+        for cons in (args.reductions if args.expgrad else [])
+        for i, eps in enumerate(args.eps)
+    ]
     tasks += [("grid_search", cons, 0, None) for cons in (args.reductions if args.grid_search else [])]
     t = time.perf_counter()
     if args.n_jobs > 1 and len(tasks) > 1:
         from joblib import Parallel, delayed
 
         results = Parallel(n_jobs=min(args.n_jobs, len(tasks)))(
-            delayed(_fit_reduction)(task, recipe.seed, args, X, y01, train.g) for task in tasks)
+            delayed(_fit_reduction)(task, recipe.seed, args, X, y01, train.g) for task in tasks
+        )
     else:
         results = [_fit_reduction(task, recipe.seed, args, X, y01, train.g) for task in tasks]
     timings = {REDUCTIONS_PHASE: time.perf_counter() - t}
@@ -152,20 +193,39 @@ def _fit_reduction(task, run_seed: int, args: FairBaselineArgs, X, y01, groups) 
         warnings.filterwarnings("ignore", module="fairlearn")  # fairlearn 0.15 + pandas 3: deprecation noise
         if method == "exponentiated_gradient":
             seed = derive_seed(run_seed, "expgrad", cons, i)
-            eg = ExponentiatedGradient(_base_estimator(args, seed), constraints=_moment(cons, eps), eps=eps,
-                                       max_iter=args.expgrad_max_iter)
+            eg = ExponentiatedGradient(
+                _base_estimator(args, seed), constraints=_moment(cons, eps), eps=eps, max_iter=args.expgrad_max_iter
+            )
             eg.fit(X["train"], y01, sensitive_features=groups)
-            P = {s: np.asarray(eg.predict(X[s], random_state=derive_seed(seed, "predict", s) % (2**32)))
-                 for s in SPLITS}
-            return [(f"expgrad-{cons}-eps{eps:g}", P, {"constraints": cons, "eps": float(eps), "seed": seed,
-                                                        "oracle_calls": int(eg.n_oracle_calls_),
-                                                        "cpu_seconds": time.process_time() - t})]
+            P = {
+                s: np.asarray(eg.predict(X[s], random_state=derive_seed(seed, "predict", s) % (2**32))) for s in SPLITS
+            }
+            return [
+                (
+                    f"expgrad-{cons}-eps{eps:g}",
+                    P,
+                    {
+                        "constraints": cons,
+                        "eps": float(eps),
+                        "seed": seed,
+                        "oracle_calls": int(eg.n_oracle_calls_),
+                        "cpu_seconds": time.process_time() - t,
+                    },
+                )
+            ]
         seed = derive_seed(run_seed, "gridsearch", cons)
-        gs = GridSearch(_base_estimator(args, seed), constraints=_moment(cons), grid_size=args.grid_size,
-                        grid_limit=args.grid_limit)
+        gs = GridSearch(
+            _base_estimator(args, seed), constraints=_moment(cons), grid_size=args.grid_size, grid_limit=args.grid_limit
+        )
         gs.fit(X["train"], y01, sensitive_features=groups)
-        out = [(f"gridsearch-{cons}-{j}", {s: np.asarray(pr.predict(X[s])) for s in SPLITS},
-                {"constraints": cons, "grid_index": j, "seed": seed}) for j, pr in enumerate(gs.predictors_)]
+        out = [
+            (
+                f"gridsearch-{cons}-{j}",
+                {s: np.asarray(pr.predict(X[s])) for s in SPLITS},
+                {"constraints": cons, "grid_index": j, "seed": seed},
+            )
+            for j, pr in enumerate(gs.predictors_)
+        ]
         out[0][2]["cpu_seconds"] = time.process_time() - t
         return out
 
@@ -182,8 +242,11 @@ def _head_predictions(problem, store, model: dict[str, Any]) -> dict[str, np.nda
 def write_predictions(out: Path, preds: dict[str, dict[str, np.ndarray]]) -> None:
     """The selected models' predicted classes per split (`<id>/<split>`), so their metrics can be
     recomputed and their per-group numbers shown without re-fitting anything."""
-    tensors = {f"{cid}/{s}": torch.from_numpy(np.ascontiguousarray(P[s], dtype=np.int32))
-               for cid, P in preds.items() for s in SPLITS}
+    tensors = {
+        f"{cid}/{s}": torch.from_numpy(np.ascontiguousarray(P[s], dtype=np.int32))
+        for cid, P in preds.items()
+        for s in SPLITS
+    }
     atomic_write_bytes(out / PREDICTIONS_FILE, st_save(tensors), within=out)  # a fresh temp file: no planted link
 
 
@@ -208,8 +271,10 @@ def run_fair_baselines(problem, store, out: Path, recipe, args: FairBaselineArgs
     binary = problem.n_classes == 2
     head_args = args if binary else args.model_copy(update={"threshold": []})
     if not binary and (args.threshold or args.reductions):
-        notes.append(f"{problem.n_classes}-class target: fairlearn's ThresholdOptimizer, ExponentiatedGradient and "
-                     "GridSearch are binary-only, so they were skipped; the baselines are (a) and (b).")
+        notes.append(
+            f"{problem.n_classes}-class target: fairlearn's ThresholdOptimizer, ExponentiatedGradient and "
+            "GridSearch are binary-only, so they were skipped; the baselines are (a) and (b)."
+        )
     refused: list[str] = []
     candidates, weights, record, timings = head_candidates(problem, store, recipe, head_args, threshold_errors=refused)
     notes += sorted(set(refused))
@@ -237,13 +302,26 @@ def run_fair_baselines(problem, store, out: Path, recipe, args: FairBaselineArgs
                 sel_preds[m["id"]] = threshold_optimizer(problem, weights[m["of"]], m["constraints"], m["seed"])
     write_predictions(out, {k: v for k, v in sel_preds.items() if v})
     counts = {m: sum(c["method"] == m for c in candidates) for m in METHODS}
-    settings = {"eps": list(args.eps), "reductions": list(args.reductions) if binary else [],
-                "expgrad": args.expgrad and binary, "expgrad_max_iter": args.expgrad_max_iter,
-                "grid_search": args.grid_search and binary, "grid_size": args.grid_size, "grid_limit": args.grid_limit,
-                "base_estimator": (f"LogisticRegression(C={args.lr_C:g}, solver={args.lr_solver}, "
-                                   f"max_iter={args.lr_max_iter})"),
-                "n_jobs": args.n_jobs, "cpu_seconds": cpu,
-                "threshold": list(head_args.threshold)}
-    write_baselines(problem, out, selected, candidates, {**record, "candidates": counts, "fairlearn": settings,
-                                                         "seconds": dict(timings), "notes": notes})
+    settings = {
+        "eps": list(args.eps),
+        "reductions": list(args.reductions) if binary else [],
+        "expgrad": args.expgrad and binary,
+        "expgrad_max_iter": args.expgrad_max_iter,
+        "grid_search": args.grid_search and binary,
+        "grid_size": args.grid_size,
+        "grid_limit": args.grid_limit,
+        "base_estimator": (
+            f"LogisticRegression(C={args.lr_C:g}, solver={args.lr_solver}, max_iter={args.lr_max_iter})"
+        ),
+        "n_jobs": args.n_jobs,
+        "cpu_seconds": cpu,
+        "threshold": list(head_args.threshold),
+    }
+    write_baselines(
+        problem,
+        out,
+        selected,
+        candidates,
+        {**record, "candidates": counts, "fairlearn": settings, "seconds": dict(timings), "notes": notes},
+    )
     return timings

@@ -7,7 +7,7 @@ rather than an error. Booleans count as categorical.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,9 +36,15 @@ def make_transformer(numeric: Sequence[str], categorical: Sequence[str]) -> Colu
     if numeric:
         parts.append(("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), list(numeric)))
     if categorical:
-        parts.append(("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                                                   OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-                      list(categorical)))
+        parts.append(
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+                ),
+                list(categorical),
+            )
+        )
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
 
 
@@ -61,7 +67,9 @@ class TabularFeatures:
         try:
             self.transformer.fit(train)
         except ValueError as exc:
-            raise UserError(f"problem.args.features: cannot build features ({' '.join(str(exc).split())[:150]})") from None
+            raise UserError(
+                f"problem.args.features: cannot build features ({' '.join(str(exc).split())[:150]})"
+            ) from None
         self.columns = list(columns)
 
     def transform(self, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:

@@ -7,12 +7,12 @@ training split only (the split the models learn from), and the same merge applie
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from evofair.errors import UserError
 from evofair.analysis.metrics import intersectional_groups
+from evofair.errors import UserError
 
 OTHER = "other"
 SEPARATOR = "|"
@@ -53,9 +53,8 @@ def check_groups_in_every_split(labels: Mapping[str, np.ndarray], field: str, me
         for g in groups:
             if g not in present:
                 counts = ", ".join(f"{s} {int(np.sum(x == g))}" for s, x in labels.items())
-                hint = ("" if merged else "; set min_group_size to merge small groups into 'other'")
-                raise UserError(f"problem.args.{field}: group {g!r} has no rows in the {split} split "
-                                f"({counts}){hint}")
+                hint = "" if merged else "; set min_group_size to merge small groups into 'other'"
+                raise UserError(f"problem.args.{field}: group {g!r} has no rows in the {split} split ({counts}){hint}")
 
 
 def group_counts(labels: Mapping[str, np.ndarray]) -> dict[str, dict[str, int]]:

@@ -12,11 +12,11 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from evofair.errors import UserError
 from evofair.analysis.metrics import METRIC_NAMES
 from evofair.core.registry import Args, explain_validation_error
-from evofair.problems.common.text_problem import LoraArgs
+from evofair.errors import UserError
 from evofair.problems.common.classification import HeadArgs
+from evofair.problems.common.text_problem import LoraArgs
 from evofair.problems.fairclass.baselines import FairBaselineArgs
 
 #: metrics that do not depend on the groups: no per-attribute copy
@@ -25,14 +25,20 @@ IN_MEMORY = "in-memory DataFrame"
 
 
 class DataArgs(Args):
-    path: str | None = Field(None, description="the table: .csv, .csv.gz, .parquet, .jsonl, .json, or a "
-                                               "datasets save_to_disk folder; relative to the recipe's folder")
+    path: str | None = Field(
+        None,
+        description="the table: .csv, .csv.gz, .parquet, .jsonl, .json, or a "
+        "datasets save_to_disk folder; relative to the recipe's folder",
+    )
     format: Literal["csv", "parquet", "jsonl", "json", "datasets"] | None = Field(
-        None, description="default: from the file name")
-    na_values: list[str] = Field(default_factory=lambda: ["?"], description="CSV cells read as missing "
-                                                                            "(besides empty cells, NA, NaN...)")
-    frame: dict[str, Any] | None = Field(None, description="set by evofair: a DataFrame passed from Python "
-                                                           "(rows, columns, sha256 of its CSV bytes)")
+        None, description="default: from the file name"
+    )
+    na_values: list[str] = Field(
+        default_factory=lambda: ["?"], description="CSV cells read as missing (besides empty cells, NA, NaN...)"
+    )
+    frame: dict[str, Any] | None = Field(
+        None, description="set by evofair: a DataFrame passed from Python (rows, columns, sha256 of its CSV bytes)"
+    )
 
 
 class SplitArgs(Args):
@@ -51,8 +57,10 @@ class SplitArgs(Args):
 
 class ModelArgs(Args):
     kind: Literal["logistic", "mlp", "head", "lora"] = Field(
-        "mlp", description="logistic: no hidden layer; mlp: hidden layers; head: mlp over text embeddings; "
-                           "lora: LoRA adapters on the text encoder's top layers + the mlp head (`lora:` settings)")
+        "mlp",
+        description="logistic: no hidden layer; mlp: hidden layers; head: mlp over text embeddings; "
+        "lora: LoRA adapters on the text encoder's top layers + the mlp head (`lora:` settings)",
+    )
     hidden: list[int] = Field(default_factory=lambda: [64], description="hidden widths (mlp, head, lora)")
 
 
@@ -69,7 +77,8 @@ class FairClassificationParams(HeadArgs):
     positive: str | None = Field(None, description="the positive label (compared as text); omit for multi-class")
     sensitive: list[str] = Field(..., min_length=1, description="the sensitive columns")
     groups: Literal["intersectional", "per_attribute"] = Field(
-        "intersectional", description="per_attribute adds <metric>_<column> for each fairness metric")
+        "intersectional", description="per_attribute adds <metric>_<column> for each fairness metric"
+    )
     min_group_size: int = Field(0, ge=0, description="groups with fewer training rows are merged into 'other'")
     features: Literal["auto"] | list[str] = Field("auto", description="auto: every other column")
     include_sensitive: bool = Field(False, description="also use the sensitive columns as features")
@@ -79,11 +88,16 @@ class FairClassificationParams(HeadArgs):
     embedding: EmbeddingArgs = Field(default_factory=EmbeddingArgs)
     split: SplitArgs = Field(default_factory=SplitArgs)
     model: ModelArgs = Field(default_factory=ModelArgs)
-    objectives: list[str] = Field(default_factory=lambda: ["error", "eod"], min_length=2,
-                                  description="metrics minimised (evofair.analysis.metrics.METRIC_NAMES; "
-                                              "<metric>_<column> with groups: per_attribute)")
-    lora: LoraArgs = Field(default_factory=LoraArgs, description="model.kind: lora — rank, alpha, top_layers, "
-                                                                 "targets, storage (as biasbios' lora)")
+    objectives: list[str] = Field(
+        default_factory=lambda: ["error", "eod"],
+        min_length=2,
+        description="metrics minimised (evofair.analysis.metrics.METRIC_NAMES; "
+        "<metric>_<column> with groups: per_attribute)",
+    )
+    lora: LoraArgs = Field(
+        default_factory=LoraArgs,
+        description="model.kind: lora — rank, alpha, top_layers, targets, storage (as biasbios' lora)",
+    )
     baselines: FairBaselineArgs = Field(default_factory=FairBaselineArgs)
 
     @field_validator("positive", mode="before")
@@ -103,7 +117,9 @@ class FairClassificationParams(HeadArgs):
     @classmethod
     def _hidden_lives_in_model(cls, data):
         if isinstance(data, dict) and "hidden" in data:
-            raise PydanticCustomError("hidden", "write the hidden widths as model.hidden (model: {kind: mlp, hidden: [64]})")
+            raise PydanticCustomError(
+                "hidden", "write the hidden widths as model.hidden (model: {kind: mlp, hidden: [64]})"
+            )
         return data
 
     @model_validator(mode="after")
@@ -112,18 +128,26 @@ class FairClassificationParams(HeadArgs):
         for name in self.objectives:
             if name not in allowed:
                 if self.groups == "intersectional" and name in metric_names(self.sensitive, "per_attribute"):
-                    raise PydanticCustomError("objective", f"objectives: {name!r} is a per-attribute metric: set groups: per_attribute")
+                    raise PydanticCustomError(
+                        "objective", f"objectives: {name!r} is a per-attribute metric: set groups: per_attribute"
+                    )
                 close = difflib.get_close_matches(name, allowed, n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
-                raise PydanticCustomError("objective", f"objectives: {name!r} is not a metric ({hint}expected one of "
-                                          f"{', '.join(allowed)})")
+                raise PydanticCustomError(
+                    "objective", f"objectives: {name!r} is not a metric ({hint}expected one of {', '.join(allowed)})"
+                )
         if len(set(self.objectives)) != len(self.objectives):
             raise PydanticCustomError("objective", "objectives: a metric is listed twice")
         if self.model.kind in ("head", "lora") and not self.text:
-            raise PydanticCustomError("kind", f"model.kind: {self.model.kind} works on text embeddings: set text: COLUMN")
+            raise PydanticCustomError(
+                "kind", f"model.kind: {self.model.kind} works on text embeddings: set text: COLUMN"
+            )
         if self.model.kind == "lora" and self.features != []:
-            raise PydanticCustomError("kind", "model.kind: lora fine-tunes the text encoder and its head reads only "
-                                              "the text embedding: set features: []")
+            raise PydanticCustomError(
+                "kind",
+                "model.kind: lora fine-tunes the text encoder and its head reads only "
+                "the text embedding: set features: []",
+            )
         return self
 
     @property

@@ -22,19 +22,34 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evofair.errors import UserError
 from evofair.analysis.metrics import fairness_metrics
 from evofair.core.registry import component
+from evofair.errors import UserError
 from evofair.problems.common.classification import SplitData
 from evofair.problems.common.text_problem import LoraArgs, TextClassificationProblem
 from evofair.problems.fairclass import groups as grp
 from evofair.problems.fairclass.features import TabularFeatures
-from evofair.problems.fairclass.params import (GROUP_FREE, IN_MEMORY, DataArgs, EmbeddingArgs,  # noqa: F401
-                                               FairClassificationParams, ModelArgs, SplitArgs, metric_names,
-                                               parse_params)
+from evofair.problems.fairclass.params import (  # noqa: F401
+    GROUP_FREE,
+    IN_MEMORY,
+    DataArgs,
+    EmbeddingArgs,
+    FairClassificationParams,
+    ModelArgs,
+    SplitArgs,
+    metric_names,
+    parse_params,
+)
 from evofair.problems.fairclass.splits import random_split, split_from_column
-from evofair.problems.fairclass.table import (as_labels, check_frame, file_sha256, frame_fingerprint,
-                                              read_table, require_column, resolve_data_path)
+from evofair.problems.fairclass.table import (
+    as_labels,
+    check_frame,
+    file_sha256,
+    frame_fingerprint,
+    read_table,
+    require_column,
+    resolve_data_path,
+)
 
 YAML_BOOLEANS = {"true": ("true", "yes", "on", "y"), "false": ("false", "no", "off", "n")}
 
@@ -77,7 +92,7 @@ class FairClassification(TextClassificationProblem):
             params = parse_params(kwargs)
         super().__init__(params, data_root=data_root)
         self.frame = check_frame(frame, IN_MEMORY) if frame is not None else None
-        self.base_dir: str | None = None  # the recipe's folder (evofair.lifecycle.api sets it): relative paths
+        self.base_dir: str | None = None  # the recipe's folder (evofair.api sets it): relative paths
         self.class_names: tuple[str, ...] = ()
         self.pos_label: int | None = None
         self.sensitive: dict[str, dict[str, np.ndarray]] = {}
@@ -116,8 +131,10 @@ class FairClassification(TextClassificationProblem):
         data = self.params.data
         if data is None or data.path is None:
             if data is not None and data.frame is not None:
-                raise UserError(f"problem.args.data: this run's data was an {IN_MEMORY} ({data.frame}); "
-                                "pass it again from Python: evofair.run(recipe, out, problem=FairClassification(df, ...))")
+                raise UserError(
+                    f"problem.args.data: this run's data was an {IN_MEMORY} ({data.frame}); "
+                    "pass it again from Python: evofair.run(recipe, out, problem=FairClassification(df, ...))"
+                )
             raise UserError("problem.args.data.path: expected the table's file (data: {path: FILE})")
         path = self.data_path
         if not path.exists():
@@ -141,8 +158,10 @@ class FairClassification(TextClassificationProblem):
 
             return Path(snapshot_download(self.params.encoder))
         except Exception as exc:
-            raise UserError(f"problem.args.encoder: {self.params.encoder!r} is not a model folder and could not "
-                            f"be downloaded ({exc.__class__.__name__})") from None
+            raise UserError(
+                f"problem.args.encoder: {self.params.encoder!r} is not a model folder and could not "
+                f"be downloaded ({exc.__class__.__name__})"
+            ) from None
 
     def recipe_args(self) -> dict[str, Any]:
         """The arguments config.yaml records for a problem built in Python: with a DataFrame, its
@@ -156,8 +175,10 @@ class FairClassification(TextClassificationProblem):
         """Why config.yaml cannot rebuild this object (evofair/lifecycle/rebuild.py): data held only in memory."""
         if self.frame is None:
             return None
-        return (f"its data was an {IN_MEMORY} of {self.frame.shape[0]} rows x {self.frame.shape[1]} columns, "
-                "recorded by shape and sha256 only")
+        return (
+            f"its data was an {IN_MEMORY} of {self.frame.shape[0]} rows x {self.frame.shape[1]} columns, "
+            "recorded by shape and sha256 only"
+        )
 
     # -- data --------------------------------------------------------------------------------
     def read_frame(self) -> pd.DataFrame:
@@ -166,8 +187,12 @@ class FairClassification(TextClassificationProblem):
             return self.frame
         path = self.data_path
         frame = read_table(path, self.params.data.format, self.params.data.na_values)
-        self.info["data"] = {"path": str(path.resolve()), "rows": int(frame.shape[0]), "columns": int(frame.shape[1]),
-                             "sha256": file_sha256(path)}
+        self.info["data"] = {
+            "path": str(path.resolve()),
+            "rows": int(frame.shape[0]),
+            "columns": int(frame.shape[1]),
+            "sha256": file_sha256(path),
+        }
         return frame
 
     def checked_frame(self) -> pd.DataFrame:
@@ -183,20 +208,26 @@ class FairClassification(TextClassificationProblem):
                 if c == p.target:
                     raise UserError(f"problem.args.features: {c!r} is the target; it cannot be a feature")
                 if c in p.sensitive and not p.include_sensitive:
-                    raise UserError(f"problem.args.features: {c!r} is a sensitive column; set include_sensitive: "
-                                    "true to use it as a feature too")
+                    raise UserError(
+                        f"problem.args.features: {c!r} is a sensitive column; set include_sensitive: "
+                        "true to use it as a feature too"
+                    )
         if p.text:
             require_column(frame, p.text, "text")
         if p.split.column:
             require_column(frame, p.split.column, "split.column")
-        needed = [(p.target, "target")] + [(c, "sensitive") for c in p.sensitive] + ([(p.text, "text")] if p.text else [])
+        needed = (
+            [(p.target, "target")] + [(c, "sensitive") for c in p.sensitive] + ([(p.text, "text")] if p.text else [])
+        )
         missing = frame[[c for c, _ in needed]].isna()
         if missing.to_numpy().any():
             if not p.drop_missing:
                 col, field = next((c, f) for c, f in needed if missing[c].any())
-                raise UserError(f"problem.args.{field}: column {col!r} has {int(missing[col].sum())} rows with "
-                                f"missing values ({int(missing.any(axis=1).sum())} rows in all); set drop_missing: "
-                                "true to drop them")
+                raise UserError(
+                    f"problem.args.{field}: column {col!r} has {int(missing[col].sum())} rows with "
+                    f"missing values ({int(missing.any(axis=1).sum())} rows in all); set drop_missing: "
+                    "true to drop them"
+                )
             self.info["dropped_missing"] = int(missing.any(axis=1).sum())
             frame = frame.loc[~missing.any(axis=1)].reset_index(drop=True)
         return frame
@@ -206,14 +237,18 @@ class FairClassification(TextClassificationProblem):
         values = as_labels(frame[p.target])
         distinct = sorted(set(values.tolist()))
         if len(distinct) < 2:
-            raise UserError(f"problem.args.target: column {p.target!r} has one class ({distinct[0]!r}); "
-                            "a classifier needs at least two")
+            raise UserError(
+                f"problem.args.target: column {p.target!r} has one class ({distinct[0]!r}); "
+                "a classifier needs at least two"
+            )
         positive = resolve_positive(p.positive, distinct)
         if positive is not None and positive not in distinct:
             close = difflib.get_close_matches(positive, distinct, n=1, cutoff=0.3)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise UserError(f"problem.args.positive: {positive!r} is not a value of {p.target!r} "
-                            f"({hint}values: {', '.join(distinct[:10])})")
+            raise UserError(
+                f"problem.args.positive: {positive!r} is not a value of {p.target!r} "
+                f"({hint}values: {', '.join(distinct[:10])})"
+            )
         self.class_names = class_order(values, positive)
         self.pos_label = self.class_names.index(positive) if positive is not None else None
         return np.array([self.class_names.index(v) for v in values], dtype=np.int64)
@@ -224,8 +259,9 @@ class FairClassification(TextClassificationProblem):
             values = as_labels(frame[c])
             distinct = sorted(set(values.tolist()))
             if len(distinct) < 2:
-                raise UserError(f"problem.args.sensitive: column {c!r} has one value ({distinct[0]!r}): "
-                                "no groups to compare")
+                raise UserError(
+                    f"problem.args.sensitive: column {c!r} has one value ({distinct[0]!r}): no groups to compare"
+                )
             out[c] = values
         return out
 
@@ -246,8 +282,9 @@ class FairClassification(TextClassificationProblem):
             rows = split_from_column(frame[p.split.column], p.split.column)
             self.info["split"] = f"column {p.split.column!r}"
         else:
-            rows, strat = random_split(y, raw_groups, val=p.split.val, test=p.split.test, seed=p.split.seed,
-                                       stratify=list(p.split.stratify))
+            rows, strat = random_split(
+                y, raw_groups, val=p.split.val, test=p.split.test, seed=p.split.seed, stratify=list(p.split.stratify)
+            )
             self.info["split"] = f"random (seed {p.split.seed}, stratified on {strat})"
         self.rows = rows
         g, merged = grp.merge_small({s: raw_groups[r] for s, r in rows.items()}, p.min_group_size)
@@ -286,10 +323,17 @@ class FairClassification(TextClassificationProblem):
         e = self.params.embedding
         texts = {s: frame[self.params.text].astype(str).iloc[r].tolist() for s, r in rows.items()}
         self.raw = {s: {"text": t} for s, t in texts.items()}  # the LoRA genome tokenises these
-        feats, info = cached_features(texts, model_dir=self.encoder_dir, max_length=e.max_length,
-                                      batch_size=e.batch_size, cache_dir=Path(e.cache_dir) if e.cache_dir
-                                      else default_cache_dir(), progress=True, workers=e.workers,
-                                      device=self.device, precision=self.params.precision)
+        feats, info = cached_features(
+            texts,
+            model_dir=self.encoder_dir,
+            max_length=e.max_length,
+            batch_size=e.batch_size,
+            cache_dir=Path(e.cache_dir) if e.cache_dir else default_cache_dir(),
+            progress=True,
+            workers=e.workers,
+            device=self.device,
+            precision=self.params.precision,
+        )
         self.info["text"] = {"column": self.params.text, **info}
         return feats
 
@@ -322,11 +366,18 @@ class FairClassification(TextClassificationProblem):
 
     def describe(self) -> dict[str, Any]:
         p = self.params
-        return {**super().describe(), "target": p.target, "positive": p.positive,
-                "sensitive": list(p.sensitive), "groups": p.groups, "min_group_size": p.min_group_size,
-                "model": p.model.kind, **self.info}
+        return {
+            **super().describe(),
+            "target": p.target,
+            "positive": p.positive,
+            "sensitive": list(p.sensitive),
+            "groups": p.groups,
+            "min_group_size": p.min_group_size,
+            "model": p.model.kind,
+            **self.info,
+        }
 
-    # -- hooks used by evofair.lifecycle.api / evofair.analysis.report ------------------------------------------
+    # -- hooks used by evofair.api / evofair.analysis.report ------------------------------------------
     def after_run(self, store, out, recipe) -> dict[str, float]:
         from evofair.problems.fairclass.baselines import run_fair_baselines
 

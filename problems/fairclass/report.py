@@ -13,29 +13,43 @@ is reduced to its members non-dominated on the validate split; only those are sc
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from evofair.core.indicators import hypervolume
 from evofair.analysis.metrics import GroupCounts, is_near_constant
 from evofair.analysis.report import final_front
-from evofair.store.safe_io import atomic_write_text
+from evofair.core.indicators import hypervolume
 from evofair.problems.common.baselines import read_baselines
-from evofair.problems.common.selection_rule import hv_of, objective_matrix
-from evofair.problems.common.lora_baselines import LABELS as LORA_LABELS, LORA_METHODS
+from evofair.problems.common.lora_baselines import LABELS as LORA_LABELS
+from evofair.problems.common.lora_baselines import LORA_METHODS
 from evofair.problems.common.lora_baselines import budget_sentence as lora_budget_sentence
-from evofair.problems.fairclass.baselines import (METHODS, REDUCTION_METHODS, REDUCTIONS_PHASE, positive_class,
-                                                  read_predictions)
+from evofair.problems.common.selection_rule import hv_of, objective_matrix
+from evofair.problems.fairclass.baselines import (
+    METHODS,
+    REDUCTION_METHODS,
+    REDUCTIONS_PHASE,
+    positive_class,
+    read_predictions,
+)
+from evofair.store.safe_io import atomic_write_text
 
-LABELS = {"vanilla": "(a) plain model (CE heads)", "scalarisation": "(b) CE + λ·soft TPR gap sweep",
-          "threshold": "(c) ThresholdOptimizer on (a)", "exponentiated_gradient": "fairlearn ExponentiatedGradient",
-          "grid_search": "fairlearn GridSearch", **LORA_LABELS}
+LABELS = {
+    "vanilla": "(a) plain model (CE heads)",
+    "scalarisation": "(b) CE + λ·soft TPR gap sweep",
+    "threshold": "(c) ThresholdOptimizer on (a)",
+    "exponentiated_gradient": "fairlearn ExponentiatedGradient",
+    "grid_search": "fairlearn GridSearch",
+    **LORA_LABELS,
+}
 UNIONS = {  # summary key -> (label, methods)
     "fairlearn_union": ("union of the fairlearn reductions (no sensitive attribute at prediction)", REDUCTION_METHODS),
-    "no_sensitive_union": ("union of every baseline without the sensitive attribute at prediction",
-                           ("vanilla", "scalarisation", *REDUCTION_METHODS, *LORA_METHODS)),
+    "no_sensitive_union": (
+        "union of every baseline without the sensitive attribute at prediction",
+        ("vanilla", "scalarisation", *REDUCTION_METHODS, *LORA_METHODS),
+    ),
     "lora_union": ("union of the LoRA fine-tunes (LoRA CE, LoRA CE+λ·gap)", LORA_METHODS),
     "all_union": ("union of every baseline (ThresholdOptimizer included)", METHODS),
 }
@@ -100,10 +114,12 @@ def fair_report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
     front_rows = [i.metrics for i in front]
     hv_front, hv_front_val = (hypervolume(objective_matrix(problem, front_rows, s), ref) for s in ("test", "val"))
     summary.update(hv_front_test=hv_front, hv_front_val=hv_front_val, n_front=len(front))
-    table = ["| set | uses sensitive attribute at prediction | candidates | val-non-dominated | HV test | HV val |",
-             "|---|---|---|---|---|---|",
-             f"| **evolved front** (final population) | no | {len(front)} | {len(front)} | **{_fmt(hv_front)}** | "
-             f"{_fmt(hv_front_val)} |"]
+    table = [
+        "| set | uses sensitive attribute at prediction | candidates | val-non-dominated | HV test | HV val |",
+        "|---|---|---|---|---|---|",
+        f"| **evolved front** (final population) | no | {len(front)} | {len(front)} | **{_fmt(hv_front)}** | "
+        f"{_fmt(hv_front_val)} |",
+    ]
     points: dict[str, np.ndarray] = {}
     base = read_baselines(out)
     ratios: list[str] = []
@@ -129,41 +145,61 @@ def fair_report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
             hv_t, hv_v, n_sel = _hv_rows(problem, rows, ref)
             summary[f"hv_{key}_test"], summary[f"hv_{key}_val"] = hv_t, hv_v
             summary[f"ratio_front_vs_{key}"] = _ratio(hv_front, hv_t)
-            table.append(f"| {label} | {'**yes**' if 'threshold' in methods else 'no'} | {n_cand} | {n_sel} | "
-                         f"{_fmt(hv_t)} | {_fmt(hv_v)} |")
+            table.append(
+                f"| {label} | {'**yes**' if 'threshold' in methods else 'no'} | {n_cand} | {n_sel} | "
+                f"{_fmt(hv_t)} | {_fmt(hv_v)} |"
+            )
             r = _ratio(hv_front, hv_t)
             shown = "n/a (union HV is 0)" if r is None else f"{r:.3f}"
-            ratios.append(f"- Evolved front / {label}: test HV ratio **{shown}** ({_fmt(hv_front)} vs {_fmt(hv_t)}): "
-                          "the front is "
-                          f"{'n/a' if r is None else 'better' if r > 1 else 'equal' if r == 1 else 'worse'}.")
+            ratios.append(
+                f"- Evolved front / {label}: test HV ratio **{shown}** ({_fmt(hv_front)} vs {_fmt(hv_t)}): "
+                "the front is "
+                f"{'n/a' if r is None else 'better' if r > 1 else 'equal' if r == 1 else 'worse'}."
+            )
         fl = b.get("fairlearn", {})
         secs = b.get("seconds", {})
-        budget = [f"Training budget: the evolution's local learning used {int(b['examples'])} training examples "
-                  f"({b['examples'] / b['n_train']:.1f} epochs over {int(b['refined_models'])} refined models); "
-                  f"(a) and (b) got {int(b['baseline_examples_per_method'])} or more each "
-                  f"({b['baseline_epochs_per_head']} epochs per head, every epoch a candidate)."]
+        budget = [
+            f"Training budget: the evolution's local learning used {int(b['examples'])} training examples "
+            f"({b['examples'] / b['n_train']:.1f} epochs over {int(b['refined_models'])} refined models); "
+            f"(a) and (b) got {int(b['baseline_examples_per_method'])} or more each "
+            f"({b['baseline_epochs_per_head']} epochs per head, every epoch a candidate)."
+        ]
         if fl.get("reductions"):
             cpu = fl.get("cpu_seconds", {})
-            eg = (f"ExponentiatedGradient at eps {fl['eps']} (max_iter {fl['expgrad_max_iter']}; "
-                  f"{cpu.get('exponentiated_gradient', 0):.0f} CPU s)" if fl.get("expgrad")
-                  else "no ExponentiatedGradient")
-            gs = (f"GridSearch with grid_size {fl['grid_size']}, grid_limit {fl['grid_limit']:g} "
-                  f"({cpu.get('grid_search', 0):.0f} CPU s)" if fl.get("grid_search") else "no GridSearch")
-            budget.append(f"fairlearn reductions on the same features, base estimator {fl['base_estimator']} on "
-                          f"float64, sensitive feature = the intersectional groups, constraints "
-                          f"{', '.join(fl['reductions'])}: {eg}; {gs}; {fl.get('n_jobs', 1)} process(es), "
-                          f"{secs.get(REDUCTIONS_PHASE, 0):.1f} s wall.")
+            eg = (
+                f"ExponentiatedGradient at eps {fl['eps']} (max_iter {fl['expgrad_max_iter']}; "
+                f"{cpu.get('exponentiated_gradient', 0):.0f} CPU s)"
+                if fl.get("expgrad")
+                else "no ExponentiatedGradient"
+            )
+            gs = (
+                f"GridSearch with grid_size {fl['grid_size']}, grid_limit {fl['grid_limit']:g} "
+                f"({cpu.get('grid_search', 0):.0f} CPU s)"
+                if fl.get("grid_search")
+                else "no GridSearch"
+            )
+            budget.append(
+                f"fairlearn reductions on the same features, base estimator {fl['base_estimator']} on "
+                f"float64, sensitive feature = the intersectional groups, constraints "
+                f"{', '.join(fl['reductions'])}: {eg}; {gs}; {fl.get('n_jobs', 1)} process(es), "
+                f"{secs.get(REDUCTIONS_PHASE, 0):.1f} s wall."
+            )
         if b.get("lora"):
             budget.append(lora_budget_sentence(b["lora"]))
         budget += [f"Note: {n}" for n in b.get("notes", [])]
         table += ["", *ratios, "", *budget]
     md["Evolved front vs baselines (test split)"] = "\n".join(
-        [f"Hypervolume of minimised ({', '.join(names)}) with reference point **{ref}**. The same selection rule "
-         "for every set: the evolution's candidates are its final population, each baseline's are every model it "
-         "made (every epoch of every head; every (constraint, eps) of ExponentiatedGradient; every grid point of "
-         "GridSearch); each set is reduced to its members non-dominated on the validate split, and only those are "
-         "scored on test. ThresholdOptimizer reads the sensitive attribute at prediction time, so it is kept out "
-         "of the fair comparison.", "", *table])
+        [
+            f"Hypervolume of minimised ({', '.join(names)}) with reference point **{ref}**. The same selection rule "
+            "for every set: the evolution's candidates are its final population, each baseline's are every model it "
+            "made (every epoch of every head; every (constraint, eps) of ExponentiatedGradient; every grid point of "
+            "GridSearch); each set is reduced to its members non-dominated on the validate split, and only those are "
+            "scored on test. ThresholdOptimizer reads the sensitive attribute at prediction time, so it is kept out "
+            "of the fair comparison.",
+            "",
+            *table,
+        ]
+    )
     md["Chosen models: per-group metrics (test)"] = _chosen_models(problem, store, out, front, base, ref, summary)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=float), within=out)
     return {"markdown": md, "points": points, "plot_split": "test"}
@@ -182,8 +218,10 @@ def _chosen_models(problem, store, out: Path, front, base, ref, summary: dict) -
         Fv = problem.minimised({n: np.array([i.metrics["val"][n] for i in front]) for n in names})
         ok = [k for k in range(len(front)) if not flags[k]] or list(range(len(front)))
         knee = ok[int(np.argmin((Fv[ok] / np.asarray(ref)).sum(1)))]
-        for title, k in (("evolved front, lowest val error", ok[int(np.argmin(Fv[ok, 0]))]),
-                         ("evolved front, knee (min of Σ objective/ref on val)", knee)):
+        for title, k in (
+            ("evolved front, lowest val error", ok[int(np.argmin(Fv[ok, 0]))]),
+            ("evolved front, knee (min of Σ objective/ref on val)", knee),
+        ):
             parts += [_model_line(title, front[k].id, front[k].metrics, names), "", group_table(problem, P[k]), ""]
     if base is not None:
         preds = read_predictions(out)
@@ -191,8 +229,12 @@ def _chosen_models(problem, store, out: Path, front, base, ref, summary: dict) -
             mine = [m for m in base["models"] if m["method"] == method and m["id"] in preds]
             if mine:
                 best = min(mine, key=lambda m: m["metrics"]["val"][names[0]])
-                parts += [_model_line(f"{LABELS[method]}, lowest val {names[0]}", best["id"], best["metrics"], names),
-                          "", group_table(problem, preds[best["id"]]["test"]), ""]
+                parts += [
+                    _model_line(f"{LABELS[method]}, lowest val {names[0]}", best["id"], best["metrics"], names),
+                    "",
+                    group_table(problem, preds[best["id"]]["test"]),
+                    "",
+                ]
     return "\n".join(parts) if parts else "No models."
 
 

@@ -16,20 +16,32 @@ from sklearn.model_selection import train_test_split
 
 from evofair.errors import UserError
 
-SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validate": "val",
-               "validation": "val", "dev": "val", "test": "test", "testing": "test"}
+SPLIT_WORDS = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validate": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 
 def split_from_column(column: pd.Series, name: str) -> dict[str, np.ndarray]:
     """Row indices per split from a column of train/val/validate/test values."""
     if column.isna().any():
-        raise UserError(f"problem.args.split.column: column {name!r} has {int(column.isna().sum())} "
-                        "rows without a split name")
+        raise UserError(
+            f"problem.args.split.column: column {name!r} has {int(column.isna().sum())} rows without a split name"
+        )
     words = column.astype(str).str.strip().str.lower()
     unknown = sorted(set(words) - set(SPLIT_WORDS))
     if unknown:
-        raise UserError(f"problem.args.split.column: column {name!r} has value {unknown[0]!r}; "
-                        "expected train, val (or validate) and test")
+        raise UserError(
+            f"problem.args.split.column: column {name!r} has value {unknown[0]!r}; "
+            "expected train, val (or validate) and test"
+        )
     mapped = words.map(SPLIT_WORDS).to_numpy()
     out = {s: np.flatnonzero(mapped == s) for s in ("train", "val", "test")}
     for s, idx in out.items():
@@ -38,8 +50,9 @@ def split_from_column(column: pd.Series, name: str) -> dict[str, np.ndarray]:
     return out
 
 
-def random_split(y: np.ndarray, g: np.ndarray, *, val: float, test: float, seed: int,
-                 stratify: list[str]) -> tuple[dict[str, np.ndarray], str]:
+def random_split(
+    y: np.ndarray, g: np.ndarray, *, val: float, test: float, seed: int, stratify: list[str]
+) -> tuple[dict[str, np.ndarray], str]:
     """({split: row indices, sorted}, the stratification actually used)."""
     n = len(y)
     smallest = min(val, test, 1.0 - val - test)
@@ -56,8 +69,9 @@ def random_split(y: np.ndarray, g: np.ndarray, *, val: float, test: float, seed:
     for label, strata in candidates:
         try:
             rest, te = train_test_split(idx, test_size=test, random_state=seed, stratify=strata)
-            tr, va = train_test_split(rest, test_size=val / (1.0 - test), random_state=seed,
-                                      stratify=None if strata is None else strata[rest])
+            tr, va = train_test_split(
+                rest, test_size=val / (1.0 - test), random_state=seed, stratify=None if strata is None else strata[rest]
+            )
         except ValueError:  # a stratum with one member or fewer rows than strata in a split
             continue
         return {"train": np.sort(tr), "val": np.sort(va), "test": np.sort(te)}, label

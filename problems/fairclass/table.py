@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,8 +34,10 @@ def infer_format(path: Path) -> str:
         return "jsonl"
     if name.endswith(".json"):
         return "json"
-    raise UserError(f"problem.args.data.path: {path}: cannot tell the format from the name "
-                    f"(expected .csv, .csv.gz, .parquet, .jsonl, .json or a datasets folder; or set data.format)")
+    raise UserError(
+        f"problem.args.data.path: {path}: cannot tell the format from the name "
+        f"(expected .csv, .csv.gz, .parquet, .jsonl, .json or a datasets folder; or set data.format)"
+    )
 
 
 def resolve_data_path(path: str, base_dir: str | None, data_root: str | None = None) -> Path:
@@ -48,7 +50,7 @@ def resolve_data_path(path: str, base_dir: str | None, data_root: str | None = N
     here = Path(base_dir) / p if base_dir else p
     if here.exists() or not path.startswith(SHIPPED_PREFIX):
         return here
-    rest = path[len(SHIPPED_PREFIX):]
+    rest = path[len(SHIPPED_PREFIX) :]
     if data_root:
         candidate = Path(data_root) / rest
         if candidate.exists():
@@ -69,8 +71,9 @@ def read_table(path: Path, fmt: str | None = None, na_values: Sequence[str] = ()
     try:
         if fmt == "csv":
             sep = "\t" if ".tsv" in path.name.lower() else ","
-            frame = pd.read_csv(path, sep=sep, na_values=list(na_values), keep_default_na=True,
-                                skipinitialspace=True, low_memory=False)
+            frame = pd.read_csv(
+                path, sep=sep, na_values=list(na_values), keep_default_na=True, skipinitialspace=True, low_memory=False
+            )
         elif fmt == "parquet":
             frame = pd.read_parquet(path)
         elif fmt == "jsonl":
@@ -85,8 +88,9 @@ def read_table(path: Path, fmt: str | None = None, na_values: Sequence[str] = ()
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for "this is not that format"
         detail = " ".join(str(exc).split())[:120]
-        raise UserError(f"problem.args.data.path: {path}: not a readable {fmt} table "
-                        f"({exc.__class__.__name__}: {detail})") from None
+        raise UserError(
+            f"problem.args.data.path: {path}: not a readable {fmt} table ({exc.__class__.__name__}: {detail})"
+        ) from None
     return check_frame(frame, str(path))
 
 
@@ -120,8 +124,10 @@ def check_frame(frame, where: str) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise UserError(f"{where}: expected a table (pandas DataFrame), got {type(frame).__name__}")
     if frame.shape[1] < 2 or len(frame) == 0:
-        raise UserError(f"{where}: not a table of rows (read {len(frame)} rows x {frame.shape[1]} columns; "
-                        "expected a header row and at least a target and a sensitive column)")
+        raise UserError(
+            f"{where}: not a table of rows (read {len(frame)} rows x {frame.shape[1]} columns; "
+            "expected a header row and at least a target and a sensitive column)"
+        )
     frame = frame.copy()
     frame.columns = [str(c) for c in frame.columns]
     duplicated = frame.columns[frame.columns.duplicated()].tolist()

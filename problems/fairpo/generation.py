@@ -36,20 +36,21 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from evofair.errors import UserError
 from evofair.core.problem import Problem
-from evofair.problems.fairpo.losses import GroupWeights
+from evofair.core.registry import Args, component
+from evofair.errors import UserError
 from evofair.problems.common.causal_lm import sequence_logprob
 from evofair.problems.common.hh_rlhf import ASSISTANT, HUMAN, check_lm_inputs, hh_data_path, load_hh_pairs
-from evofair.core.registry import Args, component
+from evofair.problems.fairpo.losses import GroupWeights
 
 REF_DPO_LOSS = math.log(2.0)  # ℓ_ref = −log σ(β·0): the reference's DPO loss against itself (docstring)
 GROUPS = ("P", "N")
 
 
 # -- the loss ------------------------------------------------------------------------------------
-def dpo_pair_losses(pol_w: torch.Tensor, pol_l: torch.Tensor, ref_w: torch.Tensor, ref_l: torch.Tensor,
-                    beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def dpo_pair_losses(
+    pol_w: torch.Tensor, pol_l: torch.Tensor, ref_w: torch.Tensor, ref_l: torch.Tensor, beta: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per pair (ℓ_θ = −log σ(β·h), h): sequence log-probs of the preferred (w) and dispreferred (l) response."""
     h = (pol_w - ref_w.detach()) - (pol_l - ref_l.detach())
     return -F.logsigmoid(beta * h), h
@@ -60,8 +61,9 @@ def _mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return x[mask].sum() / n if n > 0 else x.sum() * 0.0
 
 
-def generation_group_losses(pol_w, pol_l, ref_w, ref_l, privileged: torch.Tensor, *, beta: float = 0.1,
-                            epsilon: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+def generation_group_losses(
+    pol_w, pol_l, ref_w, ref_l, privileged: torch.Tensor, *, beta: float = 0.1, epsilon: float = 0.05
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(L_P, L_N) of one batch of pairs; `privileged` (n,) bool marks P-pairs (module docstring).
 
     A group absent from the batch contributes 0; the trainer draws every batch from both groups so
@@ -91,13 +93,19 @@ def matched_keywords(pattern: re.Pattern, text: str) -> list[str]:
 
 
 class GenerationParams(Args):
-    model_path: str | None = Field(None, description="a local Hugging Face causal-LM directory (config.json, "
-                                   "weights, tokenizer); it is also the reference policy π_ref")
+    model_path: str | None = Field(
+        None,
+        description="a local Hugging Face causal-LM directory (config.json, "
+        "weights, tokenizer); it is also the reference policy π_ref",
+    )
     data_path: str | None = Field(None, description="HH-RLHF style JSONL(.gz); default: the shipped subset")
-    privileged_keywords: list[str] = Field(min_length=1, description="a pair is privileged (P) when its prompt "
-                                           "mentions one of these (whole words, case-insensitive)")
-    match_in: Literal["human", "prompt"] = Field("human", description="where keywords are looked for: the "
-                                                 "human turns of the prompt, or the whole prompt")
+    privileged_keywords: list[str] = Field(
+        min_length=1,
+        description="a pair is privileged (P) when its prompt mentions one of these (whole words, case-insensitive)",
+    )
+    match_in: Literal["human", "prompt"] = Field(
+        "human", description="where keywords are looked for: the human turns of the prompt, or the whole prompt"
+    )
     n_train: int = Field(96, ge=1, description="training pairs per group")
     n_test: int = Field(48, ge=1, description="held-out pairs per group")
     max_prompt_tokens: int = Field(128, ge=1, description="keep the prompt's last tokens")
@@ -122,18 +130,21 @@ def split_pairs(pairs: list[dict[str, str]], p: GenerationParams) -> dict[str, l
     need = p.n_train + p.n_test
     for g, name in (("P", "privileged"), ("N", "non-privileged")):
         if not rows[g]:
-            raise UserError(f"problem.args.privileged_keywords: the {name} group ({g}) is empty: no pair "
-                            f"{'matches' if g == 'P' else 'is left without'} a keyword in {p.match_in} text")
+            raise UserError(
+                f"problem.args.privileged_keywords: the {name} group ({g}) is empty: no pair "
+                f"{'matches' if g == 'P' else 'is left without'} a keyword in {p.match_in} text"
+            )
     for g in GROUPS:
         if len(rows[g]) < need:
-            raise UserError(f"problem.args.n_train: group {g} has {len(rows[g])} pairs, n_train + n_test = {need} "
-                            "needed per group")
+            raise UserError(
+                f"problem.args.n_train: group {g} has {len(rows[g])} pairs, n_train + n_test = {need} needed per group"
+            )
     rng = np.random.default_rng(p.seed)
     out = {"train": [], "test": []}
     for g in GROUPS:
         chosen = [rows[g][i] for i in rng.permutation(len(rows[g]))[:need]]
-        out["train"] += chosen[:p.n_train]
-        out["test"] += chosen[p.n_train:]
+        out["train"] += chosen[: p.n_train]
+        out["test"] += chosen[p.n_train :]
     return out
 
 
@@ -151,11 +162,15 @@ def encode_pairs(tok, pairs: list[dict], max_prompt: int, max_response: int) -> 
     ids = torch.full((len(seqs), T), tok.pad_token_id, dtype=torch.long)
     attn, rmask = torch.zeros(len(seqs), T, dtype=torch.long), torch.zeros(len(seqs), T)
     for i, (s, r) in enumerate(zip(seqs, resp)):
-        ids[i, :len(s)], attn[i, :len(s)] = torch.tensor(s), 1
-        rmask[i, :len(s)] = torch.tensor(r, dtype=torch.float)
+        ids[i, : len(s)], attn[i, : len(s)] = torch.tensor(s), 1
+        rmask[i, : len(s)] = torch.tensor(r, dtype=torch.float)
     N = len(pairs)
-    return {"ids": ids.view(N, 2, T), "attn": attn.view(N, 2, T), "resp": rmask.view(N, 2, T),
-            "privileged": torch.tensor([q["group"] == "P" for q in pairs])}
+    return {
+        "ids": ids.view(N, 2, T),
+        "attn": attn.view(N, 2, T),
+        "resp": rmask.view(N, 2, T),
+        "privileged": torch.tensor([q["group"] == "P" for q in pairs]),
+    }
 
 
 def score_pairs(model, enc: dict[str, torch.Tensor], idx, device: str = "cpu", grad: bool = False) -> torch.Tensor:
@@ -163,7 +178,7 @@ def score_pairs(model, enc: dict[str, torch.Tensor], idx, device: str = "cpu", g
     sequence of the batch are cut (right padding: nothing there is attended to or scored)."""
     ids, attn, resp = (enc[k][idx] for k in ("ids", "attn", "resp"))
     n, T = ids.shape[0], int(attn.sum(-1).max())
-    flat = lambda x: x[..., :T].reshape(n * 2, T).to(device)  # noqa: E731
+    flat = lambda x: x[..., :T].reshape(n * 2, T).to(device)
     with torch.set_grad_enabled(grad):
         logits = model(input_ids=flat(ids), attention_mask=flat(attn)).logits
         return sequence_logprob(logits, flat(ids), flat(resp)).view(n, 2).cpu()
@@ -191,9 +206,24 @@ def _group_batches(privileged: torch.Tensor, per_group: int, rng: np.random.Gene
         yield batch
 
 
-def train_generation(model, enc: dict[str, torch.Tensor], ref: torch.Tensor, *, steps: int, batch_per_group: int,
-                     beta: float, epsilon: float, weighting: str, eta: float, alpha_p: float, lr: float,
-                     weight_decay: float, grad_clip: float | None, seed: int, device: str = "cpu") -> dict:
+def train_generation(
+    model,
+    enc: dict[str, torch.Tensor],
+    ref: torch.Tensor,
+    *,
+    steps: int,
+    batch_per_group: int,
+    beta: float,
+    epsilon: float,
+    weighting: str,
+    eta: float,
+    alpha_p: float,
+    lr: float,
+    weight_decay: float,
+    grad_clip: float | None,
+    seed: int,
+    device: str = "cpu",
+) -> dict:
     """FairPO-generation on `enc` (train pairs) with π_ref's log-probs `ref` [N, 2]; trains `model`'s
     parameters that require grad (LoRA adapters, or all weights) in place. Per step: the batch's
     (L_P, L_N); α ← GroupWeights.update(detached losses); AdamW on α_P·L_P + α_N·L_N (clipped).
@@ -221,14 +251,19 @@ def train_generation(model, enc: dict[str, torch.Tensor], ref: torch.Tensor, *, 
             opt.step()
         else:  # never step on a non-finite loss; counted for the report
             skipped += 1
-        for key, v in (("alpha_p", a_p), ("loss_p", float(loss_p.detach())), ("loss_n", float(loss_n.detach())),
-                       ("loss", value)):
+        for key, v in (
+            ("alpha_p", a_p),
+            ("loss_p", float(loss_p.detach())),
+            ("loss_n", float(loss_n.detach())),
+            ("loss", value),
+        ):
             trace[key].append(v)
     return {"trace": trace, "skipped": skipped}
 
 
-def group_metrics(pol: torch.Tensor, ref: torch.Tensor, privileged: torch.Tensor, *, beta: float,
-                  epsilon: float) -> dict[str, dict[str, float]]:
+def group_metrics(
+    pol: torch.Tensor, ref: torch.Tensor, privileged: torch.Tensor, *, beta: float, epsilon: float
+) -> dict[str, dict[str, float]]:
     """Per group (P, N, all) of a policy's log-probs `pol` [N, 2] against π_ref's `ref` (pass `ref` as
     `pol` for the reference itself, i.e. "before"): n; likelihood preference accuracy s(y_w) > s(y_l)
     (ties wrong); implicit-reward accuracy h > 0 (ties wrong, so 0 for π_ref); mean margin h; mean DPO
@@ -277,19 +312,25 @@ class PreferenceGroups(Problem):
             self.tok = AutoTokenizer.from_pretrained(p.model_path, local_files_only=True)
             self.model = AutoModelForCausalLM.from_pretrained(p.model_path, local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise UserError(f"problem.args.model_path: {p.model_path}: cannot load a causal LM and its tokenizer "
-                            f"({' '.join(str(exc).split())[:200]})") from None
+            raise UserError(
+                f"problem.args.model_path: {p.model_path}: cannot load a causal LM and its tokenizer "
+                f"({' '.join(str(exc).split())[:200]})"
+            ) from None
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
         # eval mode throughout (training included): no dropout, so the policy at step 0 is π_ref exactly
         self.model.to(p.device).eval()
-        self.data = {s: encode_pairs(self.tok, rows, p.max_prompt_tokens, p.max_response_tokens)
-                     for s, rows in self.splits.items()}
+        self.data = {
+            s: encode_pairs(self.tok, rows, p.max_prompt_tokens, p.max_response_tokens)
+            for s, rows in self.splits.items()
+        }
         self.ref = {s: score_all(self.model, d, p.eval_batch_size, p.device) for s, d in self.data.items()}
 
     def evaluate(self, genomes, split):
-        raise UserError("problem hh_rlhf_groups: serves the experiment fairpo_generation (`evofair experiment`), "
-                        "not an evolutionary run")
+        raise UserError(
+            "problem hh_rlhf_groups: serves the experiment fairpo_generation (`evofair experiment`), "
+            "not an evolutionary run"
+        )
 
     def describe(self) -> dict:
         return {s: {g: sum(r["group"] == g for r in rows) for g in GROUPS} for s, rows in self.splits.items()}

@@ -23,19 +23,29 @@ from typing import Literal
 
 from pydantic import Field
 
-from evofair.errors import UserError
-from evofair.problems.fairpo.generation import (METRICS, REF_DPO_LOSS, PreferenceGroups, group_metrics,
-                                                score_all, train_generation)
 from evofair.core.registry import Args, component
 from evofair.core.seeding import torch_seeded
+from evofair.errors import UserError
+from evofair.problems.fairpo.generation import (
+    METRICS,
+    REF_DPO_LOSS,
+    PreferenceGroups,
+    group_metrics,
+    score_all,
+    train_generation,
+)
 
 
 class GenerationArgs(Args):
-    beta: float = Field(0.1, gt=0, description="DPO temperature (0.1, DPO's usual value for LMs; FairPO's "
-                        "0.5 is the classification default)")
+    beta: float = Field(
+        0.1,
+        gt=0,
+        description="DPO temperature (0.1, DPO's usual value for LMs; FairPO's 0.5 is the classification default)",
+    )
     epsilon: float = Field(0.05, ge=0, description="slack of the N hinge")
-    weighting: Literal["grpo", "grpo_stable", "fixed"] = Field("grpo", description="GRPO mirror ascent, the FairPO "
-                                                               "code's stabilised form, or fixed α")
+    weighting: Literal["grpo", "grpo_stable", "fixed"] = Field(
+        "grpo", description="GRPO mirror ascent, the FairPO code's stabilised form, or fixed α"
+    )
     eta: float = Field(0.05, gt=0, description="GRPO step size η")
     alpha_p: float = Field(0.5, gt=0, lt=1, description="α_P at the start (and throughout with weighting: fixed)")
     steps: int = Field(100, ge=0)
@@ -73,18 +83,33 @@ def fairpo_generation(recipe, problem, args: GenerationArgs, out: Path, progress
     p = problem.params
     policy = _policy(problem.model, args, recipe.seed)
     t = time.perf_counter()
-    run = train_generation(policy, problem.data["train"], problem.ref["train"], steps=args.steps,
-                           batch_per_group=args.batch_per_group, beta=args.beta, epsilon=args.epsilon,
-                           weighting=args.weighting, eta=args.eta, alpha_p=args.alpha_p, lr=args.lr,
-                           weight_decay=args.weight_decay, grad_clip=args.grad_clip, seed=recipe.seed, device=p.device)
+    run = train_generation(
+        policy,
+        problem.data["train"],
+        problem.ref["train"],
+        steps=args.steps,
+        batch_per_group=args.batch_per_group,
+        beta=args.beta,
+        epsilon=args.epsilon,
+        weighting=args.weighting,
+        eta=args.eta,
+        alpha_p=args.alpha_p,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        grad_clip=args.grad_clip,
+        seed=recipe.seed,
+        device=p.device,
+    )
     t_train = time.perf_counter() - t
     t = time.perf_counter()
     pol = {s: score_all(policy, d, p.eval_batch_size, p.device) for s, d in problem.data.items()}
     metrics = {}
     for s, d in problem.data.items():
         ref = problem.ref[s]
-        metrics[s] = {"reference": group_metrics(ref, ref, d["privileged"], beta=args.beta, epsilon=args.epsilon),
-                      "trained": group_metrics(pol[s], ref, d["privileged"], beta=args.beta, epsilon=args.epsilon)}
+        metrics[s] = {
+            "reference": group_metrics(ref, ref, d["privileged"], beta=args.beta, epsilon=args.epsilon),
+            "trained": group_metrics(pol[s], ref, d["privileged"], beta=args.beta, epsilon=args.epsilon),
+        }
     t_eval = time.perf_counter() - t
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -115,13 +140,30 @@ def _write_csvs(out: Path, problem, pol, metrics, trace) -> None:
             w.writerow([i + 1, repr(a), repr(1 - a), repr(lp), repr(ln), repr(lo)])
     with open(out / "pairs.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["split", "pair_index", "group", "keywords", "ref_chosen", "ref_rejected",
-                    "policy_chosen", "policy_rejected"])
+        w.writerow(
+            [
+                "split",
+                "pair_index",
+                "group",
+                "keywords",
+                "ref_chosen",
+                "ref_rejected",
+                "policy_chosen",
+                "policy_rejected",
+            ]
+        )
         for s, rows in problem.splits.items():
             ref = problem.ref[s]
             for i, row in enumerate(rows):
-                w.writerow([s, row["pair_index"], row["group"], ";".join(row["keywords"]),
-                            *(repr(float(x)) for x in (ref[i, 0], ref[i, 1], pol[s][i, 0], pol[s][i, 1]))])
+                w.writerow(
+                    [
+                        s,
+                        row["pair_index"],
+                        row["group"],
+                        ";".join(row["keywords"]),
+                        *(repr(float(x)) for x in (ref[i, 0], ref[i, 1], pol[s][i, 0], pol[s][i, 1])),
+                    ]
+                )
 
 
 def _report(problem, args, recipe, metrics, run, t_train) -> str:
@@ -130,37 +172,57 @@ def _report(problem, args, recipe, metrics, run, t_train) -> str:
     sizes = problem.describe()
     kw = ", ".join(p.privileged_keywords)
     where = "a human turn of its prompt" if p.match_in == "human" else "its prompt"
-    lines = ["| split | group | n | likelihood acc: reference → trained | reward acc (trained) | "
-             "DPO loss: reference → trained | N hinge (trained) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| split | group | n | likelihood acc: reference → trained | reward acc (trained) | "
+        "DPO loss: reference → trained | N hinge (trained) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for s, by in metrics.items():
         for g in ("P", "N", "all"):
             r, t = by["reference"][g], by["trained"][g]
-            lines.append(f"| {s} | {g} | {t['n']} | {r['acc']:.3f} → {t['acc']:.3f} | {t['reward_acc']:.3f} | "
-                         f"{r['dpo_loss']:.4f} → {t['dpo_loss']:.4f} | {t['hinge']:.4f} |")
+            lines.append(
+                f"| {s} | {g} | {t['n']} | {r['acc']:.3f} → {t['acc']:.3f} | {t['reward_acc']:.3f} | "
+                f"{r['dpo_loss']:.4f} → {t['dpo_loss']:.4f} | {t['hinge']:.4f} |"
+            )
     k = max(1, min(10, len(tr["alpha_p"]) // 5))
-    mean = lambda x: sum(x) / len(x) if x else float("nan")  # noqa: E731
-    alpha = (f"α_P: start {args.alpha_p:.3f}, after step 1 {tr['alpha_p'][0]:.4f}, final {tr['alpha_p'][-1]:.4f} "
-             f"(min {min(tr['alpha_p']):.4f}, max {max(tr['alpha_p']):.4f}); L_P mean of the first/last {k} steps "
-             f"{mean(tr['loss_p'][:k]):.4f} / {mean(tr['loss_p'][-k:]):.4f}, L_N {mean(tr['loss_n'][:k]):.4f} / "
-             f"{mean(tr['loss_n'][-k:]):.4f}" if tr["alpha_p"] else "no training steps (steps: 0)")
+    mean = lambda x: sum(x) / len(x) if x else float("nan")
+    alpha = (
+        f"α_P: start {args.alpha_p:.3f}, after step 1 {tr['alpha_p'][0]:.4f}, final {tr['alpha_p'][-1]:.4f} "
+        f"(min {min(tr['alpha_p']):.4f}, max {max(tr['alpha_p']):.4f}); L_P mean of the first/last {k} steps "
+        f"{mean(tr['loss_p'][:k]):.4f} / {mean(tr['loss_p'][-k:]):.4f}, L_N {mean(tr['loss_n'][:k]):.4f} / "
+        f"{mean(tr['loss_n'][-k:]):.4f}"
+        if tr["alpha_p"]
+        else "no training steps (steps: 0)"
+    )
     train_what = f"LoRA r = {args.lora_r}, α = {args.lora_alpha:g}" if args.lora_r else "every weight (no LoRA)"
-    md = [f"# FairPO generation variant on {Path(p.model_path).name}", "",
-          "Loss (docs/method-definitions.md#generation-variant, paper appendix A): per pair h = [s_θ(y_w) − s_ref(y_w)] − [s_θ(y_l) − s_ref(y_l)] "
-          "(sequence log-probs of the response), ℓ = −log σ(β·h); L_P = mean of ℓ over P pairs; L_N = mean over "
-          f"N pairs of max(0, ℓ − ℓ_ref − ε) with ℓ_ref = log 2 = {REF_DPO_LOSS:.4f} (the reference's DPO loss "
-          f"against itself); weighting {args.weighting} (η = {args.eta}), then AdamW on α_P·L_P + α_N·L_N.", "",
-          f"Groups: a pair is privileged (P) when {where} mentions one of: {kw} "
-          "(a keyword rule stated in the recipe; HH-RLHF does not record which attribute drove a preference). "
-          "Pairs per group: " + "; ".join(f"{s} P {n['P']}, N {n['N']}" for s, n in sizes.items())
-          + f" (a seeded draw from each group, seed {p.seed}).", "",
-          f"Reference π_ref = the model directory as given; policy trains {train_what}. β = {args.beta}, "
-          f"ε = {args.epsilon}, lr {args.lr:g}, weight decay {args.weight_decay:g}, grad clip {args.grad_clip}, "
-          f"{args.steps} steps × {args.batch_per_group} pairs per group, seed {recipe.seed}; prompt ≤ "
-          f"{p.max_prompt_tokens} tokens (last), response ≤ {p.max_response_tokens} (first); training "
-          f"{t_train:.1f} s on {p.device}; skipped non-finite steps: {run['skipped']}.", "",
-          alpha + ".", "",
-          "Likelihood acc = share of pairs with s(y_w) > s(y_l); reward acc = share with h > 0 (0 for the "
-          "reference, whose h is 0); ties count as wrong.", "", *lines, ""]
+    md = [
+        f"# FairPO generation variant on {Path(p.model_path).name}",
+        "",
+        "Loss (docs/method-definitions.md#generation-variant, paper appendix A): per pair h = [s_θ(y_w) − s_ref(y_w)] − [s_θ(y_l) − s_ref(y_l)] "
+        "(sequence log-probs of the response), ℓ = −log σ(β·h); L_P = mean of ℓ over P pairs; L_N = mean over "
+        f"N pairs of max(0, ℓ − ℓ_ref − ε) with ℓ_ref = log 2 = {REF_DPO_LOSS:.4f} (the reference's DPO loss "
+        f"against itself); weighting {args.weighting} (η = {args.eta}), then AdamW on α_P·L_P + α_N·L_N.",
+        "",
+        f"Groups: a pair is privileged (P) when {where} mentions one of: {kw} "
+        "(a keyword rule stated in the recipe; HH-RLHF does not record which attribute drove a preference). "
+        "Pairs per group: "
+        + "; ".join(f"{s} P {n['P']}, N {n['N']}" for s, n in sizes.items())
+        + f" (a seeded draw from each group, seed {p.seed}).",
+        "",
+        f"Reference π_ref = the model directory as given; policy trains {train_what}. β = {args.beta}, "
+        f"ε = {args.epsilon}, lr {args.lr:g}, weight decay {args.weight_decay:g}, grad clip {args.grad_clip}, "
+        f"{args.steps} steps × {args.batch_per_group} pairs per group, seed {recipe.seed}; prompt ≤ "
+        f"{p.max_prompt_tokens} tokens (last), response ≤ {p.max_response_tokens} (first); training "
+        f"{t_train:.1f} s on {p.device}; skipped non-finite steps: {run['skipped']}.",
+        "",
+        alpha + ".",
+        "",
+        "Likelihood acc = share of pairs with s(y_w) > s(y_l); reward acc = share with h > 0 (0 for the "
+        "reference, whose h is 0); ties count as wrong.",
+        "",
+        *lines,
+        "",
+    ]
     return "\n".join(md)
 
 

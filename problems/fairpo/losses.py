@@ -16,8 +16,9 @@ what makes the authors' per-example loop usable as an inner step of an evolution
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -125,8 +126,16 @@ PrivLoss = Literal["dpo", "simpo", "cpo", "bce"]
 NonPrivLoss = Literal["hinge", "bce"]
 
 
-def privileged_loss(view: BatchView, kind: PrivLoss, generator: torch.Generator, *, beta: float = 0.5,
-                    gamma: float = 0.0, lam: float = 0.5, return_pairs: bool = False):
+def privileged_loss(
+    view: BatchView,
+    kind: PrivLoss,
+    generator: torch.Generator,
+    *,
+    beta: float = 0.5,
+    gamma: float = 0.0,
+    lam: float = 0.5,
+    return_pairs: bool = False,
+):
     """L_P in its DPO, SimPO (margin γ) or CPO (λ·BCE) form, or plain BCE (the ablation).
 
     DPO/SimPO: per anchor −log σ(β·h [− γ]) if it has a partner, else its own BCE; summed over

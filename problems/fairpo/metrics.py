@@ -21,7 +21,7 @@ with one sort; tests check every value against sklearn.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -50,8 +50,9 @@ def average_precision_columns(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(n_pos > 0, ap, np.nan)
 
 
-def population_metrics(probs: np.ndarray, y: np.ndarray, groups: Mapping[str, np.ndarray],
-                       zero_division: float = 0.0) -> dict[str, np.ndarray]:
+def population_metrics(
+    probs: np.ndarray, y: np.ndarray, groups: Mapping[str, np.ndarray], zero_division: float = 0.0
+) -> dict[str, np.ndarray]:
     """Metrics of G models: `probs` (G, n, C), `y` (n, C), `groups` suffix → label indices.
 
     Returns {"map"+suffix, "f1"+suffix, "acc"+suffix, "em"+suffix: (G,) arrays} per group

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import arff
 import numpy as np
 
 from evofair.errors import UserError
 from evofair.problems import shipped_data
-
 
 
 @dataclass(frozen=True)
@@ -35,14 +34,19 @@ class MultiLabelData:
 def resolve_dir(path: str, data_root: str | None = None) -> Path:
     """A dataset folder: absolute, else under `data_root`, the working directory, or evofair's shipped data."""
     p = Path(path)
-    candidates = [p] if p.is_absolute() else list(dict.fromkeys([
-        *([Path(data_root) / p] if data_root else []), Path.cwd() / p, shipped_data(str(p))]))
+    candidates = (
+        [p]
+        if p.is_absolute()
+        else list(dict.fromkeys([*([Path(data_root) / p] if data_root else []), Path.cwd() / p, shipped_data(str(p))]))
+    )
     for c in candidates:
         if c.is_dir():
             return c
         if c.is_file() and c.suffix == ".xml":
             return c.parent
-    raise UserError(f"problem.args.data: no MULAN dataset folder {path!r} (looked in {', '.join(map(str, candidates))})")
+    raise UserError(
+        f"problem.args.data: no MULAN dataset folder {path!r} (looked in {', '.join(map(str, candidates))})"
+    )
 
 
 def label_names_from_xml(path: Path) -> list[str]:
@@ -75,7 +79,9 @@ def _read_arff(path: Path, labels: Sequence[str]) -> tuple[list[str], np.ndarray
     for i in feat_idx:
         kind = data["attributes"][i][1]
         if isinstance(kind, list) and not set(kind) <= {"0", "1"}:
-            raise UserError(f"{path}: feature {names[i]!r} is nominal with values {kind[:4]}; expected numeric or {{0,1}}")
+            raise UserError(
+                f"{path}: feature {names[i]!r} is nominal with values {kind[:4]}; expected numeric or {{0,1}}"
+            )
     try:
         table = np.array([[float(v) if v is not None else math.nan for v in row] for row in data["data"]])
     except (TypeError, ValueError) as exc:
@@ -110,8 +116,13 @@ def carve_validation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def privileged_labels(y_train: np.ndarray, label_names: Sequence[str], *, fraction: float = 0.25,
-                      explicit: Sequence[str | int] | None = None) -> np.ndarray:
+def privileged_labels(
+    y_train: np.ndarray,
+    label_names: Sequence[str],
+    *,
+    fraction: float = 0.25,
+    explicit: Sequence[str | int] | None = None,
+) -> np.ndarray:
     """Indices of P: an explicit list (names or indices), else the rarest ⌈q·C⌉ labels on train.
 
     Frequency ties are broken by label index, so the partition is deterministic.
@@ -140,7 +151,9 @@ def privileged_labels(y_train: np.ndarray, label_names: Sequence[str], *, fracti
     # refuse rather than report a "privileged" group that cannot be improved.
     empty = [str(label_names[i]) for i in idx if y_train[:, i].sum() == 0]
     if empty:
-        raise UserError(f"problem.args.privileged: privileged label(s) {empty} have no positive in the training rows; "
-                        "raise problem.args.min_positives (it counts the whole training file, validation rows "
-                        "included) or name P explicitly")
+        raise UserError(
+            f"problem.args.privileged: privileged label(s) {empty} have no positive in the training rows; "
+            "raise problem.args.min_positives (it counts the whole training file, validation rows "
+            "included) or name P explicitly"
+        )
     return idx

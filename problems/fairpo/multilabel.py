@@ -10,18 +10,19 @@ once per process, deterministically, and selected on validation privileged mAP l
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from functools import cached_property
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from evofair.errors import UserError
 from evofair.core.individual import Weights
 from evofair.core.problem import Objective, WeightsProblem
 from evofair.core.registry import Args, component
+from evofair.errors import UserError
 from evofair.problems.fairpo.metrics import population_metrics
 from evofair.problems.fairpo.mulan import carve_validation, load_mulan, privileged_labels
 
@@ -66,7 +67,7 @@ class MultiLabelProblem(WeightsProblem):
     default_hv_ref = (1.0, 1.0)
 
     def check_inputs(self) -> None:
-        self._data  # loading is the check: every failure is a UserError naming the file
+        _ = self._data  # loading is the check: every failure is a UserError naming the file
 
     @cached_property
     def _data(self):
@@ -78,8 +79,12 @@ class MultiLabelProblem(WeightsProblem):
         if len(keep) < 2:
             raise UserError(f"problem.args.min_positives: only {len(keep)} labels have {p.min_positives}+ positives")
         self.dropped_labels = [n for i, n in enumerate(data.label_names) if i not in set(keep)]
-        data = replace(data, label_names=tuple(data.label_names[i] for i in keep), y_train=data.y_train[:, keep],
-                       y_test=data.y_test[:, keep])
+        data = replace(
+            data,
+            label_names=tuple(data.label_names[i] for i in keep),
+            y_train=data.y_train[:, keep],
+            y_test=data.y_test[:, keep],
+        )
         tr, va = carve_validation(len(data.x_train), p.val_fraction, p.split_seed)
         mean = data.x_train[tr].mean(axis=0)
         std = data.x_train[tr].std(axis=0)
@@ -93,8 +98,9 @@ class MultiLabelProblem(WeightsProblem):
         self.y_t = torch.tensor(self.y["train"], dtype=torch.float32)
         self.label_names = list(data.label_names)
         self.C, self.d = len(self.label_names), self.x["train"].shape[1]
-        self.priv = privileged_labels(self.y["train"], self.label_names, fraction=p.privileged_fraction,
-                                      explicit=p.privileged)
+        self.priv = privileged_labels(
+            self.y["train"], self.label_names, fraction=p.privileged_fraction, explicit=p.privileged
+        )
         self.nonpriv = np.setdiff1d(np.arange(self.C), self.priv)
         self._reference: Weights | None = None
 
@@ -120,8 +126,10 @@ class MultiLabelProblem(WeightsProblem):
         if self.params.init == "random":
             return self.random_head(seed)
         gen = torch.Generator().manual_seed(seed & 0xFFFFFFFFFFFF)
-        return {k: v + torch.randn(v.shape, generator=gen) * self.params.init_sigma
-                for k, v in self.reference_weights().items()}
+        return {
+            k: v + torch.randn(v.shape, generator=gen) * self.params.init_sigma
+            for k, v in self.reference_weights().items()
+        }
 
     def build_model(self, weights: Weights) -> torch.nn.Module:
         self.ensure_setup()
@@ -131,15 +139,18 @@ class MultiLabelProblem(WeightsProblem):
 
     def groups(self):
         self.ensure_setup()
-        return {"kind": "labels", "privileged": [int(i) for i in self.priv],
-                "privileged_names": [self.label_names[i] for i in self.priv]}
+        return {
+            "kind": "labels",
+            "privileged": [int(i) for i in self.priv],
+            "privileged_names": [self.label_names[i] for i in self.priv],
+        }
 
     def train_batches(self, seed: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self.ensure_setup()
         n = len(self.y_t)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed & 0xFFFFFFFFFFFF))
         for i in range(0, n, batch_size):
-            idx = perm[i:i + batch_size]
+            idx = perm[i : i + batch_size]
             yield self.x["train"][idx], self.y_t[idx]
 
     def loss(self, model, batch) -> torch.Tensor:
@@ -189,14 +200,22 @@ class MultiLabelProblem(WeightsProblem):
 
     def describe(self) -> dict[str, Any]:
         self.ensure_setup()
-        return {"dataset": self._data.name, "labels": self.C, "features": self.d,
-                "rows": {k: len(v) for k, v in self.y.items()},
-                "privileged": [self.label_names[i] for i in self.priv], "dropped_labels": self.dropped_labels}
+        return {
+            "dataset": self._data.name,
+            "labels": self.C,
+            "features": self.d,
+            "rows": {k: len(v) for k, v in self.y.items()},
+            "privileged": [self.label_names[i] for i in self.priv],
+            "dropped_labels": self.dropped_labels,
+        }
 
     def report_sections(self, store, out, recipe):
         info = self.describe()
         freq = self.y["train"].mean(axis=0)
-        md = (f"Dataset `{info['dataset']}`: {info['labels']} labels, {info['features']} features, rows "
-              f"{info['rows']}. Privileged labels P (train frequency): "
-              + ", ".join(f"{self.label_names[i]} ({freq[i]:.3f})" for i in self.priv) + ".")
+        md = (
+            f"Dataset `{info['dataset']}`: {info['labels']} labels, {info['features']} features, rows "
+            f"{info['rows']}. Privileged labels P (train frequency): "
+            + ", ".join(f"{self.label_names[i]} ({freq[i]:.3f})" for i in self.priv)
+            + "."
+        )
         return {"markdown": {"Label partition": md}, "plot_split": "test"}

@@ -18,20 +18,29 @@ class, and P/N are the protected groups).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Literal, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
 
-from evofair.errors import UserError
 from evofair.core.individual import Weights
+from evofair.core.operator import Refined
+from evofair.core.problem import Grouped, Trainable
 from evofair.core.registry import Args, component
 from evofair.core.seeding import torch_seeded
 from evofair.core.torch_utils import torch_threads
-from evofair.core.operator import Refined
-from evofair.core.problem import Grouped, Trainable
-from evofair.problems.fairpo.losses import (GroupWeights, NonPrivLoss, PrivLoss, Weighting, classification_view,
-                                     multilabel_view, nonprivileged_loss, privileged_loss)
+from evofair.errors import UserError
+from evofair.problems.fairpo.losses import (
+    GroupWeights,
+    NonPrivLoss,
+    PrivLoss,
+    Weighting,
+    classification_view,
+    multilabel_view,
+    nonprivileged_loss,
+    privileged_loss,
+)
 
 
 class FairPOConfig(Args):
@@ -82,8 +91,16 @@ def _group_masks(groups: Mapping[str, Any], n_out: int):
 class GroupTrainer:
     """Trains `model` in place, one mini-batch per `step`, recording α and both group losses."""
 
-    def __init__(self, model: torch.nn.Module, cfg: FairPOConfig, groups: Mapping[str, Any], *, seed: int,
-                 ref_model: torch.nn.Module | None = None, n_out: int | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        cfg: FairPOConfig,
+        groups: Mapping[str, Any],
+        *,
+        seed: int,
+        ref_model: torch.nn.Module | None = None,
+        n_out: int | None = None,
+    ):
         if cfg.needs_reference and ref_model is None:
             raise ValueError(f"{cfg.priv_loss}/{cfg.nonpriv_loss} needs a reference model")
         self.model, self.ref_model, self.cfg = model, ref_model, cfg
@@ -105,7 +122,7 @@ class GroupTrainer:
         if self.kind is None:
             self.kind, self.mask = _group_masks(self.groups, logits.shape[1])
         if self.kind == "labels":
-            x, y = batch[0], batch[1]
+            y = batch[1]
             return multilabel_view(logits, y, self.mask, ref_logits)
         y, g = batch[1], batch[2]
         return classification_view(logits, y, torch.isin(g, self.mask), ref_logits)
@@ -143,8 +160,12 @@ class GroupTrainer:
             self.opt.step()
         else:  # never step on a non-finite loss; counted so a report can say so
             self.skipped += 1
-        for key, v in (("alpha_p", alpha_p), ("loss_p", float(loss_p.detach())),
-                       ("loss_n", float(loss_n.detach())), ("loss", value)):
+        for key, v in (
+            ("alpha_p", alpha_p),
+            ("loss_p", float(loss_p.detach())),
+            ("loss_n", float(loss_n.detach())),
+            ("loss", value),
+        ):
             self.trace[key].append(v)
         return value
 
@@ -171,11 +192,13 @@ class FairPOArgs(FairPOConfig):
     steps: int | None = Field(50, ge=1, description="optimiser steps per refinement (None: use epochs)")
     epochs: int = Field(1, ge=1, description="passes over the training split when steps is None")
     reference: Literal["parent", "sft"] = Field(
-        "parent", description="reference head: the offspring's first parent, or the problem's SFT reference")
+        "parent", description="reference head: the offspring's first parent, or the problem's SFT reference"
+    )
     lr: float = Field(1e-3, gt=0)
     threads: int | None = Field(1, ge=1, description="torch threads while refining (None: leave as is)")
     privileged_groups: list[str] | None = Field(
-        None, description="for problems declaring protected groups as {'values': [...]}: the values forming P")
+        None, description="for problems declaring protected groups as {'values': [...]}: the values forming P"
+    )
 
 
 def _reference_weights(args: FairPOArgs, problem, weights: Weights, reference: Weights | None):
@@ -231,6 +254,14 @@ def fairpo(weights: Weights, args: FairPOArgs, *, seed: int, problem, reference:
                 break
     model.eval()
     tr = trainer.trace
-    return Refined(problem.extract_weights(model),
-                   {"steps": steps, "skipped_steps": trainer.skipped, "reference": used, "alpha_p": tr["alpha_p"], "loss_p": tr["loss_p"],
-                    "loss_n": tr["loss_n"]})
+    return Refined(
+        problem.extract_weights(model),
+        {
+            "steps": steps,
+            "skipped_steps": trainer.skipped,
+            "reference": used,
+            "alpha_p": tr["alpha_p"],
+            "loss_p": tr["loss_p"],
+            "loss_n": tr["loss_n"],
+        },
+    )

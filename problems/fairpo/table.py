@@ -26,16 +26,17 @@ import csv
 import json
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator
 from tqdm.auto import tqdm
 
-from evofair.errors import UserError
 from evofair.core.registry import Args, component
 from evofair.core.torch_utils import torch_threads
+from evofair.errors import UserError
 
 METRICS = ("map", "f1", "acc", "em")
 METRIC_TITLES = {"map": "mAP", "f1": "Sample-F1", "acc": "Accuracy", "em": "Exact match"}
@@ -61,10 +62,18 @@ class FairPOTableArgs(Args):
     methods: list[str] | None = Field(None, description="subset of methods (BCE-SFT always runs: it is the reference)")
     threads: int | None = Field(1, ge=1, description="torch threads while training (None: torch's default)")
     claim_methods: list[str] = Field(["dpo_stable", "dpo_grpo"], description="rows the FairPO-DPO claim is checked on")
-    min_positives: int = Field(10, ge=1, description="warn when a privileged label has fewer positives in the "
-                               "training rows (labels with none are refused by the problem)")
-    min_val_positives: int = Field(5, ge=1, description="warn when a privileged label has fewer positives in the "
-                                   "validation rows that select every checkpoint")
+    min_positives: int = Field(
+        10,
+        ge=1,
+        description="warn when a privileged label has fewer positives in the "
+        "training rows (labels with none are refused by the problem)",
+    )
+    min_val_positives: int = Field(
+        5,
+        ge=1,
+        description="warn when a privileged label has fewer positives in the "
+        "validation rows that select every checkpoint",
+    )
 
     @field_validator("methods", "claim_methods")
     @classmethod
@@ -99,7 +108,7 @@ def summarise(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def claim(runs: Sequence[dict[str, Any]], method: str, epsilon: float, baseline: str = "sft") -> dict[str, Any]:
-    """"`method` raises privileged mAP over BCE-SFT while non-privileged mAP stays within ε" (test split).
+    """ "`method` raises privileged mAP over BCE-SFT while non-privileged mAP stays within ε" (test split).
 
     Holds when mean mAP_P(method) > mean mAP_P(BCE-SFT) and mean mAP_N(method) ≥ mean mAP_N(BCE-SFT) − ε
     (means over seeds). Alongside: on how many seeds each condition held, and the spread of the per-seed
@@ -117,16 +126,25 @@ def claim(runs: Sequence[dict[str, Any]], method: str, epsilon: float, baseline:
     def spread(d):
         return {"std": float(d.std(ddof=1)) if len(d) > 1 else 0.0, "min": float(d.min()), "max": float(d.max())}
 
-    return {"method": method, "baseline": baseline, "epsilon": epsilon, "seeds": seeds,
-            "map_P_method": float(np.mean([float(by[method, s]["map_P"]) for s in seeds])),
-            "map_P_baseline": float(np.mean([float(by[baseline, s]["map_P"]) for s in seeds])),
-            "map_N_method": float(np.mean([float(by[method, s]["map_N"]) for s in seeds])),
-            "map_N_baseline": float(np.mean([float(by[baseline, s]["map_N"]) for s in seeds])),
-            "delta_map_P": float(dp.mean()), "delta_map_N": float(dn.mean()),
-            "seeds_P_raised": int((dp > 0).sum()), "seeds_N_within": int((dn >= -epsilon).sum()),
-            **{f"delta_map_P_{k}": v for k, v in spread(dp).items()},
-            **{f"delta_map_N_{k}": v for k, v in spread(dn).items()},
-            "raises_P": raises, "N_within_epsilon": within, "holds": raises and within}
+    return {
+        "method": method,
+        "baseline": baseline,
+        "epsilon": epsilon,
+        "seeds": seeds,
+        "map_P_method": float(np.mean([float(by[method, s]["map_P"]) for s in seeds])),
+        "map_P_baseline": float(np.mean([float(by[baseline, s]["map_P"]) for s in seeds])),
+        "map_N_method": float(np.mean([float(by[method, s]["map_N"]) for s in seeds])),
+        "map_N_baseline": float(np.mean([float(by[baseline, s]["map_N"]) for s in seeds])),
+        "delta_map_P": float(dp.mean()),
+        "delta_map_N": float(dn.mean()),
+        "seeds_P_raised": int((dp > 0).sum()),
+        "seeds_N_within": int((dn >= -epsilon).sum()),
+        **{f"delta_map_P_{k}": v for k, v in spread(dp).items()},
+        **{f"delta_map_N_{k}": v for k, v in spread(dn).items()},
+        "raises_P": raises,
+        "N_within_epsilon": within,
+        "holds": raises and within,
+    }
 
 
 def verdict_line(c: dict[str, Any]) -> str:
@@ -137,12 +155,14 @@ def verdict_line(c: dict[str, Any]) -> str:
     """
     n = len(c["seeds"])
     verdict = "HOLDS" if c["holds"] else "DOES NOT HOLD"
-    line = (f"- {c['method']}: **{verdict}** — mAP_P rose on {c['seeds_P_raised']}/{n} seeds: per-seed Δ mAP_P "
-            f"mean {c['delta_map_P']:+.4f}, std {c['delta_map_P_std']:.4f}, range [{c['delta_map_P_min']:+.4f}, "
-            f"{c['delta_map_P_max']:+.4f}] (mAP_P {c['map_P_method']:.4f} vs {c['map_P_baseline']:.4f}); "
-            f"mAP_N within ε={c['epsilon']} on {c['seeds_N_within']}/{n} seeds: Δ mAP_N mean {c['delta_map_N']:+.4f}, "
-            f"std {c['delta_map_N_std']:.4f}, range [{c['delta_map_N_min']:+.4f}, {c['delta_map_N_max']:+.4f}] "
-            f"(mAP_N {c['map_N_method']:.4f} vs {c['map_N_baseline']:.4f}).")
+    line = (
+        f"- {c['method']}: **{verdict}** — mAP_P rose on {c['seeds_P_raised']}/{n} seeds: per-seed Δ mAP_P "
+        f"mean {c['delta_map_P']:+.4f}, std {c['delta_map_P_std']:.4f}, range [{c['delta_map_P_min']:+.4f}, "
+        f"{c['delta_map_P_max']:+.4f}] (mAP_P {c['map_P_method']:.4f} vs {c['map_P_baseline']:.4f}); "
+        f"mAP_N within ε={c['epsilon']} on {c['seeds_N_within']}/{n} seeds: Δ mAP_N mean {c['delta_map_N']:+.4f}, "
+        f"std {c['delta_map_N_std']:.4f}, range [{c['delta_map_N_min']:+.4f}, {c['delta_map_N_max']:+.4f}] "
+        f"(mAP_N {c['map_N_method']:.4f} vs {c['map_N_baseline']:.4f})."
+    )
     caveats = []
     if c["holds"] and c["seeds_P_raised"] < n:
         caveats.append(f"mAP_P did not rise on {n - c['seeds_P_raised']} of {n} seeds")
@@ -155,20 +175,27 @@ def verdict_line(c: dict[str, Any]) -> str:
     return line
 
 
-def positives_warnings(names: Sequence[str], priv: Sequence[int], y_train: np.ndarray, y_val: np.ndarray,
-                       min_train: int, min_val: int) -> list[str]:
+def positives_warnings(
+    names: Sequence[str], priv: Sequence[int], y_train: np.ndarray, y_val: np.ndarray, min_train: int, min_val: int
+) -> list[str]:
     """Privileged labels with too few positives to learn from (training rows) or to select on (validation)."""
     out = []
     n_tr, n_va = np.asarray(y_train).sum(axis=0), np.asarray(y_val).sum(axis=0)
     few_tr = [f"{names[i]} ({int(n_tr[i])})" for i in priv if n_tr[i] < min_train]
     few_va = [f"{names[i]} ({int(n_va[i])})" for i in priv if n_va[i] < min_val]
     if few_tr:
-        out.append(f"privileged label(s) with fewer than {min_train} positives in the training rows: "
-                   + ", ".join(few_tr) + " — too few to learn a ranking from; gains on them are mostly noise.")
+        out.append(
+            f"privileged label(s) with fewer than {min_train} positives in the training rows: "
+            + ", ".join(few_tr)
+            + " — too few to learn a ranking from; gains on them are mostly noise."
+        )
     if few_va:
-        out.append(f"privileged label(s) with fewer than {min_val} positives in the validation rows: "
-                   + ", ".join(few_va) + " — every checkpoint is selected on validation mAP_P, which is then "
-                   "close to noise.")
+        out.append(
+            f"privileged label(s) with fewer than {min_val} positives in the validation rows: "
+            + ", ".join(few_va)
+            + " — every checkpoint is selected on validation mAP_P, which is then "
+            "close to noise."
+        )
     return out
 
 
@@ -183,9 +210,11 @@ def served_warning(runs: Sequence[dict[str, Any]], baseline: str = "sft") -> str
         return None
     mp, mn = (float(np.mean([float(r[k]) for r in rows])) for k in ("map_P", "map_N"))
     if mp >= mn:
-        return (f"BCE-SFT already serves the privileged (rarest) labels at least as well as the others: test "
-                f"mAP_P {mp:.4f} ≥ mAP_N {mn:.4f} (mean over {len(rows)} seeds). P is not the disadvantaged "
-                "group here, so raising mAP_P is not evidence of a fairer model.")
+        return (
+            f"BCE-SFT already serves the privileged (rarest) labels at least as well as the others: test "
+            f"mAP_P {mp:.4f} ≥ mAP_N {mn:.4f} (mean over {len(rows)} seeds). P is not the disadvantaged "
+            "group here, so raising mAP_P is not evidence of a fairer model."
+        )
     return None
 
 
@@ -193,8 +222,9 @@ def table_markdown(summary: Sequence[dict[str, Any]]) -> str:
     head = "| Method | " + " | ".join(f"{METRIC_TITLES[m]} {g}" for m in METRICS for g in ("P", "N")) + " |"
     lines = [head, "|---|" + "---|" * (2 * len(METRICS))]
     for row in summary:
-        cells = [f"{100 * row[f'{m}{g}_mean']:.2f} ± {100 * row[f'{m}{g}_std']:.2f}"
-                 for m in METRICS for g in ("_P", "_N")]
+        cells = [
+            f"{100 * row[f'{m}{g}_mean']:.2f} ± {100 * row[f'{m}{g}_std']:.2f}" for m in METRICS for g in ("_P", "_N")
+        ]
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -204,8 +234,13 @@ def alt_f1_markdown(summary: Sequence[dict[str, Any]]) -> str:
     lines = ["| Method | Sample-F1 P (empty = 1) | Sample-F1 N (empty = 1) |", "|---|---|---|"]
     for row in summary:
         if "f1_zd1_P_mean" in row:
-            lines.append(f"| {row['label']} | " + " | ".join(
-                f"{100 * row[f'f1_zd1{g}_mean']:.2f} ± {100 * row[f'f1_zd1{g}_std']:.2f}" for g in ("_P", "_N")) + " |")
+            lines.append(
+                f"| {row['label']} | "
+                + " | ".join(
+                    f"{100 * row[f'f1_zd1{g}_mean']:.2f} ± {100 * row[f'f1_zd1{g}_std']:.2f}" for g in ("_P", "_N")
+                )
+                + " |"
+            )
     return "\n".join(lines)
 
 
@@ -245,8 +280,10 @@ def _run_all(problem, args: FairPOTableArgs, keys: list[str], alt_priv, progress
     from evofair.problems.fairpo.train import METHODS, train_selected
 
     groups = {"_P": problem.priv, "_N": np.setdiff1d(np.arange(problem.C), problem.priv)}
-    common = {k: getattr(args, k) for k in ("lr", "weight_decay", "grad_clip", "batch_size", "beta", "epsilon",
-                                            "eta", "gamma", "lam")}
+    common = {
+        k: getattr(args, k)
+        for k in ("lr", "weight_decay", "grad_clip", "batch_size", "beta", "epsilon", "eta", "gamma", "lam")
+    }
     runs, traj, first_traces = [], [], {}
     bar = tqdm(total=len(keys) * len(args.seeds), desc="fairpo_table", disable=not progress, dynamic_ncols=True)
     for seed in args.seeds:
@@ -254,21 +291,38 @@ def _run_all(problem, args: FairPOTableArgs, keys: list[str], alt_priv, progress
         for key in keys:
             method = METHODS[key]
             cfg = method.config.model_copy(update=common)
-            res = train_selected(problem, cfg, seed=seed, epochs=args.epochs, reference=reference,
-                                 privileged=alt_priv if method.alt_partition else None)
+            res = train_selected(
+                problem,
+                cfg,
+                seed=seed,
+                epochs=args.epochs,
+                reference=reference,
+                privileged=alt_priv if method.alt_partition else None,
+            )
             if key == "sft":
                 reference = res.weights
             probs = problem.probabilities([res.weights], "test")
             test = problem.metrics(probs, "test")
             other = population_metrics(probs, problem.y["test"], groups, zero_division=1.0)
-            runs.append({"method": key, "label": method.label, "group": method.group, "seed": seed,
-                         "best_epoch": res.best_epoch, "steps": res.steps, "skipped_steps": res.skipped,
-                         "val_map_P": res.best_val,
-                         **{c: float(test[c][0]) for c in COLUMNS},
-                         **{c: float(other[c.replace("_zd1", "")][0]) for c in ALT_F1}})
+            runs.append(
+                {
+                    "method": key,
+                    "label": method.label,
+                    "group": method.group,
+                    "seed": seed,
+                    "best_epoch": res.best_epoch,
+                    "steps": res.steps,
+                    "skipped_steps": res.skipped,
+                    "val_map_P": res.best_val,
+                    **{c: float(test[c][0]) for c in COLUMNS},
+                    **{c: float(other[c.replace("_zd1", "")][0]) for c in ALT_F1},
+                }
+            )
             tr = res.trace
-            traj += [[key, seed, i + 1, tr["alpha_p"][i], tr["loss_p"][i], tr["loss_n"][i], tr["loss"][i]]
-                     for i in range(len(tr["loss"]))]
+            traj += [
+                [key, seed, i + 1, tr["alpha_p"][i], tr["loss_p"][i], tr["loss_n"][i], tr["loss"][i]]
+                for i in range(len(tr["loss"]))
+            ]
             if seed == args.seeds[0]:
                 first_traces[key] = tr
             bar.update(1)
@@ -279,8 +333,8 @@ def _run_all(problem, args: FairPOTableArgs, keys: list[str], alt_priv, progress
 @component("experiment", "fairpo_table", FairPOTableArgs)
 def fairpo_table(recipe, problem, args: FairPOTableArgs, out: Path, progress: bool = True) -> dict[str, float]:
     """FairPO's Table 1 (variants, baselines, ablations × seeds) on a multi-label problem."""
-    from evofair.problems.fairpo.train import METHODS
     from evofair.problems.fairpo.mulan import privileged_labels
+    from evofair.problems.fairpo.train import METHODS
 
     if not hasattr(problem, "priv") or not hasattr(problem, "random_head"):
         raise UserError("experiment fairpo_table: needs a multi-label problem (problem.name: multilabel)")
@@ -301,18 +355,24 @@ def fairpo_table(recipe, problem, args: FairPOTableArgs, out: Path, progress: bo
         w.writerow(["method", "seed", "step", "alpha_P", "loss_P", "loss_N", "loss"])
         w.writerows(traj)
     names, freq = problem.label_names, problem.y["train"].mean(axis=0)
-    notes = positives_warnings(names, problem.priv, problem.y["train"], problem.y["val"], args.min_positives,
-                               args.min_val_positives)
+    notes = positives_warnings(
+        names, problem.priv, problem.y["train"], problem.y["val"], args.min_positives, args.min_val_positives
+    )
     served = served_warning(runs)
     notes += [served] if served else []
     for note in notes:
         warnings.warn(f"experiment {recipe.name}: {note}", UserWarning, stacklevel=2)
-    partition = {"privileged": [names[i] for i in problem.priv], "privileged_index": [int(i) for i in problem.priv],
-                 "alt_privileged": [names[i] for i in alt_priv],
-                 "train_frequency": {names[i]: float(freq[i]) for i in range(len(names))},
-                 "privileged_positives": {split: {names[i]: int(problem.y[split][:, i].sum()) for i in problem.priv}
-                                          for split in ("train", "val", "test")},
-                 "warnings": notes}
+    partition = {
+        "privileged": [names[i] for i in problem.priv],
+        "privileged_index": [int(i) for i in problem.priv],
+        "alt_privileged": [names[i] for i in alt_priv],
+        "train_frequency": {names[i]: float(freq[i]) for i in range(len(names))},
+        "privileged_positives": {
+            split: {names[i]: int(problem.y[split][:, i].sum()) for i in problem.priv}
+            for split in ("train", "val", "test")
+        },
+        "warnings": notes,
+    }
     (out / "partition.json").write_text(json.dumps(partition, indent=1))
     claims = [claim(runs, m, args.epsilon) for m in args.claim_methods if m in keys]
     (out / "claims.json").write_text(json.dumps(claims, indent=1))
@@ -323,31 +383,55 @@ def fairpo_table(recipe, problem, args: FairPOTableArgs, out: Path, progress: bo
 
 def _write_report(out, recipe, problem, args, summary, claims, partition, t_train, notes=()) -> None:
     info = problem.describe()
-    lines = [f"# evofair experiment: {recipe.name} (FairPO table)", "",
-             f"Dataset `{info['dataset']}`: {info['labels']} labels, {info['features']} features; rows {info['rows']} "
-             f"(validation carved from the training file). Head: MLP, hidden {problem.params.hidden}."
-             + (f" Labels dropped (fewer than {problem.params.min_positives} positives in the training file): "
-                f"{len(info['dropped_labels'])}." if info.get("dropped_labels") else ""),
-             f"Privileged labels P (rarest ⌈{problem.params.privileged_fraction}·C⌉ on train): "
-             + ", ".join(partition["privileged"]) + f". 'Another partition' trains with P' = "
-             + ", ".join(partition["alt_privileged"]) + " (metrics and selection still use P).", "",
-             f"Seeds {args.seeds}; {args.epochs} epochs per run, AdamW lr {args.lr}, weight decay {args.weight_decay}, "
-             f"grad clip {args.grad_clip}, batch {args.batch_size}; β {args.beta}, ε {args.epsilon}, η {args.eta}, "
-             f"γ {args.gamma}, λ {args.lam}. Each run keeps the epoch with the best validation privileged mAP. "
-             f"Training took {t_train:.0f} s.", "",
-             "## Table (test split, ×100, mean ± std over seeds)", "", table_markdown(summary), "",
-             "Conventions are the FairPO authors' (problems/fairpo/metrics.py): a label is predicted when its "
-             "score is ≥ 0.5; sample-F1 scores an example with no true and no predicted label of the group as 0 "
-             "(sklearn `zero_division=0`); a group without positives has mAP 0; accuracy is element-wise; exact "
-             "match is per example over the group's labels.", ""]
+    lines = [
+        f"# evofair experiment: {recipe.name} (FairPO table)",
+        "",
+        f"Dataset `{info['dataset']}`: {info['labels']} labels, {info['features']} features; rows {info['rows']} "
+        f"(validation carved from the training file). Head: MLP, hidden {problem.params.hidden}."
+        + (
+            f" Labels dropped (fewer than {problem.params.min_positives} positives in the training file): "
+            f"{len(info['dropped_labels'])}."
+            if info.get("dropped_labels")
+            else ""
+        ),
+        f"Privileged labels P (rarest ⌈{problem.params.privileged_fraction}·C⌉ on train): "
+        + ", ".join(partition["privileged"])
+        + ". 'Another partition' trains with P' = "
+        + ", ".join(partition["alt_privileged"])
+        + " (metrics and selection still use P).",
+        "",
+        f"Seeds {args.seeds}; {args.epochs} epochs per run, AdamW lr {args.lr}, weight decay {args.weight_decay}, "
+        f"grad clip {args.grad_clip}, batch {args.batch_size}; β {args.beta}, ε {args.epsilon}, η {args.eta}, "
+        f"γ {args.gamma}, λ {args.lam}. Each run keeps the epoch with the best validation privileged mAP. "
+        f"Training took {t_train:.0f} s.",
+        "",
+        "## Table (test split, ×100, mean ± std over seeds)",
+        "",
+        table_markdown(summary),
+        "",
+        "Conventions are the FairPO authors' (problems/fairpo/metrics.py): a label is predicted when its "
+        "score is ≥ 0.5; sample-F1 scores an example with no true and no predicted label of the group as 0 "
+        "(sklearn `zero_division=0`); a group without positives has mAP 0; accuracy is element-wise; exact "
+        "match is per example over the group's labels.",
+        "",
+    ]
     if notes:
         lines += ["## Warnings", ""] + [f"- {n}" for n in notes] + [""]
     lines += ["## Claim: FairPO-DPO raises privileged mAP over BCE-SFT while non-privileged mAP stays within ε", ""]
     lines += [verdict_line(c) for c in claims]
-    lines += ["", "## Sample-F1 under the other convention (not the paper's)", "",
-              "An example with no true and no predicted label of the group scored 1 instead of 0 (sklearn "
-              "`zero_division=1`); test split, ×100, mean ± std over seeds. Use the table above to compare with "
-              "the paper.", "", alt_f1_markdown(summary)]
-    lines += ["", "Files: `fairpo_table.csv` (summary), `fairpo_runs.csv` (per seed), `trajectories.csv` "
-              "(α_P, L_P, L_N per step), `partition.json`, `claims.json`, `plots/alpha.png`."]
+    lines += [
+        "",
+        "## Sample-F1 under the other convention (not the paper's)",
+        "",
+        "An example with no true and no predicted label of the group scored 1 instead of 0 (sklearn "
+        "`zero_division=1`); test split, ×100, mean ± std over seeds. Use the table above to compare with "
+        "the paper.",
+        "",
+        alt_f1_markdown(summary),
+    ]
+    lines += [
+        "",
+        "Files: `fairpo_table.csv` (summary), `fairpo_runs.csv` (per seed), `trajectories.csv` "
+        "(α_P, L_P, L_N per step), `partition.json`, `claims.json`, `plots/alpha.png`.",
+    ]
     (out / "report.md").write_text("\n".join(lines) + "\n")

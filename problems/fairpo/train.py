@@ -8,8 +8,8 @@ selection rule, docs/method-definitions.md#group-weights-grpo) — so rows diffe
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -32,8 +32,9 @@ def _m(label, group, alt=False, **cfg) -> Method:
 
 METHODS: dict[str, Method] = {
     "sft": _m("BCE-SFT", "baseline", priv_loss="bce", nonpriv_loss="bce", weighting="pooled"),
-    "reweight": _m("BCE + static re-weighting of P", "baseline", priv_loss="bce", nonpriv_loss="bce",
-                   weighting="static"),
+    "reweight": _m(
+        "BCE + static re-weighting of P", "baseline", priv_loss="bce", nonpriv_loss="bce", weighting="static"
+    ),
     "groupdro": _m("Group DRO (BCE per group)", "baseline", priv_loss="bce", nonpriv_loss="bce", weighting="grpo"),
     "dpo_grpo": _m("FairPO-DPO (GRPO)", "fairpo", priv_loss="dpo", weighting="grpo"),
     "dpo_stable": _m("FairPO-DPO (stabilised GRPO)", "fairpo", priv_loss="dpo", weighting="grpo_stable"),
@@ -41,10 +42,10 @@ METHODS: dict[str, Method] = {
     "simpo_stable": _m("FairPO-SimPO (stabilised GRPO)", "fairpo", priv_loss="simpo", weighting="grpo_stable"),
     "cpo_grpo": _m("FairPO-CPO (GRPO)", "fairpo", priv_loss="cpo", weighting="grpo"),
     "cpo_stable": _m("FairPO-CPO (stabilised GRPO)", "fairpo", priv_loss="cpo", weighting="grpo_stable"),
-    "abl_nopref": _m("Ablation: w/o preference loss (BCE on P)", "ablation", priv_loss="bce",
-                     weighting="grpo_stable"),
-    "abl_nocons": _m("Ablation: w/o constraint (BCE on N)", "ablation", priv_loss="dpo", nonpriv_loss="bce",
-                     weighting="grpo_stable"),
+    "abl_nopref": _m("Ablation: w/o preference loss (BCE on P)", "ablation", priv_loss="bce", weighting="grpo_stable"),
+    "abl_nocons": _m(
+        "Ablation: w/o constraint (BCE on N)", "ablation", priv_loss="dpo", nonpriv_loss="bce", weighting="grpo_stable"
+    ),
     "abl_fixed": _m("Ablation: fixed weights 0.5/0.5", "ablation", priv_loss="dpo", weighting="fixed"),
     "abl_partition": _m("Ablation: another partition", "ablation", True, priv_loss="dpo", weighting="grpo_stable"),
 }
@@ -61,8 +62,16 @@ class TrainResult:
     skipped: int = 0  # steps whose loss was not finite (no optimiser step taken)
 
 
-def train_selected(problem, cfg: FairPOConfig, *, seed: int, epochs: int, reference: Weights | None = None,
-                   privileged: Sequence[int] | None = None, init: Weights | None = None) -> TrainResult:
+def train_selected(
+    problem,
+    cfg: FairPOConfig,
+    *,
+    seed: int,
+    epochs: int,
+    reference: Weights | None = None,
+    privileged: Sequence[int] | None = None,
+    init: Weights | None = None,
+) -> TrainResult:
     """Train for `epochs` epochs, evaluating on validation after each; keep the best by mAP_P.
 
     `privileged` changes the *training* partition only (the "another partition" ablation); the
@@ -73,8 +82,9 @@ def train_selected(problem, cfg: FairPOConfig, *, seed: int, epochs: int, refere
     ref_model = problem.build_model(reference) if reference is not None and cfg.needs_reference else None
     priv = problem.priv if privileged is None else np.asarray(privileged)
     groups = {"kind": "labels", "privileged": [int(i) for i in priv]}
-    trainer = GroupTrainer(model, cfg, groups, seed=derive_seed(seed, "fairpo-pairs"), ref_model=ref_model,
-                           n_out=problem.C)
+    trainer = GroupTrainer(
+        model, cfg, groups, seed=derive_seed(seed, "fairpo-pairs"), ref_model=ref_model, n_out=problem.C
+    )
     best = TrainResult(problem.extract_weights(model), 0, -math.inf)
     steps = 0
     for epoch in range(epochs):

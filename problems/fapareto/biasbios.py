@@ -32,14 +32,14 @@ import torch
 from pydantic import Field
 from safetensors.torch import save_file
 
-from evofair.errors import UserError
 from evofair.core.registry import component
-from evofair.problems.common.classification import HeadArgs, SplitData
+from evofair.errors import UserError
+from evofair.problems import shipped_data
 from evofair.problems.common.baselines import BaselineArgs
+from evofair.problems.common.classification import HeadArgs, SplitData
+from evofair.problems.common.text_encoder import cached_features, check_model_dir, default_cache_dir, default_model_dir
 from evofair.problems.common.text_problem import LoraArgs, TextClassificationProblem
 from evofair.problems.fapareto.selection import RobustValidation, SelectionArgs, stratified_resplit
-from evofair.problems import shipped_data
-from evofair.problems.common.text_encoder import cached_features, check_model_dir, default_cache_dir, default_model_dir
 
 DATA_FOLDER = "biasbios_surgeon_nurse"
 DATA_FILE = "biosbias_surgeon_nurse.jsonl"
@@ -52,9 +52,13 @@ class BiasBiosParams(HeadArgs):
     data_file: str | None = Field(None, description="JSONL with split/text/label_id/gender (default: shipped)")
     model_dir: str | None = Field(None, description="Hugging Face encoder folder (default: all-MiniLM-L6-v2)")
     max_length: int = Field(256, ge=8, le=512, description="tokens per bio (all-MiniLM-L6-v2's max_seq_length)")
-    embed_batch_size: int = Field(16, ge=1, description="bios per encoder batch (16: fastest of 16/32/64, benchmarks/fapareto_threads.py)")
+    embed_batch_size: int = Field(
+        16, ge=1, description="bios per encoder batch (16: fastest of 16/32/64, benchmarks/fapareto_threads.py)"
+    )
     embed_workers: int | None = Field(None, ge=1, description="embedding processes (None: one per usable CPU, max 8)")
-    cache_dir: str | None = Field(None, description="feature cache (default $EVOFAIR_CACHE/features or ~/.cache/evofair/features)")
+    cache_dir: str | None = Field(
+        None, description="feature cache (default $EVOFAIR_CACHE/features or ~/.cache/evofair/features)"
+    )
     limit: int | None = Field(None, ge=4, description="use only the first N bios of each split (tests)")
     lora: LoraArgs = Field(default_factory=LoraArgs)
     baselines: BaselineArgs = Field(default_factory=BaselineArgs)
@@ -74,8 +78,10 @@ def read_biasbios(path: Path, limit: int | None = None) -> dict[str, dict[str, l
                     split = SPLIT_NAMES[row["split"]]
                     item = (str(row["text"]), int(row["label_id"]), str(row["gender"]))
                 except (ValueError, KeyError, TypeError):
-                    raise UserError(f"{path}:{lineno}: expected a JSON object with split (train/validate/test), "
-                                    "text, label_id (0/1) and gender") from None
+                    raise UserError(
+                        f"{path}:{lineno}: expected a JSON object with split (train/validate/test), "
+                        "text, label_id (0/1) and gender"
+                    ) from None
                 if item[1] not in (0, 1):
                     raise UserError(f"{path}:{lineno}: label_id must be 0 (surgeon) or 1 (nurse)")
                 part = out[split]
@@ -144,15 +150,26 @@ class BiasBios(TextClassificationProblem):
         t = time.perf_counter()
         self.raw = read_biasbios(self.data_path, self.params.limit)
         self.setup_info["read_seconds"] = time.perf_counter() - t
-        feats, info = cached_features({s: d["text"] for s, d in self.raw.items()}, model_dir=self.model_dir,
-                                      max_length=self.params.max_length, batch_size=self.params.embed_batch_size,
-                                      cache_dir=self.cache_dir, progress=True, workers=self.params.embed_workers,
-                                      device=self.device, precision=self.params.precision)
+        feats, info = cached_features(
+            {s: d["text"] for s, d in self.raw.items()},
+            model_dir=self.model_dir,
+            max_length=self.params.max_length,
+            batch_size=self.params.embed_batch_size,
+            cache_dir=self.cache_dir,
+            progress=True,
+            workers=self.params.embed_workers,
+            device=self.device,
+            precision=self.params.precision,
+        )
         self.setup_info.update(info)
         if self.params.selection.val_fraction is not None:
             feats = self._resplit(feats)
-        return {s: SplitData(torch.from_numpy(np.ascontiguousarray(feats[s])), np.asarray(d["y"], dtype=np.int64),
-                             np.asarray(d["g"])) for s, d in self.raw.items()}
+        return {
+            s: SplitData(
+                torch.from_numpy(np.ascontiguousarray(feats[s])), np.asarray(d["y"], dtype=np.int64), np.asarray(d["g"])
+            )
+            for s, d in self.raw.items()
+        }
 
     def _resplit(self, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """`selection.val_fraction`: train/validate re-drawn from train ∪ validate (texts and
@@ -180,7 +197,7 @@ class BiasBios(TextClassificationProblem):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "genome": self.params.genome, "features": dict(self.setup_info)}
 
-    # -- hooks used by evofair.lifecycle.api / evofair.analysis.report ------------------------------------------
+    # -- hooks used by evofair.api / evofair.analysis.report ------------------------------------------
     def after_run(self, store, out, recipe) -> dict[str, float]:
         """Train and evaluate the baselines in the same run; write baselines.csv/json."""
         from evofair.problems.common.baselines import run_baselines
@@ -196,12 +213,17 @@ class BiasBios(TextClassificationProblem):
         head = {k: v.to(torch.float32).contiguous() for k, v in weights.items() if k.startswith("layers.")}
         save_file(head, str(path / "head.safetensors"))
         n_layers = len({k.split(".")[1] for k in head})
-        sizes = [int(head["layers.0.weight"].shape[1])] + [int(head[f"layers.{i}.weight"].shape[0])
-                                                           for i in range(n_layers)]
-        config = {"architecture": "mean-pooled encoder features -> MLP head (Linear, ReLU between layers)",
-                  "sizes": sizes, "classes": list(self.class_names), "pooling": "mean",
-                  "max_length": self.params.max_length,
-                  "fair_weight": float(weights["fair_weight"]) if "fair_weight" in weights else None}
+        sizes = [int(head["layers.0.weight"].shape[1])] + [
+            int(head[f"layers.{i}.weight"].shape[0]) for i in range(n_layers)
+        ]
+        config = {
+            "architecture": "mean-pooled encoder features -> MLP head (Linear, ReLU between layers)",
+            "sizes": sizes,
+            "classes": list(self.class_names),
+            "pooling": "mean",
+            "max_length": self.params.max_length,
+            "fair_weight": float(weights["fair_weight"]) if "fair_weight" in weights else None,
+        }
         (path / "head_config.json").write_text(json.dumps(config, indent=2))
         return {"encoder": "encoder/", "head": "head.safetensors", "config": "head_config.json"}
 

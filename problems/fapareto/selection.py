@@ -32,20 +32,25 @@ from evofair.core.registry import Args
 
 class SelectionArgs(Args):
     val_fraction: float | None = Field(
-        None, gt=0, lt=1, description="re-draw train/validate from train ∪ validate with this share in "
-                                      "validate, stratified by (group, class); None: the shipped split")
+        None,
+        gt=0,
+        lt=1,
+        description="re-draw train/validate from train ∪ validate with this share in "
+        "validate, stratified by (group, class); None: the shipped split",
+    )
     split_seed: int = Field(0, ge=0, description="seed of the re-drawn split (val_fraction)")
     dtpr: Literal["plain", "shrunk", "upper"] = Field(
-        "plain", description="ΔTPR on validate (fitness and the baselines' selection): plain counts, group "
-                             "TPRs shrunk to the pooled TPR, or a stratified bootstrap upper quantile")
+        "plain",
+        description="ΔTPR on validate (fitness and the baselines' selection): plain counts, group "
+        "TPRs shrunk to the pooled TPR, or a stratified bootstrap upper quantile",
+    )
     shrink_strength: float = Field(20.0, gt=0, description="dtpr shrunk: pseudo-observations of the pooled TPR")
     upper_level: float = Field(0.9, gt=0.5, lt=1, description="dtpr upper: bootstrap quantile")
     n_boot: int = Field(200, ge=10, description="dtpr upper: bootstrap replicates")
     boot_seed: int = Field(0, ge=0, description="dtpr upper: seed of the (paired) bootstrap draws")
 
 
-def stratified_resplit(y_train, g_train, y_val, g_val, val_fraction: float, seed: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def stratified_resplit(y_train, g_train, y_val, g_val, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train indices, val indices) into the concatenation train ++ val: within each (group, class)
     cell, a seeded permutation sends round(val_fraction · n_cell) examples to validate. Sorted, so
     the order of examples inside each split follows the file."""
@@ -55,7 +60,7 @@ def stratified_resplit(y_train, g_train, y_val, g_val, val_fraction: float, seed
     val = []
     for cell in sorted(set(zip(g.tolist(), y.tolist()))):
         idx = np.flatnonzero((g == cell[0]) & (y == cell[1]))
-        val.append(rng.permutation(idx)[:int(round(val_fraction * len(idx)))])
+        val.append(rng.permutation(idx)[: int(round(val_fraction * len(idx)))])
     val_idx = np.sort(np.concatenate(val))
     train_idx = np.setdiff1d(np.arange(len(y)), val_idx)
     return train_idx, val_idx

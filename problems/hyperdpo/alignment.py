@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from evofair.core.seeding import torch_seeded
-from evofair.errors import UserError
 from evofair.core.problem import Objective, VectorProblem
 from evofair.core.registry import Args, component
+from evofair.core.seeding import torch_seeded
+from evofair.errors import UserError
 from evofair.problems.common.causal_lm import sequence_logprob
 from evofair.problems.common.hh_rlhf import check_lm_inputs, hh_data_path, load_hh_pairs
 from evofair.problems.hyperdpo.hyper_prompt import HyperPromptLM, HyperPromptTuning, trainable_parameters
@@ -60,8 +60,9 @@ class AlignmentParams(Args):
     r: int = Field(4, ge=1, description="rank of the Hyper Prompt mask")
     hpt_hidden: int = Field(32, ge=1)
     beta: float = Field(0.1, gt=0, description="DPO temperature (paper: 0.1)")
-    temperature_conditioned: bool = Field(False, description="also feed log β to the prompt; β ~ log-uniform "
-                                          "on beta_range per batch")
+    temperature_conditioned: bool = Field(
+        False, description="also feed log β to the prompt; β ~ log-uniform on beta_range per batch"
+    )
     beta_range: tuple[float, float] = (0.05, 0.5)
     alpha: float = Field(1.0, gt=0)
     lam: float = Field(1.0, ge=0)
@@ -107,8 +108,11 @@ class AlignmentProblem(VectorProblem):
         self.tok = AutoTokenizer.from_pretrained(p.model_path, local_files_only=True)
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
-        splits = {"train": pairs[:p.n_train], "val": pairs[p.n_train:p.n_train + p.n_eval],
-                  "test": pairs[p.n_train + p.n_eval:]}
+        splits = {
+            "train": pairs[: p.n_train],
+            "val": pairs[p.n_train : p.n_train + p.n_eval],
+            "test": pairs[p.n_train + p.n_eval :],
+        }
         self.data = {s: self._encode(v) for s, v in splits.items()}
         with torch_seeded(p.seed):
             lm = AutoModelForCausalLM.from_pretrained(p.model_path, local_files_only=True)
@@ -123,19 +127,27 @@ class AlignmentProblem(VectorProblem):
         p, tok = self.params, self.tok
         seqs, resp = [], []
         for pair in pairs:
-            prompt = tok(pair["prompt"], add_special_tokens=False)["input_ids"][-p.max_prompt_tokens:]
+            prompt = tok(pair["prompt"], add_special_tokens=False)["input_ids"][-p.max_prompt_tokens :]
             for y in (pair["chosen"], pair["rejected"]):
-                ids = tok(y, add_special_tokens=False)["input_ids"][:p.max_response_tokens]
+                ids = tok(y, add_special_tokens=False)["input_ids"][: p.max_response_tokens]
                 seqs.append(prompt + ids)
                 resp.append([0] * len(prompt) + [1] * len(ids))
         T = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), T), tok.pad_token_id, dtype=torch.long)
         attn, rmask = torch.zeros(len(seqs), T, dtype=torch.long), torch.zeros(len(seqs), T)
         for i, (s, r) in enumerate(zip(seqs, resp)):
-            ids[i, :len(s)], attn[i, :len(s)], rmask[i, :len(s)] = torch.tensor(s), 1, torch.tensor(r, dtype=torch.float)
+            ids[i, : len(s)], attn[i, : len(s)], rmask[i, : len(s)] = (
+                torch.tensor(s),
+                1,
+                torch.tensor(r, dtype=torch.float),
+            )
         n = 2
-        return {"ids": ids.view(len(pairs), n, T), "attn": attn.view(len(pairs), n, T),
-                "resp": rmask.view(len(pairs), n, T), "labels": torch.from_numpy(preference_labels(pairs, self.obj_keys))}
+        return {
+            "ids": ids.view(len(pairs), n, T),
+            "attn": attn.view(len(pairs), n, T),
+            "resp": rmask.view(len(pairs), n, T),
+            "labels": torch.from_numpy(preference_labels(pairs, self.obj_keys)),
+        }
 
     def _scores(self, d, w, idx=None, beta=None, grad: bool = False) -> torch.Tensor:
         """Sequence log-probs [N, n]; w=None: the reference (adapters off, no prefix)."""
@@ -143,7 +155,7 @@ class AlignmentProblem(VectorProblem):
         sel = slice(None) if idx is None else idx
         ids, attn, resp = (d[k][sel] for k in ("ids", "attn", "resp"))
         N, n, T = ids.shape
-        flat = lambda x: x.reshape(N * n, T).to(dev)  # noqa: E731
+        flat = lambda x: x.reshape(N * n, T).to(dev)
         with torch.set_grad_enabled(grad):
             if w is None:
                 with self.hlm.lm.disable_adapter():
@@ -163,7 +175,7 @@ class AlignmentProblem(VectorProblem):
         for _ in range(p.steps):
             if len(order) < p.batch_size:
                 order = np.concatenate([order, rng.permutation(len(d["ids"]))])
-            idx, order = torch.as_tensor(order[:p.batch_size]), order[p.batch_size:]
+            idx, order = torch.as_tensor(order[: p.batch_size]), order[p.batch_size :]
             w = sample_w(rng, self.n_aux, p.alpha)
             beta = float(np.exp(rng.uniform(*np.log(p.beta_range)))) if p.temperature_conditioned else p.beta
             s = self._scores(d, w, idx, beta if p.temperature_conditioned else None, grad=True)
@@ -192,8 +204,9 @@ class AlignmentProblem(VectorProblem):
             pref = z.argmax(-1)
             correct = margin.gather(1, pref[:, None]).squeeze(1) > margin.gather(1, 1 - pref[:, None]).squeeze(1)
             out[f"acc_{o}"] = float(correct[has].float().mean()) if bool(has.any()) else float("nan")
-            losses[f"loss_{o}"] = float(listwise_dpo_loss(s, d["ref"], z, torch.ones(s.shape, dtype=torch.bool),
-                                                       beta or p.beta, "l1")[0])
+            losses[f"loss_{o}"] = float(
+                listwise_dpo_loss(s, d["ref"], z, torch.ones(s.shape, dtype=torch.bool), beta or p.beta, "l1")[0]
+            )
         return {**out, **losses}
 
     def evaluate(self, genomes, split):
@@ -208,8 +221,16 @@ def build_hyper_lm(lm, n_obj: int, p: AlignmentParams) -> HyperPromptLM:
     cfg = LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=0.0, target_modules=p.lora_targets)
     peft_lm = get_peft_model(lm, cfg)
     emb = peft_lm.get_input_embeddings()
-    hpt = HyperPromptTuning(n_obj, emb.embedding_dim, k=p.k, r=p.r, hidden=p.hpt_hidden,
-                            temperature=p.temperature_conditioned, init_std=float(emb.weight.std()), seed=p.seed)
+    hpt = HyperPromptTuning(
+        n_obj,
+        emb.embedding_dim,
+        k=p.k,
+        r=p.r,
+        hidden=p.hpt_hidden,
+        temperature=p.temperature_conditioned,
+        init_std=float(emb.weight.std()),
+        seed=p.seed,
+    )
     return HyperPromptLM(peft_lm, hpt)
 
 
@@ -234,18 +255,25 @@ def hyperdpo_alignment(recipe, problem, args: AlignmentTableArgs, out: Path, pro
     (out / "plots").mkdir(parents=True, exist_ok=True)
     keys = list(rows[0][1])
     lines = ["| w | " + " | ".join(f"{k} (test)" for k in keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    lines += ["| " + ", ".join(f"{x:.2f}" for x in w) + " | " + " | ".join(f"{te[k]:.4f}" for k in keys) + " |"
-              for w, _, te in rows]
+    lines += [
+        "| " + ", ".join(f"{x:.2f}" for x in w) + " | " + " | ".join(f"{te[k]:.4f}" for k in keys) + " |"
+        for w, _, te in rows
+    ]
     p = problem.params
-    md = [f"# HyperDPO (Hyper Prompt Tuning + LoRA) on {Path(p.model_path).name}", "",
-          f"Objectives: {', '.join(problem.obj_keys)} (`harmless` = HH-RLHF human label; `shorter` = heuristic: "
-          "fewer characters preferred). Accuracy = share of held-out prompts whose preferred response gets the "
-          "larger implicit reward s_θ − s_ref.",
-          f"Prompts train/val/test: {p.n_train}/{p.n_eval}/{p.n_eval}; ICOS steps {p.steps} (batch {p.batch_size}), "
-          f"β = {p.beta}, α = {p.alpha}, λ = {p.lam}; LoRA r = {p.lora_r}; prompt k = {p.k}, r = {p.r}; "
-          f"training time {problem.train_log['seconds']:.1f} s.", "",
-          f"HV of the test accuracies over {len(grid)} weight vectors (maximised, reference point 0): {hv:.4f}.", "",
-          *lines]
+    md = [
+        f"# HyperDPO (Hyper Prompt Tuning + LoRA) on {Path(p.model_path).name}",
+        "",
+        f"Objectives: {', '.join(problem.obj_keys)} (`harmless` = HH-RLHF human label; `shorter` = heuristic: "
+        "fewer characters preferred). Accuracy = share of held-out prompts whose preferred response gets the "
+        "larger implicit reward s_θ − s_ref.",
+        f"Prompts train/val/test: {p.n_train}/{p.n_eval}/{p.n_eval}; ICOS steps {p.steps} (batch {p.batch_size}), "
+        f"β = {p.beta}, α = {p.alpha}, λ = {p.lam}; LoRA r = {p.lora_r}; prompt k = {p.k}, r = {p.r}; "
+        f"training time {problem.train_log['seconds']:.1f} s.",
+        "",
+        f"HV of the test accuracies over {len(grid)} weight vectors (maximised, reference point 0): {hv:.4f}.",
+        "",
+        *lines,
+    ]
     (out / "report.md").write_text("\n".join(md) + "\n")
     (out / "table.md").write_text("\n".join(lines) + "\n")
     _plot(out / "plots" / "front.png", F, names)

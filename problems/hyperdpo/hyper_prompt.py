@@ -9,7 +9,7 @@ Depends only on torch and the transformers calling convention (no evofair import
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -28,8 +28,17 @@ class HyperPromptTuning(nn.Module):
     MLPs also read log β, which makes a temperature-conditioned model (paper Appendix C).
     """
 
-    def __init__(self, n_obj: int, embed_dim: int, k: int = 8, r: int = 4, hidden: int = 32,
-                 temperature: bool = False, init_std: float = 0.02, seed: int = 0):
+    def __init__(
+        self,
+        n_obj: int,
+        embed_dim: int,
+        k: int = 8,
+        r: int = 4,
+        hidden: int = 32,
+        temperature: bool = False,
+        init_std: float = 0.02,
+        seed: int = 0,
+    ):
         super().__init__()
         if min(n_obj, embed_dim, k, r, hidden) < 1:
             raise ValueError("n_obj, embed_dim, k, r and hidden must be ≥ 1")
@@ -76,9 +85,14 @@ class HyperPromptLM(nn.Module):
         if prefix.shape[0] == 1:
             prefix = prefix.expand(len(input_ids), -1, -1)
         inputs = torch.cat([prefix, emb], dim=1)
-        mask = torch.cat([torch.ones(len(input_ids), self.hpt.k, dtype=attention_mask.dtype,
-                                     device=attention_mask.device), attention_mask], dim=1)
-        return self.lm(inputs_embeds=inputs, attention_mask=mask).logits[:, self.hpt.k:]
+        mask = torch.cat(
+            [
+                torch.ones(len(input_ids), self.hpt.k, dtype=attention_mask.dtype, device=attention_mask.device),
+                attention_mask,
+            ],
+            dim=1,
+        )
+        return self.lm(inputs_embeds=inputs, attention_mask=mask).logits[:, self.hpt.k :]
 
 
 def trainable_parameters(modules: Sequence[nn.Module]) -> list[nn.Parameter]:

@@ -7,9 +7,10 @@ seconds. A query becomes one padded group: features [Q, n_max, d] plus a mask of
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -34,8 +35,9 @@ def load_letor(path: str | Path, n_features: int | None = None, drop_qids: Itera
     if not path.is_file():
         raise UserError(f"{path}: LETOR file not found")
     try:
-        X, y, qid = load_svmlight_file(str(path), n_features=n_features, query_id=True, zero_based=False,
-                                       dtype=np.float64)
+        X, y, qid = load_svmlight_file(
+            str(path), n_features=n_features, query_id=True, zero_based=False, dtype=np.float64
+        )
     except (ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not in LETOR format 'rel qid:N i:v ... #comment' ({exc})") from None
     if len(y) == 0:
@@ -67,23 +69,29 @@ def parse_feature_ids(spec: str | Sequence[int]) -> list[int]:
 class Groups:
     """Queries as padded groups. `labels[..., 0]` is relevance, `labels[..., 1:]` the auxiliary labels."""
 
-    X: torch.Tensor        # [Q, n, d] float32
-    labels: torch.Tensor   # [Q, n, 1 + m] float32
-    mask: torch.Tensor     # [Q, n] bool
-    qids: np.ndarray       # [Q]
+    X: torch.Tensor  # [Q, n, d] float32
+    labels: torch.Tensor  # [Q, n, 1 + m] float32
+    mask: torch.Tensor  # [Q, n] bool
+    qids: np.ndarray  # [Q]
     base: torch.Tensor | None = None  # [Q, n] cached base-model scores
 
     def __len__(self) -> int:
         return len(self.qids)
 
-    def take(self, idx) -> "Groups":
+    def take(self, idx) -> Groups:
         idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
-        return Groups(self.X[idx], self.labels[idx], self.mask[idx], self.qids[idx.numpy()],
-                      None if self.base is None else self.base[idx])
+        return Groups(
+            self.X[idx],
+            self.labels[idx],
+            self.mask[idx],
+            self.qids[idx.numpy()],
+            None if self.base is None else self.base[idx],
+        )
 
 
-def to_groups(rows: LetorRows, input_ids: Sequence[int], aux_ids: Sequence[int],
-              invert_ids: Sequence[int] = ()) -> Groups:
+def to_groups(
+    rows: LetorRows, input_ids: Sequence[int], aux_ids: Sequence[int], invert_ids: Sequence[int] = ()
+) -> Groups:
     """Group rows by qid (first-appearance order); aux features become labels and leave the input.
 
     An inverted auxiliary label is 1 − v (LETOR 4.0 features are min–max normalised per query, so

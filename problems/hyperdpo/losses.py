@@ -17,13 +17,14 @@ A problem that supports the `hyperdpo` refiner implements, besides `WeightsProbl
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
 
-from evofair.errors import UserError
 from evofair.core.individual import Weights
+from evofair.errors import UserError
 
 Phi = Literal["softmax", "l1"]
 
@@ -51,8 +52,14 @@ def phi_transform(z: torch.Tensor, mask: torch.Tensor, kind: Phi) -> tuple[torch
     raise ValueError(f"phi: expected 'softmax' or 'l1', got {kind!r}")
 
 
-def listwise_dpo_loss(s_theta: torch.Tensor, s_ref: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
-                      beta: float | Sequence[float], phi: Phi | Sequence[Phi]) -> torch.Tensor:
+def listwise_dpo_loss(
+    s_theta: torch.Tensor,
+    s_ref: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor,
+    beta: float | Sequence[float],
+    phi: Phi | Sequence[Phi],
+) -> torch.Tensor:
     """Per-objective listwise DPO losses L ∈ R^m, each averaged over the groups that have a target.
 
     L_j = −Σ_i φ(z^j)_i · log softmax_i(β_j·(s_θ,i − s_ref,i)) over the real items of a group.
@@ -78,8 +85,16 @@ def listwise_dpo_loss(s_theta: torch.Tensor, s_ref: torch.Tensor, labels: torch.
     return torch.stack(losses)
 
 
-def modpo_listwise_loss(s_theta: torch.Tensor, s_ref: torch.Tensor, labels0: torch.Tensor, mask: torch.Tensor,
-                        margins: torch.Tensor, w: Sequence[float], beta: float, phi: Phi) -> torch.Tensor:
+def modpo_listwise_loss(
+    s_theta: torch.Tensor,
+    s_ref: torch.Tensor,
+    labels0: torch.Tensor,
+    mask: torch.Tensor,
+    margins: torch.Tensor,
+    w: Sequence[float],
+    beta: float,
+    phi: Phi,
+) -> torch.Tensor:
     """MO-DPO (MODPO) for objective 0, listwise: CE(φ(z⁰), softmax((β·(s_θ − s_ref) − Σ_{j≥1} w_j r_j) / w_0)).
 
     `margins`: [B, n, m−1] the other objectives' rewards r_j per item (from their reward models).
@@ -160,7 +175,9 @@ def temperature_transform(s_base, s_beta, c: float):
     return (1.0 - 1.0 / c) * s_base + s_beta / c
 
 
-def seed_population(problem, conditioned: Weights, n: int, seed: int, alpha: float = 1.0) -> list[tuple[np.ndarray, Weights]]:
+def seed_population(
+    problem, conditioned: Weights, n: int, seed: int, alpha: float = 1.0
+) -> list[tuple[np.ndarray, Weights]]:
     """n individuals from one HyperDPO-conditioned model: w_i ~ Dirichlet(α) (seeded), each folded
     into a plain model by the problem's `condition(conditioned, w)` (for a w-concatenated input
     layer W·[x; w] + b this is exact: the bias becomes b + W_w·w)."""

@@ -9,7 +9,8 @@ of the `letor` problem (ranking.py) and every method of the `hyperdpo_table` exp
 from __future__ import annotations
 
 import time
-from typing import Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -29,13 +30,25 @@ class Ranker(torch.nn.Module):
     network at init); `condition_weights` supports only the concatenated form.
     """
 
-    def __init__(self, d: int, hidden: int, m_cond: int = 0, zero_last: bool = False, w_scale: float = 1.0,
-                 cond: Literal["concat", "film"] = "concat"):
+    def __init__(
+        self,
+        d: int,
+        hidden: int,
+        m_cond: int = 0,
+        zero_last: bool = False,
+        w_scale: float = 1.0,
+        cond: Literal["concat", "film"] = "concat",
+    ):
         super().__init__()
         self.m_cond, self.w_scale, self.cond = m_cond, w_scale, cond
         film = cond == "film" and m_cond > 0
-        self.net = torch.nn.Sequential(torch.nn.Linear(d + (0 if film else m_cond), hidden), torch.nn.ReLU(),
-                                       torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(d + (0 if film else m_cond), hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, 1),
+        )
         if film:
             self.film = torch.nn.Linear(m_cond, 4 * hidden)
             torch.nn.init.zeros_(self.film.weight)
@@ -59,7 +72,9 @@ class Ranker(torch.nn.Module):
 
 
 def n_params(model_or_weights) -> int:
-    items = model_or_weights.parameters() if isinstance(model_or_weights, torch.nn.Module) else model_or_weights.values()
+    items = (
+        model_or_weights.parameters() if isinstance(model_or_weights, torch.nn.Module) else model_or_weights.values()
+    )
     return int(sum(p.numel() for p in items))
 
 
@@ -83,10 +98,21 @@ def temperature_scale(weights: Weights, c: float) -> Weights:
     return out
 
 
-def fit(model: torch.nn.Module, loss_fn: Callable, train: Groups, *, epochs: int, lr: float, batch_size: int,
-        seed: int, val_fn: Callable[[torch.nn.Module], float | np.ndarray] | None = None,
-        patience: int | None = None, val_every: int = 1, select: Literal["shared", "per_w"] = "shared",
-        stop: Literal["shared", "per_w"] = "shared"):
+def fit(
+    model: torch.nn.Module,
+    loss_fn: Callable,
+    train: Groups,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    val_fn: Callable[[torch.nn.Module], float | np.ndarray] | None = None,
+    patience: int | None = None,
+    val_every: int = 1,
+    select: Literal["shared", "per_w"] = "shared",
+    stop: Literal["shared", "per_w"] = "shared",
+):
     """Adam over shuffled query batches; with `val_fn`, keep the best epoch (early stopping).
 
     `val_every`: validate only every k-th epoch (patience still counts epochs); validation of a
@@ -116,7 +142,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train: Groups, *, epochs: int
             model.train()
             order = rng.permutation(len(train))
             for i in range(0, len(order), batch_size):
-                loss = loss_fn(model, train.take(order[i:i + batch_size]), rng)
+                loss = loss_fn(model, train.take(order[i : i + batch_size]), rng)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

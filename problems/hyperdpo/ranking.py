@@ -28,20 +28,19 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from evofair.core.seeding import torch_seeded
-from evofair.errors import UserError
-from evofair.problems import shipped_data
 from evofair.core.individual import Weights
 from evofair.core.problem import Objective, WeightsProblem
-from evofair.core.torch_utils import torch_threads
 from evofair.core.registry import Args, component
-from evofair.problems.hyperdpo.losses import Phi, icos_objective, listwise_dpo_loss, sample_w
+from evofair.core.seeding import torch_seeded
+from evofair.core.torch_utils import torch_threads
+from evofair.errors import UserError
+from evofair.problems import shipped_data
 from evofair.problems.hyperdpo.letor import Groups, load_letor, mean_ndcg, ndcg_per_query, parse_feature_ids, to_groups
+from evofair.problems.hyperdpo.losses import Phi, icos_objective, listwise_dpo_loss, sample_w
 from evofair.problems.hyperdpo.ranker import Ranker, condition_weights, fit
 
 DATA_DIR = shipped_data("letor_mq2008_subset")
-MQ2008_NAMES = {41: "pagerank", 42: "inlinks", 43: "outlinks", 44: "url_slashes", 45: "url_length",
-                46: "child_pages"}
+MQ2008_NAMES = {41: "pagerank", 42: "inlinks", 43: "outlinks", 44: "url_slashes", 45: "url_length", 46: "child_pages"}
 
 
 class RankingParams(Args):
@@ -50,34 +49,45 @@ class RankingParams(Args):
     test_path: str | None = Field(None, description="default: the shipped MQ2008 test subset")
     n_features: int | None = Field(None, ge=1, description="features per row (46 MQ2008, 136 MSLR); None: inferred")
     drop_qids: list[int] = Field(default_factory=list, description="queries to drop (e.g. a truncated one)")
-    train_fraction: float = Field(0.7, gt=0, lt=1, description="share of val_path's queries used for training "
-                                  "when there is no train_path")
+    train_fraction: float = Field(
+        0.7, gt=0, lt=1, description="share of val_path's queries used for training when there is no train_path"
+    )
     split_seed: int = 0
     input_features: str = Field("1-40", description="1-based feature ids fed to the ranker")
-    aux_features: list[int] = Field([41, 46], min_length=2, max_length=5,
-                                    description="features used as auxiliary labels (2 to 5)")
+    aux_features: list[int] = Field(
+        [41, 46], min_length=2, max_length=5, description="features used as auxiliary labels (2 to 5)"
+    )
     invert_features: list[int] = Field([44, 45], description="auxiliary features read as 1 − v")
     phi: Phi | list[Phi] = Field("l1", description="label transform per auxiliary objective")
     beta: float = Field(1.0, gt=0, description="DPO temperature")
     hidden: int = Field(64, ge=1, description="width of the fine-tuned g")
-    w_scale: float = Field(5.0, gt=0, description="w enters a conditioned g as w_scale·w, on the scale of the "
-                           "standardised features (at 1 the w columns barely moved the front, measured)")
+    w_scale: float = Field(
+        5.0,
+        gt=0,
+        description="w enters a conditioned g as w_scale·w, on the scale of the "
+        "standardised features (at 1 the w columns barely moved the front, measured)",
+    )
     base_hidden: int = Field(64, ge=1)
     base_epochs: int = Field(200, ge=1)
     base_patience: int = Field(30, ge=1)
     lr: float = Field(1e-3, gt=0)
     seed: int = Field(0, ge=0, description="seed of the base model (and of a HyperDPO-seeded population)")
     k: int = Field(10, ge=1, description="NDCG@k")
-    no_relevant: Literal["zero", "skip"] = Field("zero", description="NDCG of a query without relevant "
-                                                 "document: 0 (as sklearn) or left out of the mean")
-    init: Literal["base", "hyperdpo"] = Field("base", description="initial population: the base with a small "
-                                              "random g, or w-samples of one HyperDPO-conditioned model")
+    no_relevant: Literal["zero", "skip"] = Field(
+        "zero", description="NDCG of a query without relevant document: 0 (as sklearn) or left out of the mean"
+    )
+    init: Literal["base", "hyperdpo"] = Field(
+        "base",
+        description="initial population: the base with a small "
+        "random g, or w-samples of one HyperDPO-conditioned model",
+    )
     init_scale: float = Field(0.1, ge=0, description="scale of g's last layer for init='base'")
     alpha: float = Field(1.0, gt=0, description="Dirichlet concentration for ICOS / seeding")
     lam: float = Field(1.0, ge=0, description="ICOS cosine penalty")
     hyper_epochs: int = Field(300, ge=1, description="max ICOS epochs for init='hyperdpo'")
-    patience: int = Field(20, ge=1, description="early stopping (epochs without a better validation "
-                          "w·NDCG_aux) of fine-tuning")
+    patience: int = Field(
+        20, ge=1, description="early stopping (epochs without a better validation w·NDCG_aux) of fine-tuning"
+    )
 
     @field_validator("aux_features")
     @classmethod
@@ -115,9 +125,11 @@ class RankingProblem(WeightsProblem):
     def _paths(self) -> dict[str, Path | None]:
         p = self.params
         root = Path(self.data_root) / "letor_mq2008_subset" if self.data_root else DATA_DIR
-        return {"train": Path(p.train_path) if p.train_path else None,
-                "val": Path(p.val_path) if p.val_path else root / "val.txt",
-                "test": Path(p.test_path) if p.test_path else root / "test.txt"}
+        return {
+            "train": Path(p.train_path) if p.train_path else None,
+            "val": Path(p.val_path) if p.val_path else root / "val.txt",
+            "test": Path(p.test_path) if p.test_path else root / "test.txt",
+        }
 
     def check_inputs(self) -> None:
         for split, path in self._paths().items():
@@ -128,8 +140,12 @@ class RankingProblem(WeightsProblem):
         p = self.params
         paths = self._paths()
         self.input_ids = [f for f in parse_feature_ids(p.input_features) if f not in self.aux_ids]
-        load = lambda path: to_groups(load_letor(path, p.n_features, p.drop_qids), self.input_ids,  # noqa: E731
-                                      self.aux_ids, p.invert_features)
+
+        def load(path):
+            return to_groups(
+                load_letor(path, p.n_features, p.drop_qids), self.input_ids, self.aux_ids, p.invert_features
+            )
+
         val_all = load(paths["val"])
         if paths["train"] is not None:
             train, val = load(paths["train"]), val_all
@@ -157,12 +173,25 @@ class RankingProblem(WeightsProblem):
         p = self.params
         with torch_seeded(p.seed):
             model = Ranker(self.d, p.base_hidden)
-        listnet = lambda mdl, b, rng: listwise_dpo_loss(mdl(b.X), torch.zeros_like(b.mask, dtype=torch.float32),  # noqa: E731
-                                                        b.labels[..., 0], b.mask, 1.0, "softmax")[0]
+
+        def listnet(mdl, b, rng):
+            return listwise_dpo_loss(
+                mdl(b.X), torch.zeros_like(b.mask, dtype=torch.float32), b.labels[..., 0], b.mask, 1.0, "softmax"
+            )[0]
+
         val = self.data["val"]
-        val_fn = lambda mdl: -self._ndcg(mdl(val.X).numpy(), val, 0)  # noqa: E731
-        return fit(model, listnet, self.data["train"], epochs=p.base_epochs, lr=p.lr, batch_size=8,
-                   seed=p.seed, val_fn=val_fn, patience=p.base_patience)
+        val_fn = lambda mdl: -self._ndcg(mdl(val.X).numpy(), val, 0)
+        return fit(
+            model,
+            listnet,
+            self.data["train"],
+            epochs=p.base_epochs,
+            lr=p.lr,
+            batch_size=8,
+            seed=p.seed,
+            val_fn=val_fn,
+            patience=p.base_patience,
+        )
 
     def _ndcg(self, scores: np.ndarray, g: Groups, col: int) -> float:
         per_q = ndcg_per_query(scores, g.labels[..., col].numpy(), g.mask.numpy(), self.params.k)
@@ -218,7 +247,7 @@ class RankingProblem(WeightsProblem):
         train = self.data["train"]
         order = np.random.default_rng(seed).permutation(len(train))
         for i in range(0, len(order), batch_size):
-            yield train.take(order[i:i + batch_size])
+            yield train.take(order[i : i + batch_size])
 
     def listwise_scores(self, model: Ranker, batch: Groups) -> torch.Tensor:
         return batch.base + model(batch.X)
@@ -228,8 +257,14 @@ class RankingProblem(WeightsProblem):
 
     def loss(self, model, batch) -> torch.Tensor:
         """Plain fine-tuning loss (for `sft`): equal-weight listwise DPO against the base."""
-        L = listwise_dpo_loss(self.listwise_scores(model, batch), batch.base, batch.labels[..., 1:], batch.mask,
-                              self.params.beta, self.phi)
+        L = listwise_dpo_loss(
+            self.listwise_scores(model, batch),
+            batch.base,
+            batch.labels[..., 1:],
+            batch.mask,
+            self.params.beta,
+            self.phi,
+        )
         return L.mean()
 
     def evaluate(self, genomes, split):
@@ -244,15 +279,28 @@ class RankingProblem(WeightsProblem):
     def report_sections(self, store, out, recipe):
         base = {s: self.metrics_of_scores(self.data[s].base.numpy(), s) for s in ("val", "test")}
         names = self.objective_names
-        md = ("| split | " + " | ".join(names + [self.main_metric]) + " |\n" + "|---" * (len(names) + 2) + "|\n"
-              + "".join(f"| {s} | " + " | ".join(f"{base[s][n]:.4f}" for n in names + [self.main_metric]) + " |\n"
-                        for s in base))
-        return {"markdown": {"Base ranker (ListNet on relevance)": md},
-                "points": {"base ranker": np.array([[base["val"][n] for n in names[:2]]])}}
+        md = (
+            "| split | "
+            + " | ".join(names + [self.main_metric])
+            + " |\n"
+            + "|---" * (len(names) + 2)
+            + "|\n"
+            + "".join(
+                f"| {s} | " + " | ".join(f"{base[s][n]:.4f}" for n in names + [self.main_metric]) + " |\n" for s in base
+            )
+        )
+        return {
+            "markdown": {"Base ranker (ListNet on relevance)": md},
+            "points": {"base ranker": np.array([[base["val"][n] for n in names[:2]]])},
+        }
 
     def describe(self):
-        return {"queries": {s: len(g) for s, g in self.data.items()}, "input_features": len(self.input_ids),
-                "aux": dict(zip(self.aux_names, self.aux_ids)), "base_epochs": self.base_log["best_epoch"]}
+        return {
+            "queries": {s: len(g) for s, g in self.data.items()},
+            "input_features": len(self.input_ids),
+            "aux": dict(zip(self.aux_names, self.aux_ids)),
+            "base_epochs": self.base_log["best_epoch"],
+        }
 
 
 # -- HyperDPO training on this problem --------------------------------------------------------
@@ -261,12 +309,27 @@ def aux_loss(problem: RankingProblem, s: torch.Tensor, batch: Groups) -> torch.T
     return listwise_dpo_loss(s, batch.base, batch.labels[..., 1:], batch.mask, problem.params.beta, problem.phi)
 
 
-def train_icos(problem: RankingProblem, *, seed: int, epochs: int, alpha: float, lam: float,
-               batch_size: int = 8, val_grid: np.ndarray | None = None, patience: int | None = None,
-               hidden: int | None = None, w_scale: float | None = None, lr: float | None = None,
-               val_every: int = 1, w_per: Literal["batch", "query"] = "batch",
-               select: Literal["shared", "per_w"] = "shared", stop: Literal["shared", "per_w"] = "shared",
-               k_w: int = 1, grid_mix: float = 0.0, cond: Literal["concat", "film"] = "concat"):
+def train_icos(
+    problem: RankingProblem,
+    *,
+    seed: int,
+    epochs: int,
+    alpha: float,
+    lam: float,
+    batch_size: int = 8,
+    val_grid: np.ndarray | None = None,
+    patience: int | None = None,
+    hidden: int | None = None,
+    w_scale: float | None = None,
+    lr: float | None = None,
+    val_every: int = 1,
+    w_per: Literal["batch", "query"] = "batch",
+    select: Literal["shared", "per_w"] = "shared",
+    stop: Literal["shared", "per_w"] = "shared",
+    k_w: int = 1,
+    grid_mix: float = 0.0,
+    cond: Literal["concat", "film"] = "concat",
+):
     """One conditioned model: per batch w ~ Dir(α) (seeded), loss wᵀL − λ·cos(w, L).
 
     `hidden`, `w_scale`, `lr`: overrides of the problem's values for this model only (None: the
@@ -288,8 +351,9 @@ def train_icos(problem: RankingProblem, *, seed: int, epochs: int, alpha: float,
         model = problem.g_model(conditioned=True, seed=seed)
     else:
         with torch_seeded(seed & 0xFFFFFFFFFFFF):
-            model = Ranker(problem.d, hidden or p.hidden, problem.n_aux, True,
-                           p.w_scale if w_scale is None else w_scale, cond)
+            model = Ranker(
+                problem.d, hidden or p.hidden, problem.n_aux, True, p.w_scale if w_scale is None else w_scale, cond
+            )
     grid = weight_grid(problem.n_aux) if val_grid is None else val_grid
     val = problem.data["val"]
 
@@ -302,9 +366,21 @@ def train_icos(problem: RankingProblem, *, seed: int, epochs: int, alpha: float,
         if w_per == "query":
             W = torch.as_tensor(np.stack([draw(rng) for _ in range(len(b))]), dtype=torch.float32)
             s = b.base + mdl(b.X, W.unsqueeze(1))  # [B, 1, m] broadcast over each query's documents
-            per_q = [icos_objective(listwise_dpo_loss(s[q:q + 1], b.base[q:q + 1], b.labels[q:q + 1, :, 1:],
-                                                      b.mask[q:q + 1], p.beta, problem.phi), W[q], lam)
-                     for q in range(len(b))]
+            per_q = [
+                icos_objective(
+                    listwise_dpo_loss(
+                        s[q : q + 1],
+                        b.base[q : q + 1],
+                        b.labels[q : q + 1, :, 1:],
+                        b.mask[q : q + 1],
+                        p.beta,
+                        problem.phi,
+                    ),
+                    W[q],
+                    lam,
+                )
+                for q in range(len(b))
+            ]
             return torch.stack(per_q).mean()
         losses = []
         for _ in range(k_w):
@@ -313,9 +389,26 @@ def train_icos(problem: RankingProblem, *, seed: int, epochs: int, alpha: float,
         return losses[0] if k_w == 1 else torch.stack(losses).mean()
 
     def val_fn(mdl):  # minus w·NDCG_aux(val; w) for each of the front's weight vectors (fit: mean = shared)
-        return -np.array([np.dot(w, problem.aux_ndcg(
-            (val.base + mdl(val.X, torch.as_tensor(w, dtype=torch.float32))).numpy(), "val")) for w in grid])
+        return -np.array(
+            [
+                np.dot(
+                    w, problem.aux_ndcg((val.base + mdl(val.X, torch.as_tensor(w, dtype=torch.float32))).numpy(), "val")
+                )
+                for w in grid
+            ]
+        )
 
-    return fit(model, loss_fn, problem.data["train"], epochs=epochs, lr=lr or p.lr, batch_size=batch_size,
-               seed=seed, val_fn=val_fn, patience=patience or p.patience, val_every=val_every,
-               select=select, stop=stop)
+    return fit(
+        model,
+        loss_fn,
+        problem.data["train"],
+        epochs=epochs,
+        lr=lr or p.lr,
+        batch_size=batch_size,
+        seed=seed,
+        val_fn=val_fn,
+        patience=patience or p.patience,
+        val_every=val_every,
+        select=select,
+        stop=stop,
+    )

@@ -8,12 +8,12 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from evofair.errors import UserError
 from evofair.core.individual import Weights
 from evofair.core.operator import Refined, training_batches
 from evofair.core.problem import Trainable
 from evofair.core.registry import Args, component
 from evofair.core.seeding import torch_seeded
+from evofair.errors import UserError
 from evofair.problems.hyperdpo.losses import Phi, icos_objective, listwise_dpo_loss, reference_directions
 
 
@@ -28,8 +28,11 @@ class Listwise(Protocol):
 
 
 class HyperDPOArgs(Args):
-    w: list[float] | None = Field(None, description="the weight vector to refine toward; None: picked per "
-                                  "individual from the Das-Dennis directions by the refine seed")
+    w: list[float] | None = Field(
+        None,
+        description="the weight vector to refine toward; None: picked per "
+        "individual from the Das-Dennis directions by the refine seed",
+    )
     n_partitions: int = Field(10, ge=1, description="Das-Dennis partitions the w is picked from (w=None)")
     beta: float = Field(1.0, gt=0, description="DPO temperature")
     lam: float = Field(0.0, ge=0, description="cosine penalty λ (0: w-weighted listwise DPO)")
@@ -61,7 +64,9 @@ def hyperdpo(weights: Weights, args: HyperDPOArgs, *, seed: int, problem, refere
     """Refine toward w with the w-weighted listwise DPO loss (− λ·cos) against the parent as reference."""
     missing = [n for n in ("n_aux", "phi") if not hasattr(problem, n)]
     if missing:
-        raise UserError(f"operators.refine: problem {problem.name} does not support hyperdpo (missing {', '.join(missing)})")
+        raise UserError(
+            f"operators.refine: problem {problem.name} does not support hyperdpo (missing {', '.join(missing)})"
+        )
     m = int(problem.n_aux)
     w = refine_weight(args, m, seed)
     phi = args.phi or tuple(problem.phi)
@@ -69,13 +74,15 @@ def hyperdpo(weights: Weights, args: HyperDPOArgs, *, seed: int, problem, refere
     ref_model.eval()
     model = problem.build_model(weights)
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
-                            weight_decay=args.weight_decay)
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=args.weight_decay
+    )
     w_t = torch.as_tensor(w, dtype=torch.float32)
     losses: list[float] = []
     with torch_seeded(seed):
-        for batch in training_batches(problem, seed=seed, epochs=args.epochs, steps=args.steps,
-                                      batch_size=args.batch_size):
+        for batch in training_batches(
+            problem, seed=seed, epochs=args.epochs, steps=args.steps, batch_size=args.batch_size
+        ):
             labels, mask = problem.listwise_labels(batch)
             with torch.no_grad():
                 s_ref = problem.listwise_scores(ref_model, batch)
@@ -87,5 +94,3 @@ def hyperdpo(weights: Weights, args: HyperDPOArgs, *, seed: int, problem, refere
             losses.append(float(loss.detach()))
     model.eval()
     return Refined(problem.extract_weights(model), {"w": [float(x) for x in w], "loss": losses, "steps": len(losses)})
-
-

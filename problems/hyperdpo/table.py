@@ -16,17 +16,29 @@ import numpy as np
 from evofair.core.registry import component
 from evofair.problems.hyperdpo.ranker import temperature_scale
 from evofair.problems.hyperdpo.ranking import RankingProblem
-from evofair.problems.hyperdpo.table_methods import LABELS, MethodResult, TableArgs, measure_front, model_scores, run_methods
+from evofair.problems.hyperdpo.table_methods import (
+    LABELS,
+    MethodResult,
+    TableArgs,
+    measure_front,
+    model_scores,
+    run_methods,
+)
 
 
 # -- outputs ----------------------------------------------------------------------------------
 def table_markdown(problem, results: dict[str, MethodResult], split: str = "test") -> str:
     k = problem.params.k
-    lines = [f"| Method | Aux. HV ({split}) | Avg. main NDCG@{k} (± std over front points) | Training time (s) "
-             "| # Parameters | Front points |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"| Method | Aux. HV ({split}) | Avg. main NDCG@{k} (± std over front points) | Training time (s) "
+        "| # Parameters | Front points |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
-        lines.append(f"| {LABELS[name]} | {r.hv(split):.4e} | {r.main[split].mean():.4f} (± {r.main[split].std():.4f}) "
-                     f"| {r.seconds:.2f} | {r.n_params:,} | {len(r.points[split])} |")
+        lines.append(
+            f"| {LABELS[name]} | {r.hv(split):.4e} | {r.main[split].mean():.4f} (± {r.main[split].std():.4f}) "
+            f"| {r.seconds:.2f} | {r.n_params:,} | {len(r.points[split])} |"
+        )
     return "\n".join(lines)
 
 
@@ -60,45 +72,74 @@ def write_outputs(problem, results, out: Path, a: TableArgs, seed: int) -> None:
     names = problem.objective_names
     with open(out / "fronts.csv", "w", newline="") as fh:
         wr = csv.writer(fh)
-        wr.writerow(["method", "point"] + [f"w{j + 1}" for j in range(problem.n_aux)]
-                    + [f"{n}_{s}" for s in ("val", "test") for n in names + [problem.main_metric]])
+        wr.writerow(
+            ["method", "point"]
+            + [f"w{j + 1}" for j in range(problem.n_aux)]
+            + [f"{n}_{s}" for s in ("val", "test") for n in names + [problem.main_metric]]
+        )
         for name, r in results.items():
             for i, w in enumerate(r.grid):
-                wr.writerow([name, i] + [f"{x:.4f}" for x in w]
-                            + [repr(float(v)) for s in ("val", "test") for v in list(r.points[s][i]) + [r.main[s][i]]])
+                wr.writerow(
+                    [name, i]
+                    + [f"{x:.4f}" for x in w]
+                    + [repr(float(v)) for s in ("val", "test") for v in list(r.points[s][i]) + [r.main[s][i]]]
+                )
     with open(out / "table.csv", "w", newline="") as fh:
         wr = csv.writer(fh)
         wr.writerow(["method", "hv_test", "hv_val", "main_mean_test", "main_std_test", "seconds", "n_params"])
         for name, r in results.items():
-            wr.writerow([name, r.hv("test"), r.hv("val"), r.main["test"].mean(), r.main["test"].std(), r.seconds,
-                         r.n_params])
+            wr.writerow(
+                [name, r.hv("test"), r.hv("val"), r.main["test"].mean(), r.main["test"].std(), r.seconds, r.n_params]
+            )
     base = problem.metrics_of_scores(problem.data["test"].base.numpy(), "test")
-    plot_fronts(out / "plots" / "front.png", problem, results, "test",
-                {"base ranker": [base[names[0]], base[names[1]]]})
-    md = [f"# HyperDPO vs baselines on {problem.name}", "",
-          f"Auxiliary objectives ({problem.n_aux}): " + ", ".join(
-              f"`{n}` (feature {f}, φ={ph})" for n, f, ph in zip(names, problem.aux_ids, problem.phi)) + ".",
-          f"Queries train/val/test: {len(problem.data['train'])}/{len(problem.data['val'])}/"
-          f"{len(problem.data['test'])}; seed {seed}; β = {problem.params.beta}; α = {a.alpha}; λ = {a.lam}.", "",
-          f"HV: hypervolume of the {len(names)} auxiliary NDCG@{problem.params.k} values of the {a.n_points} front "
-          "points, maximised, reference point (0, …, 0) (pymoo HV on −NDCG). NDCG of a query without any "
-          f"relevant document: {'0, as sklearn.metrics.ndcg_score' if problem.params.no_relevant == 'zero' else 'left out of the mean'}.",
-          "Training time: all training the method needs for its whole front (the shared base ranker excluded); "
-          "parameters: fine-tuned parameters (the frozen base excluded).", "",
-          table_markdown(problem, results, "test"), "",
-          "Base ranker (test): " + ", ".join(f"{k} {v:.4f}" for k, v in base.items()) + ".", "",
-          "Best epochs per model: " + "; ".join(f"{LABELS[n]} {r.epochs}" for n, r in results.items()) + "."]
+    plot_fronts(
+        out / "plots" / "front.png", problem, results, "test", {"base ranker": [base[names[0]], base[names[1]]]}
+    )
+    md = [
+        f"# HyperDPO vs baselines on {problem.name}",
+        "",
+        f"Auxiliary objectives ({problem.n_aux}): "
+        + ", ".join(f"`{n}` (feature {f}, φ={ph})" for n, f, ph in zip(names, problem.aux_ids, problem.phi))
+        + ".",
+        f"Queries train/val/test: {len(problem.data['train'])}/{len(problem.data['val'])}/"
+        f"{len(problem.data['test'])}; seed {seed}; β = {problem.params.beta}; α = {a.alpha}; λ = {a.lam}.",
+        "",
+        f"HV: hypervolume of the {len(names)} auxiliary NDCG@{problem.params.k} values of the {a.n_points} front "
+        "points, maximised, reference point (0, …, 0) (pymoo HV on −NDCG). NDCG of a query without any "
+        f"relevant document: {'0, as sklearn.metrics.ndcg_score' if problem.params.no_relevant == 'zero' else 'left out of the mean'}.",
+        "Training time: all training the method needs for its whole front (the shared base ranker excluded); "
+        "parameters: fine-tuned parameters (the frozen base excluded).",
+        "",
+        table_markdown(problem, results, "test"),
+        "",
+        "Base ranker (test): " + ", ".join(f"{k} {v:.4f}" for k, v in base.items()) + ".",
+        "",
+        "Best epochs per model: " + "; ".join(f"{LABELS[n]} {r.epochs}" for n, r in results.items()) + ".",
+    ]
     if "hyperdpo" in results and a.hyper_select == "per_w":
-        md += ["", f"HyperDPO per-w snapshots: {results['hyperdpo'].n_snapshots} distinct epochs for "
-               f"{a.n_points} front points (parameters counted once per snapshot)."]
+        md += [
+            "",
+            f"HyperDPO per-w snapshots: {results['hyperdpo'].n_snapshots} distinct epochs for "
+            f"{a.n_points} front points (parameters counted once per snapshot).",
+        ]
     if "hyperdpo" in results and a.hyper_select_c:
-        md += ["", "HyperDPO's temperature scale c per front point (chosen on validation): "
-               + ", ".join(f"{c:g}" for c in results["hyperdpo"].c) + "."]
+        md += [
+            "",
+            "HyperDPO's temperature scale c per front point (chosen on validation): "
+            + ", ".join(f"{c:g}" for c in results["hyperdpo"].c)
+            + ".",
+        ]
     if "hyperdpo" in results and a.temperatures:
         r = results["hyperdpo"]
-        md += ["", "## Post-training temperature control (HyperDPO, no retraining)", "",
-               "s_{cβ} = (1 − 1/c)·s_base + (1/c)·s_β, applied by scaling g's output layer by 1/c.", "",
-               "| c | Aux. HV (test) | Avg. main NDCG (test) |", "|---|---|---|"]
+        md += [
+            "",
+            "## Post-training temperature control (HyperDPO, no retraining)",
+            "",
+            "s_{cβ} = (1 − 1/c)·s_base + (1/c)·s_β, applied by scaling g's output layer by 1/c.",
+            "",
+            "| c | Aux. HV (test) | Avg. main NDCG (test) |",
+            "|---|---|---|",
+        ]
         for c in [1.0] + list(a.temperatures):
             cond = temperature_scale({k: v for k, v in r.model.state_dict().items()}, c)
             model = copy.deepcopy(r.model)  # same shape as the trained one (hyper_hidden may differ)

@@ -46,42 +46,73 @@ class TableArgs(Args):
     batch_size: int = Field(8, ge=1, description="queries per step")
     alpha: float = Field(1.0, gt=0, description="Dirichlet concentration (COSMOS default 1)")
     lam: float = Field(1.0, ge=0, description="ICOS cosine penalty (COSMOS default 1)")
-    w0_min: float = Field(0.05, gt=0, lt=1, description="MO-DPO divides by w_0: front points with w_0 below "
-                          "this use w_0 = w0_min (renormalised)")
-    hyper_hidden: int | None = Field(None, ge=1, description="width of HyperDPO's conditioned g (None: the "
-                                     "problem's hidden, as every baseline model)")
-    hyper_w_scale: float | None = Field(None, gt=0, description="HyperDPO's w input scale (None: the problem's "
-                                        "w_scale)")
+    w0_min: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="MO-DPO divides by w_0: front points with w_0 below this use w_0 = w0_min (renormalised)",
+    )
+    hyper_hidden: int | None = Field(
+        None,
+        ge=1,
+        description="width of HyperDPO's conditioned g (None: the problem's hidden, as every baseline model)",
+    )
+    hyper_w_scale: float | None = Field(
+        None, gt=0, description="HyperDPO's w input scale (None: the problem's w_scale)"
+    )
     hyper_lr: float | None = Field(None, gt=0, description="HyperDPO's learning rate (None: the problem's lr)")
     hyper_patience: int | None = Field(None, ge=1, description="HyperDPO's early-stopping patience (None: patience)")
-    hyper_w_per: Literal["batch", "query"] = Field("batch", description="HyperDPO draws one w ~ Dir(α) per batch "
-                                                   "(paper) or one per query of the batch")
-    hyper_select_c: list[float] = Field([], description="post-training temperature control as per-w model "
-                                        "selection: for each front w keep the c of this list (and 1) with the "
-                                        "best validation w·NDCG_aux, scores s_base + g/c (no retraining; [] = off). "
-                                        "The same scaling would apply to any augmentation model; the baselines do "
-                                        "not get it unless select_c_dpo_ls (docs/hyperdpo.md)")
-    hyper_val_every: int = Field(1, ge=1, description="HyperDPO validates (all n_points w) every k-th epoch; "
-                                 "patience still counts epochs")
-    hyper_select: Literal["shared", "per_w"] = Field("shared", description="HyperDPO's model selection: one "
-                                                     "epoch for the whole front (best mean over the front's w) or, "
-                                                     "per front w, a snapshot of the conditioned model at that w's "
-                                                     "best validation epoch (as each DPO-LS model has its own epoch; "
-                                                     "the stored front then needs one copy per distinct epoch)")
-    hyper_stop: Literal["shared", "per_w"] = Field("shared", description="HyperDPO stops when the mean over the "
-                                                   "front's w has not improved for its patience, or (per_w) when "
-                                                   "no front w's validation score has")
+    hyper_w_per: Literal["batch", "query"] = Field(
+        "batch", description="HyperDPO draws one w ~ Dir(α) per batch (paper) or one per query of the batch"
+    )
+    hyper_select_c: list[float] = Field(
+        [],
+        description="post-training temperature control as per-w model "
+        "selection: for each front w keep the c of this list (and 1) with the "
+        "best validation w·NDCG_aux, scores s_base + g/c (no retraining; [] = off). "
+        "The same scaling would apply to any augmentation model; the baselines do "
+        "not get it unless select_c_dpo_ls (docs/hyperdpo.md)",
+    )
+    hyper_val_every: int = Field(
+        1, ge=1, description="HyperDPO validates (all n_points w) every k-th epoch; patience still counts epochs"
+    )
+    hyper_select: Literal["shared", "per_w"] = Field(
+        "shared",
+        description="HyperDPO's model selection: one "
+        "epoch for the whole front (best mean over the front's w) or, "
+        "per front w, a snapshot of the conditioned model at that w's "
+        "best validation epoch (as each DPO-LS model has its own epoch; "
+        "the stored front then needs one copy per distinct epoch)",
+    )
+    hyper_stop: Literal["shared", "per_w"] = Field(
+        "shared",
+        description="HyperDPO stops when the mean over the "
+        "front's w has not improved for its patience, or (per_w) when "
+        "no front w's validation score has",
+    )
     hyper_k_w: int = Field(1, ge=1, description="HyperDPO: w draws per batch, their ICOS losses averaged")
-    hyper_grid_mix: float = Field(0.0, ge=0, le=1, description="HyperDPO: probability that a w draw is one of "
-                                  "the front's weight vectors instead of Dirichlet(α)")
-    hyper_cond: Literal["concat", "film"] = Field("concat", description="HyperDPO's conditioning: [x; w_scale·w] "
-                                                  "input, or FiLM scale/shift of both hidden layers")
-    hyper_restarts: int = Field(1, ge=1, description="HyperDPO: train this many conditioned models (seeds "
-                                "seed + 7919·r) and give each front w the one with the best validation w·NDCG_aux "
-                                "(all their training time is charged)")
-    select_c_dpo_ls: bool = Field(False, description="give DPO-LS the same per-w temperature selection "
-                                  "(hyper_select_c's list and 1, each model's c chosen on validation "
-                                  "w·NDCG_aux, timed with its training): the fair comparison for hyper_select_c")
+    hyper_grid_mix: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="HyperDPO: probability that a w draw is one of the front's weight vectors instead of Dirichlet(α)",
+    )
+    hyper_cond: Literal["concat", "film"] = Field(
+        "concat", description="HyperDPO's conditioning: [x; w_scale·w] input, or FiLM scale/shift of both hidden layers"
+    )
+    hyper_restarts: int = Field(
+        1,
+        ge=1,
+        description="HyperDPO: train this many conditioned models (seeds "
+        "seed + 7919·r) and give each front w the one with the best validation w·NDCG_aux "
+        "(all their training time is charged)",
+    )
+    select_c_dpo_ls: bool = Field(
+        False,
+        description="give DPO-LS the same per-w temperature selection "
+        "(hyper_select_c's list and 1, each model's c chosen on validation "
+        "w·NDCG_aux, timed with its training): the fair comparison for hyper_select_c",
+    )
     temperatures: list[float] = Field([0.5, 2.0], description="post-training temperature scales c shown for HyperDPO")
 
 
@@ -89,7 +120,7 @@ class TableArgs(Args):
 class MethodResult:
     name: str
     points: dict[str, np.ndarray] = field(default_factory=dict)  # split → [n_points, m] aux NDCG
-    main: dict[str, np.ndarray] = field(default_factory=dict)    # split → [n_points] main NDCG
+    main: dict[str, np.ndarray] = field(default_factory=dict)  # split → [n_points] main NDCG
     seconds: float = 0.0
     n_params: int = 0
     epochs: list[int] = field(default_factory=list)
@@ -123,10 +154,19 @@ def _train_scalarised(problem: RankingProblem, w, a: TableArgs, seed: int):
     """One plain g on wᵀL (DPO-LS; a unit w gives single-objective DPO)."""
     w_t = torch.as_tensor(np.asarray(w), dtype=torch.float32)
     val = problem.data["val"]
-    loss_fn = lambda mdl, b, rng: icos_objective(aux_loss(problem, b.base + mdl(b.X), b), w_t, 0.0)  # noqa: E731
-    val_fn = lambda mdl: -float(np.dot(w, problem.aux_ndcg((val.base + mdl(val.X)).numpy(), "val")))  # noqa: E731
-    return fit(problem.g_model(seed=seed), loss_fn, problem.data["train"], epochs=a.epochs, lr=problem.params.lr,
-               batch_size=a.batch_size, seed=seed, val_fn=val_fn, patience=a.patience)
+    loss_fn = lambda mdl, b, rng: icos_objective(aux_loss(problem, b.base + mdl(b.X), b), w_t, 0.0)
+    val_fn = lambda mdl: -float(np.dot(w, problem.aux_ndcg((val.base + mdl(val.X)).numpy(), "val")))
+    return fit(
+        problem.g_model(seed=seed),
+        loss_fn,
+        problem.data["train"],
+        epochs=a.epochs,
+        lr=problem.params.lr,
+        batch_size=a.batch_size,
+        seed=seed,
+        val_fn=val_fn,
+        patience=a.patience,
+    )
 
 
 def _select_c(problem, g_val: torch.Tensor, w, options: list[float]) -> float:
@@ -145,11 +185,26 @@ def _c_scaled(problem, split, s, c):
 def _train_hyperdpo(problem, grid, a: TableArgs, seed: int):
     """One conditioned model → (model, log, per-w models, per-w epochs, per-w validation −w·NDCG_aux);
     with hyper_select per_w each front w gets the model at its own best validation epoch."""
-    model, log = train_icos(problem, seed=seed, epochs=a.hyper_epochs, alpha=a.alpha, lam=a.lam,
-                            batch_size=a.batch_size, val_grid=grid, patience=a.hyper_patience or a.patience,
-                            hidden=a.hyper_hidden, w_scale=a.hyper_w_scale, lr=a.hyper_lr,
-                            val_every=a.hyper_val_every, w_per=a.hyper_w_per, select=a.hyper_select,
-                            stop=a.hyper_stop, k_w=a.hyper_k_w, grid_mix=a.hyper_grid_mix, cond=a.hyper_cond)
+    model, log = train_icos(
+        problem,
+        seed=seed,
+        epochs=a.hyper_epochs,
+        alpha=a.alpha,
+        lam=a.lam,
+        batch_size=a.batch_size,
+        val_grid=grid,
+        patience=a.hyper_patience or a.patience,
+        hidden=a.hyper_hidden,
+        w_scale=a.hyper_w_scale,
+        lr=a.hyper_lr,
+        val_every=a.hyper_val_every,
+        w_per=a.hyper_w_per,
+        select=a.hyper_select,
+        stop=a.hyper_stop,
+        k_w=a.hyper_k_w,
+        grid_mix=a.hyper_grid_mix,
+        cond=a.hyper_cond,
+    )
     t = time.perf_counter()  # building the per-w models is part of producing the front: timed
     if a.hyper_select == "per_w" and "snapshots" in log:
         by_epoch = {}
@@ -162,8 +217,9 @@ def _train_hyperdpo(problem, grid, a: TableArgs, seed: int):
         scores = None
         if a.hyper_restarts > 1:  # the restarts are compared per w on validation: score the kept model
             with torch.no_grad(), torch_threads(1):
-                scores = [-float(np.dot(w, problem.aux_ndcg(model_scores(problem, model, "val", w), "val")))
-                          for w in grid]
+                scores = [
+                    -float(np.dot(w, problem.aux_ndcg(model_scores(problem, model, "val", w), "val"))) for w in grid
+                ]
     log["seconds"] += time.perf_counter() - t
     return model, log, models, list(epochs), scores
 
@@ -195,8 +251,13 @@ def run_hyperdpo(problem, grid, a: TableArgs, seed: int) -> MethodResult:
                 cs[i] = _select_c(problem, models[i](val.X, torch.as_tensor(w, dtype=torch.float32)), w, options)
         res.seconds += time.perf_counter() - t
     res.c = cs
-    measure_front(problem, res, lambda split: [_c_scaled(problem, split, model_scores(problem, mdl, split, w), c)
-                                          for mdl, w, c in zip(models, grid, cs)])
+    measure_front(
+        problem,
+        res,
+        lambda split: [
+            _c_scaled(problem, split, model_scores(problem, mdl, split, w), c) for mdl, w, c in zip(models, grid, cs)
+        ],
+    )
     res.model = model
     return res
 
@@ -218,8 +279,11 @@ def run_dpo_ls(problem, grid, a: TableArgs, seed: int) -> MethodResult:
     res.n_params = sum(n_params(m) for m in models)
     if a.select_c_dpo_ls and a.hyper_select_c:
         res.c = cs
-    measure_front(problem, res, lambda split: [_c_scaled(problem, split, model_scores(problem, m, split), c)
-                                          for m, c in zip(models, cs)])
+    measure_front(
+        problem,
+        res,
+        lambda split: [_c_scaled(problem, split, model_scores(problem, m, split), c) for m, c in zip(models, cs)],
+    )
     return res
 
 
@@ -269,12 +333,24 @@ def run_mo_dpo(problem, grid, a: TableArgs, seed: int, cache: dict) -> MethodRes
         if w[0] < a.w0_min:
             w[0] = a.w0_min
             w = w / w.sum()
-        loss_fn = lambda mdl, b, rng, w=w: modpo_listwise_loss(  # noqa: E731
-            b.base + mdl(b.X), b.base, b.labels[..., 1], b.mask, margins(b), w, beta, phi0)
-        val_fn = lambda mdl, w=w_orig: -float(np.dot(w, problem.aux_ndcg(  # noqa: E731
-            (val.base + mdl(val.X)).numpy(), "val")))
-        model, log = fit(problem.g_model(seed=seed), loss_fn, problem.data["train"], epochs=a.epochs,
-                         lr=problem.params.lr, batch_size=a.batch_size, seed=seed, val_fn=val_fn, patience=a.patience)
+        loss_fn = lambda mdl, b, rng, w=w: modpo_listwise_loss(
+            b.base + mdl(b.X), b.base, b.labels[..., 1], b.mask, margins(b), w, beta, phi0
+        )
+
+        def val_fn(mdl, w=w_orig):
+            return -float(np.dot(w, problem.aux_ndcg((val.base + mdl(val.X)).numpy(), "val")))
+
+        model, log = fit(
+            problem.g_model(seed=seed),
+            loss_fn,
+            problem.data["train"],
+            epochs=a.epochs,
+            lr=problem.params.lr,
+            batch_size=a.batch_size,
+            seed=seed,
+            val_fn=val_fn,
+            patience=a.patience,
+        )
         models.append(model)
         res.seconds += log["seconds"]
         res.epochs.append(log["best_epoch"])

@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import evofair  # noqa: E402
+from evofair.analysis.report import final_front  # noqa: E402
 from evofair.core.indicators import hypervolume, non_dominated  # noqa: E402
 from evofair.lifecycle.recipe import load_recipe  # noqa: E402
-from evofair.analysis.report import final_front  # noqa: E402
 from evofair.store.run_store import RunStore  # noqa: E402
 
 
@@ -44,20 +44,23 @@ def _test_points(out: Path, problem) -> tuple[np.ndarray, np.ndarray]:
         everything = store.individuals()
     finally:
         store.close()
-    pts = lambda inds: np.array([[i.metrics["test"]["err_map_P"], i.metrics["test"]["err_map_N"]] for i in inds])  # noqa: E731
+    pts = lambda inds: np.array([[i.metrics["test"]["err_map_P"], i.metrics["test"]["err_map_N"]] for i in inds])
     return pts(front), pts(everything)
 
 
-ARMS = (("(i) memetic FairPO", "memetic_fairpo"), ("(ii) memetic SFT", "memetic_sft"),
-        ("(iii) standalone methods", "standalone"))
+ARMS = (
+    ("(i) memetic FairPO", "memetic_fairpo"),
+    ("(ii) memetic SFT", "memetic_sft"),
+    ("(iii) standalone methods", "standalone"),
+)
 
 
 def one_seed(recipe, out: Path, tag: str) -> dict:
     """The three arms for one recipe seed; returns HVs, step counts and seconds."""
-    from evofair.lifecycle.api import build_problem
+    from evofair.api import build_problem
     from evofair.core.torch_utils import torch_threads
-    from evofair.problems.fairpo.train import METHODS, train_selected
     from evofair.problems.fairpo.mulan import privileged_labels
+    from evofair.problems.fairpo.train import METHODS, train_selected
 
     problem = build_problem(recipe).ensure_setup()
     steps_per_epoch = math.ceil(len(problem.y["train"]) / 32)
@@ -83,8 +86,14 @@ def one_seed(recipe, out: Path, tag: str) -> dict:
     rargs = recipe.operators.refine.args
     sft = recipe.model_copy(deep=True)
     sft.operators.refine.name = "sft"
-    sft.operators.refine.args = {"steps": k_sft, "optimizer": "adamw", "lr": rargs.get("lr", 1e-3),
-                                 "weight_decay": 0.01, "grad_clip": 1.0, "batch_size": 32}
+    sft.operators.refine.args = {
+        "steps": k_sft,
+        "optimizer": "adamw",
+        "lr": rargs.get("lr", 1e-3),
+        "weight_decay": 0.01,
+        "grad_clip": 1.0,
+        "batch_size": 32,
+    }
     t = time.perf_counter()
     with torch_threads(1):
         evofair.run(sft, out / f"{tag}-memetic-sft", progress=False)
@@ -101,8 +110,14 @@ def one_seed(recipe, out: Path, tag: str) -> dict:
         reference = problem.reference_weights()
         for key in keys:
             cfg = METHODS[key].config.model_copy(update={"lr": rargs.get("lr", 1e-3)})
-            res = train_selected(problem, cfg, seed=recipe.seed, epochs=epochs, reference=reference,
-                                 privileged=alt if METHODS[key].alt_partition else None)
+            res = train_selected(
+                problem,
+                cfg,
+                seed=recipe.seed,
+                epochs=epochs,
+                reference=reference,
+                privileged=alt if METHODS[key].alt_partition else None,
+            )
             m = problem.evaluate([res.weights], "test")
             pts.append([float(m["err_map_P"][0]), float(m["err_map_N"][0])])
             steps_iii += res.steps
@@ -111,14 +126,26 @@ def one_seed(recipe, out: Path, tag: str) -> dict:
 
     def entry(front, everything, steps, sec):
         nd = everything[non_dominated(everything)]
-        return {"hv_front": hypervolume(front, ref), "hv_all_evaluated_nd": hypervolume(nd, ref),
-                "n_front": int(len(front)), "training_steps": int(steps), "seconds": timings[sec]}
+        return {
+            "hv_front": hypervolume(front, ref),
+            "hv_all_evaluated_nd": hypervolume(nd, ref),
+            "n_front": int(len(front)),
+            "training_steps": int(steps),
+            "seconds": timings[sec],
+        }
 
-    return {"seed": recipe.seed, "reference_point_test": ref, "budget_steps": budget,
-            "(i) memetic FairPO": entry(front_i, all_i, budget, "memetic_fairpo"),
-            "(ii) memetic SFT": entry(front_ii, all_ii, refinements * k_sft, "memetic_sft"),
-            "(iii) standalone methods": {**entry(pts_iii, pts_iii, steps_iii, "standalone"), "epochs_each": epochs,
-                                         "points": dict(zip(keys, pts))}}
+    return {
+        "seed": recipe.seed,
+        "reference_point_test": ref,
+        "budget_steps": budget,
+        "(i) memetic FairPO": entry(front_i, all_i, budget, "memetic_fairpo"),
+        "(ii) memetic SFT": entry(front_ii, all_ii, refinements * k_sft, "memetic_sft"),
+        "(iii) standalone methods": {
+            **entry(pts_iii, pts_iii, steps_iii, "standalone"),
+            "epochs_each": epochs,
+            "points": dict(zip(keys, pts)),
+        },
+    }
 
 
 def main(argv=None) -> int:
@@ -134,26 +161,37 @@ def main(argv=None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     overrides = list(a.set)
     if a.quick:
-        overrides += ["algorithm.pop_size=4", "algorithm.generations=2", "operators.refine.args.steps=4",
-                      "problem.args.sft_epochs=2"]
+        overrides += [
+            "algorithm.pop_size=4",
+            "algorithm.generations=2",
+            "operators.refine.args.steps=4",
+            "problem.args.sft_epochs=2",
+        ]
     per_seed = [one_seed(load_recipe(a.recipe, overrides + [f"seed={s}"]), out, f"{stamp}-seed{s}") for s in a.seeds]
     ref = per_seed[0]["reference_point_test"]
-    print(f"test-split HV of the final front, reference point {tuple(round(r, 4) for r in ref)} "
-          f"(constant predictor on test); ratio = HV / HV of (ii) in the same seed")
+    print(
+        f"test-split HV of the final front, reference point {tuple(round(r, 4) for r in ref)} "
+        f"(constant predictor on test); ratio = HV / HV of (ii) in the same seed"
+    )
     print(f"{'seed':>4s} {'set':26s} {'HV':>9s} {'ratio':>6s} {'steps':>6s} {'seconds':>8s}")
     for r in per_seed:
         base = r["(ii) memetic SFT"]["hv_front"]
         for key, _ in ARMS:
             e = r[key]
-            print(f"{r['seed']:4d} {key:26s} {e['hv_front']:9.6f} {e['hv_front'] / base:6.3f} "
-                  f"{e['training_steps']:6d} {e['seconds']:8.1f}")
+            print(
+                f"{r['seed']:4d} {key:26s} {e['hv_front']:9.6f} {e['hv_front'] / base:6.3f} "
+                f"{e['training_steps']:6d} {e['seconds']:8.1f}"
+            )
     summary = {key: float(np.mean([r[key]["hv_front"] for r in per_seed])) for key, _ in ARMS}
     base = summary["(ii) memetic SFT"]
     for key, _ in ARMS:
         print(f"mean {key:26s} {summary[key]:9.6f} {summary[key] / base:6.3f}")
     path = out / f"{stamp}-results.json"
-    path.write_text(json.dumps({"per_seed": per_seed, "mean_hv_front": summary, "recipe": a.recipe,
-                                "overrides": overrides}, indent=1))
+    path.write_text(
+        json.dumps(
+            {"per_seed": per_seed, "mean_hv_front": summary, "recipe": a.recipe, "overrides": overrides}, indent=1
+        )
+    )
     print(f"wrote {path}")
     return 0
 

@@ -42,7 +42,7 @@ def split_validate(out: Path, seed: int = 0) -> np.ndarray:
         cells.setdefault((rows[i]["gender"], rows[i]["label_id"]), []).append(i)
     for key in sorted(cells):
         idx = np.array(cells[key])
-        held |= set(rng.permutation(idx)[:len(idx) // 2].tolist())
+        held |= set(rng.permutation(idx)[: len(idx) // 2].tolist())
     out.write_text("".join(json.dumps(r) + "\n" for i, r in enumerate(rows) if i not in held))
     return np.array([k for k, i in enumerate(val) if i in held])
 
@@ -54,10 +54,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import evofair
-    from evofair.core.indicators import hypervolume, non_dominated
     from evofair.analysis.metrics import fairness_metrics
-    from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
+    from evofair.core.indicators import hypervolume, non_dominated
     from evofair.lifecycle.recipe import load_recipe
+    from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
     from evofair.store.run_store import RunStore
 
     out = Path(args.out)
@@ -67,17 +67,24 @@ def main(argv=None) -> int:
         pos_b = split_validate(file_a)
         full = BiasBios(BiasBiosParams()).ensure_setup()  # the shipped data: scores models on B and on all of validate
         recipe_path = ROOT / "runs" / "fapareto_biasbios.yaml"
-        print("| seed | union (a)+(b), whole validate | front, fitness and selection on A | archive re-selected on B "
-              "(fresh) | archive re-selected on all of validate |\n|---|---:|---:|---:|---:|")
+        print(
+            "| seed | union (a)+(b), whole validate | front, fitness and selection on A | archive re-selected on B "
+            "(fresh) | archive re-selected on all of validate |\n|---|---:|---:|---:|---:|"
+        )
         ratios = []
         for seed in args.seeds:
             runs, results = {}, {}
-            for name, extra in (("shipped", []), ("half", [f"problem.args.data_file={file_a}",
-                                                           "problem.args.baselines.enabled=false"])):
+            for name, extra in (
+                ("shipped", []),
+                ("half", [f"problem.args.data_file={file_a}", "problem.args.baselines.enabled=false"]),
+            ):
                 runs[name] = out / f"{name}-seed{seed}"
                 shutil.rmtree(runs[name], ignore_errors=True)
-                results[name] = evofair.run(load_recipe(recipe_path, [f"seed={seed}", "intervals.enabled=false",
-                                                                      *extra]), runs[name], progress=False)
+                results[name] = evofair.run(
+                    load_recipe(recipe_path, [f"seed={seed}", "intervals.enabled=false", *extra]),
+                    runs[name],
+                    progress=False,
+                )
             summary = json.loads((runs["shipped"] / "summary.json").read_text())
             union, ref = summary["hv_union_ab_test"], summary["hv_ref"]
             store = RunStore(runs["half"], readonly=True)
@@ -89,18 +96,27 @@ def main(argv=None) -> int:
             o = full.example_outputs(weights, "val")
 
             def scored(idx):
-                m = fairness_metrics(o["y_pred"][:, idx], o["y_true"][idx], o["groups"][idx],
-                                     classes=o["classes"], pos_label=o["pos_label"])
+                m = fairness_metrics(
+                    o["y_pred"][:, idx],
+                    o["y_true"][idx],
+                    o["groups"][idx],
+                    classes=o["classes"],
+                    pos_label=o["pos_label"],
+                )
                 return np.stack([m["error"], m["dtpr"]], 1)
 
             test = np.array([[i.metrics["test"]["error"], i.metrics["test"]["dtpr"]] for i in inds])
             front_ids = set(results["half"].ids)
             front = [k for k, i in enumerate(inds) if i.id in front_ids]
-            hv = {"front_A": hypervolume(test[front], ref),
-                  "fresh_B": hypervolume(test[non_dominated(scored(pos_b))], ref),
-                  "all_val": hypervolume(test[non_dominated(scored(np.arange(len(o["y_true"]))))], ref)}
-            print(f"| {seed} | {union:.6f} | " + " | ".join(f"{v:.6f} ({v / union:.3f})" for v in hv.values()) + " |",
-                  flush=True)
+            hv = {
+                "front_A": hypervolume(test[front], ref),
+                "fresh_B": hypervolume(test[non_dominated(scored(pos_b))], ref),
+                "all_val": hypervolume(test[non_dominated(scored(np.arange(len(o["y_true"]))))], ref),
+            }
+            print(
+                f"| {seed} | {union:.6f} | " + " | ".join(f"{v:.6f} ({v / union:.3f})" for v in hv.values()) + " |",
+                flush=True,
+            )
             ratios.append([v / union for v in hv.values()])
         print(f"| mean ratio, {len(ratios)} seeds | | " + " | ".join(f"**{m:.3f}**" for m in np.mean(ratios, 0)) + " |")
     return 0

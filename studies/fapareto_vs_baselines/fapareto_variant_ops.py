@@ -21,17 +21,18 @@ from typing import Literal
 import numpy as np
 import torch
 from pydantic import Field
-from evofair.core.registry import component
-from evofair.operators.mutation import GaussianArgs, gaussian
-from evofair.operators import merge
-from evofair.problems.common.baselines import train_heads
-from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
-from evofair.problems.common.classification import SplitData
+
 from evofair.analysis.metrics import fairness_metrics
 from evofair.core.operator import Refined, training_batches
-from evofair.operators.refine import SFTArgs, make_optimizer, train_step
 from evofair.core.problem import Trainable
+from evofair.core.registry import component
 from evofair.core.seeding import torch_seeded
+from evofair.operators import merge
+from evofair.operators.mutation import GaussianArgs, gaussian
+from evofair.operators.refine import SFTArgs, make_optimizer, train_step
+from evofair.problems.common.baselines import train_heads
+from evofair.problems.common.classification import SplitData
+from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 
 KEY = "fair_weight"
 
@@ -89,12 +90,19 @@ class BiasBiosTrainedBase(BiasBios):
             base = super().head_base_weights()
             fair = base.pop("fair_weight", None)
             # the baselines' own CE trainer (λ = 0, one head): AdamW lr 1e-3, weight decay 0.01, batch 128
-            self._base = train_heads(self, [base], [0.0], [self.params.base_seed], epochs=self.params.base_epochs,
-                                     batch_size=128, lr=1e-3, weight_decay=0.01)[0]
+            self._base = train_heads(
+                self,
+                [base],
+                [0.0],
+                [self.params.base_seed],
+                epochs=self.params.base_epochs,
+                batch_size=128,
+                lr=1e-3,
+                weight_decay=0.01,
+            )[0]
             if fair is not None:
                 self._base["fair_weight"] = fair
         return self._base
-
 
 
 # -- `--variant sft-decay`, `sft-swa`: the local search's own schedule ---------------------------------
@@ -102,6 +110,7 @@ class BiasBiosTrainedBase(BiasBios):
 # as large as its first and a converged lineage is kicked off its minimum each generation (the accurate
 # corner stays out of reach, docs/fapareto.md). A decaying lr ends each local search with small steps;
 # averaging the iterates of the epoch's second half (SWA) lands at the flat centre of where they wander.
+
 
 class ScheduledSFTArgs(SFTArgs):
     schedule: Literal["linear", "constant"] = Field("linear", description="linear: lr → 0 over the local search")
@@ -122,12 +131,14 @@ def sft_scheduled(weights, args, *, seed, problem, reference=None):
     opt = make_optimizer(params, args)
     total = max(_n_steps(problem, args), 1)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, (lambda k: max(0.0, 1.0 - k / total)) if args.schedule == "linear" else (lambda k: 1.0))
+        opt, (lambda k: max(0.0, 1.0 - k / total)) if args.schedule == "linear" else (lambda k: 1.0)
+    )
     start_avg = int(args.average_tail * total) if args.average_tail > 0 else None
     avg, n_avg, losses = None, 0, []
     with torch_seeded(seed):
-        for k, batch in enumerate(training_batches(problem, seed=seed, epochs=args.epochs, steps=args.steps,
-                                                   batch_size=args.batch_size)):
+        for k, batch in enumerate(
+            training_batches(problem, seed=seed, epochs=args.epochs, steps=args.steps, batch_size=args.batch_size)
+        ):
             losses.append(train_step(problem, model, opt, batch, args.grad_clip))
             sched.step()
             if start_avg is not None and k + 1 > start_avg:
@@ -146,6 +157,7 @@ def sft_scheduled(weights, args, *, seed, problem, reference=None):
 # in those cells, at the price of scoring models on the data they were trained on. The evolution's
 # fitness and the baselines' selection both read split "val", so both get the pooled rule.
 
+
 @component("problem", "biasbios_pooled_val", BiasBiosParams)
 class BiasBiosPooledVal(BiasBios):
     """BiasBios whose "val" split (fitness and every selection) is train ∪ validate; test untouched."""
@@ -159,8 +171,11 @@ class BiasBiosPooledVal(BiasBios):
 
 class PooledDtprParams(BiasBiosParams):
     pooled: list[str] = Field(default_factory=lambda: ["dtpr"], description="metrics read on train and validate")
-    combine: Literal["pooled", "max"] = Field("pooled", description="pooled: on train ∪ validate; max: the larger of the train "
-                                               "and validate values (a model counts as fair only if fair on both)")
+    combine: Literal["pooled", "max"] = Field(
+        "pooled",
+        description="pooled: on train ∪ validate; max: the larger of the train "
+        "and validate values (a model counts as fair only if fair on both)",
+    )
 
 
 @component("problem", "biasbios_pooled_metrics", PooledDtprParams)
@@ -181,8 +196,12 @@ class BiasBiosPooledMetrics(BiasBiosPooledVal):
         if split != "val":
             return out
         v, n = self.splits["val"], self._n_train
-        part = lambda sl: fairness_metrics(P[:, sl], v.y[sl], v.g[sl], classes=np.arange(self.n_classes),  # noqa: E731
-                                           pos_label=self.pos_label)
+
+        def part(sl):
+            return fairness_metrics(
+                P[:, sl], v.y[sl], v.g[sl], classes=np.arange(self.n_classes), pos_label=self.pos_label
+            )
+
         own, train = part(slice(n, None)), part(slice(0, n))
         if self.params.combine == "max":
             out = {k: np.maximum(own[k], train[k]) for k in out}
@@ -193,6 +212,7 @@ class BiasBiosPooledMetrics(BiasBiosPooledVal):
 # Why try it: hard ΔTPR on 50 male nurses moves in steps of 0.02 and selection picks models that are
 # lucky on those few bios; the mean predicted probability of the true class per (group, class) cell is
 # a lower-variance estimate of the same gap (a randomised classifier's expected ΔTPR).
+
 
 @component("problem", "biasbios_soft_val", BiasBiosParams)
 class BiasBiosSoftVal(BiasBios):
@@ -226,6 +246,7 @@ class BiasBiosSoftVal(BiasBios):
 # the evolution fills half its front with models whose validate ΔTPR < 0.03 and whose test ΔTPR is
 # 0.03–0.05 higher (heritable luck: offspring are near-copies of lucky parents). With a floor ε,
 # every model below ε ties on ΔTPR and selection prefers the lowest error among them (ε-dominance).
+
 
 class FloorParams(BiasBiosParams):
     dtpr_floor: float = Field(0.03, ge=0, description="validate ΔTPR below this counts as this")

@@ -31,27 +31,44 @@ ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "runs" / "fapareto_biasbios_lora.yaml"
 # The reduction, identical for both storages (what a few minutes per run on 2 CPU cores allows):
 REDUCED = [
-    "problem.args.limit=32",           # first 32 bios of each split (train/val/test) instead of all
-    "problem.args.max_length=32",      # tokens per bio (recipe: 256)
-    "problem.args.torch_threads=1",    # recipe: every core; one thread on a shared, loaded machine
+    "problem.args.limit=32",  # first 32 bios of each split (train/val/test) instead of all
+    "problem.args.max_length=32",  # tokens per bio (recipe: 256)
+    "problem.args.torch_threads=1",  # recipe: every core; one thread on a shared, loaded machine
     "problem.args.baselines.enabled=false",  # the storages are compared with each other, not baselines
-    "algorithm.pop_size=4",            # recipe: 16
-    "algorithm.generations=2",         # recipe: 10 (generation 0 + one generation of merges)
-    "hv_ref=[1.0, 1.0]",               # recipe: (0.25, 0.25), which no model of so small a run reaches
+    "algorithm.pop_size=4",  # recipe: 16
+    "algorithm.generations=2",  # recipe: 10 (generation 0 + one generation of merges)
+    "hv_ref=[1.0, 1.0]",  # recipe: (0.25, 0.25), which no model of so small a run reaches
 ]
 
 
 def run_one(storage: str, seed: int, tmp: Path, extra: list[str]) -> dict:
     out = tmp / f"{storage}-seed{seed}"
     sets = REDUCED + [f"problem.args.lora.storage={storage}"] + extra
-    cmd = [sys.executable, "-m", "evofair.cli", "run", str(RECIPE), "--seed", str(seed), "--out", str(out),
-           "--quiet", *[x for kv in sets for x in ("--set", kv)]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "evofair.cli",
+        "run",
+        str(RECIPE),
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+        "--quiet",
+        *[x for kv in sets for x in ("--set", kv)],
+    ]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t
     summary = json.loads((out / "summary.json").read_text())
-    return {"storage": storage, "seed": seed, "hv_front_test": summary["hv_front_test"],
-            "hv_front_val": summary.get("hv_front_val"), "wall_s": wall, **refactor_errors(out)}
+    return {
+        "storage": storage,
+        "seed": seed,
+        "hv_front_test": summary["hv_front_test"],
+        "hv_front_val": summary.get("hv_front_val"),
+        "wall_s": wall,
+        **refactor_errors(out),
+    }
 
 
 def refactor_errors(out: Path) -> dict:
@@ -60,13 +77,18 @@ def refactor_errors(out: Path) -> dict:
 
     store = RunStore(out, readonly=True)
     try:
-        errors = [ind.operator.get("log", {}).get("crossover", {}).get("refactor_max_rel_error")
-                  for ind in store.individuals()]
+        errors = [
+            ind.operator.get("log", {}).get("crossover", {}).get("refactor_max_rel_error")
+            for ind in store.individuals()
+        ]
     finally:
         store.close()
     errors = [e for e in errors if e is not None]
-    return {"refactored_merges": len(errors), "refactor_rel_error_max": max(errors) if errors else None,
-            "refactor_rel_error_mean": statistics.mean(errors) if errors else None}
+    return {
+        "refactored_merges": len(errors),
+        "refactor_rel_error_max": max(errors) if errors else None,
+        "refactor_rel_error_mean": statistics.mean(errors) if errors else None,
+    }
 
 
 def _ms(xs) -> str:
@@ -89,16 +111,26 @@ def main(argv=None) -> int:
                 row = run_one(storage, seed, Path(tmp), args.set)
                 rows.append(row)
                 err = row["refactor_rel_error_max"]
-                print(f"seed {seed} {storage:7s}: test HV {row['hv_front_test']:.4f}  ({row['wall_s']:.0f} s"
-                      + (f"; {row['refactored_merges']} re-factorised merges, rel. Frobenius error max {err:.2e}, "
-                         f"mean {row['refactor_rel_error_mean']:.2e}" if err is not None else "") + ")", flush=True)
+                print(
+                    f"seed {seed} {storage:7s}: test HV {row['hv_front_test']:.4f}  ({row['wall_s']:.0f} s"
+                    + (
+                        f"; {row['refactored_merges']} re-factorised merges, rel. Frobenius error max {err:.2e}, "
+                        f"mean {row['refactor_rel_error_mean']:.2e}"
+                        if err is not None
+                        else ""
+                    )
+                    + ")",
+                    flush=True,
+                )
     print("\nreduced setting (both storages):", " ".join(REDUCED + args.set))
     print("| storage | test HV per seed | mean ± std | wall s per run |\n|---|---|---|---|")
     for storage in ("dense", "factors"):
         mine = [r for r in rows if r["storage"] == storage]
         per_seed = ", ".join(f"{r['hv_front_test']:.4f}" for r in mine)
-        print(f"| {storage} | {per_seed} | "
-              f"{_ms([r['hv_front_test'] for r in mine])} | {statistics.mean(r['wall_s'] for r in mine):.0f} |")
+        print(
+            f"| {storage} | {per_seed} | "
+            f"{_ms([r['hv_front_test'] for r in mine])} | {statistics.mean(r['wall_s'] for r in mine):.0f} |"
+        )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"reduced": REDUCED + args.set, "rows": rows}, indent=1) + "\n")

@@ -153,8 +153,9 @@ def _anchors(page: Path) -> set[str]:
     return {_slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
 
 
-@pytest.mark.parametrize("page", [*PAGES, ROOT / "benchmarks" / "README.md", *STUDIES],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "page", [*PAGES, ROOT / "benchmarks" / "README.md", *STUDIES], ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_relative_links_resolve(page):
     text = FENCE.sub("", page.read_text())
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
@@ -174,8 +175,10 @@ def test_readme_is_short():
 
 def test_no_stale_paths_in_docs():
     """Files that moved in the redesign are named by their new paths."""
-    stale = re.compile(r"problems/(?!classic|fapareto|fairpo|hyperdpo|<)\w+\.py|tests/test_(?!import_graph\.py)\w+\.py|"
-                       r"operators/(fairpo|hyperdpo|hyper_prompt|fairpo_losses)\.py|docs/HELPERS\.md")
+    stale = re.compile(
+        r"problems/(?!classic|fapareto|fairpo|hyperdpo|<)\w+\.py|tests/test_(?!import_graph\.py)\w+\.py|"
+        r"operators/(fairpo|hyperdpo|hyper_prompt|fairpo_losses)\.py|docs/HELPERS\.md"
+    )
     for page in [*PAGES, ROOT / "benchmarks" / "README.md", *STUDIES, *sorted((ROOT / "runs").glob("*.yaml"))]:
         found = stale.search(page.read_text())
         assert not found, f"{page.relative_to(ROOT)}: stale path {found.group(0)!r}"

@@ -23,8 +23,13 @@ def toy_run(tmp_path_factory) -> Path:
 
 def constrained_run(tmp_path_factory) -> Path:
     """ZDT1 with `f1 >= 0.5`: f1 is x1, so a model's violation is exactly max(0, 0.5 - f1)."""
-    recipe = {"name": "zdt1-c", "problem": {"name": "zdt1", "args": {"n_var": 6}},
-              "algorithm": {"pop_size": 12, "generations": 4}, "seed": 2, "constraints": ["f1 >= 0.5"]}
+    recipe = {
+        "name": "zdt1-c",
+        "problem": {"name": "zdt1", "args": {"n_var": 6}},
+        "algorithm": {"pop_size": 12, "generations": 4},
+        "seed": 2,
+        "constraints": ["f1 >= 0.5"],
+    }
     return _made_once("constrained", recipe, tmp_path_factory)
 
 

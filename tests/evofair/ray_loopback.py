@@ -34,8 +34,12 @@ class LoopbackCluster:
         self.gcs_port, self.dash_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.dash_port}"
         bindir = str(Path(sys.executable).parent)  # `python` on the nodes is this venv's, as for a user
-        self.env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0",
-                        PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+        self.env = dict(
+            os.environ,
+            RAY_AUTH_MODE="disabled",
+            RAY_USAGE_STATS_ENABLED="0",
+            PATH=bindir + os.pathsep + os.environ.get("PATH", ""),
+        )
         self.env.pop("RAY_ADDRESS", None)
         self.ray = str(Path(bindir) / "ray")
         self.procs: list[subprocess.Popen] = []
@@ -43,25 +47,54 @@ class LoopbackCluster:
         self.dashboard = True
 
     def _node_ports(self) -> list[str]:
-        names = ("node-manager-port", "object-manager-port", "dashboard-agent-listen-port",
-                 "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port")
+        names = (
+            "node-manager-port",
+            "object-manager-port",
+            "dashboard-agent-listen-port",
+            "dashboard-agent-grpc-port",
+            "runtime-env-agent-port",
+            "metrics-export-port",
+        )
         return [f"--{n}={free_port()}" for n in names]
 
     def _start(self, args: list[str], log: str, cpus: float = 1, gpus: float = 0) -> None:
         with open(Path(self.temp) / log, "w") as out:
-            self.procs.append(subprocess.Popen(
-                [self.ray, "start", "--block", f"--num-cpus={cpus:g}", f"--num-gpus={gpus:g}",
-                 "--node-ip-address=127.0.0.1",
-                 f"--temp-dir={self.temp}", "--disable-usage-stats", *self._node_ports(), *args],
-                env=self.env, cwd=self.temp, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        self.ray,
+                        "start",
+                        "--block",
+                        f"--num-cpus={cpus:g}",
+                        f"--num-gpus={gpus:g}",
+                        "--node-ip-address=127.0.0.1",
+                        f"--temp-dir={self.temp}",
+                        "--disable-usage-stats",
+                        *self._node_ports(),
+                        *args,
+                    ],
+                    env=self.env,
+                    cwd=self.temp,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
 
     def start(self, second_node: bool = True, dashboard: bool = True) -> None:
         """The head (one CPU, no GPU) and, unless told otherwise, a second node like it. Without the
         dashboard (no Jobs or state API) the head starts in far less time and memory."""
         self.dashboard = dashboard
         view = ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dash_port}"]
-        self._start(["--head", f"--port={self.gcs_port}", *(view if dashboard else ["--include-dashboard=false"]),
-                     f"--ray-client-server-port={free_port()}"], "head.log")
+        self._start(
+            [
+                "--head",
+                f"--port={self.gcs_port}",
+                *(view if dashboard else ["--include-dashboard=false"]),
+                f"--ray-client-server-port={free_port()}",
+            ],
+            "head.log",
+        )
         self._wait_port(self.gcs_port, 120)
         if second_node:
             self.add_node()
@@ -84,8 +117,9 @@ class LoopbackCluster:
 
     def add_node(self, cpus: float = 1, gpus: float = 0) -> None:
         """Another node joining the head; `gpus` are declared, not real: Ray schedules on them all the same."""
-        self._start([f"--address=127.0.0.1:{self.gcs_port}"], f"node{len(self.procs) + len(self.failed) + 1}.log",
-                    cpus, gpus)
+        self._start(
+            [f"--address=127.0.0.1:{self.gcs_port}"], f"node{len(self.procs) + len(self.failed) + 1}.log", cpus, gpus
+        )
 
     def join(self, n_nodes: int, timeout: float, cpus: float = 1, gpus: float = 0, attempts: int = 3) -> list[str]:
         """Add a node and wait until `n_nodes` are alive. Ray gives a joining raylet a fixed 30 s to

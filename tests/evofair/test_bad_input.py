@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import yaml
-
 from conftest import one_error_line
 
-TOY = {"name": "bad", "problem": {"name": "toy_mlp", "args": {"n_train": 32, "n_eval": 16}},
-       "algorithm": {"pop_size": 4, "generations": 1}}
+TOY = {
+    "name": "bad",
+    "problem": {"name": "toy_mlp", "args": {"n_train": 32, "n_eval": 16}},
+    "algorithm": {"pop_size": 4, "generations": 1},
+}
 LETOR = {"name": "bad", "problem": {"name": "letor"}, "experiment": {"name": "hyperdpo_table"}}
 
 

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+from ray_loopback import LoopbackCluster, free_port
 
 from evofair.cli import main
 from evofair.executors.ray_client import dashboard_url
 from evofair.executors.ray_jobs import JOB_RECIPE, entrypoint, stage_project
-from ray_loopback import LoopbackCluster, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "runs" / "toy_ray.yaml"
@@ -31,14 +31,16 @@ SEED = 11
 
 # -- fast checks, no cluster -------------------------------------------------------------------
 
+
 def test_bad_recipe_exits_2_before_contacting_the_cluster(capsys):
     port = free_port()  # nothing listens: had submit got that far, the error would name --address
-    assert main(["submit", str(RECIPE), "--address", f"http://127.0.0.1:{port}",
-                 "--set", "algorithm.pop_size=-3"]) == 2
+    assert main(["submit", str(RECIPE), "--address", f"http://127.0.0.1:{port}", "--set", "algorithm.pop_size=-3"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("evofair: error:") and "algorithm.pop_size" in err and "\n" not in err
-    assert main(["submit", str(RECIPE), "--address", f"http://127.0.0.1:{port}",
-                 "--set", "problem.name=no_such_problem"]) == 2
+    assert (
+        main(["submit", str(RECIPE), "--address", f"http://127.0.0.1:{port}", "--set", "problem.name=no_such_problem"])
+        == 2
+    )
     assert "problem.name" in capsys.readouterr().err
 
 
@@ -68,9 +70,14 @@ def test_staged_project_is_small_and_complete(tmp_path):
     dest = stage_project(tmp_path / "p", "name: x\n")
     files = [p.relative_to(dest) for p in dest.rglob("*") if p.is_file()]
     assert (dest / JOB_RECIPE).read_text() == "name: x\n"
-    for module in ("evofair/cli.py", "evofair/executors/ray_executor.py", "evofair/operators/__init__.py",
-                   "evofair/problems/classic/toy.py", "evofair/recipes/toy.yaml",
-                   "evofair/datasets/mulan_yeast/yeast.xml"):
+    for module in (
+        "evofair/cli.py",
+        "evofair/executors/ray_executor.py",
+        "evofair/operators/__init__.py",
+        "evofair/problems/classic/toy.py",
+        "evofair/recipes/toy.yaml",
+        "evofair/datasets/mulan_yeast/yeast.xml",
+    ):
         assert Path(module) in files
     # the entry points travel too: a cluster without evofair installed still finds every component
     (info,) = [f for f in files if f.name == "entry_points.txt"]
@@ -83,6 +90,7 @@ def test_staged_project_is_small_and_complete(tmp_path):
 
 
 # -- the two-node cluster ----------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -99,8 +107,22 @@ def cluster():
 @pytest.mark.slow
 def test_submitted_job_on_two_nodes_matches_serial_run(cluster, tmp_path, capsys):
     # The oracle, computed while the cluster boots: the same recipe and seed, serial, locally.
-    assert main(["run", str(RECIPE), "--executor", "serial", "--seed", str(SEED),
-                 "--out", str(tmp_path / "serial"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(RECIPE),
+                "--executor",
+                "serial",
+                "--seed",
+                str(SEED),
+                "--out",
+                str(tmp_path / "serial"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     nodes = cluster.wait_nodes(2, timeout=180)
     assert len(nodes) == 2, f"cluster has {len(nodes)} live nodes; logs: {cluster.logs()}"
     capsys.readouterr()
@@ -202,8 +224,10 @@ def test_submitted_job_carries_the_users_module(cluster, tmp_path, capsys, monke
     project.mkdir()
     (project / "cluster_wells.py").write_text(USER_MODULE)
     (project / "wells.yaml").write_text(USER_RECIPE)
-    assert main(["run", str(project / "wells.yaml"), "--executor", "serial", "--out", str(tmp_path / "serial"),
-                 "--quiet"]) == 0
+    assert (
+        main(["run", str(project / "wells.yaml"), "--executor", "serial", "--out", str(tmp_path / "serial"), "--quiet"])
+        == 0
+    )
     assert len(cluster.wait_nodes(2, timeout=180)) == 2, cluster.logs()
     capsys.readouterr()
 
@@ -222,6 +246,7 @@ def test_submitted_job_carries_the_users_module(cluster, tmp_path, capsys, monke
 
 
 # -- HTTP endpoints that are not a working Jobs API: one line within the timeout ---------------
+
 
 @contextlib.contextmanager
 def serving(handler, seconds: float = 60):
@@ -262,12 +287,21 @@ def answer_not_json(conn) -> None:
     with contextlib.suppress(OSError):
         conn.recv(65536)
         body = b"<html>hello</html>"
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-                     % (len(body), body))
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (len(body), body)
+        )
 
 
-@pytest.mark.parametrize("argv", [["status", "raysubmit_x"], ["status", "raysubmit_x", "--wait", "--timeout", "5"],
-                                  ["logs", "raysubmit_x", "--follow"], ["submit", str(RECIPE)]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "raysubmit_x"],
+        ["status", "raysubmit_x", "--wait", "--timeout", "5"],
+        ["logs", "raysubmit_x", "--follow"],
+        ["submit", str(RECIPE)],
+    ],
+)
 def test_endpoint_that_never_answers_is_one_line_within_the_timeout(argv, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("EVOFAIR_HTTP_TIMEOUT_S", "2")
     if argv[0] == "submit":
@@ -301,8 +335,10 @@ def test_submit_names_a_dependency_the_clusters_python_lacks(cluster, tmp_path, 
     python.chmod(0o755)
     assert len(cluster.wait_nodes(2, timeout=180)) == 2, cluster.logs()
     capsys.readouterr()
-    assert main(["submit", str(RECIPE), "--address", cluster.url, "--python", str(python),
-                 "--out", str(tmp_path / "run")]) == 2
+    assert (
+        main(["submit", str(RECIPE), "--address", cluster.url, "--python", str(python), "--out", str(tmp_path / "run")])
+        == 2
+    )
     line = capsys.readouterr().err.strip()
     assert "\n" not in line and f"--python {python}" in line and "cannot import" in line
     for module in ("torch", "tqdm", "pymoo"):

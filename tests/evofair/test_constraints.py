@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import cli_subprocess
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.evaluator import Evaluator
 from pymoo.core.problem import Problem
@@ -20,11 +21,10 @@ from pymoo.problems import get_problem
 from pymoo.problems.static import StaticProblem
 
 import evofair
-from conftest import cli_subprocess
 from evofair.cli import main
 from evofair.core.constraints import Constraint, feasible_first, total_violation, violations
-from evofair.errors import UserError
 from evofair.core.problem import Objective, VectorProblem
+from evofair.errors import UserError
 from evofair.lifecycle.recipe import parse_recipe
 
 BOUND = 0.5
@@ -147,29 +147,39 @@ def test_killed_constrained_run_resumes_to_the_same_front(tmp_path, runs):
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text(yaml.safe_dump(zdt()))
     out = tmp_path / "run"
-    killed = _cli("run", str(recipe_file), "--out", str(out), "--quiet",
-                  env={"EVOFAIR_FAILPOINT": "kill_mid_commit@4"}, check=False)
+    killed = _cli(
+        "run",
+        str(recipe_file),
+        "--out",
+        str(out),
+        "--quiet",
+        env={"EVOFAIR_FAILPOINT": "kill_mid_commit@4"},
+        check=False,
+    )
     assert killed.returncode == -signal.SIGKILL
     assert not (out / "front.csv").exists()
     _cli("run", "--resume", str(out), "--quiet")
     reference = runs / "constrained"
     assert (out / "front.csv").read_text() == (reference / "front.csv").read_text()
     assert (out / "archive.csv").read_text() == (reference / "archive.csv").read_text()
-    cut = lambda path: [r.rsplit(",", 1)[0] for r in path.read_text().splitlines()]  # noqa: E731 (seconds differ)
+    cut = lambda path: [r.rsplit(",", 1)[0] for r in path.read_text().splitlines()]  # seconds differ
     assert cut(out / "history.csv") == cut(reference / "history.csv")
 
 
 # -- bad input: exit 2, one line, nothing written ------------------------------------------------
-@pytest.mark.parametrize("constraints, expected", [
-    (["f1 < 0.5"], "constraints[0]: expected '<metric> <= <number>' or '<metric> >= <number>'"),
-    (["f1 >= 0.5", "f2 <= lots"], "constraints[1]: expected"),
-    (["f1 <= nan"], "constraints[0]: the bound must be a finite number"),
-    (["f1 >= inf"], "constraints[0]: the bound must be a finite number"),
-    ([0.5], "constraints[0]:"),
-    ("f1 <= 0.5", "constraints: "),
-    (["f3 <= 0.5"], "constraints[0]: problem zdt1 has no metric 'f3' (it stores: f1, f2)"),
-    (["F1 >= 0.5"], "did you mean 'f1'?"),
-])
+@pytest.mark.parametrize(
+    "constraints, expected",
+    [
+        (["f1 < 0.5"], "constraints[0]: expected '<metric> <= <number>' or '<metric> >= <number>'"),
+        (["f1 >= 0.5", "f2 <= lots"], "constraints[1]: expected"),
+        (["f1 <= nan"], "constraints[0]: the bound must be a finite number"),
+        (["f1 >= inf"], "constraints[0]: the bound must be a finite number"),
+        ([0.5], "constraints[0]:"),
+        ("f1 <= 0.5", "constraints: "),
+        (["f3 <= 0.5"], "constraints[0]: problem zdt1 has no metric 'f3' (it stores: f1, f2)"),
+        (["F1 >= 0.5"], "did you mean 'f1'?"),
+    ],
+)
 def test_bad_constraints_exit_2_one_line_nothing_written(tmp_path, capsys, constraints, expected):
     recipe = zdt()
     recipe["constraints"] = constraints
@@ -188,8 +198,9 @@ def test_cli_process_exits_2_on_an_unknown_metric(tmp_path):
     recipe_file.write_text(yaml.safe_dump(recipe))
     proc = _cli("run", str(recipe_file), "--out", str(tmp_path / "out"), "--quiet", check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("evofair: error: constraints[0]: problem zdt1 has no metric 'error' "
-                                   "(it stores: f1, f2)")
+    assert proc.stderr.strip() == (
+        "evofair: error: constraints[0]: problem zdt1 has no metric 'error' (it stores: f1, f2)"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -201,8 +212,9 @@ def test_deap_backend_refuses_constraints(tmp_path, capsys):
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text(yaml.safe_dump(recipe))
     assert main(["run", str(recipe_file), "--out", str(tmp_path / "out"), "--quiet"]) == 2
-    assert capsys.readouterr().err.strip() == (f"evofair: error: {recipe_file}: algorithm.backend: deap does not "
-                                               "support constraints; use pymoo")
+    assert capsys.readouterr().err.strip() == (
+        f"evofair: error: {recipe_file}: algorithm.backend: deap does not support constraints; use pymoo"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -224,8 +236,12 @@ class _LateMetrics(VectorProblem):
 
 
 def test_metrics_known_after_setup_are_checked_before_the_run_folder_exists(tmp_path):
-    recipe = {"name": "late", "problem": {"name": "late"}, "algorithm": {"pop_size": 6, "generations": 2},
-              "constraints": ["gap_groupB <= 0.1"]}
+    recipe = {
+        "name": "late",
+        "problem": {"name": "late"},
+        "algorithm": {"pop_size": 6, "generations": 2},
+        "constraints": ["gap_groupB <= 0.1"],
+    }
     with pytest.raises(UserError, match=r"constraints\[0\]: problem late has no metric 'gap_groupB'.*gap_groupA"):
         evofair.run(recipe, tmp_path / "out", problem=_LateMetrics(), progress=False)
     assert not (tmp_path / "out").exists()
@@ -263,5 +279,6 @@ def test_feature_classification_problems_offer_every_fairness_metric():
     from evofair.analysis.metrics import METRIC_NAMES
     from evofair.problems.common.classification import FeatureClassificationProblem
 
-    assert list(FeatureClassificationProblem.metric_names.fget(object.__new__(FeatureClassificationProblem))) \
-        == list(METRIC_NAMES)
+    assert list(FeatureClassificationProblem.metric_names.fget(object.__new__(FeatureClassificationProblem))) == list(
+        METRIC_NAMES
+    )

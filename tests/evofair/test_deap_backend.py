@@ -20,25 +20,38 @@ from pymoo.util.ref_dirs import get_reference_directions
 
 import evofair
 from evofair.api import build_problem
-from evofair.engine.deap_backend import DeapBackend
-from evofair.errors import UserError
 from evofair.core.indicators import non_dominated
 from evofair.core.problem import Objective, WeightsProblem
+from evofair.engine.deap_backend import DeapBackend
+from evofair.errors import UserError
 from evofair.lifecycle.recipe import parse_recipe
-from evofair.store.run_store import RunStore
 from evofair.operators.mutation import GaussianArgs, gaussian
+from evofair.store.run_store import RunStore
 
 REF2 = np.array([1.1, 1.1])
 
 
-def _recipe(backend="deap", *, n_var=10, pop=40, generations=80, seed=1, name="nsga2", problem="zdt1",
-            sbx=None, extra_problem_args=None):
+def _recipe(
+    backend="deap",
+    *,
+    n_var=10,
+    pop=40,
+    generations=80,
+    seed=1,
+    name="nsga2",
+    problem="zdt1",
+    sbx=None,
+    extra_problem_args=None,
+):
     return {
         "name": f"{problem}-{backend}",
         "problem": {"name": problem, "args": {"n_var": n_var, **(extra_problem_args or {})}},
         "algorithm": {"name": name, "backend": backend, "pop_size": pop, "generations": generations},
-        "operators": {"crossover": {"name": "sbx", "args": sbx or {}}, "crossover_prob": 1.0,
-                      "mutation": {"name": "pm"}},
+        "operators": {
+            "crossover": {"name": "sbx", "args": sbx or {}},
+            "crossover_prob": 1.0,
+            "mutation": {"name": "pm"},
+        },
         "seed": seed,
     }
 
@@ -160,7 +173,7 @@ class _Tiny(WeightsProblem):
 
     def evaluate(self, genomes, split):
         W = torch.stack([g["w"] for g in genomes]).numpy()
-        return {"f1": (W ** 2).mean(axis=1), "f2": ((W - 1) ** 2).mean(axis=1)}
+        return {"f1": (W**2).mean(axis=1), "f2": ((W - 1) ** 2).mean(axis=1)}
 
 
 def test_deap_backend_on_weights_problem(tmp_path):
@@ -168,8 +181,12 @@ def test_deap_backend_on_weights_problem(tmp_path):
         "name": "tiny-deap",
         "problem": {"name": "tiny"},
         "algorithm": {"name": "nsga2", "backend": "deap", "pop_size": 12, "generations": 8},
-        "operators": {"crossover": {"name": "uniform"}, "crossover_prob": 0.7,
-                      "mutation": {"name": "gaussian", "args": {"sigma": 0.1}}, "mutation_prob": 0.5},
+        "operators": {
+            "crossover": {"name": "uniform"},
+            "crossover_prob": 0.7,
+            "mutation": {"name": "gaussian", "args": {"sigma": 0.1}},
+            "mutation_prob": 0.5,
+        },
         "seed": 5,
     }
     res = evofair.run(raw, tmp_path / "run", problem=_Tiny(), progress=False)
@@ -180,7 +197,7 @@ def test_deap_backend_on_weights_problem(tmp_path):
         kinds = set()
         for ind in inds.values():
             w = store.get_weights(ind.weights_hash)["w"]
-            f1, f2 = float((w ** 2).mean()), float(((w - 1) ** 2).mean())
+            f1, f2 = float((w**2).mean()), float(((w - 1) ** 2).mean())
             assert ind.metrics["val"]["f1"] == pytest.approx(f1) and ind.metrics["val"]["f2"] == pytest.approx(f2)
             if ind.generation == 0:
                 assert ind.parents == () and "init" in ind.operator
@@ -215,16 +232,18 @@ def test_deap_backend_on_weights_problem(tmp_path):
 
 # -- pymoo's other algorithms through the engine ----------------------------------------------
 def test_pymoo_nsga3_on_dtlz2_matches_plain_pymoo_and_improves(tmp_path):
-    raw = _recipe("pymoo", name="nsga3", problem="dtlz2", n_var=7, pop=16, generations=20, seed=2,
-                  sbx={"eta": 30, "prob": 1.0})
+    raw = _recipe(
+        "pymoo", name="nsga3", problem="dtlz2", n_var=7, pop=16, generations=20, seed=2, sbx={"eta": 30, "prob": 1.0}
+    )
     raw["algorithm"]["n_partitions"] = 4
     raw["hv_ref"] = [1.1, 1.1, 1.1]
     res = evofair.run(raw, tmp_path / "run", progress=False)
     hv = list(res.history["hv_val"])
     assert hv[-1] > hv[0] + 0.1
     ref_dirs = get_reference_directions("das-dennis", 3, n_partitions=4)
-    plain = minimize(get_problem("dtlz2", n_var=7, n_obj=3), NSGA3(ref_dirs=ref_dirs, pop_size=16),
-                     ("n_gen", 20), seed=2)
+    plain = minimize(
+        get_problem("dtlz2", n_var=7, n_obj=3), NSGA3(ref_dirs=ref_dirs, pop_size=16), ("n_gen", 20), seed=2
+    )
     # NSGA-III's `res.F` is one point per reference direction; the engine scores the whole front
     F = plain.pop.get("F")
     assert hv[-1] == pytest.approx(HV(ref_point=np.array([1.1] * 3))(F[non_dominated(F)]), abs=1e-9)

@@ -13,13 +13,17 @@ import pytest
 import yaml
 
 import evofair
-from evofair.core import failpoints
 from evofair.cli import main
+from evofair.core import failpoints
 
-ZDT = {"name": "zdt-disk", "problem": {"name": "zdt1", "args": {"n_var": 4}},
-       "algorithm": {"name": "nsga2", "pop_size": 6, "generations": 4},
-       "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
-       "seed": 8, "hv_ref": [1.1, 1.1]}
+ZDT = {
+    "name": "zdt-disk",
+    "problem": {"name": "zdt1", "args": {"n_var": 4}},
+    "algorithm": {"name": "nsga2", "pop_size": 6, "generations": 4},
+    "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
+    "seed": 8,
+    "hv_ref": [1.1, 1.1],
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,8 @@ def one_line(capsys) -> str:
 
 
 def test_disk_full_in_a_commit_is_one_line_and_the_run_resumes_to_the_same_front(
-        tmp_path, recipe, reference, monkeypatch, capsys):
+    tmp_path, recipe, reference, monkeypatch, capsys
+):
     out = tmp_path / "run"
     fail_at(monkeypatch, "sqlite_full_commit@3")
     assert main(["run", recipe, "--out", str(out), "--quiet"]) == 2
@@ -62,8 +67,9 @@ def test_disk_full_in_a_commit_is_one_line_and_the_run_resumes_to_the_same_front
 
 
 @pytest.mark.parametrize("spec", ["sqlite_full_open", "enospc_config"])
-def test_disk_full_before_the_run_starts_leaves_a_reusable_folder(tmp_path, recipe, reference, monkeypatch,
-                                                                   capsys, spec):
+def test_disk_full_before_the_run_starts_leaves_a_reusable_folder(
+    tmp_path, recipe, reference, monkeypatch, capsys, spec
+):
     out = tmp_path / "run"
     fail_at(monkeypatch, spec)
     assert main(["run", recipe, "--out", str(out), "--quiet"]) == 2
@@ -77,9 +83,12 @@ def test_disk_full_before_the_run_starts_leaves_a_reusable_folder(tmp_path, reci
 
 def test_kill_before_config_exists_is_explained_and_reusable(tmp_path, recipe, reference, capsys):
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "evofair.cli", "run", recipe, "--out", str(out), "--quiet"],
-                          env={**os.environ, "EVOFAIR_FAILPOINT": "kill_before_config"}, capture_output=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "evofair.cli", "run", recipe, "--out", str(out), "--quiet"],
+        env={**os.environ, "EVOFAIR_FAILPOINT": "kill_before_config"},
+        capture_output=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "config.yaml").exists()
     assert main(["verify", str(out)]) in (0, 1)

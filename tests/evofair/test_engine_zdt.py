@@ -24,8 +24,16 @@ def test_zdt1_matches_plain_pymoo(tmp_path, zdt_recipe):
 def test_run_directory_contents(tmp_path, zdt_recipe):
     out = tmp_path / "run"
     evofair.run(zdt_recipe, out, progress=False)
-    for name in ("config.yaml", "evofair.sqlite", "front.csv", "archive.csv", "history.csv",
-                 "plots/front.png", "plots/hv.png", "report.md"):
+    for name in (
+        "config.yaml",
+        "evofair.sqlite",
+        "front.csv",
+        "archive.csv",
+        "history.csv",
+        "plots/front.png",
+        "plots/hv.png",
+        "report.md",
+    ):
         assert (out / name).exists(), name
     header = (out / "front.csv").read_text().splitlines()[0]
     assert header == "id,generation,f1_val,f1_test,f2_val,f2_test"

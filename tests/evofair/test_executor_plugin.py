@@ -58,10 +58,14 @@ class NotingExecutor(SerialExecutor):
         return super().evaluate(genomes)
 '''
 RECIPE = {
-    "name": "toy-noting", "problem": {"name": "toy_mlp", "args": {"n_train": 64, "n_eval": 32, "hidden": 4}},
+    "name": "toy-noting",
+    "problem": {"name": "toy_mlp", "args": {"n_train": 64, "n_eval": 32, "hidden": 4}},
     "algorithm": {"pop_size": 4, "generations": 2},
-    "operators": {"crossover": {"name": "uniform"}, "mutation": {"name": "gaussian", "args": {"sigma": 0.05}},
-                  "refine": {"name": "sft", "args": {"epochs": 1, "lr": 0.01, "batch_size": 32}}},
+    "operators": {
+        "crossover": {"name": "uniform"},
+        "mutation": {"name": "gaussian", "args": {"sigma": 0.05}},
+        "refine": {"name": "sft", "args": {"epochs": 1, "lr": 0.01, "batch_size": 32}},
+    },
     "executor": {"name": "serial", "eval_chunk": 3},
     "seed": 2,
 }
@@ -81,14 +85,22 @@ def site(tmp_path) -> Path:
 
 
 def test_an_installed_executor_runs_a_yaml_recipe_through_the_cli(site, tmp_path):
-    assert main(["run", str(write(tmp_path / "serial.yaml", RECIPE)), "--out", str(tmp_path / "serial"),
-                 "--quiet"]) == 0
+    assert (
+        main(["run", str(write(tmp_path / "serial.yaml", RECIPE)), "--out", str(tmp_path / "serial"), "--quiet"]) == 0
+    )
     notes = tmp_path / "calls.txt"
-    recipe = write(tmp_path / "noting.yaml", {**RECIPE, "executor": {"name": "noting", "eval_chunk": 3,
-                                                                     "log_file": str(notes)}})
+    recipe = write(
+        tmp_path / "noting.yaml", {**RECIPE, "executor": {"name": "noting", "eval_chunk": 3, "log_file": str(notes)}}
+    )
     env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(site)}
-    proc = subprocess.run([sys.executable, "-m", "evofair.cli", "run", str(recipe), "--out", str(tmp_path / "noting"),
-                           "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "evofair.cli", "run", str(recipe), "--out", str(tmp_path / "noting"), "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     front = (tmp_path / "noting" / "front.csv").read_text()
     assert front == (tmp_path / "serial" / "front.csv").read_text() and len(front.splitlines()) > 1
@@ -103,16 +115,24 @@ def write(path: Path, recipe: dict) -> Path:
     return path
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--set", "executor.name=processes", "--set", "executor.num_workers=0"],
-     "executor.num_workers: Input should be greater than or equal to 1 (got 0)"),
-    (["--set", "executor.name=nope"], "executor.name: unknown executor 'nope' (expected one of: "),
-    (["--set", "executor.address=127.0.0.1:6379"], "executor.address: unknown key"),  # a Ray field on serial
-    (["--address", "127.0.0.1:6379"], "executor.address: unknown key"),
-    (["--executor", "ray", "--set", "executor.num_gpus_per_task=-1"], "executor.num_gpus_per_task: Input should be"),
-    (["--set", "executor.eval_chunk=0"], "executor.eval_chunk: Input should be greater than or equal to 1"),
-    (["--set", "executor.name=textwrap:dedent"], "executor.name: 'textwrap:dedent' is not an executor"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (
+            ["--set", "executor.name=processes", "--set", "executor.num_workers=0"],
+            "executor.num_workers: Input should be greater than or equal to 1 (got 0)",
+        ),
+        (["--set", "executor.name=nope"], "executor.name: unknown executor 'nope' (expected one of: "),
+        (["--set", "executor.address=127.0.0.1:6379"], "executor.address: unknown key"),  # a Ray field on serial
+        (["--address", "127.0.0.1:6379"], "executor.address: unknown key"),
+        (
+            ["--executor", "ray", "--set", "executor.num_gpus_per_task=-1"],
+            "executor.num_gpus_per_task: Input should be",
+        ),
+        (["--set", "executor.eval_chunk=0"], "executor.eval_chunk: Input should be greater than or equal to 1"),
+        (["--set", "executor.name=textwrap:dedent"], "executor.name: 'textwrap:dedent' is not an executor"),
+    ],
+)
 def test_bad_executor_fields_are_one_line_naming_the_key(args, needle, tmp_path, capsys):
     out = tmp_path / "run"
     line = one_error_line(capsys, ["run", "zdt1", "--out", str(out), *args], out)
@@ -127,7 +147,10 @@ def test_switching_executor_keeps_only_the_common_fields():
     assert switch_executor(raw, "ray") == raw
     assert switch_executor({"problem": {"name": "zdt1"}}, "processes")["executor"] == {"name": "processes"}
     assert parse_recipe(switch_executor(raw, "processes")).executor.model_dump() == {
-        "name": "processes", "eval_chunk": 3, "num_workers": None}
+        "name": "processes",
+        "eval_chunk": 3,
+        "num_workers": None,
+    }
 
 
 def test_a_serial_run_recorded_with_every_former_ray_field_resumes(tmp_path, zdt_recipe):
@@ -137,9 +160,19 @@ def test_a_serial_run_recorded_with_every_former_ray_field_resumes(tmp_path, zdt
 
     evofair.run({**zdt_recipe, "algorithm": {"pop_size": 8, "generations": 2}}, tmp_path / "run", progress=False)
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
-    config["executor"] = {"name": "serial", "address": None, "num_workers": None, "num_cpus_per_task": 1.0,
-                          "num_gpus_per_task": None, "resources_per_task": {}, "eval_chunk": 32, "max_retries": 3,
-                          "placement_timeout_s": 60.0, "start_timeout_s": 1800.0, "shared_store": "auto"}
+    config["executor"] = {
+        "name": "serial",
+        "address": None,
+        "num_workers": None,
+        "num_cpus_per_task": 1.0,
+        "num_gpus_per_task": None,
+        "resources_per_task": {},
+        "eval_chunk": 32,
+        "max_retries": 3,
+        "placement_timeout_s": 60.0,
+        "start_timeout_s": 1800.0,
+        "shared_store": "auto",
+    }
     (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     assert main(["run", "--resume", str(tmp_path / "run"), "--set", "algorithm.generations=3", "--quiet"]) == 0
     assert evofair.load(tmp_path / "run").history["generation"].tolist() == [0, 1, 2]

@@ -3,14 +3,15 @@
 import pytest
 
 import evofair
-from evofair.executors.serial import SerialExecutor
 from evofair.engine.pipeline import GenomeRef, OpCall, Operators, Plan, realise
+from evofair.executors.serial import SerialExecutor
 from evofair.problems.classic.toy import ToyMLP, ToyParams
 
 
 def toy_recipe(executor: str) -> dict:
     return {
-        "name": "toy", "problem": {"name": "toy_mlp", "args": {"n_train": 128, "n_eval": 64}},
+        "name": "toy",
+        "problem": {"name": "toy_mlp", "args": {"n_train": 128, "n_eval": 64}},
         "algorithm": {"name": "nsga2", "pop_size": 8, "generations": 3},
         "operators": {
             "crossover": [{"name": "uniform"}, {"name": "ties", "args": {"density": 0.5}}],
@@ -27,9 +28,12 @@ def test_realise_is_pure_and_deterministic():
     ops = Operators.load()
     p1, p2 = problem.init_weights(1), problem.init_weights(2)
     before = {k: v.clone() for k, v in p1.items()}
-    plan = Plan(parents=(GenomeRef("a", "h1"), GenomeRef("b", "h2")),
-                crossover=OpCall("uniform", {}, 11, child=1), mutation=OpCall("gaussian", {"sigma": 0.1}, 12),
-                refine=OpCall("sft", {"epochs": 1, "lr": 0.01}, 13))
+    plan = Plan(
+        parents=(GenomeRef("a", "h1"), GenomeRef("b", "h2")),
+        crossover=OpCall("uniform", {}, 11, child=1),
+        mutation=OpCall("gaussian", {"sigma": 0.1}, 12),
+        refine=OpCall("sft", {"epochs": 1, "lr": 0.01}, 13),
+    )
     a = realise(plan, [p1, p2], problem, ops).weights
     b = realise(plan, [p1, p2], problem, ops).weights
     assert all((a[k] == b[k]).all() for k in a)

@@ -23,11 +23,26 @@ from evofair import cli
 from evofair.errors import UserError
 from evofair.lifecycle.experiments import ExperimentRecipe, parse_experiment
 
-TINY = ["--set", "problem.args.data=mulan_emotions", "--set", "problem.args.hidden=8",
-        "--set", "experiment.args.seeds=[0]", "--set", "experiment.args.epochs=1",
-        "--set", "experiment.args.batch_size=64", "--set", "experiment.args.methods=[dpo_stable]"]
-ZDT1 = {"name": "tiny", "problem": {"name": "zdt1", "args": {"n_var": 4}},
-        "algorithm": {"pop_size": 6, "generations": 2}, "seed": 1}
+TINY = [
+    "--set",
+    "problem.args.data=mulan_emotions",
+    "--set",
+    "problem.args.hidden=8",
+    "--set",
+    "experiment.args.seeds=[0]",
+    "--set",
+    "experiment.args.epochs=1",
+    "--set",
+    "experiment.args.batch_size=64",
+    "--set",
+    "experiment.args.methods=[dpo_stable]",
+]
+ZDT1 = {
+    "name": "tiny",
+    "problem": {"name": "zdt1", "args": {"n_var": 4}},
+    "algorithm": {"pop_size": 6, "generations": 2},
+    "seed": 1,
+}
 
 
 def one_error_line(capsys, argv) -> str:
@@ -106,9 +121,15 @@ def my_recipe(tmp_path) -> Path:
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "my_experiments.py").write_text(textwrap.dedent(MY_EXPERIMENT))
-    return write(folder / "front.yaml", {"name": "front", "problem": {"name": "zdt1", "args": {"n_var": 4}},
-                                         "experiment": {"name": "my_experiments:zdt1_front", "args": {"n": 5}},
-                                         "seed": 7})
+    return write(
+        folder / "front.yaml",
+        {
+            "name": "front",
+            "problem": {"name": "zdt1", "args": {"n_var": 4}},
+            "experiment": {"name": "my_experiments:zdt1_front", "args": {"n": 5}},
+            "seed": 7,
+        },
+    )
 
 
 def test_own_experiment_by_reference(tmp_path, capsys, my_recipe):
@@ -122,8 +143,9 @@ def test_own_experiment_by_reference(tmp_path, capsys, my_recipe):
 
 
 def test_an_experiment_that_refuses_its_input_leaves_nothing(tmp_path, capsys, my_recipe):
-    line = one_error_line(capsys, ["experiment", str(my_recipe), "--out", str(tmp_path / "new"),
-                                   "--set", "experiment.args.refuse=true"])
+    line = one_error_line(
+        capsys, ["experiment", str(my_recipe), "--out", str(tmp_path / "new"), "--set", "experiment.args.refuse=true"]
+    )
     assert "this experiment refuses" in line and not (tmp_path / "new").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -159,17 +181,23 @@ def test_the_python_api_refuses_the_other_kind(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("override,expected", [
-    ("algorithm.pop_size=4", "algorithm: an experiment recipe has no `algorithm`"),
-    ("operators.mutation.name=gaussian", "operators: an experiment recipe has no `operators`"),
-    ("hv_ref=[1,1]", "hv_ref: an experiment recipe has no `hv_ref`"),
-    ("executor.name=ray", "executor: an experiment recipe has no `executor`"),
-    ("experiment.name=fairpo_tabel", "experiment.name: unknown experiment 'fairpo_tabel' (expected one of: "
-                                     "fairpo_generation, fairpo_table, hyperdpo_alignment, hyperdpo_table"),
-    ("experiment.args.epochz=1", "experiment.args.epochz: unknown key (did you mean 'epochs'?)"),
-    ("problem.args.hiden=8", "problem.args.hiden: unknown key (did you mean 'hidden'?)"),
-    ("seed=-1", "seed: Input should be greater than or equal to 0"),
-])
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("algorithm.pop_size=4", "algorithm: an experiment recipe has no `algorithm`"),
+        ("operators.mutation.name=gaussian", "operators: an experiment recipe has no `operators`"),
+        ("hv_ref=[1,1]", "hv_ref: an experiment recipe has no `hv_ref`"),
+        ("executor.name=ray", "executor: an experiment recipe has no `executor`"),
+        (
+            "experiment.name=fairpo_tabel",
+            "experiment.name: unknown experiment 'fairpo_tabel' (expected one of: "
+            "fairpo_generation, fairpo_table, hyperdpo_alignment, hyperdpo_table",
+        ),
+        ("experiment.args.epochz=1", "experiment.args.epochz: unknown key (did you mean 'epochs'?)"),
+        ("problem.args.hiden=8", "problem.args.hiden: unknown key (did you mean 'hidden'?)"),
+        ("seed=-1", "seed: Input should be greater than or equal to 0"),
+    ],
+)
 def test_bad_experiment_recipes(tmp_path, capsys, override, expected):
     out = tmp_path / "out"
     line = one_error_line(capsys, ["experiment", "fairpo_yeast", "--out", str(out), "--set", override])

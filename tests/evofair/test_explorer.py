@@ -85,8 +85,10 @@ def test_constraint_filter_on_the_front_matches_front_csv(run_dir, data):
     distinct = sorted({float(r["error_val"]) for r in rows})
     assert len(distinct) >= 2
     bound = distinct[len(distinct) // 2 - 1]  # keeps the lower half of the error values
-    expected = sorted((r for r in rows if float(r["error_val"]) <= bound),
-                      key=lambda r: (float(r["gap_val"]), float(r["error_val"]), r["id"]))
+    expected = sorted(
+        (r for r in rows if float(r["error_val"]) <= bound),
+        key=lambda r: (float(r["gap_val"]), float(r["error_val"]), r["id"]),
+    )
     got = snap.satisfying(snap.front(), [Constraint("error", "<=", bound)], "val")  # ranks by gap
     assert [i.id for i in got] == [r["id"] for r in expected]
     assert 0 < len(got) < len(rows)
@@ -98,16 +100,39 @@ def test_constraint_filter_on_the_front_matches_front_csv(run_dir, data):
 
 
 def _ind(iid, gen, parents=(), op=None, **metrics):
-    return Individual(id=iid, generation=gen, parents=tuple(parents), operator=op or {"init": {"name": "init", "args": {}, "seed": 1}},
-                      metrics={"val": metrics})
+    return Individual(
+        id=iid,
+        generation=gen,
+        parents=tuple(parents),
+        operator=op or {"init": {"name": "init", "args": {}, "seed": 1}},
+        metrics={"val": metrics},
+    )
 
 
 def test_constraints_respect_directions_hand_computed():
     # objectives: acc (max), gap (min). acc >= 0.8 keeps a, b, d; ranked by gap ascending: d, b, a.
-    inds = [_ind("a", 0, acc=0.9, gap=0.30), _ind("b", 0, acc=0.85, gap=0.10), _ind("c", 0, acc=0.7, gap=0.0),
-            _ind("d", 0, acc=0.8, gap=0.05), _ind("e", 0, acc=float("nan"), gap=0.0)]
-    snap = Snapshot([{"generation": 0, "population": [i.id for i in inds], "hv_val": None, "n_front": None,
-                      "evaluations": 5, "seconds": 0.0}], {i.id: i for i in inds}, (("acc", "max"), ("gap", "min")), None)
+    inds = [
+        _ind("a", 0, acc=0.9, gap=0.30),
+        _ind("b", 0, acc=0.85, gap=0.10),
+        _ind("c", 0, acc=0.7, gap=0.0),
+        _ind("d", 0, acc=0.8, gap=0.05),
+        _ind("e", 0, acc=float("nan"), gap=0.0),
+    ]
+    snap = Snapshot(
+        [
+            {
+                "generation": 0,
+                "population": [i.id for i in inds],
+                "hv_val": None,
+                "n_front": None,
+                "evaluations": 5,
+                "seconds": 0.0,
+            }
+        ],
+        {i.id: i for i in inds},
+        (("acc", "max"), ("gap", "min")),
+        None,
+    )
     got = snap.satisfying(inds, [Constraint("acc", ">=", 0.8)], "val")
     assert [i.id for i in got] == ["d", "b", "a"]
     ranked_by_acc = snap.satisfying(inds, [Constraint("gap", "<=", 0.1)], "val", rank_by="acc")
@@ -119,19 +144,26 @@ def test_constraints_respect_directions_hand_computed():
 
 # -- lineage --------------------------------------------------------------------------------------
 def test_lineage_hand_built_chain():
-    ties = {"crossover": {"name": "ties", "args": {"density": 0.5}, "seed": 7},
-            "mutation": {"name": "gaussian", "args": {"sigma": 0.05}, "seed": 8}}
-    inds = [_ind("r1", 0, acc=1, gap=1), _ind("r2", 0, acc=1, gap=1),
-            _ind("c1", 1, ["r1", "r2"], ties, acc=1, gap=1),
-            _ind("c2", 2, ["c1"], {"mutation": {"name": "gaussian", "args": {"sigma": 0.1}, "seed": 9}}, acc=1, gap=1)]
+    ties = {
+        "crossover": {"name": "ties", "args": {"density": 0.5}, "seed": 7},
+        "mutation": {"name": "gaussian", "args": {"sigma": 0.05}, "seed": 8},
+    }
+    inds = [
+        _ind("r1", 0, acc=1, gap=1),
+        _ind("r2", 0, acc=1, gap=1),
+        _ind("c1", 1, ["r1", "r2"], ties, acc=1, gap=1),
+        _ind("c2", 2, ["c1"], {"mutation": {"name": "gaussian", "args": {"sigma": 0.1}, "seed": 9}}, acc=1, gap=1),
+    ]
     snap = Snapshot([], {i.id: i for i in inds}, (("acc", "max"), ("gap", "min")), None)
     lin = snap.lineage("c2")
     assert [n["id"] for n in lin["nodes"]] == ["c2", "c1", "r1", "r2"]
     assert sorted(lin["roots"]) == ["r1", "r2"]
     edges = {(e["parent"], e["child"]): e["label"] for e in lin["edges"]}
-    assert edges == {("c1", "c2"): "mutation gaussian(sigma=0.1) seed 9",
-                     ("r1", "c1"): "crossover ties(density=0.5) seed 7; mutation gaussian(sigma=0.05) seed 8",
-                     ("r2", "c1"): "crossover ties(density=0.5) seed 7; mutation gaussian(sigma=0.05) seed 8"}
+    assert edges == {
+        ("c1", "c2"): "mutation gaussian(sigma=0.1) seed 9",
+        ("r1", "c1"): "crossover ties(density=0.5) seed 7; mutation gaussian(sigma=0.05) seed 8",
+        ("r2", "c1"): "crossover ties(density=0.5) seed 7; mutation gaussian(sigma=0.05) seed 8",
+    }
     short = snap.lineage("c2", max_nodes=2)
     assert short["truncated"] and len(short["nodes"]) == 2
 
@@ -140,11 +172,17 @@ def test_lineage_of_a_front_model_matches_the_lineage_table(run_dir, data):
     snap = data.refresh()
     target = max(snap.front(), key=lambda i: i.generation)
     db = sqlite3.connect(f"file:{run_dir / 'evofair.sqlite'}?mode=ro&immutable=1", uri=True)
-    rows = db.execute("""WITH RECURSIVE anc(id) AS (SELECT ? UNION SELECT parent FROM lineage JOIN anc ON child = anc.id)
-                         SELECT id FROM anc""", (target.id,)).fetchall()
+    rows = db.execute(
+        """WITH RECURSIVE anc(id) AS (SELECT ? UNION SELECT parent FROM lineage JOIN anc ON child = anc.id)
+                         SELECT id FROM anc""",
+        (target.id,),
+    ).fetchall()
     ancestors = {r[0] for r in rows}
-    edges = set(db.execute(f"SELECT parent, child FROM lineage WHERE child IN ({','.join('?' * len(ancestors))})",
-                           sorted(ancestors)).fetchall())
+    edges = set(
+        db.execute(
+            f"SELECT parent, child FROM lineage WHERE child IN ({','.join('?' * len(ancestors))})", sorted(ancestors)
+        ).fetchall()
+    )
     ops = {i: json.loads(o) for i, o in db.execute("SELECT id, operator FROM individuals")}
     db.close()
     lin = snap.lineage(target.id)
@@ -170,10 +208,18 @@ def test_refresh_picks_up_a_new_generation(run_dir, tmp_path):
         last = before.generations[-1]
         src = before.individuals[last["population"][0]]
         g = last["generation"] + 1
-        new = Individual(id=f"g{g:04d}i0000", generation=g, parents=(src.id,), operator={"mutation": {"name": "gaussian", "args": {}, "seed": 5}},
-                         seed=5, weights_hash=src.weights_hash,
-                         metrics={"val": {"error": 0.0, "gap": 0.0}, "test": {"error": 0.0, "gap": 0.0}})
-        writer.commit_generation(g, [new], [new.id] + last["population"][1:], {"hv_val": 0.36, "n_front": 1, "evaluations": 99})
+        new = Individual(
+            id=f"g{g:04d}i0000",
+            generation=g,
+            parents=(src.id,),
+            operator={"mutation": {"name": "gaussian", "args": {}, "seed": 5}},
+            seed=5,
+            weights_hash=src.weights_hash,
+            metrics={"val": {"error": 0.0, "gap": 0.0}, "test": {"error": 0.0, "gap": 0.0}},
+        )
+        writer.commit_generation(
+            g, [new], [new.id] + last["population"][1:], {"hv_val": 0.36, "n_front": 1, "evaluations": 99}
+        )
         after = data.refresh()
         assert after.version == before.version + 1 and after.last_generation == g
         assert [i.id for i in after.front()] == [new.id]
@@ -254,14 +300,26 @@ def test_model_card_and_export_state_each_constraint(constrained_dir, tmp_path):
         card = model_card_data(data, ind.id)
         f1 = ind.metrics["val"]["f1"]
         assert card["feasible"] is ok
-        assert card["constraints"] == [{"constraint": "f1 >= 0.5", "metric": "f1", "op": ">=", "bound": 0.5,
-                                        "val": f1, "satisfied_val": ok, "test": ind.metrics["test"]["f1"],
-                                        "satisfied_test": ok}]
+        assert card["constraints"] == [
+            {
+                "constraint": "f1 >= 0.5",
+                "metric": "f1",
+                "op": ">=",
+                "bound": 0.5,
+                "val": f1,
+                "satisfied_val": ok,
+                "test": ind.metrics["test"]["f1"],
+                "satisfied_test": ok,
+            }
+        ]
         nodes = list(walk_layout(render_card(data, ind.id)))
         cells = [n for n in nodes if getattr(n, "id", None) == "card-feasible"]
         assert cells and cells[0].to_plotly_json()["props"]["data-feasible"] == str(ok).lower()
-        verdicts = [n.to_plotly_json()["props"].get("data-satisfied") for n in nodes
-                    if n.to_plotly_json()["props"].get("data-satisfied") is not None]
+        verdicts = [
+            n.to_plotly_json()["props"].get("data-satisfied")
+            for n in nodes
+            if n.to_plotly_json()["props"].get("data-satisfied") is not None
+        ]
         assert verdicts == [str(ok).lower()] * 2  # val and test
     exported = json.loads((export_model(constrained_dir, bad.id, tmp_path / "m") / "model_card.json").read_text())
     assert exported["feasible"] is False and exported["constraints"][0]["satisfied_val"] is False
@@ -275,9 +333,22 @@ def test_nothing_feasible_front_is_the_least_violating_and_labelled():
     from evofair.explorer.figures import front_figure
 
     inds = [_ind("a", 0, acc=0.9, gap=0.30), _ind("b", 0, acc=0.7, gap=0.10), _ind("c", 0, acc=0.6, gap=0.0)]
-    snap = Snapshot([{"generation": 0, "population": ["a", "b", "c"], "hv_val": 0.0, "n_front": 1,
-                      "evaluations": 3, "seconds": 0.0}], {i.id: i for i in inds}, (("acc", "max"), ("gap", "min")),
-                    None, constraints=(Constraint("acc", ">=", 0.95),))
+    snap = Snapshot(
+        [
+            {
+                "generation": 0,
+                "population": ["a", "b", "c"],
+                "hv_val": 0.0,
+                "n_front": 1,
+                "evaluations": 3,
+                "seconds": 0.0,
+            }
+        ],
+        {i.id: i for i in inds},
+        (("acc", "max"), ("gap", "min")),
+        None,
+        constraints=(Constraint("acc", ">=", 0.95),),
+    )
     assert [i.id for i in snap.front()] == ["a"]  # violation 0.05, the smallest (pymoo's opt)
     assert list(snap.violation(inds)) == pytest.approx([0.05, 0.25, 0.35])
     fig = front_figure(snap, x="acc", y="gap", colour=None, split="val", generation=None)

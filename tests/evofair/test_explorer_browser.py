@@ -25,8 +25,11 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 ROOT = Path(__file__).resolve().parents[2]
 
 if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-    pytest.skip(f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} "
-                "(apt-get install chromium chromium-driver; .ci/run does this)", allow_module_level=True)
+    pytest.skip(
+        f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} "
+        "(apt-get install chromium chromium-driver; .ci/run does this)",
+        allow_module_level=True,
+    )
 selenium = pytest.importorskip("selenium", reason="selenium not installed (pip install -e '.[test]')")
 
 from selenium import webdriver  # noqa: E402
@@ -42,8 +45,18 @@ from evofair.core.individual import Individual  # noqa: E402
 from evofair.explorer import start  # noqa: E402
 from evofair.store.run_store import RunStore  # noqa: E402
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1600,1000")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1000",
+)
 WAIT = 30
 
 
@@ -78,12 +91,15 @@ def browser(tmp_path_factory):
 
 
 def wait(driver, cond, what: str, timeout: float = WAIT):
-    return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)).until(
-        lambda d: cond(d), message=f"waiting for {what}")
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(lambda d: cond(d), message=f"waiting for {what}")
 
 
-GRAPH_DATA = ("const gd = document.querySelector('#front-graph .js-plotly-plot');"
-              "return gd && gd.data ? gd.data.map(t => [t.name, t.customdata || []]) : [];")
+GRAPH_DATA = (
+    "const gd = document.querySelector('#front-graph .js-plotly-plot');"
+    "return gd && gd.data ? gd.data.map(t => [t.name, t.customdata || []]) : [];"
+)
 
 
 def trace_ids(driver, name: str) -> list[str] | None:
@@ -143,13 +159,15 @@ def test_explorer_in_a_real_browser(run_dir, browser, tmp_path):
         wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".card[data-id]"), "the model card")
         iid = d.find_element(By.ID, "card-id").text
         ind, weights = stored(copy, iid)
-        assert iid == ids[k] or ind.metrics["val"] == stored(copy, ids[k])[0].metrics["val"]  # same point, or a twin on it
+        assert (
+            iid == ids[k] or ind.metrics["val"] == stored(copy, ids[k])[0].metrics["val"]
+        )  # same point, or a twin on it
         cells = d.find_elements(By.CSS_SELECTOR, "#card-metrics td[data-metric]")
         seen = {(c.get_attribute("data-split"), c.get_attribute("data-metric")): c for c in cells}
         assert set(seen) == {(s, n) for s, per in ind.metrics.items() for n in per}
         for (split, name), cell in seen.items():
             assert float(cell.get_attribute("title")) == ind.metrics[split][name]  # exact stored value
-            assert abs(float(cell.text) - ind.metrics[split][name]) <= 5e-5       # the rounded display
+            assert abs(float(cell.text) - ind.metrics[split][name]) <= 5e-5  # the rounded display
         lineage_rows = d.find_elements(By.CSS_SELECTOR, ".card details table tbody tr")
         assert len(lineage_rows) >= len(ind.parents)
         d.save_screenshot(str(artifacts_dir() / "explorer_card.png"))
@@ -159,13 +177,22 @@ def test_explorer_in_a_real_browser(run_dir, browser, tmp_path):
         assert len(distinct) >= 3, "the toy run's front should have at least 3 distinct errors"
         highlighted = []
         for bound in (distinct[-2], distinct[0]):
-            expected = sorted((r for r in front_rows if float(r["error_val"]) <= bound),
-                              key=lambda r: (float(r["gap_val"]), float(r["error_val"]), r["id"]))
+            expected = sorted(
+                (r for r in front_rows if float(r["error_val"]) <= bound),
+                key=lambda r: (float(r["gap_val"]), float(r["error_val"]), r["id"]),
+            )
             set_bound(d, "error", bound)
-            wait(d, lambda d: d.find_elements(By.ID, "meets-count") and
-                 d.find_element(By.ID, "meets-count").get_attribute("data-count") == str(len(expected)),
-                 f"{len(expected)} models meeting error <= {bound}")
-            ranked = [r.get_attribute("data-id") for r in d.find_elements(By.CSS_SELECTOR, "#ranked-table tr.ranked-row")]
+            wait(
+                d,
+                lambda d: (
+                    d.find_elements(By.ID, "meets-count")
+                    and d.find_element(By.ID, "meets-count").get_attribute("data-count") == str(len(expected))
+                ),
+                f"{len(expected)} models meeting error <= {bound}",
+            )
+            ranked = [
+                r.get_attribute("data-id") for r in d.find_elements(By.CSS_SELECTOR, "#ranked-table tr.ranked-row")
+            ]
             assert ranked == [r["id"] for r in expected]
             wait(d, lambda d: sorted(trace_ids(d, "meets constraints") or []) == sorted(ranked), "the highlighted set")
             highlighted.append(set(ranked))
@@ -181,8 +208,10 @@ def test_explorer_in_a_real_browser(run_dir, browser, tmp_path):
                 assert f"A {iid}" in heads and f"B {other}" in heads
                 b_cells = d.find_elements(By.CSS_SELECTOR, "#compare-table td[data-model='B']")
                 other_ind, _ = stored(copy, other)
-                assert {(c.get_attribute("data-split"), c.get_attribute("data-metric")): float(c.get_attribute("title"))
-                        for c in b_cells} == {(s, n): v for s, per in other_ind.metrics.items() for n, v in per.items()}
+                assert {
+                    (c.get_attribute("data-split"), c.get_attribute("data-metric")): float(c.get_attribute("title"))
+                    for c in b_cells
+                } == {(s, n): v for s, per in other_ind.metrics.items() for n, v in per.items()}
         assert highlighted[1] < highlighted[0]  # the tighter bound highlights a strict subset
         # 5. export the opened model where we say; it loads and matches the store byte for byte
         target = tmp_path / "exported"
@@ -194,7 +223,9 @@ def test_explorer_in_a_real_browser(run_dir, browser, tmp_path):
 
         exp_ind, exp_weights = stored(copy, other)  # the model whose card is open
         loaded = load_file(str(target / "genome.safetensors"))
-        assert all(torch.equal(loaded[k], exp_weights[k]) for k in exp_weights) and sorted(loaded) == sorted(exp_weights)
+        assert all(torch.equal(loaded[k], exp_weights[k]) for k in exp_weights) and sorted(loaded) == sorted(
+            exp_weights
+        )
         assert hashlib.sha256((target / "genome.safetensors").read_bytes()).hexdigest() == exp_ind.weights_hash
         d.set_window_size(1600, min(4000, d.execute_script("return document.body.scrollHeight") + 40))
         d.save_screenshot(str(artifacts_dir() / "explorer_full.png"))
@@ -223,12 +254,21 @@ def test_explorer_follows_a_run_in_progress(run_dir, browser, tmp_path):
         last = writer.last_generation()
         src = writer.individuals([last["population"][0]])[0]
         g = last["generation"] + 1
-        new = Individual(id=f"g{g:04d}i0000", generation=g, parents=(src.id,), seed=9,
-                         operator={"mutation": {"name": "gaussian", "args": {"sigma": 0.05}, "seed": 9}},
-                         weights_hash=src.weights_hash,
-                         metrics={"val": {"error": 0.0, "gap": 0.0}, "test": {"error": 0.0, "gap": 0.0}})
-        writer.commit_generation(g, [new], [new.id] + last["population"][1:],
-                                 {"hv_val": 0.35, "n_front": 1, "evaluations": (last["evaluations"] or 0) + 1})
+        new = Individual(
+            id=f"g{g:04d}i0000",
+            generation=g,
+            parents=(src.id,),
+            seed=9,
+            operator={"mutation": {"name": "gaussian", "args": {"sigma": 0.05}, "seed": 9}},
+            weights_hash=src.weights_hash,
+            metrics={"val": {"error": 0.0, "gap": 0.0}, "test": {"error": 0.0, "gap": 0.0}},
+        )
+        writer.commit_generation(
+            g,
+            [new],
+            [new.id] + last["population"][1:],
+            {"hv_val": 0.35, "n_front": 1, "evaluations": (last["evaluations"] or 0) + 1},
+        )
         # it dominates everyone, so the new generation's front is just it
         wait(d, lambda d: trace_ids(d, "front") == [new.id], "the new generation's front", timeout=20)
         assert d.execute_script("return window.__no_reload_marker;") == 42  # updated in place, no reload
@@ -244,9 +284,17 @@ def test_recipe_constraints_in_a_real_browser(browser, tmp_path):
     with f1 < 0.5 as the infeasible trace, says how many front models are feasible, and an
     infeasible model's card says it violates the constraint."""
     out = tmp_path / "zdt1"
-    evofair.run({"name": "zdt1-c", "problem": {"name": "zdt1", "args": {"n_var": 6}},
-                 "algorithm": {"pop_size": 12, "generations": 3}, "seed": 2, "constraints": ["f1 >= 0.5"]},
-                out, progress=False)
+    evofair.run(
+        {
+            "name": "zdt1-c",
+            "problem": {"name": "zdt1", "args": {"n_var": 6}},
+            "algorithm": {"pop_size": 12, "generations": 3},
+            "seed": 2,
+            "constraints": ["f1 >= 0.5"],
+        },
+        out,
+        progress=False,
+    )
     store = RunStore(out, readonly=True)
     everyone = store.individuals()
     store.close()
@@ -286,11 +334,23 @@ def test_intervals_in_a_real_browser(browser, tmp_path):
     gender, income = rng.choice(["f", "m"], n), rng.normal(50, 15, n)
     outcome = np.where(income / 10 + (gender == "m") + rng.normal(0, 1, n) > 5.5, "yes", "no")
     table = tmp_path / "loans.csv"
-    table.write_text("income,gender,outcome\n" + "".join(f"{a:.3f},{b},{c}\n" for a, b, c in zip(income, gender, outcome)))
-    recipe = load_recipe(ROOT / "runs" / "adult.yaml", [
-        f"problem.args.data.path={table}", "problem.args.target=outcome", "problem.args.positive=yes",
-        "problem.args.sensitive=[gender]", "algorithm.pop_size=8", "algorithm.generations=4",
-        "problem.args.model.hidden=[8]", "problem.args.baselines.enabled=false", "intervals.n_boot=200"])
+    table.write_text(
+        "income,gender,outcome\n" + "".join(f"{a:.3f},{b},{c}\n" for a, b, c in zip(income, gender, outcome))
+    )
+    recipe = load_recipe(
+        ROOT / "runs" / "adult.yaml",
+        [
+            f"problem.args.data.path={table}",
+            "problem.args.target=outcome",
+            "problem.args.positive=yes",
+            "problem.args.sensitive=[gender]",
+            "algorithm.pop_size=8",
+            "algorithm.generations=4",
+            "problem.args.model.hidden=[8]",
+            "problem.args.baselines.enabled=false",
+            "intervals.n_boot=200",
+        ],
+    )
     out = tmp_path / "fc"
     evofair.run(recipe, out, progress=False)
     rows = {r["id"]: r for r in read_csv(out / "front.csv")}
@@ -313,11 +373,20 @@ def test_intervals_in_a_real_browser(browser, tmp_path):
             assert bars["minus"][k] == pytest.approx(float(r[f"{y}_test"]) - float(r[f"{y}_test_lo"]), abs=1e-12)
         drawn = d.find_elements(By.CSS_SELECTOR, "#front-graph .scatterlayer .errorbar")
         assert len(drawn) >= len(ids)  # plotly draws one error-bar group per point with a bar
+
         # open the front model with the most neighbours and check the shaded set
         def close_to(sel):
-            return sorted(i for i in rows if i != sel and all(
-                float(rows[i][f"{o}_test_lo"]) <= float(rows[sel][f"{o}_test_hi"])
-                and float(rows[sel][f"{o}_test_lo"]) <= float(rows[i][f"{o}_test_hi"]) for o in objectives))
+            return sorted(
+                i
+                for i in rows
+                if i != sel
+                and all(
+                    float(rows[i][f"{o}_test_lo"]) <= float(rows[sel][f"{o}_test_hi"])
+                    and float(rows[sel][f"{o}_test_lo"]) <= float(rows[i][f"{o}_test_hi"])
+                    for o in objectives
+                )
+            )
+
         k = max(range(len(ids)), key=lambda j: (len(close_to(ids[j])), ids[j]))
         # the shading must tell models apart: some but not all others are indistinguishable from it
         assert 0 < len(close_to(ids[k])) < len(ids) - 1, "the run's front is too uniform to test the shading"
@@ -330,7 +399,10 @@ def test_intervals_in_a_real_browser(browser, tmp_path):
         if expected:
             wait(d, lambda d: sorted(trace_ids(d, INDISTINGUISHABLE) or []) == expected, "the shaded models")
             assert len(trace_points(d, INDISTINGUISHABLE)) == len(expected)
-        cells = {c.get_attribute("data-interval"): c.text for c in d.find_elements(By.CSS_SELECTOR, "#card-metrics td[data-interval]")}
+        cells = {
+            c.get_attribute("data-interval"): c.text
+            for c in d.find_elements(By.CSS_SELECTOR, "#card-metrics td[data-interval]")
+        }
         assert cells[x] == f"[{float(rows[sel][f'{x}_test_lo']):.4f}, {float(rows[sel][f'{x}_test_hi']):.4f}]"
         d.save_screenshot(str(artifacts_dir() / "explorer_intervals.png"))
     finally:
@@ -342,4 +414,5 @@ def driver_error_bars(d) -> dict[str, list[float]]:
     return d.execute_script(
         "const gd = document.querySelector('#front-graph .js-plotly-plot');"
         "const t = gd._fullData.find(t => t.name === 'front');"
-        "return {x: Array.from(t.x), plus: Array.from(t.error_y.array), minus: Array.from(t.error_y.arrayminus)};")
+        "return {x: Array.from(t.x), plus: Array.from(t.error_y.array), minus: Array.from(t.error_y.arrayminus)};"
+    )

@@ -34,8 +34,11 @@ def front_id(run_dir) -> str:
 
 
 def file_states(root: Path) -> dict[str, tuple[int, int, str]]:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -92,7 +95,9 @@ def test_export_hook_writes_a_transformers_loadable_model(run_dir, tmp_path):
     class WithHook(ToyMLP):
         def export_model(self, weights, path):
             calls.append({k: v.clone() for k, v in weights.items()})
-            cfg = BertConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+            cfg = BertConfig(
+                vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8
+            )
             torch.manual_seed(0)
             BertModel(cfg).save_pretrained(path)
             return {"format": "transformers", "base": "tiny-bert"}
@@ -113,6 +118,7 @@ def test_export_hook_writes_a_transformers_loadable_model(run_dir, tmp_path):
 def test_reading_exploring_exporting_and_reporting_never_write_to_the_run(run_dir, tmp_path):
     before = file_states(run_dir)
     from evofair.explorer.static_report import write_report
+
     data = RunData(run_dir)
     snap = data.refresh()
     for ind in snap.front():

@@ -15,9 +15,13 @@ from evofair import cli
 from evofair.explorer import create_server
 from evofair.explorer.server import path_allowed
 
-ZDT = {"name": "zdt-explore", "problem": {"name": "zdt1", "args": {"n_var": 4}},
-       "algorithm": {"name": "nsga2", "pop_size": 6, "generations": 2},
-       "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}}, "hv_ref": [1.1, 1.1]}
+ZDT = {
+    "name": "zdt-explore",
+    "problem": {"name": "zdt1", "args": {"n_var": 4}},
+    "algorithm": {"name": "nsga2", "pop_size": 6, "generations": 2},
+    "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
+    "hv_ref": [1.1, 1.1],
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +50,7 @@ def test_wildcard_bind_keeps_the_host_check(finished_run):
     srv = create_server(finished_run, host="0.0.0.0", port=0, allow_hosts=["evo.example.org"])
     try:
         client = srv.app.server.test_client()
-        status = lambda name: client.get("/", headers={"Host": f"{name}:{srv.port}"}).status_code  # noqa: E731
+        status = lambda name: client.get("/", headers={"Host": f"{name}:{srv.port}"}).status_code
         assert status("rebind.attacker.example") == 403
         assert status("127.0.0.1") == 200 and status("localhost") == 200
         assert status(socket.gethostname()) == 200
@@ -56,9 +60,19 @@ def test_wildcard_bind_keeps_the_host_check(finished_run):
         srv.stop()
 
 
-@pytest.mark.parametrize("host, loopback", [("127.1", True), ("127.0.0.2", True), ("::1", True),
-                                            ("localhost", True), ("::ffff:127.0.0.1", True),
-                                            ("0.0.0.0", False), ("10.1.2.3", False), ("example.org", False)])
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("localhost", True),
+        ("::ffff:127.0.0.1", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+        ("example.org", False),
+    ],
+)
 def test_any_loopback_address_counts_as_loopback(host, loopback):
     from evofair.explorer.server import is_loopback
 
@@ -76,11 +90,21 @@ def test_short_loopback_address_serves_with_export_on(finished_run):
         srv.stop()
 
 
-@pytest.mark.parametrize("path", ["/../evofair.sqlite", "/_dash-component-suites/dash/../../../evofair.sqlite",
-                                  "/_dash-component-suites/dash/%2e%2e/%2e%2e/config.yaml",
-                                  "/_dash-component-suites/dash/%252e%252e/x", "/assets/../config.yaml",
-                                  "/static/../../evofair.sqlite", "/etc/passwd", "/config.yaml", "/weights/",
-                                  "/_dash-component-suites/dash/..%5c..%5cconfig.yaml"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../evofair.sqlite",
+        "/_dash-component-suites/dash/../../../evofair.sqlite",
+        "/_dash-component-suites/dash/%2e%2e/%2e%2e/config.yaml",
+        "/_dash-component-suites/dash/%252e%252e/x",
+        "/assets/../config.yaml",
+        "/static/../../evofair.sqlite",
+        "/etc/passwd",
+        "/config.yaml",
+        "/weights/",
+        "/_dash-component-suites/dash/..%5c..%5cconfig.yaml",
+    ],
+)
 def test_crafted_paths_get_404(finished_run, path):
     assert not path_allowed(path)
     srv = create_server(finished_run, port=0)

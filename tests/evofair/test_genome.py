@@ -11,13 +11,13 @@ import pytest
 import torch
 
 import evofair
-from evofair.errors import UserError
-from evofair.core.genome import VECTOR, WEIGHTS, ArrayGenome, Genome, VectorGenome, WeightsGenome
+from evofair.core.genome import VECTOR, WEIGHTS, ArrayGenome, Genome, WeightsGenome
+from evofair.core.plugins import registry
+from evofair.core.problem import Objective, VectorProblem, WeightsProblem
 from evofair.engine import pymoo_adapter
 from evofair.engine.deap_adapter import deap_supports, deap_variation
 from evofair.engine.pipeline import GenomeRef, OpCall, Plan
-from evofair.core.plugins import registry
-from evofair.core.problem import Objective, VectorProblem, WeightsProblem
+from evofair.errors import UserError
 from evofair.lifecycle.recipe import parse_recipe
 
 
@@ -43,7 +43,11 @@ def test_vector_genome_encoding_and_operator_kinds():
     assert X.dtype == float and X.shape == (2, 2)
     assert all(np.array_equal(a, b) for a, b in zip(pymoo_adapter.from_matrix(VECTOR, X), items))
     assert VECTOR.encoding == "array" and VECTOR.decode(VECTOR.encode(items[0])).tolist() == [0.1, 0.2]
-    assert (VECTOR.crossover_kind, VECTOR.mutation_kind, VECTOR.refinable) == ("vector_crossover", "vector_mutation", False)
+    assert (VECTOR.crossover_kind, VECTOR.mutation_kind, VECTOR.refinable) == (
+        "vector_crossover",
+        "vector_mutation",
+        False,
+    )
 
 
 def test_weights_genome_encoding_and_content_identity():
@@ -53,8 +57,9 @@ def test_weights_genome_encoding_and_content_identity():
     assert pymoo_adapter.from_matrix(WEIGHTS, X)[0] is a and WEIGHTS.encoding == "checkpoint"
     # the same weights under two ids are one genome (pymoo's and DEAP's duplicate checks use this)
     assert a == b and hash(a) == hash(b)
-    var = deap_variation(WEIGHTS, parse_recipe({"problem": {"name": "toy_mlp"},
-                                                 "operators": {"mutation": {"name": "gaussian"}}}), None)
+    var = deap_variation(
+        WEIGHTS, parse_recipe({"problem": {"name": "toy_mlp"}, "operators": {"mutation": {"name": "gaussian"}}}), None
+    )
     assert var.key(a) == var.key(b) and WEIGHTS.key(a) == WEIGHTS.key(b)
     assert (WEIGHTS.crossover_kind, WEIGHTS.mutation_kind, WEIGHTS.refinable) == ("crossover", "mutation", True)
 
@@ -62,8 +67,13 @@ def test_weights_genome_encoding_and_content_identity():
 def test_deap_vector_keys_are_exact_values():
     from evofair.problems.classic.benchmarks import ZDT1
 
-    recipe = parse_recipe({"problem": {"name": "zdt1", "args": {"n_var": 3}}, "algorithm": {"backend": "deap"},
-                           "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}}})
+    recipe = parse_recipe(
+        {
+            "problem": {"name": "zdt1", "args": {"n_var": 3}},
+            "algorithm": {"backend": "deap"},
+            "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
+        }
+    )
     problem = ZDT1(registry("problem").get("zdt1").parse_args({"n_var": 3}, "p"))
     var = deap_variation(VECTOR, recipe, problem)
     x = var.initial(np.random.default_rng(0), 4)
@@ -93,8 +103,11 @@ class _NoBase(WeightsProblem):
 
 def test_task_arithmetic_merges_need_a_base_and_say_so_before_running(tmp_path):
     recipe = {"problem": {"name": "nobase"}, "operators": {"crossover": {"name": "ties"}}}
-    with pytest.raises(UserError, match=r"operators.crossover.name: 'ties' needs HasBase.base_weights, which "
-                                        r"problem 'nobase' does not implement"):
+    with pytest.raises(
+        UserError,
+        match=r"operators.crossover.name: 'ties' needs HasBase.base_weights, which "
+        r"problem 'nobase' does not implement",
+    ):
         evofair.run(recipe, tmp_path / "out", problem=_NoBase())
     assert not (tmp_path / "out").exists()
 
@@ -138,9 +151,13 @@ def test_weights_recipe_with_mutation_only_evolves(tmp_path, backend):
     """No crossover in the recipe: parents are copied and mutated (pymoo used to apply its default
     SBX to GenomeRefs and fail with a TypeError). Every offspring after generation 0 has exactly one
     parent and a gaussian mutation in its lineage."""
-    recipe = {"name": "mut-only", "problem": {"name": "toy_mlp"},
-              "algorithm": {"name": "nsga2", "backend": backend, "pop_size": 6, "generations": 3},
-              "operators": {"mutation": {"name": "gaussian", "args": {"sigma": 0.05}}}, "seed": 3}
+    recipe = {
+        "name": "mut-only",
+        "problem": {"name": "toy_mlp"},
+        "algorithm": {"name": "nsga2", "backend": backend, "pop_size": 6, "generations": 3},
+        "operators": {"mutation": {"name": "gaussian", "args": {"sigma": 0.05}}},
+        "seed": 3,
+    }
     evofair.run(recipe, out=tmp_path / "run")
     con = sqlite3.connect(tmp_path / "run" / "evofair.sqlite")
     later = con.execute("SELECT id, operator FROM individuals WHERE generation > 0").fetchall()

@@ -104,9 +104,13 @@ ox = efplug_tours.tours:ox
 inversion = efplug_tours.tours:inversion
 """
 
-RECIPE = {"name": "tours", "seed": 5, "problem": {"name": "two_map_tour"},
-          "algorithm": {"name": "nsga2", "pop_size": 10, "generations": 4},
-          "operators": {"crossover": {"name": "ox"}, "mutation": {"name": "inversion", "args": {"prob": 0.5}}}}
+RECIPE = {
+    "name": "tours",
+    "seed": 5,
+    "problem": {"name": "two_map_tour"},
+    "algorithm": {"name": "nsga2", "pop_size": 10, "generations": 4},
+    "operators": {"crossover": {"name": "ox"}, "mutation": {"name": "inversion", "args": {"prob": 0.5}}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +133,14 @@ def run_cli(site: Path, tmp: Path, recipe: dict, out: str) -> subprocess.Complet
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(PYTHONPATH=str(site), EVOFAIR_CACHE=str(tmp / "cache"))
-    return subprocess.run([str(EVOFAIR), "run", str(path), "--out", str(tmp / out), "--quiet"], cwd=tmp, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(EVOFAIR), "run", str(path), "--out", str(tmp / out), "--quiet"],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_a_permutation_genome_from_a_plugin_runs_from_a_recipe(site, tmp_path):
@@ -151,7 +161,9 @@ def test_a_permutation_genome_from_a_plugin_runs_from_a_recipe(site, tmp_path):
         sys.path.remove(str(site))
     for ind in inds:
         assert ind.metrics["val"]["a"] == pytest.approx(tour_length(np.asarray(ind.x, dtype=int), CITIES[0]), rel=1e-12)
-        assert ind.metrics["test"]["b"] == pytest.approx(tour_length(np.asarray(ind.x, dtype=int), CITIES[1]), rel=1e-12)
+        assert ind.metrics["test"]["b"] == pytest.approx(
+            tour_length(np.asarray(ind.x, dtype=int), CITIES[1]), rel=1e-12
+        )
     assert len({tuple(o) for o in orders[10:]}) > 1  # variation made new orders
     second = run_cli(site, tmp_path, RECIPE, "second")
     assert second.returncode == 0, second.stderr

@@ -10,12 +10,18 @@ import yaml
 
 from evofair.cli import main
 
-TOY = {"name": "bad", "problem": {"name": "toy_mlp", "args": {"n_train": 32, "n_eval": 16}},
-       "algorithm": {"pop_size": 4, "generations": 1},
-       "operators": {"crossover": {"name": "uniform"}, "mutation": {"name": "gaussian"}}}
-ZDT = {"name": "bad", "problem": {"name": "zdt1", "args": {"n_var": 5}},
-       "algorithm": {"pop_size": 4, "generations": 1},
-       "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}}}
+TOY = {
+    "name": "bad",
+    "problem": {"name": "toy_mlp", "args": {"n_train": 32, "n_eval": 16}},
+    "algorithm": {"pop_size": 4, "generations": 1},
+    "operators": {"crossover": {"name": "uniform"}, "mutation": {"name": "gaussian"}},
+}
+ZDT = {
+    "name": "bad",
+    "problem": {"name": "zdt1", "args": {"n_var": 5}},
+    "algorithm": {"pop_size": 4, "generations": 1},
+    "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
+}
 
 
 def refused(tmp_path, capsys, recipe_arg, *extra) -> str:
@@ -90,6 +96,20 @@ def test_duplicate_key_inside_a_set_value(tmp_path, capsys):
 
 def test_sane_values_still_run(tmp_path, capsys):
     out = tmp_path / "ok"
-    assert main(["run", recipe_file(tmp_path, ZDT), "--out", str(out), "--quiet",
-                 "--set", "hv_ref=[1.1, 1.1]", "--set", "report.x=[[1, 2], {a: '[[['}]"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                recipe_file(tmp_path, ZDT),
+                "--out",
+                str(out),
+                "--quiet",
+                "--set",
+                "hv_ref=[1.1, 1.1]",
+                "--set",
+                "report.x=[[1, 2], {a: '[[['}]",
+            ]
+        )
+        == 0
+    )
     assert (out / "front.csv").exists()

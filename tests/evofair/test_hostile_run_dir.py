@@ -160,8 +160,10 @@ def rename_individual(db: Path, old: str, new: str) -> None:
         con.execute("UPDATE lineage SET child=? WHERE child=?", (new, old))
         con.execute("UPDATE lineage SET parent=? WHERE parent=?", (new, old))
         for gen, pop in con.execute("SELECT generation, population FROM generations").fetchall():
-            con.execute("UPDATE generations SET population=? WHERE generation=?",
-                        (json.dumps([new if i == old else i for i in json.loads(pop)]), gen))
+            con.execute(
+                "UPDATE generations SET population=? WHERE generation=?",
+                (json.dumps([new if i == old else i for i in json.loads(pop)]), gen),
+            )
     con.close()
 
 

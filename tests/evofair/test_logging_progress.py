@@ -23,17 +23,31 @@ HERE = Path(__file__).parent
 def slow_recipe(tmp_path, **args) -> Path:
     """3 generations of 8 ZDT1 genomes that sleep while evaluated: a generation of ~1.5 s."""
     path = tmp_path / "slow.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "slow", "problem": {"name": "tracking_parts:SlowZDT1", "args": {"n_var": 5, **args}},
-        "algorithm": {"name": "nsga2", "pop_size": 8, "generations": 3},
-        "operators": {"crossover": {"name": "sbx"}, "crossover_prob": 1.0, "mutation": {"name": "pm"}},
-        "executor": {"eval_chunk": 2}, "seed": 1, "hv_ref": [10.0, 10.0], "paths": [str(HERE)]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "slow",
+                "problem": {"name": "tracking_parts:SlowZDT1", "args": {"n_var": 5, **args}},
+                "algorithm": {"name": "nsga2", "pop_size": 8, "generations": 3},
+                "operators": {"crossover": {"name": "sbx"}, "crossover_prob": 1.0, "mutation": {"name": "pm"}},
+                "executor": {"eval_chunk": 2},
+                "seed": 1,
+                "hv_ref": [10.0, 10.0],
+                "paths": [str(HERE)],
+            }
+        )
+    )
     return path
 
 
 def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "evofair.cli", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "evofair.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_progress_lines_inside_a_generation_on_non_tty_output(tmp_path):
@@ -90,9 +104,10 @@ def test_worker_error_goes_to_run_log_with_its_traceback(tmp_path, zdt_recipe, m
     def failing(self, genomes):
         calls["n"] += 1
         if calls["n"] == 3:
-            raise WorkerError("a task failed on a Ray worker: ValueError: boom-4711",
-                              "Traceback (most recent call last):\n  File \"w.py\", line 1, in raise_on_worker\n"
-                              "ValueError: boom-4711")
+            raise WorkerError(
+                "a task failed on a Ray worker: ValueError: boom-4711",
+                'Traceback (most recent call last):\n  File "w.py", line 1, in raise_on_worker\nValueError: boom-4711',
+            )
         return original(self, genomes)
 
     monkeypatch.setattr(SerialExecutor, "evaluate", failing)
@@ -125,8 +140,9 @@ def test_run_log_planted_as_a_link_is_refused(tmp_path, zdt_recipe, capsys):
 def test_library_runs_leave_logging_as_they_found_it(tmp_path, zdt_recipe):
     logger = logging.getLogger("evofair")
     before = (logger.level, logger.propagate, list(logger.handlers))
-    evofair.run({**zdt_recipe, "algorithm": {**zdt_recipe["algorithm"], "generations": 2}}, tmp_path / "run",
-                progress=False)
+    evofair.run(
+        {**zdt_recipe, "algorithm": {**zdt_recipe["algorithm"], "generations": 2}}, tmp_path / "run", progress=False
+    )
     assert (logger.level, logger.propagate, list(logger.handlers)) == before
     assert "generation 1: hv_val" in (tmp_path / "run" / "run.log").read_text()
 
@@ -141,7 +157,8 @@ def test_log_lines_are_throttled_and_close_with_the_final_count(caplog):
         bar.close()
     assert [r.getMessage() for r in caplog.records] == [
         "generation 2/5: local learning: 5/10 offspring (5 s)",
-        "generation 2/5: local learning: 10/10 offspring (10 s)"]
+        "generation 2/5: local learning: 10/10 offspring (10 s)",
+    ]
     short = LogLines(10, "fast", interval=5.0, clock=lambda: 0.0)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="evofair.progress"):

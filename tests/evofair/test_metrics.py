@@ -5,13 +5,25 @@ intersectional checks)."""
 import numpy as np
 import pandas as pd
 import pytest
-from fairlearn.metrics import (MetricFrame, demographic_parity_difference, equalized_odds_difference,
-                               false_positive_rate, selection_rate, true_positive_rate)
+from fairlearn.metrics import (
+    MetricFrame,
+    demographic_parity_difference,
+    equalized_odds_difference,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
+from evofair.analysis.metrics import (
+    METRIC_NAMES,
+    GroupCounts,
+    confusion_rows,
+    fairness_metrics,
+    intersectional_groups,
+    is_near_constant,
+)
 from evofair.errors import UserError
-from evofair.analysis.metrics import (METRIC_NAMES, GroupCounts, confusion_rows, fairness_metrics, intersectional_groups,
-                             is_near_constant)
 
 
 def _population(seed, n_models=5, n=300, n_classes=2, groups=("F", "M")):
@@ -30,9 +42,12 @@ def _fairlearn_dtpr(y, p, g, classes):
     """Mean and RMS over classes of fairlearn's between-group TPR difference (one-vs-rest)."""
     gaps = []
     for c in classes:
-        mf = MetricFrame(metrics=lambda yt, yp: true_positive_rate(yt, yp, pos_label=1),
-                         y_true=(np.asarray(y) == c).astype(int), y_pred=(np.asarray(p) == c).astype(int),
-                         sensitive_features=g)
+        mf = MetricFrame(
+            metrics=lambda yt, yp: true_positive_rate(yt, yp, pos_label=1),
+            y_true=(np.asarray(y) == c).astype(int),
+            y_pred=(np.asarray(p) == c).astype(int),
+            sensitive_features=g,
+        )
         gaps.append(mf.difference(method="between_groups"))
     return np.mean(gaps), np.sqrt(np.mean(np.square(gaps)))
 
@@ -56,10 +71,17 @@ def test_per_group_rates_match_metricframe():
     P, y, g = _population(5, n_models=3)
     gc = GroupCounts.of(P, y, g)
     for m, p in enumerate(P):
-        mf = MetricFrame(metrics={"tpr1": lambda a, b: true_positive_rate(a, b, pos_label=1),
-                                  "tpr0": lambda a, b: true_positive_rate(a, b, pos_label=0),
-                                  "fpr": false_positive_rate, "sel": selection_rate},
-                         y_true=y, y_pred=p, sensitive_features=g)
+        mf = MetricFrame(
+            metrics={
+                "tpr1": lambda a, b: true_positive_rate(a, b, pos_label=1),
+                "tpr0": lambda a, b: true_positive_rate(a, b, pos_label=0),
+                "fpr": false_positive_rate,
+                "sel": selection_rate,
+            },
+            y_true=y,
+            y_pred=p,
+            sensitive_features=g,
+        )
         bg = mf.by_group
         for a, group in enumerate(gc.groups):
             assert abs(gc.tpr()[m, a, 1] - bg.loc[group, "tpr1"]) < 1e-12
@@ -114,8 +136,14 @@ def test_confusion_rows():
     g = np.array(["F", "F", "F", "M", "M", "M"])
     p = np.array([1, 0, 0, 1, 0, 1])
     rows = {(r["group"], r["true"]): r for r in confusion_rows(p, y, g, ["surgeon", "nurse"])}
-    assert rows[("F", "nurse")] == {"group": "F", "true": "nurse", "n": 2, "pred_surgeon": 1, "pred_nurse": 1,
-                                    "tpr": 0.5}
+    assert rows[("F", "nurse")] == {
+        "group": "F",
+        "true": "nurse",
+        "n": 2,
+        "pred_surgeon": 1,
+        "pred_nurse": 1,
+        "tpr": 0.5,
+    }
     assert rows[("M", "surgeon")]["pred_nurse"] == 1
 
 
@@ -123,6 +151,7 @@ def test_confusion_rows():
 # Oracles: fairlearn's MetricFrame with a DataFrame of sensitive columns (its intersectional groups,
 # NaN for empty combinations, which its aggregations skip), equalized_odds_difference,
 # demographic_parity_difference, and sklearn's balanced_accuracy_score; held to 1e-9.
+
 
 def _intersectional_population(seed, n_classes, columns, n_models=4, n=400):
     """Models of varied quality and bias on `n` samples with sensitive columns {name: values};
@@ -151,9 +180,15 @@ def _worst_class(disparity, y, p, sf, classes):
 
 def _class_gaps(rate, y, p, sf, classes):
     """Δ over intersectional groups of `rate` for each class one-vs-rest, through MetricFrame."""
-    return [MetricFrame(metrics=lambda a, b: rate(a, b, pos_label=1), y_true=(y == c).astype(int),
-                        y_pred=(p == c).astype(int), sensitive_features=sf).difference(method="between_groups")
-            for c in classes]
+    return [
+        MetricFrame(
+            metrics=lambda a, b: rate(a, b, pos_label=1),
+            y_true=(y == c).astype(int),
+            y_pred=(p == c).astype(int),
+            sensitive_features=sf,
+        ).difference(method="between_groups")
+        for c in classes
+    ]
 
 
 def _check_against_oracles(P, y, sf, classes, binary):
@@ -169,10 +204,16 @@ def _check_against_oracles(P, y, sf, classes, binary):
             "dtpr": np.mean(tpr_gaps),
             "dtpr_rms": np.sqrt(np.mean(np.square(tpr_gaps))),
             "dfpr": np.mean(_class_gaps(false_positive_rate, y, p, sf, classes)),
-            "eod": (equalized_odds_difference(y, p, sensitive_features=sf) if binary
-                    else _worst_class(equalized_odds_difference, y, p, sf, classes)),
-            "dpd": (demographic_parity_difference(y, p, sensitive_features=sf) if binary
-                    else _worst_class(demographic_parity_difference, y, p, sf, classes)),
+            "eod": (
+                equalized_odds_difference(y, p, sensitive_features=sf)
+                if binary
+                else _worst_class(equalized_odds_difference, y, p, sf, classes)
+            ),
+            "dpd": (
+                demographic_parity_difference(y, p, sensitive_features=sf)
+                if binary
+                else _worst_class(demographic_parity_difference, y, p, sf, classes)
+            ),
         }
         assert set(oracle) == set(METRIC_NAMES) == set(ours)
         for name, value in oracle.items():
@@ -237,16 +278,18 @@ def test_multiclass_pos_label_given_is_honoured():
     g = intersectional_groups([sf["sex"].to_numpy(), sf["race"].to_numpy()])
     ours = fairness_metrics(P, y, g, pos_label=1)
     for m, p in enumerate(P):
-        yb, pb = (y == 1).astype(int), (P[m] == 1).astype(int)
+        yb, pb = (y == 1).astype(int), (p == 1).astype(int)
         assert abs(ours["eod"][m] - equalized_odds_difference(yb, pb, sensitive_features=sf)) < 1e-9
         assert abs(ours["dpd"][m] - demographic_parity_difference(yb, pb, sensitive_features=sf)) < 1e-9
 
 
 def test_hand_computed_multiclass_intersectional_case():
     # three classes; groups sex|race with F|A, F|B, M|A (M|B empty); M|A has no sample of class 2
-    rows = ([("F", "A", y, p) for y, p in zip([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0])]
-            + [("F", "B", y, p) for y, p in zip([0, 0, 1, 1, 2, 2], [0, 0, 1, 2, 2, 2])]
-            + [("M", "A", y, p) for y, p in zip([0, 0, 0, 1, 1], [0, 0, 0, 0, 1])])
+    rows = (
+        [("F", "A", y, p) for y, p in zip([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0])]
+        + [("F", "B", y, p) for y, p in zip([0, 0, 1, 1, 2, 2], [0, 0, 1, 2, 2, 2])]
+        + [("M", "A", y, p) for y, p in zip([0, 0, 0, 1, 1], [0, 0, 0, 0, 1])]
+    )
     sex, race, y, p = (np.array(c) for c in zip(*rows))
     out = {k: v[0] for k, v in fairness_metrics(p, y, intersectional_groups([sex, race])).items()}
     assert out["error"] == pytest.approx(4 / 17)

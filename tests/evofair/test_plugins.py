@@ -132,10 +132,13 @@ A, STEP, SEED = 0.75, 0.125, 3
 
 
 def wells_recipe(problem: str, mutation: str) -> dict:
-    return {"name": "wells", "problem": {"name": problem, "args": {"a": A}},
-            "algorithm": {"pop_size": 12, "generations": 5},
-            "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": mutation, "args": {"step": STEP}}},
-            "seed": SEED}
+    return {
+        "name": "wells",
+        "problem": {"name": problem, "args": {"a": A}},
+        "algorithm": {"pop_size": 12, "generations": 5},
+        "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": mutation, "args": {"step": STEP}}},
+        "seed": SEED,
+    }
 
 
 def write_yaml(path: Path, recipe: dict) -> Path:
@@ -175,14 +178,16 @@ def installed_run(site, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("installed")
     before = distribution("evofair").read_text("entry_points.txt")
     recipe = write_yaml(tmp / "recipe.yaml", wells_recipe("two_wells", "snap"))
-    proc = evofair_cli("run", recipe, "--out", tmp / "out", "--quiet", cwd=tmp,
-                       env=dict(user_env(tmp / "cache"), PYTHONPATH=str(site)))
+    proc = evofair_cli(
+        "run", recipe, "--out", tmp / "out", "--quiet", cwd=tmp, env=dict(user_env(tmp / "cache"), PYTHONPATH=str(site))
+    )
     return proc, tmp / "out", before
 
 
 def evofair_cli(*args, cwd, env) -> subprocess.CompletedProcess:
-    return subprocess.run([str(EVOFAIR), *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [str(EVOFAIR), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def check_wells_run(out: Path) -> list:
@@ -215,6 +220,7 @@ def check_wells_run(out: Path) -> list:
 
 # -- installed: entry points -------------------------------------------------------------------
 
+
 def test_installed_plugin_runs_from_a_recipe_through_the_cli(installed_run):
     proc, out, before = installed_run
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -246,6 +252,7 @@ def test_problems_lists_installed_plugins(site, bare_env, tmp_path):
 
 # -- not installed: `module:Name` next to the recipe -----------------------------------------------
 
+
 def test_referenced_module_next_to_the_recipe(installed_run, bare_env, tmp_path):
     """The same components, named `my_wells:TwoWells` from a recipe beside my_wells.py, run from
     another directory with no PYTHONPATH: the same front as the installed plugin's."""
@@ -276,11 +283,17 @@ def own_module(tmp_path, monkeypatch):
 
 
 def test_python_api_runs_a_referenced_weights_problem(own_module, tmp_path):
-    recipe = {"name": "bowl", "problem": {"name": "my_wells:Bowl"}, "paths": [str(own_module)],
-              "algorithm": {"pop_size": 8, "generations": 3},
-              "operators": {"crossover": {"name": "uniform"},
-                            "mutation": {"name": "my_wells:quantise", "args": {"sigma": 0.3, "step": 0.25}}},
-              "seed": 5}
+    recipe = {
+        "name": "bowl",
+        "problem": {"name": "my_wells:Bowl"},
+        "paths": [str(own_module)],
+        "algorithm": {"pop_size": 8, "generations": 3},
+        "operators": {
+            "crossover": {"name": "uniform"},
+            "mutation": {"name": "my_wells:quantise", "args": {"sigma": 0.3, "step": 0.25}},
+        },
+        "seed": 5,
+    }
     result = evofair.run(recipe, tmp_path / "out", progress=False)
     store = RunStore(tmp_path / "out", readonly=True)
     try:
@@ -307,17 +320,28 @@ def test_python_api_runs_a_referenced_weights_problem(own_module, tmp_path):
 
 # -- refused: exit 2, one line, nothing written ---------------------------------------------------
 
-@pytest.mark.parametrize("problem, mutation, needle", [
-    ("no_such_problem", "pm", "problem.name: unknown problem 'no_such_problem' (expected one of: "),
-    ("nosuchmod:X", "pm", "problem.name: cannot import module 'nosuchmod'"),
-    ("my_wells:NoSuch", "pm", "problem.name: module 'my_wells' has no attribute 'NoSuch'"),
-    ("my_wells:snap", "pm", "problem.name: 'my_wells:snap' is a vector_mutation, not a problem"),
-    ("my_wells:np", "pm", "problem.name: 'my_wells:np' is not a problem"),
-    ("my_wells:TwoWells", "my_wells:TwoWells", "operators.mutation.name: 'my_wells:TwoWells' is not a vector_mutation"),
-    ("my_wells:TwoWells", "my_wells:quantise", "operators.mutation.name: 'my_wells:quantise' is a mutation, "
-                                               "not a vector_mutation"),
-    ("my_wells:TwoWells", "quantise", "operators.mutation.name: unknown vector_mutation 'quantise'"),
-])
+
+@pytest.mark.parametrize(
+    "problem, mutation, needle",
+    [
+        ("no_such_problem", "pm", "problem.name: unknown problem 'no_such_problem' (expected one of: "),
+        ("nosuchmod:X", "pm", "problem.name: cannot import module 'nosuchmod'"),
+        ("my_wells:NoSuch", "pm", "problem.name: module 'my_wells' has no attribute 'NoSuch'"),
+        ("my_wells:snap", "pm", "problem.name: 'my_wells:snap' is a vector_mutation, not a problem"),
+        ("my_wells:np", "pm", "problem.name: 'my_wells:np' is not a problem"),
+        (
+            "my_wells:TwoWells",
+            "my_wells:TwoWells",
+            "operators.mutation.name: 'my_wells:TwoWells' is not a vector_mutation",
+        ),
+        (
+            "my_wells:TwoWells",
+            "my_wells:quantise",
+            "operators.mutation.name: 'my_wells:quantise' is a mutation, not a vector_mutation",
+        ),
+        ("my_wells:TwoWells", "quantise", "operators.mutation.name: unknown vector_mutation 'quantise'"),
+    ],
+)
 def test_bad_component_names_exit_2_before_writing(own_module, tmp_path, capsys, problem, mutation, needle):
     recipe = wells_recipe(problem, mutation)
     recipe["operators"]["mutation"]["args"] = {}
@@ -332,18 +356,24 @@ def test_bad_component_names_exit_2_before_writing(own_module, tmp_path, capsys,
 
 def test_refiner_requirement_is_checked_at_validation(own_module, tmp_path, capsys):
     """`sft` requires Trainable; Bowl has none of its training methods: refused before anything."""
-    recipe = {"name": "bowl", "problem": {"name": "my_wells:Bowl"},
-              "operators": {"crossover": {"name": "uniform"}, "refine": {"name": "sft"}}}
+    recipe = {
+        "name": "bowl",
+        "problem": {"name": "my_wells:Bowl"},
+        "operators": {"crossover": {"name": "uniform"}, "refine": {"name": "sft"}},
+    }
     path = write_yaml(own_module / "bowl.yaml", recipe)
     out = tmp_path / "out"
     assert main(["run", str(path), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and not out.exists()
-    assert (f"evofair: error: {path}: operators.refine.name: 'sft' needs Trainable.build_model, "
-            "Trainable.train_batches, Trainable.loss, which problem 'my_wells:Bowl' does not implement") in err
+    assert (
+        f"evofair: error: {path}: operators.refine.name: 'sft' needs Trainable.build_model, "
+        "Trainable.train_batches, Trainable.loss, which problem 'my_wells:Bowl' does not implement"
+    ) in err
 
 
 # -- a job carries the user's own modules ----------------------------------------------------------
+
 
 def test_job_ships_the_users_modules(tmp_path, monkeypatch, bare_env):
     """`user_modules` finds the recipe's own code (a module and a package beside the recipe), and
@@ -367,8 +397,10 @@ def test_job_ships_the_users_modules(tmp_path, monkeypatch, bare_env):
         assert sorted(found) == [project / "my_wells.py", project / "wellops"]
         # installed code (evofair's by name or by reference, the standard library's) is never shipped
         assert user_modules(load_recipe(write_yaml(project / "plain.yaml", {"problem": {"name": "zdt1"}}))) == []
-        builtin = {"problem": {"name": "evofair.problems.classic.benchmarks:ZDT1"},
-                   "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "textwrap:dedent"}}}
+        builtin = {
+            "problem": {"name": "evofair.problems.classic.benchmarks:ZDT1"},
+            "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "textwrap:dedent"}},
+        }
         assert user_modules(load_recipe(write_yaml(project / "builtin.yaml", builtin))) == []
         dest = stage_project(tmp_path / "job", resolved_yaml(recipe), found)
     finally:
@@ -376,15 +408,32 @@ def test_job_ships_the_users_modules(tmp_path, monkeypatch, bare_env):
             sys.modules.pop(name, None)
     version = distribution("evofair").version
     assert sorted(p.name for p in dest.iterdir()) == sorted(
-        ["evofair", f"evofair-{version}.dist-info", JOB_RECIPE, "my_wells.py", "wellops"])
+        ["evofair", f"evofair-{version}.dist-info", JOB_RECIPE, "my_wells.py", "wellops"]
+    )
     assert sorted(p.name for p in (dest / "wellops").iterdir()) == ["__init__.py", "snapping.py"]  # no bytecode
     assert (dest / "my_wells.py").read_text() == PLUGIN
     assert (dest / "evofair" / "problems" / "classic" / "benchmarks.py").exists()
 
     # The job's command, in the staged folder alone: the recipe's own folder no longer exists.
     shutil.rmtree(project)
-    proc = subprocess.run([sys.executable, "-m", "evofair.cli", "run", JOB_RECIPE, "--executor", "serial",
-                           "--out", str(tmp_path / "out"), "--quiet"], cwd=dest, env=bare_env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evofair.cli",
+            "run",
+            JOB_RECIPE,
+            "--executor",
+            "serial",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ],
+        cwd=dest,
+        env=bare_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     check_wells_run(tmp_path / "out")

@@ -36,9 +36,14 @@ def plans_of(keys: list[str]) -> list[Plan]:
     """Two generations' worth: initial genomes, then merged and mutated children of the first ones."""
     if not keys:
         return [Plan(init=OpCall("init", {}, s)) for s in range(5)]
-    return [Plan(parents=(GenomeRef("a", keys[i]), GenomeRef("b", keys[i + 1])),
-                 crossover=OpCall("uniform", {}, 10 + i), mutation=OpCall("gaussian", {"sigma": 0.1}, 20 + i))
-            for i in range(3)]
+    return [
+        Plan(
+            parents=(GenomeRef("a", keys[i]), GenomeRef("b", keys[i + 1])),
+            crossover=OpCall("uniform", {}, 10 + i),
+            mutation=OpCall("gaussian", {"sigma": 0.1}, 20 + i),
+        )
+        for i in range(3)
+    ]
 
 
 def generations(executor, root) -> list[tuple[list[Made], dict]]:
@@ -99,8 +104,15 @@ def run_cli(name: str, out, *extra: str, subprocess: bool = False) -> str:
 @pytest.mark.parametrize("name", ["toy", "zdt1"])
 def test_processes_front_equals_serial_front_through_the_cli(name, tmp_path):
     serial = run_cli(name, tmp_path / "serial")
-    pooled = run_cli(name, tmp_path / "processes", "--set", "executor.name=processes", "--set",
-                     "executor.num_workers=2", subprocess=True)
+    pooled = run_cli(
+        name,
+        tmp_path / "processes",
+        "--set",
+        "executor.name=processes",
+        "--set",
+        "executor.num_workers=2",
+        subprocess=True,
+    )
     assert pooled == serial and len(serial.splitlines()) > 1
     config = yaml.safe_load((tmp_path / "processes" / "config.yaml").read_text())
     assert config["executor"] == {"name": "processes", "eval_chunk": 32, "num_workers": 2}  # resolved fields
@@ -133,10 +145,17 @@ def raise_in_worker():
 def test_worker_exception_is_one_line_and_its_traceback_is_kept(tmp_path, capsys):
     (tmp_path / "proc_boom.py").write_text(BOOM)
     recipe = tmp_path / "boom.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "problem": {"name": "proc_boom:Boom"}, "algorithm": {"pop_size": 4, "generations": 2},
-        "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
-        "executor": {"name": "processes", "num_workers": 1}, "hv_ref": [9.0, 9.0]}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "problem": {"name": "proc_boom:Boom"},
+                "algorithm": {"pop_size": 4, "generations": 2},
+                "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
+                "executor": {"name": "processes", "num_workers": 1},
+                "hv_ref": [9.0, 9.0],
+            }
+        )
+    )
     out = tmp_path / "run"
     assert main(["run", str(recipe), "--out", str(out), "--quiet"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]

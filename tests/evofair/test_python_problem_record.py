@@ -10,11 +10,10 @@ import textwrap
 import numpy as np
 import pytest
 import yaml
+from conftest import cli_subprocess
 
 import evofair
 from evofair.errors import UserError
-
-from conftest import cli_subprocess
 
 MODULE = '''
 import numpy as np
@@ -44,9 +43,13 @@ class Positional(Shifted):
     def __init__(self, shift):
         super().__init__(ShiftParams(shift=shift))
 '''
-RECIPE = {"name": "shifted", "problem": {"name": "shifted", "args": {"shift": 1.0}},  # a label, and args the object ignores
-          "algorithm": {"pop_size": 8, "generations": 3},
-          "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}}, "seed": 5}
+RECIPE = {
+    "name": "shifted",
+    "problem": {"name": "shifted", "args": {"shift": 1.0}},  # a label, and args the object ignores
+    "algorithm": {"pop_size": 8, "generations": 3},
+    "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
+    "seed": 5,
+}
 
 
 @pytest.fixture
@@ -80,8 +83,9 @@ def test_cli_resume_rebuilds_it_and_continues_as_one_longer_run(tmp_path, module
     longer = {**RECIPE, "algorithm": {"pop_size": 8, "generations": 5}}
     evofair.run(longer, tmp_path / "straight", problem=mod.Shifted(mod.ShiftParams(shift=3.0)), progress=False)
     # a new process, elsewhere, without the module's folder on its path: config.yaml is all it has
-    cli_subprocess("run", "--resume", str(tmp_path / "run"), "--set", "algorithm.generations=5", "--quiet",
-                   env={"PYTHONPATH": ""})
+    cli_subprocess(
+        "run", "--resume", str(tmp_path / "run"), "--set", "algorithm.generations=5", "--quiet", env={"PYTHONPATH": ""}
+    )
     assert (tmp_path / "run" / "front.csv").read_text() == (tmp_path / "straight" / "front.csv").read_text()
     assert len(evofair.load(tmp_path / "run").history) == 5
 
@@ -91,11 +95,17 @@ def test_explore_rebuilds_it_in_a_new_process(tmp_path, module):
     evofair.run(RECIPE, tmp_path / "run", problem=mod.Shifted(mod.ShiftParams(shift=3.0)), progress=False)
     code = textwrap.dedent(f"""
         from evofair.explorer.data import RunData
-        data = RunData({str(tmp_path / 'run')!r})
+        data = RunData({str(tmp_path / "run")!r})
         print(type(data.problem).__name__, data.problem.params.shift, data.note, data.snapshot.objectives)
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "Shifted 3.0 None (('f1', 'min'), ('closeness', 'max'))"
 
@@ -128,8 +138,12 @@ def test_a_class_defined_in_a_function_is_recorded_as_not_rebuildable(tmp_path, 
     assert data.snapshot.objectives == (("f1", "min"), ("closeness", "max"))
     assert {i.id for i in data.snapshot.front()} == set(evofair.load(out).ids)
     # from Python, the same object continues it (no rebuild needed)
-    more = evofair.run(resume=out, problem=Local(mod.ShiftParams(shift=3.0)),
-                       recipe={**RECIPE, "algorithm": {"pop_size": 8, "generations": 4}}, progress=False)
+    more = evofair.run(
+        resume=out,
+        problem=Local(mod.ShiftParams(shift=3.0)),
+        recipe={**RECIPE, "algorithm": {"pop_size": 8, "generations": 4}},
+        progress=False,
+    )
     assert list(more.history["generation"]) == [0, 1, 2, 3]
 
 
@@ -155,8 +169,11 @@ def test_a_constructor_with_other_arguments_is_not_rebuildable(tmp_path, module)
 def test_a_registered_class_keeps_its_registered_name(tmp_path):
     from evofair.problems.classic.toy import ToyMLP, ToyParams
 
-    raw = {"problem": {"name": "toy_mlp"}, "algorithm": {"pop_size": 4, "generations": 1},
-           "operators": {"mutation": {"name": "gaussian"}}}
+    raw = {
+        "problem": {"name": "toy_mlp"},
+        "algorithm": {"pop_size": 4, "generations": 1},
+        "operators": {"mutation": {"name": "gaussian"}},
+    }
     evofair.run(raw, tmp_path / "run", problem=ToyMLP(ToyParams(n_train=32, n_eval=16, hidden=3)), progress=False)
     problem = _config(tmp_path / "run")["problem"]
     assert problem["name"] == "toy_mlp" and problem["args"]["hidden"] == 3 and problem["args"]["n_train"] == 32

@@ -16,20 +16,24 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ray_loopback import LoopbackCluster, free_port
 
 from evofair.cli import main
 from evofair.errors import UserError
 from evofair.executors.ray_cluster import placeable, size_actors
 from evofair.executors.ray_executor import RayExecutor
 from evofair.lifecycle.recipe import parse_recipe
-from ray_loopback import LoopbackCluster, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GPU_RECIPE = {
-    "name": "toy_gpu", "problem": {"name": "toy_mlp", "args": {"n_train": 64, "n_eval": 32}},
+    "name": "toy_gpu",
+    "problem": {"name": "toy_mlp", "args": {"n_train": 64, "n_eval": 32}},
     "algorithm": {"pop_size": 6, "generations": 2},
-    "operators": {"crossover": {"name": "uniform"}, "mutation": {"name": "gaussian", "args": {"sigma": 0.05}},
-                  "refine": {"name": "sft", "args": {"epochs": 1, "lr": 0.01, "batch_size": 32}}},
+    "operators": {
+        "crossover": {"name": "uniform"},
+        "mutation": {"name": "gaussian", "args": {"sigma": 0.05}},
+        "refine": {"name": "sft", "args": {"epochs": 1, "lr": 0.01, "batch_size": 32}},
+    },
     "executor": {"name": "ray", "num_gpus_per_task": 0.5, "eval_chunk": 2},
     "seed": 5,
 }
@@ -43,6 +47,7 @@ def one_line(err: str) -> str:
 
 
 # -- sizing without Ray: hand-counted placements ---------------------------------------------
+
 
 def test_placeable_counts_whole_actors_per_node():
     head, gpu_node = {"CPU": 1.0}, {"CPU": 2.0, "GPU": 1.0}
@@ -78,14 +83,29 @@ def test_recipe_custom_resources_are_checked():
 def test_nothing_listening_is_one_line_within_seconds_and_no_run_folder(tmp_path, capsys):
     out = tmp_path / "run"
     t0 = time.monotonic()
-    assert main(["run", str(REPO / "runs" / "toy_ray.yaml"), "--executor", "ray", "--address",
-                 f"127.0.0.1:{free_port()}", "--out", str(out), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                str(REPO / "runs" / "toy_ray.yaml"),
+                "--executor",
+                "ray",
+                "--address",
+                f"127.0.0.1:{free_port()}",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert time.monotonic() - t0 < 15
     assert "executor.address" in one_line(capsys.readouterr().err)
     assert not out.exists()
 
 
 # -- one loopback cluster for the module -------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -190,9 +210,24 @@ def test_worker_exception_reaches_driver_output_and_run_events(cluster, tmp_path
     recipe.write_text(BOOM_RECIPE)
     assert cluster.wait_nodes(1, timeout=180), cluster.logs()
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "evofair.cli", "run", str(recipe), "--address",
-                           f"127.0.0.1:{cluster.gcs_port}", "--out", str(out), "--quiet"],
-                          capture_output=True, text=True, timeout=300, env=cluster.env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evofair.cli",
+            "run",
+            str(recipe),
+            "--address",
+            f"127.0.0.1:{cluster.gcs_port}",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=cluster.env,
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     # the worker's own traceback, not just the driver's summary: the function that raised, its file
     assert "raise_on_worker" in proc.stderr and "cluster_boom.py" in proc.stderr, proc.stderr[-3000:]

@@ -14,15 +14,16 @@ import pytest
 import yaml
 
 from evofair import cli
-from evofair.errors import UserError
 from evofair.core.genome import WEIGHTS
-from evofair.lifecycle.recipe import MAX_RECIPE_BYTES
-from evofair.core.plugins import registry as op_registry
 from evofair.core.plugins import registry as _registry
+from evofair.core.plugins import registry as op_registry
+from evofair.errors import UserError
+from evofair.lifecycle.recipe import MAX_RECIPE_BYTES
 
 
 def problem_registry(kind="problem"):
     return _registry(kind)
+
 
 GOOD = {
     "name": "tiny",
@@ -158,8 +159,10 @@ def test_ties_density_in_a_weights_recipe(capsys, tmp_path):
     weights_problems = [s.name for s in problem_registry() if getattr(s.fn, "genome", None) is WEIGHTS]
     if not weights_problems:
         pytest.skip("no weights problem registered")
-    raw = {"problem": {"name": weights_problems[0]},
-           "operators": {"crossover": {"name": "ties", "args": {"density": 2}}, "mutation": {"name": "gaussian"}}}
+    raw = {
+        "problem": {"name": weights_problems[0]},
+        "operators": {"crossover": {"name": "ties", "args": {"density": 2}}, "mutation": {"name": "gaussian"}},
+    }
     msg = run_bad(capsys, tmp_path, raw)
     assert "operators.crossover.args.density" in msg and "less than or equal to 1" in msg
 
@@ -242,8 +245,23 @@ def test_recipe_over_one_megabyte(capsys, tmp_path):
 def test_set_overrides_apply(capsys, tmp_path):
     path = write(tmp_path / "recipe.yaml", edited(**{"algorithm.generations": 50}))
     out = tmp_path / "run"
-    rc = cli.main(["run", str(path), "--out", str(out), "--quiet", "--set", "algorithm.generations=2",
-                   "--set", "algorithm.pop_size=4", "--set", "operators.crossover.args={eta: 7}", "--seed", "5"])
+    rc = cli.main(
+        [
+            "run",
+            str(path),
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "algorithm.generations=2",
+            "--set",
+            "algorithm.pop_size=4",
+            "--set",
+            "operators.crossover.args={eta: 7}",
+            "--seed",
+            "5",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["algorithm"]["generations"] == 2 and config["algorithm"]["pop_size"] == 4
@@ -252,16 +270,19 @@ def test_set_overrides_apply(capsys, tmp_path):
     assert "evofair: wrote" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("override,expected", [
-    ("algorithm.pop_sise=3", "algorithm.pop_sise: unknown key"),
-    ("algorithm.pop_size=abc", "algorithm.pop_size: Input should be a valid integer"),
-    ("algorithm.pop_size=-1", "algorithm.pop_size: Input should be greater than or equal to 2"),
-    ("seed", "--set seed: expected KEY=VALUE"),
-    ("seed=[1", "--set seed: value '[1' is not valid YAML"),
-    ("=3", "--set : expected a dotted KEY"),
-    ("algorithm..pop_size=3", "--set algorithm..pop_size: expected a dotted KEY"),
-    ("problem.name.x=1", "--set problem.name.x: 'name' is not a mapping"),
-])
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("algorithm.pop_sise=3", "algorithm.pop_sise: unknown key"),
+        ("algorithm.pop_size=abc", "algorithm.pop_size: Input should be a valid integer"),
+        ("algorithm.pop_size=-1", "algorithm.pop_size: Input should be greater than or equal to 2"),
+        ("seed", "--set seed: expected KEY=VALUE"),
+        ("seed=[1", "--set seed: value '[1' is not valid YAML"),
+        ("=3", "--set : expected a dotted KEY"),
+        ("algorithm..pop_size=3", "--set algorithm..pop_size: expected a dotted KEY"),
+        ("problem.name.x=1", "--set problem.name.x: 'name' is not a mapping"),
+    ],
+)
 def test_bad_set_override(capsys, tmp_path, override, expected):
     msg = run_bad(capsys, tmp_path, GOOD, "--set", override)
     assert expected in msg
@@ -290,8 +311,14 @@ def test_problems_lists_problems_and_operators(capsys):
     assert cli.main(["problems"]) == 0
     out = capsys.readouterr().out
     sections = {line.rstrip(":") for line in out.splitlines() if not line.startswith(" ")}
-    assert sections >= {"problems", "crossover operators", "mutation operators", "refine operators",
-                        "vector_crossover operators", "vector_mutation operators"}
+    assert sections >= {
+        "problems",
+        "crossover operators",
+        "mutation operators",
+        "refine operators",
+        "vector_crossover operators",
+        "vector_mutation operators",
+    }
     names = {line.split()[0] for line in out.splitlines() if line.startswith("  ")}
     assert names >= set(problem_registry().names()) | set(op_registry("crossover").names())
     assert {"zdt1", "ties", "dare_ties", "gaussian", "sft", "sbx", "pm"} <= names
@@ -305,8 +332,12 @@ def test_problems_lists_problems_and_operators(capsys):
 def test_installed_script_exits_2_with_one_line(tmp_path):
     script = Path(sys.executable).parent / "evofair"
     path = write(tmp_path / "recipe.yaml", edited(**{"algorithm.pop_sise": 8}))
-    proc = subprocess.run([str(script), "run", str(path), "--out", str(tmp_path / "out"), "--quiet"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(script), "run", str(path), "--out", str(tmp_path / "out"), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "algorithm.pop_sise: unknown key" in proc.stderr
@@ -320,13 +351,18 @@ class _PyProblem:
     genome = WEIGHTS
 
 
-@pytest.mark.parametrize("change,expected", [
-    ({"algorithm.pop_sise": 4}, "recipe: algorithm.pop_sise: unknown key (did you mean 'pop_size'?)"),
-    ({"operators.crossover": {"name": "ties", "args": {"density": 2}}},
-     "recipe: operators.crossover.args.density: Input should be less than or equal to 1 (got 2)"),
-    ({"operators.crossover": {"name": "sbx"}}, "recipe: operators.crossover.name: unknown crossover 'sbx'"),
-    ({"operators.mutation": {"name": "gaussian", "args": {"sigma": -1}}}, "recipe: operators.mutation.args.sigma"),
-])
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({"algorithm.pop_sise": 4}, "recipe: algorithm.pop_sise: unknown key (did you mean 'pop_size'?)"),
+        (
+            {"operators.crossover": {"name": "ties", "args": {"density": 2}}},
+            "recipe: operators.crossover.args.density: Input should be less than or equal to 1 (got 2)",
+        ),
+        ({"operators.crossover": {"name": "sbx"}}, "recipe: operators.crossover.name: unknown crossover 'sbx'"),
+        ({"operators.mutation": {"name": "gaussian", "args": {"sigma": -1}}}, "recipe: operators.mutation.args.sigma"),
+    ],
+)
 def test_python_api_raises_user_error_before_writing(tmp_path, change, expected):
     import evofair
 

@@ -10,7 +10,8 @@ from evofair.store.run_store import RunStore
 
 def recipe(refine_initial) -> dict:
     return {
-        "name": "toy", "problem": {"name": "toy_mlp", "args": {"n_train": 128, "n_eval": 64}},
+        "name": "toy",
+        "problem": {"name": "toy_mlp", "args": {"n_train": 128, "n_eval": 64}},
         "algorithm": {"name": "nsga2", "pop_size": 4, "generations": 2},
         "operators": {
             "crossover": {"name": "uniform"},
@@ -34,11 +35,14 @@ def refine_steps(run_dir) -> dict[int, set]:
     return out
 
 
-@pytest.mark.parametrize("refine_initial, gen0_steps", [
-    (True, {4}),    # 128 examples / batch 32 = 4 steps, as every offspring
-    (False, {None}),
-    ({"name": "sft", "args": {"epochs": 3, "optimizer": "adamw", "lr": 0.01, "batch_size": 16}}, {24}),
-])
+@pytest.mark.parametrize(
+    "refine_initial, gen0_steps",
+    [
+        (True, {4}),  # 128 examples / batch 32 = 4 steps, as every offspring
+        (False, {None}),
+        ({"name": "sft", "args": {"epochs": 3, "optimizer": "adamw", "lr": 0.01, "batch_size": 16}}, {24}),
+    ],
+)
 def test_generation_zero_gets_its_own_local_search(tmp_path, refine_initial, gen0_steps):
     evofair.run(recipe(refine_initial), tmp_path / "run", progress=False)
     steps = refine_steps(tmp_path / "run")

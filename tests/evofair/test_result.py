@@ -20,12 +20,21 @@ from safetensors.torch import load_file
 import evofair
 from evofair.errors import UserError, WeightsIntegrityError
 
-TOY = {"name": "toy", "problem": {"name": "toy_mlp", "args": {"n_train": 64, "n_eval": 48, "hidden": 4}},
-       "algorithm": {"pop_size": 6, "generations": 3},
-       "operators": {"crossover": {"name": "uniform"}, "mutation": {"name": "gaussian", "args": {"sigma": 0.1}}},
-       "seed": 4}
-ZDT = {"name": "zdt", "problem": {"name": "zdt1", "args": {"n_var": 4}}, "algorithm": {"pop_size": 8, "generations": 3},
-       "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}}, "seed": 2, "hv_ref": [1.1, 1.1]}
+TOY = {
+    "name": "toy",
+    "problem": {"name": "toy_mlp", "args": {"n_train": 64, "n_eval": 48, "hidden": 4}},
+    "algorithm": {"pop_size": 6, "generations": 3},
+    "operators": {"crossover": {"name": "uniform"}, "mutation": {"name": "gaussian", "args": {"sigma": 0.1}}},
+    "seed": 4,
+}
+ZDT = {
+    "name": "zdt",
+    "problem": {"name": "zdt1", "args": {"n_var": 4}},
+    "algorithm": {"pop_size": 8, "generations": 3},
+    "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
+    "seed": 2,
+    "hv_ref": [1.1, 1.1],
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +46,10 @@ def toy_run(tmp_path_factory):
 
 def _tree(root: Path) -> dict[str, tuple]:
     """Every file and link under `root` with its size, mtime and mode: what 'unchanged' means."""
-    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns, p.lstat().st_mode)
-            for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns, p.lstat().st_mode)
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def _front_csv(out: Path) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -93,10 +104,12 @@ def test_max_objectives_are_negated_in_F(tmp_path):
 
         def evaluate(self, genomes, split):
             x = np.asarray(genomes)[:, 0]
-            return {"f1": x**2, "score": -(x - 2) ** 2}
+            return {"f1": x**2, "score": -((x - 2) ** 2)}
 
-    raw = {"algorithm": {"pop_size": 6, "generations": 2}, "operators": {"crossover": {"name": "sbx"},
-                                                                         "mutation": {"name": "pm"}}}
+    raw = {
+        "algorithm": {"pop_size": 6, "generations": 2},
+        "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
+    }
     evofair.run(raw, tmp_path / "run", problem=Mixed(), progress=False)
     result = evofair.load(tmp_path / "run")  # its class cannot be rebuilt: the store recorded the directions
     _, cols = _front_csv(tmp_path / "run")
@@ -130,7 +143,7 @@ def test_load_never_writes_to_the_run_directory(toy_run):
     before = _tree(out)
     result = evofair.load(out)
     iid = result.ids[0]
-    result.F, result.metrics, result.history, result.archive, result.generations, result.front
+    _ = result.F, result.metrics, result.history, result.archive, result.generations, result.front
     result.weights(iid), result.model(iid)
     assert _tree(out) == before  # no -wal/-shm, no lock, nothing touched
 

@@ -19,10 +19,14 @@ from evofair.store.run_store import RunStore
 
 @pytest.fixture(scope="module")
 def zdt_run(tmp_path_factory) -> Path:
-    recipe = {"name": "zdt-resume", "problem": {"name": "zdt1", "args": {"n_var": 6}},
-              "algorithm": {"name": "nsga2", "pop_size": 8, "generations": 2},
-              "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
-              "seed": 4, "hv_ref": [1.1, 1.1]}
+    recipe = {
+        "name": "zdt-resume",
+        "problem": {"name": "zdt1", "args": {"n_var": 6}},
+        "algorithm": {"name": "nsga2", "pop_size": 8, "generations": 2},
+        "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
+        "seed": 4,
+        "hv_ref": [1.1, 1.1],
+    }
     out = tmp_path_factory.mktemp("resume") / "zdt"
     evofair.run(recipe, out, progress=False)
     return out
@@ -39,14 +43,19 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("flags, keys", [
-    (["--set", "problem.args.n_var=7"], ["problem.args.n_var"]),
-    (["--seed", "7"], ["seed"]),
-    (["--set", "problem.name=zdt2"], ["problem.name"]),
-    (["--set", "hv_ref=[2.0, 2.0]"], ["hv_ref"]),
-    (["--set", "algorithm.pop_size=10", "--set", "operators.mutation.args.eta=5"],
-     ["algorithm.pop_size", "operators.mutation.args.eta"]),
-])
+@pytest.mark.parametrize(
+    "flags, keys",
+    [
+        (["--set", "problem.args.n_var=7"], ["problem.args.n_var"]),
+        (["--seed", "7"], ["seed"]),
+        (["--set", "problem.name=zdt2"], ["problem.name"]),
+        (["--set", "hv_ref=[2.0, 2.0]"], ["hv_ref"]),
+        (
+            ["--set", "algorithm.pop_size=10", "--set", "operators.mutation.args.eta=5"],
+            ["algorithm.pop_size", "operators.mutation.args.eta"],
+        ),
+    ],
+)
 def test_resume_refuses_result_changing_edits_before_writing(run, capsys, flags, keys):
     before = {p.name: digest(p) for p in run.iterdir() if p.is_file()}
     assert main(["run", "--resume", str(run), "--quiet", *flags]) == 2

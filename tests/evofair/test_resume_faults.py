@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import time
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import cli_subprocess
 
 import evofair
-from conftest import cli_subprocess
 from evofair.cli import main
 from evofair.errors import UserError
 from evofair.store.run_store import RunStore
@@ -45,15 +43,16 @@ def test_killed_run_resumes_to_the_same_front(tmp_path, reference_front, failpoi
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text(yaml.safe_dump(RECIPE))
     out = tmp_path / "run"
-    killed = _cli("run", str(recipe_file), "--out", str(out), "--quiet",
-                  env={"EVOFAIR_FAILPOINT": failpoint}, check=False)
+    killed = _cli(
+        "run", str(recipe_file), "--out", str(out), "--quiet", env={"EVOFAIR_FAILPOINT": failpoint}, check=False
+    )
     assert killed.returncode == -signal.SIGKILL
     assert not (out / "front.csv").exists()
     _cli("run", "--resume", str(out), "--quiet")
     front, history = reference_front
     assert (out / "front.csv").read_text() == front
     # same generations, same HV trajectory and evaluation counts (seconds differ)
-    cut = lambda rows: [r.rsplit(",", 1)[0] for r in rows]  # noqa: E731
+    cut = lambda rows: [r.rsplit(",", 1)[0] for r in rows]
     assert cut((out / "history.csv").read_text().splitlines()) == cut(history)
     store = RunStore(out, readonly=True)
     ids = [i.id for i in store.individuals()]
@@ -81,15 +80,20 @@ def test_second_process_on_same_run_dir_is_refused(tmp_path):
 
 
 def test_nan_local_search_keeps_pre_refinement_weights(tmp_path):
-    recipe = {**RECIPE, "operators": {**RECIPE["operators"],
-                                      "refine": {"name": "sft", "args": {"epochs": 1, "optimizer": "sgd", "lr": 1e30}}}}
+    recipe = {
+        **RECIPE,
+        "operators": {
+            **RECIPE["operators"],
+            "refine": {"name": "sft", "args": {"epochs": 1, "optimizer": "sgd", "lr": 1e30}},
+        },
+    }
     recipe["algorithm"] = {"name": "nsga2", "pop_size": 4, "generations": 2}
     out = tmp_path / "run"
     evofair.run(recipe, out, progress=False)
     store = RunStore(out, readonly=True)
     events = store.events("refine_rejected")
     assert len(events) == 8  # every refinement diverged; every one was recorded
-    from evofair.engine.pipeline import Operators, Plan, OpCall, realise
+    from evofair.engine.pipeline import OpCall, Operators, Plan, realise
     from evofair.problems.classic.toy import ToyMLP, ToyParams
 
     problem = ToyMLP(ToyParams(**recipe["problem"]["args"])).ensure_setup()

@@ -11,9 +11,9 @@ import signal
 
 import pytest
 import yaml
+from conftest import cli_subprocess
 
 import evofair
-from conftest import cli_subprocess
 from evofair.cli import main
 from evofair.errors import UserError
 from evofair.executors.base import WireCounter, tensor_bytes
@@ -60,6 +60,7 @@ def serial_front(tmp_path_factory):
 
 # -- fast checks, no Ray -----------------------------------------------------------------------
 
+
 def test_worker_file_helpers_are_content_addressed(tmp_path):
     import torch
 
@@ -93,8 +94,8 @@ def test_probe_answers_only_where_the_drivers_file_is_seen(tmp_path):
 def test_worker_writes_what_the_serial_executor_would_store_and_keeps_a_bounded_cache(tmp_path):
     from collections import OrderedDict
 
-    from evofair.executors.ray_executor import WORKER_CACHE, _Worker
     from evofair.engine.pipeline import GenomeRef, OpCall, Operators, Plan, realise
+    from evofair.executors.ray_executor import WORKER_CACHE, _Worker
     from evofair.problems.classic.toy import ToyMLP, ToyParams
 
     worker = object.__new__(_Worker)  # the actor's body, without Ray
@@ -107,7 +108,9 @@ def test_worker_writes_what_the_serial_executor_would_store_and_keeps_a_bounded_
     child = Plan(parents=(GenomeRef("a", keys[0]), GenomeRef("b", keys[1])), crossover=OpCall("uniform", {}, 5))
     made = worker.realise_stored(str(tmp_path), child)  # parents read back from the files
     parents = [read_weights_file(tmp_path, k) for k in keys[:2]]
-    assert made.weights is None and made.key == weights_hash(realise(child, parents, worker.problem, worker.ops).weights)
+    assert made.weights is None and made.key == weights_hash(
+        realise(child, parents, worker.problem, worker.ops).weights
+    )
     assert worker.evaluate_stored(str(tmp_path), keys[:3])["val"]["error"].shape == (3,)
 
 
@@ -126,8 +129,10 @@ def test_ray_executor_on_a_shared_store_gives_the_serial_executors_keys_and_metr
     problem = ToyMLP(ToyParams(n_train=32, n_eval=16, hidden=4)).ensure_setup()
     worker = object.__new__(_Worker)
     worker.problem, worker.ops, worker.cache = problem, Operators.load(), OrderedDict()
-    actor = SimpleNamespace(realise_stored=SimpleNamespace(remote=worker.realise_stored),
-                            evaluate_stored=SimpleNamespace(remote=worker.evaluate_stored))
+    actor = SimpleNamespace(
+        realise_stored=SimpleNamespace(remote=worker.realise_stored),
+        evaluate_stored=SimpleNamespace(remote=worker.evaluate_stored),
+    )
     ray_ex = RayExecutor(eval_chunk=2)
     ray_ex.shared_store, ray_ex.root = True, str(tmp_path / "ray")
     ray_ex._map = lambda submit, items, phase=None, sizes=None: [submit(actor, it) for it in items]
@@ -138,8 +143,9 @@ def test_ray_executor_on_a_shared_store_gives_the_serial_executors_keys_and_metr
         store = RunStore(root)
         try:
             made = ex.realise([Plan(init=OpCall("init", {}, s)) for s in range(3)], store)
-            child = Plan(parents=(GenomeRef("a", made[0].key), GenomeRef("b", made[1].key)),
-                         crossover=OpCall("uniform", {}, 5))
+            child = Plan(
+                parents=(GenomeRef("a", made[0].key), GenomeRef("b", made[1].key)), crossover=OpCall("uniform", {}, 5)
+            )
             made += ex.realise([child], store)
             keys = [m.key for m in made]
             results.append((made, ex.evaluate_stored(keys, store)["val"]["error"].tolist()))
@@ -176,6 +182,7 @@ def test_tensor_bytes_counts_weights_only():
 
 
 # -- Ray on this machine (its run directory is shared with its workers) -----------------------
+
 
 @pytest.fixture(scope="module")
 def ray_session():
@@ -228,8 +235,15 @@ def test_kill_after_workers_wrote_weights_resumes_to_the_same_front(tmp_path, se
     recipe_file.write_text(yaml.safe_dump(recipe))
     out = tmp_path / "run"
     # generation 1's offspring are in weights/ (written by the workers), its rows are not committed
-    killed = cli_subprocess("run", str(recipe_file), "--out", str(out), "--quiet",
-                            env={"EVOFAIR_FAILPOINT": "kill_after_worker_writes@2"}, check=False)
+    killed = cli_subprocess(
+        "run",
+        str(recipe_file),
+        "--out",
+        str(out),
+        "--quiet",
+        env={"EVOFAIR_FAILPOINT": "kill_after_worker_writes@2"},
+        check=False,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     store = RunStore(out, readonly=True)
     referenced = {i.weights_hash for i in store.individuals()}

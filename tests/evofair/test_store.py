@@ -9,15 +9,19 @@ import sqlite3
 import pytest
 import torch
 
-from evofair.errors import UserError, WeightsIntegrityError
 from evofair.core.individual import Individual
+from evofair.errors import UserError, WeightsIntegrityError
 from evofair.store.run_store import DB_NAME, ReadOnlyStoreError, RunStore
 
 
 def weights(seed: int) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    return {"layer.weight": torch.randn(4, 3, generator=gen), "layer.bias": torch.randn(4, generator=gen),
-            "half": torch.randn(5, generator=gen).to(torch.bfloat16), "steps": torch.tensor([seed, 7])}
+    return {
+        "layer.weight": torch.randn(4, 3, generator=gen),
+        "layer.bias": torch.randn(4, generator=gen),
+        "half": torch.randn(5, generator=gen).to(torch.bfloat16),
+        "steps": torch.tensor([seed, 7]),
+    }
 
 
 def files(root) -> list:
@@ -98,32 +102,60 @@ def test_missing_weights_file_names_it(store):
 def make_generation(gen: int, n: int, parents_from: list[str] | None = None) -> list[Individual]:
     out = []
     for i in range(n):
-        parents = () if not parents_from else (parents_from[i % len(parents_from)],
-                                               parents_from[(i * 7 + 3) % len(parents_from)])
-        op = ({"init": {"name": "random", "seed": i}} if not parents else
-              {"crossover": {"name": "ties", "args": {"density": 0.5}, "seed": 11 * i, "child": i % 2},
-               "mutation": {"name": "gaussian", "args": {"sigma": 0.02}, "seed": i}})
-        out.append(Individual(
-            id=f"g{gen:04d}i{i:04d}", generation=gen, parents=parents, operator=op, seed=1000 * gen + i,
-            weights_hash=None, x=(0.25 * i, -1.5, 1e-300),
-            metrics={"val": {"f1": i / 7, "f2": 1 - i / 7, "extra": float("nan") if i == 2 else 3.0},
-                     "test": {"f1": i / 9, "f2": float("inf") if i == 1 else 0.5}}))
+        parents = (
+            ()
+            if not parents_from
+            else (parents_from[i % len(parents_from)], parents_from[(i * 7 + 3) % len(parents_from)])
+        )
+        op = (
+            {"init": {"name": "random", "seed": i}}
+            if not parents
+            else {
+                "crossover": {"name": "ties", "args": {"density": 0.5}, "seed": 11 * i, "child": i % 2},
+                "mutation": {"name": "gaussian", "args": {"sigma": 0.02}, "seed": i},
+            }
+        )
+        out.append(
+            Individual(
+                id=f"g{gen:04d}i{i:04d}",
+                generation=gen,
+                parents=parents,
+                operator=op,
+                seed=1000 * gen + i,
+                weights_hash=None,
+                x=(0.25 * i, -1.5, 1e-300),
+                metrics={
+                    "val": {"f1": i / 7, "f2": 1 - i / 7, "extra": float("nan") if i == 2 else 3.0},
+                    "test": {"f1": i / 9, "f2": float("inf") if i == 1 else 0.5},
+                },
+            )
+        )
     return out
 
 
 def same(a: Individual, b: Individual) -> bool:
     """Equality with NaN == NaN (non-finite metrics are stored as NULL and read back as NaN)."""
+
     def norm(m):
         return {s: {k: ("nan" if not math.isfinite(v) else v) for k, v in d.items()} for s, d in m.items()}
-    return (a.id, a.generation, a.parents, a.operator, a.seed, a.weights_hash, a.x) == \
-        (b.id, b.generation, b.parents, b.operator, b.seed, b.weights_hash, b.x) and norm(a.metrics) == norm(b.metrics)
+
+    return (a.id, a.generation, a.parents, a.operator, a.seed, a.weights_hash, a.x) == (
+        b.id,
+        b.generation,
+        b.parents,
+        b.operator,
+        b.seed,
+        b.weights_hash,
+        b.x,
+    ) and norm(a.metrics) == norm(b.metrics)
 
 
 def test_individuals_metrics_lineage_round_trip(store):
     g0 = make_generation(0, 5)
     g1 = make_generation(1, 4, [i.id for i in g0])
-    store.commit_generation(0, g0, [i.id for i in g0], {"hv_val": 0.5, "n_front": 3, "evaluations": 5,
-                                                        "seconds": 1.25}, {"rng": [1, 2, 3]})
+    store.commit_generation(
+        0, g0, [i.id for i in g0], {"hv_val": 0.5, "n_front": 3, "evaluations": 5, "seconds": 1.25}, {"rng": [1, 2, 3]}
+    )
     store.commit_generation(1, g1, [g0[0].id, g1[3].id], {"hv_val": None, "n_front": 2, "evaluations": 9})
     store.set_meta("recipe", {"name": "x", "seed": [1, 2]})
     store.log_event("refine_rejected", "non-finite", generation=1, individual=g1[0].id, data={"k": 1})
@@ -139,8 +171,15 @@ def test_individuals_metrics_lineage_round_trip(store):
     assert label == ("ties+gaussian",)
     gens = ro.generations()
     assert [g["generation"] for g in gens] == [0, 1]
-    assert gens[0] == {"generation": 0, "population": [i.id for i in g0], "hv_val": 0.5, "n_front": 3,
-                       "evaluations": 5, "seconds": 1.25, "engine_state": {"rng": [1, 2, 3]}}
+    assert gens[0] == {
+        "generation": 0,
+        "population": [i.id for i in g0],
+        "hv_val": 0.5,
+        "n_front": 3,
+        "evaluations": 5,
+        "seconds": 1.25,
+        "engine_state": {"rng": [1, 2, 3]},
+    }
     assert gens[1]["population"] == [g0[0].id, g1[3].id] and gens[1]["hv_val"] is None
     assert ro.last_generation()["generation"] == 1
     assert ro.get_meta("recipe") == {"name": "x", "seed": [1, 2]} and ro.get_meta("absent", 4) == 4
@@ -177,8 +216,10 @@ def test_individuals_by_ids_reads_only_those_rows(tmp_path):
 def table_counts(root) -> dict[str, int]:
     db = sqlite3.connect(f"file:{root / DB_NAME}?mode=ro", uri=True)
     try:
-        return {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                for t in ("individuals", "metrics", "lineage", "generations")}
+        return {
+            t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("individuals", "metrics", "lineage", "generations")
+        }
     finally:
         db.close()
 

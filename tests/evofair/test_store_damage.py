@@ -20,12 +20,20 @@ import evofair
 from evofair.cli import main
 from evofair.store.run_store import DB_NAME, RunStore
 
-ZDT = {"name": "zdt-damage", "problem": {"name": "zdt1", "args": {"n_var": 4}},
-       "algorithm": {"name": "nsga2", "pop_size": 6, "generations": 3},
-       "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
-       "seed": 2, "hv_ref": [1.1, 1.1]}
-TABLES = {"individuals": "id", "metrics": "individual, split, name", "lineage": "child, position",
-          "generations": "generation"}
+ZDT = {
+    "name": "zdt-damage",
+    "problem": {"name": "zdt1", "args": {"n_var": 4}},
+    "algorithm": {"name": "nsga2", "pop_size": 6, "generations": 3},
+    "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
+    "seed": 2,
+    "hv_ref": [1.1, 1.1],
+}
+TABLES = {
+    "individuals": "id",
+    "metrics": "individual, split, name",
+    "lineage": "child, position",
+    "generations": "generation",
+}
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +115,12 @@ def test_every_command_says_damaged_in_one_line(zdt_run, tmp_path, capsys, damag
     else:
         db.write_bytes(b"")
     before = db.read_bytes()
-    argv = {"verify": ["verify", str(run)], "report": ["report", str(run), "--out", str(tmp_path / "r.html")],
-            "export": ["export", str(run), "g0000i0000", "--to", str(tmp_path / "x")],
-            "resume": ["run", "--resume", str(run), "--quiet"]}[command]
+    argv = {
+        "verify": ["verify", str(run)],
+        "report": ["report", str(run), "--out", str(tmp_path / "r.html")],
+        "export": ["export", str(run), "g0000i0000", "--to", str(tmp_path / "x")],
+        "resume": ["run", "--resume", str(run), "--quiet"],
+    }[command]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "run database damaged" in err, err

@@ -93,8 +93,12 @@ def test_tensorboard_event_file_holds_history_csv(tmp_path, zdt_recipe):
     acc = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     acc.Reload()
     rows = history(out)
-    for tag, column in [("run/hv_val", "hv_val"), ("run/n_front", "n_front"), ("run/evaluations", "evaluations"),
-                        ("run/seconds", "seconds")]:
+    for tag, column in [
+        ("run/hv_val", "hv_val"),
+        ("run/n_front", "n_front"),
+        ("run/evaluations", "evaluations"),
+        ("run/seconds", "seconds"),
+    ]:
         events = acc.Scalars(tag)
         assert [e.step for e in events] == [int(r["generation"]) for r in rows]
         # event files hold float32; history.csv prints 6 significant digits
@@ -115,8 +119,11 @@ def test_tensorboard_event_file_holds_history_csv(tmp_path, zdt_recipe):
 
 
 def test_tensorboard_log_dir_names_the_run_folder(tmp_path, zdt_recipe):
-    recipe = {**zdt_recipe, "algorithm": {**zdt_recipe["algorithm"], "generations": 2},
-              "callbacks": [{"name": "tensorboard", "args": {"log_dir": str(tmp_path / "tb"), "per_model": False}}]}
+    recipe = {
+        **zdt_recipe,
+        "algorithm": {**zdt_recipe["algorithm"], "generations": 2},
+        "callbacks": [{"name": "tensorboard", "args": {"log_dir": str(tmp_path / "tb"), "per_model": False}}],
+    }
     evofair.run(recipe, tmp_path / "my-run", progress=False)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -177,8 +184,10 @@ def test_mlflow_logger_against_a_recording_stand_in(tmp_path, zdt_recipe, monkey
     whether or not mlflow is installed; the real store is read back in the next test)."""
     fake = _FakeMlflow()
     monkeypatch.setitem(sys.modules, "mlflow", fake)
-    recipe = {**zdt_recipe, "callbacks": [{"name": "mlflow", "args": {"tracking_uri": str(tmp_path / "mlruns"),
-                                                                       "experiment": "zdt"}}]}
+    recipe = {
+        **zdt_recipe,
+        "callbacks": [{"name": "mlflow", "args": {"tracking_uri": str(tmp_path / "mlruns"), "experiment": "zdt"}}],
+    }
     out = tmp_path / "run"
     evofair.run(recipe, out, progress=False)
     rows = history(out)
@@ -195,8 +204,14 @@ def test_mlflow_logger_against_a_recording_stand_in(tmp_path, zdt_recipe, monkey
     per_model = fake.of("log_metrics")
     assert len(per_model) == int(rows[-1]["evaluations"]) and [s for _, s in per_model] == list(range(len(per_model)))
     logged = {Path(p).relative_to(out).as_posix(): folder for p, folder in fake.of("log_artifact")}
-    assert logged == {"plots/front.png": "plots", "plots/hv.png": "plots", "front.csv": None, "history.csv": None,
-                      "config.yaml": None, "report.md": None}
+    assert logged == {
+        "plots/front.png": "plots",
+        "plots/hv.png": "plots",
+        "front.csv": None,
+        "history.csv": None,
+        "config.yaml": None,
+        "report.md": None,
+    }
     assert fake.calls[-2:] == [("end_run", "FINISHED"), ("set_tracking_uri", "file:///the-callers-own")]
 
 
@@ -223,8 +238,13 @@ def test_mlflow_logger_read_back_from_a_real_local_store(tmp_path, zdt_recipe, m
     assert len(client.get_metric_history(run.info.run_id, "model.val.f1")) == int(rows[-1]["evaluations"])
     assert run.data.params["algorithm.pop_size"] == "20" and run.data.params["problem.name"] == "zdt1"
     assert run.info.run_name == "run" and run.info.status == "FINISHED"
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"front.csv", "history.csv", "config.yaml",
-                                                                         "report.md", "plots"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
+        "front.csv",
+        "history.csv",
+        "config.yaml",
+        "report.md",
+        "plots",
+    }
     assert mlflow.get_tracking_uri() != uri  # the logger put the caller's tracking URI back
 
 
@@ -238,12 +258,18 @@ def test_mlflow_missing_is_one_line_before_anything_is_written(tmp_path, zdt_rec
     assert "pip install mlflow" in line
 
 
-@pytest.mark.parametrize("callbacks, expected", [
-    ([{"name": "wandb"}], "callbacks[0].name: unknown callback 'wandb'"),
-    ([{"name": "tensorboard", "args": {"flush_secs": -1}}], "callbacks[0].args.flush_secs"),
-    ([{"name": "tensorboard", "args": {"logdir": "x"}}], "callbacks[0].args.logdir: unknown key (did you mean 'log_dir'?)"),
-    ([{"name": "tracking_parts:Recording"}], "is not a callback"),
-])
+@pytest.mark.parametrize(
+    "callbacks, expected",
+    [
+        ([{"name": "wandb"}], "callbacks[0].name: unknown callback 'wandb'"),
+        ([{"name": "tensorboard", "args": {"flush_secs": -1}}], "callbacks[0].args.flush_secs"),
+        (
+            [{"name": "tensorboard", "args": {"logdir": "x"}}],
+            "callbacks[0].args.logdir: unknown key (did you mean 'log_dir'?)",
+        ),
+        ([{"name": "tracking_parts:Recording"}], "is not a callback"),
+    ],
+)
 def test_bad_recipe_callbacks_are_one_line_and_write_nothing(tmp_path, zdt_recipe, capsys, callbacks, expected):
     from conftest import one_error_line
 
@@ -260,21 +286,33 @@ def test_python_callbacks_must_be_callbacks(tmp_path, zdt_recipe):
 
 
 def test_a_failing_callback_fails_the_run_in_one_line_and_resume_gives_the_same_front(
-        tmp_path, zdt_recipe, reference, capsys):
+    tmp_path, zdt_recipe, reference, capsys
+):
     """Decision: a callback that raises stops the run (one line, exit 2) after its generation was
     committed; the store verifies, the traceback is in the events and run.log, and `--resume` with
     the callback dropped finishes with the uninterrupted run's front."""
     from evofair.cli import main
 
     path = tmp_path / "r.yaml"
-    path.write_text(yaml.safe_dump({**zdt_recipe, "paths": [str(HERE)],
-                                    "callbacks": [{"name": "tracking_parts:RaiseAt", "args": {"at_generation": 2}}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                **zdt_recipe,
+                "paths": [str(HERE)],
+                "callbacks": [{"name": "tracking_parts:RaiseAt", "args": {"at_generation": 2}}],
+            }
+        )
+    )
     out = tmp_path / "run"
     assert main(["run", str(path), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    assert "callbacks[0] (tracking_parts:RaiseAt): on_generation_end raised ConnectionError: tracker " \
-           "unreachable at generation 2; generation 2 is committed" in err and "--resume" in err
+    assert (
+        "callbacks[0] (tracking_parts:RaiseAt): on_generation_end raised ConnectionError: tracker "
+        "unreachable at generation 2; generation 2 is committed"
+        in err
+        and "--resume" in err
+    )
     store = RunStore(out, readonly=True)
     try:
         assert store.verify() == [] and store.last_generation()["generation"] == 2
@@ -294,8 +332,13 @@ def test_resume_may_change_callbacks_and_callbacks_hear_only_new_generations(tmp
     out = tmp_path / "run"
     evofair.run(short, out, progress=False)
     rec = Recording()
-    evofair.run({**zdt_recipe, "callbacks": [{"name": "tensorboard", "args": {"per_model": False}}]}, out,
-                resume=True, progress=False, callbacks=[rec])
+    evofair.run(
+        {**zdt_recipe, "callbacks": [{"name": "tensorboard", "args": {"per_model": False}}]},
+        out,
+        resume=True,
+        progress=False,
+        callbacks=[rec],
+    )
     assert rec.of("start")[0].start_generation == 3
     assert [g.generation for g in rec.of("generation")] == [3, 4]
     store = RunStore(out, readonly=True)

@@ -38,10 +38,12 @@ def _reference(out, idx, level):
             stats["eod"][b, m] = max(abs(tpr["F", 1] - tpr["M", 1]), abs(fpr["F"] - fpr["M"]))
             stats["dpd"][b, m] = abs(np.mean(pb[gb == "F"] == 1) - np.mean(pb[gb == "M"] == 1))
             if b < 3:  # the hand-written EOD and DPD are fairlearn's
-                assert stats["eod"][b, m] == pytest.approx(equalized_odds_difference(yb, pb, sensitive_features=gb),
-                                                           abs=1e-12)
+                assert stats["eod"][b, m] == pytest.approx(
+                    equalized_odds_difference(yb, pb, sensitive_features=gb), abs=1e-12
+                )
                 assert stats["dpd"][b, m] == pytest.approx(
-                    demographic_parity_difference(yb, pb, sensitive_features=gb), abs=1e-12)
+                    demographic_parity_difference(yb, pb, sensitive_features=gb), abs=1e-12
+                )
     a = (1 - level) / 2
     return {k: np.quantile(v, [a, 1 - a], axis=0) for k, v in stats.items()}
 
@@ -122,8 +124,13 @@ def test_paired_hv_difference_where_the_front_dominates_everywhere():
     biased = y.copy()
     biased[(g == "F") & (y == 1)] = 0  # every female positive missed
     biased[(g == "F") & (y == 1) & (np.arange(n) % 4 == 1)] = 1
-    out = {"y_true": y, "y_pred": np.stack([perfect, worse, biased]), "groups": g, "classes": np.array([0, 1]),
-           "pos_label": 1}
+    out = {
+        "y_true": y,
+        "y_pred": np.stack([perfect, worse, biased]),
+        "groups": g,
+        "classes": np.array([0, 1]),
+        "pos_label": 1,
+    }
     problem = _HandMade(out)
     point = unc.point_metrics(out, ["error", "dtpr"])
     rows = [{s: {k: float(point[k][j]) for k in point} for s in ("val", "test")} for j in range(3)]

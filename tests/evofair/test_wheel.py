@@ -32,13 +32,26 @@ REPO = Path(__file__).resolve().parents[2]
 # what the wheel is built from: pyproject.toml's packages and package-dir, and its readme
 SOURCES = ("pyproject.toml", "README.md", "evofair", "problems", "operators", "runs", "data")
 # checkout folder → where the wheel puts it
-LAYOUT = {"evofair": "evofair", "problems": "evofair/problems", "operators": "evofair/operators",
-          "runs": "evofair/recipes", "data": "evofair/datasets"}
+LAYOUT = {
+    "evofair": "evofair",
+    "problems": "evofair/problems",
+    "operators": "evofair/operators",
+    "runs": "evofair/recipes",
+    "data": "evofair/datasets",
+}
 # the main job, small: as tests/problems/fapareto/test_biasbios.py's slice
-SMALL_MAIN_JOB = ["problem.args.limit=64", "problem.args.max_length=64", "problem.args.hidden=[16]",
-                  "algorithm.pop_size=6", "algorithm.generations=2", "algorithm.n_offsprings=6",
-                  "problem.args.baselines.vanilla=2", "problem.args.baselines.lambdas=[0.5]",
-                  "problem.args.baselines.epochs=2", "problem.args.baselines.threshold=[]"]
+SMALL_MAIN_JOB = [
+    "problem.args.limit=64",
+    "problem.args.max_length=64",
+    "problem.args.hidden=[16]",
+    "algorithm.pop_size=6",
+    "algorithm.generations=2",
+    "algorithm.n_offsprings=6",
+    "problem.args.baselines.vanilla=2",
+    "problem.args.baselines.lambdas=[0.5]",
+    "problem.args.baselines.epochs=2",
+    "problem.args.baselines.threshold=[]",
+]
 
 
 def uv() -> str:
@@ -56,8 +69,11 @@ def sh(*cmd, cwd=None, env=None, timeout=300) -> subprocess.CompletedProcess:
 def checkout_files(folder: str) -> set[str]:
     """Files of a checkout folder that belong in the wheel (no bytecode, no egg-info)."""
     root = REPO / folder
-    return {p.relative_to(root).as_posix() for p in root.rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")}
+    return {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +90,7 @@ def wheel(tmp_path_factory) -> Path:
     for folder in ("data", "runs", "data/biasbios_surgeon_nurse"):
         (src / folder / "__pycache__").mkdir(exist_ok=True)
         (src / folder / "__pycache__" / "planted.cpython-311.pyc").write_bytes(b"not for the wheel")
-    sh(uv(), "build", "--wheel", "--no-build-isolation", "--python", sys.executable, "-o", tmp / "dist", src,
-       cwd=tmp)
+    sh(uv(), "build", "--wheel", "--no-build-isolation", "--python", sys.executable, "-o", tmp / "dist", src, cwd=tmp)
     (whl,) = (tmp / "dist").glob("evofair-*.whl")
     return whl
 
@@ -91,16 +106,21 @@ def test_wheel_holds_only_evofair_with_its_recipes_and_data(wheel):
         if folder == "evofair":  # its subfolders problems/ ... come from the other checkout folders
             missing = {m for m in missing if m.endswith(".py")}
         assert not missing, f"not in the wheel: {sorted(missing)[:10]}"
-    for needed in ("evofair/recipes/fapareto_biasbios.yaml", "evofair/recipes/toy.yaml",
-                   "evofair/datasets/biasbios_surgeon_nurse/biosbias_surgeon_nurse.jsonl",
-                   "evofair/problems/fapareto/biasbios.py", "evofair/operators/merge.py"):
+    for needed in (
+        "evofair/recipes/fapareto_biasbios.yaml",
+        "evofair/recipes/toy.yaml",
+        "evofair/datasets/biasbios_surgeon_nurse/biosbias_surgeon_nurse.jsonl",
+        "evofair/problems/fapareto/biasbios.py",
+        "evofair/operators/merge.py",
+    ):
         assert needed in shipped
     datasets = {p.name for p in (REPO / "data").iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert datasets and all(f"evofair/datasets/{d}/PROVENANCE.md" in shipped for d in datasets)
     meta = zipfile.ZipFile(wheel).read(f"evofair-{version}.dist-info/entry_points.txt").decode()
     assert "evofair = evofair.cli:main" in meta
     assert "biasbios = evofair.problems.fapareto.biasbios:BiasBios" in meta and "problems." not in meta.replace(
-        "evofair.problems.", "")
+        "evofair.problems.", ""
+    )
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +146,16 @@ def test_installed_wheel_runs_outside_the_clone(venv, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     env = user_env(tmp_path)
-    where = sh(venv / "bin" / "python", "-c",
-               "import importlib.util as u, evofair, evofair.problems, evofair.operators, evofair.recipes, "
-               "evofair.datasets\n"
-               "print(evofair.__file__); print(evofair.problems.__file__); print(evofair.datasets.__file__)\n"
-               "print(u.find_spec('problems'), u.find_spec('operators'))",
-               cwd=empty, env=env).stdout.splitlines()
+    where = sh(
+        venv / "bin" / "python",
+        "-c",
+        "import importlib.util as u, evofair, evofair.problems, evofair.operators, evofair.recipes, "
+        "evofair.datasets\n"
+        "print(evofair.__file__); print(evofair.problems.__file__); print(evofair.datasets.__file__)\n"
+        "print(u.find_spec('problems'), u.find_spec('operators'))",
+        cwd=empty,
+        env=env,
+    ).stdout.splitlines()
     site = str(venv.resolve()) + os.sep
     assert all(str(Path(p).resolve()).startswith(site) for p in where[:3]), where
     assert where[3] == "None None"  # no generic top-level module
@@ -139,8 +163,18 @@ def test_installed_wheel_runs_outside_the_clone(venv, tmp_path):
     evofair = venv / "bin" / "evofair"
     sh(evofair, "run", "toy", "--out", "out/toy", "--quiet", cwd=empty, env=env)
     # the same packaged recipe from the checkout: the wheel runs the same code, byte for byte
-    sh(sys.executable, "-m", "evofair.cli", "run", "toy", "--out", tmp_path / "checkout-toy", "--quiet",
-       cwd=tmp_path, env=env)
+    sh(
+        sys.executable,
+        "-m",
+        "evofair.cli",
+        "run",
+        "toy",
+        "--out",
+        tmp_path / "checkout-toy",
+        "--quiet",
+        cwd=tmp_path,
+        env=env,
+    )
     front = (empty / "out" / "toy" / "front.csv").read_bytes()
     assert front == (tmp_path / "checkout-toy" / "front.csv").read_bytes() and front.count(b"\n") > 2
 

@@ -7,8 +7,8 @@ import warnings
 
 from pydantic import Field
 
-from evofair.problems.classic.benchmarks import ZDT1, ZDTParams
 from evofair.core.registry import Args, component
+from evofair.problems.classic.benchmarks import ZDT1, ZDTParams
 from evofair.tracking import Callback
 
 

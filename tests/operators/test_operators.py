@@ -16,10 +16,23 @@ import torch
 from mergekit.merge_methods.api import merge_tensors
 from scipy import stats
 
-from evofair.errors import UserError
 from evofair.core.plugins import registry
-from evofair.operators.merge import DareArgs, LinearArgs, SlerpArgs, TaskArithmeticArgs, TiesArgs, UniformArgs
-from evofair.operators.merge import dare_linear, dare_ties, linear, slerp, task_arithmetic, ties, uniform
+from evofair.errors import UserError
+from evofair.operators.merge import (
+    DareArgs,
+    LinearArgs,
+    SlerpArgs,
+    TaskArithmeticArgs,
+    TiesArgs,
+    UniformArgs,
+    dare_linear,
+    dare_ties,
+    linear,
+    slerp,
+    task_arithmetic,
+    ties,
+    uniform,
+)
 from evofair.operators.mutation import GaussianArgs, gaussian
 
 SHAPES = {"bias": (17,), "w": (9, 6), "conv": (3, 4, 5), "scalar": ()}
@@ -71,8 +84,11 @@ def assert_children(children, expected0, expected1):
 def test_linear_matches_mergekit_and_formula(trio):
     p1, p2, _ = trio
     kids = linear([p1, p2], LinearArgs(weight=0.3), seed=7)
-    assert_children(kids, mk("linear", p1, p2, weight=[0.3, 0.7], normalize=True),
-                    mk("linear", p1, p2, weight=[0.7, 0.3], normalize=True))
+    assert_children(
+        kids,
+        mk("linear", p1, p2, weight=[0.3, 0.7], normalize=True),
+        mk("linear", p1, p2, weight=[0.7, 0.3], normalize=True),
+    )
     for name in p1:
         close(kids[0][name], 0.3 * p1[name] + 0.7 * p2[name])
         close(kids[1][name], 0.7 * p1[name] + 0.3 * p2[name])
@@ -125,8 +141,11 @@ def test_task_arithmetic_matches_mergekit_and_formula(trio):
     p1, p2, base = trio
     args = TaskArithmeticArgs(weight=0.3, **{"lambda": 0.8})
     kids = task_arithmetic([p1, p2], args, seed=1, base=base)
-    assert_children(kids, mk("task_arithmetic", p1, p2, base, weight=[0.3, 0.7], **{"lambda": 0.8}, normalize=False),
-                    mk("task_arithmetic", p1, p2, base, weight=[0.7, 0.3], **{"lambda": 0.8}, normalize=False))
+    assert_children(
+        kids,
+        mk("task_arithmetic", p1, p2, base, weight=[0.3, 0.7], **{"lambda": 0.8}, normalize=False),
+        mk("task_arithmetic", p1, p2, base, weight=[0.7, 0.3], **{"lambda": 0.8}, normalize=False),
+    )
     for name in base:
         d1, d2 = p1[name] - base[name], p2[name] - base[name]
         close(kids[0][name], base[name] + 0.8 * (0.3 * d1 + 0.7 * d2))
@@ -139,8 +158,11 @@ def test_task_arithmetic_random_weight_is_mirrored(trio):
     d1, d2 = p1["w"] - base["w"], p2["w"] - base["w"]
     w = float((((kids[0]["w"] - base["w"]) - d2) / (d1 - d2)).double().median())
     assert 0 < w < 1
-    assert_children(kids, mk("task_arithmetic", p1, p2, base, weight=[w, 1 - w], normalize=False),
-                    mk("task_arithmetic", p1, p2, base, weight=[1 - w, w], normalize=False))
+    assert_children(
+        kids,
+        mk("task_arithmetic", p1, p2, base, weight=[w, 1 - w], normalize=False),
+        mk("task_arithmetic", p1, p2, base, weight=[1 - w, w], normalize=False),
+    )
 
 
 def _ties_np(p1, p2, base, w1, w2, density):
@@ -150,7 +172,7 @@ def _ties_np(p1, p2, base, w1, w2, density):
         d = (p - base).double().numpy().ravel()
         keep = np.zeros_like(d)
         k = int(density * d.size)
-        keep[np.argsort(np.abs(d))[d.size - k:]] = 1
+        keep[np.argsort(np.abs(d))[d.size - k :]] = 1
         deltas.append(w * d * keep)
     D, W = np.stack(deltas), np.array([w1, w2])[:, None]
     sign = np.where(D.sum(0) >= 0, 1.0, -1.0)
@@ -163,8 +185,11 @@ def _ties_np(p1, p2, base, w1, w2, density):
 def test_ties_matches_mergekit_and_hand_ties(trio):
     p1, p2, base = trio
     kids = ties([p1, p2], TiesArgs(weight=0.4, density=0.5), seed=2, base=base)
-    assert_children(kids, mk("ties", p1, p2, base, weight=[0.4, 0.6], density=0.5, normalize=True),
-                    mk("ties", p1, p2, base, weight=[0.6, 0.4], density=0.5, normalize=True))
+    assert_children(
+        kids,
+        mk("ties", p1, p2, base, weight=[0.4, 0.6], density=0.5, normalize=True),
+        mk("ties", p1, p2, base, weight=[0.6, 0.4], density=0.5, normalize=True),
+    )
     for name in ("bias", "w", "conv"):
         close(kids[0][name], _ties_np(p1[name], p2[name], base[name], 0.4, 0.6, 0.5))
         close(kids[1][name], _ties_np(p1[name], p2[name], base[name], 0.6, 0.4, 0.5))
@@ -186,8 +211,10 @@ def test_dare_matches_mergekit_with_same_torch_seed(trio, method, fn):
     assert not torch.allclose(kids[0]["w"], plain[0]["w"])
 
 
-@pytest.mark.parametrize("fn,args", [(task_arithmetic, TaskArithmeticArgs()), (ties, TiesArgs()),
-                                     (dare_ties, DareArgs()), (dare_linear, DareArgs())])
+@pytest.mark.parametrize(
+    "fn,args",
+    [(task_arithmetic, TaskArithmeticArgs()), (ties, TiesArgs()), (dare_ties, DareArgs()), (dare_linear, DareArgs())],
+)
 def test_merges_needing_base_raise_user_error(trio, fn, args):
     p1, p2, _ = trio
     with pytest.raises(UserError, match="base weights"):
@@ -291,8 +318,15 @@ def _all_ops():
 
 
 def test_registry_has_the_expected_operators():
-    assert set(registry("crossover").names()) >= {"uniform", "linear", "slerp", "task_arithmetic", "ties",
-                                                  "dare_ties", "dare_linear"}
+    assert set(registry("crossover").names()) >= {
+        "uniform",
+        "linear",
+        "slerp",
+        "task_arithmetic",
+        "ties",
+        "dare_ties",
+        "dare_linear",
+    }
     assert "gaussian" in registry("mutation").names()
 
 

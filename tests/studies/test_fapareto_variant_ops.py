@@ -50,12 +50,13 @@ def test_swa_tail_is_the_mean_of_the_iterates_and_linear_decay_ends_at_zero(monk
         return out
 
     monkeypatch.setattr(ops, "train_step", spy)
-    args = ops.ScheduledSFTArgs(epochs=1, optimizer="adamw", lr=1e-3, batch_size=32, schedule="linear",
-                                average_tail=0.5)
+    args = ops.ScheduledSFTArgs(
+        epochs=1, optimizer="adamw", lr=1e-3, batch_size=32, schedule="linear", average_tail=0.5
+    )
     out = ops.sft_scheduled(w, args, seed=5, problem=problem)
     total = len(seen)
     assert total == 8 and lrs[0] == 1e-3 and abs(lrs[-1] - 1e-3 / total) < 1e-15  # the step before the last sched.step
-    tail = seen[total // 2:]
+    tail = seen[total // 2 :]
     for k in out.weights:
         expect = torch.stack([s[k] for s in tail]).mean(0)
         assert torch.allclose(out.weights[k], expect, atol=1e-7), k
@@ -72,7 +73,9 @@ def test_pooled_and_max_train_metrics_match_hand_slices():
 
         def load_splits(self):
             s = dict(base.splits)
-            s["val"] = ops.SplitData(torch.cat([tr.X, va.X]), np.concatenate([tr.y, va.y]), np.concatenate([tr.g, va.g]))
+            s["val"] = ops.SplitData(
+                torch.cat([tr.X, va.X]), np.concatenate([tr.y, va.y]), np.concatenate([tr.g, va.g])
+            )
             self._n_train = len(tr)
             return s
 
@@ -83,7 +86,9 @@ def test_pooled_and_max_train_metrics_match_hand_slices():
     own = fairness_metrics(base.predictions(genomes, "val"), va.y, va.g, classes=np.arange(2))
     train = fairness_metrics(base.predictions(genomes, "train"), tr.y, tr.g, classes=np.arange(2))
     pooled_rows = np.concatenate([base.predictions(genomes, "train"), base.predictions(genomes, "val")], 1)
-    pooled = fairness_metrics(pooled_rows, np.concatenate([tr.y, va.y]), np.concatenate([tr.g, va.g]), classes=np.arange(2))
+    pooled = fairness_metrics(
+        pooled_rows, np.concatenate([tr.y, va.y]), np.concatenate([tr.g, va.g]), classes=np.arange(2)
+    )
     for combine, expect_dtpr in (("pooled", pooled["dtpr"]), ("max", np.maximum(own["dtpr"], train["dtpr"]))):
         p = Pooled(ops.PooledDtprParams(hidden=[8], init_noise=1.0, combine=combine)).ensure_setup()
         got = p.evaluate(genomes, "val")
@@ -109,8 +114,13 @@ def test_soft_val_dtpr_is_the_gap_of_mean_true_class_probabilities():
     genomes = [base.init_weights(s) for s in range(4)]
     got = p.evaluate(genomes, "val")
     probs, v = base.scores(genomes, "val"), base.splits["val"]
-    hand = np.mean([np.abs(probs[:, (v.y == c) & (v.g == "F"), c].mean(1) - probs[:, (v.y == c) & (v.g == "M"), c].mean(1))
-                    for c in (0, 1)], axis=0)
+    hand = np.mean(
+        [
+            np.abs(probs[:, (v.y == c) & (v.g == "F"), c].mean(1) - probs[:, (v.y == c) & (v.g == "M"), c].mean(1))
+            for c in (0, 1)
+        ],
+        axis=0,
+    )
     np.testing.assert_allclose(got["dtpr"], hand, atol=1e-12)
     plain = base.evaluate(genomes, "val")
     np.testing.assert_array_equal(got["error"], plain["error"])

@@ -13,7 +13,6 @@ import fapareto_vs_baselines as bench  # noqa: E402
 
 from evofair.lifecycle.recipe import load_recipe  # noqa: E402
 
-
 RECIPE = ROOT / "runs" / "fapareto_biasbios.yaml"
 
 
@@ -23,4 +22,3 @@ def test_variant_is_a_valid_recipe_that_changes_the_default(name):
     an override that silently did nothing would leave the recipe equal to the default's."""
     recipe = load_recipe(RECIPE, bench.VARIANTS[name])
     assert recipe.model_dump() != load_recipe(RECIPE, []).model_dump()
-

@@ -11,8 +11,8 @@ import torch
 import evofair
 from evofair.analysis.metrics import fairness_metrics
 from evofair.core.plugins import registry as op_registry
-from evofair.problems.common.classification import FeatureClassificationProblem, HeadArgs, SplitData
 from evofair.problems.common.baselines import soft_tpr_gap, train_heads
+from evofair.problems.common.classification import FeatureClassificationProblem, HeadArgs, SplitData
 
 
 class Synthetic(FeatureClassificationProblem):
@@ -28,8 +28,11 @@ class Synthetic(FeatureClassificationProblem):
         for split, n in (("train", 240), ("val", 160), ("test", 160)):
             g = rng.choice(np.array(["F", "M"]), n)
             y = np.where(rng.random(n) < np.where(g == "F", 0.75, 0.25), 1, 0)
-            X = rng.normal(size=(n, 12)) + 0.8 * y[:, None] * np.linspace(1, 0, 12) \
+            X = (
+                rng.normal(size=(n, 12))
+                + 0.8 * y[:, None] * np.linspace(1, 0, 12)
                 + 0.8 * (g == "F")[:, None] * np.linspace(0, 1, 12)
+            )
             out[split] = SplitData(torch.tensor(X, dtype=torch.float32), y.astype(np.int64), g)
         return out
 
@@ -81,7 +84,7 @@ def test_sft_refiner_lowers_training_loss(problem):
     args = spec.args(epochs=3, optimizer="adamw", lr=1e-2, batch_size=32)
     out = spec.fn(w, args, seed=5, problem=problem)
     X, y = problem.splits["train"].X, torch.as_tensor(problem.splits["train"].y)
-    ce = lambda weights: float(torch.nn.functional.cross_entropy(problem.build_model(weights)(X), y))  # noqa: E731
+    ce = lambda weights: float(torch.nn.functional.cross_entropy(problem.build_model(weights)(X), y))
     assert ce(out.weights) < ce(w) - 0.05
     assert set(out.weights) == set(w)
     assert out.log["steps"] == 3 * 8
@@ -117,8 +120,9 @@ def test_batched_training_equals_independent_training(problem):
     lams, seeds = [0.0, 1.0, 4.0], [11, 12, 13]
     together = train_heads(problem, inits, lams, seeds, epochs=2, batch_size=64, lr=1e-2, weight_decay=0.01)
     for k in range(3):
-        alone = train_heads(problem, [inits[k]], [lams[k]], [seeds[k]], epochs=2, batch_size=64, lr=1e-2,
-                            weight_decay=0.01)[0]
+        alone = train_heads(
+            problem, [inits[k]], [lams[k]], [seeds[k]], epochs=2, batch_size=64, lr=1e-2, weight_decay=0.01
+        )[0]
         for name in alone:
             torch.testing.assert_close(together[k][name], alone[name], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(together[0]["layers.0.weight"], inits[0]["layers.0.weight"])
@@ -132,28 +136,38 @@ def test_surrogate_weight_lowers_the_gap(problem):
 
 
 def test_full_run_with_baselines(tmp_path, problem):
-    recipe = {"name": "synthetic", "problem": {"name": "synthetic"},
-              "algorithm": {"name": "nsga2", "pop_size": 8, "generations": 3},
-              "operators": {"crossover": [{"name": "uniform"}, {"name": "ties", "args": {"density": 0.5}}],
-                            "mutation": {"name": "gaussian", "args": {"sigma": 0.05, "relative": True}},
-                            "refine": {"name": "sft", "args": {"epochs": 1, "optimizer": "adamw", "lr": 1e-2,
-                                                               "batch_size": 64}}},
-              "seed": 2}
+    recipe = {
+        "name": "synthetic",
+        "problem": {"name": "synthetic"},
+        "algorithm": {"name": "nsga2", "pop_size": 8, "generations": 3},
+        "operators": {
+            "crossover": [{"name": "uniform"}, {"name": "ties", "args": {"density": 0.5}}],
+            "mutation": {"name": "gaussian", "args": {"sigma": 0.05, "relative": True}},
+            "refine": {"name": "sft", "args": {"epochs": 1, "optimizer": "adamw", "lr": 1e-2, "batch_size": 64}},
+        },
+        "seed": 2,
+    }
     fresh = Synthetic(HeadArgs(hidden=[8]))
 
     def after_run(store, out, recipe_):
         from evofair.problems.common.baselines import BaselineArgs, run_baselines
 
-        return run_baselines(fresh, store, out, recipe_, BaselineArgs(vanilla=2, lambdas=[1.0, 4.0], min_epochs=2,
-                                                                      threshold=["equalized_odds"]))
+        return run_baselines(
+            fresh,
+            store,
+            out,
+            recipe_,
+            BaselineArgs(vanilla=2, lambdas=[1.0, 4.0], min_epochs=2, threshold=["equalized_odds"]),
+        )
 
     fresh.after_run = after_run
     res = evofair.run(recipe, tmp_path / "run", problem=fresh, progress=False)
     assert len(res.history) == 3 and res.front
     lines = (tmp_path / "run" / "baselines.csv").read_text().splitlines()
     assert lines[0] == "method,id,error_val,error_test,dtpr_val,dtpr_test"
-    assert (tmp_path / "run" / "front.csv").read_text().splitlines()[0] == \
-        "id,generation,error_val,error_test,dtpr_val,dtpr_test,error_test_lo,error_test_hi,dtpr_test_lo,dtpr_test_hi"
+    assert (tmp_path / "run" / "front.csv").read_text().splitlines()[
+        0
+    ] == "id,generation,error_val,error_test,dtpr_val,dtpr_test,error_test_lo,error_test_hi,dtpr_test_lo,dtpr_test_hi"
     assert {line.split(",")[0] for line in lines[1:]} <= {"vanilla", "scalarisation", "threshold"}
     base = json.loads((tmp_path / "run" / "baselines.json").read_text())
     epochs = base["budget"]["baseline_epochs_per_head"]

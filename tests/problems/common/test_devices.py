@@ -11,15 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import biasbios_subset, one_error_line, tiny_bert
 
 import evofair
-from conftest import biasbios_subset, one_error_line, tiny_bert
 from evofair.errors import UserError
-from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
+from evofair.lifecycle.recipe import load_recipe
 from evofair.problems.common.devices import resolve_device
 from evofair.problems.common.text_encoder import cached_features
-
-from evofair.lifecycle.recipe import load_recipe
+from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -39,14 +38,25 @@ def test_resolve_device(monkeypatch):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("devices")
-    return {"model": tiny_bert(root / "model"), "data": biasbios_subset(root / "bios.jsonl", per_split=10), "root": root}
+    return {
+        "model": tiny_bert(root / "model"),
+        "data": biasbios_subset(root / "bios.jsonl", per_split=10),
+        "root": root,
+    }
 
 
 def _recipe_file(tiny, tmp_path, **args):
     recipe = load_recipe(REPO_ROOT / "runs" / "fapareto_biasbios.yaml").model_dump(mode="json", by_alias=True)
-    recipe["problem"]["args"].update(model_dir=str(tiny["model"]), data_file=str(tiny["data"]), limit=10,
-                                     cache_dir=str(tmp_path / "cache"), max_length=32, hidden=[8],
-                                     baselines={"enabled": False}, **args)
+    recipe["problem"]["args"].update(
+        model_dir=str(tiny["model"]),
+        data_file=str(tiny["data"]),
+        limit=10,
+        cache_dir=str(tmp_path / "cache"),
+        max_length=32,
+        hidden=[8],
+        baselines={"enabled": False},
+        **args,
+    )
     recipe["algorithm"].update(pop_size=4, generations=2, n_offsprings=4)
     path = tmp_path / "r.yaml"
     path.write_text(json.dumps(recipe))
@@ -93,15 +103,28 @@ def test_device_and_dtype_in_report_and_model_card(tiny, tmp_path):
     res = evofair.run(recipe, out, progress=False)
     assert "- Computed on cpu (cpu), float32." in (out / "report.md").read_text()
     card = json.loads((export_model(out, res.front[0].id, tmp_path / "exp") / "model_card.json").read_text())
-    assert card["compute"] == {"device": "cpu", "device_name": "cpu", "precision": "fp32", "dtype": "float32",
-                               "resolved_by": "run"}
+    assert card["compute"] == {
+        "device": "cpu",
+        "device_name": "cpu",
+        "precision": "fp32",
+        "dtype": "float32",
+        "resolved_by": "run",
+    }
 
 
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
 @pytest.mark.parametrize("genome", ["head", "lora"])
 def test_cuda_evaluation_equals_cpu(tiny, tmp_path, genome):
-    args = dict(model_dir=str(tiny["model"]), data_file=str(tiny["data"]), cache_dir=str(tmp_path / "c"), limit=10,
-                max_length=32, hidden=[8], genome=genome, lora={"r": 2, "alpha": 4, "top_layers": 1})
+    args = dict(
+        model_dir=str(tiny["model"]),
+        data_file=str(tiny["data"]),
+        cache_dir=str(tmp_path / "c"),
+        limit=10,
+        max_length=32,
+        hidden=[8],
+        genome=genome,
+        lora={"r": 2, "alpha": 4, "top_layers": 1},
+    )
     cpu = BiasBios(BiasBiosParams(**args, device="cpu")).ensure_setup()
     gpu = BiasBios(BiasBiosParams(**args, device="cuda")).ensure_setup()
     w = [cpu.init_weights(s) for s in range(3)]

@@ -20,34 +20,45 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import biasbios_subset, tiny_bert
 
 import evofair
-from conftest import biasbios_subset, tiny_bert
 from evofair.core.plugins import registry
-from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
+from evofair.core.seeding import torch_seeded
 from evofair.problems.common.classification import MLPHead, population_logits, stack_heads
 from evofair.problems.common.frozen_prefix import run_prefix, suffix_view, tokenize
 from evofair.problems.common.low_rank import to_dense
 from evofair.problems.common.text_encoder import embed, load_encoder, mean_pool
-from evofair.core.seeding import torch_seeded
+from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 from evofair.store.weights_files import weights_hash
 
-
-SCORE_ATOL = 1e-6   # measured 0.0
+SCORE_ATOL = 1e-6  # measured 0.0
 WEIGHT_ATOL = 1e-5  # measured 0.0 after 3 AdamW steps
 
 
 @pytest.fixture(scope="module")
 def setting(tmp_path_factory):
     root = tmp_path_factory.mktemp("prefix")
-    return {"model": tiny_bert(root / "model"), "data": biasbios_subset(root / "bios.jsonl", per_split=10), "root": root}
+    return {
+        "model": tiny_bert(root / "model"),
+        "data": biasbios_subset(root / "bios.jsonl", per_split=10),
+        "root": root,
+    }
 
 
 def _problem(setting, name, **lora):
-    params = BiasBiosParams(genome="lora", model_dir=str(setting["model"]), data_file=str(setting["data"]),
-                            cache_dir=str(setting["root"] / name), limit=10, max_length=32, hidden=[8],
-                            torch_threads=None, baselines={"enabled": False},
-                            lora={"r": 2, "alpha": 4, "top_layers": 1, "targets": ["query", "value"], **lora})
+    params = BiasBiosParams(
+        genome="lora",
+        model_dir=str(setting["model"]),
+        data_file=str(setting["data"]),
+        cache_dir=str(setting["root"] / name),
+        limit=10,
+        max_length=32,
+        hidden=[8],
+        torch_threads=None,
+        baselines={"enabled": False},
+        lora={"r": 2, "alpha": 4, "top_layers": 1, "targets": ["query", "value"], **lora},
+    )
     return BiasBios(params).ensure_setup()
 
 
@@ -66,8 +77,12 @@ def test_adapted_blocks_on_cached_states_give_the_full_model(setting, layer):
 
 def _trained(problem, seed=1):
     sft = registry("refine").get("sft")
-    return sft.fn(problem.init_weights(seed), sft.args(steps=3, lr=2e-2, optimizer="adamw", batch_size=4),
-                  seed=seed, problem=problem).weights
+    return sft.fn(
+        problem.init_weights(seed),
+        sft.args(steps=3, lr=2e-2, optimizer="adamw", batch_size=4),
+        seed=seed,
+        problem=problem,
+    ).weights
 
 
 def _oracle_scores(setting, problem, weights, split):
@@ -80,7 +95,7 @@ def _oracle_scores(setting, problem, weights, split):
             if key in dense:
                 mod.weight += dense[key]
     X = torch.from_numpy(embed(problem.raw[split]["text"], tokenizer, encoder, max_length=32, batch_size=3))
-    head = {k[len("head."):]: v for k, v in weights.items() if k.startswith("head.")}
+    head = {k[len("head.") :]: v for k, v in weights.items() if k.startswith("head.")}
     return torch.softmax(population_logits(stack_heads([head], 2), X), -1)[0].numpy()
 
 
@@ -90,8 +105,9 @@ def test_evaluation_equals_plain_transformers(setting, storage):
     assert problem.lora.info["prefix_cache"] and problem.lora.states is not None
     w = _trained(problem)
     for split in ("val", "test"):
-        np.testing.assert_allclose(problem.scores([w], split)[0], _oracle_scores(setting, problem, w, split),
-                                   atol=SCORE_ATOL, rtol=0)
+        np.testing.assert_allclose(
+            problem.scores([w], split)[0], _oracle_scores(setting, problem, w, split), atol=SCORE_ATOL, rtol=0
+        )
 
 
 def _bare_sft(setting, problem, weights, *, seed, steps, batch_size, lr):
@@ -112,21 +128,25 @@ def _bare_sft(setting, problem, weights, *, seed, steps, batch_size, lr):
     base.embeddings.eval()
     for i in range(problem.lora.lowest):  # the frozen part runs in eval mode
         base.encoder.layer[i].eval()
-    opt = torch.optim.AdamW([p for p in [*model.parameters(), *head.parameters()] if p.requires_grad], lr=lr,
-                            weight_decay=0.01)
+    opt = torch.optim.AdamW(
+        [p for p in [*model.parameters(), *head.parameters()] if p.requires_grad], lr=lr, weight_decay=0.01
+    )
     texts, y = problem.raw["train"]["text"], torch.as_tensor(problem.splits["train"].y)
     order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(seed)).tolist()
     with torch_seeded(seed):
         for step in range(steps):
-            idx = order[step * batch_size:(step + 1) * batch_size]
+            idx = order[step * batch_size : (step + 1) * batch_size]
             enc = tokenizer([texts[j] for j in idx], truncation=True, max_length=32, padding=True, return_tensors="pt")
             out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
             loss = torch.nn.functional.cross_entropy(head(mean_pool(out, enc["attention_mask"])), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
-    deltas = {f"delta.{t}.weight": weights[f"delta.{t}.weight"]
-              + model.base_model.model.get_submodule(t).get_delta_weight("default").detach() for t in targets}
+    deltas = {
+        f"delta.{t}.weight": weights[f"delta.{t}.weight"]
+        + model.base_model.model.get_submodule(t).get_delta_weight("default").detach()
+        for t in targets
+    }
     return {**deltas, **{f"head.{k}": v.detach() for k, v in head.state_dict().items()}}
 
 
@@ -170,17 +190,31 @@ def test_run_front_equals_the_full_model_path(setting, tmp_path, storage):
     fronts = []
     for cache in (True, False):
         recipe = {
-            "name": "prefix", "seed": 2, "hv_ref": [0.6, 0.6],
-            "problem": {"name": "biasbios", "args": {
-                "genome": "lora", "model_dir": str(setting["model"]), "data_file": str(setting["data"]),
-                "cache_dir": str(tmp_path / "cache"), "limit": 10, "max_length": 32, "hidden": [8],
-                "torch_threads": None, "baselines": {"enabled": False},
-                "lora": {"r": 2, "alpha": 4, "top_layers": 1, "storage": storage, "prefix_cache": cache}}},
+            "name": "prefix",
+            "seed": 2,
+            "hv_ref": [0.6, 0.6],
+            "problem": {
+                "name": "biasbios",
+                "args": {
+                    "genome": "lora",
+                    "model_dir": str(setting["model"]),
+                    "data_file": str(setting["data"]),
+                    "cache_dir": str(tmp_path / "cache"),
+                    "limit": 10,
+                    "max_length": 32,
+                    "hidden": [8],
+                    "torch_threads": None,
+                    "baselines": {"enabled": False},
+                    "lora": {"r": 2, "alpha": 4, "top_layers": 1, "storage": storage, "prefix_cache": cache},
+                },
+            },
             "algorithm": {"name": "nsga2", "pop_size": 4, "generations": 2, "n_offsprings": 4},
-            "operators": {"crossover": {"name": "uniform", "args": {"scalar": True}}, "crossover_prob": 1.0,
-                          "mutation": {"name": "gaussian", "args": {"sigma": 0.05, "relative": True}},
-                          "refine": {"name": "sft", "args": {"steps": 2, "optimizer": "adamw", "lr": 1e-2,
-                                                             "batch_size": 4}}},
+            "operators": {
+                "crossover": {"name": "uniform", "args": {"scalar": True}},
+                "crossover_prob": 1.0,
+                "mutation": {"name": "gaussian", "args": {"sigma": 0.05, "relative": True}},
+                "refine": {"name": "sft", "args": {"steps": 2, "optimizer": "adamw", "lr": 1e-2, "batch_size": 4}},
+            },
         }
         out = tmp_path / f"run-{cache}"
         evofair.run(recipe, out, progress=False)

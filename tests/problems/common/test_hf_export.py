@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import one_error_line, tiny_bert
 
 import evofair
-from conftest import one_error_line, tiny_bert
 from evofair.lifecycle.recipe import load_recipe
-from evofair.store.run_store import RunStore
 from evofair.problems.common.hf_export import adapter_factors
+from evofair.store.run_store import RunStore
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
@@ -35,7 +35,7 @@ def test_adapter_factors_rank_and_error_against_numpy():
     B, A, info = adapter_factors({"delta.m.weight": full}, "m")
     S = np.linalg.svd(full.numpy().astype(np.float64), compute_uv=False)
     assert info["numerical_rank"] == 10 and info["rank"] == 5 and info["truncated"]
-    assert info["rel_frobenius_error"] == pytest.approx(np.sqrt((S[5:] ** 2).sum() / (S ** 2).sum()), rel=1e-9)
+    assert info["rel_frobenius_error"] == pytest.approx(np.sqrt((S[5:] ** 2).sum() / (S**2).sum()), rel=1e-9)
     err = float(torch.linalg.matrix_norm(full.double() - (B @ A).double()) / torch.linalg.matrix_norm(full.double()))
     assert err == pytest.approx(info["rel_frobenius_error"], rel=1e-5)
 
@@ -68,12 +68,19 @@ def tiny_lora_recipe(tmp_path: Path, storage: str) -> dict:
     linear head: on the tiny random BERT's features an MLP head predicts one class everywhere)."""
     recipe = load_recipe(REPO / "runs" / "fapareto_biasbios_lora.yaml").model_dump(mode="json", by_alias=True)
     recipe["problem"]["args"].update(
-        data_file=str(_slice(tmp_path / "bios.jsonl")), model_dir=str(tiny_bert(tmp_path / "tiny_bert")),
-        max_length=32, hidden=[], cache_dir=str(tmp_path / "cache"), baselines={"enabled": False},
-        lora={"r": 2, "alpha": 4, "top_layers": 1, "targets": ["query", "value"], "storage": storage})
+        data_file=str(_slice(tmp_path / "bios.jsonl")),
+        model_dir=str(tiny_bert(tmp_path / "tiny_bert")),
+        max_length=32,
+        hidden=[],
+        cache_dir=str(tmp_path / "cache"),
+        baselines={"enabled": False},
+        lora={"r": 2, "alpha": 4, "top_layers": 1, "targets": ["query", "value"], "storage": storage},
+    )
     recipe["algorithm"].update(pop_size=4, generations=2, n_offsprings=4)
-    recipe["operators"]["refine"] = {"name": "sft", "args": {"steps": 2, "optimizer": "adamw", "lr": 1e-3,
-                                                             "batch_size": 5}}
+    recipe["operators"]["refine"] = {
+        "name": "sft",
+        "args": {"steps": 2, "optimizer": "adamw", "lr": 1e-3, "batch_size": 5},
+    }
     return recipe
 
 
@@ -158,9 +165,18 @@ def test_lora_export_reloads_with_transformers_and_peft(tmp_path, storage, capsy
     test, texts = problem.splits["test"], problem.raw["test"]["text"]
     assert main(["export", str(out), ind.id, "--to", str(tmp_path / "exp")]) == 0
     exp = tmp_path / "exp"
-    for name in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "merged/config.json",
-                 "merged/model.safetensors", "merged/tokenizer.json", "head.safetensors", "head_config.json",
-                 "README.md", "model_card.json", "genome.safetensors"):
+    for name in (
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "merged/config.json",
+        "merged/model.safetensors",
+        "merged/tokenizer.json",
+        "head.safetensors",
+        "head_config.json",
+        "README.md",
+        "model_card.json",
+        "genome.safetensors",
+    ):
         assert (exp / name).is_file(), name
 
     # merged/: transformers only, through the snippet README.md documents, run as written
@@ -183,8 +199,15 @@ def test_lora_export_reloads_with_transformers_and_peft(tmp_path, storage, capsy
     front = yaml.safe_load(readme.split("---\n")[1])
     assert front["library_name"] == "peft" and "evofair" in front["tags"]
     assert front["base_model"] == str(Path(recipe["problem"]["args"]["model_dir"]).resolve())
-    for needle in ("## Objectives and metrics", "## Per-group metrics", "## Constraints", "## Lineage",
-                   "## Device and dtype", "| F | nurse |", ind.id):
+    for needle in (
+        "## Objectives and metrics",
+        "## Per-group metrics",
+        "## Constraints",
+        "## Lineage",
+        "## Device and dtype",
+        "| F | nurse |",
+        ind.id,
+    ):
         assert needle in readme, needle
 
     # the base model folder moved away: one line naming it, exit 2, nothing written

@@ -10,14 +10,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_hf_export import tiny_lora_recipe
 
 import evofair
-from evofair.errors import UserError
-from evofair.store.run_store import RunStore
 from evofair.analysis.uncertainty import hv_difference_interval
-from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
+from evofair.errors import UserError
 from evofair.problems.common.lora_baselines import LORA_METHODS, start_weights
-from test_hf_export import tiny_lora_recipe
+from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
+from evofair.store.run_store import RunStore
 
 
 def _hand_tpr_gap(probs: np.ndarray, y: np.ndarray, g: np.ndarray) -> float:
@@ -35,8 +35,13 @@ def test_lora_baselines_are_fine_tunes_with_the_evolution_budget(tmp_path):
     from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
     recipe = tiny_lora_recipe(tmp_path, "dense")
-    recipe["problem"]["args"]["baselines"] = {"vanilla": 1, "lambdas": [1.0], "epochs": 1, "threshold": [],
-                                              "lora": {"vanilla": 1, "lambdas": [2.0]}}
+    recipe["problem"]["args"]["baselines"] = {
+        "vanilla": 1,
+        "lambdas": [1.0],
+        "epochs": 1,
+        "threshold": [],
+        "lora": {"vanilla": 1, "lambdas": [2.0]},
+    }
     recipe["hv_ref"] = [1.01, 1.01]  # 10 test bios of a random tiny BERT: keep every model inside the box
     out = tmp_path / "run"
     evofair.run(recipe, out, progress=False)
@@ -44,8 +49,11 @@ def test_lora_baselines_are_fine_tunes_with_the_evolution_budget(tmp_path):
     rec = base["budget"]["lora"]
     store = RunStore(out, readonly=True)
     # the evolution's local learning, recounted: every refine ran `steps` batches of 5 bios
-    used = sum(ind.operator["log"]["refine"]["steps"] * 5 for ind in store.individuals()
-               if (ind.operator.get("log") or {}).get("refine"))
+    used = sum(
+        ind.operator["log"]["refine"]["steps"] * 5
+        for ind in store.individuals()
+        if (ind.operator.get("log") or {}).get("refine")
+    )
     n_train = 10
     assert used > 0 and rec["epochs_per_model"] == math.ceil(used / n_train)  # one fine-tune per method
     assert rec["examples_per_method"] == rec["epochs_per_model"] * n_train >= used
@@ -56,7 +64,7 @@ def test_lora_baselines_are_fine_tunes_with_the_evolution_budget(tmp_path):
         # selected = the val-non-dominated candidates (a repeated point once), by pymoo's sorting
         F = np.array([[c["metrics"]["val"]["error"], c["metrics"]["val"]["dtpr"]] for c in mine])
         front = NonDominatedSorting().do(F, only_non_dominated_front=True)
-        point = lambda c: tuple(c["metrics"][s][n] for s in ("val", "test") for n in ("error", "dtpr"))  # noqa: E731
+        point = lambda c: tuple(c["metrics"][s][n] for s in ("val", "test") for n in ("error", "dtpr"))
         expected = {point(mine[i]) for i in front}
         chosen = [m for m in base["models"] if m["method"] == method]
         assert [point(m) for m in chosen] == sorted(expected, key=[point(m) for m in chosen].index)
@@ -64,8 +72,12 @@ def test_lora_baselines_are_fine_tunes_with_the_evolution_budget(tmp_path):
     csv = (out / "baselines.csv").read_text().splitlines()
     assert {"lora_vanilla", "lora_scalarisation"} <= {line.split(",")[0] for line in csv[1:]}
     report = (out / "report.md").read_text()
-    for needle in ("| LoRA CE |", "| LoRA CE+λ·gap |", "| union of LoRA CE and LoRA CE+λ·gap (fine-tunes) |",
-                   "Evolved front vs union of the LoRA fine-tunes"):
+    for needle in (
+        "| LoRA CE |",
+        "| LoRA CE+λ·gap |",
+        "| union of LoRA CE and LoRA CE+λ·gap (fine-tunes) |",
+        "Evolved front vs union of the LoRA fine-tunes",
+    ):
         assert needle in report, needle
     summary = json.loads((out / "summary.json").read_text())
     # the paired-bootstrap HV difference against the LoRA fine-tunes (fapareto_vs_baselines.py --against lora)
@@ -109,21 +121,37 @@ def test_fair_classification_lora_baselines_and_export(tmp_path):
     their predictions stored, and the export reloaded with transformers only (the README snippet)."""
     import re
 
-    from evofair.cli import main
-    from evofair.problems.fairclass.baselines import read_predictions
-    from evofair.lifecycle.recipe import load_recipe
     from test_hf_export import REPO
+
+    from evofair.cli import main
+    from evofair.lifecycle.recipe import load_recipe
+    from evofair.problems.fairclass.baselines import read_predictions
 
     tiny = tiny_lora_recipe(tmp_path, "factors")
     args = tiny["problem"]["args"]
     recipe = load_recipe(REPO / "runs" / "biasbios_fair_classification.yaml").model_dump(mode="json", by_alias=True)
     recipe["base_dir"] = None
-    recipe["problem"]["args"].update({
-        "data": {"path": args["data_file"]}, "encoder": args["model_dir"], "model": {"kind": "lora", "hidden": []},
-        "embedding": {"max_length": 32, "cache_dir": args["cache_dir"]}, "lora": args["lora"], "torch_threads": None,
-        "baselines": {"vanilla": 1, "lambdas": [1.0], "epochs": 1, "threshold": [], "expgrad": False,
-                      "grid_size": 2, "reductions": ["demographic_parity"], "n_jobs": 1,
-                      "lora": {"vanilla": 1, "lambdas": [2.0], "epochs": 2}}})
+    recipe["problem"]["args"].update(
+        {
+            "data": {"path": args["data_file"]},
+            "encoder": args["model_dir"],
+            "model": {"kind": "lora", "hidden": []},
+            "embedding": {"max_length": 32, "cache_dir": args["cache_dir"]},
+            "lora": args["lora"],
+            "torch_threads": None,
+            "baselines": {
+                "vanilla": 1,
+                "lambdas": [1.0],
+                "epochs": 1,
+                "threshold": [],
+                "expgrad": False,
+                "grid_size": 2,
+                "reductions": ["demographic_parity"],
+                "n_jobs": 1,
+                "lora": {"vanilla": 1, "lambdas": [2.0], "epochs": 2},
+            },
+        }
+    )
     for key in ("algorithm", "operators"):
         recipe[key] = tiny[key]
     out = tmp_path / "run"
@@ -134,8 +162,8 @@ def test_fair_classification_lora_baselines_and_export(tmp_path):
     assert {m["method"] for m in chosen} == {"lora_vanilla", "lora_scalarisation"}
     preds = read_predictions(out)
     store = RunStore(out, readonly=True)
-    from evofair.problems.fairclass.problem import FairClassification
     from evofair.problems.fairclass.params import parse_params
+    from evofair.problems.fairclass.problem import FairClassification
 
     problem = FairClassification(parse_params(recipe["problem"]["args"])).ensure_setup()
     for m in chosen:  # stored predictions are the LoRA model's, not a head's on frozen features

@@ -14,11 +14,11 @@ import torch
 
 import evofair
 from evofair.core.plugins import registry
-from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 from evofair.problems.common.lora_factors import LoraFactorAdapterModel
 from evofair.problems.common.lora_model import attention_linears
 from evofair.problems.common.low_rank import a_key, b_key, dense_key, to_dense
 from evofair.problems.common.text_encoder import default_model_dir
+from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 from evofair.store.run_store import RunStore
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -37,13 +37,32 @@ def tiny_models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("bases")
     torch.manual_seed(0)
-    bert = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                intermediate_size=64, max_position_embeddings=128))
+    bert = BertModel(
+        BertConfig(
+            vocab_size=30522,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+        )
+    )
     torch.manual_seed(0)
-    llama = LlamaModel(LlamaConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                   num_key_value_heads=2, intermediate_size=64, max_position_embeddings=128))
-    return {"bert": _save_with_minilm_tokenizer(bert, root / "bert"),
-            "llama": _save_with_minilm_tokenizer(llama, root / "llama")}
+    llama = LlamaModel(
+        LlamaConfig(
+            vocab_size=30522,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+        )
+    )
+    return {
+        "bert": _save_with_minilm_tokenizer(bert, root / "bert"),
+        "llama": _save_with_minilm_tokenizer(llama, root / "llama"),
+    }
 
 
 def test_attention_linears_found_from_structure(tiny_models):
@@ -51,17 +70,30 @@ def test_attention_linears_found_from_structure(tiny_models):
 
     found, n = attention_linears(AutoModel.from_pretrained(tiny_models["llama"]))
     assert n == 2
-    assert found == [(i, f"layers.{i}.self_attn.{p}") for i in range(2) for p in ("q_proj", "k_proj", "v_proj", "o_proj")]
+    assert found == [
+        (i, f"layers.{i}.self_attn.{p}") for i in range(2) for p in ("q_proj", "k_proj", "v_proj", "o_proj")
+    ]
     found, n = attention_linears(AutoModel.from_pretrained(tiny_models["bert"]))
     assert n == 2 and [name for i, name in found if i == 1] == [
-        "encoder.layer.1.attention.self.query", "encoder.layer.1.attention.self.key",
-        "encoder.layer.1.attention.self.value", "encoder.layer.1.attention.output.dense"]
+        "encoder.layer.1.attention.self.query",
+        "encoder.layer.1.attention.self.key",
+        "encoder.layer.1.attention.self.value",
+        "encoder.layer.1.attention.output.dense",
+    ]
 
 
 def _params(tmp_path, model_dir, **lora):
-    return BiasBiosParams(genome="lora", model_dir=str(model_dir), cache_dir=str(tmp_path / "cache"), limit=8,
-                          max_length=24, hidden=[8], embed_workers=1, local_loss="ce+tpr_gap",
-                          lora={"r": 2, "alpha": 4, "top_layers": 1, **lora})
+    return BiasBiosParams(
+        genome="lora",
+        model_dir=str(model_dir),
+        cache_dir=str(tmp_path / "cache"),
+        limit=8,
+        max_length=24,
+        hidden=[8],
+        embed_workers=1,
+        local_loss="ce+tpr_gap",
+        lora={"r": 2, "alpha": 4, "top_layers": 1, **lora},
+    )
 
 
 @pytest.mark.parametrize("arch,targets", [("bert", ["attention"]), ("llama", ["q_proj", "v_proj"])])
@@ -80,11 +112,16 @@ def test_factor_genome_cycle_on_any_base(tmp_path, tiny_models, arch, targets):
     ta = registry("crossover").get("task_arithmetic")
     kids, log = problem.genome.crossover(problem, ta, [a, b], ta.args(weight=0.5), seed=3, base=problem.base_weights())
     assert kids[0][b_key(t)].shape[1] == 4 and log == {}
-    torch.testing.assert_close(to_dense(kids[0])[dense_key(t)],
-                               0.5 * (to_dense(a)[dense_key(t)] + to_dense(b)[dense_key(t)]), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        to_dense(kids[0])[dense_key(t)],
+        0.5 * (to_dense(a)[dense_key(t)] + to_dense(b)[dense_key(t)]),
+        atol=1e-6,
+        rtol=1e-5,
+    )
     ties = registry("crossover").get("ties")
-    kids_t, log_t = problem.genome.crossover(problem, ties, [a, b], ties.args(density=0.5), seed=3,
-                                             base=problem.base_weights())
+    kids_t, log_t = problem.genome.crossover(
+        problem, ties, [a, b], ties.args(density=0.5), seed=3, base=problem.base_weights()
+    )
     assert kids_t[0][b_key(t)].shape[1] == 4 and 0 < log_t["refactor_max_rel_error"] < 1
     gauss = registry("mutation").get("gaussian")
     mutated = gauss.fn(kids[0], gauss.args(sigma=0.05, relative=True), seed=4)
@@ -113,8 +150,9 @@ def test_factor_and_dense_storage_evaluate_the_same_adapters(tmp_path, tiny_mode
     factors = BiasBios(_params(tmp_path, tiny_models["llama"], storage="factors", targets=["attention"])).ensure_setup()
     dense = BiasBios(_params(tmp_path, tiny_models["llama"], targets=["attention"])).ensure_setup()
     sft = registry("refine").get("sft")
-    w = sft.fn(factors.init_weights(1), sft.args(steps=2, lr=2e-2, optimizer="adamw", batch_size=4), seed=1,
-               problem=factors).weights
+    w = sft.fn(
+        factors.init_weights(1), sft.args(steps=2, lr=2e-2, optimizer="adamw", batch_size=4), seed=1, problem=factors
+    ).weights
     as_dense = to_dense(w)
     for split in ("val", "test"):
         np.testing.assert_array_equal(factors.scores([w], split), dense.scores([as_dense], split))
@@ -125,15 +163,23 @@ def test_factor_genome_run_end_to_end(tmp_path, tiny_models, arch):
     """A whole memetic run (NSGA-II, TIES + scalar uniform merges, Gaussian noise, SFT) on each base."""
     recipe = {
         "name": f"lora-factors-{arch}",
-        "problem": {"name": "biasbios", "args": {
-            **_params(tmp_path, tiny_models[arch], storage="factors", targets=["attention"]).model_dump(),
-            "baselines": {"enabled": False}}},
+        "problem": {
+            "name": "biasbios",
+            "args": {
+                **_params(tmp_path, tiny_models[arch], storage="factors", targets=["attention"]).model_dump(),
+                "baselines": {"enabled": False},
+            },
+        },
         "algorithm": {"name": "nsga2", "pop_size": 4, "generations": 2, "n_offsprings": 4},
-        "operators": {"crossover": [{"name": "ties", "args": {"density": 0.5}}, {"name": "uniform", "args": {"scalar": True}}],
-                      "crossover_prob": 1.0, "mutation": {"name": "gaussian", "args": {"sigma": 0.05, "relative": True}},
-                      "mutation_prob": 1.0,
-                      "refine": {"name": "sft", "args": {"steps": 1, "optimizer": "adamw", "lr": 1e-2, "batch_size": 4}}},
-        "seed": 1, "hv_ref": [0.6, 0.6],
+        "operators": {
+            "crossover": [{"name": "ties", "args": {"density": 0.5}}, {"name": "uniform", "args": {"scalar": True}}],
+            "crossover_prob": 1.0,
+            "mutation": {"name": "gaussian", "args": {"sigma": 0.05, "relative": True}},
+            "mutation_prob": 1.0,
+            "refine": {"name": "sft", "args": {"steps": 1, "optimizer": "adamw", "lr": 1e-2, "batch_size": 4}},
+        },
+        "seed": 1,
+        "hv_ref": [0.6, 0.6],
     }
     out = tmp_path / "run"
     res = evofair.run(recipe, out, progress=False)

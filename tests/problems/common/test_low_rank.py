@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from evofair.core.plugins import registry
-from evofair.problems.common.low_rank import (FactorMerge, a_key, b_key, dense_key, factorise, to_dense,
-                                              truncate_factors)
+from evofair.problems.common.low_rank import FactorMerge, a_key, b_key, dense_key, factorise, to_dense, truncate_factors
 
 SHAPES = {"enc.q": (12, 9), "enc.v": (7, 10)}
 RANKS = {"enc.q": 3, "enc.v": 2}
@@ -47,18 +46,24 @@ def run(name, args=None, max_rank=64, svd="exact", seed=1234, parents=None):
     parsed = spec.args(**(args or {}))
     merge = FactorMerge(max_rank=max_rank, svd=svd)
     kids = merge.crossover(name, spec.fn, [p1, p2], parsed, seed=seed, base=base)
-    dense = spec.fn([to_dense(p1), to_dense(p2)], parsed, seed=seed,
-                    base=to_dense(base) if spec.tags.get("needs_base") else None)
+    dense = spec.fn(
+        [to_dense(p1), to_dense(p2)], parsed, seed=seed, base=to_dense(base) if spec.tags.get("needs_base") else None
+    )
     return kids, dense, merge
 
 
 def sv_tail(matrix: torch.Tensor, k: int) -> tuple[float, float]:
     s = np.linalg.svd(matrix.double().numpy(), compute_uv=False)
-    return float(np.sqrt((s[k:] ** 2).sum())), float(np.sqrt((s ** 2).sum()))
+    return float(np.sqrt((s[k:] ** 2).sum())), float(np.sqrt((s**2).sum()))
 
 
-EXACT = [("linear", {}), ("linear", {"weight": 0.3}), ("task_arithmetic", {}),
-         ("task_arithmetic", {"weight": 0.8, "lambda": 0.7, "normalize": True}), ("uniform", {"scalar": True})]
+EXACT = [
+    ("linear", {}),
+    ("linear", {"weight": 0.3}),
+    ("task_arithmetic", {}),
+    ("task_arithmetic", {"weight": 0.8, "lambda": 0.7, "normalize": True}),
+    ("uniform", {"scalar": True}),
+]
 
 
 @pytest.mark.parametrize("name,args", EXACT)
@@ -90,8 +95,13 @@ def test_linear_family_above_the_cap_loses_exactly_the_svd_tail(name, args):
     np.testing.assert_allclose(merge.log[t], want_rel, rtol=1e-4)
 
 
-REFACTORED = [("ties", {"density": 0.5}), ("dare_ties", {"density": 0.6, "weight": 0.35}),
-              ("dare_linear", {"density": 0.6}), ("slerp", {"t": 0.3}), ("uniform", {})]
+REFACTORED = [
+    ("ties", {"density": 0.5}),
+    ("dare_ties", {"density": 0.6, "weight": 0.35}),
+    ("dare_linear", {"density": 0.6}),
+    ("slerp", {"t": 0.3}),
+    ("uniform", {}),
+]
 
 
 @pytest.mark.parametrize("name,args", REFACTORED)
@@ -138,7 +148,10 @@ def test_randomized_svd_is_close_to_optimal():
 
 def test_truncate_factors_is_the_exact_truncated_svd_of_the_product():
     gen = torch.Generator().manual_seed(5)
-    B, A = torch.randn(30, 7, generator=gen, dtype=torch.float64), torch.randn(7, 20, generator=gen, dtype=torch.float64)
+    B, A = (
+        torch.randn(30, 7, generator=gen, dtype=torch.float64),
+        torch.randn(7, 20, generator=gen, dtype=torch.float64),
+    )
     B2, A2, tail = truncate_factors(B, A, 3)
     want_tail, _ = sv_tail(B @ A, 3)
     assert tail == pytest.approx(want_tail, rel=1e-9)
@@ -151,8 +164,10 @@ def test_a_crossover_without_factor_form_falls_back_to_dense_then_svd():
 
     def swap_halves(parents, args, *, seed, base=None):  # a third party's merge, unknown to FactorMerge
         p1, p2 = parents
-        return [{k: torch.where(torch.arange(v.numel()).reshape(v.shape) % 2 == 0, p1[k], p2[k]) for k, v in p1.items()},
-                {k: torch.where(torch.arange(v.numel()).reshape(v.shape) % 2 == 1, p1[k], p2[k]) for k, v in p1.items()}]
+        return [
+            {k: torch.where(torch.arange(v.numel()).reshape(v.shape) % 2 == 0, p1[k], p2[k]) for k, v in p1.items()},
+            {k: torch.where(torch.arange(v.numel()).reshape(v.shape) % 2 == 1, p1[k], p2[k]) for k, v in p1.items()},
+        ]
 
     p1, p2 = factor_parent(1), factor_parent(2)
     kids = FactorMerge(max_rank=12).crossover("swap", swap_halves, [p1, p2], spec.args(), seed=0, base=None)
@@ -177,4 +192,6 @@ def test_parents_of_different_ranks_stack():
     p1, p2 = factor_parent(1), factor_parent(2, ranks={"enc.q": 1, "enc.v": 4})
     kids, dense, _ = run("linear", {"weight": 0.25}, parents=(p1, p2))
     assert kids[0][b_key("enc.q")].shape[1] == 4 and kids[0][b_key("enc.v")].shape[1] == 6
-    torch.testing.assert_close(to_dense(kids[0])[dense_key("enc.v")], dense[0][dense_key("enc.v")], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        to_dense(kids[0])[dense_key("enc.v")], dense[0][dense_key("enc.v")], atol=1e-5, rtol=1e-5
+    )

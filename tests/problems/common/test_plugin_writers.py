@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 from safetensors.torch import load_file
 
-from evofair.problems.fairclass.baselines import PREDICTIONS_FILE, read_predictions, write_predictions
 from evofair.problems.common.baselines import read_baselines, write_baselines
+from evofair.problems.fairclass.baselines import PREDICTIONS_FILE, read_predictions, write_predictions
 
 
 def _plant(run, victim, *names):
@@ -25,13 +25,20 @@ def test_write_baselines_never_follows_a_planted_link(tmp_path):
     victim.write_text("precious")
     _plant(run, victim, "baselines.csv.tmp", "baselines.json.tmp", "baselines.json")
     problem = SimpleNamespace(objective_names=["error", "gap"])
-    models = [{"method": "vanilla", "id": "v0",
-               "metrics": {"val": {"error": 0.25, "gap": 0.5}, "test": {"error": 0.125, "gap": 0.75}}}]
+    models = [
+        {
+            "method": "vanilla",
+            "id": "v0",
+            "metrics": {"val": {"error": 0.25, "gap": 0.5}, "test": {"error": 0.125, "gap": 0.75}},
+        }
+    ]
     write_baselines(problem, run, models, [], {"evaluations": 3})
     assert victim.read_text() == "precious"
     assert not (run / "baselines.json").is_symlink()  # the link at the target was replaced, not written through
     assert (run / "baselines.csv").read_text().splitlines() == [
-        "method,id,error_val,error_test,gap_val,gap_test", "vanilla,v0,0.25,0.125,0.5,0.75"]
+        "method,id,error_val,error_test,gap_val,gap_test",
+        "vanilla,v0,0.25,0.125,0.5,0.75",
+    ]
     assert read_baselines(run)["models"] == models
     assert json.loads((run / "baselines.json").read_text())["budget"] == {"evaluations": 3}
 

@@ -16,8 +16,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 ADULT_RECIPE = REPO / "runs" / "adult.yaml"
 #: shrink any fair_classification recipe to a seconds-long run (baselines off: test_baselines.py covers them)
-TINY = ["algorithm.pop_size=4", "algorithm.generations=2", "problem.args.model.hidden=[4]",
-        "problem.args.baselines.enabled=false"]
+TINY = [
+    "algorithm.pop_size=4",
+    "algorithm.generations=2",
+    "problem.args.model.hidden=[4]",
+    "problem.args.baselines.enabled=false",
+]
 
 
 @pytest.fixture
@@ -42,8 +46,16 @@ def make_table(n: int = 400, seed: int = 0) -> pd.DataFrame:
     outcome = np.where(score > np.median(score), "yes", "no")
     income[rng.random(n) < 0.05] = np.nan
     job[rng.random(n) < 0.05] = np.nan
-    return pd.DataFrame({"income": income, "job": job, "gender": gender, "region": region,
-                         "years": rng.integers(0, 30, n), "outcome": outcome})
+    return pd.DataFrame(
+        {
+            "income": income,
+            "job": job,
+            "gender": gender,
+            "region": region,
+            "years": rng.integers(0, 30, n),
+            "outcome": outcome,
+        }
+    )
 
 
 @pytest.fixture
@@ -61,5 +73,9 @@ def table() -> pd.DataFrame:
 @pytest.fixture
 def user_overrides(table_csv) -> list[str]:
     """The four keys a user changes in runs/adult.yaml to run it on their own table."""
-    return [f"problem.args.data.path={table_csv}", "problem.args.target=outcome", "problem.args.positive=yes",
-            "problem.args.sensitive=[gender, region]"]
+    return [
+        f"problem.args.data.path={table_csv}",
+        "problem.args.target=outcome",
+        "problem.args.positive=yes",
+        "problem.args.sensitive=[gender, region]",
+    ]

@@ -12,8 +12,6 @@ import sys
 
 import numpy as np
 import pytest
-
-
 from conftest import one_error_line
 from fairclass_tables import adult_recipe, table, table_csv, user_overrides  # noqa: F401 (fixtures)
 
@@ -56,15 +54,18 @@ def test_jsonl_of_arrays_is_not_rows(tmp_path, capsys, adult_recipe, user_overri
     assert "arrays.jsonl" in line and "not a table" in line
 
 
-@pytest.mark.parametrize("key,value,closest", [("target", "outcom", "outcome"), ("sensitive", "[gendr]", "gender"),
-                                               ("features", "[incme, job]", "income")])
+@pytest.mark.parametrize(
+    "key,value,closest",
+    [("target", "outcom", "outcome"), ("sensitive", "[gendr]", "gender"), ("features", "[incme, job]", "income")],
+)
 def test_column_that_does_not_exist(tmp_path, capsys, adult_recipe, user_overrides, key, value, closest):
     line = _fails(tmp_path, capsys, adult_recipe, user_overrides + [f"problem.args.{key}={value}"])
     assert f"problem.args.{key}" in line and f"did you mean {closest!r}" in line
 
 
-@pytest.mark.parametrize("features,needle", [("[income, outcome]", "is the target"),
-                                             ("[income, gender]", "include_sensitive")])
+@pytest.mark.parametrize(
+    "features,needle", [("[income, outcome]", "is the target"), ("[income, gender]", "include_sensitive")]
+)
 def test_target_or_sensitive_listed_as_a_feature(tmp_path, capsys, adult_recipe, user_overrides, features, needle):
     line = _fails(tmp_path, capsys, adult_recipe, user_overrides + [f"problem.args.features={features}"])
     assert "problem.args.features" in line and needle in line
@@ -72,16 +73,24 @@ def test_target_or_sensitive_listed_as_a_feature(tmp_path, capsys, adult_recipe,
 
 def test_sensitive_column_with_one_value(tmp_path, capsys, adult_recipe, user_overrides, table):
     path = _write(tmp_path, table.assign(country="x"))
-    line = _fails(tmp_path, capsys, adult_recipe, user_overrides + [f"problem.args.data.path={path}",
-                                                                    "problem.args.sensitive=[country]"])
+    line = _fails(
+        tmp_path,
+        capsys,
+        adult_recipe,
+        user_overrides + [f"problem.args.data.path={path}", "problem.args.sensitive=[country]"],
+    )
     assert "problem.args.sensitive" in line and "'country'" in line and "one value" in line
 
 
 def test_group_empty_in_a_split(tmp_path, capsys, adult_recipe, user_overrides, table):
     table.loc[0, "region"] = "west"  # one row: it cannot be in train, val and test
     path = _write(tmp_path, table)
-    line = _fails(tmp_path, capsys, adult_recipe, user_overrides + [f"problem.args.data.path={path}",
-                                                                    "problem.args.min_group_size=0"])
+    line = _fails(
+        tmp_path,
+        capsys,
+        adult_recipe,
+        user_overrides + [f"problem.args.data.path={path}", "problem.args.min_group_size=0"],
+    )
     assert "problem.args.sensitive" in line and "west" in line and "no rows in the" in line
     assert "min_group_size" in line
 
@@ -125,9 +134,13 @@ def test_a_subprocess_exits_2_with_one_line(tmp_path, adult_recipe, user_overrid
     path = _write(tmp_path, table.assign(outcome="yes"))
     out = tmp_path / "out"
     sets = [a for o in user_overrides + [f"problem.args.data.path={path}"] for a in ("--set", o)]
-    proc = subprocess.run([sys.executable, "-m", "evofair.cli", "run", str(adult_recipe), "--out", str(out),
-                           "--quiet", *sets], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "evofair.cli", "run", str(adult_recipe), "--out", str(out), "--quiet", *sets],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "problem.args.target" in lines[0] and "one class" in lines[0]

@@ -16,10 +16,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 
 import evofair
+from evofair.core.seeding import derive_seed
 from evofair.problems.common.classification import FeatureClassificationProblem, HeadArgs, SplitData
 from evofair.problems.fairclass.baselines import FairBaselineArgs, read_predictions, run_fair_baselines
 from evofair.problems.fairclass.report import fair_report_sections
-from evofair.core.seeding import derive_seed
 
 GROUPS = np.array(["F|a", "F|b", "M|a", "M|b"])
 REF = (0.5, 0.5)
@@ -48,8 +48,11 @@ class Synthetic(FeatureClassificationProblem):
             y = (rng.random(n) < rate).astype(np.int64)
             if C == 3:
                 y = np.where(rng.random(n) < 0.3, 2, y)
-            X = rng.normal(size=(n, 8)) + 0.9 * y[:, None] * np.linspace(1, 0, 8) \
+            X = (
+                rng.normal(size=(n, 8))
+                + 0.9 * y[:, None] * np.linspace(1, 0, 8)
                 + 0.9 * (np.char.startswith(g.astype(str), "F"))[:, None] * np.linspace(0, 1, 8)
+            )
             out[split] = SplitData(torch.tensor(X, dtype=torch.float32), y, g)
         return out
 
@@ -60,20 +63,37 @@ class Synthetic(FeatureClassificationProblem):
         return fair_report_sections(self, store, out, recipe)
 
 
-ARGS = dict(vanilla=2, lambdas=[2.0], min_epochs=2, epochs=2, batch_size=64, threshold=["equalized_odds"],
-            reductions=["equalized_odds", "demographic_parity", "true_positive_rate_parity"], eps=[0.05],
-            expgrad_max_iter=5, grid_size=4, n_jobs=2)  # fairlearn's reductions cost ~1 s per fit even on tiny data
+ARGS = dict(
+    vanilla=2,
+    lambdas=[2.0],
+    min_epochs=2,
+    epochs=2,
+    batch_size=64,
+    threshold=["equalized_odds"],
+    reductions=["equalized_odds", "demographic_parity", "true_positive_rate_parity"],
+    eps=[0.05],
+    expgrad_max_iter=5,
+    grid_size=4,
+    n_jobs=2,
+)  # fairlearn's reductions cost ~1 s per fit even on tiny data
 
 
 def _run(tmp_path, n_classes=2, name="run"):
-    problem = Synthetic(HeadArgs(hidden=[6], objectives=["error", "eod"]), n_classes=n_classes,
-                        baselines=FairBaselineArgs(**ARGS))
-    recipe = {"name": "synthetic_fair", "problem": {"name": "synthetic_fair"},
-              "algorithm": {"name": "nsga2", "pop_size": 6, "generations": 2},
-              "operators": {"crossover": {"name": "uniform"},
-                            "mutation": {"name": "gaussian", "args": {"sigma": 0.05, "relative": True}},
-                            "refine": {"name": "sft", "args": {"epochs": 1, "lr": 1e-2, "batch_size": 64}}},
-              "seed": 4, "hv_ref": list(REF)}
+    problem = Synthetic(
+        HeadArgs(hidden=[6], objectives=["error", "eod"]), n_classes=n_classes, baselines=FairBaselineArgs(**ARGS)
+    )
+    recipe = {
+        "name": "synthetic_fair",
+        "problem": {"name": "synthetic_fair"},
+        "algorithm": {"name": "nsga2", "pop_size": 6, "generations": 2},
+        "operators": {
+            "crossover": {"name": "uniform"},
+            "mutation": {"name": "gaussian", "args": {"sigma": 0.05, "relative": True}},
+            "refine": {"name": "sft", "args": {"epochs": 1, "lr": 1e-2, "batch_size": 64}},
+        },
+        "seed": 4,
+        "hv_ref": list(REF),
+    }
     out = tmp_path / name
     evofair.run(recipe, out, problem=problem, progress=False)
     return problem, out
@@ -93,8 +113,13 @@ def test_every_method_is_written_and_flagged(binary_run):
     problem, out = binary_run
     rows = _csv(out / "baselines.csv")
     assert list(rows[0]) == ["method", "id", "error_val", "error_test", "eod_val", "eod_test"]
-    assert {r["method"] for r in rows} == {"vanilla", "scalarisation", "threshold", "exponentiated_gradient",
-                                           "grid_search"}
+    assert {r["method"] for r in rows} == {
+        "vanilla",
+        "scalarisation",
+        "threshold",
+        "exponentiated_gradient",
+        "grid_search",
+    }
     base = json.loads((out / "baselines.json").read_text())
     counts = base["budget"]["candidates"]
     assert counts["exponentiated_gradient"] == 3 * 1  # every (constraint, eps) is a candidate
@@ -116,10 +141,12 @@ def test_points_match_fairlearn_on_stored_predictions(binary_run):
             p = preds[row["id"]][split]
             assert float(row[f"error_{split}"]) == pytest.approx(1 - accuracy_score(data.y, p), abs=1e-12)
             assert float(row[f"eod_{split}"]) == pytest.approx(
-                equalized_odds_difference(data.y, p, sensitive_features=data.g), abs=1e-12)
+                equalized_odds_difference(data.y, p, sensitive_features=data.g), abs=1e-12
+            )
     model = next(m for m in base["models"] if m["method"] == "exponentiated_gradient")
-    dpd = demographic_parity_difference(problem.splits["test"].y, preds[model["id"]]["test"],
-                                        sensitive_features=problem.splits["test"].g)
+    dpd = demographic_parity_difference(
+        problem.splits["test"].y, preds[model["id"]]["test"], sensitive_features=problem.splits["test"].g
+    )
     assert model["metrics"]["test"]["dpd"] == pytest.approx(dpd, abs=1e-12)
     from evofair.store.run_store import RunStore
 
@@ -138,21 +165,27 @@ def test_refitting_the_seeded_fairlearn_estimators_gives_the_same_predictions(bi
     base = json.loads((out / "baselines.json").read_text())
     X = {s: problem.splits[s].X.numpy().astype(np.float64) for s in ("train", "val", "test")}
     train = problem.splits["train"]
-    eg_c = next(c for c in base["candidates"] if c["method"] == "exponentiated_gradient"
-                and c["constraints"] == "true_positive_rate_parity")
+    eg_c = next(
+        c
+        for c in base["candidates"]
+        if c["method"] == "exponentiated_gradient" and c["constraints"] == "true_positive_rate_parity"
+    )
     lr = lambda seed: LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200, random_state=seed % 2**32)  # noqa
-    eg = ExponentiatedGradient(lr(eg_c["seed"]),
-                               constraints=TruePositiveRateParity(difference_bound=eg_c["eps"]), eps=eg_c["eps"],
-                               max_iter=ARGS["expgrad_max_iter"])
+    eg = ExponentiatedGradient(
+        lr(eg_c["seed"]),
+        constraints=TruePositiveRateParity(difference_bound=eg_c["eps"]),
+        eps=eg_c["eps"],
+        max_iter=ARGS["expgrad_max_iter"],
+    )
     eg.fit(X["train"], train.y, sensitive_features=train.g)
     pred = eg.predict(X["test"], random_state=derive_seed(eg_c["seed"], "predict", "test") % 2**32)
     data = problem.splits["test"]
     assert eg_c["metrics"]["test"]["error"] == pytest.approx(1 - accuracy_score(data.y, pred), abs=1e-12)
     assert eg_c["metrics"]["test"]["eod"] == pytest.approx(
-        equalized_odds_difference(data.y, pred, sensitive_features=data.g), abs=1e-12)
+        equalized_odds_difference(data.y, pred, sensitive_features=data.g), abs=1e-12
+    )
     gs_c = [c for c in base["candidates"] if c["method"] == "grid_search" and c["constraints"] == "equalized_odds"]
-    gs = GridSearch(lr(gs_c[0]["seed"]),
-                    constraints=EqualizedOdds(), grid_size=ARGS["grid_size"], grid_limit=2.0)
+    gs = GridSearch(lr(gs_c[0]["seed"]), constraints=EqualizedOdds(), grid_size=ARGS["grid_size"], grid_limit=2.0)
     gs.fit(X["train"], train.y, sensitive_features=train.g)
     assert len(gs.predictors_) == len(gs_c)
     for c, predictor in zip(gs_c, gs.predictors_):
@@ -178,7 +211,7 @@ def test_selection_is_validate_non_domination(binary_run):
         keep = _val_non_dominated(cands)
         mine = {m["id"] for m in base["models"] if m["method"] == method}
         assert mine <= {c["id"] for c in keep}  # nothing dominated on val is reported
-        key = lambda c: tuple(c["metrics"][s][n] for s in ("val", "test") for n in ("error", "eod"))  # noqa: E731
+        key = lambda c: tuple(c["metrics"][s][n] for s in ("val", "test") for n in ("error", "eod"))
         assert {key(c) for c in keep} == {key(c) for c in cands if c["id"] in mine}  # each point once
         dominated = [c for c in cands if c not in keep]
         assert not any(c["id"] in reported for c in dominated)
@@ -194,13 +227,15 @@ def test_report_hypervolumes_equal_pymoo(binary_run):
     summary = json.loads((out / "summary.json").read_text())
     rows = _csv(out / "baselines.csv")
     base = json.loads((out / "baselines.json").read_text())
-    test_pt = lambda r: (float(r["error_test"]), float(r["eod_test"]))  # noqa: E731
+    test_pt = lambda r: (float(r["error_test"]), float(r["eod_test"]))
     for method in ("vanilla", "scalarisation", "threshold", "exponentiated_gradient", "grid_search"):
         pts = [test_pt(r) for r in rows if r["method"] == method]
         assert summary[f"hv_{method}_test"] == pytest.approx(_hv(pts), abs=1e-12)
-    for key, methods in (("fairlearn_union", {"exponentiated_gradient", "grid_search"}),
-                         ("no_sensitive_union", {"vanilla", "scalarisation", "exponentiated_gradient", "grid_search"}),
-                         ("all_union", None)):
+    for key, methods in (
+        ("fairlearn_union", {"exponentiated_gradient", "grid_search"}),
+        ("no_sensitive_union", {"vanilla", "scalarisation", "exponentiated_gradient", "grid_search"}),
+        ("all_union", None),
+    ):
         models = [m for m in base["models"] if methods is None or m["method"] in methods]
         pts = [(m["metrics"]["test"]["error"], m["metrics"]["test"]["eod"]) for m in _val_non_dominated(models)]
         assert summary[f"hv_{key}_test"] == pytest.approx(_hv(pts), abs=1e-12)

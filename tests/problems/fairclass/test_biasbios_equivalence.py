@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import tiny_bert
 
 import evofair
-from conftest import tiny_bert
 from evofair.lifecycle.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parents[3]
@@ -48,11 +48,25 @@ def _recipe(name: str, args: dict) -> dict:
 def test_same_front_as_the_biasbios_problem(tmp_path):
     model = tiny_bert(tmp_path / "tiny_bert")
     data = _slice(tmp_path / "bios.jsonl")
-    dedicated = _recipe("fapareto_biasbios.yaml", {"data_file": str(data), "model_dir": str(model), "max_length": 32,
-                                                   "hidden": [8], "cache_dir": str(tmp_path / "cache")})
-    generic = _recipe("biasbios_fair_classification.yaml", {
-        "data": {"path": str(data)}, "encoder": str(model), "model": {"kind": "head", "hidden": [8]},
-        "embedding": {"max_length": 32, "cache_dir": str(tmp_path / "cache")}})
+    dedicated = _recipe(
+        "fapareto_biasbios.yaml",
+        {
+            "data_file": str(data),
+            "model_dir": str(model),
+            "max_length": 32,
+            "hidden": [8],
+            "cache_dir": str(tmp_path / "cache"),
+        },
+    )
+    generic = _recipe(
+        "biasbios_fair_classification.yaml",
+        {
+            "data": {"path": str(data)},
+            "encoder": str(model),
+            "model": {"kind": "head", "hidden": [8]},
+            "embedding": {"max_length": 32, "cache_dir": str(tmp_path / "cache")},
+        },
+    )
     a = evofair.run(dedicated, tmp_path / "biasbios", progress=False)
     b = evofair.run(generic, tmp_path / "fair_classification", progress=False)
     front_a = pd.read_csv(tmp_path / "biasbios" / "front.csv")
@@ -69,13 +83,29 @@ def test_lora_genome_gives_the_same_front_as_biasbios_lora(tmp_path, storage):
     model = tiny_bert(tmp_path / "tiny_bert")
     data = _slice(tmp_path / "bios.jsonl")
     lora = {"r": 2, "alpha": 4, "top_layers": 1, "targets": ["query", "value"], "storage": storage}
-    dedicated = _recipe("fapareto_biasbios_lora.yaml", {
-        "data_file": str(data), "model_dir": str(model), "max_length": 32, "hidden": [8],
-        "cache_dir": str(tmp_path / "cache"), "lora": lora})
-    generic = _recipe("biasbios_fair_classification.yaml", {
-        "data": {"path": str(data)}, "encoder": str(model), "model": {"kind": "lora", "hidden": [8]},
-        "embedding": {"max_length": 32, "cache_dir": str(tmp_path / "cache")}, "lora": lora,
-        "fair_weight_init": dedicated["problem"]["args"]["fair_weight_init"], "torch_threads": None})
+    dedicated = _recipe(
+        "fapareto_biasbios_lora.yaml",
+        {
+            "data_file": str(data),
+            "model_dir": str(model),
+            "max_length": 32,
+            "hidden": [8],
+            "cache_dir": str(tmp_path / "cache"),
+            "lora": lora,
+        },
+    )
+    generic = _recipe(
+        "biasbios_fair_classification.yaml",
+        {
+            "data": {"path": str(data)},
+            "encoder": str(model),
+            "model": {"kind": "lora", "hidden": [8]},
+            "embedding": {"max_length": 32, "cache_dir": str(tmp_path / "cache")},
+            "lora": lora,
+            "fair_weight_init": dedicated["problem"]["args"]["fair_weight_init"],
+            "torch_threads": None,
+        },
+    )
     for recipe in (dedicated, generic):  # the LoRA recipe's operators and budget, shrunk
         recipe["operators"] = dedicated["operators"]
         recipe["executor"] = dedicated["executor"]

@@ -11,14 +11,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from fairclass_tables import adult_recipe, table, table_csv, tiny, user_overrides  # noqa: F401 (fixtures)
 
 import evofair
 from evofair.cli import main
-
-from fairclass_tables import adult_recipe, table, table_csv, tiny, user_overrides  # noqa: F401 (fixtures)
-from evofair.store.run_store import RunStore
 from evofair.problems.fairclass.problem import FairClassification
 from evofair.problems.fairclass.table import resolve_data_path
+from evofair.store.run_store import RunStore
 
 ARGS = dict(target="outcome", positive="yes", sensitive=["gender", "region"])
 
@@ -59,8 +58,12 @@ def test_user_csv_through_the_cli_and_metrics_agree_with_fairlearn(tmp_path, adu
             pred = problem.build_model(weights)(data.X).argmax(-1).numpy()
         y_true = np.array(problem.class_names)[data.y]
         y_pred = np.array(problem.class_names)[pred]
-        frame = MetricFrame(metrics={"tpr": true_positive_rate, "fpr": false_positive_rate, "sel": selection_rate},
-                            y_true=y_true == "yes", y_pred=y_pred == "yes", sensitive_features=data.g)
+        frame = MetricFrame(
+            metrics={"tpr": true_positive_rate, "fpr": false_positive_rate, "sel": selection_rate},
+            y_true=y_true == "yes",
+            y_pred=y_pred == "yes",
+            sensitive_features=data.g,
+        )
         assert set(frame.by_group.index) == set(data.g)
         gap = frame.difference()
         stored = ind.metrics["test"]
@@ -73,8 +76,9 @@ def test_user_csv_through_the_cli_and_metrics_agree_with_fairlearn(tmp_path, adu
 def test_per_attribute_metrics_agree_with_fairlearn(table):
     from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
 
-    problem = FairClassification(table, **ARGS, groups="per_attribute", objectives=["error", "eod_gender"],
-                                 baselines={"enabled": False}).ensure_setup()
+    problem = FairClassification(
+        table, **ARGS, groups="per_attribute", objectives=["error", "eod_gender"], baselines={"enabled": False}
+    ).ensure_setup()
     assert "eod_region" in problem.metric_names and "error_gender" not in problem.metric_names
     P = np.random.default_rng(1).integers(0, 2, (5, len(problem.splits["val"])))
     got = problem.metrics_of_predictions(P, "val")
@@ -93,33 +97,58 @@ def test_preprocessing_equals_sklearn_fitted_on_train(table):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    table["split"] = np.where(np.arange(len(table)) < 240, "train", np.where(np.arange(len(table)) < 320, "validate", "test"))
+    table["split"] = np.where(
+        np.arange(len(table)) < 240, "train", np.where(np.arange(len(table)) < 320, "validate", "test")
+    )
     table.loc[330, "job"] = "astronaut"  # a category first seen at test time
     problem = FairClassification(table, **ARGS, split={"column": "split"}, baselines={"enabled": False}).ensure_setup()
     numeric, categorical = ["income", "years"], ["job"]  # sensitive, target and split columns are not features
-    ref = ColumnTransformer([("n", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-                             ("c", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                                                 OneHotEncoder(handle_unknown="ignore", sparse_output=False)), categorical)])
+    ref = ColumnTransformer(
+        [
+            ("n", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            (
+                "c",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+                ),
+                categorical,
+            ),
+        ]
+    )
     ref.fit(table.iloc[:240])
     for split, rows in (("train", slice(0, 240)), ("val", slice(240, 320)), ("test", slice(320, 400))):
-        np.testing.assert_allclose(problem.splits[split].X.numpy(), ref.transform(table.iloc[rows]), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            problem.splits[split].X.numpy(), ref.transform(table.iloc[rows]), rtol=1e-6, atol=1e-6
+        )
     unseen = problem.splits["test"].X.numpy()[330 - 320, 2:]
     assert np.all(unseen == 0)  # the unseen category is all zeros in the one-hot block
     assert problem.splits["train"].X.dtype == torch.float32
-    assert problem.splits["train"].y.dtype == np.int64 and problem.class_names == ("no", "yes") and problem.pos_label == 1
+    assert (
+        problem.splits["train"].y.dtype == np.int64 and problem.class_names == ("no", "yes") and problem.pos_label == 1
+    )
 
 
 def test_intersectional_groups_merged_by_hand():
     # train rows per (a, b): (x, p) 6, (x, q) 4, (y, p) 5, (y, q) 1; val and test: two of each
     rows = []
-    for split, counts in (("train", {("x", "p"): 6, ("x", "q"): 4, ("y", "p"): 5, ("y", "q"): 1}),
-                          ("val", {k: 2 for k in [("x", "p"), ("x", "q"), ("y", "p"), ("y", "q")]}),
-                          ("test", {k: 2 for k in [("x", "p"), ("x", "q"), ("y", "p"), ("y", "q")]})):
+    for split, counts in (
+        ("train", {("x", "p"): 6, ("x", "q"): 4, ("y", "p"): 5, ("y", "q"): 1}),
+        ("val", {k: 2 for k in [("x", "p"), ("x", "q"), ("y", "p"), ("y", "q")]}),
+        ("test", {k: 2 for k in [("x", "p"), ("x", "q"), ("y", "p"), ("y", "q")]}),
+    ):
         for (a, b), n in counts.items():
             rows += [{"a": a, "b": b, "f": i, "t": i % 2, "split": split} for i in range(n)]
     frame = pd.DataFrame(rows)
-    problem = FairClassification(frame, target="t", positive="1", sensitive=["a", "b"], min_group_size=5,
-                                 split={"column": "split"}, features=["f"], baselines={"enabled": False}).ensure_setup()
+    problem = FairClassification(
+        frame,
+        target="t",
+        positive="1",
+        sensitive=["a", "b"],
+        min_group_size=5,
+        split={"column": "split"},
+        features=["f"],
+        baselines={"enabled": False},
+    ).ensure_setup()
     # (x, q) has 4 < 5 and (y, q) 1 < 5 training rows: both become "other"
     assert problem.describe()["merged_groups"] == {"x|q": 4, "y|q": 1}
     assert sorted(set(problem.splits["train"].g)) == ["other", "x|p", "y|p"]
@@ -130,10 +159,13 @@ def test_intersectional_groups_merged_by_hand():
 
 def test_dataframe_from_python_uses_the_instance_and_config_names_the_frame(tmp_path, table):
     problem = FairClassification(table, **ARGS, model={"kind": "logistic"}, baselines={"enabled": False})
-    recipe = {"name": "mine", "problem": {"name": "fair_classification"},
-              "algorithm": {"pop_size": 4, "generations": 2},
-              "operators": {"crossover": {"name": "uniform"}, "mutation": {"name": "gaussian", "args": {"sigma": 0.01}}},
-              "hv_ref": [0.6, 0.6]}
+    recipe = {
+        "name": "mine",
+        "problem": {"name": "fair_classification"},
+        "algorithm": {"pop_size": 4, "generations": 2},
+        "operators": {"crossover": {"name": "uniform"}, "mutation": {"name": "gaussian", "args": {"sigma": 0.01}}},
+        "hv_ref": [0.6, 0.6],
+    }
     result = evofair.run(recipe, tmp_path / "run", problem=problem, progress=False)
     assert result.front and problem.sizes == [problem.splits["train"].X.shape[1], 2]  # logistic: no hidden layer
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
@@ -147,9 +179,13 @@ def test_dataframe_run_is_not_rebuilt_by_resume_but_continues_from_python(tmp_pa
     def problem():
         return FairClassification(table, **ARGS, model={"kind": "logistic"}, baselines={"enabled": False})
 
-    recipe = {"name": "mine", "problem": {"name": "fair_classification"}, "algorithm": {"pop_size": 4, "generations": 1},
-              "operators": {"crossover": {"name": "uniform"}, "mutation": {"name": "gaussian", "args": {"sigma": 0.01}}},
-              "hv_ref": [0.6, 0.6]}
+    recipe = {
+        "name": "mine",
+        "problem": {"name": "fair_classification"},
+        "algorithm": {"pop_size": 4, "generations": 1},
+        "operators": {"crossover": {"name": "uniform"}, "mutation": {"name": "gaussian", "args": {"sigma": 0.01}}},
+        "hv_ref": [0.6, 0.6],
+    }
     out = tmp_path / "run"
     evofair.run(recipe, out, problem=problem(), progress=False)
     config = yaml.safe_load((out / "config.yaml").read_text())
@@ -177,11 +213,23 @@ def test_relative_paths_resolve_against_the_recipe_folder(tmp_path, table, monke
     folder = tmp_path / "project"
     folder.mkdir()
     table.to_parquet(folder / "loans.parquet")
-    (folder / "recipe.yaml").write_text(yaml.safe_dump({
-        "problem": {"name": "fair_classification",
-                    "args": {"data": {"path": "loans.parquet"}, **ARGS, "model": {"hidden": [4]},
-                             "baselines": {"enabled": False}}},
-        "algorithm": {"pop_size": 4, "generations": 1}, "hv_ref": [0.6, 0.6]}))
+    (folder / "recipe.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "problem": {
+                    "name": "fair_classification",
+                    "args": {
+                        "data": {"path": "loans.parquet"},
+                        **ARGS,
+                        "model": {"hidden": [4]},
+                        "baselines": {"enabled": False},
+                    },
+                },
+                "algorithm": {"pop_size": 4, "generations": 1},
+                "hv_ref": [0.6, 0.6],
+            }
+        )
+    )
     monkeypatch.chdir(tmp_path)  # not the recipe's folder
     _run_cli(folder / "recipe.yaml", tmp_path / "run", [])
     assert (tmp_path / "run" / "front.csv").exists()
@@ -256,10 +304,29 @@ def test_constraint_from_the_issue_recipe_on_a_users_table(tmp_path, adult_recip
     store.close()
 
     per_attr = user_overrides + tiny + ["problem.args.groups=per_attribute", "constraints=[dpd_gender <= 0.2]"]
-    assert main(["run", str(adult_recipe), "--out", str(tmp_path / "per"), "--quiet",
-                 *[a for o in per_attr for a in ("--set", o)]]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(adult_recipe),
+                "--out",
+                str(tmp_path / "per"),
+                "--quiet",
+                *[a for o in per_attr for a in ("--set", o)],
+            ]
+        )
+        == 0
+    )
 
     bad = tmp_path / "bad"
-    code = main(["run", str(adult_recipe), "--out", str(bad), "--quiet",
-                 *[a for o in user_overrides + tiny + ["constraints=[dpdd <= 0.05]"] for a in ("--set", o)]])
+    code = main(
+        [
+            "run",
+            str(adult_recipe),
+            "--out",
+            str(bad),
+            "--quiet",
+            *[a for o in user_overrides + tiny + ["constraints=[dpdd <= 0.05]"] for a in ("--set", o)],
+        ]
+    )
     assert code == 2 and not bad.exists()

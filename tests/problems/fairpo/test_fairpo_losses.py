@@ -7,9 +7,15 @@ import pytest
 import torch
 
 from evofair.errors import UserError
+from evofair.problems.fairpo.losses import (
+    GroupWeights,
+    classification_view,
+    draw_partners,
+    multilabel_view,
+    nonprivileged_loss,
+    privileged_loss,
+)
 from evofair.problems.fairpo.refiner import FairPOArgs, FairPOConfig, GroupTrainer, fairpo
-from evofair.problems.fairpo.losses import (GroupWeights, classification_view, draw_partners, multilabel_view,
-                                     nonprivileged_loss, privileged_loss)
 
 BETA = 0.5
 
@@ -42,7 +48,7 @@ PRIV = torch.tensor([True, False, False])
 
 
 def view(rows=(0, 1, 2), priv=PRIV):
-    t = lambda a: torch.tensor([a[r] for r in rows], dtype=torch.float64)  # noqa: E731
+    t = lambda a: torch.tensor([a[r] for r in rows], dtype=torch.float64)
     return multilabel_view(t(Z), t(Y), priv, t(Z0))
 
 
@@ -114,8 +120,9 @@ def test_nonprivileged_hinge():
 
 
 def test_probabilities_are_clamped():
-    v = multilabel_view(torch.tensor([[60.0, -60.0]], dtype=torch.float64), torch.tensor([[0.0, 1.0]]),
-                        torch.tensor([True, False]))
+    v = multilabel_view(
+        torch.tensor([[60.0, -60.0]], dtype=torch.float64), torch.tensor([[0.0, 1.0]]), torch.tensor([True, False])
+    )
     assert float(nonprivileged_loss(v, "bce")) == pytest.approx(-math.log(1e-8), rel=1e-6)
 
 
@@ -129,8 +136,12 @@ def test_confusing_set_on_unclamped_scores_issue_smallest_case():
     expected = -math.log(max(m0, 1e-8)) / (1 * 1)  # one anchor: B·|P| = 1
     assert expected == pytest.approx(8 * math.log(10), abs=1e-12) and expected == pytest.approx(18.420680743952367)
     for dtype in (torch.float64, torch.float32):
-        v = multilabel_view(torch.tensor([[-20.0, -25.0]], dtype=dtype), torch.tensor([[1.0, 0.0]]),
-                            torch.tensor([True, False]), torch.zeros(1, 2, dtype=dtype))
+        v = multilabel_view(
+            torch.tensor([[-20.0, -25.0]], dtype=dtype),
+            torch.tensor([[1.0, 0.0]]),
+            torch.tensor([True, False]),
+            torch.zeros(1, 2, dtype=dtype),
+        )
         loss, (_, has) = privileged_loss(v, "dpo", gen(), beta=0.5, return_pairs=True)
         assert not bool(has[0, 0])
         assert float(loss) == pytest.approx(expected, rel=1e-6)
@@ -145,8 +156,12 @@ def test_confusing_set_on_unclamped_scores_saturated_high_and_float32():
     assert float(torch.sigmoid(torch.tensor(20.0))) == float(torch.sigmoid(torch.tensor(25.0))) == 1.0
     expected = -math.log(max(1 - sig(20.0), 1e-8))
     for dtype in (torch.float64, torch.float32):
-        v = multilabel_view(torch.tensor([[20.0, 25.0]], dtype=dtype), torch.tensor([[0.0, 1.0]]),
-                            torch.tensor([True, False]), torch.zeros(1, 2, dtype=dtype))
+        v = multilabel_view(
+            torch.tensor([[20.0, 25.0]], dtype=dtype),
+            torch.tensor([[0.0, 1.0]]),
+            torch.tensor([True, False]),
+            torch.zeros(1, 2, dtype=dtype),
+        )
         loss, (_, has) = privileged_loss(v, "dpo", gen(), beta=0.5, return_pairs=True)
         assert not bool(has[0, 0]) and float(loss) == pytest.approx(expected, rel=1e-6)
 
@@ -328,7 +343,7 @@ class _TinyClassification:
     def train_batches(self, seed, bs):
         perm = torch.randperm(64, generator=torch.Generator().manual_seed(seed))
         for i in range(0, 64, bs):
-            idx = perm[i:i + bs]
+            idx = perm[i : i + bs]
             yield self.x[idx], self.y[idx], self.g[idx]
 
 
@@ -352,8 +367,7 @@ def test_refiner_reads_protected_group_values():
     prob.groups = lambda: {"protected": None, "values": ["F", "M"]}
     torch.manual_seed(1)
     w0 = {k: v.detach().clone() for k, v in torch.nn.Linear(5, 3).state_dict().items()}
-    named = fairpo(w0, FairPOArgs(steps=3, batch_size=16, privileged_groups=["M"]), seed=5, problem=prob,
-                   reference=w0)
+    named = fairpo(w0, FairPOArgs(steps=3, batch_size=16, privileged_groups=["M"]), seed=5, problem=prob, reference=w0)
     prob.groups = lambda: {"kind": "examples", "privileged": [1]}
     coded = fairpo(w0, FairPOArgs(steps=3, batch_size=16), seed=5, problem=prob, reference=w0)
     assert all(torch.equal(named.weights[k], coded.weights[k]) for k in w0)

@@ -26,7 +26,7 @@ def test_verdict_states_seed_count_and_spread():
     # per-seed gains Δ = (+.03, −.01, +.02, +.01): mean .0125; sample std √((.0175² + .0225² + .0075² + .0025²)/3)
     runs = _runs([0.10] * 4, [0.13, 0.09, 0.12, 0.11])
     c = claim(runs, "dpo_stable", epsilon=0.05)
-    std = math.sqrt((0.0175 ** 2 + 0.0225 ** 2 + 0.0075 ** 2 + 0.0025 ** 2) / 3)
+    std = math.sqrt((0.0175**2 + 0.0225**2 + 0.0075**2 + 0.0025**2) / 3)
     assert std == pytest.approx(0.017078, abs=1e-6)
     assert c["delta_map_P"] == pytest.approx(0.0125) and c["delta_map_P_std"] == pytest.approx(std)
     assert (c["delta_map_P_min"], c["delta_map_P_max"]) == (pytest.approx(-0.01), pytest.approx(0.03))
@@ -81,8 +81,10 @@ def test_table_refuses_min_positives_zero_on_enron_before_writing(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[3]
-    recipe = evofair.load_experiment(root / "runs/fairpo_enron.yaml", ["problem.args.min_positives=0", "experiment.args.seeds=[0]",
-                                                           "experiment.args.epochs=1"])
+    recipe = evofair.load_experiment(
+        root / "runs/fairpo_enron.yaml",
+        ["problem.args.min_positives=0", "experiment.args.seeds=[0]", "experiment.args.epochs=1"],
+    )
     with pytest.raises(UserError, match="D.D18"):
         evofair.experiment(recipe, tmp_path / "e", progress=False)
     assert not (tmp_path / "e").exists()

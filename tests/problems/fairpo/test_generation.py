@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from evofair import cli
-from evofair.problems.fairpo.generation import dpo_pair_losses, generation_group_losses
 from evofair.problems.common.hh_rlhf import DATA_FILE, load_hh_pairs
+from evofair.problems.fairpo.generation import dpo_pair_losses, generation_group_losses
 
 KEYWORDS = ["women", "woman", "black", "white", "girl", "men", "gay", "mexicans", "jewish", "racist"]
 
@@ -50,7 +50,7 @@ def test_loss_matches_a_hand_computed_case():
     assert float(L_N) == pytest.approx(0.285057, abs=1e-6)
     # gradient of L_P w.r.t. π_w of pair 1: −β σ(−β h) / 2 = −0.5·σ(−1)/2; pair 3 (N, inactive hinge): 0
     (L_P + L_N).backward()
-    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    sig = lambda x: 1 / (1 + math.exp(-x))
     g = pol_w.grad.tolist()
     assert g[0] == pytest.approx(-beta * sig(-1.0) / 2, abs=1e-6)
     assert g[2] == 0.0
@@ -69,11 +69,19 @@ def model_dir(tiny_lm_dir):
 
 
 def small(model_dir, **extra) -> list[str]:
-    sets = {"problem.args.model_path": str(model_dir), "problem.args.n_train": 6, "problem.args.n_test": 4,
-            "problem.args.max_prompt_tokens": 24, "problem.args.max_response_tokens": 16,
-            "problem.args.privileged_keywords": "[" + ", ".join(KEYWORDS) + "]",
-            "experiment.args.steps": 6, "experiment.args.batch_per_group": 2, "experiment.args.lr": 0.01,
-            "experiment.args.lora_r": 2, **extra}
+    sets = {
+        "problem.args.model_path": str(model_dir),
+        "problem.args.n_train": 6,
+        "problem.args.n_test": 4,
+        "problem.args.max_prompt_tokens": 24,
+        "problem.args.max_response_tokens": 16,
+        "problem.args.privileged_keywords": "[" + ", ".join(KEYWORDS) + "]",
+        "experiment.args.steps": 6,
+        "experiment.args.batch_per_group": 2,
+        "experiment.args.lr": 0.01,
+        "experiment.args.lora_r": 2,
+        **extra,
+    }
     return [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
 
 
@@ -104,8 +112,16 @@ def test_trains_a_tiny_gpt2_through_the_cli(tmp_path, model_dir, capsys):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / "run"
-    argv = ["experiment", "fairpo_generation_hh_rlhf", "--out", str(out), "--quiet", "--seed", "3",
-            *small(model_dir, **{"experiment.args.save_model": "true"})]
+    argv = [
+        "experiment",
+        "fairpo_generation_hh_rlhf",
+        "--out",
+        str(out),
+        "--quiet",
+        "--seed",
+        "3",
+        *small(model_dir, **{"experiment.args.save_model": "true"}),
+    ]
     assert cli.main(argv) == 0, capsys.readouterr().err
     assert capsys.readouterr().out.startswith(f"evofair: wrote {out} (experiment fairpo_generation, ")
     config = yaml.safe_load((out / "config.yaml").read_text())
@@ -132,28 +148,39 @@ def test_trains_a_tiny_gpt2_through_the_cli(tmp_path, model_dir, capsys):
     for r in (next(r for r in rows if r["group"] == "P"), next(r for r in rows if r["group"] == "N")):
         pair = pairs[int(r["pair_index"])]
         for col, resp in (("chosen", pair["chosen"]), ("rejected", pair["rejected"])):
-            assert float(r[f"ref_{col}"]) == pytest.approx(loop_logprob(ref_model, tok, pair["prompt"], resp, 24, 16),
-                                                          abs=1e-3)
-            assert float(r[f"policy_{col}"]) == pytest.approx(loop_logprob(policy, tok, pair["prompt"], resp, 24, 16),
-                                                             abs=1e-3)
+            assert float(r[f"ref_{col}"]) == pytest.approx(
+                loop_logprob(ref_model, tok, pair["prompt"], resp, 24, 16), abs=1e-3
+            )
+            assert float(r[f"policy_{col}"]) == pytest.approx(
+                loop_logprob(policy, tok, pair["prompt"], resp, 24, 16), abs=1e-3
+            )
 
     # per-group metrics in groups.csv, recomputed from the per-pair log-probs with the formulas by hand
     groups = {(g["split"], g["group"], g["model"]): g for g in read_csv(out / "groups.csv")}
     for split in ("train", "test"):
         for g in ("P", "N", "all"):
             sel = [r for r in rows if r["split"] == split and (g == "all" or r["group"] == g)]
-            h = [(float(r["policy_chosen"]) - float(r["ref_chosen"])) - (float(r["policy_rejected"]) -
-                                                                         float(r["ref_rejected"])) for r in sel]
+            h = [
+                (float(r["policy_chosen"]) - float(r["ref_chosen"]))
+                - (float(r["policy_rejected"]) - float(r["ref_rejected"]))
+                for r in sel
+            ]
             ell = [softplus(-beta * x) for x in h]
-            want = {"n": len(sel), "acc": sum(float(r["policy_chosen"]) > float(r["policy_rejected"]) for r in sel) / len(sel),
-                    "reward_acc": sum(x > 0 for x in h) / len(h), "margin": sum(h) / len(h),
-                    "dpo_loss": sum(ell) / len(ell), "hinge": sum(max(0.0, v - math.log(2) - eps) for v in ell) / len(ell)}
+            want = {
+                "n": len(sel),
+                "acc": sum(float(r["policy_chosen"]) > float(r["policy_rejected"]) for r in sel) / len(sel),
+                "reward_acc": sum(x > 0 for x in h) / len(h),
+                "margin": sum(h) / len(h),
+                "dpo_loss": sum(ell) / len(ell),
+                "hinge": sum(max(0.0, v - math.log(2) - eps) for v in ell) / len(ell),
+            }
             got = groups[(split, g, "trained")]
             for k, v in want.items():
                 assert float(got[k]) == pytest.approx(v, abs=1e-4), (split, g, k)
             before = groups[(split, g, "reference")]
             assert float(before["acc"]) == pytest.approx(
-                sum(float(r["ref_chosen"]) > float(r["ref_rejected"]) for r in sel) / len(sel))
+                sum(float(r["ref_chosen"]) > float(r["ref_rejected"]) for r in sel) / len(sel)
+            )
             assert float(before["dpo_loss"]) == pytest.approx(math.log(2), abs=1e-6)  # float32
             assert float(before["reward_acc"]) == 0.0 and float(before["hinge"]) == 0.0
     # six steps at lr 0.01 move the policy: the DPO loss on the training pairs falls below the reference's
@@ -182,9 +209,22 @@ def test_trains_a_tiny_gpt2_through_the_cli(tmp_path, model_dir, capsys):
 
 def test_full_fine_tuning_without_lora(tmp_path, model_dir):
     out = tmp_path / "full"
-    argv = ["experiment", "fairpo_generation_hh_rlhf", "--out", str(out), "--quiet",
-            *small(model_dir, **{"experiment.args.lora_r": 0, "experiment.args.steps": 3,
-                                 "experiment.args.weighting": "grpo_stable", "experiment.args.lr": 0.001})]
+    argv = [
+        "experiment",
+        "fairpo_generation_hh_rlhf",
+        "--out",
+        str(out),
+        "--quiet",
+        *small(
+            model_dir,
+            **{
+                "experiment.args.lora_r": 0,
+                "experiment.args.steps": 3,
+                "experiment.args.weighting": "grpo_stable",
+                "experiment.args.lr": 0.001,
+            },
+        ),
+    ]
     assert cli.main(argv) == 0
     trace = read_csv(out / "trace.csv")
     # stabilised GRPO's first step is the plain step, clamped (GroupWeights, the authors' code)
@@ -206,16 +246,33 @@ def one_error_line(capsys, argv) -> str:
 
 def test_no_model_directory(tmp_path, capsys):
     out = tmp_path / "o"
-    line = one_error_line(capsys, ["experiment", "fairpo_generation_hh_rlhf", "--out", str(out),
-                                   "--set", f"problem.args.model_path={tmp_path / 'missing'}"])
+    line = one_error_line(
+        capsys,
+        [
+            "experiment",
+            "fairpo_generation_hh_rlhf",
+            "--out",
+            str(out),
+            "--set",
+            f"problem.args.model_path={tmp_path / 'missing'}",
+        ],
+    )
     assert "problem.args.model_path" in line and "config.json" in line
     assert not out.exists()
 
 
 def test_empty_groups(tmp_path, model_dir, capsys):
     out = tmp_path / "o"
-    line = one_error_line(capsys, ["experiment", "fairpo_generation_hh_rlhf", "--out", str(out),
-                                   *small(model_dir, **{"problem.args.privileged_keywords": "[zqxjvv]"})])
+    line = one_error_line(
+        capsys,
+        [
+            "experiment",
+            "fairpo_generation_hh_rlhf",
+            "--out",
+            str(out),
+            *small(model_dir, **{"problem.args.privileged_keywords": "[zqxjvv]"}),
+        ],
+    )
     assert "privileged_keywords" in line and "(P) is empty" in line
     assert not out.exists()
     # every pair matches: N is empty
@@ -224,20 +281,46 @@ def test_empty_groups(tmp_path, model_dir, capsys):
         for i in range(3):
             t = f"\n\nHuman: what do women think of topic {i}?\n\nAssistant:"
             fh.write(json.dumps({"chosen": t + f" answer {i}", "rejected": t + f" other {i}"}) + "\n")
-    line = one_error_line(capsys, ["experiment", "fairpo_generation_hh_rlhf", "--out", str(out),
-                                   *small(model_dir, **{"problem.args.data_path": str(data)})])
+    line = one_error_line(
+        capsys,
+        [
+            "experiment",
+            "fairpo_generation_hh_rlhf",
+            "--out",
+            str(out),
+            *small(model_dir, **{"problem.args.data_path": str(data)}),
+        ],
+    )
     assert "(N) is empty" in line
     # too few pairs in a group for n_train + n_test
-    line = one_error_line(capsys, ["experiment", "fairpo_generation_hh_rlhf", "--out", str(out),
-                                   *small(model_dir, **{"problem.args.n_train": 500})])
+    line = one_error_line(
+        capsys,
+        [
+            "experiment",
+            "fairpo_generation_hh_rlhf",
+            "--out",
+            str(out),
+            *small(model_dir, **{"problem.args.n_train": 500}),
+        ],
+    )
     assert "problem.args.n_train" in line and "group P has" in line
     assert not out.exists()
 
 
 def test_not_an_evolutionary_problem(tmp_path, model_dir, capsys):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({"name": "x", "problem": {"name": "hh_rlhf_groups", "args": {
-        "model_path": str(model_dir), "privileged_keywords": ["women"]}}, "algorithm": {"pop_size": 4, "generations": 1}}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "x",
+                "problem": {
+                    "name": "hh_rlhf_groups",
+                    "args": {"model_path": str(model_dir), "privileged_keywords": ["women"]},
+                },
+                "algorithm": {"pop_size": 4, "generations": 1},
+            }
+        )
+    )
     line = one_error_line(capsys, ["run", str(recipe), "--out", str(tmp_path / "o")])
     assert "objective" in line
     assert not (tmp_path / "o").exists()

@@ -12,10 +12,10 @@ from sklearn.metrics import accuracy_score, average_precision_score, f1_score, h
 import evofair
 from evofair.errors import UserError
 from evofair.lifecycle.recipe import load_recipe
-from evofair.store.run_store import RunStore
 from evofair.problems.fairpo.metrics import average_precision_columns, population_metrics
 from evofair.problems.fairpo.mulan import load_mulan, privileged_labels
 from evofair.problems.fairpo.multilabel import MultiLabelParams, MultiLabelProblem
+from evofair.store.run_store import RunStore
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -52,7 +52,8 @@ def test_population_metrics_match_sklearn_overall_and_per_group():
             pred = (pr >= 0.5).astype(int)
             assert got["map" + suffix][g] == pytest.approx(_sk_map(yt, pr), abs=1e-12)
             assert got["f1" + suffix][g] == pytest.approx(
-                f1_score(yt, pred, average="samples", zero_division=0), abs=1e-12)
+                f1_score(yt, pred, average="samples", zero_division=0), abs=1e-12
+            )
             assert got["acc" + suffix][g] == pytest.approx(1 - hamming_loss(yt, pred), abs=1e-12)
             assert got["em" + suffix][g] == pytest.approx(accuracy_score(yt, pred), abs=1e-12)
 
@@ -77,7 +78,9 @@ def test_threshold_is_at_least_one_half():
         for suffix, idx in {"": np.arange(6), **groups}.items():
             pred = (logits[g][:, idx] >= 0).astype(int)  # the prediction rule on the logit, independent of σ
             yt = y[:, idx]
-            assert got["f1" + suffix][g] == pytest.approx(f1_score(yt, pred, average="samples", zero_division=0), abs=1e-12)
+            assert got["f1" + suffix][g] == pytest.approx(
+                f1_score(yt, pred, average="samples", zero_division=0), abs=1e-12
+            )
             assert got["acc" + suffix][g] == pytest.approx(1 - hamming_loss(yt, pred), abs=1e-12)
             assert got["em" + suffix][g] == pytest.approx(accuracy_score(yt, pred), abs=1e-12)
     strict = population_metrics(np.where(probs == 0.5, 0.4999, probs), y, groups)
@@ -93,8 +96,11 @@ def test_metric_conventions_are_the_authors():
     got = population_metrics(probs, y, {"_P": np.array([0]), "_N": np.array([1])})
     assert got["f1_P"][0] == pytest.approx((0 + 1) / 2)
     # overall (both labels): example 0 is {1} vs {1} → 1, example 1 is {0} vs {0} → 1; sklearn agrees
-    assert got["f1"][0] == pytest.approx(f1_score(y, (probs[0] >= 0.5).astype(int), average="samples",
-                                                  zero_division=0)) == pytest.approx(1.0)
+    assert (
+        got["f1"][0]
+        == pytest.approx(f1_score(y, (probs[0] >= 0.5).astype(int), average="samples", zero_division=0))
+        == pytest.approx(1.0)
+    )
     # the other reading (empty = 1), kept for the labelled table, equals sklearn's zero_division=1
     other = population_metrics(probs, y, {"_P": np.array([0]), "_N": np.array([1])}, zero_division=1.0)
     assert other["f1_P"][0] == pytest.approx(1.0)
@@ -115,10 +121,12 @@ def test_metric_conventions_are_the_authors():
         for suffix, idx in groups.items():
             pred = (probs[g][:, idx] >= 0.5).astype(int)
             assert got["f1" + suffix][g] == pytest.approx(
-                f1_score(y[:, idx], pred, average="samples", zero_division=0), abs=1e-12)
+                f1_score(y[:, idx], pred, average="samples", zero_division=0), abs=1e-12
+            )
         assert got["map_P"][g] == 0.0
-        assert got["map_N"][g] == pytest.approx(np.mean([average_precision_score(y[:, j], probs[g][:, j])
-                                                         for j in (0, 1, 4)]), abs=1e-12)
+        assert got["map_N"][g] == pytest.approx(
+            np.mean([average_precision_score(y[:, j], probs[g][:, j]) for j in (0, 1, 4)]), abs=1e-12
+        )
 
 
 # ---- loader on the shipped data -------------------------------------------------------------
@@ -193,13 +201,27 @@ def test_problem_partition_splits_and_batched_evaluation(emotions):
 
 # ---- the experiment and the memetic recipe, tiny --------------------------------------------
 def test_fairpo_table_tiny(tmp_path):
-    recipe = evofair.load_experiment(ROOT / "runs/fairpo_yeast.yaml", [
-        "problem.args.data=mulan_emotions", "problem.args.hidden=8",
-        "experiment.args.seeds=[0,1]", "experiment.args.epochs=1", "experiment.args.batch_size=64"])
+    recipe = evofair.load_experiment(
+        ROOT / "runs/fairpo_yeast.yaml",
+        [
+            "problem.args.data=mulan_emotions",
+            "problem.args.hidden=8",
+            "experiment.args.seeds=[0,1]",
+            "experiment.args.epochs=1",
+            "experiment.args.batch_size=64",
+        ],
+    )
     evofair.experiment(recipe, tmp_path / "t", progress=False)
     out = tmp_path / "t"
-    for name in ("fairpo_table.csv", "fairpo_runs.csv", "trajectories.csv", "partition.json", "claims.json",
-                 "plots/alpha.png", "report.md"):
+    for name in (
+        "fairpo_table.csv",
+        "fairpo_runs.csv",
+        "trajectories.csv",
+        "partition.json",
+        "claims.json",
+        "plots/alpha.png",
+        "report.md",
+    ):
         assert (out / name).exists(), name
     runs = list(csv.DictReader(open(out / "fairpo_runs.csv")))
     table = list(csv.DictReader(open(out / "fairpo_table.csv")))
@@ -230,15 +252,27 @@ def test_fairpo_table_tiny(tmp_path):
 
 
 def test_memetic_recipe_tiny(tmp_path):
-    recipe = load_recipe(ROOT / "runs/fairpo_memetic_yeast.yaml", [
-        "problem.args.data=mulan_emotions", "problem.args.hidden=8", "problem.args.sft_epochs=2",
-        "algorithm.pop_size=4", "algorithm.generations=2", "operators.refine.args.steps=2",
-        "operators.refine.args.reference=parent"])
+    recipe = load_recipe(
+        ROOT / "runs/fairpo_memetic_yeast.yaml",
+        [
+            "problem.args.data=mulan_emotions",
+            "problem.args.hidden=8",
+            "problem.args.sft_epochs=2",
+            "algorithm.pop_size=4",
+            "algorithm.generations=2",
+            "operators.refine.args.steps=2",
+            "operators.refine.args.reference=parent",
+        ],
+    )
     res = evofair.run(recipe, tmp_path / "m", progress=False)
     assert res.front and len(res.history) == 2
     inds = RunStore(tmp_path / "m", readonly=True).individuals()
-    refs = {i.generation: {i.operator["log"]["refine"]["reference"] for i in inds if i.generation == g}
-            for g in (0, 1) for i in inds if i.generation == g}
+    refs = {
+        i.generation: {i.operator["log"]["refine"]["reference"] for i in inds if i.generation == g}
+        for g in (0, 1)
+        for i in inds
+        if i.generation == g
+    }
     assert refs == {0: {"sft"}, 1: {"parent"}}
     assert all(len(i.operator["log"]["refine"]["alpha_p"]) == 2 for i in inds)
     assert all(0 <= i.metrics["test"]["err_map_P"] <= 1 for i in inds)

@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import biasbios_subset, tiny_bert
 
 import evofair
-from conftest import biasbios_subset, tiny_bert
-from evofair.lifecycle.recipe import load_recipe
-from evofair.store.run_store import RunStore
 from evofair.core.plugins import registry as op_registry
+from evofair.lifecycle.recipe import load_recipe
 from evofair.problems.common import text_encoder
-from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
 from evofair.problems.common.text_encoder import default_model_dir, embed, load_encoder
+from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
+from evofair.store.run_store import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -25,8 +25,11 @@ DATA = REPO_ROOT / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.j
 def test_mean_pooling_matches_sentence_transformers():
     from sentence_transformers import SentenceTransformer
 
-    texts = [" She completed her nursing degree and has worked in pediatrics for ten years.",
-             " Dr. Hayes completed his plastic surgery residency at the University of Washington.", "x"]
+    texts = [
+        " She completed her nursing degree and has worked in pediatrics for ten years.",
+        " Dr. Hayes completed his plastic surgery residency at the University of Washington.",
+        "x",
+    ]
     full = SentenceTransformer(str(default_model_dir()), device="cpu")
     pooled_only = SentenceTransformer(modules=[full[0], full[1]], device="cpu")  # without Normalize
     tok, model = load_encoder(default_model_dir())
@@ -39,7 +42,9 @@ def test_mean_pooling_matches_sentence_transformers():
 def test_feature_cache_hit_and_invalidation(tmp_path, monkeypatch):
     calls = []
     real_embed = text_encoder.embed
-    monkeypatch.setattr(text_encoder, "embed", lambda texts, *a, **k: calls.append(len(texts)) or real_embed(texts, *a, **k))
+    monkeypatch.setattr(
+        text_encoder, "embed", lambda texts, *a, **k: calls.append(len(texts)) or real_embed(texts, *a, **k)
+    )
     model_a = tiny_bert(tmp_path / "model_a", seed=0)
     data = biasbios_subset(tmp_path / "bios.jsonl")
     cache = tmp_path / "cache"
@@ -64,7 +69,9 @@ def test_feature_cache_hit_and_invalidation(tmp_path, monkeypatch):
     biasbios_subset(data, edit=lambda s, i, r: r.update(text="changed") if (s, i) == ("test", 9) else None)
     assert setup()[1]["hit"]
     # a changed bio inside the slice: miss, re-embedded
-    biasbios_subset(data, edit=lambda s, i, r: r.update(text=r["text"] + " Edited.") if (s, i) == ("train", 3) else None)
+    biasbios_subset(
+        data, edit=lambda s, i, r: r.update(text=r["text"] + " Edited.") if (s, i) == ("train", 3) else None
+    )
     _, info = setup()
     assert not info["hit"] and sum(calls) == 48
     # a changed model (same architecture, other weights): miss
@@ -95,8 +102,12 @@ def _small_recipe(tmp_path, **problem_args):
     recipe = load_recipe(REPO_ROOT / "runs" / "fapareto_biasbios.yaml").model_dump(mode="json", by_alias=True)
     recipe["problem"]["args"].update(cache_dir=str(tmp_path / "cache"), **problem_args)
     recipe["algorithm"].update(pop_size=6, generations=2, n_offsprings=6)
-    recipe["problem"]["args"]["baselines"] = {"vanilla": 2, "lambdas": [0.5, 2.0], "epochs": 3,
-                                              "threshold": ["true_positive_rate_parity"]}
+    recipe["problem"]["args"]["baselines"] = {
+        "vanilla": 2,
+        "lambdas": [0.5, 2.0],
+        "epochs": 3,
+        "threshold": ["true_positive_rate_parity"],
+    }
     return recipe
 
 
@@ -105,17 +116,36 @@ def test_main_job_small_slice(tmp_path):
     out = tmp_path / "run"
     res = evofair.run(recipe, out, progress=False)
     assert res.front and len(res.history) == 2
-    for name in ("front.csv", "archive.csv", "history.csv", "baselines.csv", "baselines.json", "summary.json",
-                 "report.md", "plots/front.png", "plots/hv.png"):
+    for name in (
+        "front.csv",
+        "archive.csv",
+        "history.csv",
+        "baselines.csv",
+        "baselines.json",
+        "summary.json",
+        "report.md",
+        "plots/front.png",
+        "plots/hv.png",
+    ):
         assert (out / name).exists(), name
-    front_cols = [c for c in (out / "front.csv").read_text().splitlines()[0].split(",")[2:]
-                  if not c.endswith(("_test_lo", "_test_hi"))]  # the bootstrap intervals are front.csv's own
+    front_cols = [
+        c
+        for c in (out / "front.csv").read_text().splitlines()[0].split(",")[2:]
+        if not c.endswith(("_test_lo", "_test_hi"))
+    ]  # the bootstrap intervals are front.csv's own
     base = (out / "baselines.csv").read_text().splitlines()
     assert base[0].split(",") == ["method", "id"] + front_cols
     assert {line.split(",")[0] for line in base[1:]} <= {"vanilla", "scalarisation", "threshold"}
     report = (out / "report.md").read_text()
-    for needle in ("reference point **(0.25, 0.25)**", "Pearson correlation", "HV test", "per-group confusion",
-                   "Hypervolume per generation", "| F | nurse |", "## Phases"):
+    for needle in (
+        "reference point **(0.25, 0.25)**",
+        "Pearson correlation",
+        "HV test",
+        "per-group confusion",
+        "Hypervolume per generation",
+        "| F | nurse |",
+        "## Phases",
+    ):
         assert needle in report, needle
     summary = json.loads((out / "summary.json").read_text())
     assert summary["hv_ref"] == [0.25, 0.25] and "hv_union_ab_test" in summary
@@ -142,13 +172,27 @@ def test_main_job_small_slice(tmp_path):
 
 
 def test_lora_genome_end_to_end_tiny(tmp_path):
-    recipe = _small_recipe(tmp_path, genome="lora", limit=12, max_length=32, hidden=[8], torch_threads=None,
-                           lora={"r": 2, "alpha": 4, "top_layers": 1, "targets": ["query", "value"]})
+    recipe = _small_recipe(
+        tmp_path,
+        genome="lora",
+        limit=12,
+        max_length=32,
+        hidden=[8],
+        torch_threads=None,
+        lora={"r": 2, "alpha": 4, "top_layers": 1, "targets": ["query", "value"]},
+    )
     recipe["algorithm"].update(pop_size=4, generations=2, n_offsprings=4)
-    recipe["operators"]["refine"] = {"name": "sft", "args": {"steps": 2, "optimizer": "adamw", "lr": 1e-2,
-                                                             "batch_size": 6}}
-    recipe["problem"]["args"]["baselines"] = {"vanilla": 1, "lambdas": [1.0], "epochs": 1, "threshold": [],
-                                              "lora": {"enabled": False}}  # test_lora_baselines.py runs them
+    recipe["operators"]["refine"] = {
+        "name": "sft",
+        "args": {"steps": 2, "optimizer": "adamw", "lr": 1e-2, "batch_size": 6},
+    }
+    recipe["problem"]["args"]["baselines"] = {
+        "vanilla": 1,
+        "lambdas": [1.0],
+        "epochs": 1,
+        "threshold": [],
+        "lora": {"enabled": False},
+    }  # test_lora_baselines.py runs them
     out = tmp_path / "run"
     res = evofair.run(recipe, out, progress=False)
     assert res.front and (out / "report.md").exists() and (out / "baselines.csv").exists()
@@ -165,10 +209,15 @@ def test_lora_genome_end_to_end_tiny(tmp_path):
     base = json.loads((out / "baselines.json").read_text())["models"]
     both = problem.example_outputs([w, store.get_weights(base[0]["weights_hash"])], "test")
     point = point_metrics(both)
-    assert point["error"][0] == res.front[0].metrics["test"]["error"] and point["dtpr"][1] == base[0]["metrics"]["test"]["dtpr"]
+    assert (
+        point["error"][0] == res.front[0].metrics["test"]["error"]
+        and point["dtpr"][1] == base[0]["metrics"]["test"]["dtpr"]
+    )
     deltas = [k for k in w if k.startswith("delta.")]
-    assert sorted(deltas) == ["delta.encoder.layer.5.attention.self.query.weight",
-                              "delta.encoder.layer.5.attention.self.value.weight"]
+    assert sorted(deltas) == [
+        "delta.encoder.layer.5.attention.self.query.weight",
+        "delta.encoder.layer.5.attention.self.value.weight",
+    ]
     assert float(w[deltas[0]].abs().max()) > 0  # local learning moved the adapted layers
 
     # training a fresh adapter and folding it into the deltas keeps the trained function
@@ -194,8 +243,9 @@ def test_lora_genome_end_to_end_tiny(tmp_path):
     base = problem.base_weights()
     assert float(base[deltas[0]].abs().max()) == 0
     ties = op_registry("crossover").get("ties")
-    other = spec.fn(problem.init_weights(9), spec.args(steps=1, lr=1e-2, optimizer="adamw", batch_size=6),
-                    seed=1, problem=problem).weights
+    other = spec.fn(
+        problem.init_weights(9), spec.args(steps=1, lr=1e-2, optimizer="adamw", batch_size=6), seed=1, problem=problem
+    ).weights
     child = ties.fn([w, other], ties.args(density=0.5, weight=0.5), seed=0, base=base)[0]
     assert set(child) == set(w)
     assert problem.evaluate([child], "val")["error"].shape == (1,)

@@ -47,16 +47,20 @@ def test_front_csv_report_and_intervals_json(run):
     base = json.loads((run / "baselines.json").read_text())
     assert set(doc["baselines"]) == {m["id"] for m in base["models"] if m.get("weights_hash")}
     report = (run / "report.md").read_text()
-    for needle in ("test error [lo, hi]", "80% percentile bootstrap", "Front vs baselines, paired bootstrap",
-                   "bootstrap interval, the same test resamples"):
+    for needle in (
+        "test error [lo, hi]",
+        "80% percentile bootstrap",
+        "Front vs baselines, paired bootstrap",
+        "bootstrap interval, the same test resamples",
+    ):
         assert needle in report, needle
     summary = json.loads((run / "summary.json").read_text())
     assert summary["hv_diff_lo"] <= summary["hv_diff_hi"]
 
 
 def test_example_outputs_give_the_stored_metrics(run):
-    from evofair.explorer.data import load_recipe_and_problem
     from evofair.analysis.uncertainty import point_metrics
+    from evofair.explorer.data import load_recipe_and_problem
 
     _, problem, _ = load_recipe_and_problem(run)
     problem.ensure_setup()
@@ -90,7 +94,9 @@ def test_exported_model_card_has_the_intervals(run, tmp_path):
     iv = card["intervals"]
     assert iv["level"] == 0.8 and iv["split"] == "test"
     assert iv["metrics"]["error"] == [float(rows[0]["error_test_lo"]), float(rows[0]["error_test_hi"])]
-    assert "90%" not in (tmp_path / "m" / "README.md").read_text() and "80%" in (tmp_path / "m" / "README.md").read_text()
+    assert (
+        "90%" not in (tmp_path / "m" / "README.md").read_text() and "80%" in (tmp_path / "m" / "README.md").read_text()
+    )
     assert np.isfinite(iv["metrics"]["dpd"]).all()
 
 
@@ -119,7 +125,10 @@ def test_diagnostics_ceiling_bounds_every_selected_set(run):
     assert d["oracle_union"] >= d["oracle_b"] >= summary["hv_scalarisation_test"] - 1e-15
     assert d["oracle_evolved_and_union"] >= max(d["oracle_evolved"], d["oracle_union"]) - 1e-15
     low = sum(i.metrics["val"]["error"] < ref[0] and i.metrics["val"]["dtpr"] < 0.03 for i in inds)
-    cands = [c["metrics"]["val"] for c in json.loads((run / "baselines.json").read_text())["candidates"]
-             if c["method"] in ("vanilla", "scalarisation")]
+    cands = [
+        c["metrics"]["val"]
+        for c in json.loads((run / "baselines.json").read_text())["candidates"]
+        if c["method"] in ("vanilla", "scalarisation")
+    ]
     assert d["evolved_low_n"] == low
     assert d["union_low_n"] == sum(v["error"] < ref[0] and v["dtpr"] < 0.03 for v in cands)

@@ -7,16 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_bert
 from fairlearn.metrics import MetricFrame, true_positive_rate
 
 import evofair
-from conftest import tiny_bert
 from evofair.analysis.metrics import GroupCounts, fairness_metrics
 from evofair.lifecycle.recipe import load_recipe
-from evofair.store.run_store import RunStore
 from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
-from evofair.problems.fapareto.selection import (bootstrap_dtpr, bootstrap_indices, multiplicities, shrunk_dtpr,
-                                                 stratified_resplit)
+from evofair.problems.fapareto.selection import (
+    bootstrap_dtpr,
+    bootstrap_indices,
+    multiplicities,
+    shrunk_dtpr,
+    stratified_resplit,
+)
+from evofair.store.run_store import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -60,7 +65,8 @@ def test_shrunk_dtpr_by_hand():
     assert got[0] == pytest.approx((nurse + surgeon) / 2, abs=1e-12)
     assert got[0] < fairness_metrics(P, y, g, classes=[0, 1])["dtpr"][0]  # the small M-nurse cell counts less
     assert shrunk_dtpr(GroupCounts.of(P, y, g, classes=[0, 1]), 1e-9)[0] == pytest.approx(
-        fairness_metrics(P, y, g, classes=[0, 1])["dtpr"][0], abs=1e-8)  # k → 0: the plain ΔTPR
+        fairness_metrics(P, y, g, classes=[0, 1])["dtpr"][0], abs=1e-8
+    )  # k → 0: the plain ΔTPR
 
 
 def test_bootstrap_dtpr_equals_fairlearn_on_the_same_resamples():
@@ -71,11 +77,16 @@ def test_bootstrap_dtpr_equals_fairlearn_on_the_same_resamples():
     fast = bootstrap_dtpr(P, y, g, multiplicities(idx), classes=[0, 1])
     for b in range(40):
         r = idx[b]
-        assert np.array_equal(np.bincount((g[r] == "F") * 2 + y[r], minlength=4),
-                              np.bincount((g == "F") * 2 + y, minlength=4))  # cell sizes kept
+        assert np.array_equal(
+            np.bincount((g[r] == "F") * 2 + y[r], minlength=4), np.bincount((g == "F") * 2 + y, minlength=4)
+        )  # cell sizes kept
         for m in range(3):
-            gaps = [MetricFrame(metrics=true_positive_rate, y_true=y[r] == c, y_pred=P[m, r] == c,
-                                sensitive_features=g[r]).difference() for c in (0, 1)]
+            gaps = [
+                MetricFrame(
+                    metrics=true_positive_rate, y_true=y[r] == c, y_pred=P[m, r] == c, sensitive_features=g[r]
+                ).difference()
+                for c in (0, 1)
+            ]
             assert fast[m, b] == pytest.approx(np.mean(gaps), abs=1e-12)
     assert np.array_equal(bootstrap_indices(y, g, 40, seed=7), idx)
 
@@ -85,11 +96,22 @@ def _tiny_recipe(tmp_path, **selection):
     data.mkdir()
     tiny_bert(data)
     recipe = load_recipe(REPO_ROOT / "runs" / "fapareto_biasbios.yaml").model_dump(mode="json", by_alias=True)
-    recipe["problem"]["args"].update(cache_dir=str(tmp_path / "cache"), model_dir=str(data), limit=40, max_length=32,
-                                     hidden=[8], embed_workers=1, selection=selection)
+    recipe["problem"]["args"].update(
+        cache_dir=str(tmp_path / "cache"),
+        model_dir=str(data),
+        limit=40,
+        max_length=32,
+        hidden=[8],
+        embed_workers=1,
+        selection=selection,
+    )
     recipe["algorithm"].update(pop_size=6, generations=2, n_offsprings=6)
-    recipe["problem"]["args"]["baselines"] = {"vanilla": 2, "lambdas": [0.5, 2.0], "epochs": 3,
-                                              "threshold": ["true_positive_rate_parity"]}
+    recipe["problem"]["args"]["baselines"] = {
+        "vanilla": 2,
+        "lambdas": [0.5, 2.0],
+        "epochs": 3,
+        "threshold": ["true_positive_rate_parity"],
+    }
     return recipe
 
 

@@ -1,18 +1,17 @@
 """Hyper Prompt Tuning + LoRA on a tiny GPT-2 built here, and the HH-RLHF alignment problem (no downloads)."""
 
-
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_gpt2
 
 import evofair
-from conftest import tiny_gpt2
 from evofair.core.indicators import hypervolume
 from evofair.problems.common.causal_lm import sequence_logprob
 from evofair.problems.common.hh_rlhf import DATA_FILE, load_hh_pairs
+from evofair.problems.hyperdpo.alignment import AlignmentParams, build_hyper_lm, preference_labels
 from evofair.problems.hyperdpo.hyper_prompt import HyperPromptTuning, trainable_parameters
 from evofair.problems.hyperdpo.losses import listwise_dpo_loss
-from evofair.problems.hyperdpo.alignment import AlignmentParams, build_hyper_lm, preference_labels
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +48,9 @@ def test_hyper_prompt_with_lora_trains_and_output_depends_on_w():
     keys_before = set(lm.state_dict())
     p = AlignmentParams(k=4, r=2, lora_r=4, hpt_hidden=8)
     hlm = build_hyper_lm(lm, 2, p).eval()
-    base_keys = {k.replace("base_model.model.", "").replace(".base_layer", "") for k in hlm.lm.state_dict()
-                 if "lora_" not in k}
+    base_keys = {
+        k.replace("base_model.model.", "").replace(".base_layer", "") for k in hlm.lm.state_dict() if "lora_" not in k
+    }
     assert base_keys == keys_before  # the LM's own modules are unchanged; LoRA and prompt are added
     trainable = trainable_parameters([hlm])
     names = {n for n, q in hlm.named_parameters() if q.requires_grad}
@@ -100,12 +100,28 @@ def test_hh_pairs_and_labels():
 
 
 def test_alignment_experiment_on_a_local_model_directory(tmp_path, model_dir):
-    recipe = {"name": "hh", "seed": 3,
-              "problem": {"name": "hh_rlhf", "args": {"model_path": str(model_dir), "n_train": 8, "n_eval": 6,
-                                                      "steps": 4, "batch_size": 2, "max_prompt_tokens": 24,
-                                                      "max_response_tokens": 16, "k": 3, "r": 2, "lora_r": 2,
-                                                      "hpt_hidden": 8, "lr": 1e-2}},
-              "experiment": {"name": "hyperdpo_alignment", "args": {"n_points": 3}}}
+    recipe = {
+        "name": "hh",
+        "seed": 3,
+        "problem": {
+            "name": "hh_rlhf",
+            "args": {
+                "model_path": str(model_dir),
+                "n_train": 8,
+                "n_eval": 6,
+                "steps": 4,
+                "batch_size": 2,
+                "max_prompt_tokens": 24,
+                "max_response_tokens": 16,
+                "k": 3,
+                "r": 2,
+                "lora_r": 2,
+                "hpt_hidden": 8,
+                "lr": 1e-2,
+            },
+        },
+        "experiment": {"name": "hyperdpo_alignment", "args": {"n_points": 3}},
+    }
     out = tmp_path / "run"
     evofair.experiment(recipe, out, progress=False)
     report = (out / "report.md").read_text()
@@ -125,5 +141,11 @@ def test_alignment_needs_a_model_directory(tmp_path):
     from evofair.errors import UserError
 
     with pytest.raises(UserError, match="model_path"):
-        evofair.experiment({"problem": {"name": "hh_rlhf", "args": {"model_path": str(tmp_path)}},
-                     "experiment": {"name": "hyperdpo_alignment"}}, tmp_path / "o", progress=False)
+        evofair.experiment(
+            {
+                "problem": {"name": "hh_rlhf", "args": {"model_path": str(tmp_path)}},
+                "experiment": {"name": "hyperdpo_alignment"},
+            },
+            tmp_path / "o",
+            progress=False,
+        )

@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from evofair.problems.hyperdpo.losses import (icos_objective, listwise_dpo_loss, modpo_listwise_loss, phi_transform,
-                                reference_directions, sample_w, temperature_transform, weight_grid)
+from evofair.problems.hyperdpo.losses import (
+    icos_objective,
+    listwise_dpo_loss,
+    modpo_listwise_loss,
+    phi_transform,
+    reference_directions,
+    sample_w,
+    temperature_transform,
+    weight_grid,
+)
 
 
 def _np_softmax(x):
@@ -23,7 +31,7 @@ def test_listwise_equals_dpo_for_pairs_with_binary_labels():
     ours = listwise_dpo_loss(s_theta, s_ref, labels, mask, beta, "l1")
     # DPO (Rafailov et al.): −log σ(β[(log πθ(y_w) − log πref(y_w)) − (log πθ(y_l) − log πref(y_l))])
     w_idx, l_idx = (~first_wins).long(), first_wins.long()
-    r = lambda s, i: s.gather(1, i[:, None]).squeeze(1)  # noqa: E731
+    r = lambda s, i: s.gather(1, i[:, None]).squeeze(1)
     logits = beta * ((r(s_theta, w_idx) - r(s_ref, w_idx)) - (r(s_theta, l_idx) - r(s_ref, l_idx)))
     dpo = -torch.nn.functional.logsigmoid(logits).mean()
     assert ours.shape == (1,)
@@ -160,8 +168,9 @@ def test_transformed_model_has_the_same_icos_loss_at_c_beta():
 def _fit_linear(X, s_base, z, mask, beta):
     """The convex case: s = s_base + X·v, listwise DPO with dense labels, solved by L-BFGS."""
     v = torch.zeros(X.shape[-1], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([v], lr=1, max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-15,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [v], lr=1, max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-15, line_search_fn="strong_wolfe"
+    )
 
     def closure():
         opt.zero_grad()
@@ -189,7 +198,7 @@ def test_model_trained_at_c_beta_equals_the_transformed_model():
     s_beta = _fit_linear(X, s_base, z, mask, beta)
     s_cbeta = _fit_linear(X, s_base, z, mask, c * beta)
     transformed = temperature_transform(s_base, s_beta, c)
-    centre = lambda s: s - s.mean(1, keepdim=True)  # noqa: E731
+    centre = lambda s: s - s.mean(1, keepdim=True)
     torch.testing.assert_close(centre(transformed), centre(s_cbeta), rtol=0, atol=1e-6)
     # and the temperature really mattered: the β and cβ models differ
     assert (centre(s_beta) - centre(s_cbeta)).abs().max() > 0.1

@@ -8,14 +8,14 @@ import torch
 from sklearn.metrics import ndcg_score
 
 import evofair
-from evofair.errors import UserError
 from evofair.core.indicators import hypervolume
 from evofair.core.plugins import registry as op_registry
-from evofair.problems.hyperdpo.losses import listwise_dpo_loss, seed_population, temperature_transform
-from evofair.problems.hyperdpo.refiner import HyperDPOArgs
+from evofair.errors import UserError
 from evofair.problems.hyperdpo.letor import load_letor, mean_ndcg, ndcg_per_query, parse_feature_ids, to_groups
+from evofair.problems.hyperdpo.losses import listwise_dpo_loss, seed_population, temperature_transform
 from evofair.problems.hyperdpo.ranker import condition_weights, temperature_scale
 from evofair.problems.hyperdpo.ranking import DATA_DIR, RankingParams, RankingProblem
+from evofair.problems.hyperdpo.refiner import HyperDPOArgs
 
 LETOR_TEXT = """2 qid:7 1:0.5 2:1.0 3:0.25 #docid = A inc = 1 prob = 0.5
 0 qid:7 1:0.1 3:0.75 #docid = B
@@ -68,7 +68,7 @@ def test_ndcg_matches_sklearn_including_ties_and_irrelevant_queries():
         ours = ndcg_per_query(scores, gains, mask, k)
         for q in range(Q):
             L = lengths[q]
-            ref = ndcg_score(gains[q:q + 1, :L], scores[q:q + 1, :L], k=k)
+            ref = ndcg_score(gains[q : q + 1, :L], scores[q : q + 1, :L], k=k)
             if gains[q, :L].sum() == 0:
                 assert np.isnan(ours[q]) and ref == 0.0
             else:
@@ -101,8 +101,9 @@ def test_ranking_problem_evaluate_and_contract(problem):
     base = problem.evaluate([problem.base_weights()], "test")
     t = problem.data["test"]
     scores = t.base.numpy()
-    ref = np.mean([ndcg_score(t.labels[q, t.mask[q], 0].numpy()[None], scores[q, t.mask[q]][None], k=10)
-                   for q in range(len(t))])
+    ref = np.mean(
+        [ndcg_score(t.labels[q, t.mask[q], 0].numpy()[None], scores[q, t.mask[q]][None], k=10) for q in range(len(t))]
+    )
     assert base["ndcg10_main"][0] == pytest.approx(ref, abs=1e-9)
     assert base["ndcg10_main"][0] > 0.40  # a trained ranker, far above random (~0.34) on this subset
     w = problem.init_weights(1)
@@ -114,8 +115,9 @@ def test_conditioning_is_folded_exactly_and_temperature_scaling_is_the_formula(p
     plain_w = condition_weights(cond.state_dict(), [0.3, 0.7], problem.params.w_scale)
     X = problem.data["val"].X
     with torch.no_grad():
-        torch.testing.assert_close(problem.build_model(plain_w)(X), cond(X, torch.tensor([0.3, 0.7])),
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            problem.build_model(plain_w)(X), cond(X, torch.tensor([0.3, 0.7])), rtol=1e-5, atol=1e-5
+        )
         g = problem.init_weights(4)
         s_base = problem.data["val"].base
         s_beta = s_base + problem.build_model(g)(X)
@@ -132,9 +134,14 @@ def test_hyperdpo_refiner_moves_toward_its_weight_vector(problem):
 
     def L(weights):
         with torch.no_grad():
-            return listwise_dpo_loss(problem.listwise_scores(problem.build_model(weights), train),
-                                     problem.listwise_scores(problem.build_model(start), train),
-                                     train.labels[..., 1:], train.mask, problem.params.beta, problem.phi)
+            return listwise_dpo_loss(
+                problem.listwise_scores(problem.build_model(weights), train),
+                problem.listwise_scores(problem.build_model(start), train),
+                train.labels[..., 1:],
+                train.mask,
+                problem.params.beta,
+                problem.phi,
+            )
 
     out = {}
     for w in ([1.0, 0.0], [0.0, 1.0]):
@@ -165,16 +172,24 @@ def test_seed_population_from_one_conditioned_model(problem):
     for (w, weights), (w2, weights2) in zip(pop, again):
         assert np.allclose(w, w2) and all(torch.equal(weights[k], weights2[k]) for k in weights)
         with torch.no_grad():
-            torch.testing.assert_close(problem.build_model(weights)(X), model(X, torch.tensor(w, dtype=torch.float32)),
-                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(
+                problem.build_model(weights)(X), model(X, torch.tensor(w, dtype=torch.float32)), rtol=1e-5, atol=1e-5
+            )
 
 
 def test_hyperdpo_table_experiment_runs(tmp_path):
-    recipe = {"name": "t", "seed": 2,
-              "problem": {"name": "letor", "args": {"base_epochs": 4, "base_patience": 4, "hidden": 8,
-                                                    "aux_features": [41, 46, 44]}},
-              "experiment": {"name": "hyperdpo_table",
-                             "args": {"n_points": 4, "epochs": 3, "hyper_epochs": 3, "patience": 3}}}
+    recipe = {
+        "name": "t",
+        "seed": 2,
+        "problem": {
+            "name": "letor",
+            "args": {"base_epochs": 4, "base_patience": 4, "hidden": 8, "aux_features": [41, 46, 44]},
+        },
+        "experiment": {
+            "name": "hyperdpo_table",
+            "args": {"n_points": 4, "epochs": 3, "hyper_epochs": 3, "patience": 3},
+        },
+    }
     out = tmp_path / "run"
     evofair.experiment(recipe, out, progress=False)
     for name in ("config.yaml", "report.md", "table.md", "table.csv", "fronts.csv", "plots/front.png"):
@@ -200,24 +215,41 @@ def test_hyperdpo_table_experiment_runs(tmp_path):
 
 def test_bad_problem_args_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="aux_features"):
-        evofair.experiment({"problem": {"name": "letor", "args": {"aux_features": [41]}},
-                     "experiment": {"name": "hyperdpo_table"}}, tmp_path / "a", progress=False)
+        evofair.experiment(
+            {"problem": {"name": "letor", "args": {"aux_features": [41]}}, "experiment": {"name": "hyperdpo_table"}},
+            tmp_path / "a",
+            progress=False,
+        )
     with pytest.raises(UserError, match="test_path"):
-        evofair.experiment({"problem": {"name": "letor", "args": {"test_path": str(tmp_path / "nope.txt")}},
-                     "experiment": {"name": "hyperdpo_table"}}, tmp_path / "b", progress=False)
+        evofair.experiment(
+            {
+                "problem": {"name": "letor", "args": {"test_path": str(tmp_path / "nope.txt")}},
+                "experiment": {"name": "hyperdpo_table"},
+            },
+            tmp_path / "b",
+            progress=False,
+        )
 
 
 def test_memetic_run_with_hyperdpo_refiner_and_seeded_population(tmp_path):
     from evofair.store.run_store import RunStore
 
-    recipe = {"name": "memetic", "seed": 4,
-              "problem": {"name": "letor", "args": {"base_epochs": 3, "base_patience": 3, "hidden": 8,
-                                                    "init": "hyperdpo", "hyper_epochs": 2}},
-              "algorithm": {"name": "nsga3", "pop_size": 4, "generations": 2, "n_partitions": 3},
-              "operators": {"crossover": {"name": "linear"}, "mutation": {"name": "gaussian", "args": {"sigma": 0.001}},
-                            "refine": {"name": "hyperdpo", "args": {"steps": 2, "n_partitions": 3}},
-                            "refine_initial": False},
-              "hv_ref": [0.0, 0.0]}
+    recipe = {
+        "name": "memetic",
+        "seed": 4,
+        "problem": {
+            "name": "letor",
+            "args": {"base_epochs": 3, "base_patience": 3, "hidden": 8, "init": "hyperdpo", "hyper_epochs": 2},
+        },
+        "algorithm": {"name": "nsga3", "pop_size": 4, "generations": 2, "n_partitions": 3},
+        "operators": {
+            "crossover": {"name": "linear"},
+            "mutation": {"name": "gaussian", "args": {"sigma": 0.001}},
+            "refine": {"name": "hyperdpo", "args": {"steps": 2, "n_partitions": 3}},
+            "refine_initial": False,
+        },
+        "hv_ref": [0.0, 0.0],
+    }
     res = evofair.run(recipe, tmp_path / "run", progress=False)
     assert res.front and res.history["hv_val"].iloc[-1] > 0
     store = RunStore(tmp_path / "run", readonly=True)
@@ -233,12 +265,21 @@ def test_memetic_run_with_hyperdpo_refiner_and_seeded_population(tmp_path):
 def test_hyperdpo_table_issue14_settings_width_val_every_and_c_selection():
     """hyper_hidden sizes only HyperDPO's g; hyper_select_c picks per w the c (of the list and 1) with the
     best validation w·NDCG_aux and scores s_base + g/c; val_every validates only every k-th epoch."""
-    from evofair.problems.hyperdpo.table_methods import TableArgs, run_methods
     from evofair.problems.hyperdpo.ranker import fit
+    from evofair.problems.hyperdpo.table_methods import TableArgs, run_methods
 
     problem = RankingProblem(RankingParams(base_epochs=3, base_patience=3, hidden=8)).ensure_setup()
-    a = TableArgs(methods=["hyperdpo", "dpo_ls"], n_points=3, epochs=2, hyper_epochs=4, patience=50, lam=0.0,
-                  hyper_hidden=12, hyper_val_every=2, hyper_select_c=[0.5, 2.0])
+    a = TableArgs(
+        methods=["hyperdpo", "dpo_ls"],
+        n_points=3,
+        epochs=2,
+        hyper_epochs=4,
+        patience=50,
+        lam=0.0,
+        hyper_hidden=12,
+        hyper_val_every=2,
+        hyper_select_c=[0.5, 2.0],
+    )
     res = run_methods(problem, a, seed=3)
     r = res["hyperdpo"]
     d, H, m = 40, 12, 2
@@ -249,15 +290,26 @@ def test_hyperdpo_table_issue14_settings_width_val_every_and_c_selection():
     with torch.no_grad():
         for i, w in enumerate(r.grid):
             g_val = r.model(val.X, torch.tensor(w, dtype=torch.float32))
-            best = max((float(np.dot(w, problem.aux_ndcg((val.base + g_val / c).numpy(), "val"))), -k, c)
-                       for k, c in enumerate([0.5, 1.0, 2.0]))
+            best = max(
+                (float(np.dot(w, problem.aux_ndcg((val.base + g_val / c).numpy(), "val"))), -k, c)
+                for k, c in enumerate([0.5, 1.0, 2.0])
+            )
             assert r.c[i] == best[2]
             g = r.model(test.X, torch.tensor(w, dtype=torch.float32))
             want = problem.aux_ndcg((test.base + g / r.c[i]).numpy(), "test")
             np.testing.assert_allclose(r.points["test"][i], want, rtol=1e-12)
     calls = []
-    fit(problem.g_model(seed=0), lambda mdl, b, rng: mdl(b.X).sum() * 0, problem.data["train"], epochs=7, lr=1e-3,
-        batch_size=8, seed=0, val_fn=lambda mdl: calls.append(1) or 0.0, val_every=3)
+    fit(
+        problem.g_model(seed=0),
+        lambda mdl, b, rng: mdl(b.X).sum() * 0,
+        problem.data["train"],
+        epochs=7,
+        lr=1e-3,
+        batch_size=8,
+        seed=0,
+        val_fn=lambda mdl: calls.append(1) or 0.0,
+        val_every=3,
+    )
     assert len(calls) == 2  # epochs 3 and 6
 
 
@@ -273,8 +325,19 @@ def _scripted_fit(problem, scores, stop, select="per_w"):
 
     model = problem.g_model(seed=0, zero_last=False)
     # a loss that moves the weights every step, so every epoch's state differs
-    model, log = fit(model, lambda mdl, b, rng: mdl(b.X).pow(2).mean(), problem.data["train"], epochs=len(scores),
-                     lr=1e-2, batch_size=8, seed=0, val_fn=val_fn, patience=2, select=select, stop=stop)
+    model, log = fit(
+        model,
+        lambda mdl, b, rng: mdl(b.X).pow(2).mean(),
+        problem.data["train"],
+        epochs=len(scores),
+        lr=1e-2,
+        batch_size=8,
+        seed=0,
+        val_fn=val_fn,
+        patience=2,
+        select=select,
+        stop=stop,
+    )
     return model, log, states
 
 
@@ -282,8 +345,18 @@ def test_fit_per_w_snapshot_selection_hand_made_case():
     """select='per_w' keeps, for each entry, the state of the epoch where that entry's score was lowest;
     stop='shared' stops on the mean's patience, stop='per_w' only when every entry's patience ran out."""
     problem = RankingProblem(RankingParams(base_epochs=3, base_patience=3, hidden=8)).ensure_setup()
-    scores = [[3, 3, 3], [1, 4, 3.5], [2, 2, 3.5], [2, 3, 0.5], [5, 5, 5], [0.1, 5, 5], [5, 5, 5], [5, 5, 5],
-              [5, 5, 5], [5, 5, 5]]
+    scores = [
+        [3, 3, 3],
+        [1, 4, 3.5],
+        [2, 2, 3.5],
+        [2, 3, 0.5],
+        [5, 5, 5],
+        [0.1, 5, 5],
+        [5, 5, 5],
+        [5, 5, 5],
+        [5, 5, 5],
+        [5, 5, 5],
+    ]
     # means: 3, 2.83, 2.5, 1.83 (shared best: epoch 4), 5, 3.37, 5, …; per entry: 0 → epoch 6, 1 → 3, 2 → 4
     model, log, states = _scripted_fit(problem, scores, "shared")
     assert log["epochs"] == 6 and log["best_epoch"] == 4  # 6 − 4 ≥ patience 2
@@ -320,11 +393,12 @@ def test_hyperdpo_table_per_w_snapshots_and_fair_c_selection():
     assert per_w.n_snapshots == len(set(per_w.epochs))
     d, H, m = 40, 8, 2
     assert per_w.n_params == per_w.n_snapshots * ((d + m) * H + H + (H + 1) * H + H + 1)
-    val_score = lambda r: (r.points["val"] * r.grid).sum(1)  # noqa: E731  w·NDCG_aux(val) per front point
+    val_score = lambda r: (r.points["val"] * r.grid).sum(1)  # w·NDCG_aux(val) per front point
     assert (val_score(per_w) >= val_score(shared) - 1e-12).all()
     assert val_score(per_w).mean() >= val_score(shared).mean()
-    a = TableArgs(methods=["dpo_ls"], n_points=3, epochs=3, patience=50, hyper_select_c=[0.5, 2.0],
-                  select_c_dpo_ls=True)
+    a = TableArgs(
+        methods=["dpo_ls"], n_points=3, epochs=3, patience=50, hyper_select_c=[0.5, 2.0], select_c_dpo_ls=True
+    )
     ls = run_methods(problem, a, seed=1)["dpo_ls"]
     plain = run_methods(problem, TableArgs(methods=["dpo_ls"], n_points=3, epochs=3, patience=50), seed=1)["dpo_ls"]
     assert plain.c is None and len(ls.c) == 3
@@ -360,8 +434,9 @@ def test_hyperdpo_restarts_pick_per_w_the_better_model_on_validation():
     from evofair.problems.hyperdpo.table_methods import TableArgs, run_methods
 
     problem = RankingProblem(RankingParams(base_epochs=3, base_patience=3, hidden=8)).ensure_setup()
-    kw = dict(methods=["hyperdpo"], n_points=4, hyper_epochs=6, patience=50, lam=0.0, hyper_val_every=2,
-              hyper_select="per_w")
+    kw = dict(
+        methods=["hyperdpo"], n_points=4, hyper_epochs=6, patience=50, lam=0.0, hyper_val_every=2, hyper_select="per_w"
+    )
     r0 = run_methods(problem, TableArgs(**kw), seed=2)["hyperdpo"]
     r1 = run_methods(problem, TableArgs(**kw), seed=2 + 7919)["hyperdpo"]
     both = run_methods(problem, TableArgs(hyper_restarts=2, **kw), seed=2)["hyperdpo"]
@@ -375,19 +450,32 @@ def test_hyperdpo_restarts_pick_per_w_the_better_model_on_validation():
 
 def test_issue14_options_reach_the_recipe_through_the_cli(tmp_path, capsys):
     """The per-w snapshot selection and the other HyperDPO options are experiment args: `--set` reaches them."""
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     from evofair import cli
 
     recipe = Path(__file__).resolve().parents[3] / "runs" / "hyperdpo_mq2008.yaml"
     out = tmp_path / "cli"
-    sets = ["problem.args.base_epochs=3", "problem.args.base_patience=3", "problem.args.hidden=8",
-            "experiment.args.methods=[hyperdpo]", "experiment.args.n_points=3", "experiment.args.hyper_epochs=6",
-            "experiment.args.lam=0", "experiment.args.hyper_val_every=2", "experiment.args.hyper_select=per_w",
-            "experiment.args.hyper_stop=per_w", "experiment.args.hyper_grid_mix=1.0", "experiment.args.temperatures=[]"]
-    assert cli.main(["experiment", str(recipe), "--out", str(out), "--quiet"]
-                    + [x for s in sets for x in ("--set", s)]) == 0
+    sets = [
+        "problem.args.base_epochs=3",
+        "problem.args.base_patience=3",
+        "problem.args.hidden=8",
+        "experiment.args.methods=[hyperdpo]",
+        "experiment.args.n_points=3",
+        "experiment.args.hyper_epochs=6",
+        "experiment.args.lam=0",
+        "experiment.args.hyper_val_every=2",
+        "experiment.args.hyper_select=per_w",
+        "experiment.args.hyper_stop=per_w",
+        "experiment.args.hyper_grid_mix=1.0",
+        "experiment.args.temperatures=[]",
+    ]
+    assert (
+        cli.main(["experiment", str(recipe), "--out", str(out), "--quiet"] + [x for s in sets for x in ("--set", s)])
+        == 0
+    )
     capsys.readouterr()
     args = yaml.safe_load((out / "config.yaml").read_text())["experiment"]["args"]
     assert args["hyper_select"] == "per_w" and args["hyper_stop"] == "per_w" and args["hyper_grid_mix"] == 1.0
