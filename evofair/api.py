@@ -86,7 +86,7 @@ def _run(recipe, out, *, problem, resume: bool | str | Path, progress: bool, cal
     problem.ensure_setup()  # data that does not parse fails here, before anything is written
     setup_seconds = time.perf_counter() - t
     check_metrics(recipe.parsed_constraints, problem.metric_names, problem.name)  # names known after setup
-    callbacks = CallbackList([*build_callbacks(recipe), *callbacks])  # a missing tracker package fails here
+    trackers = CallbackList([*build_callbacks(recipe), *callbacks])  # a missing tracker package fails here
     executor = make_executor(recipe.executor, recipe.paths)
     executor.connect()  # e.g. a Ray cluster is joined and the actors placed before anything is written
     try:
@@ -112,7 +112,7 @@ def _run(recipe, out, *, problem, resume: bool | str | Path, progress: bool, cal
             )
         _write_config(out, recipe)
         _record_objectives(store, problem)
-        _evolve(recipe, problem, store, out, progress, setup_seconds, executor, given, callbacks)
+        _evolve(recipe, problem, store, out, progress, setup_seconds, executor, given, trackers)
     except WorkerError as exc:  # the worker's traceback goes to the run's events; the user gets one line
         store.log_event("worker_error", str(exc), data={"traceback": exc.traceback})
         raise UserError(f"{exc}; every completed generation is kept: `evofair run --resume {out}` continues") from None
@@ -132,7 +132,7 @@ def _run(recipe, out, *, problem, resume: bool | str | Path, progress: bool, cal
             f"completed generation and `evofair run --resume {out}` continues"
         ) from None
     finally:
-        callbacks.close()
+        trackers.close()
         logs.close()
         store.close()
         executor.close()

@@ -49,7 +49,7 @@ from evofair.errors import UserError
 METRIC_NAMES = ("error", "dtpr", "dtpr_rms", "eod", "dpd", "balanced_error", "worst_group_error", "dfpr")
 
 
-def _codes(values: Sequence, categories: np.ndarray) -> np.ndarray:
+def _codes(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
     pos = np.searchsorted(categories, values)
     pos = np.clip(pos, 0, len(categories) - 1)
     if not np.all(categories[pos] == values):

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evofair.analysis.report import csv_text, individual_rows
 from evofair.analysis.run_reader import OBJECTIVES_META, RunReader  # noqa: F401 (OBJECTIVES_META: API)
+from evofair.analysis.tables import csv_text, individual_rows
 from evofair.core.individual import Individual, Weights
 from evofair.errors import UserError
 
@@ -154,7 +154,8 @@ class Result(RunReader):
                     f"{self.out_dir}: no config.yaml, so the problem cannot be rebuilt; "
                     "pass it: evofair.load(DIR, problem=...)"
                 )
-            cfg = self.recipe.get("problem") if isinstance(self.recipe.get("problem"), dict) else {}
+            recorded = self.recipe.get("problem")
+            cfg: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
             if cfg.get("not_rebuildable"):
                 raise UserError(
                     f"{self.out_dir}: its problem {cfg.get('name')} cannot be rebuilt from config.yaml "
@@ -176,7 +177,7 @@ class Result(RunReader):
         return self.problem
 
     def _table_from_store(self, which: str) -> str:
-        """front.csv / archive.csv as evofair.analysis.report writes them, computed from the store."""
+        """front.csv / archive.csv as evofair.analysis.tables writes them, computed from the store."""
         inds = self.read_front() if which == "front" else self.read_archive()
         return csv_text(*individual_rows(self, inds, self.constraints))
 

@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -52,6 +52,12 @@ def open_store(root: str | os.PathLike) -> Iterator[RunStore]:
 
 
 # -- fronts --------------------------------------------------------------------------------------
+def objective_direction(recorded: object) -> Literal["min", "max"]:
+    """An objective's direction as a record holds it ("min" or "max", as text): "min" is minimised,
+    anything else maximised, which is how `Objective.sign` reads a direction that is not "min"."""
+    return "min" if recorded == "min" else "max"
+
+
 def minimised(objectives: Sequence[Objective], inds: Sequence[Individual], split: str) -> np.ndarray:
     """(len(inds), len(objectives)) objective values on `split`, every column minimised (`max`
     objectives negated); a metric a model lacks is NaN (never non-dominated)."""
@@ -149,7 +155,7 @@ class RunReader:
         with self.store() as store:
             stored = store.get_meta(OBJECTIVES_META)
         if stored:
-            return tuple(Objective(str(n), str(d)) for n, d in stored), None
+            return tuple(Objective(str(n), objective_direction(d)) for n, d in stored), None
         failure = None
         try:
             rebuilt = self.rebuilt_problem()

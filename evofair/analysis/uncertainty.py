@@ -338,7 +338,10 @@ def hv_difference_interval(
         union = [m for m in base["models"] if m["method"] in methods and m.get("weights_hash")]
         if not union:
             raise UserError(f"{root}: baselines.json has no stored model of {', '.join(methods)}")
-        fw = [store.get_weights(i.weights_hash) for i in front]
+        no_weights = [i.id for i in front if i.weights_hash is None]
+        if no_weights:
+            raise UserError(f"{root}: front model(s) {', '.join(no_weights)} have no stored weights")
+        fw = [store.get_weights(i.weights_hash) for i in front if i.weights_hash is not None]
         uw = [store.get_weights(m["weights_hash"]) for m in union]
     finally:
         store.close()

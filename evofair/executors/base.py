@@ -166,6 +166,7 @@ class Executor(ABC):
         the weights `realise_weights` returns are stored here, and kept for `evaluate_stored`."""
         made, self._made = [], {}
         for r in self.realise_weights(plans, store.get_weights):
+            assert r.weights is not None, "realise_weights returns the offspring's weights"
             key = store.put_weights(r.weights)
             self._made[key] = r.weights
             made.append(Made(key, r.log))

@@ -181,6 +181,7 @@ class ProcessExecutor(Executor):
                 "own error is printed above); with memory short, set executor.num_workers lower",
                 str(exc),
             )
+        assert exc is not None
         traceback = getattr(exc.__cause__, "tb", "") or _one_line(exc, 10_000)  # the worker's own text
         log.error("%s:\n%s", failed, traceback)
         return WorkerError(f"{failed}: {_one_line(exc)}", traceback)

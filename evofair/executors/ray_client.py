@@ -111,7 +111,7 @@ def ray_errors(url: str, job: str | None = None):
         raise UserError(f"--address {url}: {text}") from None
 
 
-def one_line(exc: BaseException, limit: int = 300) -> str:
+def one_line(exc: BaseException | str, limit: int = 300) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[:limit] + "…"
 

@@ -20,9 +20,9 @@ CONNECT_TIMEOUT_S = 5.0  # a GCS that does not accept a TCP connection in 5 s is
 _EPS = 1e-6
 
 
-def task_demand(num_cpus: float, num_gpus: float, resources: Mapping[str, float] = ()) -> dict[str, float]:
+def task_demand(num_cpus: float, num_gpus: float, resources: Mapping[str, float] | None = None) -> dict[str, float]:
     """The resources one actor asks for, zeros left out (Ray bundles refuse zero amounts)."""
-    demand = {"CPU": float(num_cpus), "GPU": float(num_gpus), **{k: float(v) for k, v in dict(resources).items()}}
+    demand = {"CPU": float(num_cpus), "GPU": float(num_gpus), **{k: float(v) for k, v in dict(resources or {}).items()}}
     return {k: v for k, v in demand.items() if v > 0}
 
 

@@ -25,9 +25,7 @@ within seconds, never a hang.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -38,39 +36,14 @@ from pydantic_core import PydanticCustomError
 from evofair.core import failpoints
 from evofair.core.individual import Weights
 from evofair.core.registry import component
-from evofair.engine.pipeline import Operators, Plan, Realised, realise
+from evofair.engine.pipeline import Plan, Realised
 from evofair.errors import UserError
-from evofair.executors.base import (
-    Executor,
-    ExecutorArgs,
-    Made,
-    WorkerError,
-    chunks,
-    evaluate_all_splits,
-    merge_metrics,
-    tensor_bytes,
-)
+from evofair.executors.base import Executor, ExecutorArgs, Made, WorkerError, chunks, merge_metrics, tensor_bytes
 from evofair.executors.ray_cluster import describe, probe, size_actors, task_demand
+from evofair.executors.ray_worker import PROBE, RayWorker, error_summary
 
 log = logging.getLogger("evofair.ray")
-PROBE = ".evofair-probe-"  # in the run's weights/ folder while the driver checks what the actors see
 PROBE_TIMEOUT_S = 60.0
-WORKER_CACHE = 16  # genomes an actor keeps in memory: parents are reused across a generation's plans
-
-
-def answer_probe(root: str, token: str, index: int) -> bool:
-    """On an actor: whether the driver's probe file is here with its token; if so, leave an answer
-    file the driver must then see (both directions of a shared filesystem)."""
-    from evofair.store.safe_io import atomic_write_bytes
-
-    weights = Path(root) / "weights"
-    try:
-        if (weights / f"{PROBE}{token}").read_text() != token:
-            return False
-        atomic_write_bytes(weights / f"{PROBE}{token}-{index}", token.encode(), within=root)
-        return True
-    except (OSError, UserError):
-        return False
 
 
 class RayArgs(ExecutorArgs):
@@ -120,70 +93,6 @@ class RayArgs(ExecutorArgs):
         return resources
 
 
-class _Worker:
-    """Body of a Ray actor: builds the problem once, then serves tasks."""
-
-    def __init__(self, factory):
-        import torch
-
-        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
-        self.problem = factory.build().ensure_setup()
-        self.ops = Operators.load(factory.paths)
-        self.cache: OrderedDict[str, Weights] = OrderedDict()
-
-    def realise(self, plan: Plan, *parents: Weights) -> Realised:
-        return realise(plan, list(parents), self.problem, self.ops)
-
-    def evaluate(self, genomes):
-        return evaluate_all_splits(self.problem, genomes)
-
-    # -- the shared-store path: keys in, keys out ----------------------------------------------
-    def answer_probe(self, root: str, token: str, index: int) -> bool:
-        return answer_probe(root, token, index)
-
-    def _stored(self, root: str, key: str) -> Weights:
-        from evofair.store.weights_files import read_weights_file
-
-        if key not in self.cache:
-            self._keep(key, read_weights_file(Path(root), key))  # hash checked against the name
-        self.cache.move_to_end(key)
-        return dict(self.cache[key])
-
-    def _keep(self, key: str, weights: Weights) -> None:
-        self.cache[key] = weights
-        self.cache.move_to_end(key)
-        while len(self.cache) > WORKER_CACHE:
-            self.cache.popitem(last=False)
-
-    def realise_stored(self, root: str, plan: Plan) -> Realised:
-        from safetensors.torch import load as st_load
-
-        from evofair.store.weights_files import write_weights_file
-
-        made = realise(plan, [self._stored(root, r.key) for r in plan.parents], self.problem, self.ops)
-        key, data = write_weights_file(Path(root), made.weights)
-        # kept as the stored bytes decode, so whichever actor evaluates it sees the same tensors
-        self._keep(key, dict(st_load(data)))
-        return Realised(None, made.log, key)
-
-    def evaluate_stored(self, root: str, keys: Sequence[str]):
-        return evaluate_all_splits(self.problem, [self._stored(root, k) for k in keys])
-
-    def ping(self) -> dict[str, Any]:
-        import ray
-
-        ctx = ray.get_runtime_context()
-        return {"pid": os.getpid(), "node_id": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
-
-
-def _summary(exc: BaseException) -> str:
-    """The last line of a worker's traceback: the exception type and message."""
-    cause = getattr(exc, "cause", None)
-    text = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc).strip().splitlines()[-1]
-    text = " ".join(text.split())
-    return text if len(text) <= 300 else text[:300] + "…"
-
-
 @component("executor", "ray", RayArgs)
 class RayExecutor(Executor):
     """Ray actors, each holding the problem resident, on this machine or a cluster (`address`)."""
@@ -215,7 +124,7 @@ class RayExecutor(Executor):
         self._started_ray = False
         self.workers: list = []
         self.placement: list[dict[str, Any]] = []  # each actor's pid, node and GPU ids, from its ping
-        self._pg = None
+        self._pg: Any = None  # a ray PlacementGroup once reserved
         self.n_actors = 0
         self.demand: dict[str, float] = {}
 
@@ -256,8 +165,8 @@ class RayExecutor(Executor):
         import ray
         from ray.util.placement_group import placement_group
 
-        self._pg = placement_group([dict(self.demand) for _ in range(self.n_actors)], strategy="SPREAD")
-        if not self._pg.wait(timeout_seconds=self.placement_timeout_s):
+        self._pg = pg = placement_group([dict(self.demand) for _ in range(self.n_actors)], strategy="SPREAD")
+        if not pg.wait(timeout_seconds=self.placement_timeout_s):
             available = ray.available_resources()
             raise UserError(
                 f"executor: the Ray cluster could not place {self.n_actors} actors asking for "
@@ -274,7 +183,7 @@ class RayExecutor(Executor):
         if self._pg is None:
             self.connect()
         custom = {k: v for k, v in self.demand.items() if k not in ("CPU", "GPU")}
-        actor = ray.remote(_Worker)
+        actor = ray.remote(RayWorker)
         options = dict(
             num_cpus=self.demand.get("CPU", 0),
             num_gpus=self.demand.get("GPU", 0),
@@ -299,7 +208,9 @@ class RayExecutor(Executor):
                 f"{self.start_timeout_s:g} s (executor.start_timeout_s)"
             ) from None
         except RayActorError as exc:
-            raise WorkerError(f"a Ray worker failed while building the problem: {_summary(exc)}", str(exc)) from None
+            raise WorkerError(
+                f"a Ray worker failed while building the problem: {error_summary(exc)}", str(exc)
+            ) from None
         log.info("Ray: %d actors, each %s", self.n_actors, describe(self.demand))
 
     def attach_store(self, root) -> None:
@@ -362,12 +273,12 @@ class RayExecutor(Executor):
         except RayTaskError as exc:
             text = str(exc)
             log.error("a task failed on a Ray worker:\n%s", text)
-            raise WorkerError(f"a task failed on a Ray worker: {_summary(exc)}", text) from None
+            raise WorkerError(f"a task failed on a Ray worker: {error_summary(exc)}", text) from None
         except RayActorError as exc:
             text = str(exc)
             log.info("a Ray worker died:\n%s", text)  # Ray's account of the death: for the run's events
             raise WorkerError(
-                f"a Ray worker died and executor.max_retries={self.max_retries} restarts are used up ({_summary(exc)})",
+                f"a Ray worker died and executor.max_retries={self.max_retries} restarts are used up ({error_summary(exc)})",
                 text,
             ) from None
 

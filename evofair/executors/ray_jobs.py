@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from json import JSONDecodeError
 from pathlib import Path
 
@@ -127,7 +128,7 @@ def _installed(path: Path) -> bool:
     return any(path.resolve().is_relative_to(Path(p).resolve()) for p in prefixes)
 
 
-def stage_project(dest: Path, recipe_yaml: str, extra: list[Path] = ()) -> Path:
+def stage_project(dest: Path, recipe_yaml: str, extra: Sequence[Path] = ()) -> Path:
     """Copy what a job needs into `dest` (the job's working_dir) and write the recipe there:
     evofair's packages in their installed layout, plus the user's own modules (`extra`)."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -179,11 +180,11 @@ def submit(
     recipe_path: str,
     *,
     address: str | None,
-    overrides: list[str] = (),
+    overrides: Sequence[str] = (),
     seed: int | None = None,
     out: str | None = None,
     python: str = "python",
-    env: list[str] = (),
+    env: Sequence[str] = (),
 ) -> tuple[str, str]:
     """Submit a recipe as a Ray job; returns (job id, run directory on the cluster)."""
     from evofair.lifecycle.recipe import resolved_yaml

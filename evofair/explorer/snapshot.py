@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from evofair.analysis.run_reader import feasible_front, minimised
+from evofair.analysis.run_reader import feasible_front, minimised, objective_direction
 from evofair.core import constraints as cons
 from evofair.core.constraints import Constraint
 from evofair.core.indicators import hypervolume
@@ -79,7 +79,7 @@ class Snapshot:
 
     @cached_property
     def _typed_objectives(self) -> tuple[Objective, ...]:
-        return tuple(Objective(n, d) for n, d in self.objectives)
+        return tuple(Objective(n, objective_direction(d)) for n, d in self.objectives)
 
     def minimised(self, inds: Sequence[Individual], split: str) -> np.ndarray:
         """Objective values on `split`, every column minimised (`evofair.analysis.run_reader.minimised`)."""

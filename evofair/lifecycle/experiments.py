@@ -31,15 +31,8 @@ from pydantic import Field, ValidationError
 from evofair.core.plugins import registry
 from evofair.core.registry import explain_validation_error
 from evofair.errors import UserError, require_new_dir
-from evofair.lifecycle.recipe import (
-    ProblemCfg,
-    Recipe,
-    _check_shape,
-    _Strict,
-    apply_overrides,
-    read_recipe_file,
-    resolved_yaml,
-)
+from evofair.lifecycle.recipe import ProblemCfg, Recipe, _Strict, resolved_yaml
+from evofair.lifecycle.recipe_file import apply_overrides, check_shape, read_recipe_file
 from evofair.store.safe_io import atomic_write_text
 
 # keys of an evolutionary recipe that an experiment has no use for
@@ -89,7 +82,7 @@ def parse_experiment(raw: Mapping[str, Any], source: str = "recipe", *, problem=
     """
     if not isinstance(raw, Mapping):
         raise UserError(f"{source}: a recipe must be a mapping, got a {type(raw).__name__}")
-    _check_shape(raw, source)
+    check_shape(raw, source)
     if "experiment" not in raw:
         raise UserError(
             f"{source}: an evolutionary recipe (no `experiment:` key), not an experiment: "

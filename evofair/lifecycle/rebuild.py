@@ -144,7 +144,7 @@ def _constructor_blocker(cls: type) -> str | None:
     """Rebuilding calls `cls(Params(**args), data_root=...)` (as a recipe does): a constructor with
     other arguments would be rebuilt without them."""
     try:
-        sig = inspect.signature(cls.__init__)
+        sig = inspect.signature(cls.__init__)  # type: ignore[misc]  # the class's own constructor is what a recipe calls
     except (TypeError, ValueError):
         return None
     rest = list(sig.parameters.values())[1:]

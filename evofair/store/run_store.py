@@ -18,49 +18,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from evofair.core import failpoints
 from evofair.core.individual import Individual, Weights
 from evofair.errors import UserError, WeightsIntegrityError
 from evofair.store.digests import generation_digest
+from evofair.store.rows import SCHEMA, assemble, finite_or_none, loads, operator_label
 from evofair.store.safe_io import refuse_links
-from evofair.store.weights_files import DIGEST, atomic_write, read_weights_file, weights_bytes, weights_file
+from evofair.store.verification import checksum_mismatches, dangling_references
+from evofair.store.weights_files import atomic_write, read_weights_file, weights_bytes, weights_file
 from evofair.store.writer_lock import DB_NAME, acquire_lock, writer_alive
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS individuals(
-    id TEXT PRIMARY KEY, generation INTEGER NOT NULL, seed INTEGER NOT NULL,
-    operator TEXT NOT NULL, weights_hash TEXT, x TEXT, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS metrics(
-    individual TEXT NOT NULL, split TEXT NOT NULL, name TEXT NOT NULL, value REAL,
-    PRIMARY KEY(individual, split, name));
-CREATE TABLE IF NOT EXISTS lineage(
-    child TEXT NOT NULL, parent TEXT NOT NULL, position INTEGER NOT NULL, operator TEXT NOT NULL,
-    PRIMARY KEY(child, position));
-CREATE TABLE IF NOT EXISTS generations(
-    generation INTEGER PRIMARY KEY, population TEXT NOT NULL, hv_val REAL, n_front INTEGER,
-    evaluations INTEGER, seconds REAL, engine_state TEXT);
-CREATE TABLE IF NOT EXISTS events(
-    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, generation INTEGER,
-    individual TEXT, kind TEXT NOT NULL, message TEXT NOT NULL, data TEXT);
-CREATE INDEX IF NOT EXISTS metrics_by_name ON metrics(split, name);
-CREATE TABLE IF NOT EXISTS checksums(generation INTEGER PRIMARY KEY, digest TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS individuals_by_generation ON individuals(generation);
-"""
-
-
-class StoredValueError(sqlite3.DatabaseError):
-    """A stored JSON value that no longer parses: the database was damaged or edited."""
-
-
-def _loads(text: Any) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, TypeError) as exc:
-        raise StoredValueError(f"a stored value does not parse: {exc}") from None
+_IN_CHUNK = 500  # ids per IN (...) query: under SQLite's historical limit of 999 parameters
 
 
 class ReadOnlyStoreError(PermissionError):
@@ -177,64 +147,11 @@ class RunStore:
         check = [r[0] for r in self._db.execute("PRAGMA integrity_check(20)")]
         if check != ["ok"]:
             problems.append(f"{self.root / DB_NAME}: SQLite integrity check: {'; '.join(check)[:300]}")
-        problems += self._verify_checksums()
+        problems += checksum_mismatches(self._db, self.notes)
         try:
-            problems += self._verify_references()
+            problems += dangling_references(self._db, self.root, self.generations())
         except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
             problems.append(f"{self.root / DB_NAME}: index unreadable ({exc})")
-        return problems
-
-    def _verify_references(self) -> list[str]:
-        problems = []
-        hashes = {
-            r[0]
-            for r in self._db.execute("SELECT DISTINCT weights_hash FROM individuals WHERE weights_hash IS NOT NULL")
-        }
-        for digest in sorted(hashes, key=str):
-            if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
-                problems.append(f"index: {digest!r} is not a sha256 weights digest")
-                continue
-            path = self.weights_path(digest)
-            if not path.exists():
-                problems.append(f"{path}: missing (referenced by the index)")
-                continue
-            actual = hashlib.sha256(path.read_bytes()).hexdigest()
-            if actual != digest:
-                problems.append(f"{path}: content hash {actual[:12]}… does not match its name")
-        known = {r[0] for r in self._db.execute("SELECT id FROM individuals")}
-        for gen in self.generations():
-            missing = [i for i in gen["population"] if i not in known]
-            if missing:
-                problems.append(f"generation {gen['generation']}: population names unknown individuals {missing[:3]}")
-        for (parent,) in self._db.execute("SELECT DISTINCT parent FROM lineage"):
-            if parent not in known:
-                problems.append(f"lineage: parent {parent} is not in the index")
-        return problems
-
-    def _verify_checksums(self) -> list[str]:
-        """Each committed generation's rows against the checksum stored when it was committed:
-        SQLite's integrity check sees broken pages, not a flipped bit inside a stored value."""
-        if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='checksums'").fetchone():
-            self.notes.append(
-                "no per-generation checksums (run written by an older evofair): stored values not checked"
-            )
-            return []
-        stored = dict(self._db.execute("SELECT generation, digest FROM checksums").fetchall())
-        gens = [r[0] for r in self._db.execute("SELECT generation FROM generations ORDER BY generation")]
-        problems = [
-            f"generation {g}: its rows no longer match the checksum stored at commit (database damaged or edited)"
-            for g in gens
-            if g in stored and stored[g] != generation_digest(self._db, g)
-        ]
-        problems += [
-            f"checksums: generation {g} has a checksum but no committed row (database damaged or edited)"
-            for g in sorted(set(stored) - set(gens))
-        ]
-        unchecked = [g for g in gens if g not in stored]
-        if unchecked:
-            self.notes.append(
-                f"{len(unchecked)} generation(s) without a checksum (committed by an older evofair): not checked"
-            )
         return problems
 
     def failed_weights(self, digests: Iterable[str]) -> list[str]:
@@ -258,7 +175,7 @@ class RunStore:
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return _loads(row[0]) if row else default
+        return loads(row[0]) if row else default
 
     # -- individuals and generations ---------------------------------------------------------
     def commit_generation(
@@ -290,11 +207,11 @@ class RunStore:
                 )
             )
             metrics += [
-                (ind.id, split, name, _finite_or_none(v))
+                (ind.id, split, name, finite_or_none(v))
                 for split, values in ind.metrics.items()
                 for name, v in values.items()
             ]
-            op_name = _operator_label(ind.operator)
+            op_name = operator_label(ind.operator)
             lineage += [(ind.id, p, i, op_name) for i, p in enumerate(ind.parents)]
         with self._db:
             self._db.executemany(
@@ -343,12 +260,7 @@ class RunStore:
         ).fetchall()
         return [
             dict(
-                time=r[0],
-                generation=r[1],
-                individual=r[2],
-                kind=r[3],
-                message=r[4],
-                data=_loads(r[5]) if r[5] else None,
+                time=r[0], generation=r[1], individual=r[2], kind=r[3], message=r[4], data=loads(r[5]) if r[5] else None
             )
             for r in rows
         ]
@@ -366,7 +278,7 @@ class RunStore:
             ).fetchall()
             metrics = self._db.execute("SELECT individual, split, name, value FROM metrics")
             lineage = self._db.execute("SELECT child, parent FROM lineage ORDER BY child, position")
-            return list(_assemble(rows, metrics, lineage).values())
+            return list(assemble(rows, metrics, lineage).values())
         ids = list(ids)
         wanted = list(dict.fromkeys(ids))
         found: dict[str, Individual] = {}
@@ -382,7 +294,7 @@ class RunStore:
             lineage = self._db.execute(
                 f"SELECT child, parent FROM lineage WHERE child IN ({marks}) ORDER BY child, position", chunk
             )
-            found.update(_assemble(rows, metrics, lineage))
+            found.update(assemble(rows, metrics, lineage))
         return [found[i] for i in ids]
 
     def generations(self) -> list[dict[str, Any]]:
@@ -393,12 +305,12 @@ class RunStore:
         return [
             dict(
                 generation=r[0],
-                population=_loads(r[1]),
+                population=loads(r[1]),
                 hv_val=r[2],
                 n_front=r[3],
                 evaluations=r[4],
                 seconds=r[5],
-                engine_state=_loads(r[6]) if r[6] else {},
+                engine_state=loads(r[6]) if r[6] else {},
             )
             for r in rows
         ]
@@ -406,43 +318,6 @@ class RunStore:
     def last_generation(self) -> dict[str, Any] | None:
         gens = self.generations()
         return gens[-1] if gens else None
-
-
-_IN_CHUNK = 500  # ids per IN (...) query: under SQLite's historical limit of 999 parameters
-
-
-def _assemble(rows, metric_rows, lineage_rows) -> dict[str, Individual]:
-    """Individuals from their table rows plus their metric and lineage rows."""
-    metrics: dict[str, dict[str, dict[str, float]]] = {}
-    for ind, split, name, value in metric_rows:
-        metrics.setdefault(ind, {}).setdefault(split, {})[name] = float("nan") if value is None else value
-    parents: dict[str, list[str]] = {}
-    for child, parent in lineage_rows:
-        parents.setdefault(child, []).append(parent)
-    return {
-        r[0]: Individual(
-            id=r[0],
-            generation=r[1],
-            seed=r[2],
-            operator=_loads(r[3]),
-            weights_hash=r[4],
-            x=None if r[5] is None else tuple(_loads(r[5])),
-            parents=tuple(parents.get(r[0], ())),
-            metrics=metrics.get(r[0], {}),
-        )
-        for r in rows
-    }
-
-
-def _finite_or_none(v: float) -> float | None:
-    v = float(v)
-    return v if np.isfinite(v) else None
-
-
-def _operator_label(operator: Mapping[str, Any]) -> str:
-    """A short label such as 'ties+gaussian+sft' for lineage edges."""
-    parts = [operator[k]["name"] for k in ("init", "crossover", "mutation", "refine") if operator.get(k)]
-    return "+".join(parts) or "copy"
 
 
 def _log_event(kind: str, message: str, generation: int | None, individual: str | None, data: Any) -> None:

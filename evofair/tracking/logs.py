@@ -108,9 +108,10 @@ def _open_append(path: Path, root: Path):
 
 
 @contextlib.contextmanager
-def run_log(out: Path, level: int = logging.DEBUG) -> Iterator[logging.Handler]:
+def run_log(out: Path, level: int = logging.DEBUG) -> Iterator[logging.Handler | None]:
     """Append the `evofair` loggers' records (DEBUG and up: each generation's summary too) and Python
-    warnings to `out/run.log` for the block."""
+    warnings to `out/run.log` for the block; yields the handler, or None when the log cannot be opened
+    (the run goes on without it)."""
     out = Path(out)
     stream = _open_append(out / RUN_LOG, out)
     if stream is None:

@@ -18,6 +18,7 @@ The run ends FINISHED after `on_run_end`, FAILED if the evofair run stopped befo
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from pydantic import Field
@@ -50,7 +51,7 @@ class MlflowLogger(Callback):
     def __init__(self, args: MlflowArgs | None = None, **kwargs: Any):
         require("mlflow", "mlflow", "mlflow")
         self.args = args if args is not None else MlflowArgs(**kwargs)
-        self.mlflow = None
+        self.mlflow: ModuleType | None = None  # the mlflow module, once a run started
         self.run_id: str | None = None
         self._previous_uri: str | None = None
         self._models = 0

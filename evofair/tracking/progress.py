@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("evofair.progress")
 DEFAULT_INTERVAL_S = 10.0
@@ -97,6 +97,16 @@ class LogLines:
             self._maybe_log(force=True)
 
 
+class Bar(Protocol):
+    """What the engine uses of a bar from `progress_bar` (a tqdm bar, `LogLines` or a disabled one)."""
+
+    n: Any
+
+    def update(self, n: int = 1) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 class _Off:
     """A disabled bar: every call does nothing."""
 
@@ -142,7 +152,7 @@ class GenerationProgress:
         self.generations = generations
         self.generation = 0
         self._phase: str | None = None
-        self._bar = None
+        self._bar: Bar | None = None
 
     def begin(self, generation: int) -> None:
         self.generation = generation

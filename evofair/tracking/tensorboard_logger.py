@@ -17,13 +17,16 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from evofair.core.registry import Args, component
 from evofair.errors import UserError
 from evofair.tracking.callbacks import Callback, GenerationInfo, ModelInfo, RunInfo, RunStartInfo
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 DEFAULT_SUBDIR = "tensorboard"
 
@@ -66,7 +69,7 @@ class TensorBoardLogger(Callback):
     def __init__(self, args: TensorBoardArgs | None = None, **kwargs: Any):
         require("tensorboard", "tensorboard", "tensorboard")
         self.args = args if args is not None else TensorBoardArgs(**kwargs)
-        self.writer = None
+        self.writer: SummaryWriter | None = None
         self.log_dir: Path | None = None
         self._recipe: Mapping[str, Any] = {}
         self._models = 0

@@ -18,7 +18,7 @@ from evofair.core.genome import WEIGHTS
 from evofair.core.plugins import registry as _registry
 from evofair.core.plugins import registry as op_registry
 from evofair.errors import UserError
-from evofair.lifecycle.recipe import MAX_RECIPE_BYTES
+from evofair.lifecycle.recipe_file import MAX_RECIPE_BYTES
 
 
 def problem_registry(kind="problem"):

@@ -17,7 +17,7 @@ import evofair
 from evofair.cli import main
 from evofair.errors import UserError
 from evofair.executors.base import WireCounter, tensor_bytes
-from evofair.executors.ray_executor import PROBE, answer_probe
+from evofair.executors.ray_worker import PROBE, answer_probe
 from evofair.store.run_store import RunStore
 from evofair.store.weights_files import read_weights_file, weights_hash, write_weights_file
 
@@ -95,10 +95,10 @@ def test_worker_writes_what_the_serial_executor_would_store_and_keeps_a_bounded_
     from collections import OrderedDict
 
     from evofair.engine.pipeline import GenomeRef, OpCall, Operators, Plan, realise
-    from evofair.executors.ray_executor import WORKER_CACHE, _Worker
+    from evofair.executors.ray_worker import WORKER_CACHE, RayWorker
     from evofair.problems.classic.toy import ToyMLP, ToyParams
 
-    worker = object.__new__(_Worker)  # the actor's body, without Ray
+    worker = object.__new__(RayWorker)  # the actor's body, without Ray
     worker.problem = ToyMLP(ToyParams(n_train=32, n_eval=16, hidden=4)).ensure_setup()
     worker.ops, worker.cache = Operators.load(), OrderedDict()
     plans = [Plan(init=OpCall("init", {}, s)) for s in range(WORKER_CACHE + 4)]
@@ -116,18 +116,19 @@ def test_worker_writes_what_the_serial_executor_would_store_and_keeps_a_bounded_
 
 def test_ray_executor_on_a_shared_store_gives_the_serial_executors_keys_and_metrics(tmp_path):
     """`RayExecutor.realise`/`evaluate_stored` on the shared-store path, its actors replaced by one
-    local `_Worker` (no Ray): workers write the weights, only keys come back, the driver checks the
+    local `RayWorker` (no Ray): workers write the weights, only keys come back, the driver checks the
     files are there; keys, logs and metrics equal the serial executor's (which stores through the driver)."""
     from collections import OrderedDict
     from types import SimpleNamespace
 
     from evofair.engine.pipeline import GenomeRef, OpCall, Operators, Plan
-    from evofair.executors.ray_executor import RayExecutor, _Worker
+    from evofair.executors.ray_executor import RayExecutor
+    from evofair.executors.ray_worker import RayWorker
     from evofair.executors.serial import SerialExecutor
     from evofair.problems.classic.toy import ToyMLP, ToyParams
 
     problem = ToyMLP(ToyParams(n_train=32, n_eval=16, hidden=4)).ensure_setup()
-    worker = object.__new__(_Worker)
+    worker = object.__new__(RayWorker)
     worker.problem, worker.ops, worker.cache = problem, Operators.load(), OrderedDict()
     actor = SimpleNamespace(
         realise_stored=SimpleNamespace(remote=worker.realise_stored),
