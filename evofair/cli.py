@@ -172,6 +172,9 @@ def _cmd_problems(args) -> int:
     print("executors:")  # recipe `executor: {name, ...its fields}` (docs/operations.md)
     for spec in registry("executor"):
         print(_describe(spec))
+    print("genomes:")  # what a problem's `genome` may name (docs/architecture.md#genomes)
+    for spec in registry("genome"):
+        print(_describe(spec))
     return 0
 
 

@@ -31,9 +31,55 @@ def _hand_tpr_gap(probs: np.ndarray, y: np.ndarray, g: np.ndarray) -> float:
     return float(np.mean(gaps)) if gaps else 0.0
 
 
-def test_lora_baselines_are_fine_tunes_with_the_evolution_budget(tmp_path):
+def _assert_selected_are_the_val_non_dominated_candidates(base: dict, epochs_per_model: int) -> None:
+    """Every epoch of each LoRA fine-tune is a candidate; the selected models are the
+    val-non-dominated candidates (a repeated point once), by pymoo's sorting."""
     from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
+    for method in ("lora_vanilla", "lora_scalarisation"):
+        mine = [c for c in base["candidates"] if c["method"] == method]
+        assert sorted(c["epoch"] for c in mine) == list(range(1, epochs_per_model + 1))
+        F = np.array([[c["metrics"]["val"]["error"], c["metrics"]["val"]["dtpr"]] for c in mine])
+        front = NonDominatedSorting().do(F, only_non_dominated_front=True)
+        point = lambda c: tuple(c["metrics"][s][n] for s in ("val", "test") for n in ("error", "dtpr"))
+        expected = {point(mine[i]) for i in front}
+        chosen = [m for m in base["models"] if m["method"] == method]
+        assert [point(m) for m in chosen] == sorted(expected, key=[point(m) for m in chosen].index)
+        assert len(chosen) == len(expected) > 0
+
+
+def _assert_hv_difference_unites_the_reported_lora_models(out) -> None:
+    """The paired-bootstrap HV difference against the LoRA fine-tunes (fapareto_vs_baselines.py
+    --against lora) unites the same selected models the report does."""
+    summary = json.loads((out / "summary.json").read_text())
+    iv = hv_difference_interval(out, level=0.9, n_boot=40, seed=0, methods=LORA_METHODS)
+    assert iv["hv_union"] == pytest.approx(summary["hv_lora_union_test"], abs=1e-15) and iv["hv_union"] > 0
+    assert iv["hv_front"] == pytest.approx(summary["hv_front_test"], abs=1e-15) and iv["lo"] <= iv["hi"]
+    assert summary["hv_lora_union_test"] != summary["hv_union_ab_test"]  # so `methods` picked the LoRA models
+    with pytest.raises(UserError, match="no stored model of nonexistent"):
+        hv_difference_interval(out, n_boot=10, methods=("nonexistent",))
+
+
+def _assert_loss_is_ce_plus_lambda_times_the_soft_gap(problem) -> None:
+    """The loss by hand: no weight or λ = 0 is cross-entropy exactly; λ = 2 adds 2 × the soft TPR gap."""
+    batch = next(iter(problem.train_batches(0, 10)))
+    y, g = batch["y"].numpy(), batch["g"].numpy()
+    for lam in (None, 0.0, 2.0):
+        model = problem.build_model(start_weights(problem, 7, lam)).eval()
+        loss = float(problem.loss(model, batch).detach())
+        with torch.no_grad():
+            logits = model(batch.get("input_ids"), batch["attention_mask"], hidden=batch.get("hidden")).double()
+        probs = torch.softmax(logits, -1).numpy()
+        ce = float(-np.log(probs[np.arange(len(y)), y]).mean())
+        if lam is None or lam == 0.0:
+            assert loss == float(torch.nn.functional.cross_entropy(logits.float(), batch["y"]))
+            assert abs(loss - ce) < 1e-6
+        else:
+            assert abs(loss - (ce + lam * _hand_tpr_gap(probs, y, g))) < 1e-5
+            assert _hand_tpr_gap(probs, y, g) > 0
+
+
+def test_lora_baselines_are_fine_tunes_with_the_evolution_budget(tmp_path):
     recipe = tiny_lora_recipe(tmp_path, "dense")
     recipe["problem"]["args"]["baselines"] = {
         "vanilla": 1,
@@ -58,17 +104,7 @@ def test_lora_baselines_are_fine_tunes_with_the_evolution_budget(tmp_path):
     assert used > 0 and rec["epochs_per_model"] == math.ceil(used / n_train)  # one fine-tune per method
     assert rec["examples_per_method"] == rec["epochs_per_model"] * n_train >= used
     assert (rec["rank"], rec["alpha"], rec["lr"], rec["batch_size"], rec["optimizer"]) == (2, 4, 1e-3, 5, "adamw")
-    for method in ("lora_vanilla", "lora_scalarisation"):
-        mine = [c for c in base["candidates"] if c["method"] == method]
-        assert sorted(c["epoch"] for c in mine) == list(range(1, rec["epochs_per_model"] + 1))
-        # selected = the val-non-dominated candidates (a repeated point once), by pymoo's sorting
-        F = np.array([[c["metrics"]["val"]["error"], c["metrics"]["val"]["dtpr"]] for c in mine])
-        front = NonDominatedSorting().do(F, only_non_dominated_front=True)
-        point = lambda c: tuple(c["metrics"][s][n] for s in ("val", "test") for n in ("error", "dtpr"))
-        expected = {point(mine[i]) for i in front}
-        chosen = [m for m in base["models"] if m["method"] == method]
-        assert [point(m) for m in chosen] == sorted(expected, key=[point(m) for m in chosen].index)
-        assert len(chosen) == len(expected) > 0
+    _assert_selected_are_the_val_non_dominated_candidates(base, rec["epochs_per_model"])
     csv = (out / "baselines.csv").read_text().splitlines()
     assert {"lora_vanilla", "lora_scalarisation"} <= {line.split(",")[0] for line in csv[1:]}
     report = (out / "report.md").read_text()
@@ -79,15 +115,7 @@ def test_lora_baselines_are_fine_tunes_with_the_evolution_budget(tmp_path):
         "Evolved front vs union of the LoRA fine-tunes",
     ):
         assert needle in report, needle
-    summary = json.loads((out / "summary.json").read_text())
-    # the paired-bootstrap HV difference against the LoRA fine-tunes (fapareto_vs_baselines.py --against lora)
-    # unites the same selected models the report does
-    iv = hv_difference_interval(out, level=0.9, n_boot=40, seed=0, methods=LORA_METHODS)
-    assert iv["hv_union"] == pytest.approx(summary["hv_lora_union_test"], abs=1e-15) and iv["hv_union"] > 0
-    assert iv["hv_front"] == pytest.approx(summary["hv_front_test"], abs=1e-15) and iv["lo"] <= iv["hi"]
-    assert summary["hv_lora_union_test"] != summary["hv_union_ab_test"]  # so `methods` picked the LoRA models
-    with pytest.raises(UserError, match="no stored model of nonexistent"):
-        hv_difference_interval(out, n_boot=10, methods=("nonexistent",))
+    _assert_hv_difference_unites_the_reported_lora_models(out)
 
     # a selected LoRA baseline is a fine-tuned encoder + head whose stored metrics are its own
     problem = BiasBios(BiasBiosParams(**recipe["problem"]["args"])).ensure_setup()
@@ -98,22 +126,7 @@ def test_lora_baselines_are_fine_tunes_with_the_evolution_budget(tmp_path):
     again = problem.evaluate([w], "test")
     assert again["error"][0] == m["metrics"]["test"]["error"] and again["dtpr"][0] == m["metrics"]["test"]["dtpr"]
 
-    # the loss by hand: no weight or λ = 0 is cross-entropy exactly; λ = 2 adds 2 × the soft TPR gap
-    batch = next(iter(problem.train_batches(0, 10)))
-    y, g = batch["y"].numpy(), batch["g"].numpy()
-    for lam in (None, 0.0, 2.0):
-        model = problem.build_model(start_weights(problem, 7, lam)).eval()
-        loss = float(problem.loss(model, batch).detach())
-        with torch.no_grad():
-            logits = model(batch.get("input_ids"), batch["attention_mask"], hidden=batch.get("hidden")).double()
-        probs = torch.softmax(logits, -1).numpy()
-        ce = float(-np.log(probs[np.arange(len(y)), y]).mean())
-        if lam is None or lam == 0.0:
-            assert loss == float(torch.nn.functional.cross_entropy(logits.float(), batch["y"]))
-            assert abs(loss - ce) < 1e-6
-        else:
-            assert abs(loss - (ce + lam * _hand_tpr_gap(probs, y, g))) < 1e-5
-            assert _hand_tpr_gap(probs, y, g) > 0
+    _assert_loss_is_ce_plus_lambda_times_the_soft_gap(problem)
 
 
 def test_fair_classification_lora_baselines_and_export(tmp_path):

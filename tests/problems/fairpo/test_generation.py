@@ -107,29 +107,9 @@ def loop_logprob(model, tok, prompt: str, response: str, max_p: int, max_r: int)
     return sum(float(torch.log_softmax(logits[t - 1], -1)[ids[0, t]]) for t in range(len(p), len(p) + len(r)))
 
 
-def test_trains_a_tiny_gpt2_through_the_cli(tmp_path, model_dir, capsys):
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    out = tmp_path / "run"
-    argv = [
-        "experiment",
-        "fairpo_generation_hh_rlhf",
-        "--out",
-        str(out),
-        "--quiet",
-        "--seed",
-        "3",
-        *small(model_dir, **{"experiment.args.save_model": "true"}),
-    ]
-    assert cli.main(argv) == 0, capsys.readouterr().err
-    assert capsys.readouterr().out.startswith(f"evofair: wrote {out} (experiment fairpo_generation, ")
-    config = yaml.safe_load((out / "config.yaml").read_text())
-    assert config["experiment"]["args"]["steps"] == 6 and config["problem"]["args"]["n_train"] == 6
-    beta, eps = 0.1, 0.05  # the recipe's
-    assert config["experiment"]["args"]["beta"] == beta and config["experiment"]["args"]["epsilon"] == eps
-
-    # groups: the recipe's keyword rule, checked against an independent reading of the prompts
+def check_groups_against_an_independent_reading(out) -> tuple[list, list]:
+    """The P/N groups of pairs.csv follow the recipe's keyword rule, checked against an independent
+    reading of the prompts; returns (every HH-RLHF pair, the rows of pairs.csv)."""
     pairs = load_hh_pairs(DATA_FILE)
     rows = read_csv(out / "pairs.csv")
     for split, n in (("train", 6), ("test", 4)):
@@ -138,9 +118,15 @@ def test_trains_a_tiny_gpt2_through_the_cli(tmp_path, model_dir, capsys):
     assert len({(r["pair_index"]) for r in rows}) == len(rows) == 20  # no pair in two splits
     for r in rows:
         assert r["group"] == independent_group(pairs[int(r["pair_index"])]["prompt"])
+    return pairs, rows
 
-    # reference log-probs (the model directory) and the trained policy's (the saved LoRA adapter),
-    # recomputed token by token for one pair of each group
+
+def check_log_probs_token_by_token(out, model_dir, pairs: list, rows: list) -> None:
+    """Reference log-probs (the model directory) and the trained policy's (the saved LoRA adapter),
+    recomputed token by token for one pair of each group."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tok = AutoTokenizer.from_pretrained(model_dir)
     ref_model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     policy = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), out / "model").eval()
@@ -155,7 +141,10 @@ def test_trains_a_tiny_gpt2_through_the_cli(tmp_path, model_dir, capsys):
                 loop_logprob(policy, tok, pair["prompt"], resp, 24, 16), abs=1e-3
             )
 
-    # per-group metrics in groups.csv, recomputed from the per-pair log-probs with the formulas by hand
+
+def check_group_metrics_by_hand(out, rows: list, beta: float, eps: float) -> None:
+    """Per-group metrics in groups.csv, recomputed from the per-pair log-probs with the formulas by
+    hand; six steps at lr 0.01 move the policy below the reference's DPO loss on the training pairs."""
     groups = {(g["split"], g["group"], g["model"]): g for g in read_csv(out / "groups.csv")}
     for split in ("train", "test"):
         for g in ("P", "N", "all"):
@@ -183,10 +172,11 @@ def test_trains_a_tiny_gpt2_through_the_cli(tmp_path, model_dir, capsys):
             )
             assert float(before["dpo_loss"]) == pytest.approx(math.log(2), abs=1e-6)  # float32
             assert float(before["reward_acc"]) == 0.0 and float(before["hinge"]) == 0.0
-    # six steps at lr 0.01 move the policy: the DPO loss on the training pairs falls below the reference's
     assert float(groups[("train", "all", "trained")]["dpo_loss"]) < math.log(2) - 0.01
 
-    # α trajectory: plain GRPO from (0.5, 0.5), α_g ∝ α_g·exp(η·L_g) on the recorded losses, η = 0.05
+
+def check_alpha_trajectory(out) -> None:
+    """α trajectory: plain GRPO from (0.5, 0.5), α_g ∝ α_g·exp(η·L_g) on the recorded losses, η = 0.05."""
     trace = read_csv(out / "trace.csv")
     assert [int(t["step"]) for t in trace] == list(range(1, 7))
     a_p, a_n = 0.5, 0.5
@@ -198,6 +188,31 @@ def test_trains_a_tiny_gpt2_through_the_cli(tmp_path, model_dir, capsys):
         assert float(t["loss"]) == pytest.approx(a_p * lp + a_n * ln, rel=1e-5)
     assert float(trace[0]["loss_p"]) == pytest.approx(math.log(2), abs=1e-5)  # step 1: policy = reference
     assert float(trace[0]["loss_n"]) == 0.0
+
+
+def test_trains_a_tiny_gpt2_through_the_cli(tmp_path, model_dir, capsys):
+    out = tmp_path / "run"
+    argv = [
+        "experiment",
+        "fairpo_generation_hh_rlhf",
+        "--out",
+        str(out),
+        "--quiet",
+        "--seed",
+        "3",
+        *small(model_dir, **{"experiment.args.save_model": "true"}),
+    ]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.startswith(f"evofair: wrote {out} (experiment fairpo_generation, ")
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["experiment"]["args"]["steps"] == 6 and config["problem"]["args"]["n_train"] == 6
+    beta, eps = 0.1, 0.05  # the recipe's
+    assert config["experiment"]["args"]["beta"] == beta and config["experiment"]["args"]["epsilon"] == eps
+
+    pairs, rows = check_groups_against_an_independent_reading(out)
+    check_log_probs_token_by_token(out, model_dir, pairs, rows)
+    check_group_metrics_by_hand(out, rows, beta, eps)
+    check_alpha_trajectory(out)
     report = (out / "report.md").read_text()
     assert "ℓ_ref = log 2" in report and "| test | P | 4 |" in report and (out / "plots" / "alpha.png").is_file()
 
