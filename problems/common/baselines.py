@@ -256,8 +256,32 @@ def head_candidates(
     )
     timings["baselines (a)+(b): train heads (batched), evaluate every epoch"] = time.perf_counter() - t
     t = time.perf_counter()
-    for i in range(args.vanilla):  # (c) on each vanilla head's checkpoint with the lowest val error
-        mine = [c for c in candidates if c.get("head") == f"vanilla-{i}"]
+    candidates += threshold_candidates(problem, recipe, args, candidates, weights, threshold_errors)
+    timings["baselines (c): ThresholdOptimizer"] = time.perf_counter() - t
+    record = {
+        **budget,
+        "baseline_epochs_per_head": epochs,
+        "baseline_examples_per_method": float(epochs * n_train * k_min),
+        "n_train": n_train,
+    }
+    return candidates, weights, record, timings
+
+
+def threshold_candidates(
+    problem,
+    recipe,
+    args: BaselineArgs,
+    epoch_candidates: list[dict[str, Any]],
+    weights: dict[str, Weights],
+    threshold_errors: list[str] | None,
+) -> list[dict[str, Any]]:
+    """(c)'s candidates: ThresholdOptimizer post-processing of each vanilla head's checkpoint with
+    the lowest val error, one per constraint in `args.threshold` (post-processing needs a single
+    trained model, and the best-val-error epoch is the one a practitioner would ship). A
+    ValueError from fairlearn is recorded in `threshold_errors` when it is a list, else raised."""
+    out: list[dict[str, Any]] = []
+    for i in range(args.vanilla):
+        mine = [c for c in epoch_candidates if c.get("head") == f"vanilla-{i}"]
         best = min(mine, key=lambda c: c["metrics"]["val"]["error"])
         for cons in args.threshold:
             seed = derive_seed(recipe.seed, "threshold", i, cons)
@@ -268,7 +292,7 @@ def head_candidates(
                     raise
                 threshold_errors.append(f"ThresholdOptimizer({cons}) skipped, fairlearn refused: {exc}")
                 continue
-            candidates.append(
+            out.append(
                 {
                     "method": "threshold",
                     "id": f"threshold-{cons}-{best['id']}",
@@ -279,14 +303,7 @@ def head_candidates(
                     "near_constant_test": bool(is_near_constant(P["test"][None, :])[0]),
                 }
             )
-    timings["baselines (c): ThresholdOptimizer"] = time.perf_counter() - t
-    record = {
-        **budget,
-        "baseline_epochs_per_head": epochs,
-        "baseline_examples_per_method": float(epochs * n_train * k_min),
-        "n_train": n_train,
-    }
-    return candidates, weights, record, timings
+    return out
 
 
 def select_baselines(

@@ -231,22 +231,30 @@ def per_group_markdown(problem, weights: Weights, split: str = "test") -> str:
     )
 
 
-def export_lora(problem, weights: Weights, path: Path, *, max_rank: int | None = None) -> dict[str, Any]:
-    """Write adapter/, merged/, the head and the README's parts into `path` (see the module doc)."""
-    from evofair.problems.common.text_encoder import load_encoder
+def load_markdown(base_id: str) -> str:
+    """The card's loading section: transformers alone first (the merged encoder is exact and needs
+    no peft), then the PEFT adapter on the base encoder for those who keep the base model around."""
+    return "\n".join(
+        [
+            "`merged/` is the encoder with the adapters merged in; mean-pool its last hidden state under the "
+            "attention mask and apply the head (`texts` is a list of strings; run from this folder):",
+            "",
+            "```python",
+            LOAD_SNIPPET.replace("DIR/", "./"),
+            "```",
+            "",
+            f"Or the PEFT adapter on the base encoder `{base_id}` (the same model up to the adapter's error below):",
+            "",
+            "```python",
+            PEFT_SNIPPET.replace("BASE", base_id).replace("DIR/", "./"),
+            "```",
+        ]
+    )
 
-    path = Path(path)
-    problem.check_inputs()  # a moved data file or base model folder: one line, exit 2, nothing written
-    problem.ensure_setup()
-    targets = adapted_targets(weights)
-    tokenizer, encoder = load_encoder(problem.model_dir)
-    encoder = encoder.float().requires_grad_(False)
-    merged = copy.deepcopy(encoder)
-    base_id = base_model_id(problem)
-    ranks = write_adapter(encoder, weights, targets, path / "adapter", base_id, max_rank)
-    write_merged(merged, tokenizer, weights, targets, path / "merged")
-    head = write_head(problem, weights, path)
-    dtype = str(next(iter(weights.values())).dtype).replace("torch.", "")
+
+def adapter_ranks_markdown(ranks: dict[str, dict[str, Any]]) -> str:
+    """The card's rank table, one row per adapted matrix, and whether any was truncated: a truncated
+    adapter only approximates the evaluated model, which a reader must be told."""
     truncated = {t: i for t, i in ranks.items() if i["truncated"]}
     rank_lines = [
         "| module | shape | numerical rank | adapter rank | relative Frobenius error |",
@@ -263,36 +271,39 @@ def export_lora(problem, weights: Weights, path: Path, *, max_rank: int | None =
         if truncated
         else "No matrix was truncated: the adapter is exact up to float rounding (the error column)."
     )
-    load = LOAD_SNIPPET.replace("DIR/", "./")
+    return "\n".join(
+        [
+            "The genome stores each adapted matrix's delta ΔW; the adapter holds its SVD factors at the rank "
+            "ΔW has (numerical rank), capped at ⌊mn/(m+n)⌋ (beyond it the factors are larger than ΔW). "
+            "peft's scaling is 1 (lora_alpha = r per module).",
+            "",
+            *rank_lines,
+            "",
+            note,
+        ]
+    )
+
+
+def export_lora(problem, weights: Weights, path: Path, *, max_rank: int | None = None) -> dict[str, Any]:
+    """Write adapter/, merged/, the head and the README's parts into `path` (see the module doc)."""
+    from evofair.problems.common.text_encoder import load_encoder
+
+    path = Path(path)
+    problem.check_inputs()  # a moved data file or base model folder: one line, exit 2, nothing written
+    problem.ensure_setup()
+    targets = adapted_targets(weights)
+    tokenizer, encoder = load_encoder(problem.model_dir)
+    encoder = encoder.float().requires_grad_(False)
+    merged = copy.deepcopy(encoder)
+    base_id = base_model_id(problem)
+    ranks = write_adapter(encoder, weights, targets, path / "adapter", base_id, max_rank)
+    write_merged(merged, tokenizer, weights, targets, path / "merged")
+    head = write_head(problem, weights, path)
+    dtype = str(next(iter(weights.values())).dtype).replace("torch.", "")
     sections = {
         "Per-group metrics": per_group_markdown(problem, weights),
-        "How to load (transformers only)": "\n".join(
-            [
-                "`merged/` is the encoder with the adapters merged in; mean-pool its last hidden state under the "
-                "attention mask and apply the head (`texts` is a list of strings; run from this folder):",
-                "",
-                "```python",
-                load,
-                "```",
-                "",
-                f"Or the PEFT adapter on the base encoder `{base_id}` (the same model up to the adapter's error below):",
-                "",
-                "```python",
-                PEFT_SNIPPET.replace("BASE", base_id).replace("DIR/", "./"),
-                "```",
-            ]
-        ),
-        "Adapter ranks": "\n".join(
-            [
-                "The genome stores each adapted matrix's delta ΔW; the adapter holds its SVD factors at the rank "
-                "ΔW has (numerical rank), capped at ⌊mn/(m+n)⌋ (beyond it the factors are larger than ΔW). "
-                "peft's scaling is 1 (lora_alpha = r per module).",
-                "",
-                *rank_lines,
-                "",
-                note,
-            ]
-        ),
+        "How to load (transformers only)": load_markdown(base_id),
+        "Adapter ranks": adapter_ranks_markdown(ranks),
     }
     return {
         "adapter": "adapter/",

@@ -256,6 +256,66 @@ class FeatureCache:
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
+def embed_texts(
+    flat: Sequence[str],
+    model_dir: str | os.PathLike,
+    *,
+    max_length: int,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    precision: str,
+    bar: Any = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Features of `flat`, in worker processes when there are enough texts to repay starting them,
+    else (or when the workers die) in this process on `device`. Returns the features and facts:
+    seconds spent loading the encoder here (only when it was), workers used, embedding seconds."""
+    from evofair.problems.common.devices import autocast
+
+    facts: dict[str, Any] = {}
+    started = time.perf_counter()
+    feats = None
+    if workers > 1 and len(flat) >= PARALLEL_MIN_TEXTS:
+        try:
+            feats = embed_parallel(
+                flat,
+                model_dir,
+                max_length=max_length,
+                batch_size=batch_size,
+                workers=workers,
+                on_batch=bar.update if bar else None,
+            )
+        except BrokenProcessPool:
+            # Spawned workers re-import the main script; one without an `if __name__ ==
+            # "__main__":` guard kills them. Embed here instead, slower but correct.
+            warnings.warn(
+                "embedding worker processes failed (is the calling script missing an "
+                "`if __name__ == '__main__':` guard?); embedding in this process",
+                RuntimeWarning,
+            )
+            workers = 1
+            if bar is not None:
+                bar.reset()
+    if feats is None:
+        t1 = time.perf_counter()
+        tokenizer, model = load_encoder(model_dir)
+        model = model.to(device)
+        facts["load_seconds"] = time.perf_counter() - t1
+        started = time.perf_counter()
+        with autocast(device, precision):
+            feats = embed(
+                flat,
+                tokenizer,
+                model,
+                max_length=max_length,
+                batch_size=batch_size,
+                on_batch=bar.update if bar else None,
+            )
+    facts["workers"] = workers if workers > 1 and len(flat) >= PARALLEL_MIN_TEXTS else 1
+    facts["embed_seconds"] = time.perf_counter() - started
+    return feats, facts
+
+
 def cached_features(
     texts_by_split: Mapping[str, Sequence[str]],
     *,
@@ -273,8 +333,6 @@ def cached_features(
 
     On a CUDA `device` the encoder runs in this process on the GPU in length-sorted batches of at
     least `GPU_BATCH_SIZE` (no worker processes); `precision` bf16/fp16 autocasts it (its own key)."""
-    from evofair.problems.common.devices import autocast
-
     device = torch.device(device)
     t0 = time.perf_counter()
     model_hash = model_files_hash(model_dir)
@@ -301,53 +359,24 @@ def cached_features(
         workers = 1  # one process owns the GPU; autocast is set in this process
     if device.type != "cpu":
         batch_size = max(batch_size, GPU_BATCH_SIZE)
-    t2 = time.perf_counter()
     try:
-        feats = None
-        if workers > 1 and total >= PARALLEL_MIN_TEXTS:
-            try:
-                feats = embed_parallel(
-                    flat,
-                    model_dir,
-                    max_length=max_length,
-                    batch_size=batch_size,
-                    workers=workers,
-                    on_batch=bar.update if bar else None,
-                )
-            except BrokenProcessPool:
-                # Spawned workers re-import the main script; one without an `if __name__ ==
-                # "__main__":` guard kills them. Embed here instead, slower but correct.
-                warnings.warn(
-                    "embedding worker processes failed (is the calling script missing an "
-                    "`if __name__ == '__main__':` guard?); embedding in this process",
-                    RuntimeWarning,
-                )
-                workers = 1
-                if bar is not None:
-                    bar.reset()
-        if feats is None:
-            t1 = time.perf_counter()
-            tokenizer, model = load_encoder(model_dir)
-            model = model.to(device)
-            info["load_seconds"] = time.perf_counter() - t1
-            t2 = time.perf_counter()
-            with autocast(device, precision):
-                feats = embed(
-                    flat,
-                    tokenizer,
-                    model,
-                    max_length=max_length,
-                    batch_size=batch_size,
-                    on_batch=bar.update if bar else None,
-                )
+        feats, facts = embed_texts(
+            flat,
+            model_dir,
+            max_length=max_length,
+            batch_size=batch_size,
+            workers=workers,
+            device=device,
+            precision=precision,
+            bar=bar,
+        )
     finally:
         if bar is not None:
             bar.close()
     arrays = {name: feats[bounds[i] : bounds[i + 1]] for i, name in enumerate(names)}
-    info["workers"] = workers if workers > 1 and total >= PARALLEL_MIN_TEXTS else 1
-    info.update(
-        hit=False, embed_seconds=time.perf_counter() - t2, n_embedded=total, device=str(device), precision=precision
-    )
+    embed_seconds = facts.pop("embed_seconds")
+    info.update(facts)
+    info.update(hit=False, embed_seconds=embed_seconds, n_embedded=total, device=str(device), precision=precision)
     cache.save(
         key,
         arrays,

@@ -102,11 +102,96 @@ def _hv_rows(problem, rows: Sequence[dict], ref) -> tuple[float, float, int]:
     return hv_t, hv_v, n
 
 
+def _method_rows(problem, models: list[dict], cands: dict, ref, summary: dict, points: dict) -> list[str]:
+    """One table row per baseline method that made candidates, its test and val HV added to
+    `summary` and its test points (signed back to the metrics' own direction) to `points`."""
+    signs = np.array([o.sign for o in problem.objectives])
+    table = []
+    for method in METHODS:
+        rows = [m["metrics"] for m in models if m["method"] == method]
+        if not cands.get(method):
+            continue
+        hv_t, hv_v, n_sel = _hv_rows(problem, rows, ref)
+        summary[f"hv_{method}_test"], summary[f"hv_{method}_val"] = hv_t, hv_v
+        uses = "**yes**" if method == "threshold" else "no"
+        table.append(f"| {LABELS[method]} | {uses} | {cands[method]} | {n_sel} | {_fmt(hv_t)} | {_fmt(hv_v)} |")
+        if rows:
+            points[LABELS[method]] = (objective_matrix(problem, rows, "test") * signs)[:, :2]
+    return table
+
+
+def _union_rows(
+    problem, models: list[dict], cands: dict, ref, hv_front: float, summary: dict
+) -> tuple[list[str], list[str]]:
+    """Table rows for the unions of baselines (a union is what a practitioner who tried all of
+    them would hold) and one sentence per union comparing the evolved front's test HV with it."""
+    table: list[str] = []
+    ratios: list[str] = []
+    for key, (label, methods) in UNIONS.items():
+        rows = [m["metrics"] for m in models if m["method"] in methods]
+        n_cand = sum(cands.get(m, 0) for m in methods)
+        if not n_cand:
+            continue
+        hv_t, hv_v, n_sel = _hv_rows(problem, rows, ref)
+        summary[f"hv_{key}_test"], summary[f"hv_{key}_val"] = hv_t, hv_v
+        summary[f"ratio_front_vs_{key}"] = _ratio(hv_front, hv_t)
+        table.append(
+            f"| {label} | {'**yes**' if 'threshold' in methods else 'no'} | {n_cand} | {n_sel} | "
+            f"{_fmt(hv_t)} | {_fmt(hv_v)} |"
+        )
+        r = _ratio(hv_front, hv_t)
+        shown = "n/a (union HV is 0)" if r is None else f"{r:.3f}"
+        ratios.append(
+            f"- Evolved front / {label}: test HV ratio **{shown}** ({_fmt(hv_front)} vs {_fmt(hv_t)}): "
+            "the front is "
+            f"{'n/a' if r is None else 'better' if r > 1 else 'equal' if r == 1 else 'worse'}."
+        )
+    return table, ratios
+
+
+def _budget_lines(b: dict) -> list[str]:
+    """What each side was given to train with, so a reader can judge whether the comparison is
+    fair in effort: the evolution's examples, the heads' epochs, the reductions' settings and time."""
+    fl = b.get("fairlearn", {})
+    secs = b.get("seconds", {})
+    budget = [
+        f"Training budget: the evolution's local learning used {int(b['examples'])} training examples "
+        f"({b['examples'] / b['n_train']:.1f} epochs over {int(b['refined_models'])} refined models); "
+        f"(a) and (b) got {int(b['baseline_examples_per_method'])} or more each "
+        f"({b['baseline_epochs_per_head']} epochs per head, every epoch a candidate)."
+    ]
+    if fl.get("reductions"):
+        cpu = fl.get("cpu_seconds", {})
+        eg = (
+            f"ExponentiatedGradient at eps {fl['eps']} (max_iter {fl['expgrad_max_iter']}; "
+            f"{cpu.get('exponentiated_gradient', 0):.0f} CPU s)"
+            if fl.get("expgrad")
+            else "no ExponentiatedGradient"
+        )
+        gs = (
+            f"GridSearch with grid_size {fl['grid_size']}, grid_limit {fl['grid_limit']:g} "
+            f"({cpu.get('grid_search', 0):.0f} CPU s)"
+            if fl.get("grid_search")
+            else "no GridSearch"
+        )
+        budget.append(
+            f"fairlearn reductions on the same features, base estimator {fl['base_estimator']} on "
+            f"float64, sensitive feature = the intersectional groups, constraints "
+            f"{', '.join(fl['reductions'])}: {eg}; {gs}; {fl.get('n_jobs', 1)} process(es), "
+            f"{secs.get(REDUCTIONS_PHASE, 0):.1f} s wall."
+        )
+    if b.get("lora"):
+        budget.append(lora_budget_sentence(b["lora"]))
+    budget += [f"Note: {n}" for n in b.get("notes", [])]
+    return budget
+
+
 def fair_report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
+    """The problem's `report_sections` hook: the sections and points of the module doc, and
+    `summary.json` with the same numbers for studies that compare runs."""
     out = Path(out)
     ref = hv_ref_of(problem, recipe)
     names = problem.objective_names
-    signs = np.array([o.sign for o in problem.objectives])
     md: dict[str, str] = {}
     summary: dict[str, Any] = {"hv_ref": list(ref), "objectives": names}
 
@@ -122,72 +207,14 @@ def fair_report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
     ]
     points: dict[str, np.ndarray] = {}
     base = read_baselines(out)
-    ratios: list[str] = []
     if base is not None:
         b = base["budget"]
         models = base["models"]
         cands = b.get("candidates", {})
-        for method in METHODS:
-            rows = [m["metrics"] for m in models if m["method"] == method]
-            if not cands.get(method):
-                continue
-            hv_t, hv_v, n_sel = _hv_rows(problem, rows, ref)
-            summary[f"hv_{method}_test"], summary[f"hv_{method}_val"] = hv_t, hv_v
-            uses = "**yes**" if method == "threshold" else "no"
-            table.append(f"| {LABELS[method]} | {uses} | {cands[method]} | {n_sel} | {_fmt(hv_t)} | {_fmt(hv_v)} |")
-            if rows:
-                points[LABELS[method]] = (objective_matrix(problem, rows, "test") * signs)[:, :2]
-        for key, (label, methods) in UNIONS.items():
-            rows = [m["metrics"] for m in models if m["method"] in methods]
-            n_cand = sum(cands.get(m, 0) for m in methods)
-            if not n_cand:
-                continue
-            hv_t, hv_v, n_sel = _hv_rows(problem, rows, ref)
-            summary[f"hv_{key}_test"], summary[f"hv_{key}_val"] = hv_t, hv_v
-            summary[f"ratio_front_vs_{key}"] = _ratio(hv_front, hv_t)
-            table.append(
-                f"| {label} | {'**yes**' if 'threshold' in methods else 'no'} | {n_cand} | {n_sel} | "
-                f"{_fmt(hv_t)} | {_fmt(hv_v)} |"
-            )
-            r = _ratio(hv_front, hv_t)
-            shown = "n/a (union HV is 0)" if r is None else f"{r:.3f}"
-            ratios.append(
-                f"- Evolved front / {label}: test HV ratio **{shown}** ({_fmt(hv_front)} vs {_fmt(hv_t)}): "
-                "the front is "
-                f"{'n/a' if r is None else 'better' if r > 1 else 'equal' if r == 1 else 'worse'}."
-            )
-        fl = b.get("fairlearn", {})
-        secs = b.get("seconds", {})
-        budget = [
-            f"Training budget: the evolution's local learning used {int(b['examples'])} training examples "
-            f"({b['examples'] / b['n_train']:.1f} epochs over {int(b['refined_models'])} refined models); "
-            f"(a) and (b) got {int(b['baseline_examples_per_method'])} or more each "
-            f"({b['baseline_epochs_per_head']} epochs per head, every epoch a candidate)."
-        ]
-        if fl.get("reductions"):
-            cpu = fl.get("cpu_seconds", {})
-            eg = (
-                f"ExponentiatedGradient at eps {fl['eps']} (max_iter {fl['expgrad_max_iter']}; "
-                f"{cpu.get('exponentiated_gradient', 0):.0f} CPU s)"
-                if fl.get("expgrad")
-                else "no ExponentiatedGradient"
-            )
-            gs = (
-                f"GridSearch with grid_size {fl['grid_size']}, grid_limit {fl['grid_limit']:g} "
-                f"({cpu.get('grid_search', 0):.0f} CPU s)"
-                if fl.get("grid_search")
-                else "no GridSearch"
-            )
-            budget.append(
-                f"fairlearn reductions on the same features, base estimator {fl['base_estimator']} on "
-                f"float64, sensitive feature = the intersectional groups, constraints "
-                f"{', '.join(fl['reductions'])}: {eg}; {gs}; {fl.get('n_jobs', 1)} process(es), "
-                f"{secs.get(REDUCTIONS_PHASE, 0):.1f} s wall."
-            )
-        if b.get("lora"):
-            budget.append(lora_budget_sentence(b["lora"]))
-        budget += [f"Note: {n}" for n in b.get("notes", [])]
-        table += ["", *ratios, "", *budget]
+        table += _method_rows(problem, models, cands, ref, summary, points)
+        union_table, ratios = _union_rows(problem, models, cands, ref, hv_front, summary)
+        table += union_table
+        table += ["", *ratios, "", *_budget_lines(b)]
     md["Evolved front vs baselines (test split)"] = "\n".join(
         [
             f"Hypervolume of minimised ({', '.join(names)}) with reference point **{ref}**. The same selection rule "

@@ -16,7 +16,8 @@ Models: a base ranker s_base (MLP) is trained on relevance with ListNet once per
 scores are cached. Every fine-tuned model is an *augmentation* s_θ = s_base + g_θ(x[, w]) with g's
 last layer starting at zero (so fine-tuning starts at the base; the paper's "augmentation network",
 Appendix B.2.3). The genome is g only. Conditioning concatenates w to each document's features.
-The rankers and their training loop `fit` are in ranker.py.
+The rankers and their training loop `fit` are in ranker.py; HyperDPO's ICOS training of a
+conditioned ranker (`train_icos`) is in icos_training.py.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from evofair.core.seeding import torch_seeded
 from evofair.core.torch_utils import torch_threads
 from evofair.errors import UserError
 from evofair.problems import shipped_data
+from evofair.problems.hyperdpo.icos_training import train_icos
 from evofair.problems.hyperdpo.letor import Groups, load_letor, mean_ndcg, ndcg_per_query, parse_feature_ids, to_groups
-from evofair.problems.hyperdpo.losses import Phi, icos_objective, listwise_dpo_loss, sample_w
+from evofair.problems.hyperdpo.losses import Phi, listwise_dpo_loss
 from evofair.problems.hyperdpo.ranker import Ranker, condition_weights, fit
 
 DATA_DIR = shipped_data("letor_mq2008_subset")
@@ -301,114 +303,3 @@ class RankingProblem(WeightsProblem):
             "aux": dict(zip(self.aux_names, self.aux_ids)),
             "base_epochs": self.base_log["best_epoch"],
         }
-
-
-# -- HyperDPO training on this problem --------------------------------------------------------
-def aux_loss(problem: RankingProblem, s: torch.Tensor, batch: Groups) -> torch.Tensor:
-    """Per-objective listwise DPO losses against the base (s_ref = s_base)."""
-    return listwise_dpo_loss(s, batch.base, batch.labels[..., 1:], batch.mask, problem.params.beta, problem.phi)
-
-
-def train_icos(
-    problem: RankingProblem,
-    *,
-    seed: int,
-    epochs: int,
-    alpha: float,
-    lam: float,
-    batch_size: int = 8,
-    val_grid: np.ndarray | None = None,
-    patience: int | None = None,
-    hidden: int | None = None,
-    w_scale: float | None = None,
-    lr: float | None = None,
-    val_every: int = 1,
-    w_per: Literal["batch", "query"] = "batch",
-    select: Literal["shared", "per_w"] = "shared",
-    stop: Literal["shared", "per_w"] = "shared",
-    k_w: int = 1,
-    grid_mix: float = 0.0,
-    cond: Literal["concat", "film"] = "concat",
-):
-    """One conditioned model: per batch w ~ Dir(α) (seeded), loss wᵀL − λ·cos(w, L).
-
-    `hidden`, `w_scale`, `lr`: overrides of the problem's values for this model only (None: the
-    problem's), so an experiment can size the conditioned model apart from the per-w baselines;
-    `val_every`, `select`, `stop`: see `fit` (validation scores the model under each weight vector
-    of `val_grid` with w·NDCG_aux; `select="per_w"` keeps each w's best-epoch snapshot in the log).
-    `w_per="query"` draws one w per query of the batch instead of one per
-    batch (the paper's Algorithm 1) and averages the queries' ICOS losses: the same expected
-    objective E_w[wᵀL − λ·cos(w, L)] with more w per step (a lower-variance estimate of it).
-    `k_w` > 1 (with w_per="batch"): k_w draws evaluated on the same batch, their ICOS losses averaged.
-    `grid_mix`: each draw is, with this probability, a uniformly picked weight vector of the
-    validation grid (the front's w) instead of a Dirichlet draw. `cond`: see `Ranker`.
-    With the defaults (select/stop "shared", k_w 1, grid_mix 0, concat) the result is the earlier one.
-    """
-    from evofair.problems.hyperdpo.losses import weight_grid
-
-    p = problem.params
-    if hidden is None and w_scale is None and cond == "concat":
-        model = problem.g_model(conditioned=True, seed=seed)
-    else:
-        with torch_seeded(seed & 0xFFFFFFFFFFFF):
-            model = Ranker(
-                problem.d, hidden or p.hidden, problem.n_aux, True, p.w_scale if w_scale is None else w_scale, cond
-            )
-    grid = weight_grid(problem.n_aux) if val_grid is None else val_grid
-    val = problem.data["val"]
-
-    def draw(rng):
-        if grid_mix > 0 and rng.random() < grid_mix:
-            return np.asarray(grid[rng.integers(len(grid))], dtype=float)
-        return sample_w(rng, problem.n_aux, alpha)
-
-    def loss_fn(mdl, b, rng):
-        if w_per == "query":
-            W = torch.as_tensor(np.stack([draw(rng) for _ in range(len(b))]), dtype=torch.float32)
-            s = b.base + mdl(b.X, W.unsqueeze(1))  # [B, 1, m] broadcast over each query's documents
-            per_q = [
-                icos_objective(
-                    listwise_dpo_loss(
-                        s[q : q + 1],
-                        b.base[q : q + 1],
-                        b.labels[q : q + 1, :, 1:],
-                        b.mask[q : q + 1],
-                        p.beta,
-                        problem.phi,
-                    ),
-                    W[q],
-                    lam,
-                )
-                for q in range(len(b))
-            ]
-            return torch.stack(per_q).mean()
-        losses = []
-        for _ in range(k_w):
-            w = torch.as_tensor(draw(rng), dtype=torch.float32)
-            losses.append(icos_objective(aux_loss(problem, b.base + mdl(b.X, w), b), w, lam))
-        return losses[0] if k_w == 1 else torch.stack(losses).mean()
-
-    def val_fn(mdl):  # minus w·NDCG_aux(val; w) for each of the front's weight vectors (fit: mean = shared)
-        return -np.array(
-            [
-                np.dot(
-                    w, problem.aux_ndcg((val.base + mdl(val.X, torch.as_tensor(w, dtype=torch.float32))).numpy(), "val")
-                )
-                for w in grid
-            ]
-        )
-
-    return fit(
-        model,
-        loss_fn,
-        problem.data["train"],
-        epochs=epochs,
-        lr=lr or p.lr,
-        batch_size=batch_size,
-        seed=seed,
-        val_fn=val_fn,
-        patience=patience or p.patience,
-        val_every=val_every,
-        select=select,
-        stop=stop,
-    )

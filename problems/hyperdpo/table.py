@@ -66,9 +66,9 @@ def plot_fronts(path: Path, problem, results: dict[str, MethodResult], split: st
     plt.close(fig)
 
 
-def write_outputs(problem, results, out: Path, a: TableArgs, seed: int) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "plots").mkdir(exist_ok=True)
+def write_csvs(problem, results: dict[str, MethodResult], out: Path) -> None:
+    """fronts.csv (every front point's weight vector and metrics, exact reprs so they can be
+    re-scored) and table.csv (one row per method: HV, main NDCG, time, parameters)."""
     names = problem.objective_names
     with open(out / "fronts.csv", "w", newline="") as fh:
         wr = csv.writer(fh)
@@ -91,6 +91,36 @@ def write_outputs(problem, results, out: Path, a: TableArgs, seed: int) -> None:
             wr.writerow(
                 [name, r.hv("test"), r.hv("val"), r.main["test"].mean(), r.main["test"].std(), r.seconds, r.n_params]
             )
+
+
+def temperature_markdown(problem, r: MethodResult, temperatures) -> list[str]:
+    """The report's temperature section: HyperDPO's front at each scale c with no retraining, which
+    shows the post-training control over β that the per-w baselines do not have."""
+    md = [
+        "",
+        "## Post-training temperature control (HyperDPO, no retraining)",
+        "",
+        "s_{cβ} = (1 − 1/c)·s_base + (1/c)·s_β, applied by scaling g's output layer by 1/c.",
+        "",
+        "| c | Aux. HV (test) | Avg. main NDCG (test) |",
+        "|---|---|---|",
+    ]
+    for c in [1.0] + list(temperatures):
+        cond = temperature_scale({k: v for k, v in r.model.state_dict().items()}, c)
+        model = copy.deepcopy(r.model)  # same shape as the trained one (hyper_hidden may differ)
+        model.load_state_dict(cond)
+        tmp = MethodResult("t")
+        measure_front(problem, tmp, lambda split: [model_scores(problem, model, split, w) for w in r.grid])
+        md.append(f"| {c:g} | {tmp.hv('test'):.4e} | {tmp.main['test'].mean():.4f} |")
+    return md
+
+
+def write_outputs(problem, results, out: Path, a: TableArgs, seed: int) -> None:
+    """fronts.csv, table.csv, plots/front.png, report.md and table.md under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plots").mkdir(exist_ok=True)
+    names = problem.objective_names
+    write_csvs(problem, results, out)
     base = problem.metrics_of_scores(problem.data["test"].base.numpy(), "test")
     plot_fronts(
         out / "plots" / "front.png", problem, results, "test", {"base ranker": [base[names[0]], base[names[1]]]}
@@ -130,23 +160,7 @@ def write_outputs(problem, results, out: Path, a: TableArgs, seed: int) -> None:
             + ".",
         ]
     if "hyperdpo" in results and a.temperatures:
-        r = results["hyperdpo"]
-        md += [
-            "",
-            "## Post-training temperature control (HyperDPO, no retraining)",
-            "",
-            "s_{cβ} = (1 − 1/c)·s_base + (1/c)·s_β, applied by scaling g's output layer by 1/c.",
-            "",
-            "| c | Aux. HV (test) | Avg. main NDCG (test) |",
-            "|---|---|---|",
-        ]
-        for c in [1.0] + list(a.temperatures):
-            cond = temperature_scale({k: v for k, v in r.model.state_dict().items()}, c)
-            model = copy.deepcopy(r.model)  # same shape as the trained one (hyper_hidden may differ)
-            model.load_state_dict(cond)
-            tmp = MethodResult("t")
-            measure_front(problem, tmp, lambda split: [model_scores(problem, model, split, w) for w in r.grid])
-            md.append(f"| {c:g} | {tmp.hv('test'):.4e} | {tmp.main['test'].mean():.4f} |")
+        md += temperature_markdown(problem, results["hyperdpo"], a.temperatures)
     (out / "report.md").write_text("\n".join(md) + "\n")
     (out / "table.md").write_text(table_markdown(problem, results, "test") + "\n")
 

@@ -29,9 +29,10 @@ from pydantic import Field
 from evofair.core.indicators import hypervolume
 from evofair.core.registry import Args
 from evofair.core.torch_utils import torch_threads
+from evofair.problems.hyperdpo.icos_training import aux_loss, train_icos
 from evofair.problems.hyperdpo.losses import icos_objective, modpo_listwise_loss, weight_grid
 from evofair.problems.hyperdpo.ranker import fit, n_params
-from evofair.problems.hyperdpo.ranking import RankingProblem, aux_loss, train_icos
+from evofair.problems.hyperdpo.ranking import RankingProblem
 
 METHODS = ("hyperdpo", "dpo_ls", "dpo_soup", "mo_dpo")
 LABELS = {"hyperdpo": "HyperDPO", "dpo_ls": "DPO-LS", "dpo_soup": "DPO Soup", "mo_dpo": "MO-DPO"}

@@ -55,12 +55,56 @@ ARMS = (
 )
 
 
+def sft_recipe(recipe, steps: int):
+    """Arm (ii)'s recipe: the memetic recipe with SFT (BCE, AdamW, the FairPO refiner's lr) as the
+    local search, `steps` per refinement, so only the local learner differs from arm (i)."""
+    rargs = recipe.operators.refine.args
+    sft = recipe.model_copy(deep=True)
+    sft.operators.refine.name = "sft"
+    sft.operators.refine.args = {
+        "steps": steps,
+        "optimizer": "adamw",
+        "lr": rargs.get("lr", 1e-3),
+        "weight_decay": 0.01,
+        "grad_clip": 1.0,
+        "batch_size": 32,
+    }
+    return sft
+
+
+def standalone_points(problem, seed: int, keys: list[str], epochs: int, lr: float) -> tuple[list[list[float]], int]:
+    """Arm (iii): each FairPO table method trained alone for `epochs` against the problem's BCE-SFT
+    reference, its selected checkpoint scored on test. Returns the (1 − mAP_P, 1 − mAP_N) points
+    and the training steps they took (the reference's own steps not included)."""
+    from evofair.core.torch_utils import torch_threads
+    from evofair.problems.fairpo.mulan import privileged_labels
+    from evofair.problems.fairpo.train import METHODS, train_selected
+
+    pts, steps = [], 0
+    alt = privileged_labels(problem.y["train"], problem.label_names, fraction=0.5)  # as the table's default
+    with torch_threads(1):
+        reference = problem.reference_weights()
+        for key in keys:
+            cfg = METHODS[key].config.model_copy(update={"lr": lr})
+            res = train_selected(
+                problem,
+                cfg,
+                seed=seed,
+                epochs=epochs,
+                reference=reference,
+                privileged=alt if METHODS[key].alt_partition else None,
+            )
+            m = problem.evaluate([res.weights], "test")
+            pts.append([float(m["err_map_P"][0]), float(m["err_map_N"][0])])
+            steps += res.steps
+    return pts, steps
+
+
 def one_seed(recipe, out: Path, tag: str) -> dict:
     """The three arms for one recipe seed; returns HVs, step counts and seconds."""
     from evofair.api import build_problem
     from evofair.core.torch_utils import torch_threads
-    from evofair.problems.fairpo.mulan import privileged_labels
-    from evofair.problems.fairpo.train import METHODS, train_selected
+    from evofair.problems.fairpo.train import METHODS
 
     problem = build_problem(recipe).ensure_setup()
     steps_per_epoch = math.ceil(len(problem.y["train"]) / 32)
@@ -83,17 +127,7 @@ def one_seed(recipe, out: Path, tag: str) -> dict:
 
     # (ii) memetic SFT (BCE, AdamW, same lr), same total steps
     k_sft = round(budget / refinements)
-    rargs = recipe.operators.refine.args
-    sft = recipe.model_copy(deep=True)
-    sft.operators.refine.name = "sft"
-    sft.operators.refine.args = {
-        "steps": k_sft,
-        "optimizer": "adamw",
-        "lr": rargs.get("lr", 1e-3),
-        "weight_decay": 0.01,
-        "grad_clip": 1.0,
-        "batch_size": 32,
-    }
+    sft = sft_recipe(recipe, k_sft)
     t = time.perf_counter()
     with torch_threads(1):
         evofair.run(sft, out / f"{tag}-memetic-sft", progress=False)
@@ -104,23 +138,9 @@ def one_seed(recipe, out: Path, tag: str) -> dict:
     keys = list(METHODS)
     epochs = max(1, round((budget - ref_steps) / (len(keys) * steps_per_epoch)))
     t = time.perf_counter()
-    pts, steps_iii = [], ref_steps
-    alt = privileged_labels(problem.y["train"], problem.label_names, fraction=0.5)  # as the table's default
-    with torch_threads(1):
-        reference = problem.reference_weights()
-        for key in keys:
-            cfg = METHODS[key].config.model_copy(update={"lr": rargs.get("lr", 1e-3)})
-            res = train_selected(
-                problem,
-                cfg,
-                seed=recipe.seed,
-                epochs=epochs,
-                reference=reference,
-                privileged=alt if METHODS[key].alt_partition else None,
-            )
-            m = problem.evaluate([res.weights], "test")
-            pts.append([float(m["err_map_P"][0]), float(m["err_map_N"][0])])
-            steps_iii += res.steps
+    lr = recipe.operators.refine.args.get("lr", 1e-3)
+    pts, standalone_steps = standalone_points(problem, recipe.seed, keys, epochs, lr)
+    steps_iii = ref_steps + standalone_steps
     timings["standalone"] = time.perf_counter() - t
     pts_iii = np.array(pts)
 

@@ -149,7 +149,7 @@ def seeds_of(values: list[int]) -> list[int]:
     return list(range(1, values[0] + 1)) if len(values) == 1 else values
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="N (seeds 1..N) or a list of seeds")
     ap.add_argument(
@@ -172,45 +172,45 @@ def main(argv=None) -> int:
         help="ab: the union of the head baselines "
         "(a)+(b); lora: the union of the LoRA fine-tunes (with --recipe runs/fapareto_biasbios_lora.yaml, a GPU)",
     )
-    args = ap.parse_args(argv)
-    if args.list_variants:
-        for name, overrides in VARIANTS.items():
-            print(f"{name}: {' '.join(overrides) or '(recipe as shipped)'}")
-        return 0
-    names = list(dict.fromkeys([*(args.variant or ["default"]), *(["ce-only"] if args.ablation else [])]))
-    rows = []
-    for name in names:
-        for seed in seeds_of(args.seeds):
-            run_dir = Path(args.out) / f"{name}-seed{seed}"
-            s = run_one(Path(args.recipe), seed, run_dir, [*VARIANTS[name], *args.set])
-            key, methods = AGAINST[args.against]
-            if key not in s:
-                raise SystemExit(
-                    f"{run_dir}: summary.json has no {key} (--against {args.against} needs those baselines)"
-                )
-            iv = hv_difference_interval(run_dir, level=0.9, n_boot=args.n_boot, seed=0, methods=methods)
-            row = {
-                "variant": name,
-                "seed": seed,
-                "against": args.against,
-                "hv_front": s["hv_front_test"],
-                "hv_union": s[key],
-                "ratio": s["hv_front_test"] / s[key] if s[key] > 0 else math.nan,
-                "diff_lo": iv["lo"],
-                "diff_hi": iv["hi"],
-                "hv_threshold": s["hv_threshold_test"],
-                "hv_front_val": s["hv_front_val"],
-                "hv_archive": s["hv_archive_test"],
-                "corr_test": s["corr_test"],
-                "wall_s": s["wall_s"],
-            }
-            rows.append(row)
-            print(
-                f"{name} seed {seed}: front {row['hv_front']:.6f}  union({args.against}) {row['hv_union']:.6f}  "
-                f"ratio {row['ratio']:.3f}  diff 90% [{row['diff_lo']:.6f}, {row['diff_hi']:.6f}]  "
-                f"(threshold {row['hv_threshold']:.6f}, archive {row['hv_archive']:.6f}; {row['wall_s']:.0f} s)",
-                flush=True,
-            )
+    return ap.parse_args(argv)
+
+
+def compare_one(args: argparse.Namespace, name: str, seed: int) -> dict:
+    """One run of variant `name` at `seed` and its row: front and union HV on test, their ratio and
+    the bootstrap interval of their difference (a ratio alone hides how much is seed noise)."""
+    run_dir = Path(args.out) / f"{name}-seed{seed}"
+    s = run_one(Path(args.recipe), seed, run_dir, [*VARIANTS[name], *args.set])
+    key, methods = AGAINST[args.against]
+    if key not in s:
+        raise SystemExit(f"{run_dir}: summary.json has no {key} (--against {args.against} needs those baselines)")
+    iv = hv_difference_interval(run_dir, level=0.9, n_boot=args.n_boot, seed=0, methods=methods)
+    row = {
+        "variant": name,
+        "seed": seed,
+        "against": args.against,
+        "hv_front": s["hv_front_test"],
+        "hv_union": s[key],
+        "ratio": s["hv_front_test"] / s[key] if s[key] > 0 else math.nan,
+        "diff_lo": iv["lo"],
+        "diff_hi": iv["hi"],
+        "hv_threshold": s["hv_threshold_test"],
+        "hv_front_val": s["hv_front_val"],
+        "hv_archive": s["hv_archive_test"],
+        "corr_test": s["corr_test"],
+        "wall_s": s["wall_s"],
+    }
+    print(
+        f"{name} seed {seed}: front {row['hv_front']:.6f}  union({args.against}) {row['hv_union']:.6f}  "
+        f"ratio {row['ratio']:.3f}  diff 90% [{row['diff_lo']:.6f}, {row['diff_hi']:.6f}]  "
+        f"(threshold {row['hv_threshold']:.6f}, archive {row['hv_archive']:.6f}; {row['wall_s']:.0f} s)",
+        flush=True,
+    )
+    return row
+
+
+def print_table(args: argparse.Namespace, rows: list[dict]) -> None:
+    """The markdown table of every row, then per variant the means over seeds and how many seeds'
+    intervals exclude 0: a mean ratio above 1 means little if most intervals contain 0."""
     ref = tuple(
         json.loads((Path(args.out) / f"{rows[0]['variant']}-seed{rows[0]['seed']}" / "summary.json").read_text())[
             "hv_ref"
@@ -234,6 +234,17 @@ def main(argv=None) -> int:
             f"{sum(r['diff_hi'] < 0 or r['diff_lo'] > 0 for r in mine)} of {len(mine)} exclude 0 | "
             f"{mean('hv_threshold'):.6f} |"
         )
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.list_variants:
+        for name, overrides in VARIANTS.items():
+            print(f"{name}: {' '.join(overrides) or '(recipe as shipped)'}")
+        return 0
+    names = list(dict.fromkeys([*(args.variant or ["default"]), *(["ce-only"] if args.ablation else [])]))
+    rows = [compare_one(args, name, seed) for name in names for seed in seeds_of(args.seeds)]
+    print_table(args, rows)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         finite = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]

@@ -32,7 +32,9 @@ from evofair.problems.hyperdpo.table_methods import LABELS, TableArgs, run_metho
 OBJECTIVES = {2: [41, 46], 3: [41, 46, 44]}
 
 
-def main() -> None:
+def argument_parser() -> argparse.ArgumentParser:
+    """The comparison's flags: which objectives, seeds and methods, and the settings tried to close
+    HyperDPO's HV gap (defaults = runs/hyperdpo_mq2008.yaml)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--m", type=int, nargs="+", default=[2, 3], choices=[2, 3])
@@ -96,10 +98,12 @@ def main() -> None:
         help="give DPO-LS the same per-w temperature selection as --select-c (fair comparison)",
     )
     ap.add_argument("--json", help="write all per-seed numbers here")
-    a = ap.parse_args()
-    if not {"hyperdpo", "dpo_ls"} <= set(a.methods):
-        ap.error("--methods must include hyperdpo and dpo_ls")
-    table_args = dict(
+    return ap
+
+
+def table_args_of(a: argparse.Namespace) -> dict:
+    """The `TableArgs` fields the flags set (the rest are the experiment's defaults)."""
+    return dict(
         lam=a.lam,
         alpha=a.alpha,
         epochs=a.epochs,
@@ -119,49 +123,48 @@ def main() -> None:
         select_c_dpo_ls=a.select_c_dpo_ls,
         hyper_restarts=a.restarts,
     )
-    settings = dict(table_args, beta=a.beta, lr=a.lr, hidden=a.hidden, w_scale=a.w_scale)
-    rows = []
-    for m in a.m:
-        for k, seed in enumerate(a.seeds):
-            problem = RankingProblem(
-                RankingParams(
-                    aux_features=OBJECTIVES[m], seed=seed, beta=a.beta, lr=a.lr, hidden=a.hidden, w_scale=a.w_scale
-                )
-            ).ensure_setup()
-            methods = list(a.methods) if k % 2 == 0 else list(reversed(a.methods))
-            t = time.perf_counter()
-            res = run_methods(problem, TableArgs(methods=methods, **table_args), seed)
-            row = {"m": m, "seed": seed, "wall_s": time.perf_counter() - t, "settings": settings}
-            for name, r in res.items():
-                row[name] = {
-                    "hv": r.hv("test"),
-                    "hv_val": r.hv("val"),
-                    "seconds": r.seconds,
-                    "n_params": r.n_params,
-                    "main_mean": float(r.main["test"].mean()),
-                    "main_std": float(r.main["test"].std()),
-                    "epochs": [e if isinstance(e, str) else int(e) for e in r.epochs],
-                    "n_snapshots": r.n_snapshots,
-                }
-                if r.c is not None:
-                    row[name]["c"] = list(r.c)  # temperature scale per front w (--select-c, --select-c-dpo-ls)
-            row["hv_ratio"] = row["hyperdpo"]["hv"] / row["dpo_ls"]["hv"]
-            row["time_ratio"] = row["hyperdpo"]["seconds"] / row["dpo_ls"]["seconds"]
-            rows.append(row)
-            print(
-                f"m={m} seed={seed}: "
-                + "; ".join(
-                    f"{LABELS[n]} HV {row[n]['hv']:.4f} main {row[n]['main_mean']:.4f} {row[n]['seconds']:.1f}s"
-                    for n in a.methods
-                )
-                + f" | HV ratio {row['hv_ratio']:.3f}, time ratio {row['time_ratio']:.3f}",
-                flush=True,
-            )
-    print()
-    print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+
+
+def compare_one(a: argparse.Namespace, m: int, k: int, seed: int, table_args: dict, settings: dict) -> dict:
+    """Every method's front with `m` objectives at `seed`, in alternating order (the k-th seed runs
+    them reversed when k is odd, so a machine's slow drift does not favour one), and the
+    HyperDPO/DPO-LS HV and time ratios."""
+    problem = RankingProblem(
+        RankingParams(aux_features=OBJECTIVES[m], seed=seed, beta=a.beta, lr=a.lr, hidden=a.hidden, w_scale=a.w_scale)
+    ).ensure_setup()
+    methods = list(a.methods) if k % 2 == 0 else list(reversed(a.methods))
+    t = time.perf_counter()
+    res = run_methods(problem, TableArgs(methods=methods, **table_args), seed)
+    row = {"m": m, "seed": seed, "wall_s": time.perf_counter() - t, "settings": settings}
+    for name, r in res.items():
+        row[name] = {
+            "hv": r.hv("test"),
+            "hv_val": r.hv("val"),
+            "seconds": r.seconds,
+            "n_params": r.n_params,
+            "main_mean": float(r.main["test"].mean()),
+            "main_std": float(r.main["test"].std()),
+            "epochs": [e if isinstance(e, str) else int(e) for e in r.epochs],
+            "n_snapshots": r.n_snapshots,
+        }
+        if r.c is not None:
+            row[name]["c"] = list(r.c)  # temperature scale per front w (--select-c, --select-c-dpo-ls)
+    row["hv_ratio"] = row["hyperdpo"]["hv"] / row["dpo_ls"]["hv"]
+    row["time_ratio"] = row["hyperdpo"]["seconds"] / row["dpo_ls"]["seconds"]
     print(
-        f"λ = {a.lam}. HV: test aux NDCG@10, reference point 0, maximised. Times: training of the whole 11-point front."
+        f"m={m} seed={seed}: "
+        + "; ".join(
+            f"{LABELS[n]} HV {row[n]['hv']:.4f} main {row[n]['main_mean']:.4f} {row[n]['seconds']:.1f}s"
+            for n in a.methods
+        )
+        + f" | HV ratio {row['hv_ratio']:.3f}, time ratio {row['time_ratio']:.3f}",
+        flush=True,
     )
+    return row
+
+
+def print_hv_table(a: argparse.Namespace, rows: list[dict]) -> None:
+    """HV of every method per seed, the two ratios, and per objective count their mean ± std."""
     print(
         "| objectives | seed | "
         + " | ".join(f"HV {LABELS[n]}" for n in a.methods)
@@ -183,7 +186,10 @@ def main() -> None:
             + " | ".join(f"{np.mean([r[n]['hv'] for r in sub]):.4f}" for n in a.methods)
             + f" | {hv.mean():.3f} ± {hv.std():.3f} | {tr.mean():.3f} ± {tr.std():.3f} |"
         )
-    print()
+
+
+def print_cost_table(a: argparse.Namespace, rows: list[dict]) -> None:
+    """Per method: main NDCG, training time, parameters and stored models, what each front costs."""
     print("| objectives | method | avg. main NDCG@10 | training time (s) | # parameters | stored models |")
     print("|---|---|---|---|---|---|")
     for m in a.m:
@@ -197,6 +203,24 @@ def main() -> None:
                 + (" / ".join(str(r[n]["n_snapshots"]) for r in sub) if n == "hyperdpo" else "-")
                 + " |"
             )
+
+
+def main() -> None:
+    ap = argument_parser()
+    a = ap.parse_args()
+    if not {"hyperdpo", "dpo_ls"} <= set(a.methods):
+        ap.error("--methods must include hyperdpo and dpo_ls")
+    table_args = table_args_of(a)
+    settings = dict(table_args, beta=a.beta, lr=a.lr, hidden=a.hidden, w_scale=a.w_scale)
+    rows = [compare_one(a, m, k, seed, table_args, settings) for m in a.m for k, seed in enumerate(a.seeds)]
+    print()
+    print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    print(
+        f"λ = {a.lam}. HV: test aux NDCG@10, reference point 0, maximised. Times: training of the whole 11-point front."
+    )
+    print_hv_table(a, rows)
+    print()
+    print_cost_table(a, rows)
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(rows, fh, indent=1)

@@ -7,8 +7,8 @@ import pytest
 
 import evofair
 from evofair.errors import UserError
+from evofair.problems.fairpo.claims import claim, positives_warnings, served_warning, verdict_line
 from evofair.problems.fairpo.mulan import privileged_labels
-from evofair.problems.fairpo.table import claim, positives_warnings, served_warning, verdict_line
 
 
 def _runs(sft, method, sft_n=None, method_n=None):

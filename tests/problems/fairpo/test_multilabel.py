@@ -281,7 +281,7 @@ def test_memetic_recipe_tiny(tmp_path):
 def test_recorded_yeast_table_has_every_row_and_its_claim_recomputes():
     """The committed real-size yeast run (studies/fairpo_table/results/fairpo_yeast, from runs/fairpo_yeast.yaml):
     every method on 5+ seeds, and the FairPO-DPO claim recomputed from its per-seed rows."""
-    from evofair.problems.fairpo.table import claim
+    from evofair.problems.fairpo.claims import claim
     from evofair.problems.fairpo.train import METHODS
 
     d = ROOT / "studies/fairpo_table/results/fairpo_yeast"
