@@ -17,7 +17,7 @@ from pathlib import Path
 
 import evofair
 from evofair.explorer.data import RunData
-from evofair.explorer.figures import front_figure
+from evofair.explorer.front_figure import front_figure
 from evofair.store.run_store import RunStore
 
 

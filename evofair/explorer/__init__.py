@@ -3,8 +3,11 @@
 
 Importing this package is cheap: Dash and plotly are imported by the modules that draw. The
 modules depend one way: lineage ← snapshot ← data (the run reader, `evofair.analysis.run_reader`,
-with live snapshots) ← model_card ← export ← app, and figures ← cards ← app; `create_server` puts
-the app behind `server`'s guard; static_report uses data and figures. Nothing imports app.
+with live snapshots) ← model_card ← export. The figures: interval_overlap ← front_layers ←
+front_figure ← history_figures, and lineage_figure. The page: cards (model card, comparison,
+ranking), page_layout, page_view (what the inputs select) ← callbacks, export_callbacks ← app.
+`create_server` puts the app behind `server`'s guard; static_report uses data and the figures.
+Nothing imports app.
 """
 
 from evofair.explorer.data import Constraint, RunData, Snapshot, open_store
@@ -41,8 +44,7 @@ def create_server(
     app = build_app(data, interval_ms=interval_ms, allow_export=is_loopback(host))
     port_ref: dict = {}
     install_guard(app.server, host=host, port_ref=port_ref, allow_hosts=allow_hosts)
-    srv = ExplorerServer(app, host, port, port_ref)
-    srv.app, srv.data = app, data
+    srv = ExplorerServer(app, data, host, port, port_ref)
     return srv
 
 

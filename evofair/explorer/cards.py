@@ -15,7 +15,8 @@ from dash import dcc, html
 
 from evofair.core.individual import Individual
 from evofair.explorer.data import RunData
-from evofair.explorer.figures import lineage_figure
+from evofair.explorer.data_attributes import data_attributes
+from evofair.explorer.lineage_figure import lineage_figure
 from evofair.explorer.model_card import model_card_data
 from evofair.explorer.snapshot import Snapshot
 
@@ -30,12 +31,12 @@ def fmt(v: Any) -> str:
     return "–" if not math.isfinite(f) else f"{f:.4f}"
 
 
-def _value_cell(v: Any, split: str, metric: str, className: str = "num", **extra) -> html.Td:
+def _value_cell(v: Any, split: str, metric: str, className: str = "num", **extra: Any) -> html.Td:
     return html.Td(
         fmt(v),
         title=repr(float(v)) if v is not None else "",
         className=className,
-        **{"data-split": split, "data-metric": metric},
+        **data_attributes(split=split, metric=metric),
         **extra,
     )
 
@@ -64,7 +65,7 @@ def metrics_table(
                 html.Td(
                     f"[{fmt(bounds[n][0])}, {fmt(bounds[n][1])}]" if n in bounds else "–",
                     className="num",
-                    **{"data-interval": n},
+                    **data_attributes(interval=n),
                 )
             ]
             if intervals
@@ -77,7 +78,7 @@ def metrics_table(
                 + extra
             )
         )
-    kw = {"id": table_id} if table_id else {}
+    kw: dict[str, Any] = {"id": table_id} if table_id else {}
     return html.Table([html.Thead(head), html.Tbody(rows)], className="tbl", **kw)
 
 
@@ -140,12 +141,12 @@ def constraints_section(card: dict[str, Any]) -> list:
                     html.Td(
                         "✓ satisfied" if r[f"satisfied_{s}"] else "✗ violated",
                         className="num better" if r[f"satisfied_{s}"] else "num warn",
-                        **{"data-split": s, "data-satisfied": str(r[f"satisfied_{s}"]).lower()},
+                        **data_attributes(split=s, satisfied=str(r[f"satisfied_{s}"]).lower()),
                     )
                     for s in splits
                 ],
                 className="constraint-row",
-                **{"data-constraint": r["constraint"]},
+                **data_attributes(constraint=r["constraint"]),
             )
         )
     verdict = (
@@ -155,7 +156,9 @@ def constraints_section(card: dict[str, Any]) -> list:
     )
     return [
         html.H4("Recipe constraints"),
-        html.P(verdict, className="muted", id="card-feasible", **{"data-feasible": str(card["feasible"]).lower()}),
+        html.P(
+            verdict, className="muted", id="card-feasible", **data_attributes(feasible=str(card["feasible"]).lower())
+        ),
         html.Table([html.Thead(head), html.Tbody(body)], className="tbl", id="card-constraints"),
     ]
 
@@ -214,7 +217,7 @@ def model_card(data: RunData, iid: str) -> html.Div:
             html.Details([html.Summary("Resolved recipe (config.yaml)"), html.Pre(data.recipe_text())]),
         ],
         className="card",
-        **{"data-id": card["id"]},
+        **data_attributes(id=card["id"]),
     )
 
 
@@ -231,11 +234,11 @@ def baseline_card(data: RunData, snap: Snapshot, bid: str) -> html.Div:
             ),
         ],
         className="card",
-        **{"data-id": f"baseline:{bid}"},
+        **data_attributes(id=f"baseline:{bid}"),
     )
 
 
-def comparison(data: RunData, ids: Sequence[str]) -> html.Div:
+def comparison(data: RunData, ids: Sequence[str]) -> html.Div | html.P:
     snap = data.snapshot
     inds = [snap.individuals[i] for i in ids if i in snap.individuals]
     if len(inds) < 2:
@@ -259,8 +262,8 @@ def comparison(data: RunData, ids: Sequence[str]) -> html.Div:
                     [
                         html.Td(html.B(n) if n in snap.objective_names else n),
                         html.Td(s),
-                        _value_cell(va, s, n, className=cls["A"], **{"data-model": "A"}),
-                        _value_cell(vb, s, n, className=cls["B"], **{"data-model": "B"}),
+                        _value_cell(va, s, n, className=cls["A"], **data_attributes(model="A")),
+                        _value_cell(vb, s, n, className=cls["B"], **data_attributes(model="B")),
                         html.Td(fmt(vb - va) if math.isfinite(va) and math.isfinite(vb) else "–", className="num"),
                     ]
                 )
@@ -296,7 +299,9 @@ def comparison(data: RunData, ids: Sequence[str]) -> html.Div:
 
 def _feasible_cell(ok: bool) -> html.Td:
     return html.Td(
-        "feasible" if ok else "✗ infeasible", className="better" if ok else "warn", **{"data-feasible": str(ok).lower()}
+        "feasible" if ok else "✗ infeasible",
+        className="better" if ok else "warn",
+        **data_attributes(feasible=str(ok).lower()),
     )
 
 
@@ -308,7 +313,7 @@ def ranking(
     rank_by: str,
     active: bool,
     limit: int = 15,
-) -> html.Div:
+) -> html.Div | html.P:
     if not active:
         return html.P(
             "No constraint set: type bounds on the left (e.g. error ≤ 0.10) to highlight and rank models.",
@@ -316,7 +321,7 @@ def ranking(
         )
     cols = [rank_by] + [n for n in snap.objective_names if n != rank_by]
     shown = list(meets[:limit])
-    feasible = snap.feasible(shown, split) if snap.constraints else []
+    feasible = [bool(ok) for ok in snap.feasible(shown, split)] if snap.constraints else []
     head = html.Tr(
         [html.Th("#"), html.Th("model"), html.Th("gen")]
         + [html.Th(f"{c} ({split})") for c in cols]
@@ -330,9 +335,9 @@ def ranking(
                 html.Td(i.generation),
             ]
             + [_value_cell(snap.value(i, c, split), split, c) for c in cols]
-            + ([_feasible_cell(bool(feasible[k]))] if snap.constraints else []),
+            + ([_feasible_cell(feasible[k])] if snap.constraints else []),
             className="ranked-row",
-            **{"data-id": i.id},
+            **data_attributes(id=i.id),
         )
         for k, i in enumerate(shown)
     ]
@@ -342,7 +347,7 @@ def ranking(
             html.P(
                 f"{len(meets)} of {scope_size} models meet every constraint, best {rank_by} first:",
                 id="meets-count",
-                **{"data-count": str(len(meets))},
+                **data_attributes(count=str(len(meets))),
             ),
             html.Table([html.Thead(head), html.Tbody(body)], className="tbl", id="ranked-table"),
             *more,

@@ -39,7 +39,8 @@ def ancestry(individuals: Mapping[str, Individual], iid: str, max_nodes: int | N
     label is how the child was made from its parents (operator, its arguments and seed).
     """
     order, seen, truncated = _breadth_first(individuals, iid, max_nodes)
-    nodes, edges = [], []
+    nodes: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
     for nid in order:
         ind = individuals.get(nid)
         if ind is None:  # a parent outside the store (should not happen; verify reports it)

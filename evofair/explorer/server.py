@@ -21,9 +21,15 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from flask import abort, request
+
+if TYPE_CHECKING:
+    from dash import Dash
+
+    from evofair.explorer.data import RunData
 
 DASH_EXACT = {"/", "/_favicon.ico", "/_reload-hash", "/_dash-layout", "/_dash-dependencies", "/_dash-update-component"}
 DASH_PREFIXES = ("/_dash-component-suites/",)
@@ -67,7 +73,7 @@ def allowed_host_names(host: str, extra: Iterable[str] = ()) -> set[str]:
         hostname = socket.gethostname()
         names |= {hostname.lower(), socket.getfqdn().lower()}
         try:
-            names |= {info[4][0] for info in socket.getaddrinfo(hostname, None)}
+            names |= {str(info[4][0]) for info in socket.getaddrinfo(hostname, None)}
         except OSError:
             pass
     names |= {n.strip().strip("[]").lower() for n in extra if n.strip()}
@@ -122,9 +128,11 @@ def install_guard(server, *, host: str, port_ref: dict, allow_hosts: Iterable[st
 
 
 class ExplorerServer:
-    """A threaded werkzeug server for the app; `port=0` picks a free port (tests)."""
+    """A threaded werkzeug server for the app; `port=0` picks a free port (tests). Holds the Dash
+    `app` and the `data` it reads, for callers that talk to them directly (tests, the CLI's notes)."""
 
-    def __init__(self, app, host: str, port: int, port_ref: dict):
+    def __init__(self, app: Dash, data: RunData, host: str, port: int, port_ref: dict):
+        self.app, self.data = app, data
         from werkzeug.serving import make_server
 
         try:
@@ -133,7 +141,8 @@ class ExplorerServer:
             from evofair.errors import UserError
 
             raise UserError(f"--host {host} --port {port}: cannot listen ({exc.strerror})") from None
-        self.host = self._srv.server_address[0]
+        address = self._srv.server_address[0]  # bytes only for a Unix socket, never bound here
+        self.host = address.decode() if isinstance(address, bytes) else address
         self.port = self._srv.server_port
         port_ref["port"] = self.port
         self._thread: threading.Thread | None = None

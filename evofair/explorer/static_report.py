@@ -13,11 +13,15 @@ import html
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+from evofair.core.individual import Individual
 from evofair.explorer import weights_warning
 from evofair.explorer.data import RunData
-from evofair.explorer.figures import hv_figure, lineage_figure, replay_figure
+from evofair.explorer.history_figures import hv_figure, replay_figure
 from evofair.explorer.lineage import operator_label
+from evofair.explorer.lineage_figure import lineage_figure
+from evofair.explorer.snapshot import Snapshot
 
 REPORT_NAME = "report.html"
 
@@ -52,10 +56,32 @@ def _f(v: float) -> str:
 
 
 def render(data: RunData) -> str:
+    """The whole page: header, front replays and HV, the final front, baselines, lineage, recipe."""
     snap = data.refresh()
     objs = snap.objective_names
-    x, y = objs[0], objs[1] if len(objs) > 1 else objs[0]
     baselines = data.baselines()
+    front = sorted(snap.front(), key=lambda i: [snap.value(i, n, "val") for n in objs])
+    parts = _header(data, snap)
+    parts += _figures(snap, baselines)
+    parts += _front_table(snap, front)
+    if baselines:
+        parts += _baselines_table(snap, baselines)
+    parts += _lineage(snap, front)
+    parts.append("<h2>Resolved recipe</h2><pre>" + html.escape(data.recipe_text()) + "</pre>")
+    parts.append(
+        "<p class='muted'>Written by <code>evofair report</code>; the interactive version is "
+        "<code>evofair explore</code>.</p>"
+    )
+    meta = script_json({"front": [i.id for i in front]})
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>evofair: {html.escape(data.name)}</title>"
+        f"<style>{CSS}</style><script type='application/json' id='evofair-data'>{meta}</script></head>"
+        f"<body>{''.join(parts)}</body></html>"
+    )
+
+
+def _header(data: RunData, snap: Snapshot) -> list[str]:
+    """The run's name, folder, problem and size, and a warning about damaged front weights."""
     parts = [
         f"<h1>evofair run: {html.escape(data.name)}</h1>",
         f"<p class='muted'>{html.escape(str(data.root.resolve()))} · problem "
@@ -68,6 +94,14 @@ def render(data: RunData) -> str:
     warning = weights_warning(data)
     if warning:
         parts.append(f"<p class='warn'><b>Warning:</b> {html.escape(warning)}</p>")
+    return parts
+
+
+def _figures(snap: Snapshot, baselines: list[dict[str, Any]]) -> list[str]:
+    """The front replayed per generation on validation and on test, then HV per generation; the
+    first figure carries plotly.js inline, the others reuse it."""
+    objs = snap.objective_names
+    x, y = objs[0], objs[1] if len(objs) > 1 else objs[0]
     figs = []
     for split in ("val", "test"):
         fig = replay_figure(snap, x=x, y=y, split=split, baselines=baselines)
@@ -82,20 +116,23 @@ def render(data: RunData) -> str:
         )
         figs.append(fig)
     figs.append(hv_figure(snap, snap.last_generation, height=320))
-    for k, fig in enumerate(figs):
-        parts.append(
-            fig.to_html(
-                full_html=False,
-                include_plotlyjs="inline" if k == 0 else False,
-                auto_play=False,
-                div_id=f"fig{k}",
-                config={"displaylogo": False},
-            )
+    return [
+        fig.to_html(
+            full_html=False,
+            include_plotlyjs="inline" if k == 0 else False,
+            auto_play=False,
+            div_id=f"fig{k}",
+            config={"displaylogo": False},
         )
-    front = sorted(snap.front(), key=lambda i: [snap.value(i, n, "val") for n in objs])
+        for k, fig in enumerate(figs)
+    ]
+
+
+def _front_table(snap: Snapshot, front: list[Individual]) -> list[str]:
+    """The final front with every metric on every split and the operators that made each model."""
     cols = [(n, s) for n in snap.metric_names for s in snap.splits]
-    parts.append(f"<h2>Final front ({len(front)} models)</h2>")
-    parts.append(
+    return [
+        f"<h2>Final front ({len(front)} models)</h2>",
         _table(
             ["id", "generation", "made by"] + [f"{n} ({s})" for n, s in cols],
             [
@@ -103,26 +140,34 @@ def render(data: RunData) -> str:
                 for i in front
             ],
             num_from=3,
-        )
+        ),
+    ]
+
+
+def _baselines_table(snap: Snapshot, baselines: list[dict[str, Any]]) -> list[str]:
+    """baselines.csv's rows, objectives first, every metric they have on every split."""
+    objs = snap.objective_names
+    bcols = sorted(
+        {(n, s) for r in baselines for s, per in r["metrics"].items() for n in per},
+        key=lambda t: (
+            objs.index(t[0]) if t[0] in objs else len(objs),
+            t[0],
+            snap.splits.index(t[1]) if t[1] in snap.splits else 99,
+        ),
     )
-    if baselines:
-        bcols = sorted(
-            {(n, s) for r in baselines for s, per in r["metrics"].items() for n in per},
-            key=lambda t: (
-                objs.index(t[0]) if t[0] in objs else len(objs),
-                t[0],
-                snap.splits.index(t[1]) if t[1] in snap.splits else 99,
-            ),
-        )
-        parts.append("<h2>Baselines</h2>")
-        parts.append(
-            _table(
-                ["method", "id"] + [f"{n} ({s})" for n, s in bcols],
-                [[r["method"], r["id"]] + [_f(r["metrics"].get(s, {}).get(n)) for n, s in bcols] for r in baselines],
-                num_from=2,
-            )
-        )
-    parts.append("<h2>Lineage of the front models</h2>")
+    return [
+        "<h2>Baselines</h2>",
+        _table(
+            ["method", "id"] + [f"{n} ({s})" for n, s in bcols],
+            [[r["method"], r["id"]] + [_f(r["metrics"].get(s, {}).get(n)) for n, s in bcols] for r in baselines],
+            num_from=2,
+        ),
+    ]
+
+
+def _lineage(snap: Snapshot, front: list[Individual]) -> list[str]:
+    """Each front model's ancestry, folded: its lineage figure and its table of edges."""
+    parts = ["<h2>Lineage of the front models</h2>"]
     for k, i in enumerate(front):
         if not i.parents:
             parts.append(f"<p>{html.escape(i.id)}: an initial model ({html.escape(operator_label(i.operator))}).</p>")
@@ -140,17 +185,7 @@ def render(data: RunData) -> str:
             f"<details><summary>{html.escape(i.id)}: {len(lin['nodes'])} models back to "
             f"{len(lin['roots'])} root(s){' (truncated)' if lin['truncated'] else ''}</summary>{div}{edges}</details>"
         )
-    parts.append("<h2>Resolved recipe</h2><pre>" + html.escape(data.recipe_text()) + "</pre>")
-    parts.append(
-        "<p class='muted'>Written by <code>evofair report</code>; the interactive version is "
-        "<code>evofair explore</code>.</p>"
-    )
-    meta = script_json({"front": [i.id for i in front]})
-    return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>evofair: {html.escape(data.name)}</title>"
-        f"<style>{CSS}</style><script type='application/json' id='evofair-data'>{meta}</script></head>"
-        f"<body>{''.join(parts)}</body></html>"
-    )
+    return parts
 
 
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:

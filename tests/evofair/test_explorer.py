@@ -265,7 +265,9 @@ def test_problem_model_card_hook_is_used_and_its_errors_are_contained(run_dir):
 
 # -- recipe constraints: feasible vs infeasible in figures, tables, cards and export -------------------
 def test_recipe_constraints_in_the_front_and_its_figures(constrained_dir):
-    from evofair.explorer.figures import INFEASIBLE, front_figure, replay_figure
+    from evofair.explorer.front_figure import front_figure
+    from evofair.explorer.front_layers import INFEASIBLE
+    from evofair.explorer.history_figures import replay_figure
 
     data = RunData(constrained_dir)
     snap = data.refresh()
@@ -330,7 +332,7 @@ def test_model_card_and_export_state_each_constraint(constrained_dir, tmp_path):
 
 
 def test_nothing_feasible_front_is_the_least_violating_and_labelled():
-    from evofair.explorer.figures import front_figure
+    from evofair.explorer.front_figure import front_figure
 
     inds = [_ind("a", 0, acc=0.9, gap=0.30), _ind("b", 0, acc=0.7, gap=0.10), _ind("c", 0, acc=0.6, gap=0.0)]
     snap = Snapshot(
