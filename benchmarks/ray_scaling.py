@@ -23,7 +23,7 @@ import tempfile
 import time
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local cluster, no token needed
-os.environ["OMP_NUM_THREADS"] = "1"  # inherited by Ray's workers; _Worker pins torch to it
+os.environ["OMP_NUM_THREADS"] = "1"  # inherited by Ray's workers; RayWorker pins torch to it
 
 import torch  # noqa: E402
 

@@ -159,7 +159,7 @@ def test_submitted_job_on_two_nodes_matches_serial_run(cluster, tmp_path, capsys
     # The work really was spread: realise and evaluate tasks ran on both nodes, in two actors.
     from ray.util.state import list_tasks
 
-    realise, evaluate = "_Worker.realise_stored", "_Worker.evaluate_stored"
+    realise, evaluate = "RayWorker.realise_stored", "RayWorker.evaluate_stored"
 
     deadline, ran = time.monotonic() + 30, {}
     while time.monotonic() < deadline:  # task events reach the dashboard asynchronously
@@ -173,7 +173,7 @@ def test_submitted_job_on_two_nodes_matches_serial_run(cluster, tmp_path, capsys
             break
         time.sleep(1)
     for name in (realise, evaluate):
-        seen = [(t.name, t.state, t.node_id and t.node_id[:8], t.actor_id) for t in tasks if "_Worker" in t.name]
+        seen = [(t.name, t.state, t.node_id and t.node_id[:8], t.actor_id) for t in tasks if "RayWorker" in t.name]
         assert {n for n, _ in ran.get(name, ())} == set(nodes), f"{name} ran on {ran.get(name)}; tasks {seen}"
         assert len({actor for _, actor in ran[name]}) == 2
 

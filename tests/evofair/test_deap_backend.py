@@ -119,16 +119,17 @@ def test_deap_runs_are_deterministic_and_resume_exactly(tmp_path):
 
 
 def test_vector_operator_parameters_come_from_the_recipe():
-    from evofair.engine.deap_backend import _vector_variation
+    from evofair.core.genome import VECTOR
+    from evofair.engine.deap_adapter import deap_variation
 
     raw = _recipe(n_var=8, sbx={"eta": 7, "prob": 0.6})
     raw["operators"]["mutation"] = {"name": "pm", "args": {"eta": 11, "prob_var": 0.2}}
     recipe = parse_recipe(raw)
-    v = _vector_variation(recipe, build_problem(recipe))
+    v = deap_variation(VECTOR, recipe, build_problem(recipe)).var
     assert (v.eta_c, v.prob_c, v.eta_m, v.indpb) == (7, 0.6, 11, 0.2)
     assert v.prob_m == 0.9  # pymoo's PM mutates 90% of children
     recipe = parse_recipe(_recipe(n_var=8))
-    assert _vector_variation(recipe, build_problem(recipe)).indpb == 1 / 8
+    assert deap_variation(VECTOR, recipe, build_problem(recipe)).var.indpb == 1 / 8
 
 
 @pytest.mark.parametrize("pop,n_off", [(2, 3), (3, 5), (6, 6)])
