@@ -171,6 +171,14 @@ class Exportable(Protocol):
 
 
 @runtime_checkable
+class RebuildsWeights(Protocol):
+    """A problem whose array genome stands for weights (a merge recipe over fixed checkpoints): the
+    store keeps the vector, and export rebuilds the weights it means, deterministically."""
+
+    def weights_of(self, x: Sequence[float]) -> Weights: ...
+
+
+@runtime_checkable
 class ModelCards(Protocol):
     """The explorer's model card adds per-group numbers the problem computes."""
 

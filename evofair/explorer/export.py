@@ -36,10 +36,11 @@ from typing import Any
 
 import yaml
 
-from evofair.core.problem import Exportable
+from evofair.core.problem import Exportable, RebuildsWeights
 from evofair.errors import UserError, WeightsIntegrityError, require_new_dir
 from evofair.explorer.data import RunData
 from evofair.explorer.model_card import model_card_data
+from evofair.store.weights_files import weights_bytes
 
 GENOME_FILE = "genome.safetensors"
 CARD_FILE = "model_card.json"
@@ -74,6 +75,11 @@ def export_model(
         actual = hashlib.sha256(genome_bytes).hexdigest()
         if actual != ind.weights_hash:
             raise WeightsIntegrityError(f"{path}: content hash {actual[:12]}… does not match its name")
+    elif ind.x is not None and isinstance(data.problem, RebuildsWeights):  # a vector that stands for weights
+        rebuilt = data.problem
+        getattr(rebuilt, "ensure_setup", lambda: None)()  # its anchors, in a merge recipe's case
+        genome_bytes = weights_bytes(rebuilt.weights_of(ind.x))
+        card["weights_sha256"] = hashlib.sha256(genome_bytes).hexdigest()
     tmp = to.parent / f".{to.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         tmp.mkdir()  # (not mkdtemp: its 0700 mode would stay on the renamed directory)
@@ -84,7 +90,7 @@ def export_model(
         if genome_bytes is not None:
             (tmp / GENOME_FILE).write_bytes(genome_bytes)
             files.append(GENOME_FILE)
-        elif ind.x is not None:
+        if ind.x is not None:
             (tmp / "genome.json").write_text(json.dumps({"x": list(ind.x)}))
             files.append("genome.json")
         hook = data.problem.export_model if isinstance(data.problem, Exportable) else None

@@ -1,0 +1,213 @@
+"""`merge`: the Pareto front of merges of fixed anchors, judged by another problem's objectives.
+
+The recipe names an *inner* weights problem (BiasBios, a table, the toy, your own) and the anchors:
+checkpoints you already have, or ones the inner problem trains along its trade-off from one shared
+initialisation. An individual is a merge recipe (`genome.MergeRecipeGenome`); evaluating it merges
+the anchors with mergekit and hands the merged weights to the inner problem's batched `evaluate`,
+so a generation costs merges and forward passes, no training. The inner problem is built by name
+through the plugin registry, so this family imports no other family.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from mergekit.merge_methods.api import merge_state_dicts
+from pydantic import Field, model_validator
+
+from evofair.core.individual import Weights
+from evofair.core.plugins import registry
+from evofair.core.problem import VectorProblem
+from evofair.core.registry import Args, component
+from evofair.core.seeding import torch_seeded
+from evofair.errors import UserError
+from evofair.problems.merging.checkpoints import CheckpointSpec, load_anchors, load_checkpoint
+from evofair.problems.merging.genome import MergeRecipeGenome
+
+DENSITY_METHODS = ("ties", "dare_linear", "dare_ties")
+BASE_METHODS = ("task_arithmetic", *DENSITY_METHODS)
+
+
+class InnerProblem(Args):
+    """The problem whose `evaluate` judges merged weights (any weights problem, by recipe name)."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainedAnchors(Args):
+    """Anchors the inner problem trains from its shared base θ₀, one per fairness weight λ."""
+
+    lambdas: list[float] = Field(
+        default_factory=lambda: [0.0, 2.0, 8.0, 32.0], min_length=2, description="weights of the fairness surrogate"
+    )
+    epochs: int = Field(30, ge=1, le=10_000)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    batch_size: int = Field(128, ge=2)
+    seed: int = Field(0, ge=0)
+
+
+class MergeParams(Args):
+    inner: InnerProblem
+    anchors: list[CheckpointSpec] = Field(default_factory=list, description="your checkpoints (at least 2)")
+    train_anchors: TrainedAnchors | None = Field(None, description="or anchors the inner problem trains")
+    base: CheckpointSpec | None = Field(
+        None, description="the origin of task-arithmetic deltas (default: the inner problem's base_weights)"
+    )
+    method: Literal["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties"] = "linear"
+    scale_max: float = Field(1.0, gt=0, le=10, description="upper bound of each anchor's coefficient")
+    density_min: float = Field(0.1, gt=0, le=1, description="lower bound of the density gene (TIES/DARE)")
+
+    @model_validator(mode="after")
+    def _one_source_of_anchors(self):
+        if bool(self.anchors) == (self.train_anchors is not None):
+            raise ValueError("give either anchors (your checkpoints) or train_anchors, not both or neither")
+        if self.anchors and len(self.anchors) < 2:
+            raise ValueError(f"anchors: expected at least 2 checkpoints, got {len(self.anchors)}")
+        return self
+
+    @property
+    def n_anchors(self) -> int:
+        return len(self.anchors) if self.anchors else len(self.train_anchors.lambdas)  # type: ignore[union-attr]
+
+
+@component("problem", "merge", MergeParams)
+class MergeFront(VectorProblem):
+    """Merges of fixed anchor checkpoints, judged by another problem's objectives (no training)."""
+
+    name = "merge"
+    Params = MergeParams
+    genome = MergeRecipeGenome()
+
+    def __init__(self, params: MergeParams | None = None, *, data_root: str | None = None):
+        super().__init__(params, data_root=data_root)
+        p: MergeParams = self.params  # type: ignore[assignment]
+        spec = registry("problem").get(p.inner.name, "problem.args.inner.name")
+        self.inner = spec.fn(spec.parse_args(p.inner.args, "problem.args.inner.args"), data_root=data_root)
+        if not callable(getattr(self.inner, "init_weights", None)):
+            raise UserError(f"problem.args.inner.name: {p.inner.name!r} is not a weights problem (nothing to merge)")
+        self.objectives = self.inner.objectives
+        self.default_hv_ref = self.inner.default_hv_ref
+        density = p.method in DENSITY_METHODS
+        self.n_var = p.n_anchors + int(density)
+        self.xl = np.array([0.0] * p.n_anchors + [p.density_min] * density)
+        self.xu = np.array([p.scale_max] * p.n_anchors + [1.0] * density)
+        self.base_dir: str | None = None  # the recipe's folder: relative checkpoint paths start there
+        self.anchors: list[Weights] = []
+        self.base: Weights | None = None
+        self.training_examples = 0
+
+    # -- setup: the inner problem, its anchors and the base ------------------------------------
+    def check_inputs(self) -> None:
+        self.inner.check_inputs()
+
+    def setup(self) -> None:
+        if hasattr(self.inner, "base_dir"):
+            self.inner.base_dir = self.base_dir
+        self.inner.ensure_setup()
+        p: MergeParams = self.params  # type: ignore[assignment]
+        inner_base = self.inner.base_weights() if callable(getattr(self.inner, "base_weights", None)) else None
+        self.base = load_checkpoint(p.base, self.base_dir, base=inner_base) if p.base else inner_base
+        if p.method in BASE_METHODS and self.base is None:
+            raise UserError(f"problem.args.method: {p.method!r} merges deltas from a base; give problem.args.base")
+        if p.train_anchors is not None:
+            self.anchors, self.training_examples = _train_anchors(self.inner, p.train_anchors)
+        else:
+            self.anchors = load_anchors(p.anchors, self.base_dir, base=self.base)
+        self._check_layout()
+
+    def _check_layout(self) -> None:
+        """Anchors must hold the tensors the inner problem's genome holds (same names and shapes)."""
+        expected = self.inner.init_weights(0)
+        got = self.anchors[0]
+        if set(got) != set(expected) or any(got[k].shape != expected[k].shape for k in expected):
+            missing = (
+                sorted(set(expected) ^ set(got))[:3] or [k for k in expected if got[k].shape != expected[k].shape][:3]
+            )
+            raise UserError(
+                f"problem.args.anchors: the anchors' tensors do not match {self.params.inner.name!r}'s genome "  # type: ignore[attr-defined]
+                f"(first differences: {', '.join(missing)})"
+            )
+
+    def describe(self) -> dict[str, Any]:
+        p: MergeParams = self.params  # type: ignore[assignment]
+        source = "trained by the inner problem" if p.train_anchors else "the recipe's checkpoints"
+        return {
+            "inner problem": p.inner.name,
+            "anchors": f"{p.n_anchors} ({source})",
+            "merge method": p.method,
+            "anchor training examples": self.training_examples,
+            **{f"inner: {k}": v for k, v in self.inner.describe().items()},
+        }
+
+    @property
+    def metric_names(self):
+        return self.inner.metric_names
+
+    # -- a recipe's weights, and their evaluation ----------------------------------------------
+    def weights_of(self, x: Sequence[float]) -> Weights:
+        """The merged weights recipe `x` stands for: the same x gives the same tensors, always."""
+        p: MergeParams = self.params  # type: ignore[assignment]
+        x = np.asarray(x, dtype=float)
+        coeffs = [float(c) for c in x[: p.n_anchors]]
+        if p.method == "linear" and sum(coeffs) <= 1e-12:
+            coeffs = [1.0] * p.n_anchors  # an all-zero recipe has no normalised weights: the plain average
+        models = {f"a{k}": dict(sorted(a.items())) for k, a in enumerate(self.anchors)}
+        params: dict[str, Any] = {"weight": {f"a{k}": c for k, c in enumerate(coeffs)}}
+        if p.method == "linear":
+            return merge_state_dicts(models, "linear", parameters={**params, "normalize": True})
+        assert self.base is not None
+        params.update({"lambda": 1.0, "normalize": False})
+        if p.method in DENSITY_METHODS:
+            params["density"] = float(x[p.n_anchors])
+        # DARE draws its drop masks from torch's global RNG: a seed from the recipe itself keeps x → weights fixed
+        with torch_seeded(_recipe_seed(x)):
+            merged = merge_state_dicts(
+                {**models, "base": dict(sorted(self.base.items()))}, p.method, parameters=params, base="base"
+            )
+        return merged
+
+    def evaluate(self, genomes, split):
+        return self.inner.evaluate([self.weights_of(x) for x in genomes], split)
+
+
+def _recipe_seed(x: np.ndarray) -> int:
+    """A seed that is a function of the whole recipe vector (its exact float64 bytes)."""
+    return int.from_bytes(hashlib.sha256(np.asarray(x, dtype=np.float64).tobytes()).digest()[:4], "little")
+
+
+def _train_anchors(inner, cfg: TrainedAnchors) -> tuple[list[Weights], int]:
+    """K heads from the inner problem's shared θ₀, head k trained on CE + λ_k·(soft TPR gap): the
+    scalarised training the λ-sweep uses, so its anchors merge within one basin."""
+    from evofair.problems.common.baselines import train_heads
+    from evofair.problems.common.classification import FeatureClassificationProblem
+
+    if not isinstance(inner, FeatureClassificationProblem):
+        raise UserError(
+            "problem.args.train_anchors: the inner problem cannot train anchors (a feature classification "
+            "problem such as biasbios or fair_classification can); name your checkpoints in problem.args.anchors"
+        )
+    K = len(cfg.lambdas)
+    with torch.random.fork_rng():
+        heads = train_heads(
+            inner,
+            [inner.base_weights()] * K,
+            cfg.lambdas,
+            [cfg.seed + k for k in range(K)],
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+        )
+    base = inner.base_weights()
+    extra = {k: v for k, v in base.items() if k not in heads[0]}  # genes the heads do not train (fair_weight)
+    return [{**h, **extra} for h in heads], K * cfg.epochs * len(inner.splits["train"])
+
+
+def _trained_part(head: Weights) -> Weights:
+    return {k: v for k, v in head.items() if k.startswith("layers.")}

@@ -1,0 +1,171 @@
+"""The `merge` problem: a front of merge recipes over fixed anchors, judged by another problem.
+
+Oracles: merged weights against the formulas written out here (a weighted average; base plus
+scaled deltas), every stored objective against the inner problem's own `evaluate` of the weights
+recomputed from the stored recipe, export's safetensors against `weights_of`, a resumed run against
+an uninterrupted one byte for byte, trained anchors against the scalarised objective they were
+trained on (more fairness weight, smaller train TPR gap).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from evofair.errors import UserError
+from evofair.problems.classic.toy import ToyMLP, ToyParams
+from evofair.problems.merging.problem import MergeFront, MergeParams
+from evofair.store.run_store import RunStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fairclass"))
+from fairclass_tables import make_table  # noqa: E402
+
+TOY = {"n_train": 64, "n_eval": 64, "n_features": 4, "hidden": 4}
+
+
+def _anchors(folder: Path, n: int = 3) -> list[dict]:
+    """Three toy checkpoints: the base θ₀ plus a different perturbation each, as safetensors files."""
+    toy = ToyMLP(ToyParams(**TOY))
+    base = toy.base_weights()
+    specs = []
+    for k in range(n):
+        gen = torch.Generator().manual_seed(10 + k)
+        weights = {name: t + 0.5 * torch.randn(t.shape, generator=gen) for name, t in base.items()}
+        save_file(weights, str(folder / f"anchor{k}.safetensors"))
+        specs.append({"path": f"anchor{k}.safetensors"})
+    return specs
+
+
+def _front(folder: Path, method: str = "linear") -> MergeFront:
+    problem = MergeFront(MergeParams(inner={"name": "toy_mlp", "args": TOY}, anchors=_anchors(folder), method=method))
+    problem.base_dir = str(folder)
+    return problem.ensure_setup()
+
+
+def test_linear_and_task_arithmetic_recipes_are_the_formulas(tmp_path):
+    lin = _front(tmp_path)
+    x = np.array([0.2, 0.5, 0.3])
+    a = [load_file(str(tmp_path / f"anchor{k}.safetensors")) for k in range(3)]
+    merged = lin.weights_of(x)
+    for name in a[0]:
+        expected = sum(c * t[name] for c, t in zip(x, a)) / x.sum()
+        torch.testing.assert_close(merged[name], expected, atol=1e-6, rtol=0)
+    assert lin.weights_of([0, 0, 0])["0.weight"].shape == a[0]["0.weight"].shape  # all-zero: the plain average
+    ta = _front(tmp_path, "task_arithmetic")
+    base = ta.base
+    merged = ta.weights_of(x)
+    for name in a[0]:
+        expected = base[name] + sum(c * (t[name] - base[name]) for c, t in zip(x, a))
+        torch.testing.assert_close(merged[name], expected, atol=1e-6, rtol=0)
+
+
+def test_dare_recipes_rebuild_the_same_weights(tmp_path):
+    dare = _front(tmp_path, "dare_ties")
+    assert dare.n_var == 4 and dare.xl[-1] == 0.1  # three coefficients and the density kept
+    x = np.array([0.4, 0.9, 0.1, 0.5])
+    one, two = dare.weights_of(x), dare.weights_of(x.copy())
+    assert all(torch.equal(one[k], two[k]) for k in one)
+    other = dare.weights_of(np.array([0.4, 0.9, 0.1, 0.6]))
+    assert any(not torch.equal(one[k], other[k]) for k in one)
+
+
+def _write_recipe(folder: Path, generations: int) -> Path:
+    recipe = {
+        "name": "toy-merges",
+        "seed": 3,
+        "problem": {"name": "merge", "args": {"inner": {"name": "toy_mlp", "args": TOY}, "anchors": _anchors(folder)}},
+        "algorithm": {"pop_size": 8, "generations": generations},
+        "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
+    }
+    path = folder / f"merge{generations}.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def test_merge_recipe_over_three_checkpoints_from_the_cli(tmp_path):
+    from conftest import cli_subprocess
+
+    cli_subprocess("run", str(_write_recipe(tmp_path, 4)), "--out", str(tmp_path / "full"), "--quiet")
+    cli_subprocess("run", str(_write_recipe(tmp_path, 2)), "--out", str(tmp_path / "part"), "--quiet")
+    cli_subprocess("run", "--resume", str(tmp_path / "part"), "--set", "algorithm.generations=4", "--quiet")
+    assert (tmp_path / "full" / "front.csv").read_bytes() == (tmp_path / "part" / "front.csv").read_bytes()
+
+    judge = _front(tmp_path)  # rebuilt independently of the run
+    store = RunStore(tmp_path / "full", readonly=True)
+    try:
+        inds = store.individuals()
+    finally:
+        store.close()
+    assert len(inds) == 32 and all(i.weights_hash is None and len(i.x) == 3 for i in inds)
+    X = np.array([i.x for i in inds])
+    assert ((0 <= X) & (X <= 1)).all()
+    for split in ("val", "test"):
+        truth = judge.inner.evaluate([judge.weights_of(x) for x in X], split)
+        for name in ("error", "gap"):
+            np.testing.assert_allclose([i.metrics[split][name] for i in inds], truth[name], rtol=0, atol=1e-12)
+
+    front_id = next(csv.DictReader((tmp_path / "full" / "front.csv").open()))["id"]
+    from evofair.explorer.export import export_model
+
+    exported = export_model(tmp_path / "full", front_id, tmp_path / "exported")
+    card = json.loads((exported / "model_card.json").read_text())
+    weights = load_file(str(exported / "genome.safetensors"))
+    x = json.loads((exported / "genome.json").read_text())["x"]
+    expected = judge.weights_of(x)
+    assert set(weights) == set(expected) and all(torch.equal(weights[k], expected[k]) for k in weights)
+    import hashlib
+
+    assert card["weights_sha256"] == hashlib.sha256((exported / "genome.safetensors").read_bytes()).hexdigest()
+
+
+def test_bad_merge_recipes_are_one_line(tmp_path):
+    with pytest.raises(ValueError, match="either anchors"):
+        MergeParams(inner={"name": "toy_mlp"})
+    with pytest.raises(ValueError, match="at least 2"):
+        MergeParams(inner={"name": "toy_mlp"}, anchors=[{"path": "a.safetensors"}])
+    with pytest.raises(UserError, match="not a weights problem"):
+        MergeFront(MergeParams(inner={"name": "zdt1"}, anchors=[{"path": "a"}, {"path": "b"}]))
+    toy = MergeFront(MergeParams(inner={"name": "toy_mlp", "args": TOY}, train_anchors={"lambdas": [0, 1]}))
+    with pytest.raises(UserError, match="cannot train anchors"):
+        toy.ensure_setup()
+
+
+def test_trained_anchors_follow_their_fairness_weight(tmp_path):
+    """Anchors trained by a feature classification problem from one θ₀: the heavily fairness-weighted
+    one has the smaller soft TPR gap on train, and the budget counts K × epochs × train rows."""
+    path = tmp_path / "loans.csv"
+    make_table(n=600).to_csv(path, index=False)
+    inner = {
+        "name": "fair_classification",
+        "args": {
+            "data": {"path": str(path)},
+            "target": "outcome",
+            "positive": "yes",
+            "sensitive": ["gender"],
+            "model": {"kind": "mlp", "hidden": [8]},
+            "baselines": {"enabled": False},
+        },
+    }
+    front = MergeFront(MergeParams(inner=inner, train_anchors={"lambdas": [0.0, 64.0], "epochs": 40}))
+    front.ensure_setup()
+    n_train = len(front.inner.splits["train"])
+    assert front.training_examples == 2 * 40 * n_train and front.describe()["anchor training examples"] > 0
+    from evofair.problems.common.losses import soft_tpr_gap
+
+    data = front.inner.splits["train"]
+    codes, groups = np.unique(data.g, return_inverse=True)
+    y, g = torch.as_tensor(data.y)[None], torch.as_tensor(groups)[None]
+    gaps = []
+    with torch.no_grad():
+        for head in front.anchors:
+            probs = torch.softmax(front.inner.build_model(head)(torch.as_tensor(data.X, dtype=torch.float32)), -1)
+            gaps.append(float(soft_tpr_gap(probs[None], y, g, len(codes))[0]))
+    assert gaps[1] < gaps[0]
