@@ -26,6 +26,7 @@ from evofair.core.registry import Args, component
 from evofair.core.seeding import torch_seeded
 from evofair.errors import UserError
 from evofair.problems.merging.checkpoints import CheckpointSpec, load_anchors, load_checkpoint
+from evofair.problems.merging.cross_fit import CrossFittedAnchors
 from evofair.problems.merging.genome import MergeRecipeGenome
 
 DENSITY_METHODS = ("ties", "dare_linear", "dare_ties")
@@ -62,11 +63,19 @@ class MergeParams(Args):
     method: Literal["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties"] = "linear"
     scale_max: float = Field(1.0, gt=0, le=10, description="upper bound of each anchor's coefficient")
     density_min: float = Field(0.1, gt=0, le=1, description="lower bound of the density gene (TIES/DARE)")
+    selection: Literal["validate", "cross_fit"] = Field(
+        "validate",
+        description="cross_fit: score recipes on out-of-fold predictions over train ∪ validate "
+        "(with train_anchors; cross_fit.py)",
+    )
+    folds: int = Field(3, ge=2, le=10, description="folds of cross_fit selection")
 
     @model_validator(mode="after")
     def _one_source_of_anchors(self):
         if bool(self.anchors) == (self.train_anchors is not None):
             raise ValueError("give either anchors (your checkpoints) or train_anchors, not both or neither")
+        if self.selection == "cross_fit" and self.train_anchors is None:
+            raise ValueError("selection: cross_fit trains its anchors per fold: give train_anchors")
         if self.anchors and len(self.anchors) < 2:
             raise ValueError(f"anchors: expected at least 2 checkpoints, got {len(self.anchors)}")
         return self
@@ -101,6 +110,7 @@ class MergeFront(VectorProblem):
         self.anchors: list[Weights] = []
         self.base: Weights | None = None
         self.training_examples = 0
+        self.cross_fit: CrossFittedAnchors | None = None
 
     # -- setup: the inner problem, its anchors and the base ------------------------------------
     def check_inputs(self) -> None:
@@ -115,7 +125,11 @@ class MergeFront(VectorProblem):
         self.base = load_checkpoint(p.base, self.base_dir, base=inner_base) if p.base else inner_base
         if p.method in BASE_METHODS and self.base is None:
             raise UserError(f"problem.args.method: {p.method!r} merges deltas from a base; give problem.args.base")
-        if p.train_anchors is not None:
+        if p.train_anchors is not None and p.selection == "cross_fit":
+            cfg = p.train_anchors
+            self.cross_fit = CrossFittedAnchors(self.inner, lambda view: _train_anchors(view, cfg), p.folds, cfg.seed)
+            self.anchors, self.training_examples = self.cross_fit.anchors, self.cross_fit.examples
+        elif p.train_anchors is not None:
             self.anchors, self.training_examples = _train_anchors(self.inner, p.train_anchors)
         else:
             self.anchors = load_anchors(p.anchors, self.base_dir, base=self.base)
@@ -152,12 +166,16 @@ class MergeFront(VectorProblem):
     # -- a recipe's weights, and their evaluation ----------------------------------------------
     def weights_of(self, x: Sequence[float]) -> Weights:
         """The merged weights recipe `x` stands for: the same x gives the same tensors, always."""
+        return self.merge(self.anchors, x)
+
+    def merge(self, anchors: list[Weights], x: Sequence[float]) -> Weights:
+        """Recipe `x` applied to `anchors` (the run's, or one fold's under cross-fitted selection)."""
         p: MergeParams = self.params  # type: ignore[assignment]
         x = np.asarray(x, dtype=float)
         coeffs = [float(c) for c in x[: p.n_anchors]]
         if p.method == "linear" and sum(coeffs) <= 1e-12:
             coeffs = [1.0] * p.n_anchors  # an all-zero recipe has no normalised weights: the plain average
-        models = {f"a{k}": dict(sorted(a.items())) for k, a in enumerate(self.anchors)}
+        models = {f"a{k}": dict(sorted(a.items())) for k, a in enumerate(anchors)}
         params: dict[str, Any] = {"weight": {f"a{k}": c for k, c in enumerate(coeffs)}}
         if p.method == "linear":
             return merge_state_dicts(models, "linear", parameters={**params, "normalize": True})
@@ -173,6 +191,8 @@ class MergeFront(VectorProblem):
         return merged
 
     def evaluate(self, genomes, split):
+        if split == "val" and self.cross_fit is not None:  # selection sees out-of-fold scores only
+            return self.cross_fit.oof_metrics(self.merge, genomes)
         return self.inner.evaluate([self.weights_of(x) for x in genomes], split)
 
 

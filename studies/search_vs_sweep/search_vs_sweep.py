@@ -80,6 +80,7 @@ def pipeline(seed: int, args, out: Path):
                 "train_anchors": {"lambdas": args.lambdas, "epochs": args.epochs, "seed": seed},
                 "method": args.method,
                 "scale_max": args.scale_max,
+                "selection": args.selection,
             },
         },
         "algorithm": {"pop_size": args.pop, "generations": args.gens},
@@ -123,7 +124,7 @@ def one_seed(seed: int, args) -> dict:
         problem, front = pipeline(seed, args, Path(tmp) / "run")
     inner = problem.inner
     n_train = len(inner.splits["train"])
-    budget = len(args.lambdas) * args.epochs * n_train
+    budget = problem.training_examples  # every anchor trained, per fold too under cross-fitting
     equal_epochs = max(1, round(budget / (len(SWEEP_LAMBDAS) * n_train)))
     equal, double = sweep(inner, seed, equal_epochs), sweep(inner, seed, 2 * equal_epochs)
     hv = {
@@ -156,6 +157,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-boot", type=int, default=200)
     ap.add_argument("--method", default="linear", help="merge method (problem.args.method)")
     ap.add_argument("--scale-max", type=float, default=1.0)
+    ap.add_argument("--selection", default="validate", choices=["validate", "cross_fit"])
     ap.add_argument("--lambdas", type=float, nargs="+", default=ANCHOR_LAMBDAS, help="the anchors' fairness weights")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)

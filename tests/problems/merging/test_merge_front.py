@@ -169,3 +169,65 @@ def test_trained_anchors_follow_their_fairness_weight(tmp_path):
             probs = torch.softmax(front.inner.build_model(head)(torch.as_tensor(data.X, dtype=torch.float32)), -1)
             gaps.append(float(soft_tpr_gap(probs[None], y, g, len(codes))[0]))
     assert gaps[1] < gaps[0]
+
+
+def test_cross_fitted_selection_scores_out_of_fold(tmp_path):
+    """Recipes are scored on pooled out-of-fold predictions over train ∪ validate: recomputed here with
+    each fold's merged head as a torch module on the rows it never trained on; test stays the test split."""
+    from evofair.analysis.metrics import fairness_metrics
+
+    path = tmp_path / "loans.csv"
+    make_table(n=500).to_csv(path, index=False)
+    inner = {
+        "name": "fair_classification",
+        "args": {
+            "data": {"path": str(path)},
+            "target": "outcome",
+            "positive": "yes",
+            "sensitive": ["gender"],
+            "model": {"kind": "mlp", "hidden": [8]},
+            "baselines": {"enabled": False},
+        },
+    }
+    front = MergeFront(
+        MergeParams(
+            inner=inner,
+            train_anchors={"lambdas": [0.0, 8.0], "epochs": 5},
+            selection="cross_fit",
+            folds=2,
+            method="task_arithmetic",
+        )
+    )
+    front.ensure_setup()
+    cf, tr, va = front.cross_fit, front.inner.splits["train"], front.inner.splits["val"]
+    pool_y = np.concatenate([tr.y, va.y])
+    folds = cf.folds
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(pool_y)))  # a partition of train ∪ validate
+    n_pool = len(pool_y)
+    assert front.training_examples == 2 * 5 * (sum(n_pool - len(f) for f in folds) + n_pool)
+
+    X = np.array([[0.3, 1.2], [1.0, 0.0]])
+    got = front.evaluate(X, "val")
+    pool_X = torch.cat([tr.X, va.X])
+    pool_g = np.concatenate([tr.g, va.g])
+    preds = []
+    with torch.no_grad():
+        for k, out in enumerate(folds):
+            heads = [front.merge(cf.fold_anchors[k], x) for x in X]
+            preds.append(np.stack([front.inner.build_model(h)(pool_X[out]).argmax(-1).numpy() for h in heads]))
+    order = np.concatenate(folds)
+    want = fairness_metrics(
+        np.concatenate(preds, axis=1),
+        pool_y[order],
+        pool_g[order],
+        classes=np.arange(2),
+        pos_label=front.inner.pos_label,
+    )
+    for name in front.objective_names:
+        np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-12)
+    test = front.evaluate(X, "test")
+    truth = front.inner.evaluate([front.weights_of(x) for x in X], "test")
+    for name in front.objective_names:
+        np.testing.assert_array_equal(test[name], truth[name])
+    with pytest.raises(ValueError, match="cross_fit trains its anchors per fold"):
+        MergeParams(inner=inner, anchors=[{"path": "a"}, {"path": "b"}], selection="cross_fit")
