@@ -57,14 +57,13 @@ class CrossFittedAnchors:
         view.splits = {**self.inner.splits, "train": split}
         return view
 
-    def oof_metrics(self, merge: Callable[[list[Weights], np.ndarray], Weights], recipes: Sequence[np.ndarray]):
-        """Every metric of each recipe on the pooled out-of-fold predictions."""
+    def oof_metrics(
+        self, predict: Callable[[list[Weights], Sequence[np.ndarray], str], np.ndarray], recipes: Sequence[np.ndarray]
+    ):
+        """Every metric of each recipe on the pooled out-of-fold predictions; `predict(anchors, recipes,
+        split)` gives the recipes' predicted classes with those anchors on that split."""
         P = np.concatenate(
-            [
-                self.inner.head_predictions([merge(anchors, x) for x in recipes], f"cv_out{k}")
-                for k, anchors in enumerate(self.fold_anchors)
-            ],
-            axis=1,
+            [predict(anchors, recipes, f"cv_out{k}") for k, anchors in enumerate(self.fold_anchors)], axis=1
         )
         inner = self.inner
         return fairness_metrics(P, self.y, self.g, classes=np.arange(inner.n_classes), pos_label=inner.pos_label)

@@ -28,6 +28,7 @@ from evofair.errors import UserError
 from evofair.problems.merging.checkpoints import CheckpointSpec, load_anchors, load_checkpoint
 from evofair.problems.merging.cross_fit import CrossFittedAnchors
 from evofair.problems.merging.genome import MergeRecipeGenome
+from evofair.problems.merging.thresholds import PER_GROUP_NOTE, ThresholdGenes, ThresholdMode
 
 DENSITY_METHODS = ("ties", "dare_linear", "dare_ties")
 BASE_METHODS = ("task_arithmetic", *DENSITY_METHODS)
@@ -69,6 +70,10 @@ class MergeParams(Args):
         "(with train_anchors; cross_fit.py)",
     )
     folds: int = Field(3, ge=2, le=10, description="folds of cross_fit selection")
+    threshold: ThresholdMode = Field(
+        "off", description="evolve a decision threshold too: global, or per_group (reads the sensitive attribute)"
+    )
+    threshold_span: float = Field(2.0, gt=0, le=50, description="threshold genes shift the logit margin in ±span")
 
     @model_validator(mode="after")
     def _one_source_of_anchors(self):
@@ -111,6 +116,8 @@ class MergeFront(VectorProblem):
         self.base: Weights | None = None
         self.training_examples = 0
         self.cross_fit: CrossFittedAnchors | None = None
+        self.thresholds: ThresholdGenes | None = None
+        self.n_recipe = self.n_var  # the merge part of x; threshold genes follow it
 
     # -- setup: the inner problem, its anchors and the base ------------------------------------
     def check_inputs(self) -> None:
@@ -133,6 +140,12 @@ class MergeFront(VectorProblem):
             self.anchors, self.training_examples = _train_anchors(self.inner, p.train_anchors)
         else:
             self.anchors = load_anchors(p.anchors, self.base_dir, base=self.base)
+        if p.threshold != "off":
+            self.thresholds = ThresholdGenes(p.threshold, self.inner)
+            n = self.thresholds.n_genes
+            self.n_var = self.n_recipe + n
+            self.xl = np.concatenate([self.xl[: self.n_recipe], [-p.threshold_span] * n])
+            self.xu = np.concatenate([self.xu[: self.n_recipe], [p.threshold_span] * n])
         self._check_layout()
 
     def _check_layout(self) -> None:
@@ -151,7 +164,9 @@ class MergeFront(VectorProblem):
     def describe(self) -> dict[str, Any]:
         p: MergeParams = self.params  # type: ignore[assignment]
         source = "trained by the inner problem" if p.train_anchors else "the recipe's checkpoints"
+        flag = {"decision thresholds": PER_GROUP_NOTE} if p.threshold == "per_group" else {}
         return {
+            **flag,
             "inner problem": p.inner.name,
             "anchors": f"{p.n_anchors} ({source})",
             "merge method": p.method,
@@ -171,7 +186,7 @@ class MergeFront(VectorProblem):
     def merge(self, anchors: list[Weights], x: Sequence[float]) -> Weights:
         """Recipe `x` applied to `anchors` (the run's, or one fold's under cross-fitted selection)."""
         p: MergeParams = self.params  # type: ignore[assignment]
-        x = np.asarray(x, dtype=float)
+        x = np.asarray(x, dtype=float)[: self.n_recipe]  # threshold genes do not change the weights
         coeffs = [float(c) for c in x[: p.n_anchors]]
         if p.method == "linear" and sum(coeffs) <= 1e-12:
             coeffs = [1.0] * p.n_anchors  # an all-zero recipe has no normalised weights: the plain average
@@ -190,10 +205,28 @@ class MergeFront(VectorProblem):
             )
         return merged
 
+    def predictions(self, anchors: list[Weights], recipes: Sequence[np.ndarray], split: str) -> np.ndarray:
+        """Predicted classes (n_recipes, n) of the recipes merged from `anchors` on `split`."""
+        heads = [self.merge(anchors, x) for x in recipes]
+        if self.thresholds is None:
+            return self.inner.predictions(heads, split)
+        genes = np.array([np.asarray(x, dtype=float)[self.n_recipe :] for x in recipes])
+        return self.thresholds.predictions(heads, genes, split)
+
     def evaluate(self, genomes, split):
         if split == "val" and self.cross_fit is not None:  # selection sees out-of-fold scores only
-            return self.cross_fit.oof_metrics(self.merge, genomes)
-        return self.inner.evaluate([self.weights_of(x) for x in genomes], split)
+            return self.cross_fit.oof_metrics(self.predictions, genomes)
+        if self.thresholds is None:
+            return self.inner.evaluate([self.weights_of(x) for x in genomes], split)
+        return self.inner.metrics_of_predictions(self.predictions(self.anchors, genomes, split), split)
+
+    def model_card(self, individual, store) -> dict[str, Any]:
+        """The evolved decision thresholds of one model, flagged when they read the sensitive attribute."""
+        if self.thresholds is None or individual.x is None:
+            return {}
+        rows = self.thresholds.card_rows(list(individual.x)[self.n_recipe :])
+        title = "Decision thresholds (" + (PER_GROUP_NOTE if self.thresholds.mode == "per_group" else "global") + ")"
+        return {title: rows}
 
 
 def _recipe_seed(x: np.ndarray) -> int:

@@ -81,6 +81,7 @@ def pipeline(seed: int, args, out: Path):
                 "method": args.method,
                 "scale_max": args.scale_max,
                 "selection": args.selection,
+                "threshold": args.threshold,
             },
         },
         "algorithm": {"pop_size": args.pop, "generations": args.gens},
@@ -90,8 +91,7 @@ def pipeline(seed: int, args, out: Path):
     result = evofair.run(recipe, out, progress=False)
     problem = result.problem
     X = np.array([ind.x for ind in result.front])
-    heads = [problem.weights_of(x) for x in X]
-    return problem, problem.inner.head_predictions(heads, "test")
+    return problem, problem.predictions(problem.anchors, X, "test")
 
 
 def paired_interval(problem, a: np.ndarray, b: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
@@ -158,6 +158,7 @@ def main(argv=None) -> int:
     ap.add_argument("--method", default="linear", help="merge method (problem.args.method)")
     ap.add_argument("--scale-max", type=float, default=1.0)
     ap.add_argument("--selection", default="validate", choices=["validate", "cross_fit"])
+    ap.add_argument("--threshold", default="off", choices=["off", "global", "per_group"])
     ap.add_argument("--lambdas", type=float, nargs="+", default=ANCHOR_LAMBDAS, help="the anchors' fairness weights")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)

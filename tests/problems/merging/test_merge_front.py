@@ -231,3 +231,66 @@ def test_cross_fitted_selection_scores_out_of_fold(tmp_path):
         np.testing.assert_array_equal(test[name], truth[name])
     with pytest.raises(ValueError, match="cross_fit trains its anchors per fold"):
         MergeParams(inner=inner, anchors=[{"path": "a"}, {"path": "b"}], selection="cross_fit")
+
+
+def _loans_inner(tmp_path) -> dict:
+    path = tmp_path / "loans.csv"
+    make_table(n=500).to_csv(path, index=False)
+    return {
+        "name": "fair_classification",
+        "args": {
+            "data": {"path": str(path)},
+            "target": "outcome",
+            "positive": "yes",
+            "sensitive": ["gender"],
+            "model": {"kind": "mlp", "hidden": [8]},
+            "baselines": {"enabled": False},
+        },
+    }
+
+
+def test_threshold_genes_shift_the_decision_and_per_group_ones_are_flagged(tmp_path):
+    from evofair.analysis.metrics import fairness_metrics
+
+    inner = _loans_inner(tmp_path)
+    glob = MergeFront(
+        MergeParams(
+            inner=inner, train_anchors={"lambdas": [0.0, 8.0], "epochs": 5}, threshold="global", threshold_span=3.0
+        )
+    )
+    glob.ensure_setup()
+    assert (glob.n_var, glob.xl[-1], glob.xu[-1]) == (3, -3.0, 3.0)
+    X = np.array([[0.4, 0.6, 0.0], [0.4, 0.6, 1.5], [0.9, 0.1, -2.0]])
+    test = glob.inner.splits["test"]
+    want = []
+    with torch.no_grad():
+        for x in X:  # the boundary moved by hand: class 1 where logit1 - logit0 + t > 0
+            logits = glob.inner.build_model(glob.weights_of(x))(test.X).double()
+            want.append(((logits[:, 1] - logits[:, 0] + x[2]) > 0).long().numpy())
+    truth = fairness_metrics(np.stack(want), test.y, test.g, classes=np.arange(2), pos_label=glob.inner.pos_label)
+    got = glob.evaluate(X, "test")
+    for name in glob.objective_names:
+        np.testing.assert_allclose(got[name], truth[name], rtol=0, atol=1e-12)
+    plain = glob.inner.evaluate([glob.weights_of(X[0])], "test")  # shift 0 is the plain argmax
+    assert all(got[n][0] == plain[n][0] for n in glob.objective_names)
+    assert "decision thresholds" not in glob.describe()
+
+    per = MergeFront(
+        MergeParams(inner=inner, train_anchors={"lambdas": [0.0, 8.0], "epochs": 5}, threshold="per_group")
+    )
+    per.ensure_setup()
+    groups = per.thresholds.groups
+    assert per.n_var == 2 + len(groups) >= 4 and "sensitive attribute" in per.describe()["decision thresholds"]
+    x = np.array([0.5, 0.5] + [50.0] + [0.0] * (len(groups) - 1))  # the first group always predicted 1
+    P = per.predictions(per.anchors, [x], "test")[0]
+    first = np.asarray(per.inner.splits["test"].g) == groups[0]
+    assert P[first].all() and not P[~first].all()
+
+    class Stored:  # what the explorer hands a ModelCards hook
+        pass
+
+    ind = Stored()
+    ind.x = tuple(x)
+    ((title, rows),) = per.model_card(ind, None).items()
+    assert "sensitive attribute" in title and [r["group"] for r in rows] == [str(g) for g in groups]
+    assert rows[0]["logit shift"] == 50.0
