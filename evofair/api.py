@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,7 @@ from evofair.analysis.report import final_front, write_report
 from evofair.analysis.result import OBJECTIVES_META, Result
 from evofair.core import failpoints
 from evofair.core.constraints import check_metrics
-from evofair.core.plugins import registry
+from evofair.core.plugins import code_trust, registry
 from evofair.core.problem import AfterRun
 from evofair.engine.loop import Engine
 from evofair.errors import UserError, require_new_dir
@@ -35,6 +36,26 @@ from evofair.tracking.logs import console_for_library, run_log
 log = logging.getLogger("evofair.run")
 
 
+NAME_MAX = 255  # bytes in one file name, on the file systems evofair writes to
+PATH_MAX = 4096
+
+
+def check_out_path(out: str | Path, flag: str = "--out") -> Path:
+    """An output folder that can be created: not empty text (which would mean the current folder),
+    no name longer than the file system takes (refused here, in one line, before anything else)."""
+    if not str(out).strip():
+        raise UserError(f"{flag}: empty; expected the run directory to create")
+    path = Path(out)
+    longest = max((len(os.fsencode(p)) for p in path.parts), default=0)
+    if longest > NAME_MAX or len(os.fsencode(str(path.absolute()))) >= PATH_MAX:
+        shown = str(out) if len(str(out)) <= 60 else str(out)[:57] + "..."
+        raise UserError(
+            f"{flag} {shown}: path too long (a name of {longest} bytes; file systems take {NAME_MAX} "
+            f"per name and {PATH_MAX} in all)"
+        )
+    return path
+
+
 def _check_out(out: Path, resume: bool) -> None:
     if resume:
         check_resumable(out)
@@ -50,6 +71,7 @@ def run(
     resume: bool | str | Path = False,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
+    trust_code: bool = False,
 ) -> Result:
     """Run a recipe into `out` (or continue the run there, with `resume`); returns its `Result`.
 
@@ -58,9 +80,15 @@ def run(
     config.yaml. `callbacks=` (evofair.tracking.Callback objects) follow the run, after the recipe's
     own `callbacks:`. Every input check happens before the first file is written; disk errors become
     a `UserError` and leave the store consistent. An experiment recipe (`experiment:` key) is
-    refused: `evofair.experiment` runs those.
+    refused: `evofair.experiment` runs those. Resuming under the folder's own config.yaml (no
+    `recipe`) imports a `module:Name` it names only with `trust_code=True`: the folder may come
+    from anyone, while a recipe passed here is the caller's own.
     """
-    with console_for_library(progress):
+    folder = Path(resume if isinstance(resume, (str, Path)) else out or ".")
+    with (
+        console_for_library(progress),
+        code_trust(recipe is not None or not resume or trust_code, folder / "config.yaml"),
+    ):
         return _run(recipe, out, problem=problem, resume=resume, progress=progress, callbacks=callbacks)
 
 
@@ -148,7 +176,7 @@ def _resume_target(recipe, out, resume) -> tuple[Any, Path, bool]:
         out = resume
     if out is None:
         raise UserError("out: expected the run directory to create (or resume=DIR to continue one)")
-    out = Path(out)
+    out = check_out_path(out, "out" if not resume else "resume")
     if recipe is None:
         if not resume:
             raise UserError("recipe: expected a recipe (a dict, a Recipe, or evofair.load_recipe(FILE))")

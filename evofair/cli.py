@@ -42,6 +42,16 @@ def recipe_path(arg: str | None) -> Path:
 
 
 def _cmd_run(args) -> int:
+    """A recipe run, or `--resume DIR`: DIR's config.yaml came with the folder, so a component it
+    names by `module:Name` (problem, operator, callback, executor) is imported only with --trust-code."""
+    from evofair.core.plugins import code_trust
+
+    source = Path(args.resume) / "config.yaml" if args.resume else None
+    with code_trust(source is None or args.trust_code, source or ""):
+        return _run_command(args)
+
+
+def _run_command(args) -> int:
     from evofair import api
     from evofair.lifecycle.experiments import is_experiment
     from evofair.lifecycle.recipe import apply_overrides, parse_recipe, read_recipe_file
@@ -85,8 +95,8 @@ def _cmd_run(args) -> int:
     recipe = parse_recipe(raw, str(source))
     if args.resume:
         out = Path(args.resume)
-    elif args.out:
-        out = Path(args.out)
+    elif args.out is not None:
+        out = api.check_out_path(args.out)
     else:
         out = _default_out(recipe.name)
     result = api.run(recipe, out, resume=bool(args.resume), progress=not args.quiet)
@@ -123,7 +133,9 @@ def _cmd_experiment(args) -> int:
         )
     overrides = list(args.set or []) + ([f"seed={args.seed}"] if args.seed is not None else [])
     recipe = parse_experiment(apply_overrides(file_raw, overrides), str(source))
-    out = Path(args.out) if args.out else _default_out(recipe.name)
+    from evofair.api import check_out_path
+
+    out = check_out_path(args.out) if args.out is not None else _default_out(recipe.name)
     result = run_experiment(recipe, out, progress=not args.quiet)
     print(f"evofair: wrote {out} (experiment {recipe.experiment.name}, {sum(result.timings.values()):.1f} s)")
     return 0
@@ -201,7 +213,7 @@ def _cmd_verify(args) -> int:
         n = len(store.individuals())
     finally:
         store.close()
-    for line in store.notes:
+    for line in [*store.notes, *_named_code(Path(args.dir))]:
         print(f"evofair: note: {line}", file=sys.stderr)
     for line in problems:
         print(f"evofair: {line}", file=sys.stderr)
@@ -210,6 +222,23 @@ def _cmd_verify(args) -> int:
         return 1
     print(f"evofair: {args.dir}: ok ({n} individuals, every weights file matches its hash)")
     return 0
+
+
+def _named_code(root: Path) -> list[str]:
+    """A note when config.yaml names code by `module:Name`: verify imports nothing, and says that
+    the other commands will not either without --trust-code."""
+    from evofair.lifecycle.recipe_file import named_code, read_recipe_file
+
+    try:
+        names = named_code(read_recipe_file(root / "config.yaml"))
+    except UserError:
+        return []  # no or unreadable config.yaml: the store's own check speaks for the run
+    if not names:
+        return []
+    return [
+        f"{root / 'config.yaml'} names code by module path ({', '.join(names[:5])}); nothing was imported: "
+        "report, export, explore and --resume import it only with --trust-code"
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--address", help="Ray cluster address for --executor ray (executor.address)")
     run.add_argument("--seed", type=int)
+    run.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="with --resume: import the `module:Name` components (problem, operators, callbacks, "
+        "executor) the run's config.yaml names; only for folders you trust",
+    )
     _verbosity_options(run, "no progress bar and no progress lines, warnings and errors only")
     run.set_defaults(fn=_cmd_run)
     exp = sub.add_parser(

@@ -35,9 +35,13 @@ from evofair.errors import UserError
 
 class Result(RunReader):
     """A run directory, read-only. `problem=`: the object the run used (needed by `model` when the
-    run's config.yaml cannot rebuild it, e.g. a problem over an in-memory DataFrame)."""
+    run's config.yaml cannot rebuild it, e.g. a problem over an in-memory DataFrame).
+    `trust_code=True`: rebuild a problem that config.yaml names by `module:Class` (importing that
+    module runs code from wherever the folder came from, so it is refused by default; installed
+    problems need no trust)."""
 
-    def __init__(self, out_dir: str | Path, *, problem=None):
+    def __init__(self, out_dir: str | Path, *, problem=None, trust_code: bool = False):
+        self.trust_code = trust_code  # before the reader, which may rebuild the problem for old runs
         super().__init__(out_dir, problem=problem)
         self.out_dir = self.root
         # read now, so that a run whose objectives cannot be known fails at load, not later
@@ -168,7 +172,10 @@ class Result(RunReader):
                     f"{self.out_dir / 'config.yaml'}: not a valid resolved recipe "
                     f"({exc.__class__.__name__}); was it edited?"
                 ) from None
-            self._problem = build_problem(recipe)
+            from evofair.core.plugins import code_trust
+
+            with code_trust(self.trust_code, self.out_dir / "config.yaml"):
+                self._problem = build_problem(recipe)
         return self._problem
 
     # -- internals -------------------------------------------------------------------------------
@@ -182,6 +189,7 @@ class Result(RunReader):
         return csv_text(*individual_rows(self, inds, self.constraints))
 
 
-def load(out_dir: str | Path, *, problem=None) -> Result:
-    """Open a run directory (finished, interrupted or still running) as a `Result`, read-only."""
-    return Result(out_dir, problem=problem)
+def load(out_dir: str | Path, *, problem=None, trust_code: bool = False) -> Result:
+    """Open a run directory (finished, interrupted or still running) as a `Result`, read-only.
+    `result.problem` imports a `module:Class` problem only with `trust_code=True`."""
+    return Result(out_dir, problem=problem, trust_code=trust_code)

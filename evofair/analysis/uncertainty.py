@@ -276,10 +276,11 @@ def front_vs_union(
     return out
 
 
-def _rebuild_problem(root: Path):
+def _rebuild_problem(root: Path, trust_code: bool = False):
     """The run's problem from its config.yaml (as evofair.api.build_problem does; not imported from
-    there, since the report, which api imports, imports this module)."""
-    from evofair.core.plugins import registry
+    there, since the report, which api imports, imports this module). A `module:Class` problem is
+    imported only with `trust_code`: the folder may come from anyone."""
+    from evofair.core.plugins import code_trust, registry
     from evofair.errors import UserError
     from evofair.lifecycle.rebuild import with_base_dir
     from evofair.lifecycle.recipe import Recipe, read_recipe_file
@@ -287,7 +288,8 @@ def _rebuild_problem(root: Path):
     if not (root / "config.yaml").exists():
         raise UserError(f"{root}: not a finished run directory (no config.yaml)")
     recipe = Recipe.model_validate(read_recipe_file(root / "config.yaml"))
-    spec = registry("problem", recipe.paths).get(recipe.problem.name, "problem.name")
+    with code_trust(trust_code, root / "config.yaml"):
+        spec = registry("problem", recipe.paths).get(recipe.problem.name, "problem.name")
     problem = spec.fn(spec.parse_args(recipe.problem.args, "problem.args"), data_root=recipe.data_root)
     return with_base_dir(problem, recipe.base_dir), recipe
 
@@ -312,18 +314,20 @@ def hv_difference_interval(
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     methods: Sequence[str] = UNION_METHODS,
+    trust_code: bool = False,
 ) -> dict:
     """Paired-bootstrap interval of test HV(front) − HV(union of the baselines) of a finished
     FaPareto run (`biasbios`): the final front vs every epoch of every (a) vanilla and (b)
     scalarisation head, each set reduced to its val-non-dominated members, reference point the
     run's (0.25, 0.25 by default) — the sets of studies/fapareto_vs_baselines/fapareto_vs_baselines.py. `methods`
     names other baselines to unite instead (e.g. the LoRA fine-tunes, `lora_baselines.LORA_METHODS`).
-    Returns {hv_front, hv_union, diff, lo, hi}; `seed` seeds the resamples."""
+    Returns {hv_front, hv_union, diff, lo, hi}; `seed` seeds the resamples; `trust_code` as in
+    `evofair.load`."""
     from evofair.errors import UserError
     from evofair.store.run_store import RunStore
 
     root = Path(run_dir)
-    problem, recipe = _rebuild_problem(root)
+    problem, recipe = _rebuild_problem(root, trust_code)
     if not supports_intervals(problem):
         raise UserError(f"{root}: problem {problem.name!r} gives no per-example outputs (no intervals)")
     base = _read_baselines(root)

@@ -10,13 +10,24 @@ packages, PYTHONPATH and the extra search folders given (the recipe's own folder
 
 Looking a name up imports only the module that defines it, so a ZDT run never imports
 transformers; listing reads entry-point metadata and imports every plugin module.
+
+A run directory travels (zipped, attached to a paper), and its config.yaml may name
+`evilmod:Problem` with the folder itself on `paths`: importing that would run whatever the sender
+planted. So code named by a recipe the user did not write is refused here, in the one place every
+lookup passes: inside `code_trust(False, source)` a `module:attr` reference raises `UntrustedCode`
+(one line saying how to allow it) before any search folder is put on `sys.path`. Installed entry
+points stay available: the user installed them. Commands that read a run (report, export,
+explore, `evofair.load`, `--resume`) enter that context unless the user passes `--trust-code`.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -45,6 +56,33 @@ def is_reference(name: str) -> bool:
     return ":" in name
 
 
+TRUST_HINT = "pass --trust-code (Python: trust_code=True) to import it"
+
+#: the file whose `module:attr` names are refused in this context (None: the user's own recipe)
+_UNTRUSTED_SOURCE: ContextVar[str | None] = ContextVar("evofair_untrusted_source", default=None)
+
+
+class UntrustedCode(UserError):
+    """A `module:attr` named by a run directory was not imported: doing so would run its code."""
+
+
+@contextmanager
+def code_trust(trusted: bool, source: str | Path = "config.yaml") -> Iterator[None]:
+    """Within: `module:attr` references are refused unless `trusted` (named by `source`).
+
+    Trust only narrows: `trusted=True` inside a refusing context keeps refusing, so a library call
+    that trusts its own recipe cannot reopen what a command reading a folder closed.
+    """
+    if trusted:
+        yield
+        return
+    token = _UNTRUSTED_SOURCE.set(str(source))
+    try:
+        yield
+    finally:
+        _UNTRUSTED_SOURCE.reset(token)
+
+
 @cache
 def _entry_points(group: str) -> tuple[EntryPoint, ...]:
     # importlib.metadata scans every distribution on sys.path (~10 ms); plugins do not appear
@@ -57,10 +95,14 @@ def refresh() -> None:
     _entry_points.cache_clear()
 
 
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
 def _import_reference(ref: str, kind: str, where: str, search: Sequence[str | Path]) -> object:
     module_name, _, attr = ref.partition(":")
-    if not module_name or not attr:
-        raise UserError(f"{where}: {ref!r}: expected 'package.module:Name'")
+    if not _DOTTED.fullmatch(module_name) or not _DOTTED.fullmatch(attr):
+        # `.evil:X` is a relative import, which importlib refuses with a TypeError
+        raise UserError(f"{where}: {ref!r}: expected 'package.module:Name' (an absolute module path)")
     added = [str(p) for p in search if str(p) not in sys.path]
     sys.path.extend(added)  # searched after everything installed, so no installed module is shadowed
     try:
@@ -123,6 +165,13 @@ class PluginRegistry:
     def get(self, name: str, where: str = "") -> Spec:
         where = where or self.kind
         if is_reference(name):
+            source = _UNTRUSTED_SOURCE.get()
+            if source is not None:  # before the search folders reach sys.path
+                named = "" if where.startswith(source) else f" named by {source}"
+                raise UntrustedCode(
+                    f"{where}: {self.kind} {name!r}{named} was not imported (code from a run "
+                    f"directory runs only when trusted); {TRUST_HINT}"
+                )
             return _as_spec(_import_reference(name, self.kind, where, self.search), name, self.kind, where)
         for ep in _entry_points(GROUPS[self.kind]):
             if ep.name == name:

@@ -93,6 +93,7 @@ class PymooBackend(Backend):
             "n_iter": alg.n_iter,
             "pop_data": [to_json({k: v for k, v in ind.data.items() if k != "eid"}) for ind in alg.pop],
             "survival": numeric_attributes(alg.survival),
+            **_survival_opt(alg.survival),
         }
 
     def restore(self, items, F, ids, state, G=None) -> None:
@@ -106,8 +107,34 @@ class PymooBackend(Backend):
         for ind, data in zip(pop, state.get("pop_data", [])):
             ind.data.update(from_json(data))
         set_numeric_attributes(alg.survival, state.get("survival", {}))
+        _restore_survival_opt(alg.survival, pop, state)
         alg.pop = pop
         alg.is_initialized = True
         alg.n_iter = state["n_iter"]
         alg.random_state = rng_from_state(state["rng"])
         alg._set_optimum()
+
+
+def _survival_opt(survival) -> dict[str, Any]:
+    """NSGA-III's survival keeps `opt` (the first front's members closest to the reference
+    directions), a Population that the numeric state cannot hold: saved as their ids."""
+    opt = getattr(survival, "opt", None)
+    if not isinstance(opt, Population):
+        return {}
+    return {"survival_opt": [str(e) for e in opt.get("eid")]}
+
+
+def _restore_survival_opt(survival, pop: Population, state: dict[str, Any]) -> None:
+    """`opt` back as the restored members it named; pymoo reads it as soon as the algorithm is
+    resumed (`_set_optimum`). A state saved without it (or whose members did not survive) takes the
+    population's first front, which is what `opt` is drawn from; `opt` steers no selection, so the
+    run continues identically either way."""
+    if not hasattr(survival, "opt"):
+        return
+    ids = set(state.get("survival_opt") or ())
+    eids = [str(e) for e in pop.get("eid")]
+    chosen = [i for i, e in enumerate(eids) if e in ids]
+    if not chosen:
+        rank = pop.get("rank")
+        chosen = [i for i, r in enumerate(rank) if r == 0] if rank is not None and None not in rank else []
+    survival.opt = pop[chosen or list(range(len(pop)))]

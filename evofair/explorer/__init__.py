@@ -33,14 +33,22 @@ def weights_warning(data) -> str | None:
 
 
 def create_server(
-    run_dir, *, host: str = "127.0.0.1", port: int = 8050, interval_ms: int = 2000, problem=None, allow_hosts=()
+    run_dir,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8050,
+    interval_ms: int = 2000,
+    problem=None,
+    allow_hosts=(),
+    trust_code: bool = False,
 ):
     """The explorer app for `run_dir`, bound to host:port (port 0: a free one), not yet serving.
-    The returned server has `.url`, `.app` (Dash), `.data` (RunData), `.start()`, `.stop()`."""
+    The returned server has `.url`, `.app` (Dash), `.data` (RunData), `.start()`, `.stop()`.
+    `trust_code`: import a problem config.yaml names by `module:Class` (else shown from the store)."""
     from evofair.explorer.app import build_app
     from evofair.explorer.server import ExplorerServer, install_guard, is_loopback
 
-    data = RunData(run_dir, problem=problem)
+    data = RunData(run_dir, problem=problem, trust_code=trust_code)
     app = build_app(data, interval_ms=interval_ms, allow_export=is_loopback(host))
     port_ref: dict = {}
     install_guard(app.server, host=host, port_ref=port_ref, allow_hosts=allow_hosts)
@@ -53,13 +61,13 @@ def start(run_dir, **kwargs):
     return create_server(run_dir, **kwargs).start()
 
 
-def serve(run_dir, *, host: str = "127.0.0.1", port: int = 8050, allow_hosts=()) -> None:
+def serve(run_dir, *, host: str = "127.0.0.1", port: int = 8050, allow_hosts=(), trust_code: bool = False) -> None:
     """Serve the explorer in the foreground until Ctrl-C (the CLI)."""
     import sys
 
     from evofair.explorer.server import is_loopback
 
-    srv = create_server(run_dir, host=host, port=port, allow_hosts=allow_hosts)
+    srv = create_server(run_dir, host=host, port=port, allow_hosts=allow_hosts, trust_code=trust_code)
     if not is_loopback(host):
         print(
             f"evofair explore: warning: listening on {host}, reachable from other machines; "

@@ -7,6 +7,7 @@ Dash/plotly lazily, so `evofair run` never pays for them.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def _port(text: str) -> int:
@@ -25,14 +26,27 @@ def _cmd_explore(args) -> int:
     from evofair.explorer import serve
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    serve(args.dir, host=args.host, port=args.port, allow_hosts=args.allow_host or ())
+    serve(args.dir, host=args.host, port=args.port, allow_hosts=args.allow_host or (), trust_code=args.trust_code)
     return 0
 
 
-def _cmd_export(args) -> int:
-    from evofair.explorer.export import export_model, summary
+def _run_data(args, command: str):
+    """The run as `command` reads it, with its note (e.g. a `module:` problem not imported) on stderr."""
+    import sys
 
-    to = export_model(args.dir, args.id, args.to)
+    from evofair.explorer.data import RunData
+
+    data = RunData(args.dir, trust_code=args.trust_code)
+    if data.note:
+        print(f"evofair {command}: note: {data.note}", file=sys.stderr)
+    return data
+
+
+def _cmd_export(args) -> int:
+    from evofair.explorer.export import check_target, export_model, summary
+
+    check_target(Path(args.to).expanduser())  # before the run is read: a bad --to is the only line
+    to = export_model(args.dir, args.id, args.to, data=_run_data(args, "export"))
     print(f"evofair: {summary(to)}")
     return 0
 
@@ -40,9 +54,18 @@ def _cmd_export(args) -> int:
 def _cmd_report(args) -> int:
     from evofair.explorer.static_report import write_report
 
-    out = write_report(args.dir, args.out)
+    out = write_report(args.dir, args.out, data=_run_data(args, "report"))
     print(f"evofair: wrote {out}")
     return 0
+
+
+def _trust_option(parser) -> None:
+    parser.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="import the problem config.yaml names by `module:Class` (code from the run directory: "
+        "only for folders you trust); without it the run is read from its store alone",
+    )
 
 
 def add_commands(sub) -> None:
@@ -58,6 +81,7 @@ def add_commands(sub) -> None:
         metavar="NAME",
         help="another name the page may be reached by (a DNS alias, a proxy), besides this machine's names; repeatable",
     )
+    _trust_option(explore)
     explore.set_defaults(fn=_cmd_explore)
     export = sub.add_parser(
         "export", help="write one model of a run (weights, model card, loadable model) to a new directory"
@@ -65,10 +89,12 @@ def add_commands(sub) -> None:
     export.add_argument("dir", help="run directory")
     export.add_argument("id", help="individual id, e.g. g0005i0012 (see front.csv)")
     export.add_argument("--to", required=True, metavar="PATH", help="directory to create (must not exist or be empty)")
+    _trust_option(export)
     export.set_defaults(fn=_cmd_export)
     report = sub.add_parser("report", help="write a static HTML report of a run (no server needed)")
     report.add_argument("dir", help="run directory")
     report.add_argument(
         "--out", metavar="FILE", help="new HTML file to write, never an existing one (default DIR/report.html)"
     )
+    _trust_option(report)
     report.set_defaults(fn=_cmd_report)

@@ -46,9 +46,11 @@ def _stat_key(path: Path) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
-def load_recipe_and_problem(root: Path) -> tuple[dict[str, Any], Any, str | None]:
+def load_recipe_and_problem(root: Path, trust_code: bool = False) -> tuple[dict[str, Any], Any, str | None]:
     """(raw recipe dict, problem object or None, note why not). The problem is built, not set up:
-    building is cheap (objectives, hooks); setup (data) happens only if a hook needs it."""
+    building is cheap (objectives, hooks); setup (data) happens only if a hook needs it. A problem
+    named by `module:Class` is imported only with `trust_code` (the folder may come from anyone)."""
+    from evofair.core.plugins import code_trust
     from evofair.lifecycle.recipe import Recipe, read_recipe_file
 
     path = root / "config.yaml"
@@ -58,7 +60,8 @@ def load_recipe_and_problem(root: Path) -> tuple[dict[str, Any], Any, str | None
     try:
         from evofair.lifecycle.rebuild import build_problem
 
-        return raw, build_problem(Recipe.model_validate(raw)), None
+        with code_trust(trust_code, path):
+            return raw, build_problem(Recipe.model_validate(raw)), None
     except UserError as exc:  # e.g. a problem object passed from Python that config.yaml cannot rebuild
         return raw, None, f"{exc} (shown from the run's store alone)"
     except Exception as exc:  # a problem defined in a script, an optional module missing...
@@ -73,11 +76,11 @@ def load_recipe_and_problem(root: Path) -> tuple[dict[str, Any], Any, str | None
 class RunData(RunReader):
     """A run directory as the explorer sees it: the reader, refreshed snapshots, and the files around the store."""
 
-    def __init__(self, root: str | os.PathLike, *, problem=None):
+    def __init__(self, root: str | os.PathLike, *, problem=None, trust_code: bool = False):
         root = check_run_dir(root)
         note = None
         if problem is None:  # built, not set up: its objectives and hooks, no data yet
-            _raw, problem, note = load_recipe_and_problem(root)
+            _raw, problem, note = load_recipe_and_problem(root, trust_code)
         super().__init__(root, problem=problem)
         self.note: str | None = note  # why the run is shown without its problem or constraints
         try:

@@ -188,14 +188,16 @@ def _lineage(snap: Snapshot, front: list[Individual]) -> list[str]:
     return parts
 
 
-def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+def write_report(
+    run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, data: RunData | None = None
+) -> Path:
     """Write the report to `out` (a new file, or a new name in an existing folder) or, without
     `out`, to DIR/report.html (evofair's own file there, replaced). An explicit `--out` never
     overwrites anything, as `export --to` does not: `--out RUN/evofair.sqlite` would lose the run."""
     from evofair.errors import UserError
     from evofair.store.safe_io import atomic_write_text
 
-    data = RunData(run_dir)
+    data = data or RunData(run_dir)
     if out is None:
         out, within = data.root / REPORT_NAME, data.root
     else:

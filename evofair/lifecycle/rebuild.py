@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from typing import Any
 
 from evofair.core.constraints import check_metrics
 from evofair.errors import UserError
+
+MAX_REF_DIRS = 100_000  # NSGA-III reference directions (each a row pymoo allocates and compares)
 
 PYTHON_ONLY_HINT = (
     "continue it from Python with evofair.run(resume=DIR, problem=<the same object>) and read it "
@@ -204,8 +207,24 @@ def prepare(recipe, problem=None):
     problem.check_inputs()
     if not problem.objectives:
         raise UserError(f"problem {problem.name}: expected at least one objective, got none")
+    check_reference_directions(recipe, len(problem.objectives))
     ref = recipe.hv_ref or problem.default_hv_ref
     if ref is not None and len(ref) != len(problem.objectives):
         raise UserError(f"hv_ref: expected {len(problem.objectives)} values (one per objective), got {len(ref)}")
     check_metrics(recipe.parsed_constraints, problem.metric_names, problem.name)
     return problem
+
+
+def check_reference_directions(recipe, n_objectives: int) -> None:
+    """NSGA-III's Das-Dennis reference directions number C(p + m - 1, m - 1) for p partitions and m
+    objectives; counted here (exactly, no allocation) so that a large `n_partitions` is one line
+    before the run folder exists, not gigabytes allocated by pymoo after."""
+    if recipe.algorithm.name != "nsga3":
+        return
+    p = recipe.algorithm.n_partitions
+    n = math.comb(p + n_objectives - 1, n_objectives - 1)
+    if n > MAX_REF_DIRS:
+        raise UserError(
+            f"algorithm.n_partitions: {p} partitions with {n_objectives} objectives make {n:,} NSGA-III "
+            f"reference directions, over the {MAX_REF_DIRS:,} limit; use fewer partitions"
+        )

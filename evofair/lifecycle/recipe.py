@@ -5,23 +5,50 @@ Every error is one line naming the key (dotted path) or file and what was expect
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from evofair.core.constraints import Constraint, MalformedConstraint, parse_all
 from evofair.core.problem import missing_capabilities
 from evofair.core.registry import explain_validation_error
 from evofair.errors import UserError
+from evofair.lifecycle.rebuild import MAX_REF_DIRS
 from evofair.lifecycle.recipe_file import apply_overrides, check_shape, read_recipe_file
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # `hv_ref: [.nan, .inf]` is refused
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("bool_number", "expected a number, not a boolean")
+    return value
+
+
+# pydantic takes `true` as 1 for an int or float (`--set algorithm.generations=true` ran one
+# generation): counts and rates refuse booleans. The bounds keep what allocates at start (the
+# population, its offspring, NSGA-III's reference directions) within memory, before the run folder exists.
+Count = Annotated[int, BeforeValidator(_not_bool)]
+Rate = Annotated[float, BeforeValidator(_not_bool)]
+MAX_POPULATION = 1_000_000
+MAX_GENERATIONS = 1_000_000_000
+MAX_HV_BOX = 1e300  # product of |hv_ref| values: beyond it the hypervolume overflows to inf
 
 
 class ProblemCfg(_Strict):
@@ -37,14 +64,14 @@ class ProblemCfg(_Strict):
 class OpCfg(_Strict):
     name: str
     args: dict[str, Any] = Field(default_factory=dict)
-    weight: float = Field(1.0, gt=0, description="relative chance of this operator when several are listed")
+    weight: Rate = Field(1.0, gt=0, description="relative chance of this operator when several are listed")
 
 
 class OperatorsCfg(_Strict):
     crossover: list[OpCfg] | OpCfg | None = None
-    crossover_prob: float = Field(0.9, ge=0, le=1)
+    crossover_prob: Rate = Field(0.9, ge=0, le=1)
     mutation: OpCfg | None = None
-    mutation_prob: float = Field(1.0, ge=0, le=1)
+    mutation_prob: Rate = Field(1.0, ge=0, le=1)
     refine: OpCfg | None = None
     refine_initial: bool | OpCfg = Field(
         True,
@@ -69,10 +96,18 @@ class OperatorsCfg(_Strict):
 class AlgorithmCfg(_Strict):
     name: Literal["nsga2", "nsga3", "smsemoa"] = "nsga2"
     backend: Literal["pymoo", "deap"] = "pymoo"
-    pop_size: int = Field(100, ge=2)
-    generations: int = Field(100, ge=1, description="generations, the initial population included (pymoo n_gen)")
-    n_offsprings: int | None = Field(None, ge=1)
-    n_partitions: int = Field(12, ge=1, description="NSGA-III reference directions per objective")
+    pop_size: Count = Field(100, ge=2, le=MAX_POPULATION)
+    generations: Count = Field(
+        100, ge=1, le=MAX_GENERATIONS, description="generations, the initial population included (pymoo n_gen)"
+    )
+    n_offsprings: Count | None = Field(None, ge=1, le=MAX_POPULATION)
+    n_partitions: Count = Field(
+        12,
+        ge=1,
+        le=MAX_REF_DIRS,
+        description="NSGA-III reference directions per objective (at most "
+        f"{MAX_REF_DIRS:,} directions in all, checked against the problem's objectives)",
+    )
 
     @field_validator("backend")
     @classmethod
@@ -115,8 +150,8 @@ class IntervalsCfg(_Strict):
     """Bootstrap intervals on test (evofair/analysis/uncertainty.py) for problems with per-example outputs."""
 
     enabled: bool = True
-    level: float = Field(0.9, gt=0, lt=1, description="confidence level of the percentile intervals")
-    n_boot: int = Field(1000, ge=10, le=100_000, description="bootstrap resamples (stratified by group x class)")
+    level: Rate = Field(0.9, gt=0, lt=1, description="confidence level of the percentile intervals")
+    n_boot: Count = Field(1000, ge=10, le=100_000, description="bootstrap resamples (stratified by group x class)")
 
 
 class Recipe(_Strict):
@@ -131,8 +166,8 @@ class Recipe(_Strict):
     algorithm: AlgorithmCfg = Field(default_factory=AlgorithmCfg)
     operators: OperatorsCfg = Field(default_factory=OperatorsCfg)
     executor: ExecutorCfg = Field(default_factory=ExecutorCfg)
-    seed: int = Field(1, ge=0)
-    hv_ref: list[float] | None = Field(None, min_length=1, description="HV reference point, minimised space")
+    seed: Count = Field(1, ge=0, le=2**63 - 1)  # stored in SQLite's 64-bit integers
+    hv_ref: list[Rate] | None = Field(None, min_length=1, description="HV reference point, minimised space")
     data_root: str | None = None
     base_dir: str | None = Field(
         None,
@@ -155,6 +190,16 @@ class Recipe(_Strict):
         description="feasibility-first selection on validation metrics: "
         "'<metric> <= <number>' or '<metric> >= <number>'",
     )
+
+    @field_validator("hv_ref")
+    @classmethod
+    def _hv_box_finite(cls, ref):
+        if ref is not None and math.prod(max(abs(v), 1.0) for v in ref) > MAX_HV_BOX:
+            raise PydanticCustomError(
+                "hv_ref",
+                f"values so large that the hypervolume overflows (the product of their sizes is over {MAX_HV_BOX:g})",
+            )
+        return ref
 
     @model_validator(mode="after")
     def _check(self):

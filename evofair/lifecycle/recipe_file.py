@@ -51,7 +51,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         if _flow_depth(value) + key.count(".") + 1 > MAX_RECIPE_DEPTH:  # before the parser recurses
             raise UserError(f"--set {key[:60]}: value nested deeper than {MAX_RECIPE_DEPTH} levels")
         try:
-            parsed = yaml.load(value, Loader=_StrictLoader) if value else None
+            parsed = yaml.load(value, Loader=_SetLoader) if value else None
         except UserError as exc:
             raise UserError(f"--set {key}: {exc}") from None
         except (yaml.YAMLError, RecursionError):
@@ -100,6 +100,24 @@ class _StrictLoader(yaml.SafeLoader):
             if duplicate:
                 raise UserError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
         return super().construct_mapping(node, deep=deep)
+
+
+class _SetLoader(_StrictLoader):
+    """The loader of `--set` values: YAML 1.1 reads `010` as octal 8 and `1:30` as 90 (base 60),
+    while `--seed 010` is 10; such integers are refused as ambiguous instead of read either way."""
+
+    def construct_yaml_int(self, node):
+        text = str(node.value).replace("_", "").lstrip("+-")
+        if ":" in text or (len(text) > 1 and text[0] == "0" and text[1:].isdigit()):
+            base, part = ("60", "the colons") if ":" in text else ("8", "the leading 0")
+            raise UserError(
+                f"value {node.value!r} is ambiguous (YAML reads it in base {base}, as "
+                f"{super().construct_yaml_int(node)}): write the number without {part}, or quote it for a string"
+            )
+        return super().construct_yaml_int(node)
+
+
+_SetLoader.add_constructor("tag:yaml.org,2002:int", _SetLoader.construct_yaml_int)
 
 
 MAX_RECIPE_VALUES = 100_000
@@ -188,6 +206,11 @@ def read_recipe_file(path: str | Path) -> dict:
 
 def _references(raw: Mapping[str, Any]) -> bool:
     """Does the recipe name any component by `module:attr`?"""
+    return bool(named_code(raw))
+
+
+def named_code(raw: Mapping[str, Any]) -> list[str]:
+    """The `key: module:attr` components a raw recipe names (what importing it would run)."""
     names = []
     for key in ("problem", "experiment", "executor"):
         if isinstance(raw.get(key), Mapping):
@@ -203,4 +226,4 @@ def _references(raw: Mapping[str, Any]) -> bool:
     for cfg in callbacks if isinstance(callbacks, list) else []:
         if isinstance(cfg, Mapping):
             names.append(cfg.get("name"))
-    return any(isinstance(n, str) and is_reference(n) for n in names)
+    return [n for n in names if isinstance(n, str) and is_reference(n)]

@@ -84,7 +84,14 @@ def test_cli_resume_rebuilds_it_and_continues_as_one_longer_run(tmp_path, module
     evofair.run(longer, tmp_path / "straight", problem=mod.Shifted(mod.ShiftParams(shift=3.0)), progress=False)
     # a new process, elsewhere, without the module's folder on its path: config.yaml is all it has
     cli_subprocess(
-        "run", "--resume", str(tmp_path / "run"), "--set", "algorithm.generations=5", "--quiet", env={"PYTHONPATH": ""}
+        "run",
+        "--resume",
+        str(tmp_path / "run"),
+        "--set",
+        "algorithm.generations=5",
+        "--quiet",
+        "--trust-code",  # config.yaml names the class by module path: the user vouches for it
+        env={"PYTHONPATH": ""},
     )
     assert (tmp_path / "run" / "front.csv").read_text() == (tmp_path / "straight" / "front.csv").read_text()
     assert len(evofair.load(tmp_path / "run").history) == 5
@@ -95,7 +102,7 @@ def test_explore_rebuilds_it_in_a_new_process(tmp_path, module):
     evofair.run(RECIPE, tmp_path / "run", problem=mod.Shifted(mod.ShiftParams(shift=3.0)), progress=False)
     code = textwrap.dedent(f"""
         from evofair.explorer.data import RunData
-        data = RunData({str(tmp_path / "run")!r})
+        data = RunData({str(tmp_path / "run")!r}, trust_code=True)
         print(type(data.problem).__name__, data.problem.params.shift, data.note, data.snapshot.objectives)
     """)
     proc = subprocess.run(
