@@ -16,6 +16,11 @@ import signal
 _counts: dict[str, int] = {}
 
 
+def armed() -> bool:
+    """Whether a failure point is set: loops that pass one per item skip the passes when not."""
+    return bool(os.environ.get("EVOFAIR_FAILPOINT"))
+
+
 def hit(name: str) -> None:
     spec = os.environ.get("EVOFAIR_FAILPOINT")
     if not spec:

@@ -14,6 +14,7 @@ import numpy as np
 
 from evofair.core.constraints import feasible_first, total_violation, violations
 from evofair.core.genome import genome_of
+from evofair.core.heap import older_objects_frozen
 from evofair.core.indicators import hypervolume
 from evofair.engine.backend import Backend
 from evofair.engine.offspring import realise_generation, told_items
@@ -179,7 +180,8 @@ class Engine:
         bar = progress_bar(total, f"evofair {self.recipe.name}", unit="gen", enabled=self.progress, initial=start)
         try:
             for generation in range(start, total):
-                stats = self.step(generation)
+                with older_objects_frozen():  # full collections skip the heap the run started with
+                    stats = self.step(generation)
                 if stats is None:
                     break
                 hv = f"{stats['hv_val']:.4f}" if stats["hv_val"] is not None else "-"

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from evofair.core.genome import Genome
-from evofair.core.individual import Individual, individual_id
-from evofair.core.seeding import derive_seed
+from evofair.core.genome import ArrayGenome, Genome
+from evofair.core.individual import Individual, array_individual, individual_id
+from evofair.core.seeding import derive_seed, derive_seeds
 from evofair.engine.pipeline import GenomeRef, OpCall
 from evofair.engine.plans import as_plan
 
@@ -43,18 +43,31 @@ def told_items(genome: Genome, individuals: Sequence[Individual]) -> list[Any]:
 def _realise_arrays(engine, genome, generation: int, items: Sequence[Any]):
     X = np.asarray(items, dtype=genome.vtype)
     metrics = engine.executor.evaluate(X)
-    seed = engine.recipe.seed
+    n = len(X)
+    if n and type(genome).encode is ArrayGenome.encode:  # the stored form of all rows at once, as encode makes it
+        encoded = [tuple(row) for row in X.reshape(n, -1).astype(float).tolist()]
+    else:
+        encoded = [genome.encode(X[i]) for i in range(n)]
+    seeds = derive_seeds(engine.recipe.seed, generation, n)
     individuals = [
-        Individual(
-            id=individual_id(generation, i),
-            generation=generation,
-            seed=derive_seed(seed, generation, i),
-            x=genome.encode(X[i]),
-            metrics=metrics_row(metrics, i),
-        )
-        for i in range(len(X))
+        array_individual(individual_id(generation, i), generation, seeds[i], encoded[i], row)
+        for i, row in enumerate(metrics_rows(metrics, n))
     ]
     return individuals, list(X), metrics
+
+
+def metrics_rows(metrics: Metrics, n: int) -> list[dict[str, dict[str, float]]]:
+    """`metrics_row` of rows 0..n-1, each column converted to floats once."""
+    columns = [
+        (split, name, np.asarray(values, dtype=float).tolist())
+        for split, per in metrics.items()
+        for name, values in per.items()
+    ]
+    rows: list[dict[str, dict[str, float]]] = [{split: {} for split in metrics} for _ in range(n)]
+    for split, name, values in columns:
+        for row, v in zip(rows, values):
+            row[split][name] = v
+    return rows
 
 
 def refine_call(recipe, generation: int, index: int) -> OpCall | None:

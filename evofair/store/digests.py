@@ -7,10 +7,13 @@ import json
 import sqlite3
 from typing import Any
 
+from evofair.store.columns import batch_digest
+
 
 def generation_digest(db: sqlite3.Connection, generation: int) -> str:
     """sha256 of one generation's stored rows: its individuals (seed, operator, weights hash, x),
-    their metrics and lineage, and the generation row (population, stats, engine state)."""
+    their metrics and lineage, the generation row (population, stats, engine state) and, when it
+    has any, its batches' arrays (their bytes as stored, so a flipped bit anywhere changes it)."""
     h = hashlib.sha256()
     queries = [
         (
@@ -38,6 +41,7 @@ def generation_digest(db: sqlite3.Connection, generation: int) -> str:
         for row in db.execute(sql, params):
             h.update(json.dumps(row, default=_jsonable).encode())  # floats as repr: exact
         h.update(b"|")
+    h.update(batch_digest(db, generation))  # b"" without batches: a row-stored generation's digest is as before
     return h.hexdigest()
 
 

@@ -21,8 +21,10 @@ from typing import Any
 import torch
 
 from evofair.core import failpoints
+from evofair.core.heap import gc_paused
 from evofair.core.individual import Individual, Weights
 from evofair.errors import UserError, WeightsIntegrityError
+from evofair.store.columns import COLUMN_SCHEMA, batch_members, columnar, has_batches, insert_batch, read_batches
 from evofair.store.digests import generation_digest
 from evofair.store.rows import SCHEMA, assemble, finite_or_none, loads, operator_label
 from evofair.store.safe_io import refuse_links
@@ -63,7 +65,9 @@ class RunStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             failpoints.hit("sqlite_full_open")
-            self._db.executescript(SCHEMA)
+            self._db.executescript(SCHEMA + COLUMN_SCHEMA)
+        # A run written before the columnar layout has no `batches` table: all its individuals are rows.
+        self._columnar = has_batches(self._db)
         self.notes: list[str] = []  # what `verify` could not check (e.g. a run from an older evofair)
         self._cache: OrderedDict[str, Weights] = OrderedDict()
         self._cache_size = cache_size
@@ -188,41 +192,20 @@ class RunStore:
     ) -> None:
         """Record a generation's new individuals and the surviving population atomically.
 
-        One transaction, each table's rows in one `executemany`: the driver's cost per individual is
-        a few SQLite row inserts (benchmarks/scale_plan.py measures it with 10,000 genomes)."""
+        One transaction. Array genomes' individuals go in as one batch of arrays (columns.py);
+        others as rows, each table's in one `executemany`: a few SQLite row inserts per individual
+        (benchmarks/scale_plan.py measures it with 10,000 genomes)."""
         self._check_writable()
         self.flush()
         now = time.time()
-        individuals, metrics, lineage = [], [], []
-        for ind in new:
-            individuals.append(
-                (
-                    ind.id,
-                    ind.generation,
-                    ind.seed,
-                    json.dumps(ind.operator),
-                    ind.weights_hash,
-                    None if ind.x is None else json.dumps(list(ind.x)),
-                    now,
-                )
-            )
-            metrics += [
-                (ind.id, split, name, finite_or_none(v))
-                for split, values in ind.metrics.items()
-                for name, v in values.items()
-            ]
-            op_name = operator_label(ind.operator)
-            lineage += [(ind.id, p, i, op_name) for i, p in enumerate(ind.parents)]
+        as_batch = columnar(new)
         with self._db:
-            self._db.executemany(
-                "INSERT INTO individuals(id, generation, seed, operator, weights_hash, x, created)"
-                " VALUES(?,?,?,?,?,?,?)",
-                individuals,
-            )
-            self._db.executemany("INSERT INTO metrics(individual, split, name, value) VALUES(?,?,?,?)", metrics)
-            for _ in new:  # a kill inside the open transaction, as often as there are individuals
+            if as_batch:
+                insert_batch(self._db, new, now)
+            else:
+                self._insert_rows(new, now)
+            for _ in new if failpoints.armed() else ():  # a kill inside the transaction, once per individual
                 failpoints.hit("kill_mid_commit")
-            self._db.executemany("INSERT INTO lineage(child, parent, position, operator) VALUES(?,?,?,?)", lineage)
             self._db.execute(
                 "INSERT INTO generations(generation, population, hv_val, n_front, evaluations, seconds,"
                 " engine_state) VALUES(?,?,?,?,?,?,?)",
@@ -241,6 +224,26 @@ class RunStore:
                 self._db.execute(
                     "REPLACE INTO checksums(generation, digest) VALUES(?,?)", (g, generation_digest(self._db, g))
                 )
+
+    def _insert_rows(self, new: Sequence[Individual], now: float) -> None:
+        """One row per individual, its metrics and its parents: the layout of checkpoint genomes."""
+        individuals, metrics, lineage = [], [], []
+        for ind in new:
+            x = None if ind.x is None else json.dumps(list(ind.x))
+            individuals.append((ind.id, ind.generation, ind.seed, json.dumps(ind.operator), ind.weights_hash, x, now))
+            metrics += [
+                (ind.id, split, name, finite_or_none(v))
+                for split, values in ind.metrics.items()
+                for name, v in values.items()
+            ]
+            op_name = operator_label(ind.operator)
+            lineage += [(ind.id, p, i, op_name) for i, p in enumerate(ind.parents)]
+        self._db.executemany(
+            "INSERT INTO individuals(id, generation, seed, operator, weights_hash, x, created) VALUES(?,?,?,?,?,?,?)",
+            individuals,
+        )
+        self._db.executemany("INSERT INTO metrics(individual, split, name, value) VALUES(?,?,?,?)", metrics)
+        self._db.executemany("INSERT INTO lineage(child, parent, position, operator) VALUES(?,?,?,?)", lineage)
 
     def log_event(
         self, kind: str, message: str, *, generation: int | None = None, individual: str | None = None, data: Any = None
@@ -268,9 +271,9 @@ class RunStore:
     def individuals(self, ids: Iterable[str] | None = None) -> list[Individual]:
         """Individuals (with all metrics): all in creation order, or those in `ids`, in that order.
 
-        With `ids`, only those rows are read (chunked ``IN`` queries on the primary keys), so
-        asking for a 100-member population costs milliseconds however large the run; an unknown
-        id raises KeyError as a dict lookup would.
+        With `ids`, only those rows and batches are read (chunked ``IN`` queries on the primary
+        keys; a batch decodes at once), so asking for a 100-member population costs milliseconds
+        however large the run; an unknown id raises KeyError as a dict lookup would.
         """
         if ids is None:
             rows = self._db.execute(
@@ -278,9 +281,20 @@ class RunStore:
             ).fetchall()
             metrics = self._db.execute("SELECT individual, split, name, value FROM metrics")
             lineage = self._db.execute("SELECT child, parent FROM lineage ORDER BY child, position")
-            return list(assemble(rows, metrics, lineage).values())
+            with gc_paused():
+                found = list(assemble(rows, metrics, lineage).values())
+            if not self._columnar:
+                return found
+            return sorted(found + read_batches(self._db), key=_by_id)
         ids = list(ids)
         wanted = list(dict.fromkeys(ids))
+        members = batch_members(self._db) if self._columnar else {}
+        in_batches = {i for i in wanted if i in members}
+        by_id = {ind.id: ind for ind in read_batches(self._db, {members[i] for i in in_batches}, in_batches)}
+        by_id.update(self._rows_of([i for i in wanted if i not in members]))
+        return [by_id[i] for i in ids]
+
+    def _rows_of(self, wanted: list[str]) -> dict[str, Individual]:
         found: dict[str, Individual] = {}
         for start in range(0, len(wanted), _IN_CHUNK):
             chunk = wanted[start : start + _IN_CHUNK]
@@ -295,29 +309,37 @@ class RunStore:
                 f"SELECT child, parent FROM lineage WHERE child IN ({marks}) ORDER BY child, position", chunk
             )
             found.update(assemble(rows, metrics, lineage))
-        return [found[i] for i in ids]
+        return found
 
     def generations(self) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT generation, population, hv_val, n_front, evaluations, seconds, engine_state"
-            " FROM generations ORDER BY generation"
-        ).fetchall()
-        return [
-            dict(
-                generation=r[0],
-                population=loads(r[1]),
-                hv_val=r[2],
-                n_front=r[3],
-                evaluations=r[4],
-                seconds=r[5],
-                engine_state=loads(r[6]) if r[6] else {},
-            )
-            for r in rows
-        ]
+        """Every committed generation's row (population ids, stats, engine state), oldest first."""
+        rows = self._db.execute(_GENERATIONS + " ORDER BY generation").fetchall()
+        with gc_paused():
+            return [_generation(r) for r in rows]
 
     def last_generation(self) -> dict[str, Any] | None:
-        gens = self.generations()
-        return gens[-1] if gens else None
+        """The newest generation's row: one row read, however many generations the run has."""
+        row = self._db.execute(_GENERATIONS + " ORDER BY generation DESC LIMIT 1").fetchone()
+        return None if row is None else _generation(row)
+
+
+_GENERATIONS = "SELECT generation, population, hv_val, n_front, evaluations, seconds, engine_state FROM generations"
+
+
+def _generation(r: Sequence[Any]) -> dict[str, Any]:
+    return dict(
+        generation=r[0],
+        population=loads(r[1]),
+        hv_val=r[2],
+        n_front=r[3],
+        evaluations=r[4],
+        seconds=r[5],
+        engine_state=loads(r[6]) if r[6] else {},
+    )
+
+
+def _by_id(ind: Individual) -> str:
+    return ind.id  # SQLite's `ORDER BY id` (BINARY: UTF-8 bytes) and str order agree
 
 
 def _log_event(kind: str, message: str, generation: int | None, individual: str | None, data: Any) -> None:

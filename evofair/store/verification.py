@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from evofair.store.columns import batch_members, has_batches
 from evofair.store.digests import generation_digest
 from evofair.store.weights_files import DIGEST, weights_file
 
@@ -29,6 +30,8 @@ def dangling_references(db: sqlite3.Connection, root: Path, generations: list[di
         if actual != digest:
             problems.append(f"{path}: content hash {actual[:12]}… does not match its name")
     known = {r[0] for r in db.execute("SELECT id FROM individuals")}
+    if has_batches(db):
+        known |= set(batch_members(db))
     for gen in generations:
         missing = [i for i in gen["population"] if i not in known]
         if missing:

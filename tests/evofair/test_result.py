@@ -64,6 +64,11 @@ def _last_population_front(out: Path, names: list[str]) -> set[str]:
     con = sqlite3.connect(f"file:{out / 'evofair.sqlite'}?mode=ro&immutable=1", uri=True)
     pop = json.loads(con.execute("SELECT population FROM generations ORDER BY generation DESC LIMIT 1").fetchone()[0])
     values = {(i, n): v for i, n, v in con.execute("SELECT individual, name, value FROM metrics WHERE split='val'")}
+    # vector problems: one float64 column per batch and metric (evofair/store/columns.py)
+    for ids, name, blob in con.execute(
+        "SELECT b.ids, m.name, m.value FROM batches b JOIN batch_metrics m ON m.batch = b.batch WHERE m.split='val'"
+    ):
+        values.update(zip([(i, name) for i in json.loads(ids)], np.frombuffer(blob, dtype="<f8").tolist()))
     con.close()
     F = np.array([[values[i, n] for n in names] for i in pop])
     return {pop[k] for k in NonDominatedSorting().do(F, only_non_dominated_front=True)}

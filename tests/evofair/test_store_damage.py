@@ -33,6 +33,8 @@ TABLES = {
     "metrics": "individual, split, name",
     "lineage": "child, position",
     "generations": "generation",
+    "batches": "batch",
+    "batch_metrics": "batch, split, name",
 }
 
 
@@ -92,11 +94,17 @@ def test_older_runs_without_checksums_verify_with_a_note(zdt_run, tmp_path, caps
     assert "note:" in captured.err and "checksum" in captured.err and "ok" in captured.out
 
 
-def test_an_edited_metric_is_caught(zdt_run, tmp_path, capsys):
+@pytest.mark.parametrize("table, column", [("batch_metrics", "value"), ("batches", "x"), ("batches", "seeds")])
+def test_a_flipped_bit_in_a_stored_array_is_caught(zdt_run, tmp_path, capsys, table, column):
+    """A vector problem's metrics, vectors and seeds are stored as arrays: one bit flipped in one
+    stored float (or seed) makes that generation's checksum fail."""
     run = tmp_path / "run"
     shutil.copytree(zdt_run, run)
     with sqlite3.connect(run / DB_NAME) as con:
-        con.execute("UPDATE metrics SET value = value * 0.5 WHERE rowid = (SELECT MIN(rowid) FROM metrics)")
+        rowid, blob = con.execute(f"SELECT rowid, {column} FROM {table} ORDER BY rowid LIMIT 1").fetchone()
+        flipped = bytearray(blob)
+        flipped[3] ^= 0x01
+        con.execute(f"UPDATE {table} SET {column}=? WHERE rowid=?", (bytes(flipped), rowid))
     con.close()
     assert main(["verify", str(run)]) == 1
     assert "checksum" in capsys.readouterr().err
