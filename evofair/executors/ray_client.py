@@ -18,7 +18,7 @@ from evofair.errors import UserError
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 CONNECT_TIMEOUT_S = 10.0
-READ_TIMEOUT_S = 60.0  # per HTTP answer; EVOFAIR_HTTP_TIMEOUT_S overrides (the SDK itself waits forever)
+READ_TIMEOUT_S = 20.0  # per HTTP answer, so a silent endpoint fails within 30 s; EVOFAIR_HTTP_TIMEOUT_S overrides
 FOLLOW_POLL_S = 2.0
 
 
@@ -63,7 +63,7 @@ def http_timeout() -> tuple[float, float]:
     try:
         read = float(raw) if raw else READ_TIMEOUT_S
     except ValueError:
-        raise UserError(f"EVOFAIR_HTTP_TIMEOUT_S={raw}: expected seconds, e.g. 60") from None
+        raise UserError(f"EVOFAIR_HTTP_TIMEOUT_S={raw}: expected seconds, e.g. 20") from None
     if not 0 < read < float("inf"):
         raise UserError(f"EVOFAIR_HTTP_TIMEOUT_S={raw}: expected a number of seconds > 0")
     return min(CONNECT_TIMEOUT_S, read), read

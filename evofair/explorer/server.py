@@ -11,6 +11,10 @@ what Dash itself needs:
   and those given with `--allow-host`; a POST carrying an `Origin` must come from the same host
   (blocks other web pages from driving callbacks, e.g. an export, through the user's browser);
 - request bodies are capped at 1 MB (413), so a POST cannot make the server buffer gigabytes;
+- a failure is the client's fault and answered as such, never 500 with a traceback: an unknown
+  component-suite file is 404, a callback request Dash or a callback cannot use (malformed JSON, a
+  number where a string belongs) is 400; the traceback goes to the `evofair.explorer` log at DEBUG,
+  and anything else still is 500, logged with its traceback;
 - the default bind address is 127.0.0.1; binding elsewhere is allowed but disables export in the
   UI (the CLI's `evofair export` still works) and prints a warning.
 """
@@ -18,6 +22,7 @@ what Dash itself needs:
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import threading
 from collections.abc import Iterable
@@ -25,6 +30,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from flask import abort, request
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, NotFound
 
 if TYPE_CHECKING:
     from dash import Dash
@@ -125,6 +131,24 @@ def install_guard(server, *, host: str, port_ref: dict, allow_hosts: Iterable[st
         origin = request.headers.get("Origin")
         if request.method == "POST" and origin and urlsplit(origin).netloc != request.host:
             abort(403)
+
+    server.register_error_handler(Exception, _client_error)
+
+
+def _client_error(exc: Exception):
+    """404 / 400 for what a request got wrong (see the module's notes), 500 only for the rest."""
+    if isinstance(exc, HTTPException):
+        return exc
+    log = logging.getLogger("evofair.explorer")
+    path = request.path
+    if any(path.startswith(p) for p in DASH_PREFIXES):
+        log.debug("%s: not served (%s)", path, type(exc).__name__, exc_info=exc)
+        return NotFound()
+    if path == "/_dash-update-component":
+        log.debug("a callback request could not be used (%s: %s)", type(exc).__name__, exc, exc_info=exc)
+        return BadRequest(f"callback request not usable ({type(exc).__name__})")
+    log.error("%s %s failed", request.method, path, exc_info=exc)
+    return InternalServerError()
 
 
 class ExplorerServer:

@@ -135,6 +135,14 @@ class CallbackCfg(_Strict):
 
     name: str
     args: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: Annotated[float, BeforeValidator(_not_bool)] | None = Field(
+        None,
+        gt=0,
+        le=86_400,
+        description="seconds one call of this callback may take; past it the run stops in one line "
+        "(the generation already committed, so --resume continues); unset: no limit",
+        exclude_if=lambda value: value is None,  # config.yaml of a run without a limit stays as before
+    )
 
 
 def _constraint_text(text: str) -> str:

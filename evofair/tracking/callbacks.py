@@ -15,10 +15,20 @@ only after a long run, when the numbers are missing.
 Recipe callbacks are components of kind `callback` (entry-point group `evofair.callback`, or
 `module:Name`): a class or function marked `@component("callback", name, ArgsModel)` and called
 with the validated args; it returns a `Callback`.
+
+A recipe callback may carry a time limit (`callbacks: [{name: ..., timeout_s: 10}]`): a tracker
+whose server stops answering would otherwise hold a finished generation hostage forever. Such a
+callback runs in a daemon thread of its own (one thread for all its calls, so trackers that keep
+per-thread state, such as MLflow's active run, see one thread); a call that outlives its limit
+stops the run like a raising callback, and the stuck thread is abandoned (a daemon thread never
+keeps the process alive).
 """
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -114,6 +124,62 @@ def _label(cb: Any, index: int) -> str:
     return f"callbacks[{index}] ({getattr(cb, 'name', None) or type(cb).__name__})"
 
 
+TIME_LIMIT_ATTR = "_evofair_timeout_s"  # set by build_callbacks from the recipe's `timeout_s`
+
+
+class CallTimeout(Exception):
+    """A time-limited callback did not return in time (its thread is left running)."""
+
+
+class _Worker:
+    """One daemon thread that runs every call of one time-limited callback, in order.
+
+    A thread per call would be simpler, but trackers keep per-thread state (MLflow's active run):
+    all of a callback's calls must see the same thread. Daemon, because a call stuck in a network
+    read must never keep the process from exiting."""
+
+    def __init__(self, label: str):
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.stuck = False
+        threading.Thread(target=self._loop, name=f"evofair {label}", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            fn, arg, box, done = job
+            try:
+                box.append((True, fn(arg) if arg is not _NO_ARG else fn()))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
+                box.append((False, (exc, traceback.format_exc())))
+            done.set()
+
+    def run(self, fn, arg: Any, timeout: float) -> Any:
+        """fn(arg) on the worker; its exception is re-raised here; `CallTimeout` past `timeout`."""
+        if self.stuck:
+            raise CallTimeout
+        box: list = []
+        done = threading.Event()
+        self.jobs.put((fn, arg, box, done))
+        if not done.wait(timeout):
+            self.stuck = True
+            raise CallTimeout
+        ok, value = box[0]
+        if ok:
+            return value
+        exc, text = value
+        exc.evofair_traceback = text
+        raise exc
+
+    def stop(self) -> None:
+        if not self.stuck:
+            self.jobs.put(None)
+
+
+_NO_ARG = object()
+
+
 class CallbackList:
     """Calls each callback in order; turns a callback's exception into one `CallbackError`."""
 
@@ -128,6 +194,11 @@ class CallbackList:
                     f"on_generation_end / on_model_evaluated / on_run_end), got {type(cb).__name__}"
                 )
         self.callbacks = list(callbacks)
+        # (its worker thread, its limit) for a time-limited callback, None for one called directly
+        self.timed: list[tuple[_Worker, float] | None] = [
+            (_Worker(_label(cb, i)), float(limit)) if (limit := getattr(cb, TIME_LIMIT_ATTR, None)) else None
+            for i, cb in enumerate(self.callbacks)
+        ]
 
     def __bool__(self) -> bool:
         return bool(self.callbacks)
@@ -137,22 +208,42 @@ class CallbackList:
             fn = getattr(cb, method, None)
             if fn is None:
                 continue
+            timed = self.timed[i]
             try:
-                fn(info)
-            except Exception as exc:  # KeyboardInterrupt and SystemExit pass through
+                fn(info) if timed is None else timed[0].run(fn, info, timed[1])
+            except CallTimeout:
+                limit = timed[1] if timed else 0.0
+                raise CallbackError(
+                    f"{_label(cb, i)}: {method} did not return within {limit:g} s (callbacks[{i}].timeout_s){after}"
+                ) from None
+            except (Exception, SystemExit) as exc:  # a callback's sys.exit() must not end the run as a success
                 text = " ".join(f"{type(exc).__name__}: {exc}".split())
                 text = text if len(text) <= 300 else text[:300] + "…"
-                raise CallbackError(f"{_label(cb, i)}: {method} raised {text}{after}", traceback.format_exc()) from None
+                trace = getattr(exc, "evofair_traceback", None) or traceback.format_exc()
+                raise CallbackError(f"{_label(cb, i)}: {method} raised {text}{after}", trace) from None
 
     def close(self) -> None:
-        """Close every callback; errors here are not raised (the run's outcome is already decided)."""
-        for cb in self.callbacks:
+        """Close every callback; errors here are not raised (the run's outcome is already decided),
+        and a time-limited callback's close() gets its limit too."""
+        log = logging.getLogger("evofair.tracking")
+        for i, cb in enumerate(self.callbacks):
+            timed = self.timed[i]
+            close = getattr(cb, "close", None)
+            if timed is not None and timed[0].stuck:  # the run already stopped on this callback's hang
+                log.debug("%s: still busy after its time limit; close() not called", _label(cb, i))
+                continue
             try:
-                getattr(cb, "close", lambda: None)()
+                if close is not None:
+                    close() if timed is None else timed[0].run(close, _NO_ARG, timed[1])
+            except CallTimeout:
+                log.warning(
+                    "%s: close() did not return within %g s; left running", _label(cb, i), timed[1] if timed else 0
+                )
             except Exception:  # noqa: BLE001 - a tracker that cannot flush must not hide the run's result
-                import logging
-
-                logging.getLogger("evofair.tracking").warning("%s.close() failed", type(cb).__name__, exc_info=True)
+                log.warning("%s.close() failed", type(cb).__name__, exc_info=True)
+            finally:
+                if timed is not None:
+                    timed[0].stop()
 
 
 def build_callbacks(recipe) -> list[Any]:
@@ -172,5 +263,13 @@ def build_callbacks(recipe) -> list[Any]:
                 cb.name = cfg.name
             except AttributeError:
                 pass
+        if cfg.timeout_s is not None:
+            try:
+                setattr(cb, TIME_LIMIT_ATTR, float(cfg.timeout_s))
+            except AttributeError:
+                raise UserError(
+                    f"callbacks[{i}].timeout_s: {cfg.name} returned an object that cannot carry a time "
+                    "limit (no attributes can be set on it); leave timeout_s unset"
+                ) from None
         found.append(cb)
     return found
