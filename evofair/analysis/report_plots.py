@@ -50,17 +50,24 @@ def plot_front(
     A = np.array([[i.metrics.get(split, {}).get(n, np.nan) for n in names] for i in inds_all]) if inds_all else None
     ok_all = feasible_mask(constraints, inds_all, split)
     if A is not None and len(A):
-        ax.scatter(
-            A[ok_all, 0], A[ok_all, 1], s=6, c="0.8", label="all evaluated" + (" (feasible)" if constraints else "")
+        # Lines of markers, not scatter collections: Agg stamps one marker for all points, and
+        # tight_layout need not measure 20,000 paths (which was most of the front plot's time).
+        ax.plot(
+            A[ok_all, 0],
+            A[ok_all, 1],
+            "o",
+            ms=6**0.5,
+            c="0.8",
+            label="all evaluated" + (" (feasible)" if constraints else ""),
         )
         if constraints and (~ok_all).any():
-            ax.scatter(
+            ax.plot(
                 A[~ok_all, 0],
                 A[~ok_all, 1],
-                s=10,
+                "x",
+                ms=10**0.5,
+                mew=0.8,
                 c="#e6a0a0",
-                marker="x",
-                linewidths=0.8,
                 label="infeasible (violates a constraint)",
             )
     P = np.array([[i.metrics.get(split, {}).get(n, np.nan) for n in names] for i in front])

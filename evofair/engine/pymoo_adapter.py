@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from pymoo.core.crossover import Crossover
-from pymoo.core.duplicate import ElementwiseDuplicateElimination
+from pymoo.core.duplicate import DefaultDuplicateElimination, ElementwiseDuplicateElimination
 from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem as PymooProblem
 from pymoo.core.sampling import Sampling
@@ -57,6 +57,14 @@ def to_matrix(genome: Genome, items: Sequence[Any]) -> np.ndarray:
     return X
 
 
+def x_matrix(pop) -> np.ndarray:
+    """A population's X matrix, built as `pop.get("X")` builds it but reading the property
+    directly: pymoo asks for it several times a generation (duplicate elimination compares the
+    offspring with the population on every mating round), and `Individual.get`'s `hasattr`
+    lookup per member was a large part of asking."""
+    return np.array([ind.X for ind in pop])
+
+
 def from_matrix(genome: Genome, X: np.ndarray) -> list[Any]:
     """The inverse of `to_matrix`."""
     if isinstance(genome, ArrayGenome):
@@ -69,7 +77,12 @@ def variation(genome: Genome, recipe, problem) -> dict[str, Any]:
     if isinstance(genome, ArrayGenome):
         from evofair.engine.vector_ops import vector_operators
 
-        return {"sampling": _ArraySampling(genome, problem), "eliminate_duplicates": True, **vector_operators(recipe)}
+        return {
+            "sampling": _ArraySampling(genome, problem),
+            # pymoo's own elimination (`eliminate_duplicates=True`: distance 0), fed the X matrix directly
+            "eliminate_duplicates": DefaultDuplicateElimination(func=x_matrix),
+            **vector_operators(recipe),
+        }
     return plan_variation(recipe)
 
 

@@ -10,9 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pymoo.core.evaluator import Evaluator
 from pymoo.core.population import Population
-from pymoo.problems.static import StaticProblem
 
 from evofair.core.genome import genome_of
 from evofair.engine import pymoo_adapter
@@ -56,7 +54,7 @@ class PymooBackend(Backend):
         self._asked = self.algorithm.ask()
         if self._asked is None:
             return []
-        return pymoo_adapter.from_matrix(self.genome, self._asked.get("X"))
+        return pymoo_adapter.from_matrix(self.genome, pymoo_adapter.x_matrix(self._asked))
 
     def tell(self, items, F, ids, G=None) -> None:
         pop = (
@@ -64,34 +62,47 @@ class PymooBackend(Backend):
             if self._asked is not None and len(self._asked) == len(items)
             else Population.new("X", self._as_X(items))
         )
-        pop.set("X", self._as_X(items), "eid", np.asarray(ids, dtype=object))
+        _set_members(pop, self._as_X(items), ids)
         self._set_F(pop, F, G)
         self.algorithm.tell(infills=pop)
         self._asked = None
 
     def _set_F(self, pop: Population, F, G=None) -> None:
-        """pymoo's documented ask/tell path: a StaticProblem hands over precomputed values
-        (F, and G when the recipe has constraints: pymoo then derives CV and feasibility)."""
-        values = {"F": np.asarray(F, dtype=float)}
+        """What pymoo's `Evaluator().eval(StaticProblem(problem, F=F, G=G), pop)` leaves on fresh
+        individuals, set directly: F, G (shape (n, 0) without constraints), H (n, 0; evofair has no
+        equality constraints), each row its own float64 copy, and F/G/H marked evaluated. With
+        constraints pymoo derives CV (and feasibility) from G on first use, as after its Evaluator;
+        without, CV is the 0.0 that derivation gives (`calc_cv` of empty G and H), set up front
+        instead of one `calc_cv` per member. The Evaluator path deep-copies the problem and sets
+        values through `hasattr` per individual and key, which cost more than survival on a cheap
+        problem."""
+        n = len(pop)
+        values = np.array(F, dtype=np.float64).reshape(n, self.algorithm.problem.n_obj)
         if self.n_constraints:
-            if G is None or np.shape(G) != (len(values["F"]), self.n_constraints):
+            if G is None or np.shape(G) != (n, self.n_constraints):
                 raise ValueError(
-                    f"tell: expected G of shape ({len(values['F'])}, {self.n_constraints}), "
-                    f"got {None if G is None else np.shape(G)}"
+                    f"tell: expected G of shape ({n}, {self.n_constraints}), got {None if G is None else np.shape(G)}"
                 )
-            values["G"] = np.asarray(G, dtype=float)
-        Evaluator().eval(StaticProblem(self.algorithm.problem, **values), pop)
+            constraints = np.array(G, dtype=np.float64)
+        else:
+            constraints = np.full((n, 0), np.inf)
+        equalities = np.full((n, 0), np.inf)
+        for ind, f, g, h in zip(pop, values, constraints, equalities):
+            ind.F, ind.G, ind.H = f.copy(), g.copy(), h.copy()
+            ind.evaluated.update(("F", "G", "H"))
+            if not self.n_constraints:
+                ind.CV = np.zeros(1)
 
     def population(self):
         pop = self.algorithm.pop
-        return [str(i) for i in pop.get("eid")], np.asarray(pop.get("F"), dtype=float)
+        return [str(ind.data.get("eid")) for ind in pop], np.array([ind.F for ind in pop], dtype=float)
 
     def state(self) -> dict[str, Any]:
         alg = self.algorithm
         return {
             "rng": rng_state(alg.random_state),
             "n_iter": alg.n_iter,
-            "pop_data": [to_json({k: v for k, v in ind.data.items() if k != "eid"}) for ind in alg.pop],
+            "pop_data": [_member_json(ind.data) for ind in alg.pop],
             "survival": numeric_attributes(alg.survival),
             **_survival_opt(alg.survival),
         }
@@ -113,6 +124,34 @@ class PymooBackend(Backend):
         alg.n_iter = state["n_iter"]
         alg.random_state = rng_from_state(state["rng"])
         alg._set_optimum()
+
+
+def _set_members(pop: Population, X: np.ndarray, ids) -> None:
+    """Each member's (realised) genome and evofair id, as `pop.set("X", X, "eid", ids)` leaves
+    them (a row of X copied, the id in the member's data) without its per-value `hasattr`."""
+    if not len(pop) == len(X) == len(ids):
+        raise ValueError(f"tell: {len(pop)} asked, {len(X)} items and {len(ids)} ids")
+    for ind, x, eid in zip(pop, X, ids):
+        ind.X = x.copy()
+        ind.data["eid"] = eid
+
+
+def _member_json(data: dict[str, Any]) -> dict[str, Any]:
+    """`to_json` of a member's data less its id, with the common values (Python ints and strings,
+    numpy scalars such as rank and crowding distance) converted inline: the state is written every
+    generation for every member, and the general recursive conversion was most of its cost."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if k == "eid":
+            continue
+        t = type(v)
+        if t is int or t is str or t is bool or v is None:
+            out[str(k)] = v
+        elif isinstance(v, np.generic):
+            out[str(k)] = v.item()
+        else:
+            out[str(k)] = to_json(v)
+    return out
 
 
 def _survival_opt(survival) -> dict[str, Any]:
