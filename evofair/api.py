@@ -16,6 +16,7 @@ from typing import Any
 
 from evofair.analysis.report import final_front, write_report
 from evofair.analysis.result import OBJECTIVES_META, Result
+from evofair.analysis.run_check import check_run
 from evofair.core import failpoints
 from evofair.core.constraints import check_metrics
 from evofair.core.plugins import code_trust, registry
@@ -108,6 +109,8 @@ def _run(recipe, out, *, problem, resume: bool | str | Path, progress: bool, cal
         recipe = recipe.model_copy(deep=True)  # the caller's Recipe stays as written
         record_problem(recipe, problem)  # config.yaml states the object's class and arguments
     _check_out(out, resume)
+    if resume:
+        _refuse_damaged(out)  # before the store is opened for writing (which would re-create tables)
     changes = check_resume(out, recipe) if resume else {}  # refuses result-changing edits, writes nothing
     problem = prepare(recipe, problem)
     t = time.perf_counter()
@@ -140,6 +143,7 @@ def _run(recipe, out, *, problem, resume: bool | str | Path, progress: bool, cal
             )
         _write_config(out, recipe)
         _record_objectives(store, problem)
+        store.seal((out / "config.yaml").read_bytes(), [[o.name, o.direction] for o in problem.objectives])
         _evolve(recipe, problem, store, out, progress, setup_seconds, executor, given, trackers)
     except WorkerError as exc:  # the worker's traceback goes to the run's events; the user gets one line
         store.log_event("worker_error", str(exc), data={"traceback": exc.traceback})
@@ -183,6 +187,16 @@ def _resume_target(recipe, out, resume) -> tuple[Any, Path, bool]:
         check_resumable(out)
         recipe = recorded_executor(read_recipe_file(out / "config.yaml"))
     return recipe, out, bool(resume)
+
+
+def _refuse_damaged(out: Path) -> None:
+    """`--resume` continues only a run `verify` accepts (weights checked for presence, not re-hashed)."""
+    problems = check_run(out, hash_weights=False).problems
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(
+            f"--resume {out}: {problems[0]}{more}; the run cannot be continued: `evofair verify {out}` lists what is wrong"
+        )
 
 
 def _record_objectives(store: RunStore, problem) -> None:
@@ -250,6 +264,9 @@ def _evolve(
         timings.update(problem.after_run(store, out, recipe) or {})
     log.debug("writing the report, tables and plots")
     write_report(store, problem, recipe, out, timings)
+    last = store.last_generation()
+    if last is not None:
+        store.seal_front(last["generation"])  # front.csv now shows this generation's front
     if callbacks:
         front = final_front(store, problem, recipe.parsed_constraints)
         callbacks.call(

@@ -205,22 +205,18 @@ def _describe(spec) -> str:
 
 
 def _cmd_verify(args) -> int:
-    from evofair.store.run_store import RunStore
+    from evofair.analysis.run_check import check_run
 
-    store = RunStore(args.dir, readonly=True)
-    try:
-        problems = store.verify()
-        n = len(store.individuals())
-    finally:
-        store.close()
-    for line in [*store.notes, *_named_code(Path(args.dir))]:
+    check = check_run(args.dir)
+    problems = check.problems
+    for line in [*check.notes, *_named_code(Path(args.dir))]:
         print(f"evofair: note: {line}", file=sys.stderr)
     for line in problems:
         print(f"evofair: {line}", file=sys.stderr)
     if problems:
         print(f"evofair: {args.dir}: {len(problems)} problem(s) found", file=sys.stderr)
         return 1
-    print(f"evofair: {args.dir}: ok ({n} individuals, every weights file matches its hash)")
+    print(f"evofair: {args.dir}: ok ({check.individuals} individuals, every weights file matches its hash)")
     return 0
 
 

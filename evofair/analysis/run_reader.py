@@ -34,8 +34,8 @@ from evofair.core.individual import Individual
 from evofair.core.problem import Objective
 from evofair.errors import UserError
 from evofair.store.run_store import DB_NAME, RunStore
+from evofair.store.seal import OBJECTIVES_META  # store meta key: [[name, direction], ...], written when a run starts
 
-OBJECTIVES_META = "objectives"  # store meta key: [[name, direction], ...], written when a run starts
 CONFIG_NAME = "config.yaml"
 ASSUMED_MIN = "objective directions unknown (no record in the store, problem not rebuilt): assumed min"
 

@@ -28,6 +28,7 @@ from evofair.store.columns import COLUMN_SCHEMA, batch_members, columnar, has_ba
 from evofair.store.digests import generation_digest
 from evofair.store.rows import SCHEMA, assemble, finite_or_none, loads, operator_label
 from evofair.store.safe_io import refuse_links
+from evofair.store.seal import seal_problems, update_seal, write_seal
 from evofair.store.verification import checksum_mismatches, dangling_references
 from evofair.store.weights_files import atomic_write, read_weights_file, weights_bytes, weights_file
 from evofair.store.writer_lock import DB_NAME, acquire_lock, writer_alive
@@ -143,17 +144,20 @@ class RunStore:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def verify(self) -> list[str]:
+    def verify(self, *, hash_weights: bool = True) -> list[str]:
         """Problems found in the run directory: a damaged database (SQLite's integrity check, and
-        each generation's rows against their commit-time checksum), missing or corrupted weights,
-        dangling rows. A database SQLite cannot read at all raises sqlite3.DatabaseError."""
+        each generation's rows against their commit-time checksum), the run against its seal
+        (config.yaml, objectives, generation count, checksum table: seal.py), missing or corrupted
+        weights (`hash_weights=False`: missing only), dangling rows. A database SQLite cannot read
+        at all raises sqlite3.DatabaseError."""
         problems = []
         check = [r[0] for r in self._db.execute("PRAGMA integrity_check(20)")]
         if check != ["ok"]:
             problems.append(f"{self.root / DB_NAME}: SQLite integrity check: {'; '.join(check)[:300]}")
         problems += checksum_mismatches(self._db, self.notes)
         try:
-            problems += dangling_references(self._db, self.root, self.generations())
+            problems += seal_problems(self._db, self.root, self.notes)
+            problems += dangling_references(self._db, self.root, self.generations(), hash_weights=hash_weights)
         except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
             problems.append(f"{self.root / DB_NAME}: index unreadable ({exc})")
         return problems
@@ -176,6 +180,18 @@ class RunStore:
         self._check_writable()
         with self._db:
             self._db.execute("REPLACE INTO meta(key, value) VALUES(?, ?)", (key, json.dumps(value)))
+
+    def seal(self, config: bytes, objectives: list[list[str]]) -> None:
+        """Seal the run (config.yaml's bytes as run, the objectives): `verify` compares them."""
+        self._check_writable()
+        with self._db:
+            write_seal(self._db, config, objectives)
+
+    def seal_front(self, generation: int) -> None:
+        """front.csv now shows the front of `generation`."""
+        self._check_writable()
+        with self._db:
+            update_seal(self._db, front_generation=generation)
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -224,6 +240,7 @@ class RunStore:
                 self._db.execute(
                     "REPLACE INTO checksums(generation, digest) VALUES(?,?)", (g, generation_digest(self._db, g))
                 )
+            update_seal(self._db, generations=None)  # the count, in the generation's own transaction
 
     def _insert_rows(self, new: Sequence[Individual], now: float) -> None:
         """One row per individual, its metrics and its parents: the layout of checkpoint genomes."""

@@ -13,9 +13,11 @@ from evofair.store.digests import generation_digest
 from evofair.store.weights_files import DIGEST, weights_file
 
 
-def dangling_references(db: sqlite3.Connection, root: Path, generations: list[dict[str, Any]]) -> list[str]:
-    """Weights the index names that are missing or corrupted, populations naming unknown
-    individuals, lineage naming unknown parents."""
+def dangling_references(
+    db: sqlite3.Connection, root: Path, generations: list[dict[str, Any]], *, hash_weights: bool = True
+) -> list[str]:
+    """Weights the index names that are missing or corrupted (`hash_weights=False`: missing only),
+    populations naming unknown individuals, lineage naming unknown parents."""
     problems = []
     hashes = {r[0] for r in db.execute("SELECT DISTINCT weights_hash FROM individuals WHERE weights_hash IS NOT NULL")}
     for digest in sorted(hashes, key=str):
@@ -25,6 +27,8 @@ def dangling_references(db: sqlite3.Connection, root: Path, generations: list[di
         path = weights_file(root, digest)
         if not path.exists():
             problems.append(f"{path}: missing (referenced by the index)")
+            continue
+        if not hash_weights:
             continue
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         if actual != digest:

@@ -12,7 +12,9 @@ exist afterwards, and `evilmod` must not be in `sys.modules`.
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -22,6 +24,8 @@ import yaml
 import evofair
 from evofair.cli import main
 from evofair.errors import UserError
+from evofair.store.run_store import DB_NAME
+from evofair.store.seal import write_seal
 
 ZDT = {
     "name": "zdt-hostile",
@@ -77,6 +81,17 @@ def plant(run: Path, which: str) -> None:
     config = yaml.safe_load((run / "config.yaml").read_text())
     config.update(PLANTINGS[which])
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    reseal(run)
+
+
+def reseal(run: Path) -> None:
+    """Seal the planted config.yaml, as a sender who built the folder would (a seal is no signature:
+    test_sealed_run.py covers an edit that was not resealed)."""
+    con = sqlite3.connect(run / DB_NAME)
+    with con:
+        objectives = json.loads(con.execute("SELECT value FROM meta WHERE key='objectives'").fetchone()[0])
+        write_seal(con, (run / "config.yaml").read_bytes(), objectives)
+    con.close()
 
 
 def err_lines(capsys) -> list[str]:
