@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from loopback_http import serving
 
 import evofair
 from evofair.cli import main
@@ -25,31 +26,9 @@ HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 
 
-@contextlib.contextmanager
 def silent_port(seconds: float = 30):
-    """A loopback socket that accepts connections, holds them open and never sends a byte; its
-    daemon thread stops taking connections after `seconds`, whatever the test does."""
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.2)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def loop() -> None:
-        deadline = time.monotonic() + seconds
-        while not stop.is_set() and time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(5)
-        for conn in held:
-            conn.close()
-        server.close()
+    """A loopback socket that accepts connections, holds them open and never sends a byte."""
+    return serving(lambda conn: None, seconds)
 
 
 def closed_port() -> str:

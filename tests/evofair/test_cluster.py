@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from loopback_http import serving
 from ray_loopback import LoopbackCluster, free_port
 
 from evofair.cli import main
@@ -246,36 +245,6 @@ def test_submitted_job_carries_the_users_module(cluster, tmp_path, capsys, monke
 
 
 # -- HTTP endpoints that are not a working Jobs API: one line within the timeout ---------------
-
-
-@contextlib.contextmanager
-def serving(handler, seconds: float = 60):
-    """A listening socket on 127.0.0.1 whose accepted connections `handler(conn)` deals with, in a
-    daemon thread that stops taking connections after `seconds` (bounded, whatever the test does)."""
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.2)
-    held, stop = [], threading.Event()
-
-    def loop():
-        deadline = time.monotonic() + seconds
-        while not stop.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            held.append(conn)
-            handler(conn)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(5)
-        for conn in held:
-            conn.close()
-        server.close()
 
 
 def never_answer(conn) -> None:

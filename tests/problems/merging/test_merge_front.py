@@ -138,12 +138,11 @@ def test_bad_merge_recipes_are_one_line(tmp_path):
         toy.ensure_setup()
 
 
-def test_trained_anchors_follow_their_fairness_weight(tmp_path):
-    """Anchors trained by a feature classification problem from one θ₀: the heavily fairness-weighted
-    one has the smaller soft TPR gap on train, and the budget counts K × epochs × train rows."""
+def _loans_inner(tmp_path, n: int = 500) -> dict:
+    """A generated loans table (tests/problems/fairclass) as the inner fair_classification problem."""
     path = tmp_path / "loans.csv"
-    make_table(n=600).to_csv(path, index=False)
-    inner = {
+    make_table(n=n).to_csv(path, index=False)
+    return {
         "name": "fair_classification",
         "args": {
             "data": {"path": str(path)},
@@ -154,6 +153,12 @@ def test_trained_anchors_follow_their_fairness_weight(tmp_path):
             "baselines": {"enabled": False},
         },
     }
+
+
+def test_trained_anchors_follow_their_fairness_weight(tmp_path):
+    """Anchors trained by a feature classification problem from one θ₀: the heavily fairness-weighted
+    one has the smaller soft TPR gap on train, and the budget counts K × epochs × train rows."""
+    inner = _loans_inner(tmp_path, n=600)
     front = MergeFront(MergeParams(inner=inner, train_anchors={"lambdas": [0.0, 64.0], "epochs": 40}))
     front.ensure_setup()
     n_train = len(front.inner.splits["train"])
@@ -176,19 +181,7 @@ def test_cross_fitted_selection_scores_out_of_fold(tmp_path):
     each fold's merged head as a torch module on the rows it never trained on; test stays the test split."""
     from evofair.analysis.metrics import fairness_metrics
 
-    path = tmp_path / "loans.csv"
-    make_table(n=500).to_csv(path, index=False)
-    inner = {
-        "name": "fair_classification",
-        "args": {
-            "data": {"path": str(path)},
-            "target": "outcome",
-            "positive": "yes",
-            "sensitive": ["gender"],
-            "model": {"kind": "mlp", "hidden": [8]},
-            "baselines": {"enabled": False},
-        },
-    }
+    inner = _loans_inner(tmp_path)
     front = MergeFront(
         MergeParams(
             inner=inner,
@@ -231,22 +224,6 @@ def test_cross_fitted_selection_scores_out_of_fold(tmp_path):
         np.testing.assert_array_equal(test[name], truth[name])
     with pytest.raises(ValueError, match="cross_fit trains its anchors per fold"):
         MergeParams(inner=inner, anchors=[{"path": "a"}, {"path": "b"}], selection="cross_fit")
-
-
-def _loans_inner(tmp_path) -> dict:
-    path = tmp_path / "loans.csv"
-    make_table(n=500).to_csv(path, index=False)
-    return {
-        "name": "fair_classification",
-        "args": {
-            "data": {"path": str(path)},
-            "target": "outcome",
-            "positive": "yes",
-            "sensitive": ["gender"],
-            "model": {"kind": "mlp", "hidden": [8]},
-            "baselines": {"enabled": False},
-        },
-    }
 
 
 def test_threshold_genes_shift_the_decision_and_per_group_ones_are_flagged(tmp_path):
