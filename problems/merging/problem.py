@@ -41,6 +41,16 @@ class InnerProblem(Args):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+class RefinedAnchor(Args):
+    """One more anchor: a merge recipe over the anchors listed before it, fine-tuned `epochs` more
+    at fairness weight `lam`. Written out in the recipe (not found at run time) so that the run's
+    config states exactly which models it merged, and cross-fitting can redo it inside every fold."""
+
+    recipe: list[float] = Field(min_length=2, description="coefficients over the first len(recipe) anchors")
+    lam: float = Field(ge=0, description="the fairness weight it is fine-tuned at")
+    epochs: int = Field(5, ge=1, le=10_000)
+
+
 class TrainedAnchors(Args):
     """Anchors the inner problem trains from its shared base θ₀, one per fairness weight λ."""
 
@@ -52,6 +62,14 @@ class TrainedAnchors(Args):
     weight_decay: float = Field(0.01, ge=0)
     batch_size: int = Field(128, ge=2)
     seed: int = Field(0, ge=0)
+    refined: list[RefinedAnchor] = Field(
+        default_factory=list,
+        description="more anchors: merges of the ones before them, fine-tuned further (the hybrid schedule)",
+    )
+
+    @property
+    def n_anchors(self) -> int:
+        return len(self.lambdas) + len(self.refined)
 
 
 class MergeParams(Args):
@@ -83,11 +101,20 @@ class MergeParams(Args):
             raise ValueError("selection: cross_fit trains its anchors per fold: give train_anchors")
         if self.anchors and len(self.anchors) < 2:
             raise ValueError(f"anchors: expected at least 2 checkpoints, got {len(self.anchors)}")
+        if self.train_anchors is not None:
+            before = len(self.train_anchors.lambdas)
+            for j, r in enumerate(self.train_anchors.refined):
+                n = len(r.recipe) - int(self.method in DENSITY_METHODS)
+                if not 2 <= n <= before + j:
+                    raise ValueError(
+                        f"train_anchors.refined[{j}].recipe: expected 2 to {before + j} coefficients over the "
+                        f"anchors before it{' plus a density' if self.method in DENSITY_METHODS else ''}, got {n}"
+                    )
         return self
 
     @property
     def n_anchors(self) -> int:
-        return len(self.anchors) if self.anchors else len(self.train_anchors.lambdas)  # type: ignore[union-attr]
+        return len(self.anchors) if self.anchors else self.train_anchors.n_anchors  # type: ignore[union-attr]
 
 
 @component("problem", "merge", MergeParams)
@@ -134,10 +161,12 @@ class MergeFront(VectorProblem):
             raise UserError(f"problem.args.method: {p.method!r} merges deltas from a base; give problem.args.base")
         if p.train_anchors is not None and p.selection == "cross_fit":
             cfg = p.train_anchors
-            self.cross_fit = CrossFittedAnchors(self.inner, lambda view: _train_anchors(view, cfg), p.folds, cfg.seed)
+            self.cross_fit = CrossFittedAnchors(
+                self.inner, lambda view: self._train_anchors(view, cfg), p.folds, cfg.seed
+            )
             self.anchors, self.training_examples = self.cross_fit.anchors, self.cross_fit.examples
         elif p.train_anchors is not None:
-            self.anchors, self.training_examples = _train_anchors(self.inner, p.train_anchors)
+            self.anchors, self.training_examples = self._train_anchors(self.inner, p.train_anchors)
         else:
             self.anchors = load_anchors(p.anchors, self.base_dir, base=self.base)
         if p.threshold != "off":
@@ -187,9 +216,15 @@ class MergeFront(VectorProblem):
         """Recipe `x` applied to `anchors` (the run's, or one fold's under cross-fitted selection)."""
         p: MergeParams = self.params  # type: ignore[assignment]
         x = np.asarray(x, dtype=float)[: self.n_recipe]  # threshold genes do not change the weights
-        coeffs = [float(c) for c in x[: p.n_anchors]]
+        return self._merged(anchors, x, p.n_anchors)
+
+    def _merged(self, anchors: list[Weights], x: np.ndarray, n: int) -> Weights:
+        """The first `n` coordinates of `x` mix `anchors[:n]`; a density gene, if any, follows them."""
+        p: MergeParams = self.params  # type: ignore[assignment]
+        anchors = anchors[:n]
+        coeffs = [float(c) for c in x[:n]]
         if p.method == "linear" and sum(coeffs) <= 1e-12:
-            coeffs = [1.0] * p.n_anchors  # an all-zero recipe has no normalised weights: the plain average
+            coeffs = [1.0] * n  # an all-zero recipe has no normalised weights: the plain average
         models = {f"a{k}": dict(sorted(a.items())) for k, a in enumerate(anchors)}
         params: dict[str, Any] = {"weight": {f"a{k}": c for k, c in enumerate(coeffs)}}
         if p.method == "linear":
@@ -197,7 +232,7 @@ class MergeFront(VectorProblem):
         assert self.base is not None
         params.update({"lambda": 1.0, "normalize": False})
         if p.method in DENSITY_METHODS:
-            params["density"] = float(x[p.n_anchors])
+            params["density"] = float(x[n])
         # DARE draws its drop masks from torch's global RNG: a seed from the recipe itself keeps x → weights fixed
         with torch_seeded(_recipe_seed(x)):
             merged = merge_state_dicts(
@@ -220,6 +255,31 @@ class MergeFront(VectorProblem):
             return self.inner.evaluate([self.weights_of(x) for x in genomes], split)
         return self.inner.metrics_of_predictions(self.predictions(self.anchors, genomes, split), split)
 
+    def _train_anchors(self, view, cfg: TrainedAnchors) -> tuple[list[Weights], int]:
+        """The trained anchors, then each refined one: its recipe merged over the anchors before it,
+        fine-tuned on `view`'s train split at its own fairness weight (seeded by its position)."""
+        from evofair.problems.common.baselines import train_heads
+
+        anchors, examples = _train_anchors(view, cfg)
+        extra = {k: v for k, v in anchors[0].items() if not k.startswith("layers.")}
+        for j, r in enumerate(cfg.refined):
+            recipe = np.asarray(r.recipe, dtype=float)
+            start = self._merged(anchors, recipe, len(recipe) - int(self.params.method in DENSITY_METHODS))  # type: ignore[attr-defined]
+            with torch.random.fork_rng():
+                (head,) = train_heads(
+                    view,
+                    [start],
+                    [r.lam],
+                    [cfg.seed + 1000 + j],
+                    epochs=r.epochs,
+                    batch_size=cfg.batch_size,
+                    lr=cfg.lr,
+                    weight_decay=cfg.weight_decay,
+                )
+            anchors.append({**head, **extra})
+            examples += r.epochs * len(view.splits["train"])
+        return anchors, examples
+
     def model_card(self, individual, store) -> dict[str, Any]:
         """The evolved decision thresholds of one model, flagged when they read the sensitive attribute."""
         if self.thresholds is None or individual.x is None:
@@ -236,7 +296,8 @@ def _recipe_seed(x: np.ndarray) -> int:
 
 def _train_anchors(inner, cfg: TrainedAnchors) -> tuple[list[Weights], int]:
     """K heads from the inner problem's shared θ₀, head k trained on CE + λ_k·(soft TPR gap): the
-    scalarised training the λ-sweep uses, so its anchors merge within one basin."""
+    scalarised training the λ-sweep uses, so its anchors merge within one basin. (`cfg.refined`
+    is `MergeFront._train_anchors`'s: it needs the merge.)"""
     from evofair.problems.common.baselines import train_heads
     from evofair.problems.common.classification import FeatureClassificationProblem
 

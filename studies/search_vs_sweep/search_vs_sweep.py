@@ -1,35 +1,42 @@
-"""Merge-recipe search over trained anchors against the λ-sweep, on BiasBios (head genome).
+"""Merge-recipe search (the hybrid schedule) against the λ-sweep, per task, at equal and twice the budget.
 
-    .venv/bin/python studies/search_vs_sweep/search_vs_sweep.py --seeds 5 --json studies/search_vs_sweep/results/biasbios.json
+    .venv/bin/python studies/search_vs_sweep/search_vs_sweep.py --seeds 5 --json studies/search_vs_sweep/results/all.json
 
-Per seed, on the same data, selection rule (validate-non-dominated) and reference point (0.25, 0.25):
-- pipeline: K anchors trained from the shared base θ₀ with CE + λ_k·(soft TPR gap), then a `merge`
-  run (NSGA-II over linear merge recipes, no training); its front as selected on validate;
-- sweep at equal budget: the λ-sweep as the baselines train it (8 weights, each head from its own
-  noisy θ₀, every epoch a candidate) with as many training examples as the anchors cost;
-- sweep at twice the budget: the same with twice the epochs.
-Test HV of each, the ratios, and a paired bootstrap interval of HV(pipeline) − HV(sweep, equal) over
-test examples (the models' test predictions resampled together). Budgets are training examples
-(epochs × train rows × heads); the merge search itself trains nothing.
+Per task and seed, on the same data, selection rule (validate-non-dominated; the pipeline's
+validate scores are out of fold under `--selection cross_fit`) and reference point:
+- pipeline: K anchors trained from the shared base θ₀ with CE + λ_k·(soft TPR gap), a `merge` run
+  (NSGA-II over merge recipes, no training), then `--rounds` hybrid rounds (the front merges that
+  add most validate HV fine-tuned further, joining the anchors, and a new search);
+- the λ-sweep as the baselines train it (8 weights, each head from its own noisy θ₀, every epoch a
+  candidate) with as many training examples as the pipeline spent, and with twice as many (one
+  training run: it has no schedule, so its first half is the equal-budget sweep);
+Test HV of each, ratios, a paired bootstrap 90% interval of HV(pipeline) − HV(sweep, equal) over
+test examples, and the sweep's HV after every epoch against the pipeline's after every round (the
+anytime curve, `--plot DIR`). Budgets are training examples.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
-import evofair
-from evofair.core.indicators import hypervolume
-from evofair.core.plugins import registry
-from evofair.problems.common.baselines import train_heads
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REF = (0.25, 0.25)
-ANCHOR_LAMBDAS = [0.0, 2.0, 8.0, 32.0]
+from anytime import plot_anytime  # noqa: E402
+from tasks import Task, objectives, resampled_objectives, tasks  # noqa: E402
+
+from evofair.api import run as evofair_run  # noqa: E402
+from evofair.core.indicators import hypervolume  # noqa: E402
+from evofair.problems.common.baselines import train_heads  # noqa: E402
+from evofair.problems.merging.hybrid import refined_anchors  # noqa: E402
+
 SWEEP_LAMBDAS = [0.1, 0.3, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
 
 
@@ -39,44 +46,43 @@ def nondominated(F: np.ndarray) -> np.ndarray:
     return np.asarray(keep, dtype=int)
 
 
-def objectives(problem, P: np.ndarray, split: str) -> np.ndarray:
-    m = problem.metrics_of_predictions(P, split)
-    return np.column_stack([m["error"], m["dtpr"]])
-
-
-def sweep(problem, seed: int, epochs: int) -> np.ndarray:
-    """Test predictions of the validate-non-dominated candidates of a λ-sweep (every epoch a candidate)."""
-    P = {"val": [], "test": []}
+def sweep(problem, task: Task, seed: int, epochs: int) -> list[tuple[int, np.ndarray]]:
+    """After every epoch e: (training examples so far, test predictions of the validate-selected
+    candidates of epochs 1..e)."""
+    P: dict[str, list[np.ndarray]] = {"val": [], "test": []}
+    curve: list[tuple[int, np.ndarray]] = []
+    per_epoch = len(SWEEP_LAMBDAS) * len(problem.splits["train"])
 
     def on_epoch(epoch, heads):
         for split in P:
             P[split].append(problem.head_predictions(heads, split))
+        val, test = np.concatenate(P["val"]), np.concatenate(P["test"])
+        curve.append((epoch * per_epoch, test[nondominated(objectives(problem, task, val, "val"))]))
 
-    inits = [problem.head_init_weights(seed * 1000 + k) for k in range(len(SWEEP_LAMBDAS))]
+    seeds = [seed * 1000 + k for k in range(len(SWEEP_LAMBDAS))]
+    inits = [problem.head_init_weights(s) for s in seeds]
     train_heads(
         problem,
         inits,
         SWEEP_LAMBDAS,
-        [seed * 1000 + k for k in range(len(SWEEP_LAMBDAS))],
+        seeds,
         epochs=epochs,
         batch_size=128,
         lr=1e-3,
         weight_decay=0.01,
         on_epoch=on_epoch,
     )
-    val, test = np.concatenate(P["val"]), np.concatenate(P["test"])
-    return test[nondominated(objectives(problem, val, "val"))]
+    return curve
 
 
-def pipeline(seed: int, args, out: Path):
-    """The merge run; returns (its problem, the test predictions of its validate-selected front)."""
-    recipe = {
-        "name": f"merge-seed{seed}",
+def merge_recipe(task: Task, seed: int, args) -> dict:
+    return {
+        "name": f"merge-{task.name}-seed{seed}",
         "seed": seed,
         "problem": {
             "name": "merge",
             "args": {
-                "inner": {"name": "biasbios"},
+                "inner": copy.deepcopy(task.inner),
                 "train_anchors": {"lambdas": args.lambdas, "epochs": args.epochs, "seed": seed},
                 "method": args.method,
                 "scale_max": args.scale_max,
@@ -86,100 +92,124 @@ def pipeline(seed: int, args, out: Path):
         },
         "algorithm": {"pop_size": args.pop, "generations": args.gens},
         "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
-        "hv_ref": list(REF),
+        "hv_ref": list(task.ref),
     }
-    result = evofair.run(recipe, out, progress=False)
-    problem = result.problem
-    X = np.array([ind.x for ind in result.front])
-    return problem, problem.predictions(problem.anchors, X, "test")
 
 
-def paired_interval(problem, a: np.ndarray, b: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
+def pipeline(task: Task, seed: int, args, out: Path):
+    """Each round's (problem, training examples, evaluations, test predictions of its validate-selected front)."""
+    recipe, rounds, evaluations = merge_recipe(task, seed, args), [], 0
+    result = None
+    for k in range(args.rounds + 1):
+        if result is not None:
+            refined = refined_anchors(result, recipe, args.refine, max(1, args.epochs // 3))
+            recipe["problem"]["args"]["train_anchors"].setdefault("refined", []).extend(refined)
+        result = evofair_run(recipe, out / f"round{k}", progress=False)
+        problem = result.problem
+        evaluations += int(result.history["evaluations"].iloc[-1])
+        X = np.array([result.x(i) for i in result.ids])
+        P = problem.predictions(problem.anchors, X, "test")
+        rounds.append((problem, problem.training_examples, evaluations, P))
+    return rounds
+
+
+def paired_interval(problem, task: Task, a: np.ndarray, b: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
     """90% percentile interval of HV(a) − HV(b) over test examples resampled with replacement."""
     rng = np.random.default_rng(seed)
-    n = a.shape[1]
-    diffs = []
+    n, diffs = a.shape[1], []
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
-        diffs.append(hypervolume(_resampled(problem, a, idx), REF) - hypervolume(_resampled(problem, b, idx), REF))
+        hv_a = hypervolume(resampled_objectives(problem, task, a, idx), task.ref)
+        diffs.append(hv_a - hypervolume(resampled_objectives(problem, task, b, idx), task.ref))
     return float(np.percentile(diffs, 5)), float(np.percentile(diffs, 95))
 
 
-def _resampled(problem, P: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    from evofair.analysis.metrics import fairness_metrics
-
-    data = problem.splits["test"]
-    m = fairness_metrics(
-        P[:, idx],
-        np.asarray(data.y)[idx],
-        np.asarray(data.g)[idx],
-        classes=np.arange(problem.n_classes),
-        pos_label=problem.pos_label,
-    )
-    return np.column_stack([m["error"], m["dtpr"]])
-
-
-def one_seed(seed: int, args) -> dict:
+def one_seed(task: Task, seed: int, args) -> dict:
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        problem, front = pipeline(seed, args, Path(tmp) / "run")
+        rounds = pipeline(task, seed, args, Path(tmp))
+    seconds_pipeline = time.perf_counter() - started
+    problem, budget, evaluations, front = rounds[-1]
     inner = problem.inner
-    n_train = len(inner.splits["train"])
-    budget = problem.training_examples  # every anchor trained, per fold too under cross-fitting
-    equal_epochs = max(1, round(budget / (len(SWEEP_LAMBDAS) * n_train)))
-    equal, double = sweep(inner, seed, equal_epochs), sweep(inner, seed, 2 * equal_epochs)
-    hv = {
-        k: hypervolume(objectives(inner, P, "test"), REF)
-        for k, P in (("pipeline", front), ("equal", equal), ("double", double))
-    }
-    lo, hi = paired_interval(inner, front, equal, args.n_boot, seed)
+    per_epoch = len(SWEEP_LAMBDAS) * len(inner.splits["train"])
+    equal_epochs = max(1, round(budget / per_epoch))
+    curve = sweep(inner, task, seed, 2 * equal_epochs)
+    equal, double = curve[equal_epochs - 1][1], curve[-1][1]
+
+    def hv(P):
+        return hypervolume(objectives(inner, task, P, "test"), task.ref)
+
+    hv_p, hv_e, hv_d = hv(front), hv(equal), hv(double)
+    lo, hi = paired_interval(inner, task, front, equal, args.n_boot, seed)
     return {
-        "task": "biasbios_head",
+        "task": task.name,
         "seed": seed,
-        "hv_pipeline": hv["pipeline"],
-        "hv_sweep_equal": hv["equal"],
-        "hv_sweep_double": hv["double"],
-        "ratio_equal": hv["pipeline"] / hv["equal"] if hv["equal"] else None,
-        "ratio_double": hv["pipeline"] / hv["double"] if hv["double"] else None,
+        "hv_pipeline": hv_p,
+        "hv_sweep_equal": hv_e,
+        "hv_sweep_double": hv_d,
+        "ratio_equal": hv_p / hv_e if hv_e else None,
+        "ratio_double": hv_p / hv_d if hv_d else None,
         "diff_lo": lo,
         "diff_hi": hi,
         "budget_pipeline": budget,
-        "budget_sweep_equal": equal_epochs * len(SWEEP_LAMBDAS) * n_train,
+        "budget_sweep_equal": equal_epochs * per_epoch,
+        "evaluations_pipeline": evaluations,
         "n_front": len(front),
+        "seconds_pipeline": round(seconds_pipeline, 1),
+        "anytime_sweep": [[n, hv(P)] for n, P in curve],
+        "anytime_pipeline": [[b, e, hv(P)] for _, b, e, P in rounds],
     }
 
 
-def main(argv=None) -> int:
+def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=30, help="epochs per anchor")
-    ap.add_argument("--pop", type=int, default=16)
-    ap.add_argument("--gens", type=int, default=8)
+    ap.add_argument("--tasks", nargs="+", default=list(tasks()), choices=list(tasks()))
+    ap.add_argument("--epochs", type=int, default=15, help="epochs per anchor (per fit under cross_fit)")
+    ap.add_argument("--pop", type=int, default=32)
+    ap.add_argument("--gens", type=int, default=16)
     ap.add_argument("--n-boot", type=int, default=200)
-    ap.add_argument("--method", default="linear", help="merge method (problem.args.method)")
-    ap.add_argument("--scale-max", type=float, default=1.0)
-    ap.add_argument("--selection", default="validate", choices=["validate", "cross_fit"])
+    ap.add_argument("--method", default="task_arithmetic", help="merge method (problem.args.method)")
+    ap.add_argument("--scale-max", type=float, default=2.0)
+    ap.add_argument("--selection", default="cross_fit", choices=["validate", "cross_fit"])
     ap.add_argument("--threshold", default="off", choices=["off", "global", "per_group"])
-    ap.add_argument("--lambdas", type=float, nargs="+", default=ANCHOR_LAMBDAS, help="the anchors' fairness weights")
+    ap.add_argument(
+        "--lambdas", type=float, nargs="+", default=[0.0, 2.0, 8.0, 32.0], help="the anchors' fairness weights"
+    )
+    ap.add_argument("--rounds", type=int, default=0, help="hybrid rounds after the first search")
+    ap.add_argument("--refine", type=int, default=2, help="front merges fine-tuned per hybrid round")
     ap.add_argument("--json", type=Path)
-    args = ap.parse_args(argv)
-    registry("problem").get("merge")  # fail early if the family is not installed
+    ap.add_argument("--plot", type=Path, help="folder for the anytime plots (one PNG per task)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
     rows = []
-    print(f"{'seed':>4} {'pipeline':>9} {'sweep=':>9} {'sweep×2':>9} {'ratio=':>7} {'ratio×2':>7}  90% diff vs sweep=")
-    for seed in range(1, args.seeds + 1):
-        r = one_seed(seed, args)
-        rows.append(r)
+    print(
+        f"{'task':>14} {'seed':>4} {'pipeline':>9} {'sweep=':>9} {'sweep×2':>9} {'ratio=':>7} {'ratio×2':>7}  90% diff vs sweep="
+    )
+    for name in args.tasks:
+        task = tasks()[name]
+        for seed in range(1, args.seeds + 1):
+            r = one_seed(task, seed, args)
+            rows.append(r)
+            print(
+                f"{name:>14} {seed:>4} {r['hv_pipeline']:>9.5f} {r['hv_sweep_equal']:>9.5f} {r['hv_sweep_double']:>9.5f} "
+                f"{r['ratio_equal']:>7.3f} {r['ratio_double']:>7.3f}  [{r['diff_lo']:+.5f}, {r['diff_hi']:+.5f}]",
+                flush=True,
+            )
+            if args.json:  # after every seed: a long run interrupted keeps what it measured
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(rows, indent=1))
+        mine = [r for r in rows if r["task"] == name]
         print(
-            f"{seed:>4} {r['hv_pipeline']:>9.5f} {r['hv_sweep_equal']:>9.5f} {r['hv_sweep_double']:>9.5f} "
-            f"{r['ratio_equal']:>7.3f} {r['ratio_double']:>7.3f}  [{r['diff_lo']:+.5f}, {r['diff_hi']:+.5f}]",
+            f"{name:>14} mean ratio at equal budget {np.mean([r['ratio_equal'] for r in mine]):.3f}, "
+            f"at twice the budget {np.mean([r['ratio_double'] for r in mine]):.3f}",
             flush=True,
         )
-    print(
-        f"mean ratio at equal budget {np.mean([r['ratio_equal'] for r in rows]):.3f}, "
-        f"at twice the budget {np.mean([r['ratio_double'] for r in rows]):.3f}"
-    )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1))
+        if args.plot:
+            plot_anytime(mine, args.plot / f"anytime_{name}.png", title=name)
     return 0
 
 

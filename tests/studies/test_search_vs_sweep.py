@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "studies" / "search_vs_sweep"))
@@ -19,3 +20,53 @@ def test_nondominated_matches_pymoo_on_random_sets_with_ties():
         ours = set(nondominated(F).tolist())
         theirs = set(NonDominatedSorting().do(F, only_non_dominated_front=True).tolist())
         assert ours == theirs
+
+
+def test_one_seed_writes_every_field_on_a_small_table(tmp_path):
+    """The runner end to end on a generated table: the issue's JSON fields, ratios that are the
+    HVs' quotients, an equal budget within one sweep epoch of the pipeline's, and the anytime plot."""
+    import json
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "problems" / "fairclass"))
+    import search_vs_sweep as svs
+    from fairclass_tables import make_table
+    from tasks import Task
+
+    path = tmp_path / "loans.csv"
+    make_table(n=300).to_csv(path, index=False)
+    inner = {
+        "name": "fair_classification",
+        "args": {
+            "data": {"path": str(path)},
+            "target": "outcome",
+            "positive": "yes",
+            "sensitive": ["gender"],
+            "model": {"kind": "mlp", "hidden": [4]},
+            "baselines": {"enabled": False},
+        },
+    }
+    task = Task("loans", inner, (1.0, 1.0), ("error", "eod"))
+    args = svs.parse(["--pop", "4", "--gens", "2", "--epochs", "2", "--n-boot", "10", "--rounds", "1", "--refine", "1"])
+    row = svs.one_seed(task, 1, args)
+    for key in (
+        "task",
+        "seed",
+        "hv_pipeline",
+        "hv_sweep_equal",
+        "hv_sweep_double",
+        "ratio_equal",
+        "ratio_double",
+        "diff_lo",
+        "diff_hi",
+    ):
+        assert key in row
+    assert row["ratio_equal"] == pytest.approx(row["hv_pipeline"] / row["hv_sweep_equal"])
+    assert row["diff_lo"] <= row["diff_hi"]
+    per_epoch = row["anytime_sweep"][0][0]  # the sweep's examples after its first epoch
+    assert abs(row["budget_sweep_equal"] - row["budget_pipeline"]) <= per_epoch / 2
+    assert len(row["anytime_pipeline"]) == 2 and row["anytime_pipeline"][1][0] > row["anytime_pipeline"][0][0]
+    json.dumps(row)  # the JSON file takes it as it is
+    from anytime import plot_anytime
+
+    plot_anytime([row], tmp_path / "anytime.png", title="loans")
+    assert (tmp_path / "anytime.png").stat().st_size > 1000

@@ -1,0 +1,66 @@
+"""The tasks the merge pipeline is measured on, each as an inner problem of the `merge` recipe.
+
+A task is the inner problem's recipe entry (name and args), its reference point and the objectives
+it is judged on. The tabular tasks take the shipped recipes' problem arguments as they are (data
+path made absolute, the in-run baselines off: the sweep here is the comparison), so the benchmark
+measures the defaults a user gets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from evofair.analysis.metrics import fairness_metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    inner: dict[str, Any]
+    ref: tuple[float, float]
+    objectives: tuple[str, str]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def _from_recipe(name: str, file: str) -> Task:
+    recipe = yaml.safe_load((ROOT / "runs" / file).read_text())
+    args = dict(recipe["problem"]["args"])
+    args["data"] = {**args["data"], "path": str(ROOT / args["data"]["path"])}
+    args["baselines"] = {"enabled": False}
+    return Task(
+        name, {"name": recipe["problem"]["name"], "args": args}, tuple(recipe["hv_ref"]), tuple(args["objectives"])
+    )
+
+
+def tasks() -> dict[str, Task]:
+    return {
+        "biasbios_head": Task("biasbios_head", {"name": "biasbios"}, (0.25, 0.25), ("error", "dtpr")),
+        "adult": _from_recipe("adult", "adult.yaml"),
+        "compas": _from_recipe("compas", "compas.yaml"),
+    }
+
+
+def objectives(problem, task: Task, P: np.ndarray, split: str) -> np.ndarray:
+    """(n_models, 2) objectives of predicted classes `P` on `split`, both minimised."""
+    m = problem.metrics_of_predictions(P, split)
+    return np.column_stack([m[name] for name in task.objectives])
+
+
+def resampled_objectives(problem, task: Task, P: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The same objectives on the test examples `idx` (a bootstrap resample)."""
+    data = problem.splits["test"]
+    m = fairness_metrics(
+        P[:, idx],
+        np.asarray(data.y)[idx],
+        np.asarray(data.g)[idx],
+        classes=np.arange(problem.n_classes),
+        pos_label=problem.pos_label,
+    )
+    return np.column_stack([m[name] for name in task.objectives])

@@ -1,0 +1,95 @@
+"""The hybrid schedule: refined anchors (a merge of the anchors before them, fine-tuned further) and
+the rounds that add them.
+
+Oracles: a refined anchor against the same fine-tuning done here by hand with `train_heads` from the
+merged weights; the budget against K × epochs × rows written out; the HV contributions against
+pymoo's hypervolume of the front with and without each point; the second round's config.yaml
+against the first round's front (the refined recipes are the front's own vectors).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from pymoo.indicators.hv import HV
+
+from evofair.api import run
+from evofair.errors import UserError
+from evofair.problems.common.baselines import train_heads
+from evofair.problems.merging.hybrid import hv_contributions, run_hybrid
+from evofair.problems.merging.problem import MergeFront, MergeParams
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_merge_front import _loans_inner  # noqa: E402
+
+
+def test_a_refined_anchor_is_its_merge_fine_tuned_and_counted(tmp_path):
+    inner = _loans_inner(tmp_path, n=400)
+    recipe = [0.7, 0.6]
+    cfg = {"lambdas": [0.0, 8.0], "epochs": 3, "refined": [{"recipe": recipe, "lam": 4.0, "epochs": 2}]}
+    front = MergeFront(MergeParams(inner=inner, train_anchors=cfg, method="task_arithmetic", scale_max=2))
+    front.ensure_setup()
+    assert front.n_var == 3 and len(front.anchors) == 3
+    n_train = len(front.inner.splits["train"])
+    assert front.training_examples == 2 * 3 * n_train + 2 * n_train
+    theta0 = front.inner.base_weights()
+    a0, a1 = front.anchors[0], front.anchors[1]
+    start = {k: theta0[k] + 0.7 * (a0[k] - theta0[k]) + 0.6 * (a1[k] - theta0[k]) for k in theta0}
+    torch.manual_seed(123)  # the refinement must not depend on the global RNG
+    (by_hand,) = train_heads(front.inner, [start], [4.0], [1000], epochs=2, batch_size=128, lr=1e-3, weight_decay=0.01)
+    for name, t in by_hand.items():
+        torch.testing.assert_close(front.anchors[2][name], t, atol=1e-5, rtol=0)
+
+
+def test_refined_recipes_must_fit_the_anchors_before_them(tmp_path):
+    inner = _loans_inner(tmp_path, n=300)
+    with pytest.raises(ValueError, match=r"refined\[0\].recipe: expected 2 to 2 coefficients"):
+        MergeParams(inner=inner, train_anchors={"lambdas": [0.0, 8.0], "refined": [{"recipe": [1, 1, 1], "lam": 1}]})
+
+
+def test_hv_contributions_match_pymoo():
+    F = np.array([[0.1, 0.9], [0.3, 0.4], [0.5, 0.35], [0.8, 0.1]])
+    ref = np.array([1.0, 1.0])
+    hv = HV(ref_point=ref)
+    expected = [hv(F) - hv(np.delete(F, i, axis=0)) for i in range(len(F))]
+    np.testing.assert_allclose(hv_contributions(F, ref), expected, atol=1e-12)
+
+
+def test_a_hybrid_round_searches_over_the_refined_front(tmp_path):
+    inner = _loans_inner(tmp_path, n=400)
+    recipe = {
+        "name": "hybrid",
+        "seed": 3,
+        "problem": {
+            "name": "merge",
+            "args": {
+                "inner": inner,
+                "train_anchors": {"lambdas": [0.0, 8.0], "epochs": 20},
+                "method": "task_arithmetic",
+            },
+        },
+        "algorithm": {"pop_size": 6, "generations": 2},
+        "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
+        "hv_ref": [1.0, 1.0],
+    }
+    first = run(recipe, tmp_path / "alone", progress=False)
+    assert hv_contributions(first.F, np.array([1.0, 1.0])).max() > 0  # a front with real trade-offs
+    last = run_hybrid(recipe, tmp_path / "hybrid", rounds=1, refine=2, progress=False)
+    cfg = yaml.safe_load((tmp_path / "hybrid" / "round1" / "config.yaml").read_text())
+    refined = cfg["problem"]["args"]["train_anchors"]["refined"]
+    front_x = {tuple(np.round(first.x(i), 12)) for i in first.ids}
+    assert len(refined) == 2 and all(tuple(np.round(r["recipe"], 12)) in front_x for r in refined)
+    assert all(0.0 <= r["lam"] <= 8.0 and r["epochs"] == 6 for r in refined)
+    assert last.problem.n_var == 4
+    n_train = len(last.problem.inner.splits["train"])
+    assert last.problem.training_examples == 2 * 20 * n_train + 2 * 6 * n_train
+
+
+def test_the_hybrid_schedule_needs_trained_anchors():
+    with pytest.raises(UserError, match="train_anchors"):
+        run_hybrid({"problem": {"name": "toy_mlp"}}, "unused")
