@@ -80,9 +80,12 @@ def train_heads(
     lr: float,
     weight_decay: float,
     on_epoch: Callable[[int, list[Weights]], None] | None = None,
+    scalarise: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> list[Weights]:
     """Train K heads at once (see module doc); head k shuffles the data with its own seed.
-    `on_epoch(epoch, heads)` sees every head after each epoch (checkpoint evaluation)."""
+    `on_epoch(epoch, heads)` sees every head after each epoch (checkpoint evaluation);
+    `scalarise(ce, gap, lambdas)` replaces the linear CE + λ·gap with another scalarisation
+    (per-head vectors in, per-head losses out)."""
     n_layers = len(problem.sizes) - 1
     params = [t.clone().requires_grad_(True) for pair in stack_heads(inits, n_layers, torch.float32) for t in pair]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
@@ -121,7 +124,9 @@ def train_heads(
                 .mean(1)
             )
             loss = ce
-            if bool((lam != 0).any()):
+            if scalarise is not None:
+                loss = scalarise(ce, soft_tpr_gap(torch.softmax(h, -1), yb, g[idx], len(group_values)), lam)
+            elif bool((lam != 0).any()):
                 loss = ce + lam * soft_tpr_gap(torch.softmax(h, -1), yb, g[idx], len(group_values))
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()

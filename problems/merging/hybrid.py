@@ -38,10 +38,12 @@ def refined_anchors(result, recipe: Mapping[str, Any], refine: int, epochs: int)
     the anchors' own (where on the trade-off the merge sits), to fine-tune at."""
     problem = result.problem
     cfg = problem.params.train_anchors
-    lambdas = [*cfg.lambdas, *(r.lam for r in cfg.refined)]
+    lambdas = [*problem.anchor_lambdas, *(r.lam for r in cfg.refined)]
     ref = np.asarray(recipe.get("hv_ref") or problem.default_hv_ref, dtype=float)
     F = np.asarray(result.F, dtype=float)
-    order = np.argsort(-hv_contributions(F, ref), kind="stable")[:refine]
+    _, first = np.unique(F, axis=0, return_index=True)  # a repeated point adds nothing once it is there
+    first = np.sort(first)
+    order = first[np.argsort(-hv_contributions(F[first], ref), kind="stable")][:refine]
     picks = []
     for i in order:
         x = np.asarray(result.x(result.ids[i]), dtype=float)[: problem.n_recipe]

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from mergekit.merge_methods.api import merge_state_dicts
 from pydantic import Field, model_validator
 
@@ -25,6 +24,7 @@ from evofair.core.problem import VectorProblem
 from evofair.core.registry import Args, component
 from evofair.core.seeding import torch_seeded
 from evofair.errors import UserError
+from evofair.problems.merging.anchors import TrainedAnchors, choose_lambdas, train_anchors
 from evofair.problems.merging.checkpoints import CheckpointSpec, load_anchors, load_checkpoint
 from evofair.problems.merging.cross_fit import CrossFittedAnchors
 from evofair.problems.merging.genome import MergeRecipeGenome
@@ -39,37 +39,6 @@ class InnerProblem(Args):
 
     name: str
     args: dict[str, Any] = Field(default_factory=dict)
-
-
-class RefinedAnchor(Args):
-    """One more anchor: a merge recipe over the anchors listed before it, fine-tuned `epochs` more
-    at fairness weight `lam`. Written out in the recipe (not found at run time) so that the run's
-    config states exactly which models it merged, and cross-fitting can redo it inside every fold."""
-
-    recipe: list[float] = Field(min_length=2, description="coefficients over the first len(recipe) anchors")
-    lam: float = Field(ge=0, description="the fairness weight it is fine-tuned at")
-    epochs: int = Field(5, ge=1, le=10_000)
-
-
-class TrainedAnchors(Args):
-    """Anchors the inner problem trains from its shared base θ₀, one per fairness weight λ."""
-
-    lambdas: list[float] = Field(
-        default_factory=lambda: [0.0, 2.0, 8.0, 32.0], min_length=2, description="weights of the fairness surrogate"
-    )
-    epochs: int = Field(30, ge=1, le=10_000)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    batch_size: int = Field(128, ge=2)
-    seed: int = Field(0, ge=0)
-    refined: list[RefinedAnchor] = Field(
-        default_factory=list,
-        description="more anchors: merges of the ones before them, fine-tuned further (the hybrid schedule)",
-    )
-
-    @property
-    def n_anchors(self) -> int:
-        return len(self.lambdas) + len(self.refined)
 
 
 class MergeParams(Args):
@@ -102,7 +71,7 @@ class MergeParams(Args):
         if self.anchors and len(self.anchors) < 2:
             raise ValueError(f"anchors: expected at least 2 checkpoints, got {len(self.anchors)}")
         if self.train_anchors is not None:
-            before = len(self.train_anchors.lambdas)
+            before = self.train_anchors.n_trained
             for j, r in enumerate(self.train_anchors.refined):
                 n = len(r.recipe) - int(self.method in DENSITY_METHODS)
                 if not 2 <= n <= before + j:
@@ -142,6 +111,7 @@ class MergeFront(VectorProblem):
         self.anchors: list[Weights] = []
         self.base: Weights | None = None
         self.training_examples = 0
+        self.anchor_lambdas: list[float] = []  # the trained anchors' fairness weights (train_anchors)
         self.cross_fit: CrossFittedAnchors | None = None
         self.thresholds: ThresholdGenes | None = None
         self.n_recipe = self.n_var  # the merge part of x; threshold genes follow it
@@ -159,14 +129,18 @@ class MergeFront(VectorProblem):
         self.base = load_checkpoint(p.base, self.base_dir, base=inner_base) if p.base else inner_base
         if p.method in BASE_METHODS and self.base is None:
             raise UserError(f"problem.args.method: {p.method!r} merges deltas from a base; give problem.args.base")
+        if p.train_anchors is not None:  # where on the trade-off the anchors sit: chosen once, for every fold
+            self.anchor_lambdas, self.training_examples = choose_lambdas(self.inner, p.train_anchors)
         if p.train_anchors is not None and p.selection == "cross_fit":
             cfg = p.train_anchors
             self.cross_fit = CrossFittedAnchors(
                 self.inner, lambda view: self._train_anchors(view, cfg), p.folds, cfg.seed
             )
-            self.anchors, self.training_examples = self.cross_fit.anchors, self.cross_fit.examples
+            self.anchors = self.cross_fit.anchors
+            self.training_examples += self.cross_fit.examples
         elif p.train_anchors is not None:
-            self.anchors, self.training_examples = self._train_anchors(self.inner, p.train_anchors)
+            self.anchors, examples = self._train_anchors(self.inner, p.train_anchors)
+            self.training_examples += examples
         else:
             self.anchors = load_anchors(p.anchors, self.base_dir, base=self.base)
         if p.threshold != "off":
@@ -198,6 +172,11 @@ class MergeFront(VectorProblem):
             **flag,
             "inner problem": p.inner.name,
             "anchors": f"{p.n_anchors} ({source})",
+            **(
+                {"anchor fairness weights": ", ".join(f"{v:g}" for v in self.anchor_lambdas)}
+                if self.anchor_lambdas
+                else {}
+            ),
             "merge method": p.method,
             "anchor training examples": self.training_examples,
             **{f"inner: {k}": v for k, v in self.inner.describe().items()},
@@ -256,29 +235,9 @@ class MergeFront(VectorProblem):
         return self.inner.metrics_of_predictions(self.predictions(self.anchors, genomes, split), split)
 
     def _train_anchors(self, view, cfg: TrainedAnchors) -> tuple[list[Weights], int]:
-        """The trained anchors, then each refined one: its recipe merged over the anchors before it,
-        fine-tuned on `view`'s train split at its own fairness weight (seeded by its position)."""
-        from evofair.problems.common.baselines import train_heads
-
-        anchors, examples = _train_anchors(view, cfg)
-        extra = {k: v for k, v in anchors[0].items() if not k.startswith("layers.")}
-        for j, r in enumerate(cfg.refined):
-            recipe = np.asarray(r.recipe, dtype=float)
-            start = self._merged(anchors, recipe, len(recipe) - int(self.params.method in DENSITY_METHODS))  # type: ignore[attr-defined]
-            with torch.random.fork_rng():
-                (head,) = train_heads(
-                    view,
-                    [start],
-                    [r.lam],
-                    [cfg.seed + 1000 + j],
-                    epochs=r.epochs,
-                    batch_size=cfg.batch_size,
-                    lr=cfg.lr,
-                    weight_decay=cfg.weight_decay,
-                )
-            anchors.append({**head, **extra})
-            examples += r.epochs * len(view.splits["train"])
-        return anchors, examples
+        """The anchors trained on `view`'s train split (the run's, or one fold's), refined ones included."""
+        density = self.params.method in DENSITY_METHODS  # type: ignore[attr-defined]
+        return train_anchors(view, cfg, self.anchor_lambdas, self._merged, density)
 
     def model_card(self, individual, store) -> dict[str, Any]:
         """The evolved decision thresholds of one model, flagged when they read the sensitive attribute."""
@@ -292,35 +251,6 @@ class MergeFront(VectorProblem):
 def _recipe_seed(x: np.ndarray) -> int:
     """A seed that is a function of the whole recipe vector (its exact float64 bytes)."""
     return int.from_bytes(hashlib.sha256(np.asarray(x, dtype=np.float64).tobytes()).digest()[:4], "little")
-
-
-def _train_anchors(inner, cfg: TrainedAnchors) -> tuple[list[Weights], int]:
-    """K heads from the inner problem's shared θ₀, head k trained on CE + λ_k·(soft TPR gap): the
-    scalarised training the λ-sweep uses, so its anchors merge within one basin. (`cfg.refined`
-    is `MergeFront._train_anchors`'s: it needs the merge.)"""
-    from evofair.problems.common.baselines import train_heads
-    from evofair.problems.common.classification import FeatureClassificationProblem
-
-    if not isinstance(inner, FeatureClassificationProblem):
-        raise UserError(
-            "problem.args.train_anchors: the inner problem cannot train anchors (a feature classification "
-            "problem such as biasbios or fair_classification can); name your checkpoints in problem.args.anchors"
-        )
-    K = len(cfg.lambdas)
-    with torch.random.fork_rng():
-        heads = train_heads(
-            inner,
-            [inner.base_weights()] * K,
-            cfg.lambdas,
-            [cfg.seed + k for k in range(K)],
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-        )
-    base = inner.base_weights()
-    extra = {k: v for k, v in base.items() if k not in heads[0]}  # genes the heads do not train (fair_weight)
-    return [{**h, **extra} for h in heads], K * cfg.epochs * len(inner.splits["train"])
 
 
 def _trained_part(head: Weights) -> Weights:

@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from anytime import plot_anytime  # noqa: E402
+from fairpo_task import one_seed_fairpo  # noqa: E402
 from tasks import Task, objectives, resampled_objectives, tasks  # noqa: E402
 
 from evofair.api import run as evofair_run  # noqa: E402
@@ -83,7 +84,12 @@ def merge_recipe(task: Task, seed: int, args) -> dict:
             "name": "merge",
             "args": {
                 "inner": copy.deepcopy(task.inner),
-                "train_anchors": {"lambdas": args.lambdas, "epochs": args.epochs, "seed": seed},
+                "train_anchors": {
+                    "lambdas": args.lambdas or "auto",
+                    "epochs": args.epochs,
+                    "seed": seed,
+                    "scalarisation": args.scalarisation,
+                },
                 "method": args.method,
                 "scale_max": args.scale_max,
                 "selection": args.selection,
@@ -164,7 +170,9 @@ def one_seed(task: Task, seed: int, args) -> dict:
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--tasks", nargs="+", default=list(tasks()), choices=list(tasks()))
+    names = [*tasks(), "fairpo_yeast"]
+    ap.add_argument("--tasks", nargs="+", default=names, choices=names)
+    ap.add_argument("--fairpo-epochs", type=int, default=20, help="epochs of each FairPO anchor (fairpo_yeast)")
     ap.add_argument("--epochs", type=int, default=15, help="epochs per anchor (per fit under cross_fit)")
     ap.add_argument("--pop", type=int, default=32)
     ap.add_argument("--gens", type=int, default=16)
@@ -174,8 +182,9 @@ def parse(argv=None):
     ap.add_argument("--selection", default="cross_fit", choices=["validate", "cross_fit"])
     ap.add_argument("--threshold", default="off", choices=["off", "global", "per_group"])
     ap.add_argument(
-        "--lambdas", type=float, nargs="+", default=[0.0, 2.0, 8.0, 32.0], help="the anchors' fairness weights"
+        "--lambdas", type=float, nargs="+", help="the anchors' fairness weights (default: auto, chosen by a probe)"
     )
+    ap.add_argument("--scalarisation", default="linear", choices=["linear", "tchebycheff", "epsilon"])
     ap.add_argument("--rounds", type=int, default=0, help="hybrid rounds after the first search")
     ap.add_argument("--refine", type=int, default=2, help="front merges fine-tuned per hybrid round")
     ap.add_argument("--json", type=Path)
@@ -190,9 +199,11 @@ def main(argv=None) -> int:
         f"{'task':>14} {'seed':>4} {'pipeline':>9} {'sweep=':>9} {'sweep×2':>9} {'ratio=':>7} {'ratio×2':>7}  90% diff vs sweep="
     )
     for name in args.tasks:
-        task = tasks()[name]
         for seed in range(1, args.seeds + 1):
-            r = one_seed(task, seed, args)
+            if name == "fairpo_yeast":
+                r = one_seed_fairpo(seed, args, nondominated, args.n_boot)
+            else:
+                r = one_seed(tasks()[name], seed, args)
             rows.append(r)
             print(
                 f"{name:>14} {seed:>4} {r['hv_pipeline']:>9.5f} {r['hv_sweep_equal']:>9.5f} {r['hv_sweep_double']:>9.5f} "
