@@ -4,7 +4,9 @@ Every command that reads a run (report, the explorer's refresh, verify, resume) 
 individuals, so a per-individual cost that grows with the run (a scan per generation, a rescan of
 everything decoded so far) shows as a superlinear step between the sizes. For each size (NSGA-II,
 population 100, size/100 generations) this times the run itself (report included), its report
-(report.md, the CSV tables and plots) written again, the explorer's data refresh, `evofair verify` and `evofair run --resume` adding one
+(report.md, the CSV tables and plots) written again, the static HTML report (`evofair report DIR
+--out FILE`: verify's checks, the explorer's data, plotly figures with a replay frame per
+generation), the explorer's data refresh, `evofair verify` and `evofair run --resume` adding one
 generation, then prints each one's cost per individual at the large size over that at the small
 size (goal ≤ 1.2; resume mostly costs the same at both sizes, so its ratio is far below 1).
 
@@ -59,6 +61,7 @@ def measure(n: int, tmp: Path) -> dict[str, float]:
     return {
         "run": timed(lambda: evofair.run(raw, out, progress=False) and None),
         "report": timed(lambda: rewrite_report(raw, out, tmp / f"report-{n}")),
+        "html report": timed(lambda: cli(["report", str(out), "--out", str(tmp / f"report-{n}.html")])),
         "explorer refresh": timed(lambda: RunData(out) and None),
         "verify": timed(lambda: cli(["verify", str(out)])),
         "resume": timed(

@@ -16,7 +16,7 @@ from typing import Any
 
 from evofair.analysis.report import final_front, write_report
 from evofair.analysis.result import OBJECTIVES_META, Result
-from evofair.analysis.run_check import check_run
+from evofair.analysis.run_check import refuse_damaged
 from evofair.core import failpoints
 from evofair.core.constraints import check_metrics
 from evofair.core.plugins import code_trust, registry
@@ -32,7 +32,9 @@ from evofair.lifecycle.resume import check_resumable, check_resume, never_starte
 from evofair.store.run_store import RunStore
 from evofair.store.safe_io import atomic_write_text
 from evofair.tracking.callbacks import CallbackError, CallbackList, RunInfo, RunStartInfo, build_callbacks
-from evofair.tracking.logs import console_for_library, run_log
+from evofair.tracking.estimate import say_hardware_note
+from evofair.tracking.logs import console_for_library, library_records, run_log
+from evofair.tracking.progress import step
 
 log = logging.getLogger("evofair.run")
 
@@ -88,6 +90,7 @@ def run(
     folder = Path(resume if isinstance(resume, (str, Path)) else out or ".")
     with (
         console_for_library(progress),
+        library_records(),  # other libraries' warnings go to run.log, not the console
         code_trust(recipe is not None or not resume or trust_code, folder / "config.yaml"),
     ):
         return _run(recipe, out, problem=problem, resume=resume, progress=progress, callbacks=callbacks)
@@ -112,6 +115,7 @@ def _run(recipe, out, *, problem, resume: bool | str | Path, progress: bool, cal
     if resume:
         _refuse_damaged(out)  # before the store is opened for writing (which would re-create tables)
     changes = check_resume(out, recipe) if resume else {}  # refuses result-changing edits, writes nothing
+    say_hardware_note(recipe.name, recipe.sized_for, recipe.executor.name, recipe.model_dump(mode="json"))
     problem = prepare(recipe, problem)
     t = time.perf_counter()
     problem.ensure_setup()  # data that does not parse fails here, before anything is written
@@ -191,12 +195,7 @@ def _resume_target(recipe, out, resume) -> tuple[Any, Path, bool]:
 
 def _refuse_damaged(out: Path) -> None:
     """`--resume` continues only a run `verify` accepts (weights checked for presence, not re-hashed)."""
-    problems = check_run(out, hash_weights=False).problems
-    if problems:
-        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise UserError(
-            f"--resume {out}: {problems[0]}{more}; the run cannot be continued: `evofair verify {out}` lists what is wrong"
-        )
+    refuse_damaged(out, "--resume ")
 
 
 def _record_objectives(store: RunStore, problem) -> None:
@@ -260,8 +259,8 @@ def _evolve(
             _record_wire(store, executor)
     timings["evolution"] = time.perf_counter() - t
     if isinstance(problem, AfterRun):
-        log.info("after the run: %s's own phase (baselines, extra evaluations)", type(problem).__name__)
-        timings.update(problem.after_run(store, out, recipe) or {})
+        with step(f"after the run: {type(problem).__name__}'s own phase (baselines, extra evaluations)"):
+            timings.update(problem.after_run(store, out, recipe) or {})
     log.debug("writing the report, tables and plots")
     write_report(store, problem, recipe, out, timings)
     last = store.last_generation()

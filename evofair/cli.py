@@ -43,31 +43,45 @@ def recipe_path(arg: str | None) -> Path:
 
 def _cmd_run(args) -> int:
     """A recipe run, or `--resume DIR`: DIR's config.yaml came with the folder, so a component it
-    names by `module:Name` (problem, operator, callback, executor) is imported only with --trust-code."""
+    names by `module:Name` (problem, operator, callback, executor) is imported only with --trust-code.
+    A recipe given with --resume is the user's own (and must match the run: lifecycle/resume.py)."""
     from evofair.core.plugins import code_trust
 
-    source = Path(args.resume) / "config.yaml" if args.resume else None
+    if args.resume:
+        _check_resume_arguments(args)
+    source = Path(args.resume) / "config.yaml" if args.resume and args.recipe is None else None
     with code_trust(source is None or args.trust_code, source or ""):
         return _run_command(args)
+
+
+def _check_resume_arguments(args) -> None:
+    """`--resume DIR` continues DIR where it is: an `--out` elsewhere contradicts it (refused
+    before anything is read or written, rather than one of the two silently ignored)."""
+    if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
+        raise UserError(
+            f"--out {args.out}: differs from --resume {args.resume} (a resumed run stays in its own "
+            "folder: give only --resume DIR; to start a new run elsewhere, give --out without --resume)"
+        )
 
 
 def _run_command(args) -> int:
     from evofair import api
     from evofair.lifecycle.experiments import is_experiment
     from evofair.lifecycle.recipe import apply_overrides, parse_recipe, read_recipe_file
+    from evofair.lifecycle.recipe_file import look_next_to
 
     if args.resume:
         from evofair.lifecycle.resume import check_resumable
 
         out = Path(args.resume)
-        source = out / "config.yaml"
-        if not source.exists():
+        if not (out / "config.yaml").exists():
             check_resumable(out)  # explains a run stopped before it wrote config.yaml
             raise UserError(f"--resume {out}: no config.yaml (not an evofair run directory)")
-    else:
-        source = recipe_path(args.recipe)
+    # with --resume, a recipe given is checked against the run's config.yaml (lifecycle/resume.py)
+    own_config = bool(args.resume) and args.recipe is None
+    source = Path(args.resume) / "config.yaml" if own_config else recipe_path(args.recipe)
     file_raw = read_recipe_file(source)
-    if args.resume:
+    if own_config:
         from evofair.lifecycle.executor_section import recorded_executor
 
         file_raw = recorded_executor(file_raw)
@@ -91,7 +105,11 @@ def _run_command(args) -> int:
         overrides.append(f"executor.address={args.address}")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    raw = apply_overrides(file_raw, overrides)
+    raw = look_next_to(apply_overrides(file_raw, overrides), source)  # a `--set` module:Name too
+    if not args.resume:  # a run on other data is named after it (evofair/lifecycle/run_name.py)
+        from evofair.lifecycle.run_name import name_from_overrides
+
+        raw = name_from_overrides(raw, overrides)
     recipe = parse_recipe(raw, str(source))
     if args.resume:
         out = Path(args.resume)
@@ -116,6 +134,7 @@ def _default_out(name: str) -> Path:
 def _cmd_experiment(args) -> int:
     from evofair.lifecycle.experiments import is_experiment, parse_experiment, run_experiment
     from evofair.lifecycle.recipe import apply_overrides, read_recipe_file
+    from evofair.lifecycle.recipe_file import look_next_to
 
     if args.list:
         return _cmd_experiments(args)
@@ -132,7 +151,7 @@ def _cmd_experiment(args) -> int:
             f"use `evofair run {args.recipe}`"
         )
     overrides = list(args.set or []) + ([f"seed={args.seed}"] if args.seed is not None else [])
-    recipe = parse_experiment(apply_overrides(file_raw, overrides), str(source))
+    recipe = parse_experiment(look_next_to(apply_overrides(file_raw, overrides), source), str(source))
     from evofair.api import check_out_path
 
     out = check_out_path(args.out) if args.out is not None else _default_out(recipe.name)
@@ -147,12 +166,29 @@ def _cmd_experiments(args) -> int:
     print("experiments (`evofair experiment RECIPE`; recipe key `experiment: {name, args}`):")
     for spec in registry("experiment"):
         print(_describe(spec))
+        methods = _experiment_methods(spec)
+        if methods:
+            print("      methods: " + ", ".join(k if k == v else f"{k} ({v})" for k, v in methods.items()))
     packaged = [name for name, path in sorted(packaged_recipes().items()) if _is_experiment_file(path)]
     if packaged:
         print("packaged experiment recipes:")
         for name in packaged:
             print(f"  {name}")
     return 0
+
+
+def _experiment_methods(spec) -> dict[str, str]:
+    """{name: label} of the methods an experiment compares: its `methods` tag (a mapping, a list, or
+    a function giving one), else the default of its `methods` argument; {} when it names none."""
+    tagged = spec.tags.get("methods")
+    if callable(tagged):
+        tagged = tagged()
+    if tagged is None:
+        field = spec.args.model_fields.get("methods")
+        tagged = field.get_default(call_default_factory=True) if field is not None and not field.is_required() else None
+    if isinstance(tagged, dict):
+        return {str(k): str(v) for k, v in tagged.items()}
+    return {str(m): str(m) for m in tagged or ()}
 
 
 def _is_experiment_file(path: Path) -> bool:

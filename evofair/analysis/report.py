@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from evofair.analysis import near_constant
 from evofair.analysis.report_constraints import constraints_section, feasible_mask, violation
 from evofair.analysis.report_plots import plot_front, plot_hv
 from evofair.analysis.run_reader import archive, final_front, minimised, sorted_front  # noqa: F401 (API: fronts)
@@ -80,6 +81,8 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
     intervals = run_intervals(store, problem, recipe, out, sorted_front(store, problem, constraints))
     tables = write_tables(store, problem, out, everyone, constraints, intervals)
     front, gens = tables["front"], tables["generations"]
+    flags = near_constant.front_flags(store, problem, front)
+    near_constant.write_flags(out, flags)
     ref = recipe.hv_ref or problem.default_hv_ref
     sections = problem.report_sections(store, out, recipe) if isinstance(problem, ReportSections) else {}
     plot_front(
@@ -93,7 +96,7 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
         intervals=intervals,
     )
     plot_hv(out / "plots" / "hv.png", gens, ref)
-    lines = _summary_lines(problem, recipe, front, len(tables["archive"]), gens, ref)
+    lines = _summary_lines(problem, recipe, front, len(tables["archive"]), gens, ref, flags)
     compute = store.get_meta("compute")
     if compute:
         lines.append(f"- Computed on {compute.get('device')} ({compute.get('device_name')}), {compute.get('dtype')}.")
@@ -103,7 +106,7 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
         lines += ["", "## Phases", "", "| phase | seconds |", "|---|---|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
     lines += ["", "## Final front", "", intervals_note(problem, recipe, intervals), ""]
-    lines += _front_table(problem, front, constraints, intervals)
+    lines += _front_table(problem, front, constraints, intervals, flags)
     events = store.events()
     if events:
         lines += ["", "## Events", ""] + [
@@ -116,10 +119,17 @@ def write_report(store: RunStore, problem, recipe, out: Path, timings: dict[str,
 
 
 def _summary_lines(
-    problem, recipe, front: Sequence[Individual], n_archive: int, gens: list[dict[str, Any]], ref
+    problem,
+    recipe,
+    front: Sequence[Individual],
+    n_archive: int,
+    gens: list[dict[str, Any]],
+    ref,
+    flags: dict[str, bool] | None = None,
 ) -> list[str]:
     """report.md's title and summary: the recipe in one sentence, evaluations, front and archive
-    sizes, and the front's hypervolume on validation and on test."""
+    sizes (with how many front models are near-constant), and the front's hypervolume on
+    validation and on test."""
     constraints = recipe.parsed_constraints
     lines = [
         f"# evofair run: {recipe.name}",
@@ -134,8 +144,14 @@ def _summary_lines(
     last = gens[-1]
     lines += [
         f"- Evaluations: {last['evaluations']}; engine time {last['seconds']:.1f} s.",
-        f"- Final front: {len(front)} models; archive of all non-dominated models: {n_archive}.",
+        f"- Final front: {len(front)} models{near_constant.summary_phrase(flags)}; "
+        f"archive of all non-dominated models: {n_archive}.",
     ]
+    if flags and all(flags.values()):
+        lines.append(
+            "- **Every front model is near-constant**: its fairness gaps are near 0 only because it predicts "
+            "one class; this front is no accuracy–fairness trade-off (train the models longer, or check the target)."
+        )
     if ref is not None:
         lines.append(
             f"- Hypervolume (validation, minimised objectives, reference point {tuple(ref)}): {last['hv_val']:.6f}."
@@ -150,14 +166,21 @@ def _summary_lines(
 
 
 def _front_table(
-    problem, front: Sequence[Individual], constraints: Sequence[cons.Constraint], intervals: dict[str, Any] | None
+    problem,
+    front: Sequence[Individual],
+    constraints: Sequence[cons.Constraint],
+    intervals: dict[str, Any] | None,
+    flags: dict[str, bool] | None = None,
 ) -> list[str]:
     """report.md's table of the final front: objectives on every split, feasibility and CV with
-    constraints, test intervals with intervals."""
+    constraints, test intervals with intervals, and a near-constant flag when the problem gives
+    per-example predictions."""
     cv_val, cv_test = violation(constraints, front, "val"), violation(constraints, front, "test")
     extra = ["feasible (val)", "CV (val)", "CV (test)"] if constraints else []
     iv_names = interval_columns(problem, constraints) if intervals is not None else []
     extra += [f"test {n} [lo, hi]" for n in iv_names]
+    if flags is not None:
+        extra.append(f"near-constant ({near_constant.SPLIT})")
     lines = [
         "| id | generation | " + " | ".join([f"{n} ({s})" for n, s in objective_columns(problem)] + extra) + " |",
         "|---|---|" + "---|" * (len(objective_columns(problem)) + len(extra)),
@@ -168,6 +191,8 @@ def _front_table(
             cells += ["yes" if cv_val[k] <= 0 else "no", f"{cv_val[k]:.4g}", f"{cv_test[k]:.4g}"]
         mine = intervals["models"].get(ind.id, {}) if intervals is not None else {}
         cells += [f"[{mine[n][0]:.4f}, {mine[n][1]:.4f}]" if n in mine else "–" for n in iv_names]
+        if flags is not None:
+            cells.append("**yes**" if flags.get(ind.id) else "no")
         lines.append(f"| {ind.id} | {ind.generation} | " + " | ".join(cells) + " |")
     return lines
 

@@ -1,8 +1,11 @@
 """The report's matplotlib plots: plots/front.png (the front over every evaluated model) and
 plots/hv.png (hypervolume per generation).
 
-matplotlib is imported inside the functions (with the Agg backend), so reading a run never pays for
-it; each figure is rendered into memory and written atomically.
+matplotlib is imported inside the functions, so reading a run never pays for it. The figures are
+plain `matplotlib.figure.Figure`s drawn by Agg (no pyplot: no figure manager, no global state)
+with fixed margins instead of `tight_layout` (which lays the figure out by drawing it once more);
+each is rendered into memory, PNG-compressed at a low level (a report is written after every
+run, and zlib's default level costs more than the bytes it saves), and written atomically.
 """
 
 from __future__ import annotations
@@ -20,10 +23,33 @@ from evofair.core.individual import Individual
 from evofair.store.safe_io import atomic_write_bytes
 
 
+def _figure(width: float, height: float, bottom: float):
+    """An Agg-drawn figure with one axes and fixed margins (room for the tick labels, the axis
+    labels and the title at this size)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=bottom, top=0.91)
+    return fig, fig.subplots()
+
+
+def _title(ax, text: str) -> None:
+    """The axes title at its usual place; an explicit `y` spares matplotlib measuring every tick
+    label to decide whether the title must move up (it need not: no tick labels on top)."""
+    ax.set_title(text, y=1.0)
+
+
+def _values(inds: Sequence[Individual], names: Sequence[str], split: str) -> np.ndarray:
+    """(len(inds), len(names)) metric values on `split`; NaN where a model lacks one."""
+    per = [i.metrics.get(split) or {} for i in inds]
+    return np.array([[m.get(n, np.nan) for m in per] for n in names], dtype=float).T.reshape(len(inds), len(names))
+
+
 def _save_figure(fig, path: Path) -> None:
     """savefig into memory, then an atomic write: savefig(path) would follow a link planted there."""
     buf = io.BytesIO()
-    fig.savefig(buf, dpi=110, format=path.suffix.lstrip(".") or "png")
+    fmt = path.suffix.lstrip(".") or "png"
+    fig.savefig(buf, dpi=110, format=fmt, **({"pil_kwargs": {"compress_level": 1}} if fmt == "png" else {}))
     atomic_write_bytes(path, buf.getvalue(), within=path.parent.parent)
 
 
@@ -40,18 +66,13 @@ def plot_front(
     """The first two objectives on `split`: every evaluated model faded, the front joined by a
     line, infeasible models marked, the problem's extra points (baselines) and, on the intervals'
     split, the front's error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = problem.objective_names[:2]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    A = np.array([[i.metrics.get(split, {}).get(n, np.nan) for n in names] for i in inds_all]) if inds_all else None
+    fig, ax = _figure(6, 4.5, bottom=0.12)
+    A = _values(inds_all, names, split) if inds_all else None
     ok_all = feasible_mask(constraints, inds_all, split)
     if A is not None and len(A):
-        # Lines of markers, not scatter collections: Agg stamps one marker for all points, and
-        # tight_layout need not measure 20,000 paths (which was most of the front plot's time).
+        # Lines of markers, not scatter collections: Agg stamps one marker for all points (a
+        # collection of 20,000 paths was most of the front plot's time).
         ax.plot(
             A[ok_all, 0],
             A[ok_all, 1],
@@ -70,7 +91,7 @@ def plot_front(
                 c="#e6a0a0",
                 label="infeasible (violates a constraint)",
             )
-    P = np.array([[i.metrics.get(split, {}).get(n, np.nan) for n in names] for i in front])
+    P = _values(front, names, split)
     ok_front = feasible_mask(constraints, front, split)
     if len(P) and ok_front.any():
         F = P[ok_front]
@@ -95,10 +116,8 @@ def plot_front(
     ax.set_xlabel(f"{names[0]} ({split})")
     ax.set_ylabel(f"{names[1]} ({split})")
     ax.legend(fontsize=8)
-    ax.set_title(f"{problem.name}: Pareto front")
-    fig.tight_layout()
+    _title(ax, f"{problem.name}: Pareto front")
     _save_figure(fig, path)
-    plt.close(fig)
 
 
 def _error_bars(ax, P: np.ndarray, ivs: Sequence[dict[str, list[float]]], names: Sequence[str], level: float) -> None:
@@ -125,18 +144,11 @@ def _error_bars(ax, P: np.ndarray, ivs: Sequence[dict[str, list[float]]], names:
 
 def plot_hv(path: Path, gens: list[dict[str, Any]], ref) -> None:
     """Validation hypervolume of each generation's front, against the run's reference point."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = _figure(6, 3.5, bottom=0.15)
     g = [x["generation"] for x in gens if x["hv_val"] is not None]
     hv = [x["hv_val"] for x in gens if x["hv_val"] is not None]
     ax.plot(g, hv, "-", c="C0")
     ax.set_xlabel("generation")
     ax.set_ylabel("hypervolume (val)")
-    ax.set_title(f"HV per generation, reference point {tuple(ref) if ref is not None else '-'}")
-    fig.tight_layout()
+    _title(ax, f"HV per generation, reference point {tuple(ref) if ref is not None else '-'}")
     _save_figure(fig, path)
-    plt.close(fig)

@@ -19,7 +19,10 @@ indicators and decision-making tools; `metrics` keeps the values as measured.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import sqlite3
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evofair.analysis.run_check import population_problems
 from evofair.analysis.run_reader import OBJECTIVES_META, RunReader  # noqa: F401 (OBJECTIVES_META: API)
 from evofair.analysis.tables import csv_text, individual_rows
 from evofair.core.individual import Individual, Weights
@@ -42,10 +46,11 @@ class Result(RunReader):
 
     def __init__(self, out_dir: str | Path, *, problem=None, trust_code: bool = False):
         self.trust_code = trust_code  # before the reader, which may rebuild the problem for old runs
-        super().__init__(out_dir, problem=problem)
-        self.out_dir = self.root
-        # read now, so that a run whose objectives cannot be known fails at load, not later
-        self.note: str | None = self.objectives_note  # what could not be read as recorded
+        with damage_as_user_error(out_dir):
+            super().__init__(out_dir, problem=problem)
+            self.out_dir = self.root
+            # read now, so that a run whose objectives cannot be known fails at load, not later
+            self.note: str | None = self.objectives_note  # what could not be read as recorded
 
     def __repr__(self) -> str:
         return (
@@ -63,8 +68,9 @@ class Result(RunReader):
         """The front (validation non-dominated members of the final population): front.csv, or the
         same table computed from the store when the run has not written it yet."""
         path = self.out_dir / "front.csv"
-        text = path.read_text() if path.is_file() else self._table_from_store("front")
-        return pd.read_csv(io.StringIO(text), dtype={"id": str})
+        with damage_as_user_error(self.out_dir):
+            text = path.read_text() if path.is_file() else self._table_from_store("front")
+            return pd.read_csv(io.StringIO(text), dtype={"id": str})
 
     @property
     def ids(self) -> np.ndarray:
@@ -99,8 +105,16 @@ class Result(RunReader):
 
     @cached_property
     def front(self) -> list[Individual]:
-        """The front's individuals (ids, metrics on every split, lineage), in `ids` order."""
-        return self.individuals(list(self.ids))
+        """The front's individuals (ids, metrics on every split, lineage), computed from the store
+        (not read from front.csv, a table written for people: `evofair verify` compares the two),
+        in front.csv's order. A store that cannot give it (a dropped table, deleted rows, a damaged
+        file) raises a one-line `UserError`."""
+        with damage_as_user_error(self.out_dir):
+            with self.store() as store:
+                problems = population_problems(store)
+            if problems:
+                raise UserError(f"{self.out_dir}: run database damaged ({problems[0]})")
+            return self.read_front()
 
     # -- one model -------------------------------------------------------------------------------
     def individuals(self, ids: list[str]) -> list[Individual]:
@@ -146,6 +160,18 @@ class Result(RunReader):
         module = problem.build_model(weights)
         return module.eval() if hasattr(module, "eval") else module
 
+    def split(self, name: str) -> np.ndarray:
+        """Row positions (0-based, in the data file as read) of split `name` ("train", "val",
+        "test"), from the run's splits.json (evofair.analysis.splits_file)."""
+        from evofair.analysis.splits_file import SPLITS_META, read_splits
+
+        with self.store() as store:
+            recorded = store.get_meta(SPLITS_META)
+        rows = read_splits(self.out_dir, recorded)["rows"]
+        if name not in rows:
+            raise UserError(f"split({name!r}): no such split in {self.out_dir} (splits: {', '.join(rows)})")
+        return np.asarray(rows[name], dtype=np.int64)
+
     @property
     def problem(self):
         """The run's problem: the object given, or rebuilt (not set up) from config.yaml."""
@@ -187,6 +213,21 @@ class Result(RunReader):
         """front.csv / archive.csv as evofair.analysis.tables writes them, computed from the store."""
         inds = self.read_front() if which == "front" else self.read_archive()
         return csv_text(*individual_rows(self, inds, self.constraints))
+
+
+@contextlib.contextmanager
+def damage_as_user_error(root: str | Path) -> Iterator[None]:
+    """What a damaged run directory raises while being read (SQLite's errors, bytes that are not
+    text, a table or row that is gone) as one `UserError` line, as the CLI reports it."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{root}: run directory damaged (a file that should be text is not UTF-8: {exc.reason})"
+        ) from None
+    except (sqlite3.DatabaseError, KeyError) as exc:
+        why = f"missing {exc.args[0] if exc.args else ''!r}" if isinstance(exc, KeyError) else str(exc)
+        raise UserError(f"{root}: run database damaged ({' '.join(why.split())[:200]})") from None
 
 
 def load(out_dir: str | Path, *, problem=None, trust_code: bool = False) -> Result:

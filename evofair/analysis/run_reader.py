@@ -37,6 +37,7 @@ from evofair.store.run_store import DB_NAME, RunStore
 from evofair.store.seal import OBJECTIVES_META  # store meta key: [[name, direction], ...], written when a run starts
 
 CONFIG_NAME = "config.yaml"
+HV_REF_META = "hv_ref"  # store meta key: the reference point a problem derived from its data (no recipe hv_ref)
 ASSUMED_MIN = "objective directions unknown (no record in the store, problem not rebuilt): assumed min"
 
 
@@ -63,7 +64,8 @@ def minimised(objectives: Sequence[Objective], inds: Sequence[Individual], split
     objectives negated); a metric a model lacks is NaN (never non-dominated)."""
     if not inds:
         return np.zeros((0, len(objectives)))
-    cols = [np.array([_value(i, o.name, split) for i in inds], dtype=float) * o.sign for o in objectives]
+    per = [i.metrics.get(split) or {} for i in inds]  # a missing value (None) becomes NaN in the float array
+    cols = [np.array([m.get(o.name) for m in per], dtype=float) * o.sign for o in objectives]
     return np.stack(cols, axis=1)
 
 
@@ -105,11 +107,6 @@ def archive(
 
 def _constraints(store: RunStore, constraints) -> tuple[cons.Constraint, ...]:
     return cons.of_run(store.root) if constraints is None else tuple(constraints)
-
-
-def _value(ind: Individual, metric: str, split: str) -> float:
-    v = ind.metrics.get(split, {}).get(metric)
-    return float("nan") if v is None else float(v)
 
 
 # -- the run directory ---------------------------------------------------------------------------
@@ -187,9 +184,15 @@ class RunReader:
 
     @property
     def hv_ref(self) -> tuple[float, ...] | None:
-        """The recipe's reference point, else the problem's default (None: HV off)."""
-        ref = self.recipe.get("hv_ref") or getattr(self._problem, "default_hv_ref", None)
+        """The recipe's reference point, else the problem's default, else the one a problem derived
+        from its data and recorded (None: HV off)."""
+        ref = self.recipe.get("hv_ref") or getattr(self._problem, "default_hv_ref", None) or self._recorded_hv_ref
         return tuple(float(v) for v in ref) if ref else None
+
+    @cached_property
+    def _recorded_hv_ref(self) -> list[float] | None:
+        with self.store() as store:
+            return store.get_meta(HV_REF_META)
 
     @property
     def name(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +21,13 @@ def non_dominated(F: np.ndarray) -> np.ndarray:
         return idx
     front = NonDominatedSorting().do(F[idx], only_non_dominated_front=True)
     return np.sort(idx[front])
+
+
+def just_past(value: float) -> float:
+    """The next hundredth at least 0.01 above `value` (0.239 → 0.25, 0.30 → 0.31): a reference
+    coordinate that a trivial model's value (a constant predictor's) lies strictly inside, so such
+    models earn no hypervolume."""
+    return math.ceil(round(value * 100, 9) + 1) / 100
 
 
 def hypervolume(F: np.ndarray, ref: Sequence[float]) -> float:

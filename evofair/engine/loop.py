@@ -63,10 +63,11 @@ class Engine:
         self.generation_progress.begin(generation)
         self.executor.on_progress = self.generation_progress
         try:
-            individuals, told, metrics = realise_generation(self, self.genome, generation, items)
+            made = realise_generation(self, self.genome, generation, items)
         finally:
             self.generation_progress.close()
             self.executor.on_progress = None
+        individuals, metrics = made.individuals, made.metrics
         F = self.problem.minimised(metrics["val"])
         bad = ~np.all(np.isfinite(F), axis=1)
         for i in np.flatnonzero(bad):
@@ -79,13 +80,13 @@ class Engine:
         F = np.where(np.isfinite(F), F, BAD_F)
         G = self.violations(metrics["val"], len(individuals))
         ids = [ind.id for ind in individuals]
-        self.backend.tell(told, F, ids, G)
+        self.backend.tell(made.told, F, ids, G)
         pop_ids, pop_F = self.backend.population()
         self.evaluations += len(individuals)
         self.seconds += time.perf_counter() - t0
         self._remember_cv(ids, G, pop_ids)
         stats = {**self.front_stats(pop_ids, pop_F), "evaluations": self.evaluations, "seconds": self.seconds}
-        self.store.commit_generation(generation, individuals, pop_ids, stats, self.backend.state())
+        self.store.commit_generation(generation, individuals, pop_ids, stats, self.backend.state(), made.batch)
         log.debug(
             "generation %d: hv_val %s, %d on the front, %d evaluations, %.1f s",
             generation,
@@ -174,10 +175,11 @@ class Engine:
         self.seconds = last["seconds"] or 0.0
         return last["generation"] + 1
 
-    def run(self) -> list[dict[str, Any]]:
+    def run(self) -> None:
+        """Run (or continue) the generations the recipe asks for; the results are in the store."""
         start = self._resume_point()
         total = self.recipe.algorithm.generations
-        bar = progress_bar(total, f"evofair {self.recipe.name}", unit="gen", enabled=self.progress, initial=start)
+        bar = progress_bar(total, self.recipe.name, unit="gen", enabled=self.progress, initial=start)
         try:
             for generation in range(start, total):
                 with older_objects_frozen():  # full collections skip the heap the run started with
@@ -189,7 +191,6 @@ class Engine:
                 bar.update(1)
         finally:
             bar.close()
-        return self.store.generations()
 
 
 def make_backend(recipe, problem) -> Backend:

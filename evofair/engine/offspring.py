@@ -9,7 +9,7 @@ whether checkpoint weights travel through the driver or through a store its work
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from evofair.core.individual import Individual, array_individual, individual_id
 from evofair.core.seeding import derive_seed, derive_seeds
 from evofair.engine.pipeline import GenomeRef, OpCall
 from evofair.engine.plans import as_plan
+from evofair.store.columns import Batch
 
 Metrics = dict[str, dict[str, np.ndarray]]
 
@@ -26,8 +27,19 @@ def metrics_row(metrics: Metrics, i: int) -> dict[str, dict[str, float]]:
     return {split: {name: float(values[i]) for name, values in per.items()} for split, per in metrics.items()}
 
 
-def realise_generation(engine, genome: Genome, generation: int, items: Sequence[Any]):
-    """Make, store and evaluate asked items: (individuals, items to tell the backend, metrics by split)."""
+class Offspring(NamedTuple):
+    """A generation's evaluated offspring: the individuals, the items to tell the backend, the
+    metrics by split and (array genomes) the individuals as the arrays they were made from, which
+    the store commits without a pass over the individuals."""
+
+    individuals: list[Individual]
+    told: list[Any]
+    metrics: Metrics
+    batch: Batch | None = None
+
+
+def realise_generation(engine, genome: Genome, generation: int, items: Sequence[Any]) -> Offspring:
+    """Make, store and evaluate asked items."""
     if genome.encoding == "array":
         return _realise_arrays(engine, genome, generation, items)
     return _realise_checkpoints(engine, generation, items)
@@ -40,32 +52,46 @@ def told_items(genome: Genome, individuals: Sequence[Individual]) -> list[Any]:
     return [GenomeRef(ind.id, str(ind.weights_hash)) for ind in individuals]
 
 
-def _realise_arrays(engine, genome, generation: int, items: Sequence[Any]):
+def _realise_arrays(engine, genome, generation: int, items: Sequence[Any]) -> Offspring:
     X = np.asarray(items, dtype=genome.vtype)
     metrics = engine.executor.evaluate(X)
     n = len(X)
+    stored = None
     if n and type(genome).encode is ArrayGenome.encode:  # the stored form of all rows at once, as encode makes it
-        encoded = [tuple(row) for row in X.reshape(n, -1).astype(float).tolist()]
+        stored = X.reshape(n, -1).astype(float)
+        encoded = [tuple(row) for row in stored.tolist()]
     else:
         encoded = [genome.encode(X[i]) for i in range(n)]
     seeds = derive_seeds(engine.recipe.seed, generation, n)
+    prefix = individual_id(generation, 0)[:-4]  # individual_id's "g{generation:04d}i", then the index
+    ids = [f"{prefix}{i:04d}" for i in range(n)]
+    columns = metric_columns(metrics)
     individuals = [
-        array_individual(individual_id(generation, i), generation, seeds[i], encoded[i], row)
-        for i, row in enumerate(metrics_rows(metrics, n))
+        array_individual(ids[i], generation, seeds[i], encoded[i], row)
+        for i, row in enumerate(metrics_rows(metrics, n, columns))
     ]
-    return individuals, list(X), metrics
+    # The batch holds the very values the individuals were built from, so reading it back gives
+    # them unchanged; a split without metrics would be dropped by that read, so it gets none.
+    batch = None
+    if stored is not None and all(metrics.values()):
+        batch = Batch(generation, ids, np.asarray(seeds, dtype=np.int64), stored, columns)
+    return Offspring(individuals, list(X), metrics, batch)
 
 
-def metrics_rows(metrics: Metrics, n: int) -> list[dict[str, dict[str, float]]]:
-    """`metrics_row` of rows 0..n-1, each column converted to floats once."""
-    columns = [
-        (split, name, np.asarray(values, dtype=float).tolist())
-        for split, per in metrics.items()
-        for name, values in per.items()
+def metric_columns(metrics: Metrics) -> list[tuple[str, str, np.ndarray]]:
+    """Each (split, metric)'s values as one float64 column, in the metrics' order."""
+    return [
+        (split, name, np.asarray(values, dtype=float)) for split, per in metrics.items() for name, values in per.items()
     ]
+
+
+def metrics_rows(
+    metrics: Metrics, n: int, columns: list[tuple[str, str, np.ndarray]] | None = None
+) -> list[dict[str, dict[str, float]]]:
+    """`metrics_row` of rows 0..n-1, each column (`metric_columns`) converted to floats once."""
     rows: list[dict[str, dict[str, float]]] = [{split: {} for split in metrics} for _ in range(n)]
-    for split, name, values in columns:
-        for row, v in zip(rows, values):
+    for split, name, values in metric_columns(metrics) if columns is None else columns:
+        for row, v in zip(rows, values.tolist()):
             row[split][name] = v
     return rows
 
@@ -102,4 +128,4 @@ def _realise_checkpoints(engine, generation: int, items: Sequence[Any]):
             )
         )
         refs.append(GenomeRef(iid, m.key))
-    return individuals, refs, metrics
+    return Offspring(individuals, refs, metrics)

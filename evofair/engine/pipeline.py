@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -122,8 +122,8 @@ def _finite(weights: Weights) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in weights.values() if t.is_floating_point())
 
 
-def realise(plan: Plan, parent_weights: Sequence[Weights], problem, ops: Operators) -> Realised:
-    """Make the offspring a plan describes. Never modifies `parent_weights`."""
+def _vary(plan: Plan, parent_weights: Sequence[Weights], problem, ops: Operators) -> tuple[Weights, dict[str, Any]]:
+    """The offspring before local learning (init or parent → crossover → mutation) and its log."""
     log: dict[str, Any] = {}
     if plan.init is not None:
         weights = problem.init_weights(plan.init.seed)
@@ -143,18 +143,84 @@ def realise(plan: Plan, parent_weights: Sequence[Weights], problem, ops: Operato
     if plan.mutation is not None:
         spec = ops.mutation[plan.mutation.name]
         weights = spec.fn(weights, spec.args(**plan.mutation.args), seed=plan.mutation.seed)
-    if plan.refine is not None:
-        spec = ops.refine[plan.refine.name]
-        reference = parent_weights[0] if parent_weights else None
-        refined = spec.fn(
-            weights, spec.args(**plan.refine.args), seed=plan.refine.seed, problem=problem, reference=reference
-        )
-        if _finite(refined.weights):
-            weights = refined.weights
-            log["refine"] = refined.log
-        else:  # keep the pre-refinement weights; the engine records the event
-            log["refine_rejected"] = "non-finite weights after local search"
-    return Realised(weights, _jsonable(log))
+    return weights, log
+
+
+def _refine(plan: Plan, weights: Weights, parent_weights: Sequence[Weights], problem, ops: Operators):
+    assert plan.refine is not None
+    spec = ops.refine[plan.refine.name]
+    reference = parent_weights[0] if parent_weights else None
+    return spec.fn(weights, spec.args(**plan.refine.args), seed=plan.refine.seed, problem=problem, reference=reference)
+
+
+def _accept(refined, weights: Weights, log: dict[str, Any]) -> Realised:
+    if _finite(refined.weights):
+        log["refine"] = refined.log
+        return Realised(refined.weights, _jsonable(log))
+    log["refine_rejected"] = "non-finite weights after local search"  # the engine records the event
+    return Realised(weights, _jsonable(log))  # keep the pre-refinement weights
+
+
+def realise(plan: Plan, parent_weights: Sequence[Weights], problem, ops: Operators) -> Realised:
+    """Make the offspring a plan describes. Never modifies `parent_weights`."""
+    weights, log = _vary(plan, parent_weights, problem, ops)
+    if plan.refine is None:
+        return Realised(weights, _jsonable(log))
+    return _accept(_refine(plan, weights, parent_weights, problem, ops), weights, log)
+
+
+def _refine_stack(problem, ops: Operators, plan: Plan) -> int:
+    if plan.refine is None or not hasattr(problem, "refine_stack"):
+        return 1
+    spec = ops.refine[plan.refine.name]
+    return int(problem.refine_stack(spec, spec.args(**plan.refine.args)))
+
+
+def realise_all(
+    plans: Sequence[Plan],
+    parents_of: Callable[[Plan], Sequence[Weights]],
+    problem,
+    ops: Operators,
+    progress: Callable[[int], None] = lambda done: None,
+) -> list[Realised]:
+    """`realise` of every plan, the same offspring, but where the problem trains several offspring
+    of one refine operator at once (`problem.refine_stack(spec, args) > 1`, e.g. LoRA adapters
+    stacked through one forward: problems/common/stacked_sft.py) the plans sharing that operator
+    and its arguments are refined together by `problem.refine_together(spec, args, [(weights,
+    seed)])`, which must return what the operator returns for each. Otherwise one plan at a time.
+    `parents_of(plan)` gives a plan's parents' weights (loaded when needed); `progress(n)` is told
+    how many offspring are finished as they finish."""
+    if all(_refine_stack(problem, ops, p) < 2 for p in plans):
+        made = []
+        for p in plans:
+            made.append(realise(p, parents_of(p), problem, ops))
+            progress(len(made))
+        return made
+    varied = [_vary(p, parents_of(p), problem, ops) for p in plans]
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(plans):
+        if p.refine is not None and _refine_stack(problem, ops, p) > 1:
+            key = json.dumps([p.refine.name, dict(p.refine.args)], sort_keys=True, default=str)
+            groups.setdefault(key, []).append(i)
+    refined: dict[int, Any] = {}
+    for idx in groups.values():
+        call = plans[idx[0]].refine
+        assert call is not None
+        spec = ops.refine[call.name]
+        items = [(varied[i][0], plans[i].refine.seed) for i in idx]  # type: ignore[union-attr]
+        refined.update(zip(idx, problem.refine_together(spec, spec.args(**call.args), items)))
+        progress(len(refined))
+    out = []
+    for i, plan in enumerate(plans):
+        weights, log = varied[i]
+        if plan.refine is None:
+            out.append(Realised(weights, _jsonable(log)))
+        else:
+            one = refined[i] if i in refined else _refine(plan, weights, parents_of(plan), problem, ops)
+            out.append(_accept(one, weights, log))
+        if i not in refined:
+            progress(len(refined) + sum(1 for j in range(i + 1) if j not in refined))
+    return out
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 from evofair.core.individual import Weights
 from evofair.core.registry import component
-from evofair.engine.pipeline import Operators, Plan, Realised, realise
+from evofair.engine.pipeline import Operators, Plan, Realised, realise_all
 from evofair.executors.base import Executor, ExecutorArgs, chunks, evaluate_all_splits, merge_metrics
 
 
@@ -22,11 +22,15 @@ class SerialExecutor(Executor):
         self.ops = Operators.load(factory.paths if factory is not None else ())
 
     def realise_weights(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
-        phase, done = self.realise_phase(plans), []
-        for p in plans:
-            done.append(realise(p, [weights_of(r.key) for r in p.parents], self.problem, self.ops))
-            self.report(phase, len(done), len(plans))
-        return done
+        # all plans at once: a problem that trains several offspring together gets them (pipeline.realise_all)
+        phase = self.realise_phase(plans)
+        return realise_all(
+            plans,
+            lambda p: [weights_of(r.key) for r in p.parents],
+            self.problem,
+            self.ops,
+            lambda n: self.report(phase, n, len(plans)),
+        )
 
     def evaluate(self, genomes: Sequence[Any]):
         parts = []

@@ -26,8 +26,24 @@ def _cmd_explore(args) -> int:
     from evofair.explorer import serve
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    _check_host(args.host)
     serve(args.dir, host=args.host, port=args.port, allow_hosts=args.allow_host or (), trust_code=args.trust_code)
     return 0
+
+
+def _check_host(host: str) -> None:
+    """An address or name this machine resolves, else one line (werkzeug would print its own
+    message and exit 1 instead)."""
+    import socket
+
+    from evofair.errors import UserError
+
+    if not host.strip():
+        raise UserError("--host: empty; expected an address to listen on (default 127.0.0.1)")
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        raise UserError(f"--host {host[:60]}: not an address or a name this machine resolves") from None
 
 
 def _run_data(args, command: str):
@@ -45,18 +61,35 @@ def _run_data(args, command: str):
 def _cmd_export(args) -> int:
     from evofair.explorer.export import check_target, export_model, summary
 
-    check_target(Path(args.to).expanduser())  # before the run is read: a bad --to is the only line
+    check_target(args.to)  # before the run is read: a bad --to is the only line
     to = export_model(args.dir, args.id, args.to, data=_run_data(args, "export"))
     print(f"evofair: {summary(to)}")
     return 0
 
 
 def _cmd_report(args) -> int:
+    from evofair.analysis.run_check import refuse_damaged
     from evofair.explorer.static_report import write_report
 
+    _check_report_out(args.out)
+    refuse_damaged(args.dir, "")  # a damaged or edited run is not reported as a result
     out = write_report(args.dir, args.out, data=_run_data(args, "report"))
     print(f"evofair: wrote {out}")
     return 0
+
+
+def _check_report_out(out: str | None) -> None:
+    """`report --out`: not empty text (the current folder) and a name the file system takes."""
+    from evofair.errors import UserError
+
+    if out is None:
+        return
+    if not out.strip():
+        raise UserError("--out: empty; expected the HTML file to write (or no --out: DIR/report.html)")
+    try:
+        Path(out).expanduser().is_dir()
+    except OSError as exc:  # e.g. a name longer than the file system takes
+        raise UserError(f"--out {out[:57]}...: cannot be used ({exc.strerror or exc})") from None
 
 
 def _trust_option(parser) -> None:

@@ -16,6 +16,8 @@ What is written (only into PATH, which must not exist or be an empty directory):
   `genome.safetensors` or `model_card.json`. A `"model_card"` entry in what it returns (front
   matter and sections, see evofair/explorer/hf_card.py) is taken out and rendered, with the run's facts, as
   `README.md`, a Hugging Face model card (the LoRA genome's export does this);
+- `splits.json`: the run's rows per split (evofair/analysis/splits_file.py), when its problem
+  recorded them, so the card's validation and test numbers can be recomputed from the data file;
 - `model_card.json`: id, objectives and every metric on every split, how it was made (operator,
   arguments, seeds), its full lineage back to the roots, the resolved recipe, the genome's sha256.
 
@@ -36,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from evofair.analysis.run_check import refuse_damaged
 from evofair.core.problem import Exportable, RebuildsWeights
 from evofair.errors import UserError, WeightsIntegrityError, require_new_dir
 from evofair.explorer.data import RunData
@@ -47,18 +50,32 @@ CARD_FILE = "model_card.json"
 README_FILE = "README.md"
 
 
-def check_target(to: Path) -> None:
-    require_new_dir(to, "--to")
-    if not to.parent.is_dir():
-        raise UserError(f"--to {to}: parent directory {to.parent} does not exist")
+def check_target(to: str | os.PathLike) -> Path:
+    """`--to` as a new directory to create, or a one-line `UserError`: not empty text (the current
+    folder), not a symbolic link (the export would land wherever it points), a name the file
+    system takes."""
+    if not str(to).strip():
+        raise UserError("--to: empty; expected the directory to create")
+    path = Path(to).expanduser()
+    shown = str(to) if len(str(to)) <= 60 else str(to)[:57] + "..."
+    try:
+        if path.is_symlink():
+            raise UserError(f"--to {shown}: a symbolic link (export creates a new directory, never writes through one)")
+        require_new_dir(path, "--to")
+        parent_exists = path.parent.is_dir()
+    except OSError as exc:  # e.g. a name longer than the file system takes
+        raise UserError(f"--to {shown}: cannot be used ({exc.strerror or exc})") from None
+    if not parent_exists:
+        raise UserError(f"--to {shown}: parent directory {path.parent} does not exist")
+    return path
 
 
 def export_model(
     run_dir: str | os.PathLike, iid: str, to: str | os.PathLike, *, problem=None, data: RunData | None = None
 ) -> Path:
     """Write model `iid` of the run in `run_dir` to the new directory `to`; returns `to`."""
-    to = Path(to).expanduser()
-    check_target(to)
+    to = check_target(to)
+    refuse_damaged(run_dir, "")  # an edited or damaged run's model is not exported as a result
     data = data or RunData(run_dir, problem=problem)
     card = model_card_data(data, iid, max_lineage=None)
     ind = data.snapshot.get(iid)
@@ -100,6 +117,8 @@ def export_model(
 
             exported = hook(st_load(genome_bytes), tmp)
         hub_card = exported.pop("model_card", None) if isinstance(exported, dict) else None
+        extra_readme = exported.pop("readme", None) if isinstance(exported, dict) else None
+        card["splits"] = copy_splits(data, tmp)
         card.update(
             {
                 "run": {"dir": str(data.root.resolve()), "name": data.name},
@@ -118,7 +137,7 @@ def export_model(
 
             (tmp / README_FILE).write_text(model_card_markdown(card, hub_card))
         else:
-            (tmp / README_FILE).write_text(readme(card))
+            (tmp / README_FILE).write_text(readme(card) + (f"\n{extra_readme}" if extra_readme else ""))
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=1, default=str))
         if to.exists():
             to.rmdir()  # checked empty above
@@ -127,6 +146,19 @@ def export_model(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return to
+
+
+def copy_splits(data: RunData, to: Path) -> dict[str, Any] | None:
+    """The run's splits.json (its rows per split), checked against the sha256 the run recorded;
+    returns what the model card says about it (None: the run recorded no splits)."""
+    from evofair.analysis.splits_file import SPLITS_FILE, SPLITS_META, read_splits
+
+    if not (data.root / SPLITS_FILE).is_file():
+        return None
+    with data.store() as store:
+        about = read_splits(data.root, store.get_meta(SPLITS_META)).get("about")
+    shutil.copyfile(data.root / SPLITS_FILE, to / SPLITS_FILE)
+    return {"file": SPLITS_FILE, "about": about}
 
 
 def readme(card: dict[str, Any]) -> str:

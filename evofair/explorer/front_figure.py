@@ -23,6 +23,7 @@ from evofair.explorer.front_layers import (
     add_selected,
     xy,
 )
+from evofair.explorer.front_matrix import matrix_figure
 from evofair.explorer.interval_overlap import error_bars
 from evofair.explorer.snapshot import Snapshot
 
@@ -51,11 +52,25 @@ def front_figure(
 ) -> go.Figure:
     """The front of `generation` (selected on validation) drawn on `split`, with context layers;
     with `intervals` (intervals.json) and the split they are on, error bars and the front members
-    indistinguishable from the selected model (`indistinguishable`).
+    indistinguishable from the selected model (`indistinguishable`). Three or more objectives:
+    a scatter matrix of every pair instead (`front_matrix`; `x` and `y` are then not used).
 
     Trace order is fixed (the replay's frames update the first traces by index): all evaluated,
     indistinguishable (with intervals), front, infeasible (with recipe constraints), baselines,
     meeting the user's bounds, selected."""
+    if len(snap.objective_names) >= 3:
+        return matrix_figure(
+            snap,
+            colour=colour,
+            split=split,
+            generation=generation,
+            show_all=show_all,
+            baselines=baselines,
+            meets=meets,
+            selected=selected,
+            height=height,
+            axis_title=axis_title,
+        )
     fig = go.Figure()
     infeasible = add_evaluated(fig, snap, x, y, split, generation) if show_all else []
     front = snap.front(generation)

@@ -24,6 +24,9 @@ MEETS = "meets constraints"
 INFEASIBLE = "infeasible (violates a recipe constraint)"
 SELECTED = "selected"
 INDISTINGUISHABLE = "indistinguishable from the selected model (test intervals overlap on every objective)"
+#: baseline methods whose predictions read the sensitive attribute: fairlearn's ThresholdOptimizer picks
+#: a threshold per group, so deploying it needs each person's group (the legend says so)
+READS_GROUP = {"threshold": "reads group at prediction time"}
 BASELINE_SYMBOLS = ("x", "diamond", "triangle-up", "square", "cross", "triangle-down", "star-diamond")
 COLOURS = {
     "front": "#c0392b",
@@ -152,12 +155,14 @@ def add_front(
         if len(front) and not snap.feasible(front, "val").any():
             name = f"{FRONT}: least violating (nothing feasible)"
     # The front is non-dominated on validation; on test the same models need not be, so joining
-    # them by a line there would draw a misleading staircase.
+    # them by a line there would draw a misleading staircase. With three or more objectives the
+    # front is a surface, and a line through its projection on two of them zig-zags.
+    staircase = split == "val" and len(snap.objective_names) == 2
     fig.add_trace(
         go.Scatter(
             x=xs,
             y=ys,
-            mode="markers+lines" if split == "val" else "markers",
+            mode="markers+lines" if staircase else "markers",
             name=name,
             customdata=[i.id for i in front],
             marker=marker,
@@ -192,7 +197,7 @@ def add_baselines(
     fig: go.Figure, baselines: Sequence[dict[str, Any]], x: str, y: str, split: str, ivs: dict[str, Any] | None
 ) -> None:
     """One marker layer per baseline method of baselines.csv, with its test intervals when shown."""
-    for k, (method, rows) in enumerate(_group_baselines(baselines).items()):
+    for k, (method, rows) in enumerate(group_baselines(baselines).items()):
         bx = [r["metrics"].get(split, {}).get(x, float("nan")) for r in rows]
         by = [r["metrics"].get(split, {}).get(y, float("nan")) for r in rows]
         fig.add_trace(
@@ -200,7 +205,7 @@ def add_baselines(
                 x=bx,
                 y=by,
                 mode="markers",
-                name=f"baseline: {method}",
+                name=baseline_name(method),
                 customdata=[f"baseline:{r['id']}" for r in rows],
                 marker=dict(symbol=BASELINE_SYMBOLS[k % len(BASELINE_SYMBOLS)], size=10, line=dict(width=1)),
                 hovertext=[
@@ -258,7 +263,13 @@ def add_selected(fig: go.Figure, snap: Snapshot, selected: Sequence[str], x: str
         )
 
 
-def _group_baselines(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def baseline_name(method: str) -> str:
+    """A baseline's legend entry: `baseline: threshold (reads group at prediction time)`."""
+    note = READS_GROUP.get(method)
+    return f"baseline: {method}" + (f" ({note})" if note else "")
+
+
+def group_baselines(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         out.setdefault(r["method"], []).append(r)

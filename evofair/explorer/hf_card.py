@@ -117,6 +117,23 @@ def device_markdown(card: Mapping[str, Any], facts: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def splits_markdown(splits: Mapping[str, Any]) -> str:
+    """Where the card's validation and test rows are: the exported splits.json, and how to read it."""
+    about = splits.get("about") or {}
+    return "\n".join(
+        [
+            f"`{splits['file']}` names the rows of each split ({about.get('rows', 'row positions')}); "
+            f"split: {about.get('split', 'as recorded')}. The test rows of the table, with pandas:",
+            "",
+            "```python",
+            "import json, pandas as pd",
+            f'test_rows = json.load(open("{splits["file"]}"))["rows"]["test"]',
+            "test = pd.read_csv(DATA).iloc[test_rows]  # DATA: the run's data file (model_card.json, recipe)",
+            "```",
+        ]
+    )
+
+
 def model_card_markdown(card: Mapping[str, Any], hub: Mapping[str, Any]) -> str:
     """The README.md text: YAML front matter, then objectives, the problem's sections (per-group
     metrics first), constraints, lineage, device/dtype and the recipe."""
@@ -131,6 +148,8 @@ def model_card_markdown(card: Mapping[str, Any], hub: Mapping[str, Any]) -> str:
     body["Lineage"] = lineage_markdown(card)
     body["Device and dtype"] = device_markdown(card, hub.get("device") or {})
     body.update(sections)
+    if card.get("splits"):
+        body["Data split"] = splits_markdown(card["splits"])
     if card.get("recipe_yaml"):
         body["Recipe"] = (
             "The run's resolved recipe (`config.yaml`):\n\n```yaml\n" + card["recipe_yaml"].strip() + "\n```"

@@ -70,6 +70,33 @@ def run_status(data: RunData, snap: Snapshot) -> tuple[str, str]:
     return f"finished: {gens}{of} generations, {len(snap.individuals)} models", "badge"
 
 
+def _axes(snap: Snapshot) -> list:
+    """The x / y menus; with three or more objectives a note instead (the front figure is then a
+    scatter matrix of every pair) and the menus kept, hidden, for the callbacks that read them."""
+    names, objs = snap.metric_names, snap.objective_names
+    matrix = len(objs) >= 3  # the front figure draws every pair of objectives: no axes to pick
+    axes = html.Div(
+        [
+            _lbl("x axis"),
+            dcc.Dropdown(id="x-metric", options=_options(names, snap), value=objs[0], clearable=False),
+            _lbl("y axis"),
+            dcc.Dropdown(
+                id="y-metric",
+                options=_options(names, snap),
+                value=objs[1] if len(objs) > 1 else objs[0],
+                clearable=False,
+            ),
+        ],
+        style={"display": "none"} if matrix else None,
+    )
+    note = html.P(
+        f"{len(objs)} objectives: the front is drawn as a scatter matrix, every pair in its own panel",
+        id="matrix-note",
+        className="muted",
+    )
+    return [note, axes] if matrix else [axes]
+
+
 def _controls(snap: Snapshot) -> html.Div:
     """The left panel: axes, colour, split, layers, the user's bounds, ranking, open by id."""
     names, objs = snap.metric_names, snap.objective_names
@@ -92,15 +119,7 @@ def _controls(snap: Snapshot) -> html.Div:
     ]
     return html.Div(
         [
-            _lbl("x axis"),
-            dcc.Dropdown(id="x-metric", options=_options(names, snap), value=objs[0], clearable=False),
-            _lbl("y axis"),
-            dcc.Dropdown(
-                id="y-metric",
-                options=_options(names, snap),
-                value=objs[1] if len(objs) > 1 else objs[0],
-                clearable=False,
-            ),
+            *_axes(snap),
             _lbl("colour"),
             dcc.Dropdown(
                 id="colour",

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from evofair.analysis.near_constant import read_flags
 from evofair.core.individual import Individual
 from evofair.explorer import weights_warning
 from evofair.explorer.data import RunData
@@ -63,7 +64,7 @@ def render(data: RunData) -> str:
     front = sorted(snap.front(), key=lambda i: [snap.value(i, n, "val") for n in objs])
     parts = _header(data, snap)
     parts += _figures(snap, baselines)
-    parts += _front_table(snap, front)
+    parts += _front_table(snap, front, read_flags(data.root))
     if baselines:
         parts += _baselines_table(snap, baselines)
     parts += _lineage(snap, front)
@@ -128,15 +129,21 @@ def _figures(snap: Snapshot, baselines: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def _front_table(snap: Snapshot, front: list[Individual]) -> list[str]:
-    """The final front with every metric on every split and the operators that made each model."""
+def _front_table(snap: Snapshot, front: list[Individual], near: dict[str, Any] | None = None) -> list[str]:
+    """The final front with every metric on every split and the operators that made each model;
+    with the report's near_constant.json, each model's near-constant flag and their count."""
     cols = [(n, s) for n in snap.metric_names for s in snap.splits]
+    flagged, scored = set((near or {}).get("near_constant", [])), set((near or {}).get("front", []))
+    flag = [f"near-constant ({near['split']})"] if near else []
+    count = f", {len(flagged & {i.id for i in front})} near-constant" if near else ""
     return [
-        f"<h2>Final front ({len(front)} models)</h2>",
+        f"<h2>Final front ({len(front)} models{count})</h2>",
         _table(
-            ["id", "generation", "made by"] + [f"{n} ({s})" for n, s in cols],
+            ["id", "generation", "made by"] + [f"{n} ({s})" for n, s in cols] + flag,
             [
-                [i.id, str(i.generation), operator_label(i.operator)] + [_f(snap.value(i, n, s)) for n, s in cols]
+                [i.id, str(i.generation), operator_label(i.operator)]
+                + [_f(snap.value(i, n, s)) for n, s in cols]
+                + ([("yes" if i.id in flagged else "no") if i.id in scored else "–"] if near else [])
                 for i in front
             ],
             num_from=3,

@@ -109,6 +109,24 @@ def check_rebuildable(cfg) -> None:
         )
 
 
+def check_own_params(spec, where: str) -> None:
+    """A subclass of a registered problem inherits its code but not its arguments model (the
+    `component` mark belongs to the marked class alone), so it would be built with the empty base
+    `Params` and fail inside the parent's constructor; say so before anything is written."""
+    from evofair.core.registry import spec_of
+
+    cls = spec.fn
+    if not isinstance(cls, type) or spec_of(cls) is not None or spec.args.model_fields:
+        return
+    for base in cls.__mro__[1:]:
+        parent = spec_of(base)
+        if parent is not None and parent.kind == "problem" and parent.args.model_fields:
+            raise UserError(
+                f"{where} {spec.name}: {cls.__qualname__} subclasses the problem {parent.name!r} but has no "
+                f"`Params` of its own; add `Params = {parent.args.__name__}` (or its own arguments model) to the class"
+            )
+
+
 def _arguments(problem) -> tuple[dict[str, Any], str | None]:
     """(the arguments to record, why they cannot rebuild the object or None)."""
     own = getattr(problem, "recipe_args", None)

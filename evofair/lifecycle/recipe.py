@@ -28,7 +28,7 @@ from evofair.core.problem import missing_capabilities
 from evofair.core.registry import explain_validation_error
 from evofair.errors import UserError
 from evofair.lifecycle.rebuild import MAX_REF_DIRS
-from evofair.lifecycle.recipe_file import apply_overrides, check_shape, read_recipe_file
+from evofair.lifecycle.recipe_file import apply_overrides, check_shape, look_next_to, read_recipe_file
 
 
 class _Strict(BaseModel):
@@ -162,6 +162,16 @@ class IntervalsCfg(_Strict):
     n_boot: Count = Field(1000, ge=10, le=100_000, description="bootstrap resamples (stratified by group x class)")
 
 
+class SizedForCfg(_Strict):
+    """The hardware a recipe's sizes (data, population, generations) are meant for. Never changes
+    results: on other hardware the run start says so and prints the `trial` as `--set` flags."""
+
+    device: Literal["gpu"]
+    trial: dict[str, Any] = Field(
+        default_factory=dict, description="dotted recipe keys and values for a small trial run (`--set KEY=VALUE`)"
+    )
+
+
 class Recipe(_Strict):
     name: str = Field(
         "run",
@@ -197,6 +207,9 @@ class Recipe(_Strict):
         default_factory=list,
         description="feasibility-first selection on validation metrics: "
         "'<metric> <= <number>' or '<metric> >= <number>'",
+    )
+    sized_for: SizedForCfg | None = Field(
+        None, description="the hardware the recipe is sized for, and a small trial for others (docs/operations.md)"
     )
 
     @field_validator("hv_ref")
@@ -258,10 +271,11 @@ def validate_components(recipe: Recipe, source: str, problem=None) -> None:
 
     recipe.executor = resolve_executor(recipe.executor, recipe.paths, f"{source}: executor")
     if problem is None:
-        from evofair.lifecycle.rebuild import check_rebuildable
+        from evofair.lifecycle.rebuild import check_own_params, check_rebuildable
 
         check_rebuildable(recipe.problem)  # config.yaml of a Python object that its record cannot rebuild
         pspec = registry("problem", recipe.paths).get(recipe.problem.name, f"{source}: problem.name")
+        check_own_params(pspec, f"{source}: problem.name")
         pspec.parse_args(recipe.problem.args, f"{source}: problem.args")
         problem = pspec.fn
     for i, cfg in enumerate(recipe.callbacks):
@@ -284,7 +298,7 @@ def validate_components(recipe: Recipe, source: str, problem=None) -> None:
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    raw = apply_overrides(read_recipe_file(path), overrides or [])
+    raw = look_next_to(apply_overrides(read_recipe_file(path), overrides or []), path)
     return parse_recipe(raw, str(path))
 
 

@@ -196,8 +196,15 @@ def read_recipe_file(path: str | Path) -> dict:
     raw.setdefault("name", path.stem)
     if "experiment" not in raw:  # kept on --resume: config.yaml records the original recipe's folder
         raw.setdefault("base_dir", str(path.resolve().parent))
-    if _references(raw):  # `module:attr` components: look next to the recipe too
-        here = path.resolve().parent
+    return look_next_to(raw, path)
+
+
+def look_next_to(raw: dict, path: str | Path) -> dict:
+    """A recipe that names components by `module:attr` finds their modules next to its file too
+    (its `paths` made absolute against that folder). Called again after `--set`, so a name given
+    there is found where the same name written in the file would be; calling it twice is harmless."""
+    if _references(raw):
+        here = Path(path).resolve().parent
         listed = raw.get("paths")
         paths = listed if isinstance(listed, list) else []
         raw["paths"] = list(dict.fromkeys([str(here)] + [str(here / str(p)) for p in paths]))

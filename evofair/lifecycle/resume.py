@@ -17,7 +17,16 @@ from evofair.errors import UserError
 from evofair.store.run_store import DB_NAME
 
 # dotted keys (or prefixes ending in ".") that resume may change: none alters a stored result
-RESUME_MAY_CHANGE = ("algorithm.generations", "executor.", "data_root", "base_dir", "paths", "intervals", "callbacks")
+RESUME_MAY_CHANGE = (
+    "algorithm.generations",
+    "executor.",
+    "data_root",
+    "base_dir",
+    "paths",
+    "intervals",
+    "callbacks",
+    "sized_for",  # what the recipe was sized for: a start-up note, never a result
+)
 _MISSING = object()
 
 
@@ -63,6 +72,12 @@ def check_resume(out: Path, recipe) -> dict[str, list[Any]]:
     old_flat, new_flat = _flatten(old), _flatten(new)
     changed = recipe_changes(old, new)
     refused = [k for k in changed if not _allowed(k)]
+    if "problem.name" in refused:  # the commonest contradiction, said plainly: another recipe altogether
+        raise UserError(
+            f"--resume {out}: problem.name {new_flat.get('problem.name')!r} differs from the run's problem "
+            f"{old_flat.get('problem.name')!r}; a run continues only under its own recipe (start a new "
+            "run with --out, or give --resume DIR without a recipe)"
+        )
     if refused:
         shown = ", ".join(refused[:8]) + (f" (+{len(refused) - 8} more)" if len(refused) > 8 else "")
         raise UserError(

@@ -15,6 +15,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -62,17 +63,49 @@ def _metric_keys(ind: Individual) -> list[tuple[str, str]]:
     return [(split, name) for split, values in ind.metrics.items() for name in values]
 
 
-def insert_batch(db: sqlite3.Connection, new: Sequence[Individual], now: float) -> None:
-    """Store `new` (`columnar(new)` holds) as one batch row and one metric column per (split, name)."""
-    x = np.asarray([ind.x for ind in new], dtype=_F64)
-    seeds = np.asarray([ind.seed for ind in new], dtype=_I64)
+@dataclass(frozen=True)
+class Batch:
+    """A generation's array individuals as the arrays one `batches` row and its metric columns
+    store: ids, seeds (int64), vectors (float64, one row each) and one float64 column per (split,
+    metric) in the individuals' metric order. The engine builds it from the arrays it evaluated,
+    so committing needs no pass over the individuals; `batch_of` builds it from individuals."""
+
+    generation: int
+    ids: list[str]
+    seeds: np.ndarray
+    x: np.ndarray
+    metrics: list[tuple[str, str, np.ndarray]]
+
+    def reads_back_as_made(self) -> bool:
+        """Whether reading the batch back gives every value as made: an infinite metric is stored
+        (and read back) as NaN, as the row layout reads it."""
+        return not any(np.isinf(values).any() for _, _, values in self.metrics)
+
+
+def batch_of(new: Sequence[Individual]) -> Batch:
+    """`new` (`columnar(new)` holds) as a `Batch`."""
+    return Batch(
+        generation=new[0].generation,
+        ids=[ind.id for ind in new],
+        seeds=np.asarray([ind.seed for ind in new], dtype=_I64),
+        x=np.asarray([ind.x for ind in new], dtype=_F64),
+        metrics=[
+            (split, name, np.asarray([ind.metrics[split][name] for ind in new], dtype=_F64))
+            for split, name in _metric_keys(new[0])
+        ],
+    )
+
+
+def insert_batch(db: sqlite3.Connection, batch: Batch, now: float) -> None:
+    """Store `batch` as one batch row and one metric column per (split, name)."""
+    x, seeds = np.asarray(batch.x, dtype=_F64), np.asarray(batch.seeds, dtype=_I64)
     cur = db.execute(
         "INSERT INTO batches(generation, ids, seeds, x, n_var, created) VALUES(?,?,?,?,?,?)",
-        (new[0].generation, json.dumps([ind.id for ind in new]), seeds.tobytes(), x.tobytes(), x.shape[1], now),
+        (batch.generation, json.dumps(batch.ids), seeds.tobytes(), x.tobytes(), x.shape[1], now),
     )
     columns = []
-    for split, name in _metric_keys(new[0]):
-        values = np.asarray([ind.metrics[split][name] for ind in new], dtype=_F64)
+    for split, name, made in batch.metrics:
+        values = np.array(made, dtype=_F64)  # a copy: the batch's own arrays stay as made
         values[~np.isfinite(values)] = np.nan
         columns.append((cur.lastrowid, split, name, values.tobytes()))
     db.executemany("INSERT INTO batch_metrics(batch, split, name, value) VALUES(?,?,?,?)", columns)

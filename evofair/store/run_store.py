@@ -24,7 +24,17 @@ from evofair.core import failpoints
 from evofair.core.heap import gc_paused
 from evofair.core.individual import Individual, Weights
 from evofair.errors import UserError, WeightsIntegrityError
-from evofair.store.columns import COLUMN_SCHEMA, batch_members, columnar, has_batches, insert_batch, read_batches
+from evofair.store.columns import (
+    COLUMN_SCHEMA,
+    Batch,
+    batch_members,
+    batch_of,
+    columnar,
+    has_batches,
+    insert_batch,
+    read_batches,
+)
+from evofair.store.committed import CommittedRun, run_is_empty
 from evofair.store.digests import generation_digest
 from evofair.store.rows import SCHEMA, assemble, finite_or_none, loads, operator_label
 from evofair.store.safe_io import refuse_links
@@ -69,6 +79,8 @@ class RunStore:
             self._db.executescript(SCHEMA + COLUMN_SCHEMA)
         # A run written before the columnar layout has no `batches` table: all its individuals are rows.
         self._columnar = has_batches(self._db)
+        # a writer that starts an empty run serves reads of what it commits from memory (committed.py)
+        self._committed = CommittedRun() if not readonly and run_is_empty(self._db) else None
         self.notes: list[str] = []  # what `verify` could not check (e.g. a run from an older evofair)
         self._cache: OrderedDict[str, Weights] = OrderedDict()
         self._cache_size = cache_size
@@ -205,19 +217,21 @@ class RunStore:
         population: Sequence[str],
         stats: Mapping[str, Any],
         engine_state: Mapping[str, Any] | None = None,
+        batch: Batch | None = None,
     ) -> None:
         """Record a generation's new individuals and the surviving population atomically.
 
-        One transaction. Array genomes' individuals go in as one batch of arrays (columns.py);
+        One transaction. Array genomes' individuals go in as one batch of arrays (columns.py):
+        `batch`, `new` as the arrays they were made from (the engine's), or built from `new`;
         others as rows, each table's in one `executemany`: a few SQLite row inserts per individual
         (benchmarks/scale_plan.py measures it with 10,000 genomes)."""
         self._check_writable()
         self.flush()
         now = time.time()
-        as_batch = columnar(new)
+        arrays = (batch if batch is not None else batch_of(new)) if columnar(new) else None  # columnar: one rule
         with self._db:
-            if as_batch:
-                insert_batch(self._db, new, now)
+            if arrays is not None:
+                insert_batch(self._db, arrays, now)
             else:
                 self._insert_rows(new, now)
             for _ in new if failpoints.armed() else ():  # a kill inside the transaction, once per individual
@@ -241,6 +255,8 @@ class RunStore:
                     "REPLACE INTO checksums(generation, digest) VALUES(?,?)", (g, generation_digest(self._db, g))
                 )
             update_seal(self._db, generations=None)  # the count, in the generation's own transaction
+        if self._committed is not None and not self._committed.add(new, batch if arrays is batch else None):
+            self._committed = None  # no longer what the index holds: reads go to the index from now on
 
     def _insert_rows(self, new: Sequence[Individual], now: float) -> None:
         """One row per individual, its metrics and its parents: the layout of checkpoint genomes."""
@@ -292,6 +308,8 @@ class RunStore:
         keys; a batch decodes at once), so asking for a 100-member population costs milliseconds
         however large the run; an unknown id raises KeyError as a dict lookup would.
         """
+        if self._committed is not None:
+            return self._committed.individuals(ids)
         if ids is None:
             rows = self._db.execute(
                 "SELECT id, generation, seed, operator, weights_hash, x FROM individuals ORDER BY id"

@@ -28,9 +28,16 @@ def dangling_references(
         if not path.exists():
             problems.append(f"{path}: missing (referenced by the index)")
             continue
+        if not path.is_file():  # e.g. replaced by a directory: no bytes to hash, nothing to load
+            problems.append(f"{path}: not a regular file (referenced by the index as weights)")
+            continue
         if not hash_weights:
             continue
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        try:
+            actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            problems.append(f"{path}: unreadable ({exc.strerror or exc})")
+            continue
         if actual != digest:
             problems.append(f"{path}: content hash {actual[:12]}… does not match its name")
     known = {r[0] for r in db.execute("SELECT id FROM individuals")}

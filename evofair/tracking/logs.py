@@ -11,6 +11,12 @@ library. Two handlers are evofair's own:
   tracebacks, callback errors, each generation's summary, Python warnings) are appended to
   `out/run.log`, opened without following a link planted there (see `evofair.store.safe_io`).
 
+Other libraries' records (fairlearn's grid warnings, transformers' load reports, Python warnings)
+go to run.log too, and not to the console, while a run works and nobody configured logging
+(`library_records`): they would otherwise reach stderr through Python's last-resort handler or a
+library's own stderr handler and bury evofair's lines. Those said during setup, before run.log
+exists, are held and written when it opens.
+
 Nothing is configured at import: a library user who never calls these gets Python's defaults.
 """
 
@@ -21,6 +27,7 @@ import logging
 import os
 import stat
 import sys
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,23 +129,123 @@ def run_log(out: Path, level: int = logging.DEBUG) -> Iterator[logging.Handler |
     handler.setFormatter(logging.Formatter(FORMAT))
     logger = logging.getLogger(ROOT)
     warn_logger = logging.getLogger("py.warnings")
-    saved_level = logger.level
+    saved_level, saved_propagate = logger.level, warn_logger.propagate
     if logger.getEffectiveLevel() > level:
         logger.setLevel(level)  # run.log gets INFO even when the console shows less
     logger.addHandler(handler)
     warn_logger.addHandler(handler)
     capturing = _capturing_warnings()
     logging.captureWarnings(True)
+    with library_records() as libraries:
+        if libraries is not None:
+            warn_logger.propagate = False  # run.log has them; not a second time through the root logger
+            libraries.attach(handler)
+        try:
+            yield handler
+        finally:
+            if libraries is not None:
+                libraries.detach()
+            warn_logger.propagate = saved_propagate
+            if not capturing:
+                logging.captureWarnings(False)
+            warn_logger.removeHandler(handler)
+            logger.removeHandler(handler)
+            logger.setLevel(saved_level)
+            handler.close()
+            stream.close()
+
+
+class LibraryRecords(logging.Handler):
+    """On the root logger while a run works: other libraries' records go to run.log (held until it
+    opens), not to the console; their own stderr handlers are set aside meanwhile (`adopt`)."""
+
+    HELD = 1000  # records kept from before run.log opens (a chatty setup must not grow memory)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.target: logging.Handler | None = None
+        self.held: deque[logging.LogRecord] = deque(maxlen=self.HELD)
+        self.adopted: list[tuple[logging.Logger, logging.Handler | None, bool]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == ROOT or record.name.startswith(ROOT + "."):
+            return  # evofair's own records have evofair's handlers
+        if self.target is None:
+            self.held.append(record)
+        else:
+            self.target.handle(record)
+
+    def attach(self, target: logging.Handler) -> None:
+        self.adopt()  # libraries imported during setup (transformers) installed their handlers since
+        self.target = target
+        while self.held:
+            target.handle(self.held.popleft())
+
+    def detach(self) -> None:
+        self.target = None
+
+    def adopt(self) -> None:
+        """Set aside the stderr handlers libraries install on their own loggers (transformers does),
+        and let those loggers propagate to this handler instead; `restore` undoes it."""
+        for logger in _library_loggers():
+            mine = [h for h in logger.handlers if _writes_to_stderr(h)]
+            for h in mine:
+                logger.removeHandler(h)
+                self.adopted.append((logger, h, logger.propagate))
+            if mine and not logger.handlers:
+                logger.propagate = True
+
+    def restore(self) -> None:
+        for logger, h, propagate in reversed(self.adopted):
+            if h is not None:
+                logger.addHandler(h)
+            logger.propagate = propagate
+        self.adopted.clear()
+
+
+def _library_loggers() -> list[logging.Logger]:
+    manager = logging.Logger.manager
+    return [
+        lg
+        for name, lg in list(manager.loggerDict.items())
+        if isinstance(lg, logging.Logger) and not (name == ROOT or name.startswith(ROOT + "."))
+    ]
+
+
+def _writes_to_stderr(handler: logging.Handler) -> bool:
+    return type(handler) is logging.StreamHandler and getattr(handler, "stream", None) in (sys.stderr, sys.__stderr__)
+
+
+@contextlib.contextmanager
+def library_records() -> Iterator[LibraryRecords | None]:
+    """Other libraries' records to run.log instead of the console for the block (see the module's
+    docstring); yields the handler, or None where the caller configured logging (a handler on the
+    root logger) and keeps it. Nested blocks share the outermost one's handler."""
+    root = logging.getLogger()
+    active = next((h for h in root.handlers if isinstance(h, LibraryRecords)), None)
+    if active is not None or root.handlers:
+        yield active
+        return
+    handler = LibraryRecords()
+    root.addHandler(handler)
+    capturing = _capturing_warnings()
+    logging.captureWarnings(True)
+    handler.adopt()
     try:
         yield handler
     finally:
+        handler.restore()
+        root.removeHandler(handler)
         if not capturing:
             logging.captureWarnings(False)
-        warn_logger.removeHandler(handler)
-        logger.removeHandler(handler)
-        logger.setLevel(saved_level)
-        handler.close()
-        stream.close()
+
+
+def adopt_library_loggers() -> None:
+    """A library just imported (a model loader calls this): its stderr handler, if any, is set aside
+    for the rest of the run, as those present when the run started were."""
+    for h in logging.getLogger().handlers:
+        if isinstance(h, LibraryRecords):
+            h.adopt()
 
 
 class _QuietStreamHandler(logging.StreamHandler):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,9 @@ import numpy as np
 import torch
 
 from evofair.problems.common.text_encoder import FeatureCache, length_sorted_batches
+from evofair.tracking.progress import progress_bar, step
+
+log = logging.getLogger("evofair.progress")
 
 PREFIX_FORMAT = "frozen-prefix-v1"
 
@@ -56,7 +60,8 @@ class Tokens:
 def tokenize(tokenizer, texts: Sequence[str], *, max_length: int, device: torch.device) -> Tokens:
     """Right-padded ids and mask of every text, tokenised in one call (never `tokenizer.pad` per batch)."""
     tokenizer.padding_side = "right"  # cached states and batch slicing assume real tokens come first
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding="longest", return_tensors="pt")
+    with step(f"tokenising {len(texts)} texts (at most {max_length} tokens each)"):
+        enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding="longest", return_tensors="pt")
     mask = enc["attention_mask"]
     lengths = mask.sum(1).numpy().astype(np.int64)
     if not torch.equal(mask, (torch.arange(mask.shape[1])[None] < torch.as_tensor(lengths)[:, None]).to(mask.dtype)):
@@ -169,14 +174,18 @@ def prefix_key(model_hash: str, data_hash: str, layer: int, max_length: int, pre
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def compute_prefix_states(encoder, layer: int, tokens: Tokens, *, batch_size: int) -> tuple[torch.Tensor, np.ndarray]:
-    """(flat states on the host, lengths) of one split, in length-sorted batches."""
+def compute_prefix_states(
+    encoder, layer: int, tokens: Tokens, *, batch_size: int, bar=None
+) -> tuple[torch.Tensor, np.ndarray]:
+    """(flat states on the host, lengths) of one split, in length-sorted batches (`bar` counts texts)."""
     parts: list[torch.Tensor | None] = [None] * len(tokens)
     for idx in length_sorted_batches(tokens.lengths, batch_size):
         ids, mask = tokens.batch(idx)
         hidden = run_prefix(encoder, layer, ids, mask).float().cpu()
         for row, j in enumerate(idx):
             parts[j] = hidden[row, : tokens.lengths[j]]
+        if bar is not None:
+            bar.update(len(idx))
     flat = torch.cat(parts) if parts else torch.zeros((0, encoder.config.hidden_size))
     return flat, tokens.lengths
 
@@ -200,10 +209,16 @@ def cached_prefix_states(
         arrays = found[0]
     else:
         arrays = {}
-        with autocast:
-            for split, tokens in tokens_by_split.items():
-                flat, lengths = compute_prefix_states(encoder, layer, tokens, batch_size=batch_size)
-                arrays[f"{split}.states"], arrays[f"{split}.lengths"] = flat.numpy(), lengths
+        total = sum(len(t) for t in tokens_by_split.values())
+        log.info("frozen prefix: running layers below %d over %d texts once (cached after this run)", layer, total)
+        bar = progress_bar(total, f"frozen prefix (layers below {layer})", unit="texts", heartbeat=True)
+        try:
+            with autocast:
+                for split, tokens in tokens_by_split.items():
+                    flat, lengths = compute_prefix_states(encoder, layer, tokens, batch_size=batch_size, bar=bar)
+                    arrays[f"{split}.states"], arrays[f"{split}.lengths"] = flat.numpy(), lengths
+        finally:
+            bar.close()
         cache.save(key, arrays, {**meta, "layer": int(layer), "format": PREFIX_FORMAT})
     states = {
         s: PrefixStates(

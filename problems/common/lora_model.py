@@ -16,7 +16,8 @@ methods to it). `lora_factors.py` stores the same adapters as factors.
 
 Speed: each split is tokenised once into tensors on the problem's device, and the frozen blocks
 below the lowest adapted one run once per run (frozen_prefix.py, cached on disk); every offspring
-then trains and is evaluated through the adapted blocks only.
+then trains and is evaluated through the adapted blocks only. A worker realising several offspring
+trains up to `lora.stack_offspring` of them through one forward (stacked_sft.py).
 """
 
 from __future__ import annotations
@@ -88,11 +89,26 @@ class _LoraClassifier(torch.nn.Module):
     token ids, whose frozen prefix `prefix(ids, mask)` then computes (outside autograd: nothing
     below the adapted blocks trains)."""
 
-    def __init__(self, encoder, head: torch.nn.Module, start: dict[str, torch.Tensor], prefix, precision: str):
+    def __init__(
+        self,
+        encoder,
+        head: torch.nn.Module,
+        start: dict[str, torch.Tensor],
+        prefix,
+        precision: str,
+        dropout: bool = True,
+    ):
         super().__init__()
         self.encoder, self.head = encoder, head
         self.start = start
-        self._prefix, self._precision = prefix, precision
+        self._prefix, self._precision, self._dropout = prefix, precision, dropout
+
+    def train(self, mode: bool = True):
+        """Train mode; without `lora.dropout` the adapted blocks stay in eval mode (nothing dropped)."""
+        super().train(mode)
+        if not self._dropout:
+            self.encoder.eval()
+        return self
 
     def forward(self, input_ids=None, attention_mask=None, hidden=None):
         if hidden is None:
@@ -291,7 +307,9 @@ class LoraAdapterModel:
         with torch_seeded(int(weights_hash(weights)[:15], 16)):
             peft_encoder = get_peft_model(encoder, config)
         head = self.p.head_model(self._head(weights))
-        return _LoraClassifier(peft_encoder, head.to(self.device), adapters, self.prefix, self.precision)
+        return _LoraClassifier(
+            peft_encoder, head.to(self.device), adapters, self.prefix, self.precision, self.args.dropout
+        )
 
     def extract_weights(self, model: _LoraClassifier) -> Weights:
         from peft.tuners.lora import LoraLayer
@@ -306,6 +324,18 @@ class LoraAdapterModel:
             raise RuntimeError(f"peft adapted other modules than expected (missing {sorted(missing)})")
         head = {k: v.detach().cpu().clone() for k, v in model.head.state_dict().items()}
         return self._join({t: adapters[t] for t in self.targets}, head)
+
+    def refine_stack(self, spec, args) -> int:
+        """How many offspring of this refine train through one forward (stacked_sft.py)."""
+        from evofair.problems.common.stacked_sft import stack_size
+
+        return stack_size(self, spec, args)
+
+    def refine_together(self, spec, args, items: Sequence[tuple[Weights, int]]) -> list:
+        """The refined (`Refined`) of every (weights, seed), in stacks of `refine_stack` offspring."""
+        from evofair.problems.common.stacked_sft import refine_together
+
+        return refine_together(self, spec, args, items)
 
     def train_batches(self, seed: int, batch_size: int) -> Iterable[dict[str, Any]]:
         """One shuffled epoch; batches are slices of tensors already on the device (cached states,
@@ -327,6 +357,11 @@ class LoraAdapterModel:
         """Cross-entropy, plus the individual's fairness weight times the soft TPR gap when it
         carries one (`local_loss: ce+tpr_gap`), exactly as for head genomes."""
         logits = model(batch.get("input_ids"), batch["attention_mask"].to(self.device), hidden=batch.get("hidden"))
+        return self.loss_of_logits(model, logits, batch)
+
+    def loss_of_logits(self, model: _LoraClassifier, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """`loss` from the logits `model` computed for `batch` (the stacked path computes them
+        for several models in one forward: stacked_sft.py)."""
         y = batch["y"].to(self.device)
         ce = torch.nn.functional.cross_entropy(logits, y)
         w = getattr(model.head, "fair_weight", None)

@@ -30,6 +30,9 @@ import numpy as np
 import torch
 
 from evofair.errors import UserError
+from evofair.tracking.logs import adopt_library_loggers
+from evofair.tracking.progress import log as progress_log
+from evofair.tracking.progress import progress_bar, step
 
 POOLING = "mean"
 PARALLEL_MIN_TEXTS = 256  # below this, starting worker processes costs more than it saves
@@ -87,12 +90,14 @@ def texts_hash(texts_by_split: Mapping[str, Sequence[str]]) -> str:
 def load_encoder(model_dir: str | os.PathLike):
     """Tokenizer and encoder from a local folder, never touching the network."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    with step(f"loading the encoder from {model_dir}"):
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
+        hf_logging.disable_progress_bar()
+        adopt_library_loggers()  # during a run, transformers' warnings go to run.log (evofair.tracking.logs)
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
     return tokenizer, model.eval()
 
 
@@ -347,9 +352,8 @@ def cached_features(
     total = sum(len(v) for v in texts_by_split.values())
     bar = None
     if progress:  # a bar on a TTY, else a log line per interval (evofair.tracking.progress)
-        from evofair.tracking.progress import progress_bar
-
-        bar = progress_bar(total, "embedding bios (cached after this run)", unit="text")
+        progress_log.info("embedding %d texts with the encoder (cached after this run)", total)
+        bar = progress_bar(total, "embedding texts", unit="texts", heartbeat=True)
     # one global length sort over every split: fewer, fuller batches
     names = list(texts_by_split)
     flat = [t for name in names for t in texts_by_split[name]]

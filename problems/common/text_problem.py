@@ -56,6 +56,18 @@ class LoraArgs(Args):
         ge=1,
         description="texts per batch when evaluating offspring and computing the frozen prefix (length-sorted)",
     )
+    dropout: bool = Field(
+        True,
+        description="train the adapted blocks with the encoder's own dropout; false: without "
+        "(what `stack_offspring` needs when the encoder has dropout)",
+    )
+    stack_offspring: int | None = Field(
+        None,
+        ge=1,
+        description="offspring whose `sft` local learning shares one forward of the frozen encoder "
+        "when a worker realises several (stacked adapters, problems/common/stacked_sft.py; only with "
+        "dropout-free training; None: 8 on a GPU, 1 on the CPU, where stacking does not pay)",
+    )
 
 
 #: `lora.storage` → (the genome the engine varies and stores, the adapter model that computes with it)
@@ -128,6 +140,15 @@ class TextClassificationProblem(FeatureClassificationProblem):
     extract_weights = _lora_or_head(FeatureClassificationProblem.extract_weights)
     train_batches = _lora_or_head(FeatureClassificationProblem.train_batches)
     loss = _lora_or_head(FeatureClassificationProblem.loss)
+
+    # -- several offspring's local learning at once (evofair.engine.pipeline.realise_all) -----------
+    def refine_stack(self, spec, args) -> int:
+        """Offspring of refine `spec` trained through one forward: the LoRA genome's stack, else 1."""
+        return 1 if self.lora_args is None else self.lora.refine_stack(spec, args)
+
+    def refine_together(self, spec, args, items):
+        """`spec.fn(weights, args, seed=seed)` of every (weights, seed) in `items` (LoRA genome only)."""
+        return self.lora.refine_together(spec, args, items)
 
     def export_model(self, weights: Weights, path: Path) -> dict[str, Any] | None:
         """`evofair export`'s hook: for a LoRA genome a PEFT adapter, the merged encoder and the head

@@ -61,6 +61,7 @@ USES_SENSITIVE_AT_PREDICTION = {
     "lora_scalarisation": False,
 }
 PREDICTIONS_FILE = "baseline_predictions.safetensors"
+LR_MAX_ITER = 1000  # the reference LogisticRegression of `reference_errors`
 REDUCTIONS_PHASE = "baselines: fairlearn reductions (ExponentiatedGradient, GridSearch)"
 Constraint = Literal["equalized_odds", "demographic_parity", "true_positive_rate_parity"]
 
@@ -325,3 +326,25 @@ def run_fair_baselines(problem, store, out: Path, recipe, args: FairBaselineArgs
         {**record, "candidates": counts, "fairlearn": settings, "seconds": dict(timings), "notes": notes},
     )
     return timings
+
+
+def reference_errors(problem) -> dict[str, dict[str, float]]:
+    """{reference: {split: error}} on val and test for two references every front should reach at
+    its accurate end, on the run's own split and features: the constant predictor (the training
+    split's majority class) and a plain scikit-learn LogisticRegression (its defaults, `max_iter`
+    raised so it converges)."""
+    from sklearn.linear_model import LogisticRegression
+
+    train = problem.splits["train"]
+    y_train = np.asarray(train.y)
+    majority = int(np.bincount(y_train).argmax())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter on badly scaled user tables
+        lr = LogisticRegression(max_iter=LR_MAX_ITER).fit(train.X.numpy().astype(np.float64), y_train)
+    out: dict[str, dict[str, float]] = {"constant": {}, "logistic_regression": {}}
+    for split in SPLITS:
+        data = problem.splits[split]
+        y = np.asarray(data.y)
+        out["constant"][split] = float(np.mean(y != majority))
+        out["logistic_regression"][split] = float(np.mean(lr.predict(data.X.numpy().astype(np.float64)) != y))
+    return out

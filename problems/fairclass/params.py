@@ -18,6 +18,8 @@ from evofair.errors import UserError
 from evofair.problems.common.classification import HeadArgs
 from evofair.problems.common.text_problem import LoraArgs
 from evofair.problems.fairclass.baselines import FairBaselineArgs
+from evofair.problems.fairclass.derive import DerivedColumn
+from evofair.problems.fairclass.warm_start import WarmStartArgs
 
 #: metrics that do not depend on the groups: no per-attribute copy
 GROUP_FREE = ("error", "balanced_error")
@@ -38,6 +40,9 @@ class DataArgs(Args):
     )
     frame: dict[str, Any] | None = Field(
         None, description="set by evofair: a DataFrame passed from Python (rows, columns, sha256 of its CSV bytes)"
+    )
+    derive: dict[str, DerivedColumn] = Field(
+        default_factory=dict, description="columns derived before use: map codes, cut into bands, combine (derive.py)"
     )
 
 
@@ -99,6 +104,9 @@ class FairClassificationParams(HeadArgs):
         description="model.kind: lora — rank, alpha, top_layers, targets, storage (as biasbios' lora)",
     )
     baselines: FairBaselineArgs = Field(default_factory=FairBaselineArgs)
+    warm_start: WarmStartArgs = Field(
+        default_factory=WarmStartArgs, description="cross-entropy training of θ₀ before the first population"
+    )
 
     @field_validator("positive", mode="before")
     @classmethod
@@ -149,6 +157,10 @@ class FairClassificationParams(HeadArgs):
                 "the text embedding: set features: []",
             )
         return self
+
+    @property
+    def warm_steps(self) -> int:
+        return self.warm_start.resolved_steps(self.model.kind)
 
     @property
     def hidden_sizes(self) -> list[int]:

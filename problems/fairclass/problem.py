@@ -28,6 +28,7 @@ from evofair.errors import UserError
 from evofair.problems.common.classification import SplitData
 from evofair.problems.common.text_problem import LoraArgs, TextClassificationProblem
 from evofair.problems.fairclass import groups as grp
+from evofair.problems.fairclass.derive import derive_columns
 from evofair.problems.fairclass.features import TabularFeatures
 from evofair.problems.fairclass.params import (  # noqa: F401
     GROUP_FREE,
@@ -40,43 +41,23 @@ from evofair.problems.fairclass.params import (  # noqa: F401
     metric_names,
     parse_params,
 )
+from evofair.problems.fairclass.run_hooks import FairRunHooks
 from evofair.problems.fairclass.splits import random_split, split_from_column
 from evofair.problems.fairclass.table import (
     as_labels,
     check_frame,
+    class_order,
     file_sha256,
     frame_fingerprint,
     read_table,
     require_column,
     resolve_data_path,
+    resolve_positive,
 )
-
-YAML_BOOLEANS = {"true": ("true", "yes", "on", "y"), "false": ("false", "no", "off", "n")}
-
-
-def resolve_positive(positive: str | None, distinct: list[str]) -> str | None:
-    """The column's value that `positive` names: itself, or for a YAML boolean the one value
-    of the column spelled as that boolean (`positive: yes` in YAML is `true`)."""
-    if positive is None or positive in distinct or positive not in YAML_BOOLEANS:
-        return positive
-    spelled = [v for v in distinct if v.lower() in YAML_BOOLEANS[positive]]
-    return spelled[0] if len(spelled) == 1 else positive
-
-
-def class_order(values: np.ndarray, positive: str | None) -> tuple[str, ...]:
-    """Binary with a positive label: (the other, positive); otherwise the values sorted (numerically
-    when all are numbers, so label ids 0, 1, 2... keep their order)."""
-    distinct = sorted(set(values.tolist()))
-    if positive is not None and len(distinct) == 2:
-        return (next(v for v in distinct if v != positive), positive)
-    try:
-        return tuple(sorted(distinct, key=float))
-    except ValueError:
-        return tuple(distinct)
 
 
 @component("problem", "fair_classification", FairClassificationParams)
-class FairClassification(TextClassificationProblem):
+class FairClassification(FairRunHooks, TextClassificationProblem):
     """Error vs group fairness of classifiers on your own table, target and sensitive columns."""
 
     name = "fair_classification"
@@ -97,8 +78,11 @@ class FairClassification(TextClassificationProblem):
         self.pos_label: int | None = None
         self.sensitive: dict[str, dict[str, np.ndarray]] = {}
         self.rows: dict[str, np.ndarray] = {}  # each split's row positions in the checked table
+        self.table_rows = np.zeros(0, dtype=np.int64)  # checked row → its row in the table as read
         self.info: dict[str, Any] = {}
         self.raw: dict[str, dict[str, list]] = {}  # {split: {"text": [...]}} when `text` is set
+        self._anchor: dict[str, torch.Tensor] | None = None  # the warm-started θ₀ (warm_start.py)
+        self.tabular: TabularFeatures | None = None  # the fitted preprocessing of the table's columns
 
     # -- inputs ------------------------------------------------------------------------------
     @property
@@ -166,9 +150,11 @@ class FairClassification(TextClassificationProblem):
     def recipe_args(self) -> dict[str, Any]:
         """The arguments config.yaml records for a problem built in Python: with a DataFrame, its
         shape and the sha256 of its CSV bytes stand in for `data.path`."""
-        args = self.params.model_dump(mode="json", exclude={"hidden"})
+        args = self.params.model_dump(mode="json", exclude={"hidden"}, by_alias=True)
         if self.frame is not None:
+            derive = (args.get("data") or {}).get("derive") or {}
             args["data"] = {"path": None, "frame": {"source": IN_MEMORY, **frame_fingerprint(self.frame)}}
+            args["data"].update({"derive": derive} if derive else {})
         return args
 
     def rebuild_blocker(self) -> str | None:
@@ -182,9 +168,11 @@ class FairClassification(TextClassificationProblem):
 
     # -- data --------------------------------------------------------------------------------
     def read_frame(self) -> pd.DataFrame:
+        """The table as given, plus the columns `data.derive` adds."""
+        steps = self.params.data.derive if self.params.data is not None else {}
         if self.frame is not None:
             self.info["data"] = {"source": IN_MEMORY, **frame_fingerprint(self.frame)}
-            return self.frame
+            return derive_columns(self.frame, steps)
         path = self.data_path
         frame = read_table(path, self.params.data.format, self.params.data.na_values)
         self.info["data"] = {
@@ -193,12 +181,14 @@ class FairClassification(TextClassificationProblem):
             "columns": int(frame.shape[1]),
             "sha256": file_sha256(path),
         }
-        return frame
+        if steps:
+            self.info["derived"] = list(steps)
+        return derive_columns(frame, steps)
 
     def checked_frame(self) -> pd.DataFrame:
         """The table with every named column present and no missing target/sensitive/text cells."""
         p = self.params
-        frame = self.read_frame()
+        frame = self.read_frame().reset_index(drop=True)
         require_column(frame, p.target, "target")
         for c in p.sensitive:
             require_column(frame, c, "sensitive")
@@ -229,8 +219,9 @@ class FairClassification(TextClassificationProblem):
                     "true to drop them"
                 )
             self.info["dropped_missing"] = int(missing.any(axis=1).sum())
-            frame = frame.loc[~missing.any(axis=1)].reset_index(drop=True)
-        return frame
+            frame = frame.loc[~missing.any(axis=1)]
+        self.table_rows = frame.index.to_numpy()  # frame.index: positions in the table as read
+        return frame.reset_index(drop=True)
 
     def labels(self, frame: pd.DataFrame) -> np.ndarray:
         p = self.params
@@ -305,7 +296,7 @@ class FairClassification(TextClassificationProblem):
         parts: dict[str, list[np.ndarray]] = {s: [] for s in rows}
         columns = self.feature_columns(frame)
         if columns:
-            tab = TabularFeatures(frame, columns, rows["train"])
+            tab = self.tabular = TabularFeatures(frame, columns, rows["train"])
             for s, r in rows.items():
                 parts[s].append(tab.transform(frame, r))
             self.info["features"] = tab.describe()
@@ -342,6 +333,20 @@ class FairClassification(TextClassificationProblem):
     def sizes(self) -> list[int]:
         return [int(self.splits["train"].X.shape[1]), *self.params.hidden_sizes, self.n_classes]
 
+    def head_init_weights(self, seed: int):
+        """An initial head: an anchor around the warm-started θ₀ for a share of the seeds
+        (problems/fairclass/warm_start.py says why), else drawn around the random θ₀ as before."""
+        drawn = super().head_init_weights(seed)
+        steps = self.params.warm_steps
+        if steps == 0:
+            return drawn
+        from evofair.problems.fairclass.warm_start import anchor_or_none, train_base
+
+        if self._anchor is None:
+            self._anchor = train_base(self, self.head_base_weights(), self.params.warm_start, steps)
+        anchor = anchor_or_none(self._anchor, self.params.warm_start, seed)
+        return drawn if anchor is None else {**drawn, **anchor}  # keeps the drawn fairness weight
+
     # -- metrics -----------------------------------------------------------------------------
     def metrics_of_predictions(self, P: np.ndarray, split: str) -> dict[str, np.ndarray]:
         data = self.splits[split]
@@ -376,17 +381,3 @@ class FairClassification(TextClassificationProblem):
             "model": p.model.kind,
             **self.info,
         }
-
-    # -- hooks used by evofair.api / evofair.analysis.report ------------------------------------------
-    def after_run(self, store, out, recipe) -> dict[str, float]:
-        from evofair.problems.fairclass.baselines import run_fair_baselines
-
-        return run_fair_baselines(self, store, Path(out), recipe, self.params.baselines)
-
-    def report_sections(self, store, out, recipe) -> dict[str, Any]:
-        from evofair.problems.fairclass.report import fair_report_sections
-        from evofair.problems.fairclass.summary import data_markdown
-
-        sections = dict(fair_report_sections(self, store, Path(out), recipe))
-        sections["markdown"] = {"Data and groups": data_markdown(self), **sections.get("markdown", {})}
-        return sections

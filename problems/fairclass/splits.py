@@ -92,3 +92,15 @@ def _pooled(strata: np.ndarray, y: np.ndarray, need: int) -> np.ndarray:
     if pool_counts.min() < need:
         strata = np.where(is_small, "rare", strata).astype(str)
     return strata
+
+
+def splits_about(info: dict) -> dict[str, object]:
+    """What splits.json's row numbers refer to: the data as read (its path or in-memory fingerprint,
+    sha256), how the split was made, and which columns `data.derive` added before it."""
+    return {
+        "rows": "0-based row positions in the data as read (header excluded), before data.derive and drop_missing",
+        "data": info.get("data"),
+        "split": info.get("split"),
+        "derived": info.get("derived", []),
+        "dropped_missing": info.get("dropped_missing", 0),
+    }

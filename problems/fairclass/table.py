@@ -172,3 +172,27 @@ def file_sha256(path: Path) -> str | None:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+YAML_BOOLEANS = {"true": ("true", "yes", "on", "y"), "false": ("false", "no", "off", "n")}
+
+
+def resolve_positive(positive: str | None, distinct: list[str]) -> str | None:
+    """The column's value that `positive` names: itself, or for a YAML boolean the one value
+    of the column spelled as that boolean (`positive: yes` in YAML is `true`)."""
+    if positive is None or positive in distinct or positive not in YAML_BOOLEANS:
+        return positive
+    spelled = [v for v in distinct if v.lower() in YAML_BOOLEANS[positive]]
+    return spelled[0] if len(spelled) == 1 else positive
+
+
+def class_order(values: np.ndarray, positive: str | None) -> tuple[str, ...]:
+    """Binary with a positive label: (the other, positive); otherwise the values sorted (numerically
+    when all are numbers, so label ids 0, 1, 2... keep their order)."""
+    distinct = sorted(set(values.tolist()))
+    if positive is not None and len(distinct) == 2:
+        return (next(v for v in distinct if v != positive), positive)
+    try:
+        return tuple(sorted(distinct, key=float))
+    except ValueError:
+        return tuple(distinct)

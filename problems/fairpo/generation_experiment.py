@@ -75,7 +75,12 @@ def _policy(model, args: GenerationArgs, seed: int):
             raise UserError(f"experiment.args.lora_targets: {' '.join(str(exc).split())[:200]}") from None
 
 
-@component("experiment", "fairpo_generation", GenerationArgs)
+@component(
+    "experiment",
+    "fairpo_generation",
+    GenerationArgs,
+    methods={"fairpo": "FairPO: sequence DPO on P, hinge on N, group weights as `weighting`"},
+)
 def fairpo_generation(recipe, problem, args: GenerationArgs, out: Path, progress: bool = True) -> dict[str, float]:
     """FairPO for generation: sequence DPO on P, hinge vs the reference on N, GRPO across the two groups."""
     if not isinstance(problem, PreferenceGroups):

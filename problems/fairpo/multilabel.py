@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from evofair.core.indicators import just_past
 from evofair.core.individual import Weights
 from evofair.core.problem import Objective, WeightsProblem
 from evofair.core.registry import Args, component
@@ -102,7 +103,18 @@ class MultiLabelProblem(WeightsProblem):
             self.y["train"], self.label_names, fraction=p.privileged_fraction, explicit=p.privileged
         )
         self.nonpriv = np.setdiff1d(np.arange(self.C), self.priv)
+        self.default_hv_ref = self._constant_reference()
         self._reference: Weights | None = None
+
+    def _constant_reference(self) -> tuple[float, float]:
+        """Just past a constant score's (1 − mAP_P, 1 − mAP_N), the worse of validate and test (a
+        constant score's AP is each label's prevalence): trivial models earn no hypervolume on
+        whatever labels the data has. A recipe's own `hv_ref` wins."""
+        worst = np.zeros(2)
+        for split, y in (("val", self.y["val"]), ("test", self.y["test"])):
+            m = self.metrics(np.full((1, *y.shape), 0.5), split)
+            worst = np.maximum(worst, [1 - m["map_P"][0], 1 - m["map_N"][0]])
+        return just_past(float(worst[0])), just_past(float(worst[1]))
 
     # -- genomes ---------------------------------------------------------------------------
     def _shapes(self) -> dict[str, tuple[int, ...]]:
@@ -207,15 +219,10 @@ class MultiLabelProblem(WeightsProblem):
             "rows": {k: len(v) for k, v in self.y.items()},
             "privileged": [self.label_names[i] for i in self.priv],
             "dropped_labels": self.dropped_labels,
+            "hv_ref unless the recipe pins one": f"{self.default_hv_ref} (just past a constant score's)",
         }
 
     def report_sections(self, store, out, recipe):
-        info = self.describe()
-        freq = self.y["train"].mean(axis=0)
-        md = (
-            f"Dataset `{info['dataset']}`: {info['labels']} labels, {info['features']} features, rows "
-            f"{info['rows']}. Privileged labels P (train frequency): "
-            + ", ".join(f"{self.label_names[i]} ({freq[i]:.3f})" for i in self.priv)
-            + "."
-        )
-        return {"markdown": {"Label partition": md}, "plot_split": "test"}
+        from evofair.problems.fairpo.memetic_report import memetic_sections
+
+        return memetic_sections(self, store, out, recipe)

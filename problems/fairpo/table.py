@@ -39,6 +39,7 @@ from evofair.core.registry import Args, component
 from evofair.core.torch_utils import torch_threads
 from evofair.errors import UserError
 from evofair.problems.fairpo.claims import claim, positives_warnings, served_warning, verdict_line
+from evofair.problems.fairpo.partition_text import privileged_line
 
 METRICS = ("map", "f1", "acc", "em")
 METRIC_TITLES = {"map": "mAP", "f1": "Sample-F1", "acc": "Accuracy", "em": "Exact match"}
@@ -221,7 +222,14 @@ def _run_all(problem, args: FairPOTableArgs, keys: list[str], alt_priv, progress
     return runs, traj, first_traces
 
 
-@component("experiment", "fairpo_table", FairPOTableArgs)
+def method_labels() -> dict[str, str]:
+    """{method key: table row} (`evofair experiment --list` shows them; train.py is read only then)."""
+    from evofair.problems.fairpo.train import METHODS
+
+    return {k: m.label for k, m in METHODS.items()}
+
+
+@component("experiment", "fairpo_table", FairPOTableArgs, methods=method_labels)
 def fairpo_table(recipe, problem, args: FairPOTableArgs, out: Path, progress: bool = True) -> dict[str, float]:
     """FairPO's Table 1 (variants, baselines, ablations × seeds) on a multi-label problem."""
     from evofair.problems.fairpo.mulan import privileged_labels
@@ -285,9 +293,8 @@ def _write_report(out, recipe, problem, args, summary, claims, partition, t_trai
             if info.get("dropped_labels")
             else ""
         ),
-        f"Privileged labels P (rarest ⌈{problem.params.privileged_fraction}·C⌉ on train): "
-        + ", ".join(partition["privileged"])
-        + ". 'Another partition' trains with P' = "
+        privileged_line(problem.params, partition["privileged"], problem.C)
+        + f" 'Another partition' trains with P' = the rarest ⌈{args.alt_fraction:g}·C⌉ on train: "
         + ", ".join(partition["alt_privileged"])
         + " (metrics and selection still use P).",
         "",

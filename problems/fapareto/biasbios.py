@@ -225,12 +225,33 @@ class BiasBios(TextClassificationProblem):
             "fair_weight": float(weights["fair_weight"]) if "fair_weight" in weights else None,
         }
         (path / "head_config.json").write_text(json.dumps(config, indent=2))
-        return {"encoder": "encoder/", "head": "head.safetensors", "config": "head_config.json"}
+        card = {"sections": {"How to load (transformers only)": HEAD_LOAD_SNIPPET}}
+        return {"encoder": "encoder/", "head": "head.safetensors", "config": "head_config.json", "model_card": card}
 
     def report_sections(self, store, out, recipe) -> dict[str, Any]:
         from evofair.problems.fapareto.report import report_sections
 
         return report_sections(self, store, Path(out), recipe)
+
+
+#: the export README's loading snippet: transformers, safetensors and torch, no evofair
+HEAD_LOAD_SNIPPET = """```python
+import json, torch
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoTokenizer
+
+cfg, head = json.load(open("DIR/head_config.json")), load_file("DIR/head.safetensors")
+tok, enc = AutoTokenizer.from_pretrained("DIR/encoder"), AutoModel.from_pretrained("DIR/encoder").eval()
+batch = tok(["She is a surgeon at ..."], padding=True, truncation=True, max_length=cfg["max_length"], return_tensors="pt")
+with torch.no_grad():
+    h = enc(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(h.dtype)
+    x = (h * mask).sum(1) / mask.sum(1).clamp(min=1e-9)   # mean pooling over real tokens
+    for i in range(len(cfg["sizes"]) - 1):
+        x = x @ head[f"layers.{i}.weight"].T + head[f"layers.{i}.bias"]
+        x = torch.relu(x) if i < len(cfg["sizes"]) - 2 else x
+print([cfg["classes"][k] for k in x.argmax(-1)])
+```"""
 
 
 class ExportedClassifier:

@@ -84,3 +84,45 @@ def test_unambiguous_values_still_work(tmp_path):
     assert main(["run", "zdt1", *SMALL, "--seed", "010", "--set", "name='010'", "--out", str(out), "--quiet"]) == 0
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["seed"] == 10 and config["name"] == "010"
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bad-values") / "run"
+    assert main(["run", "zdt1", *SMALL, "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def linked(tmp_path, target_exists: bool):
+    target = tmp_path / "target"
+    if target_exists:
+        target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    return str(tmp_path / "link")
+
+
+READER_CASES = {
+    "export to a dangling link": (lambda run, tmp: ["export", run, "ID", "--to", linked(tmp, False)], "--to"),
+    "export to a link to an empty folder": (lambda run, tmp: ["export", run, "ID", "--to", linked(tmp, True)], "--to"),
+    "export to empty text": (lambda run, tmp: ["export", run, "ID", "--to", ""], "--to"),
+    "export to an over-long name": (lambda run, tmp: ["export", run, "ID", "--to", str(tmp / ("x" * 300))], "--to"),
+    "report to empty text": (lambda run, tmp: ["report", run, "--out", ""], "--out"),
+    "report to an over-long name": (lambda run, tmp: ["report", run, "--out", str(tmp / ("x" * 300))], "--out"),
+    "explore on an impossible address": (
+        lambda run, tmp: ["explore", run, "--host", "999.1.1.1", "--port", "0"],
+        "--host",
+    ),
+    "explore on empty text": (lambda run, tmp: ["explore", run, "--host", "", "--port", "0"], "--host"),
+}
+
+
+@pytest.mark.parametrize("case", list(READER_CASES))
+def test_bad_reader_targets_are_one_line_and_write_nothing(case, small_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    front_id = (small_run / "front.csv").read_text().splitlines()[1].split(",")[0]
+    make_argv, flag = READER_CASES[case]
+    argv = [front_id if a == "ID" else a for a in make_argv(str(small_run), tmp_path)]
+    before = sorted(p.name for p in tmp_path.rglob("*")), sorted(p.name for p in small_run.rglob("*"))
+    assert main(argv) == 2
+    assert flag in one_line(capsys)
+    assert (sorted(p.name for p in tmp_path.rglob("*")), sorted(p.name for p in small_run.rglob("*"))) == before

@@ -65,6 +65,19 @@ def test_export_loads_back_and_matches_the_store(run_dir, front_id, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary leftovers
 
 
+def test_splits_travel_only_when_the_run_recorded_them_and_reach_the_hub_card(run_dir, front_id, tmp_path):
+    from evofair.explorer.hf_card import model_card_markdown
+
+    to = export_model(run_dir, front_id, tmp_path / "model")
+    card = json.loads((to / "model_card.json").read_text())
+    assert card["splits"] is None and not (to / "splits.json").exists()  # toy_mlp records no splits
+    card["splits"] = {"file": "splits.json", "about": {"rows": "0-based rows", "split": "random (seed 0)"}}
+    text = model_card_markdown(card, {"front_matter": {"library_name": "transformers"}})
+    section = text.split("## Data split", 1)[1]
+    assert "`splits.json` names the rows of each split (0-based rows); split: random (seed 0)" in section
+    assert 'json.load(open("splits.json"))["rows"]["test"]' in section
+
+
 def test_export_refuses_to_overwrite_and_bad_ids(run_dir, front_id, tmp_path, capsys):
     iid = front_id
     full = tmp_path / "full"

@@ -169,18 +169,42 @@ def rename_individual(db: Path, old: str, new: str) -> None:
 
 @pytest.fixture
 def evil_run(run_copy) -> Path:
-    """A finished run whose two front models and run name were edited into HTML/JS payloads."""
+    """A finished run whose two front models and run name were edited into HTML/JS payloads, its
+    tables, checksums and seal made to match."""
     front = [line.split(",")[0] for line in (run_copy / "front.csv").read_text().splitlines()[1:]]
     assert len(front) >= 1
     with sqlite3.connect(run_copy / DB_NAME) as con:
         others = [r[0] for r in con.execute("SELECT id FROM individuals ORDER BY id") if r[0] not in front]
     con.close()
-    rename_individual(run_copy / DB_NAME, front[0], EVIL_ID)
-    rename_individual(run_copy / DB_NAME, front[1] if len(front) > 1 else others[-1], EVIL_ID2)
+    renamed = {front[0]: EVIL_ID, front[1] if len(front) > 1 else others[-1]: EVIL_ID2}
+    for old, new in renamed.items():
+        rename_individual(run_copy / DB_NAME, old, new)
+        for table in ("front.csv", "archive.csv"):
+            text = (run_copy / table).read_text()
+            (run_copy / table).write_text(text.replace(f"{old},", f"{new},"))
     config = yaml.safe_load((run_copy / "config.yaml").read_text())
     config["name"] = EVIL_NAME
     (run_copy / "config.yaml").write_text(yaml.safe_dump(config))
+    forge_seal(run_copy)
     return run_copy
+
+
+def forge_seal(run: Path) -> None:
+    """Checksums and seal rewritten to match the edits, as anyone who can write the folder can:
+    `verify` and the readers then accept the run, so what it shows must be harmless by itself."""
+    from evofair.store.digests import generation_digest
+    from evofair.store.seal import read_seal, write_seal
+
+    with sqlite3.connect(run / DB_NAME) as con:
+        for (g,) in con.execute("SELECT generation FROM generations").fetchall():
+            con.execute("REPLACE INTO checksums(generation, digest) VALUES(?, ?)", (g, generation_digest(con, g)))
+        objectives = read_seal(con)["objectives"]
+        front_generation = read_seal(con)["front_generation"]
+        write_seal(con, (run / "config.yaml").read_bytes(), objectives)
+        con.execute(
+            "UPDATE meta SET value=json_set(value, '$.front_generation', ?) WHERE key='seal'", (front_generation,)
+        )
+    con.close()
 
 
 class _Tags:

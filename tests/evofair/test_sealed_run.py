@@ -1,7 +1,8 @@
 """The seal (evofair/store/seal.py, evofair/analysis/run_check.py): what decides a run's result —
 config.yaml as run, the objectives and directions, the generation count, the checksum table and
-front.csv — is checked by `verify` (exit 1 naming the damage) and `--resume` refuses a damaged run
-in one line (exit 2); undamaged and older unsealed runs verify and resume."""
+front.csv — and the weights files are checked by `verify` (exit 1 naming the damage); `--resume`,
+`report` and `export` refuse a damaged run in one line (exit 2); undamaged and older unsealed runs
+verify and resume."""
 
 from __future__ import annotations
 
@@ -35,10 +36,28 @@ def sealed_run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def sealed_checkpoint_run(tmp_path_factory) -> Path:
+    """A run whose genomes are weights files (the toy MLP): the damage a file can take."""
+    recipe = yaml.safe_load((Path(__file__).resolve().parents[2] / "runs" / "toy.yaml").read_text())
+    recipe["algorithm"].update(pop_size=4, generations=1)
+    recipe["problem"]["args"] = {"n_train": 64, "n_eval": 32}
+    out = tmp_path_factory.mktemp("sealed") / "toy"
+    evofair.run(recipe, out, progress=False)
+    return out
+
+
 @pytest.fixture
 def run(sealed_run, tmp_path) -> Path:
     dest = tmp_path / "run"
     shutil.copytree(sealed_run, dest)
+    return dest
+
+
+@pytest.fixture
+def checkpoint_run(sealed_checkpoint_run, tmp_path) -> Path:
+    dest = tmp_path / "run"
+    shutil.copytree(sealed_checkpoint_run, dest)
     return dest
 
 
@@ -94,6 +113,17 @@ def drop_front_row(run: Path) -> None:
     (run / "front.csv").write_bytes(b"".join(lines[:-1]))
 
 
+def front_weights_to_directory(run: Path) -> None:
+    """The first front model's weights file replaced by an (empty) directory of the same name."""
+    front_id = (run / "front.csv").read_text().splitlines()[1].split(",")[0]
+    con = sqlite3.connect(run / DB_NAME)
+    (digest,) = con.execute("SELECT weights_hash FROM individuals WHERE id=?", (front_id,)).fetchone()
+    con.close()
+    (path,) = (run / "weights").rglob(f"{digest}.safetensors")
+    path.unlink()
+    path.mkdir()
+
+
 DAMAGE = {
     "config seed": (edit_config(seed=lambda c: c.update(seed=5)), "config.yaml"),
     "config hv_ref": (edit_config(hv=lambda c: c.update(hv_ref=[2.0, 2.0])), "config.yaml"),
@@ -105,7 +135,9 @@ DAMAGE = {
     "deleted last generation": (delete_last_generation, "generations"),
     "dropped checksum table": (sql("DROP TABLE checksums"), "checksums"),
     "edited front.csv": (drop_front_row, "front.csv"),
+    "weights file replaced by a directory": (front_weights_to_directory, "not a regular file"),
 }
+ON_CHECKPOINTS = {"weights file replaced by a directory"}  # the others: on the vector run
 
 
 def err_lines(capsys) -> list[str]:
@@ -113,15 +145,26 @@ def err_lines(capsys) -> list[str]:
 
 
 @pytest.mark.parametrize("which", list(DAMAGE))
-def test_damage_is_named_by_verify_and_refused_by_resume(run, which, capsys):
+def test_damage_is_named_by_verify_and_refused_by_every_reader(which, request, tmp_path, capsys):
+    """verify: exit 1 naming the damage; --resume, report and export: exit 2, one line naming it
+    and pointing at verify, nothing written."""
+    run = request.getfixturevalue("checkpoint_run" if which in ON_CHECKPOINTS else "run")
+    front_id = (run / "front.csv").read_text().splitlines()[1].split(",")[0]
     damage, word = DAMAGE[which]
     damage(run)
     assert main(["verify", str(run)]) == 1
     problems = [line for line in err_lines(capsys) if not line.startswith("evofair: note:")]
     assert any(word in line for line in problems[:-1]), problems
-    assert main(["run", "--resume", str(run), "--set", "algorithm.generations=3", "--quiet"]) == 2
-    lines = err_lines(capsys)
-    assert len(lines) == 1 and word in lines[0] and f"evofair verify {run}" in lines[0], lines
+    readers = {
+        "resume": ["run", "--resume", str(run), "--set", "algorithm.generations=3", "--quiet"],
+        "report": ["report", str(run), "--out", str(tmp_path / "report.html")],
+        "export": ["export", str(run), front_id, "--to", str(tmp_path / "model")],
+    }
+    for name, argv in readers.items():
+        assert main(argv) == 2, name
+        lines = err_lines(capsys)
+        assert len(lines) == 1 and word in lines[0] and f"evofair verify {run}" in lines[0], (name, lines)
+    assert not (tmp_path / "report.html").exists() and not (tmp_path / "model").exists()
 
 
 def test_an_undamaged_run_verifies_and_resumes_and_stays_sealed(run, capsys):

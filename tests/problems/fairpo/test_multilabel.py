@@ -303,3 +303,22 @@ def test_recorded_yeast_table_has_every_row_and_its_claim_recomputes():
     dp = np.mean([mp["dpo_stable", k] - mp["sft", k] for k in s])
     dn = np.mean([mn["dpo_stable", k] - mn["sft", k] for k in s])
     assert recorded["dpo_stable"]["holds"] == bool(dp > 0 and dn >= -0.05)
+
+
+def test_reference_point_comes_from_the_data():
+    """Without a recipe hv_ref, the reference lies just past a constant score's (1 − mAP_P, 1 − mAP_N)
+    on the worse of validate and test; the oracle is sklearn's average precision of a constant score."""
+    from sklearn.metrics import average_precision_score
+
+    from evofair.core.indicators import just_past
+
+    p = MultiLabelProblem(MultiLabelParams(data="mulan_emotions", hidden=16, sft_epochs=2)).ensure_setup()
+    worst = [0.0, 0.0]
+    for split in ("val", "test"):
+        y = p.y[split]
+        ap = [average_precision_score(y[:, c], np.full(len(y), 0.5)) for c in range(p.C)]
+        for k, labels in enumerate((p.priv, p.nonpriv)):
+            worst[k] = max(worst[k], 1 - float(np.mean([ap[c] for c in labels])))
+    assert p.default_hv_ref == (just_past(worst[0]), just_past(worst[1]))
+    assert all(w < r <= w + 0.02 for w, r in zip(worst, p.default_hv_ref))
+    assert "hv_ref unless the recipe pins one" in p.describe()

@@ -169,6 +169,22 @@ def test_main_job_small_slice(tmp_path):
     np.testing.assert_allclose(model.features(texts[:8]), np.asarray(test.X[:8]), atol=1e-4)
     pred = model.predict(features=np.asarray(test.X, dtype=np.float32))
     assert abs(float((pred != np.asarray(test.y)).mean()) - ind.metrics["test"]["error"]) < 1e-12
+    _readme_snippet_predicts_as_the_store(exported, list(texts[:8]), model)
+
+
+def _readme_snippet_predicts_as_the_store(exported, texts, model):
+    """The export README's loading snippet, run in a process that never imports evofair, predicts
+    the same classes as the exported model."""
+    import subprocess
+    import sys
+
+    readme = (Path(exported) / "README.md").read_text()
+    code = readme.split("How to load (transformers only)", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    code = code.replace("DIR", str(exported)).replace('["She is a surgeon at ..."]', json.dumps(texts))
+    code += "\nimport sys; assert not any(m.startswith('evofair') for m in sys.modules)\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    expected = [model.config["classes"][k] for k in model.predict(texts)]
+    assert out.stdout.strip() == repr(expected)
 
 
 def test_lora_genome_end_to_end_tiny(tmp_path):
