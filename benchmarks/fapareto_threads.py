@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from evofair.problems.common.text_encoder import default_model_dir, embed_parallel
     from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams, read_biasbios
 
-    texts = read_biasbios(shipped_data("biasbios_surgeon_nurse") / "biosbias_surgeon_nurse.jsonl")["train"]["text"]
+    texts = read_biasbios(shipped_data("biasbios_surgeon_nurse") / "biosbias_surgeon_nurse.jsonl.gz")["train"]["text"]
     texts = texts[: args.n]
     rows = [("embed: in-process, 2 threads, batch 16 (baseline)", _embed_in_process(texts, 2, 16))]
     for bs in (16, 32, 64):

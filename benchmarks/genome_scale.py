@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
+DATA = HERE.parent / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl.gz"
 GB = 1e9
 POP, GENERATIONS = 64, 20
 

@@ -92,12 +92,13 @@ def tiny_bert(folder, seed=0):
 def biasbios_subset(path, per_split=8, edit=None):
     """The shipped BiasBios file cut to the first `per_split` + 2 bios of each split (tests pass
     limit=per_split), written to `path`; `edit(split, i, row)` may change a row."""
+    import gzip
     import json
     from pathlib import Path
 
-    data = Path(__file__).resolve().parents[1] / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
+    data = Path(__file__).resolve().parents[1] / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl.gz"
     rows, seen = [], {}
-    for line in data.read_text(encoding="utf-8").split("\n"):  # not splitlines(): bios contain U+2028
+    for line in gzip.decompress(data.read_bytes()).decode("utf-8").split("\n"):  # not splitlines(): bios contain U+2028
         if not line:
             continue
         row = json.loads(line)

@@ -42,7 +42,7 @@ from evofair.problems.common.text_problem import LoraArgs, TextClassificationPro
 from evofair.problems.fapareto.selection import RobustValidation, SelectionArgs, stratified_resplit
 
 DATA_FOLDER = "biasbios_surgeon_nurse"
-DATA_FILE = "biosbias_surgeon_nurse.jsonl"
+DATA_FILE = "biosbias_surgeon_nurse.jsonl.gz"
 SPLIT_NAMES = {"train": "train", "validate": "val", "test": "test"}
 CLASS_NAMES = ("surgeon", "nurse")
 
@@ -65,11 +65,19 @@ class BiasBiosParams(HeadArgs):
     selection: SelectionArgs = Field(default_factory=SelectionArgs)
 
 
+def open_text(path: Path):
+    """The bios file as text, gzip-compressed (the shipped file) or not (a user's own). Iterate it,
+    never `splitlines()` it: bios contain U+2028."""
+    import gzip
+
+    return gzip.open(path, "rt", encoding="utf-8") if str(path).endswith(".gz") else open(path, encoding="utf-8")
+
+
 def read_biasbios(path: Path, limit: int | None = None) -> dict[str, dict[str, list]]:
     """{"train"|"val"|"test": {"text", "y", "g"}} in file order, optionally the first `limit` of each."""
     out: dict[str, dict[str, list]] = {s: {"text": [], "y": [], "g": []} for s in SPLIT_NAMES.values()}
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open_text(path) as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue

@@ -19,6 +19,7 @@ the archive re-selected on B (fresh), and on all of validate.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shutil
 import sys
@@ -28,12 +29,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
+DATA = ROOT / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl.gz"
 
 
 def split_validate(out: Path, seed: int = 0) -> np.ndarray:
     """Write DATA without half of its validate rows (B); return B's positions inside validate."""
-    with open(DATA, encoding="utf-8") as fh:  # not splitlines(): bios contain U+2028
+    with gzip.open(DATA, "rt", encoding="utf-8") as fh:  # not splitlines(): bios contain U+2028
         rows = [json.loads(line) for line in fh if line.strip()]
     val = [i for i, r in enumerate(rows) if r["split"] == "validate"]
     rng, held = np.random.default_rng(seed), set()

@@ -109,7 +109,7 @@ def test_wheel_holds_only_evofair_with_its_recipes_and_data(wheel):
     for needed in (
         "evofair/recipes/fapareto_biasbios.yaml",
         "evofair/recipes/toy.yaml",
-        "evofair/datasets/biasbios_surgeon_nurse/biosbias_surgeon_nurse.jsonl",
+        "evofair/datasets/biasbios_surgeon_nurse/biosbias_surgeon_nurse.jsonl.gz",
         "evofair/problems/fapareto/biasbios.py",
         "evofair/operators/merge.py",
     ):

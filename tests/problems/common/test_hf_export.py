@@ -4,6 +4,7 @@ peft (no evofair code on the loading side) reproducing the stored test error wit
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -20,7 +21,7 @@ from evofair.problems.common.hf_export import adapter_factors
 from evofair.store.run_store import RunStore
 
 REPO = Path(__file__).resolve().parents[3]
-DATA = REPO / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
+DATA = REPO / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl.gz"
 
 
 def test_adapter_factors_rank_and_error_against_numpy():
@@ -53,7 +54,7 @@ def test_adapter_factors_rank_and_error_against_numpy():
 
 def _slice(path: Path, per_split: int = 10) -> Path:
     rows, seen = [], {}
-    for line in DATA.read_text(encoding="utf-8").split("\n"):  # not splitlines(): bios contain U+2028
+    for line in gzip.decompress(DATA.read_bytes()).decode("utf-8").split("\n"):  # not splitlines(): bios contain U+2028
         if line:
             row = json.loads(line)
             if seen.get(row["split"], 0) < per_split:

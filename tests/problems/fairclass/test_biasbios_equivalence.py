@@ -7,6 +7,7 @@ groups, so the same base head, the same initial population, the same local searc
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -18,14 +19,14 @@ import evofair
 from evofair.lifecycle.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parents[3]
-DATA = REPO / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
+DATA = REPO / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl.gz"
 SHRINK = {"algorithm": {"pop_size": 4, "generations": 2, "n_offsprings": 4}}
 
 
 def _slice(path: Path, per_group: int = 5) -> Path:
     """The first `per_group` bios of each (split, gender), in file order."""
     rows, seen = [], {}
-    for line in DATA.read_text(encoding="utf-8").split("\n"):  # not splitlines(): bios contain U+2028
+    for line in gzip.decompress(DATA.read_bytes()).decode("utf-8").split("\n"):  # not splitlines(): bios contain U+2028
         if line:
             row = json.loads(line)
             key = (row["split"], row["gender"])

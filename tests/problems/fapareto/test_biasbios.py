@@ -1,6 +1,7 @@
 """BiasBios: pooling against sentence-transformers, the feature cache (hit, invalidation), the
 head main job end to end on a small slice, and the `lora` genome end to end in a tiny setting."""
 
+import gzip
 import json
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from evofair.store.run_store import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
-DATA = REPO_ROOT / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl"
+DATA = REPO_ROOT / "data" / "biasbios_surgeon_nurse" / "biosbias_surgeon_nurse.jsonl.gz"
 
 
 def test_mean_pooling_matches_sentence_transformers():
@@ -90,7 +91,7 @@ def test_feature_cache_hit_and_invalidation(tmp_path, monkeypatch):
 
 def test_parallel_embedding_equals_in_process(tmp_path):
     model = tiny_bert(tmp_path / "model", seed=0)
-    texts = [json.loads(line)["text"] for line in DATA.read_text(encoding="utf-8").split("\n")[:40]]
+    texts = [json.loads(line)["text"] for line in gzip.decompress(DATA.read_bytes()).decode("utf-8").split("\n")[:40]]
     tok, enc = load_encoder(model)
     one = embed(texts, tok, enc, max_length=48, batch_size=8)
     two = text_encoder.embed_parallel(texts, model, max_length=48, batch_size=8, workers=2)
