@@ -23,28 +23,16 @@ def test_nondominated_matches_pymoo_on_random_sets_with_ties():
 
 
 def test_one_seed_writes_every_field_on_a_small_table(tmp_path):
-    """The runner end to end on a generated table: the issue's JSON fields, ratios that are the
+    """The runner end to end on a generated table: every JSON field the benchmark writes, ratios that are the
     HVs' quotients, an equal budget within one sweep epoch of the pipeline's, and the anytime plot."""
     import json
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "problems" / "fairclass"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "problems" / "merging"))
     import search_vs_sweep as svs
-    from fairclass_tables import make_table
     from tasks import Task
+    from test_merge_front import _loans_inner  # the generated loans table as an inner problem
 
-    path = tmp_path / "loans.csv"
-    make_table(n=300).to_csv(path, index=False)
-    inner = {
-        "name": "fair_classification",
-        "args": {
-            "data": {"path": str(path)},
-            "target": "outcome",
-            "positive": "yes",
-            "sensitive": ["gender"],
-            "model": {"kind": "mlp", "hidden": [4]},
-            "baselines": {"enabled": False},
-        },
-    }
+    inner = _loans_inner(tmp_path, n=300)
     task = Task("loans", inner, (1.0, 1.0), ("error", "eod"))
     args = svs.parse(["--pop", "4", "--gens", "2", "--epochs", "2", "--n-boot", "10", "--rounds", "1", "--refine", "1"])
     row = svs.one_seed(task, 1, args)
