@@ -51,6 +51,14 @@ class Problem(ABC):
     objectives: tuple[Objective, ...] = ()
     #: reference point for hypervolume, in *minimised* objective space (see `minimised`)
     default_hv_ref: tuple[float, ...] | None = None
+    #: True where `evaluate` gives every split the same values (a deterministic test function):
+    #: executors then evaluate once and give each split those values.
+    splits_coincide: ClassVar[bool] = False
+    #: True where a genome's metrics depend on that genome alone, computed the same in any batch
+    #: (row-wise numerics): an executor that runs in one process may then evaluate a generation as
+    #: one batch instead of `eval_chunk`-sized ones (the chunks exist so batched numerics, and the
+    #: front, do not depend on the executor; row-wise ones do not depend on the batch at all).
+    rowwise: ClassVar[bool] = False
 
     def __init__(self, params: Args | None = None, *, data_root: str | None = None):
         self.params = params if params is not None else self.Params()

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.population import Population
 
 from evofair.core.genome import genome_of
@@ -19,7 +20,6 @@ from evofair.store.jsonstate import from_json, numeric_attributes, set_numeric_a
 
 
 def build_algorithm(recipe, problem):
-    from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.algorithms.moo.nsga3 import NSGA3
     from pymoo.algorithms.moo.sms import SMSEMOA
     from pymoo.util.ref_dirs import get_reference_directions
@@ -27,11 +27,29 @@ def build_algorithm(recipe, problem):
     alg = recipe.algorithm
     kwargs = pymoo_adapter.variation(genome_of(problem), recipe, problem)
     if alg.name == "nsga2":
-        return NSGA2(pop_size=alg.pop_size, n_offsprings=alg.n_offsprings, **kwargs)
+        return FastOptimumNSGA2(pop_size=alg.pop_size, n_offsprings=alg.n_offsprings, **kwargs)
     if alg.name == "nsga3":
         ref_dirs = get_reference_directions("das-dennis", len(problem.objectives), n_partitions=alg.n_partitions)
         return NSGA3(ref_dirs=ref_dirs, pop_size=alg.pop_size, n_offsprings=alg.n_offsprings, **kwargs)
     return SMSEMOA(pop_size=alg.pop_size, n_offsprings=alg.n_offsprings, **kwargs)
+
+
+class FastOptimumNSGA2(NSGA2):
+    """pymoo's NSGA-II with a `_set_optimum` (run after every tell) that reads each member's
+    attributes directly: pymoo's reads them through `Population.get` (a `hasattr` per member and
+    key), 0.28 ms per generation of 100 against 0.05 ms here (`benchmarks/zdt1_vs_pymoo.py`). The
+    same `opt`: the rank-0 members, or without a feasible member the least infeasible one."""
+
+    def _set_optimum(self, **kwargs) -> None:
+        pop = self.pop
+        if pop is None or not len(pop):
+            return super()._set_optimum(**kwargs)
+        eps = pop[0].config.get("cv_eps", 0.0)
+        cv = np.array([ind.CV[0] for ind in pop])
+        if not (cv <= eps).any():
+            self.opt = pop[[int(np.argmin(cv))]]
+        else:
+            self.opt = pop[np.array([ind.data.get("rank") == 0 for ind in pop], dtype=bool)]
 
 
 class PymooBackend(Backend):
@@ -102,7 +120,7 @@ class PymooBackend(Backend):
         return {
             "rng": rng_state(alg.random_state),
             "n_iter": alg.n_iter,
-            "pop_data": [_member_json(ind.data) for ind in alg.pop],
+            **_members_state(alg.pop),
             "survival": numeric_attributes(alg.survival),
             **_survival_opt(alg.survival),
         }
@@ -115,8 +133,8 @@ class PymooBackend(Backend):
         alg._initialize()
         pop = Population.new("X", self._as_X(items), "eid", np.asarray(ids, dtype=object))
         self._set_F(pop, F, G)
-        for ind, data in zip(pop, state.get("pop_data", [])):
-            ind.data.update(from_json(data))
+        for ind, data in zip(pop, _members_data(state)):
+            ind.data.update(data)
         set_numeric_attributes(alg.survival, state.get("survival", {}))
         _restore_survival_opt(alg.survival, pop, state)
         alg.pop = pop
@@ -134,6 +152,37 @@ def _set_members(pop: Population, X: np.ndarray, ids) -> None:
     for ind, x, eid in zip(pop, X, ids):
         ind.X = x.copy()
         ind.data["eid"] = eid
+
+
+def _members_state(pop: Population) -> dict[str, Any]:
+    """The members' data less their ids: `pop_columns`, one list per key, where every member has
+    the same keys and each key's values are all integers or all floats (NSGA-II's rank and
+    crowding distance, pymoo's generation stamps), else `pop_data`, one dict per member. Columns
+    convert a generation's values in one numpy call each: the state is written every generation."""
+    datas = [ind.data for ind in pop]
+    if datas and all(d.keys() == datas[0].keys() for d in datas):
+        columns = {str(k): _numeric_column([d[k] for d in datas]) for k in datas[0] if k != "eid"}
+        if all(col is not None for col in columns.values()):
+            return {"pop_columns": columns}
+    return {"pop_data": [_member_json(d) for d in datas]}
+
+
+def _numeric_column(values: list[Any]) -> list[Any] | None:
+    """`values` as JSON numbers of their own kind (Python ints or floats), or None if mixed."""
+    kinds = {type(v) for v in values}
+    if all(issubclass(t, (int, np.integer)) and not issubclass(t, bool) for t in kinds):
+        return np.asarray(values, dtype=np.int64).tolist()
+    if all(issubclass(t, (float, np.floating)) for t in kinds):
+        return np.asarray(values, dtype=np.float64).tolist()
+    return None
+
+
+def _members_data(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each member's data as `_members_state` saved it (either form)."""
+    if "pop_columns" in state:
+        columns = state["pop_columns"]
+        return [dict(zip(columns, row)) for row in zip(*columns.values())]
+    return [from_json(d) for d in state.get("pop_data", [])]
 
 
 def _member_json(data: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,8 @@ class SerialExecutor(Executor):
 
     def evaluate(self, genomes: Sequence[Any]):
         parts = []
-        for s in chunks(len(genomes), self.eval_chunk):
+        size = max(1, len(genomes)) if getattr(self.problem, "rowwise", False) else self.eval_chunk
+        for s in chunks(len(genomes), size):
             parts.append(evaluate_all_splits(self.problem, genomes[s]))
             self.report("evaluate", s.stop, len(genomes))
         return merge_metrics(parts)

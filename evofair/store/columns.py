@@ -37,11 +37,15 @@ _F64 = np.dtype("<f8")
 _I64 = np.dtype("<i8")
 
 
-def columnar(new: Sequence[Individual]) -> bool:
+def columnar(new: Sequence[Individual], batch: Batch | None = None) -> bool:
     """Whether `new` fits the columnar layout: vectors of one length and one generation, the same
-    metric names each, and nothing only rows hold (weights, parents, an operator record)."""
+    metric names each, and nothing only rows hold (weights, parents, an operator record). `batch`:
+    `new` as the arrays the engine made them from (engine/offspring.py), which fit by construction,
+    so the per-individual check is skipped."""
     if not new:
         return False
+    if batch is not None and len(batch.ids) == len(new):
+        return True
     first = new[0]
     if first.x is None:
         return False

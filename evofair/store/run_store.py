@@ -228,7 +228,7 @@ class RunStore:
         self._check_writable()
         self.flush()
         now = time.time()
-        arrays = (batch if batch is not None else batch_of(new)) if columnar(new) else None  # columnar: one rule
+        arrays = (batch if batch is not None else batch_of(new)) if columnar(new, batch) else None  # columnar: one rule
         with self._db:
             if arrays is not None:
                 insert_batch(self._db, arrays, now)

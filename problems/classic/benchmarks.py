@@ -19,9 +19,12 @@ class ZDTParams(Args):
 
 
 class _PymooVectorProblem(VectorProblem):
-    """Wraps a pymoo test problem. Its functions are deterministic, so val and test coincide."""
+    """Wraps a pymoo test problem. Its functions are deterministic, so val and test coincide, and
+    row-wise (each row of X evaluated on its own), so a generation is one batch."""
 
     pymoo_name: str = ""
+    splits_coincide = True
+    rowwise = True
 
     def __init__(self, params=None, *, data_root=None):
         super().__init__(params, data_root=data_root)

@@ -43,7 +43,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("columns")
     evofair.run(ZDT, root / "columns", progress=False)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(run_store, "columnar", lambda new: False)
+        mp.setattr(run_store, "columnar", lambda new, batch=None: False)
         evofair.run(ZDT, root / "rows", progress=False)
     shutil.copytree(root / "rows", root / "older")
     with sqlite3.connect(root / "older" / DB_NAME) as con:

@@ -1,0 +1,109 @@
+"""The shortcuts that keep a cheap vector problem cheap give what the long way gives: NSGA-II's
+optimum read directly, the engine state stored as columns (and read in its older per-member form),
+and deterministic row-wise test problems evaluated once per generation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.population import Population
+from pymoo.problems import get_problem
+
+from evofair.engine import pymoo_backend
+from evofair.engine.pymoo_backend import FastOptimumNSGA2, PymooBackend
+from evofair.executors.base import chunks, evaluate_all_splits, merge_metrics
+from evofair.executors.serial import SerialExecutor
+from evofair.lifecycle.recipe import parse_recipe
+from problems.classic.benchmarks import DTLZ2, ZDT1, ZDT2, ZDT3, DTLZParams, ZDTParams
+
+
+def _population(F: np.ndarray, G: np.ndarray, rank: list[int]) -> Population:
+    pop = Population.new("X", np.zeros((len(F), 2)), "F", F, "G", G, "H", np.zeros((len(F), 0)))
+    pop.set("rank", np.asarray(rank))
+    return pop
+
+
+@pytest.mark.parametrize("feasible", [True, False])
+def test_fast_optimum_is_pymoos(feasible):
+    """Same members as pymoo's own NSGA-II `_set_optimum`, with a feasible member and without."""
+    rng = np.random.default_rng(4)
+    F = rng.random((12, 2))
+    G = rng.random((12, 1)) - (0.5 if feasible else -0.1)  # G ≤ 0 is feasible
+    rank = list(rng.integers(0, 3, 12))
+    ours, theirs = FastOptimumNSGA2(pop_size=12), NSGA2(pop_size=12)
+    for alg in (ours, theirs):
+        alg.pop = _population(F, G, rank)
+        alg._set_optimum()
+    got, want = ours.opt.get("F"), theirs.opt.get("F")
+    assert len(want) == (sum(r == 0 for r in rank) if feasible else 1)
+    np.testing.assert_array_equal(got, want)
+
+
+def _zdt_backend(zdt_recipe) -> tuple[PymooBackend, ZDT1]:
+    return PymooBackend(parse_recipe(zdt_recipe), ZDT1(ZDTParams(n_var=10))), ZDT1(ZDTParams(n_var=10))
+
+
+def _advance(backend: PymooBackend, problem, generations: int) -> None:
+    for g in range(generations):
+        items = backend.ask()
+        F = problem.minimised(problem.evaluate(items, "val"))
+        backend.tell(items, F, [f"g{g}i{i}" for i in range(len(items))])
+
+
+def _old_state(state: dict) -> dict:
+    """The state as written before the columns: one dict per member (`_member_json`)."""
+    columns = state.pop("pop_columns")
+    state["pop_data"] = [dict(zip(columns, row)) for row in zip(*columns.values())]
+    return state
+
+
+@pytest.mark.parametrize("form", ["columns", "per member"])
+def test_state_restores_the_same_next_generation(zdt_recipe, form):
+    """A backend rebuilt from the stored population and its state (either form) asks for exactly
+    the offspring the original asks for next."""
+    original, problem = _zdt_backend(zdt_recipe)
+    _advance(original, problem, 3)
+    state = original.state()
+    assert "pop_columns" in state and "pop_data" not in state
+    assert state["pop_columns"]["rank"] == [int(ind.data["rank"]) for ind in original.algorithm.pop]
+    ids, F = original.population()
+    items = [ind.X for ind in original.algorithm.pop]
+    rebuilt, _ = _zdt_backend(zdt_recipe)
+    rebuilt.restore(items, F, ids, state if form == "columns" else _old_state(state))
+    for a, b in zip(original.algorithm.pop, rebuilt.algorithm.pop):
+        assert {k: v for k, v in a.data.items()} == {k: v for k, v in b.data.items()}
+    np.testing.assert_array_equal(np.asarray(original.ask()), np.asarray(rebuilt.ask()))
+
+
+def test_mixed_member_data_falls_back_to_per_member_dicts():
+    pop = Population.new("X", np.zeros((3, 2)))
+    for ind, v in zip(pop, [1, 2.5, "x"]):
+        ind.data["note"] = v
+    state = pymoo_backend._members_state(pop)
+    assert state == {"pop_data": [{"note": 1}, {"note": 2.5}, {"note": "x"}]}
+    assert pymoo_backend._members_data(state) == [{"note": 1}, {"note": 2.5}, {"note": "x"}]
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [ZDT1(ZDTParams(n_var=7)), ZDT2(ZDTParams(n_var=7)), ZDT3(ZDTParams(n_var=7)), DTLZ2(DTLZParams())],
+    ids=lambda p: p.name,
+)
+def test_rowwise_problems_evaluate_once_as_in_chunks(problem, monkeypatch):
+    """pymoo's test problems are row-wise and deterministic: one call for a whole generation gives,
+    bit for bit, what `eval_chunk`-sized calls per split give, and test equals val."""
+    X = np.random.default_rng(1).random((50, problem.n_var))
+    by_chunks = merge_metrics([{s: problem.evaluate(X[c], s) for s in ("val", "test")} for c in chunks(len(X), 16)])
+    calls = []
+    monkeypatch.setattr(problem, "evaluate", lambda g, split, f=problem.evaluate: calls.append(split) or f(g, split))
+    executor = SerialExecutor(eval_chunk=16)
+    executor.problem = problem
+    once = executor.evaluate(X)
+    assert calls == ["val"]
+    for split in ("val", "test"):
+        for name, values in by_chunks[split].items():
+            np.testing.assert_array_equal(once[split][name], values)
+    truth = get_problem(problem.pymoo_name, n_var=problem.n_var).evaluate(X, return_values_of=["F"])
+    np.testing.assert_array_equal(np.column_stack(list(once["test"].values())), truth)
+    assert evaluate_all_splits(problem, X[:3])["test"].keys() == {o.name for o in problem.objectives}
