@@ -1,8 +1,9 @@
 """Offspring plans and how an executor turns one into a checkpoint: merge → mutate → refine.
 
 The engine decides *what* to make (a `Plan`: parents, operators, arguments, seeds); executors
-decide *where* it is made. `realise` is the one function both the serial and Ray executors call,
-so the result depends only on the plan, never on where or in which order it ran.
+decide *where* it is made. `realise` (and `realise_all` for the offspring a problem trains
+together, in the groups `stack_groups` cuts) is what every executor calls, in the driver or on a
+worker, so the result depends only on the plans, never on where or in which order they ran.
 """
 
 from __future__ import annotations
@@ -176,6 +177,45 @@ def _refine_stack(problem, ops: Operators, plan: Plan) -> int:
     return int(problem.refine_stack(spec, spec.args(**plan.refine.args)))
 
 
+def refine_key(call: OpCall) -> str:
+    """What plans must share to be refined together: the refine operator and its arguments."""
+    return json.dumps([call.name, dict(call.args)], sort_keys=True, default=str)
+
+
+def refine_stacks(plans: Sequence[Plan], problem, ops: Operators) -> dict[str, int]:
+    """{`refine_key`: how many offspring of that refine `problem` trains at once} for the plans'
+    refines (`problem.refine_stack`, 1 where a problem has none). Asked of whoever holds the problem
+    that trains them: the driver's for the serial executor, a worker's for the others."""
+    out: dict[str, int] = {}
+    for p in plans:
+        if p.refine is not None and refine_key(p.refine) not in out:
+            out[refine_key(p.refine)] = _refine_stack(problem, ops, p)
+    return out
+
+
+def stack_groups(plans: Sequence[Plan], stacks: Mapping[str, int]) -> list[list[int]]:
+    """The plans (by index) realised together: those whose refine has a stack > 1 in `stacks`
+    (`refine_stacks`), grouped by `refine_key` in plan order and cut into consecutive chunks of
+    that stack (the last one smaller); every other plan alone. Groups are ordered by their first
+    plan. A pure function of the plans and the stack sizes, never of workers or scheduling:
+    stacked training equals separate training only up to float reassociation, so every executor
+    must stack exactly these groups for a recipe's front to be the same whichever runs it."""
+    by_key: dict[str, list[int]] = {}
+    groups: list[list[int]] = []
+    for i, p in enumerate(plans):
+        size = stacks.get(refine_key(p.refine), 1) if p.refine is not None else 1
+        if size < 2:
+            groups.append([i])
+            continue
+        assert p.refine is not None
+        open_ = by_key.get(refine_key(p.refine))
+        if open_ is None or len(open_) == size:
+            open_ = by_key[refine_key(p.refine)] = []
+            groups.append(open_)
+        open_.append(i)
+    return sorted(groups, key=lambda g: g[0])
+
+
 def realise_all(
     plans: Sequence[Plan],
     parents_of: Callable[[Plan], Sequence[Weights]],
@@ -185,25 +225,26 @@ def realise_all(
 ) -> list[Realised]:
     """`realise` of every plan, the same offspring, but where the problem trains several offspring
     of one refine operator at once (`problem.refine_stack(spec, args) > 1`, e.g. LoRA adapters
-    stacked through one forward: problems/common/stacked_sft.py) the plans sharing that operator
-    and its arguments are refined together by `problem.refine_together(spec, args, [(weights,
-    seed)])`, which must return what the operator returns for each. Otherwise one plan at a time.
-    `parents_of(plan)` gives a plan's parents' weights (loaded when needed); `progress(n)` is told
-    how many offspring are finished as they finish."""
-    if all(_refine_stack(problem, ops, p) < 2 for p in plans):
+    stacked through one forward: problems/common/stacked_sft.py) each of `stack_groups`' groups is
+    refined together by `problem.refine_together(spec, args, [(weights, seed)])`, which must return
+    what the operator returns for each. Otherwise one plan at a time. Serial runs a generation
+    through this; the other executors give a worker one group at a time and it runs the group
+    through this, so the same groups are stacked everywhere. `parents_of(plan)` gives a plan's
+    parents' weights (loaded when needed); `progress(n)` is told how many offspring are finished
+    as they finish."""
+    stacks = refine_stacks(plans, problem, ops)
+    stacked = [p.refine is not None and stacks[refine_key(p.refine)] > 1 for p in plans]
+    if not any(stacked):
         made = []
         for p in plans:
             made.append(realise(p, parents_of(p), problem, ops))
             progress(len(made))
         return made
     varied = [_vary(p, parents_of(p), problem, ops) for p in plans]
-    groups: dict[str, list[int]] = {}
-    for i, p in enumerate(plans):
-        if p.refine is not None and _refine_stack(problem, ops, p) > 1:
-            key = json.dumps([p.refine.name, dict(p.refine.args)], sort_keys=True, default=str)
-            groups.setdefault(key, []).append(i)
     refined: dict[int, Any] = {}
-    for idx in groups.values():
+    for idx in stack_groups(plans, stacks):
+        if not stacked[idx[0]]:
+            continue
         call = plans[idx[0]].refine
         assert call is not None
         spec = ops.refine[call.name]

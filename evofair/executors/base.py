@@ -28,7 +28,7 @@ from pydantic import Field
 from evofair.core.individual import Weights
 from evofair.core.problem import SPLITS
 from evofair.core.registry import Args
-from evofair.engine.pipeline import Plan, Realised
+from evofair.engine.pipeline import Plan, Realised, refine_key, stack_groups
 from evofair.errors import UserError
 
 if TYPE_CHECKING:
@@ -127,6 +127,7 @@ class Executor(ABC):
         # set by the engine for one generation: called as (phase, done, total) while work completes
         self.on_progress: Callable[[str, int, int], None] | None = None
         self._made: dict[str, Weights] = {}  # the last `realise`'s offspring, by key, for `evaluate_stored`
+        self._stacks: dict[str, int] = {}  # `refine_stacks` answers, by `pipeline.refine_key`, for this run
 
     @classmethod
     def from_args(cls, args: ExecutorArgs) -> Executor:
@@ -142,6 +143,31 @@ class Executor(ABC):
     def realise_phase(plans: Sequence[Plan]) -> str:
         """What realising these plans mostly costs: local learning when any is refined, else variation."""
         return "local learning" if any(p.refine is not None for p in plans) else "variation"
+
+    def plan_groups(self, plans: Sequence[Plan]) -> list[list[int]]:
+        """The plans (by index) a worker realises together, `pipeline.stack_groups`: one task each.
+        Singletons unless the workers' problem trains several offspring of a refine at once; the
+        stack sizes are asked of the workers (`refine_stacks`) once per distinct refine."""
+        ask: dict[str, Plan] = {}
+        for p in plans:
+            if p.refine is not None and refine_key(p.refine) not in self._stacks:
+                ask.setdefault(refine_key(p.refine), p)
+        if ask:
+            self._stacks.update(self.refine_stacks(list(ask.values())))
+        return stack_groups(plans, self._stacks)
+
+    def refine_stacks(self, plans: Sequence[Plan]) -> dict[str, int]:
+        """`pipeline.refine_stacks` of these plans, as the workers' problem answers it. By default 1
+        for each (no stacking); an executor whose workers run `realise_all` on a group asks them."""
+        return {refine_key(p.refine): 1 for p in plans if p.refine is not None}
+
+    @staticmethod
+    def ungroup(groups: Sequence[Sequence[int]], results: Sequence[Sequence[Realised]]) -> list[Realised]:
+        """Every group's results back in plan order."""
+        out: dict[int, Realised] = {}
+        for idx, made in zip(groups, results, strict=True):
+            out.update(zip(idx, made, strict=True))
+        return [out[i] for i in range(len(out))]
 
     def connect(self) -> None:  # noqa: B027 - an optional hook: nothing to do by default
         """Reach and size the compute (a Ray cluster) before the driver writes anything; a request that
@@ -183,7 +209,7 @@ class Executor(ABC):
         return self.evaluate([self._made[k] if k in self._made else store.get_weights(k) for k in keys])
 
     def close(self) -> None:
-        self._made = {}
+        self._made, self._stacks = {}, {}
 
     def __enter__(self):
         return self

@@ -3,8 +3,10 @@
 A `concurrent.futures.ProcessPoolExecutor` with the `spawn` context (no forked copy of the driver's
 threads, CUDA state or open store) whose initializer builds the problem once in each worker
 (`ProblemFactory.build()`, then `ensure_setup()`, as a Ray actor does) and keeps it resident. A task
-carries one plan with its parents' weights, or one `eval_chunk` batch of genomes, so evaluation is
-batched exactly as the serial executor batches it and the front is the same.
+carries one group of plans (`Executor.plan_groups`: one plan, or the offspring the problem trains
+together, which the worker realises with `pipeline.realise_all` as the serial executor does) with
+their parents' weights, or one `eval_chunk` batch of genomes, so stacking and evaluation are
+batched exactly as the serial executor batches them and the front is the same.
 
 Weights cross the pool's pipes as ordinary pickled bytes: once torch is imported, the pool's own
 pickler would pass every tensor as a shared-memory handle instead (a file descriptor each, and a
@@ -22,7 +24,7 @@ import multiprocessing
 import os
 import pickle
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -31,7 +33,7 @@ from pydantic import Field
 
 from evofair.core.individual import Weights
 from evofair.core.registry import component
-from evofair.engine.pipeline import Operators, Plan, Realised, realise
+from evofair.engine.pipeline import Operators, Plan, Realised, realise_all, refine_stacks
 from evofair.errors import UserError
 from evofair.executors.base import Executor, ExecutorArgs, WorkerError, chunks, evaluate_all_splits, merge_metrics
 
@@ -81,9 +83,15 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _realise(plan: Plan, parents: Sequence[bytes]) -> bytes:
+def _realise(plans: Sequence[Plan], parents: Mapping[str, bytes]) -> bytes:
+    """One group of plans; `parents` holds each of their parents' pickled weights by key."""
     problem, ops = _resident()
-    return _pack(realise(plan, [pickle.loads(p) for p in parents], problem, ops))
+    return _pack(realise_all(plans, lambda p: [pickle.loads(parents[r.key]) for r in p.parents], problem, ops))
+
+
+def _refine_stacks(plans: Sequence[Plan]) -> dict[str, int]:
+    problem, ops = _resident()
+    return refine_stacks(plans, problem, ops)
 
 
 def _evaluate(genomes: bytes) -> bytes:
@@ -131,12 +139,18 @@ class ProcessExecutor(Executor):
         )
         log.info("processes: %d workers, %d torch thread(s) each", self.num_workers, threads)
 
+    def refine_stacks(self, plans: Sequence[Plan]) -> dict[str, int]:
+        return self._map(_refine_stacks, [(plans,)])[0]
+
     def realise_weights(self, plans: Sequence[Plan], weights_of: Callable[[str], Weights]) -> list[Realised]:
+        groups = self.plan_groups(plans)  # one plan each, unless the problem trains offspring together
         parents = {r.key: _pack(weights_of(r.key)) for p in plans for r in p.parents}  # each pickled once
-        made = self._map(
-            _realise, [(p, [parents[r.key] for r in p.parents]) for p in plans], phase=self.realise_phase(plans)
-        )
-        return [pickle.loads(m) for m in made]
+        tasks = []
+        for idx in groups:
+            group = [plans[i] for i in idx]
+            tasks.append((group, {r.key: parents[r.key] for p in group for r in p.parents}))
+        made = self._map(_realise, tasks, phase=self.realise_phase(plans), sizes=[len(g) for g in groups])
+        return self.ungroup(groups, [pickle.loads(m) for m in made])
 
     def evaluate(self, genomes: Sequence[Any]):
         batches = [genomes[s] for s in chunks(len(genomes), self.eval_chunk)]

@@ -1,7 +1,9 @@
 """Ray executor: actors keep the problem (data, base model, cached features) resident.
 
 Tasks move plans and weights, never datasets. Results come back in plan order, so the driver's
-store sees the same sequence as with the serial executor.
+store sees the same sequence as with the serial executor. A realise task is one plan, or one group
+of `Executor.plan_groups` (offspring the problem trains together, e.g. stacked LoRA adapters),
+which the actor realises with `pipeline.realise_all` exactly as the serial executor does.
 
 Weights take one of two paths, decided by `attach_store` once the actors are up:
 - shared store (the run directory is on a filesystem every actor sees: the driver's machine, or a
@@ -294,9 +296,27 @@ class RayExecutor(Executor):
                     self.wire.weight_bytes_out += tensor_bytes(weights)
                     refs[parent.key] = ray.put(weights)
         self.wire.offspring += len(plans)
-        return self._map(
-            lambda w, p: w.realise.remote(p, *[refs[r.key] for r in p.parents]), plans, self.realise_phase(plans)
+
+        def submit(w, group: list[Plan]):
+            if len(group) == 1:  # one task per plan, as without stacking
+                return w.realise.remote(group[0], *[refs[r.key] for r in group[0].parents])
+            keys = list(dict.fromkeys(r.key for p in group for r in p.parents))
+            return w.realise_group.remote(group, keys, *[refs[k] for k in keys])
+
+        return self._realise_groups(plans, submit)
+
+    def refine_stacks(self, plans: Sequence[Plan]) -> dict[str, int]:
+        """Asked of one actor: every actor builds the same problem from the same factory."""
+        return self._map(lambda w, ps: w.refine_stacks.remote(ps), [list(plans)])[0]
+
+    def _realise_groups(self, plans: Sequence[Plan], submit) -> list[Realised]:
+        """One task per `plan_groups` group (`submit(actor, group)`: a plan alone returns one
+        `Realised`, a group a list), results back in plan order."""
+        groups = self.plan_groups(plans)
+        made = self._map(
+            submit, [[plans[i] for i in g] for g in groups], self.realise_phase(plans), [len(g) for g in groups]
         )
+        return self.ungroup(groups, [m if isinstance(m, list) else [m] for m in made])
 
     def evaluate(self, genomes: Sequence[Any]):
         batches = [list(genomes[s]) for s in chunks(len(genomes), self.eval_chunk)]
@@ -309,10 +329,17 @@ class RayExecutor(Executor):
             return super().realise(plans, store)
         self.wire.offspring += len(plans)
         self.wire.keys += sum(len(p.parents) + 1 for p in plans)  # parents' keys out, the child's back
-        made = self._map(lambda w, p: w.realise_stored.remote(self.root, p), plans, self.realise_phase(plans))
+        made = self._realise_groups(
+            plans,
+            lambda w, g: (
+                w.realise_stored.remote(self.root, g[0]) if len(g) == 1 else w.realise_stored_group.remote(self.root, g)
+            ),
+        )
         failpoints.hit("kill_after_worker_writes")  # files on disk, no row yet: orphans until committed
-        store.require_weights([r.key for r in made])
-        return [Made(r.key, r.log) for r in made]
+        out = [Made(r.key, r.log) for r in made if r.key is not None]  # each actor returns the key it wrote
+        assert len(out) == len(made)
+        store.require_weights([m.key for m in out])
+        return out
 
     def evaluate_stored(self, keys: Sequence[str], store):
         if not self.shared_store:

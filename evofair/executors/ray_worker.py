@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from evofair.core.individual import Weights
-from evofair.engine.pipeline import Operators, Plan, Realised, realise
+from evofair.engine.pipeline import Operators, Plan, Realised, realise_all, refine_stacks
 from evofair.errors import UserError
 from evofair.executors.base import evaluate_all_splits
 
@@ -48,7 +48,17 @@ class RayWorker:
         self.cache: OrderedDict[str, Weights] = OrderedDict()
 
     def realise(self, plan: Plan, *parents: Weights) -> Realised:
-        return realise(plan, list(parents), self.problem, self.ops)
+        """One plan alone (a group of one: `realise_all`, so a stack of one where the problem stacks)."""
+        return self.realise_group([plan], [r.key for r in plan.parents], *parents)[0]
+
+    def realise_group(self, plans: Sequence[Plan], keys: Sequence[str], *parents: Weights) -> list[Realised]:
+        """One group of `Executor.plan_groups`, as the serial executor realises it; `parents` are the
+        weights of the parents named by `keys`, each once."""
+        by_key = dict(zip(keys, parents, strict=True))
+        return realise_all(plans, lambda p: [by_key[r.key] for r in p.parents], self.problem, self.ops)
+
+    def refine_stacks(self, plans: Sequence[Plan]) -> dict[str, int]:
+        return refine_stacks(plans, self.problem, self.ops)
 
     def evaluate(self, genomes):
         return evaluate_all_splits(self.problem, genomes)
@@ -72,16 +82,23 @@ class RayWorker:
             self.cache.popitem(last=False)
 
     def realise_stored(self, root: str, plan: Plan) -> Realised:
+        return self.realise_stored_group(root, [plan])[0]
+
+    def realise_stored_group(self, root: str, plans: Sequence[Plan]) -> list[Realised]:
+        """`realise_group` with parents read from and offspring written to the run's store."""
         from safetensors.torch import load as st_load
 
         from evofair.store.weights_files import write_weights_file
 
-        made = realise(plan, [self._stored(root, r.key) for r in plan.parents], self.problem, self.ops)
-        assert made.weights is not None
-        key, data = write_weights_file(Path(root), made.weights)
-        # kept as the stored bytes decode, so whichever actor evaluates it sees the same tensors
-        self._keep(key, dict(st_load(data)))
-        return Realised(None, made.log, key)
+        out = []
+        parents_of = lambda p: [self._stored(root, r.key) for r in p.parents]  # noqa: E731
+        for made in realise_all(plans, parents_of, self.problem, self.ops):
+            assert made.weights is not None
+            key, data = write_weights_file(Path(root), made.weights)
+            # kept as the stored bytes decode, so whichever actor evaluates it sees the same tensors
+            self._keep(key, dict(st_load(data)))
+            out.append(Realised(None, made.log, key))
+        return out
 
     def evaluate_stored(self, root: str, keys: Sequence[str]):
         return evaluate_all_splits(self.problem, [self._stored(root, k) for k in keys])

@@ -1,8 +1,10 @@
 """The `sft` local search of several LoRA offspring at once, through stacked adapters.
 
-Why: a worker that realises a generation holds many offspring whose local learning is the same
-operator with the same arguments; `lora.stack_offspring` of them train through one forward and
-backward of the shared frozen blocks (stacked_lora.py) instead of one after another.
+Why: a generation holds many offspring whose local learning is the same operator with the same
+arguments; `lora.stack_offspring` of them train through one forward and backward of the shared
+frozen blocks (stacked_lora.py) instead of one after another. Which ones is decided once, from the
+plans, by `evofair.engine.pipeline.stack_groups`, and every executor hands a worker those groups,
+so `refine_together` gets at most one stack per call whichever executor runs.
 
 Each offspring is trained exactly as `operators.refine.sft` trains it alone: its own model from
 `build_model` (its own start, peft adapter and head, seeded from its genome), its own batches
