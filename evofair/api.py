@@ -29,6 +29,7 @@ from evofair.lifecycle.experiments import ExperimentRecipe
 from evofair.lifecycle.rebuild import ProblemFactory, build_problem, class_reference, prepare, record_problem  # noqa: F401 (build_problem: API)
 from evofair.lifecycle.recipe import Recipe, parse_recipe, read_recipe_file, resolved_yaml
 from evofair.lifecycle.resume import check_resumable, check_resume, never_started
+from evofair.lifecycle.stages import Stages, is_staged, recipe_file_of, run_stages, stages_of
 from evofair.store.run_store import RunStore
 from evofair.store.safe_io import atomic_write_text
 from evofair.tracking.callbacks import CallbackError, CallbackList, RunInfo, RunStartInfo, build_callbacks
@@ -91,7 +92,7 @@ def run(
     with (
         console_for_library(progress),
         library_records(),  # other libraries' warnings go to run.log, not the console
-        code_trust(recipe is not None or not resume or trust_code, folder / "config.yaml"),
+        code_trust(recipe is not None or not resume or trust_code, recipe_file_of(folder)),
     ):
         return _run(recipe, out, problem=problem, resume=resume, progress=progress, callbacks=callbacks)
 
@@ -107,6 +108,9 @@ def _run(recipe, out, *, problem, resume: bool | str | Path, progress: bool, cal
         )
     if not isinstance(recipe, Recipe):
         recipe = parse_recipe(recipe, problem=problem)
+    plan = stages_of(recipe, problem)  # several runs (lifecycle/stages.py)
+    if plan is not None:
+        return _run_stages(recipe, out, plan, resume=resume, progress=progress, callbacks=callbacks)
     given = problem is not None
     if given:
         recipe = recipe.model_copy(deep=True)  # the caller's Recipe stays as written
@@ -188,9 +192,34 @@ def _resume_target(recipe, out, resume) -> tuple[Any, Path, bool]:
     if recipe is None:
         if not resume:
             raise UserError("recipe: expected a recipe (a dict, a Recipe, or evofair.load_recipe(FILE))")
-        check_resumable(out)
-        recipe = recorded_executor(read_recipe_file(out / "config.yaml"))
+        if not is_staged(out):
+            check_resumable(out)
+        recipe = recorded_executor(read_recipe_file(recipe_file_of(out)))
     return recipe, out, bool(resume)
+
+
+def _run_stages(recipe: Recipe, out: Path, plan: Stages, *, resume: bool, progress: bool, callbacks) -> Result:
+    """Each stage an ordinary run in its own folder; a finished one is read back, not run again."""
+
+    def run_one(tree, folder: Path, again: bool) -> Result:
+        return _run(tree, folder, problem=None, resume=again, progress=progress, callbacks=callbacks)
+
+    def reuse(tree, folder: Path) -> Result:
+        _refuse_damaged(folder)  # sealed: its config.yaml states what the stage ran
+        check_resume(folder, parse_recipe(tree, str(folder / "config.yaml")))
+        return Result(folder)
+
+    result = run_stages(
+        recipe,
+        out,
+        plan,
+        resume=resume,
+        write_recipe=lambda path: atomic_write_text(path, resolved_yaml(recipe), within=out),
+        run_one=run_one,
+        reuse=reuse,
+    )
+    log.info("%s: the final front is %s", plan.what, Path(result.out) / "front.csv")
+    return result
 
 
 def _refuse_damaged(out: Path) -> None:

@@ -46,10 +46,11 @@ def _cmd_run(args) -> int:
     names by `module:Name` (problem, operator, callback, executor) is imported only with --trust-code.
     A recipe given with --resume is the user's own (and must match the run: lifecycle/resume.py)."""
     from evofair.core.plugins import code_trust
+    from evofair.lifecycle.stages import recipe_file_of
 
     if args.resume:
         _check_resume_arguments(args)
-    source = Path(args.resume) / "config.yaml" if args.resume and args.recipe is None else None
+    source = recipe_file_of(args.resume) if args.resume and args.recipe is None else None
     with code_trust(source is None or args.trust_code, source or ""):
         return _run_command(args)
 
@@ -69,17 +70,18 @@ def _run_command(args) -> int:
     from evofair.lifecycle.experiments import is_experiment
     from evofair.lifecycle.recipe import apply_overrides, parse_recipe, read_recipe_file
     from evofair.lifecycle.recipe_file import look_next_to
+    from evofair.lifecycle.stages import recipe_file_of
 
     if args.resume:
         from evofair.lifecycle.resume import check_resumable
 
         out = Path(args.resume)
-        if not (out / "config.yaml").exists():
+        if not recipe_file_of(out).exists():
             check_resumable(out)  # explains a run stopped before it wrote config.yaml
             raise UserError(f"--resume {out}: no config.yaml (not an evofair run directory)")
     # with --resume, a recipe given is checked against the run's config.yaml (lifecycle/resume.py)
     own_config = bool(args.resume) and args.recipe is None
-    source = Path(args.resume) / "config.yaml" if own_config else recipe_path(args.recipe)
+    source = recipe_file_of(args.resume) if own_config else recipe_path(args.recipe)
     file_raw = read_recipe_file(source)
     if own_config:
         from evofair.lifecycle.executor_section import recorded_executor
@@ -119,8 +121,10 @@ def _run_command(args) -> int:
         out = _default_out(recipe.name)
     result = api.run(recipe, out, resume=bool(args.resume), progress=not args.quiet)
     hv = result.history["hv_val"].iloc[-1] if len(result.history) else float("nan")
+    final = Path(result.out)  # a staged run (lifecycle/stages.py): its final stage's folder
     print(
         f"evofair: wrote {out} ({len(result.ids)} models on the front"
+        + (f" of {final}, in {final / 'front.csv'}" if final != out else "")
         + (f", hv_val {hv:.6f}" if hv == hv else "")
         + ")"
     )

@@ -70,8 +70,10 @@ def _cmd_export(args) -> int:
 def _cmd_report(args) -> int:
     from evofair.analysis.run_check import refuse_damaged
     from evofair.explorer.static_report import write_report
+    from evofair.lifecycle.stages import run_to_read
 
     _check_report_out(args.out)
+    args.dir = str(run_to_read(args.dir))  # a staged run (e.g. merge's hybrid rounds): its final stage
     refuse_damaged(args.dir, "")  # a damaged or edited run is not reported as a result
     out = write_report(args.dir, args.out, data=_run_data(args, "report"))
     print(f"evofair: wrote {out}")

@@ -28,6 +28,9 @@ RESUME_MAY_CHANGE = (
     "sized_for",  # what the recipe was sized for: a start-up note, never a result
 )
 _MISSING = object()
+# a staged run's folder (evofair/lifecycle/stages.py): its index, and the recipe --resume continues under
+STAGES_FILE = "stages.json"
+STAGED_RECIPE = "recipe.yaml"
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -46,18 +49,22 @@ def recipe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return changed
 
 
-def _allowed(key: str) -> bool:
+def _allowed(key: str, also: tuple[str, ...] = ()) -> bool:
     return any(
-        key == p or (p.endswith(".") and key.startswith(p)) or key.startswith(p + ".") for p in RESUME_MAY_CHANGE
+        key == p or (p.endswith(".") and key.startswith(p)) or key.startswith(p + ".")
+        for p in (*RESUME_MAY_CHANGE, *also)
     )
 
 
-def check_resume(out: Path, recipe) -> dict[str, list[Any]]:
-    """Compare `recipe` with the run's config.yaml: refuse result-changing differences; return
-    the allowed ones as {key: [old, new]} (recorded as a `resume_recipe_changed` event)."""
+def check_resume(
+    out: Path, recipe, *, config: str = "config.yaml", may_change: tuple[str, ...] = ()
+) -> dict[str, list[Any]]:
+    """Compare `recipe` with the run's config.yaml (a staged run's recipe.yaml: `config`): refuse
+    result-changing differences, those in `may_change` aside; return the allowed ones as
+    {key: [old, new]} (recorded as a `resume_recipe_changed` event)."""
     from evofair.lifecycle.recipe import Recipe, read_recipe_file
 
-    path = out / "config.yaml"
+    path = out / config
     if not path.exists():
         raise UserError(
             f"--resume {out}: no config.yaml (the run was stopped before it started; nothing "
@@ -71,7 +78,7 @@ def check_resume(out: Path, recipe) -> dict[str, list[Any]]:
     new = recipe.model_dump(mode="json", by_alias=True)
     old_flat, new_flat = _flatten(old), _flatten(new)
     changed = recipe_changes(old, new)
-    refused = [k for k in changed if not _allowed(k)]
+    refused = [k for k in changed if not _allowed(k, may_change)]
     if "problem.name" in refused:  # the commonest contradiction, said plainly: another recipe altogether
         raise UserError(
             f"--resume {out}: problem.name {new_flat.get('problem.name')!r} differs from the run's problem "
@@ -81,10 +88,10 @@ def check_resume(out: Path, recipe) -> dict[str, list[Any]]:
     if refused:
         shown = ", ".join(refused[:8]) + (f" (+{len(refused) - 8} more)" if len(refused) > 8 else "")
         raise UserError(
-            f"--resume {out}: the recipe differs from the run's config.yaml in {shown}; these "
+            f"--resume {out}: the recipe differs from the run's {config} in {shown}; these "
             "change results, so the run cannot continue under them (start a new run with "
             "--out; resume may change only algorithm.generations, executor.*, data_root, paths, intervals.*, "
-            "callbacks)"
+            f"callbacks{''.join(', ' + k for k in may_change)})"
         )
     return {k: [old_flat.get(k), new_flat.get(k)] for k in changed}
 
@@ -96,6 +103,11 @@ _LEFTOVERS = {".lock", DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", "run.log"}
 def check_resumable(out: Path) -> None:
     """Refuse `--resume` on a folder that holds no run to continue, saying why in one line."""
     db = out / DB_NAME
+    if (out / STAGES_FILE).is_file():  # a staged run continues under the recipe that asked for stages
+        raise UserError(
+            f"--resume {out}: a staged run's folder (its stages are run folders inside it); resume it "
+            f"under its own {STAGED_RECIPE} (`evofair run --resume {out}`), or one stage alone"
+        )
     if never_started(out):
         raise UserError(
             f"--resume {out}: the run stopped before it started (no config.yaml, no generation "

@@ -28,6 +28,7 @@ from evofair.problems.merging.anchors import TrainedAnchors, choose_lambdas, tra
 from evofair.problems.merging.checkpoints import CheckpointSpec, load_anchors, load_checkpoint
 from evofair.problems.merging.cross_fit import CrossFittedAnchors
 from evofair.problems.merging.genome import MergeRecipeGenome
+from evofair.problems.merging.hybrid import HybridCfg, hybrid_stages
 from evofair.problems.merging.thresholds import PER_GROUP_NOTE, ThresholdGenes, ThresholdMode
 
 DENSITY_METHODS = ("ties", "dare_linear", "dare_ties")
@@ -61,11 +62,18 @@ class MergeParams(Args):
         "off", description="evolve a decision threshold too: global, or per_group (reads the sensitive attribute)"
     )
     threshold_span: float = Field(2.0, gt=0, le=50, description="threshold genes shift the logit margin in ±span")
+    hybrid: HybridCfg = Field(
+        default_factory=HybridCfg,
+        description="rounds of fine-tuning the front's best merges into anchors and searching again (hybrid.py)",
+        exclude_if=lambda value: value == HybridCfg(),  # a Python object's config.yaml stays as before
+    )
 
     @model_validator(mode="after")
     def _one_source_of_anchors(self):
         if bool(self.anchors) == (self.train_anchors is not None):
             raise ValueError("give either anchors (your checkpoints) or train_anchors, not both or neither")
+        if self.hybrid.rounds and self.train_anchors is None:
+            raise ValueError("hybrid.rounds: fine-tunes front merges into train_anchors.refined: give train_anchors")
         if self.selection == "cross_fit" and self.train_anchors is None:
             raise ValueError("selection: cross_fit trains its anchors per fold: give train_anchors")
         if self.anchors and len(self.anchors) < 2:
@@ -115,6 +123,11 @@ class MergeFront(VectorProblem):
         self.cross_fit: CrossFittedAnchors | None = None
         self.thresholds: ThresholdGenes | None = None
         self.n_recipe = self.n_var  # the merge part of x; threshold genes follow it
+
+    @classmethod
+    def stages(cls, params: MergeParams, recipe: dict[str, Any]):
+        """The hybrid schedule's rounds when `hybrid.rounds` > 0 (evofair/lifecycle/stages.py runs them)."""
+        return hybrid_stages(params, recipe)
 
     # -- setup: the inner problem, its anchors and the base ------------------------------------
     def check_inputs(self) -> None:
