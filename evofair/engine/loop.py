@@ -14,7 +14,7 @@ import numpy as np
 
 from evofair.core.constraints import feasible_first, total_violation, violations
 from evofair.core.genome import genome_of
-from evofair.core.heap import older_objects_frozen
+from evofair.core.heap import steps_unscanned
 from evofair.core.indicators import hypervolume
 from evofair.engine.backend import Backend
 from evofair.engine.offspring import realise_generation, told_items
@@ -181,14 +181,16 @@ class Engine:
         total = self.recipe.algorithm.generations
         bar = progress_bar(total, self.recipe.name, unit="gen", enabled=self.progress, initial=start)
         try:
-            for generation in range(start, total):
-                with older_objects_frozen():  # full collections skip the heap the run started with
+            with steps_unscanned() as step_done:  # the collector rescans neither the heap nor a step's survivors
+                for generation in range(start, total):
+                    t0 = time.perf_counter()
                     stats = self.step(generation)
-                if stats is None:
-                    break
-                hv = f"{stats['hv_val']:.4f}" if stats["hv_val"] is not None else "-"
-                bar.set_postfix_str(f"evals={stats['evaluations']}, hv={hv}")
-                bar.update(1)
+                    step_done(time.perf_counter() - t0)
+                    if stats is None:
+                        break
+                    hv = f"{stats['hv_val']:.4f}" if stats["hv_val"] is not None else "-"
+                    bar.set_postfix_str(f"evals={stats['evaluations']}, hv={hv}")
+                    bar.update(1)
         finally:
             bar.close()
 

@@ -1,8 +1,12 @@
 """The shortcuts that keep a cheap vector problem cheap give what the long way gives: NSGA-II's
 optimum read directly, the engine state stored as columns (and read in its older per-member form),
-and deterministic row-wise test problems evaluated once per generation."""
+deterministic row-wise test problems evaluated once per generation, and a collector that leaves
+the survivors of cheap steps unscanned but still frees what slow steps leave behind."""
 
 from __future__ import annotations
+
+import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -10,6 +14,7 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.population import Population
 from pymoo.problems import get_problem
 
+from evofair.core.heap import CHEAP_STEP_SECONDS, YOUNG_THRESHOLD, steps_unscanned
 from evofair.engine import pymoo_backend
 from evofair.engine.pymoo_backend import FastOptimumNSGA2, PymooBackend
 from evofair.executors.base import chunks, evaluate_all_splits, merge_metrics
@@ -107,3 +112,28 @@ def test_rowwise_problems_evaluate_once_as_in_chunks(problem, monkeypatch):
     truth = get_problem(problem.pymoo_name, n_var=problem.n_var).evaluate(X, return_values_of=["F"])
     np.testing.assert_array_equal(np.column_stack(list(once["test"].values())), truth)
     assert evaluate_all_splits(problem, X[:3])["test"].keys() == {o.name for o in problem.objectives}
+
+
+class _Node:
+    """A reference cycle with a weakref-able member, to watch the collector."""
+
+    def __init__(self):
+        self.me = self
+
+
+def test_steps_unscanned_freezes_cheap_survivors_and_collects_slow_steps():
+    """A cheap step's survivors are frozen unscanned; a slow step's cycles are collected before its
+    survivors are frozen; afterwards everything is collectable and CPython's thresholds are back."""
+    before = gc.get_threshold()
+    with steps_unscanned() as step_done:
+        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+        cheap = weakref.ref(_Node())  # cyclic garbage of a cheap step: frozen, not collected
+        frozen = gc.get_freeze_count()
+        step_done(0.0)
+        assert gc.get_freeze_count() > frozen and cheap() is not None
+        slow = weakref.ref(_Node())
+        step_done(CHEAP_STEP_SECONDS * 10)
+        assert slow() is None  # collected before the freeze
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    gc.collect()
+    assert cheap() is None
