@@ -245,36 +245,24 @@ def _describe(spec) -> str:
 
 
 def _cmd_verify(args) -> int:
+    """Check a run folder, or every finished stage of a staged run's folder."""
     from evofair.analysis.run_check import check_run
+    from evofair.lifecycle.recipe_file import named_code_note
+    from evofair.lifecycle.stages import stage_folders
 
-    check = check_run(args.dir)
-    problems = check.problems
-    for line in [*check.notes, *_named_code(Path(args.dir))]:
-        print(f"evofair: note: {line}", file=sys.stderr)
-    for line in problems:
-        print(f"evofair: {line}", file=sys.stderr)
-    if problems:
-        print(f"evofair: {args.dir}: {len(problems)} problem(s) found", file=sys.stderr)
-        return 1
-    print(f"evofair: {args.dir}: ok ({check.individuals} individuals, every weights file matches its hash)")
-    return 0
-
-
-def _named_code(root: Path) -> list[str]:
-    """A note when config.yaml names code by `module:Name`: verify imports nothing, and says that
-    the other commands will not either without --trust-code."""
-    from evofair.lifecycle.recipe_file import named_code, read_recipe_file
-
-    try:
-        names = named_code(read_recipe_file(root / "config.yaml"))
-    except UserError:
-        return []  # no or unreadable config.yaml: the store's own check speaks for the run
-    if not names:
-        return []
-    return [
-        f"{root / 'config.yaml'} names code by module path ({', '.join(names[:5])}); nothing was imported: "
-        "report, export, explore and --resume import it only with --trust-code"
-    ]
+    found = 0
+    for folder in stage_folders(args.dir) or [Path(args.dir)]:
+        check = check_run(folder)
+        for line in [*check.notes, *named_code_note(folder)]:
+            print(f"evofair: note: {line}", file=sys.stderr)
+        for line in check.problems:
+            print(f"evofair: {line}", file=sys.stderr)
+        if check.problems:
+            print(f"evofair: {folder}: {len(check.problems)} problem(s) found", file=sys.stderr)
+        else:
+            print(f"evofair: {folder}: ok ({check.individuals} individuals, every weights file matches its hash)")
+        found += len(check.problems)
+    return 1 if found else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -231,6 +231,9 @@ def damage_as_user_error(root: str | Path) -> Iterator[None]:
 
 
 def load(out_dir: str | Path, *, problem=None, trust_code: bool = False) -> Result:
-    """Open a run directory (finished, interrupted or still running) as a `Result`, read-only.
-    `result.problem` imports a `module:Class` problem only with `trust_code=True`."""
-    return Result(out_dir, problem=problem, trust_code=trust_code)
+    """Open a run directory (finished, interrupted or still running) as a `Result`, read-only; a
+    staged run's folder (lifecycle/stages.py) opens its final stage. `result.problem` imports a
+    `module:Class` problem only with `trust_code=True`."""
+    from evofair.lifecycle.stages import run_to_read
+
+    return Result(run_to_read(out_dir), problem=problem, trust_code=trust_code)

@@ -24,9 +24,11 @@ def _cmd_explore(args) -> int:
     import logging
 
     from evofair.explorer import serve
+    from evofair.lifecycle.stages import run_to_read
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     _check_host(args.host)
+    args.dir = str(run_to_read(args.dir))  # a staged run (e.g. merge's hybrid rounds): its final stage
     serve(args.dir, host=args.host, port=args.port, allow_hosts=args.allow_host or (), trust_code=args.trust_code)
     return 0
 
@@ -60,8 +62,10 @@ def _run_data(args, command: str):
 
 def _cmd_export(args) -> int:
     from evofair.explorer.export import check_target, export_model, summary
+    from evofair.lifecycle.stages import run_to_read
 
     check_target(args.to)  # before the run is read: a bad --to is the only line
+    args.dir = str(run_to_read(args.dir))  # a staged run: its final stage's models
     to = export_model(args.dir, args.id, args.to, data=_run_data(args, "export"))
     print(f"evofair: {summary(to)}")
     return 0

@@ -234,3 +234,18 @@ def named_code(raw: Mapping[str, Any]) -> list[str]:
         if isinstance(cfg, Mapping):
             names.append(cfg.get("name"))
     return [n for n in names if isinstance(n, str) and is_reference(n)]
+
+
+def named_code_note(root: Path) -> list[str]:
+    """A note for `evofair verify` when a run's config.yaml names code by `module:Name`: verify
+    imports nothing, and says that the other commands will not either without --trust-code."""
+    try:
+        names = named_code(read_recipe_file(root / "config.yaml"))
+    except UserError:
+        return []  # no or unreadable config.yaml: the store's own check speaks for the run
+    if not names:
+        return []
+    return [
+        f"{root / 'config.yaml'} names code by module path ({', '.join(names[:5])}); nothing was imported: "
+        "report, export, explore and --resume import it only with --trust-code"
+    ]

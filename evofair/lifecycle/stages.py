@@ -121,6 +121,19 @@ def run_to_read(folder: str | Path) -> Path:
     )
 
 
+def stage_folders(folder: str | Path) -> list[Path]:
+    """A staged run's finished stage folders, in order ([] for an ordinary run folder), for the
+    commands that check every stage (`evofair verify`)."""
+    if not is_staged(folder):
+        return []
+    try:
+        finished = json.loads((Path(folder) / STAGES_FILE).read_text())["finished"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{folder}: {STAGES_FILE} unreadable; was it edited?") from None
+    names = [n for n in finished if isinstance(n, str) and n and "/" not in n and n not in (".", "..")]
+    return [Path(folder) / n for n in names]
+
+
 def run_stages(
     recipe,
     out: Path,

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
+import evofair
 from evofair import cli
 from evofair.analysis.result import Result
 from evofair.api import run
@@ -89,6 +90,14 @@ def test_the_recipe_key_runs_the_rounds_the_python_form_runs(tmp_path, capsys):
     np.testing.assert_array_equal(np.sort(py.F, axis=0), np.sort(cli_front.F, axis=0))
     assert cli.main(["report", str(out)]) == 0  # a staged run's report is its final round's
     assert (out / "round1" / "report.html").is_file() and not (out / "report.html").exists()
+    # the other readers follow it too: verify checks every round, load and export the final one
+    capsys.readouterr()
+    assert cli.main(["verify", str(out)]) == 0
+    checked = capsys.readouterr().out
+    assert f"{out / 'round0'}: ok" in checked and f"{out / 'round1'}: ok" in checked
+    assert list(evofair.load(out).ids) == list(cli_front.ids)
+    assert cli.main(["export", str(out), cli_front.ids[0], "--to", str(tmp_path / "model")]) == 0
+    assert (tmp_path / "model").exists()
     # resume with one more round: rounds 0 and 1 are read back untouched, round 2 refines round 1
     stores = {k: (out / f"round{k}" / "evofair.sqlite").read_bytes() for k in (0, 1)}
     assert cli.main(["run", "--resume", str(out), "--set", "problem.args.hybrid.rounds=2", "--quiet"]) == 0
