@@ -39,21 +39,25 @@ class SpyBiasBios(BiasBios):
         return super().refine_together(spec, args, items)
 
 
-def spy_problem(model_dir: Path, cache: Path, spy: Path, stack: int) -> SpyBiasBios:
-    """The LoRA genome on the tiny BERT, dropout off (stackable), not set up (a worker does that)."""
-    params = BiasBiosParams(
+def stackable_params(model_dir: Path, cache_dir: Path, stack: int | None, **lora) -> BiasBiosParams:
+    """The LoRA genome on a tiny BERT, dropout off (what stacking needs), `stack_offspring` = `stack`."""
+    return BiasBiosParams(
         genome="lora",
         model_dir=str(model_dir),
-        cache_dir=str(cache),
+        cache_dir=str(cache_dir),
         limit=10,
         max_length=24,
         hidden=[8],
         embed_workers=1,
         local_loss="ce+tpr_gap",
         fair_weight_init=[0.5, 2.0],
-        lora={"r": 2, "alpha": 4, "top_layers": 1, "dropout": False, "stack_offspring": stack},
+        lora={"r": 2, "alpha": 4, "top_layers": 1, "dropout": False, "stack_offspring": stack, **lora},
     )
-    problem = SpyBiasBios(params)
+
+
+def spy_problem(model_dir: Path, cache: Path, spy: Path, stack: int) -> SpyBiasBios:
+    """`stackable_params`' problem with the spy, not set up (a worker does that)."""
+    problem = SpyBiasBios(stackable_params(model_dir, cache, stack))
     problem.spy = str(spy)
     return problem
 

@@ -11,13 +11,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from stacking_parts import stackable_params
 
 from evofair.api import run as run_recipe
 from evofair.core.plugins import registry
 from evofair.engine.pipeline import GenomeRef, OpCall, Operators, Plan, realise, realise_all
 from evofair.problems.common import stacked_sft
 from evofair.problems.common.text_encoder import default_model_dir
-from evofair.problems.fapareto.biasbios import BiasBios, BiasBiosParams
+from evofair.problems.fapareto.biasbios import BiasBios
 from evofair.store.run_store import RunStore
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -43,19 +44,7 @@ def tiny_models(tmp_path_factory):
 
 
 def _problem(tmp_path, model_dir, stack: int | None, **lora) -> BiasBios:
-    params = BiasBiosParams(
-        genome="lora",
-        model_dir=str(model_dir),
-        cache_dir=str(tmp_path / "cache"),
-        limit=10,
-        max_length=24,
-        hidden=[8],
-        embed_workers=1,
-        local_loss="ce+tpr_gap",
-        fair_weight_init=[0.5, 2.0],
-        lora={"r": 2, "alpha": 4, "top_layers": 1, "dropout": False, "stack_offspring": stack, **lora},
-    )
-    return BiasBios(params).ensure_setup()
+    return BiasBios(stackable_params(model_dir, tmp_path / "cache", stack, **lora)).ensure_setup()
 
 
 def _plans() -> list[Plan]:
