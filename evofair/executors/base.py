@@ -7,7 +7,9 @@ built with those fields as keyword arguments (`Executor.from_args`).
 
 Every executor cuts evaluation into the same fixed-size chunks (`eval_chunk`, a recipe setting, not
 the number of workers), so batched numerics, and therefore the front, are identical whichever
-executor runs a recipe.
+executor runs a recipe. A problem whose numerics are row-wise (`Problem.rowwise`: a genome's
+metrics do not depend on its batch) may be evaluated in any batches; the serial executor then
+takes a generation at once.
 
 Weights: the engine asks `realise(plans, store)` for offspring already in the run's store and
 `evaluate_stored(keys, store)` for their metrics. Whether weights travel through the driver or
