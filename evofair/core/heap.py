@@ -34,17 +34,18 @@ YOUNG_THRESHOLD = 50_000
 
 
 @contextlib.contextmanager
-def steps_unscanned() -> Iterator[Callable[[float], None]]:
+def steps_unscanned(young_threshold: int | None = YOUNG_THRESHOLD) -> Iterator[Callable[[float], None]]:
     """For a run of steps: yields `step_done(seconds)`, to call after each step. Inside the block
-    the collector scans neither the heap the run started with nor what each step leaves alive: a
-    young collection waits for `YOUNG_THRESHOLD` new containers, which a cheap step never makes,
-    and `step_done` freezes the step's survivors (its individuals, kept by the store's in-memory
-    copy). At the default threshold a ZDT1 generation of 100 set off about one young collection,
-    each rescanning them (0.05 s of a 1.5 s run), while such a step makes almost no cyclic garbage
-    (~400 objects in 20,000 evaluations), which stays frozen until the block ends. A step slower
-    than `CHEAP_STEP_SECONDS` (it may build models, and cycles holding tensors with them) collects
-    its young objects before they are frozen, and a long one still collects as it goes. After the
-    block every object is collectable again and the thresholds are CPython's own."""
+    the collector scans neither the heap the run started with nor what each step leaves alive:
+    `step_done` freezes the step's survivors (its individuals, kept by the store's in-memory copy),
+    and with `young_threshold` a young collection waits for that many new containers, which a cheap
+    step never makes. At CPython's threshold a ZDT1 generation of 100 set off about one young
+    collection, each rescanning them (0.05 s of a 1.5 s run), while such a step makes almost no
+    cyclic garbage (~400 objects in 20,000 evaluations), which stays frozen until the block ends.
+    A step slower than `CHEAP_STEP_SECONDS` (it may build models, and cycles holding tensors with
+    them) collects its young objects before they are frozen; `young_threshold=None` keeps CPython's
+    threshold, for steps that train models and should free cycles as they go. After the block
+    every object is collectable again and the thresholds are CPython's own."""
 
     def step_done(seconds: float) -> None:
         if seconds > CHEAP_STEP_SECONDS:
@@ -53,7 +54,8 @@ def steps_unscanned() -> Iterator[Callable[[float], None]]:
 
     thresholds = gc.get_threshold()
     gc.freeze()
-    gc.set_threshold(YOUNG_THRESHOLD, *thresholds[1:])
+    if young_threshold is not None:
+        gc.set_threshold(young_threshold, *thresholds[1:])
     try:
         yield step_done
     finally:

@@ -14,7 +14,7 @@ import numpy as np
 
 from evofair.core.constraints import feasible_first, total_violation, violations
 from evofair.core.genome import genome_of
-from evofair.core.heap import steps_unscanned
+from evofair.core.heap import YOUNG_THRESHOLD, steps_unscanned
 from evofair.core.indicators import hypervolume
 from evofair.engine.backend import Backend
 from evofair.engine.offspring import realise_generation, told_items
@@ -181,7 +181,10 @@ class Engine:
         total = self.recipe.algorithm.generations
         bar = progress_bar(total, self.recipe.name, unit="gen", enabled=self.progress, initial=start)
         try:
-            with steps_unscanned() as step_done:  # the collector rescans neither the heap nor a step's survivors
+            # the collector rescans neither the heap nor a step's survivors; steps that train models
+            # (checkpoint genomes) keep CPython's young threshold and free their cycles as they go
+            young = YOUNG_THRESHOLD if self.genome.encoding == "array" else None
+            with steps_unscanned(young) as step_done:
                 for generation in range(start, total):
                     t0 = time.perf_counter()
                     stats = self.step(generation)

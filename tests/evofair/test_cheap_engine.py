@@ -137,3 +137,8 @@ def test_steps_unscanned_freezes_cheap_survivors_and_collects_slow_steps():
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
     gc.collect()
     assert cheap() is None
+    with steps_unscanned(None) as step_done:  # steps that train models: CPython's threshold
+        assert gc.get_threshold() == before
+        step_done(0.0)
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
