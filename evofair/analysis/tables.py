@@ -92,7 +92,7 @@ def write_tables(
     arch = archive(store, problem, everyone, constraints)
     header, rows = individual_rows(problem, arch, constraints)
     _write_csv(out / "archive.csv", header, rows)
-    gens = store.generations()
+    gens = store.generation_stats()
     _write_csv(
         out / "history.csv",
         ["generation", "hv_val", "n_front", "evaluations", "seconds"],

@@ -34,6 +34,11 @@ def build_algorithm(recipe, problem):
     return SMSEMOA(pop_size=alg.pop_size, n_offsprings=alg.n_offsprings, **kwargs)
 
 
+#: G without constraints and H (evofair has no equality constraints): pymoo's Evaluator leaves each
+#: member its own empty array; one shared array is the same values without 200 copies a generation
+_NO_VALUES = np.empty(0)
+
+
 class FastOptimumNSGA2(NSGA2):
     """pymoo's NSGA-II with a `_set_optimum` (run after every tell) that reads each member's
     attributes directly: pymoo's reads them through `Population.get` (a `hasattr` per member and
@@ -88,12 +93,12 @@ class PymooBackend(Backend):
     def _set_F(self, pop: Population, F, G=None) -> None:
         """What pymoo's `Evaluator().eval(StaticProblem(problem, F=F, G=G), pop)` leaves on fresh
         individuals, set directly: F, G (shape (n, 0) without constraints), H (n, 0; evofair has no
-        equality constraints), each row its own float64 copy, and F/G/H marked evaluated. With
-        constraints pymoo derives CV (and feasibility) from G on first use, as after its Evaluator;
-        without, CV is the 0.0 that derivation gives (`calc_cv` of empty G and H), set up front
-        instead of one `calc_cv` per member. The Evaluator path deep-copies the problem and sets
-        values through `hasattr` per individual and key, which cost more than survival on a cheap
-        problem."""
+        equality constraints), each non-empty row its own float64 copy (the empty ones one shared
+        array), and F/G/H marked evaluated. With constraints pymoo derives CV (and feasibility) from
+        G on first use, as after its Evaluator; without, CV is the 0.0 that derivation gives
+        (`calc_cv` of empty G and H), set up front instead of one `calc_cv` per member. The
+        Evaluator path deep-copies the problem and sets values through `hasattr` per individual and
+        key, which cost more than survival on a cheap problem."""
         n = len(pop)
         values = np.array(F, dtype=np.float64).reshape(n, self.algorithm.problem.n_obj)
         if self.n_constraints:
@@ -101,12 +106,11 @@ class PymooBackend(Backend):
                 raise ValueError(
                     f"tell: expected G of shape ({n}, {self.n_constraints}), got {None if G is None else np.shape(G)}"
                 )
-            constraints = np.array(G, dtype=np.float64)
+            constraints = list(np.array(G, dtype=np.float64))
         else:
-            constraints = np.full((n, 0), np.inf)
-        equalities = np.full((n, 0), np.inf)
-        for ind, f, g, h in zip(pop, values, constraints, equalities):
-            ind.F, ind.G, ind.H = f.copy(), g.copy(), h.copy()
+            constraints = [_NO_VALUES] * n
+        for ind, f, g in zip(pop, values, constraints):
+            ind.F, ind.G, ind.H = f.copy(), g.copy() if g.size else g, _NO_VALUES
             ind.evaluated.update(("F", "G", "H"))
             if not self.n_constraints:
                 ind.CV = np.zeros(1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -81,3 +81,21 @@ def operator_label(operator: Mapping[str, Any]) -> str:
     """A short label such as 'ties+gaussian+sft' for lineage edges."""
     parts = [operator[k]["name"] for k in ("init", "crossover", "mutation", "refine") if operator.get(k)]
     return "+".join(parts) or "copy"
+
+
+GENERATIONS_SQL = "SELECT generation, population, hv_val, n_front, evaluations, seconds, engine_state FROM generations"
+STAT_KEYS = ("generation", "hv_val", "n_front", "evaluations", "seconds")
+STATS_SQL = f"SELECT {', '.join(STAT_KEYS)} FROM generations"
+
+
+def generation_row(r: Sequence[Any]) -> dict[str, Any]:
+    """A `generations` row (GENERATIONS_SQL's columns) as the store returns it: ids and state decoded."""
+    return dict(
+        generation=r[0],
+        population=loads(r[1]),
+        hv_val=r[2],
+        n_front=r[3],
+        evaluations=r[4],
+        seconds=r[5],
+        engine_state=loads(r[6]) if r[6] else {},
+    )

@@ -36,7 +36,17 @@ from evofair.store.columns import (
 )
 from evofair.store.committed import CommittedRun, run_is_empty
 from evofair.store.digests import generation_digest
-from evofair.store.rows import SCHEMA, assemble, finite_or_none, loads, operator_label
+from evofair.store.rows import (
+    GENERATIONS_SQL,
+    SCHEMA,
+    STAT_KEYS,
+    STATS_SQL,
+    assemble,
+    finite_or_none,
+    generation_row,
+    loads,
+    operator_label,
+)
 from evofair.store.safe_io import refuse_links
 from evofair.store.seal import seal_problems, update_seal, write_seal
 from evofair.store.verification import checksum_mismatches, dangling_references
@@ -348,29 +358,20 @@ class RunStore:
 
     def generations(self) -> list[dict[str, Any]]:
         """Every committed generation's row (population ids, stats, engine state), oldest first."""
-        rows = self._db.execute(_GENERATIONS + " ORDER BY generation").fetchall()
+        rows = self._db.execute(GENERATIONS_SQL + " ORDER BY generation").fetchall()
         with gc_paused():
-            return [_generation(r) for r in rows]
+            return [generation_row(r) for r in rows]
+
+    def generation_stats(self) -> list[dict[str, Any]]:
+        """Every generation's stats (`STAT_KEYS`), oldest first: what history.csv and the report show,
+        without decoding populations and engine states (`generations`: 34 ms for ZDT1's 200)."""
+        rows = self._db.execute(STATS_SQL + " ORDER BY generation").fetchall()
+        return [dict(zip(STAT_KEYS, r)) for r in rows]
 
     def last_generation(self) -> dict[str, Any] | None:
         """The newest generation's row: one row read, however many generations the run has."""
-        row = self._db.execute(_GENERATIONS + " ORDER BY generation DESC LIMIT 1").fetchone()
-        return None if row is None else _generation(row)
-
-
-_GENERATIONS = "SELECT generation, population, hv_val, n_front, evaluations, seconds, engine_state FROM generations"
-
-
-def _generation(r: Sequence[Any]) -> dict[str, Any]:
-    return dict(
-        generation=r[0],
-        population=loads(r[1]),
-        hv_val=r[2],
-        n_front=r[3],
-        evaluations=r[4],
-        seconds=r[5],
-        engine_state=loads(r[6]) if r[6] else {},
-    )
+        row = self._db.execute(GENERATIONS_SQL + " ORDER BY generation DESC LIMIT 1").fetchone()
+        return None if row is None else generation_row(row)
 
 
 def _by_id(ind: Individual) -> str:

@@ -14,12 +14,14 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.population import Population
 from pymoo.problems import get_problem
 
+import evofair
 from evofair.core.heap import CHEAP_STEP_SECONDS, YOUNG_THRESHOLD, steps_unscanned
 from evofair.engine import pymoo_backend
 from evofair.engine.pymoo_backend import FastOptimumNSGA2, PymooBackend
 from evofair.executors.base import chunks, evaluate_all_splits, merge_metrics
 from evofair.executors.serial import SerialExecutor
 from evofair.lifecycle.recipe import parse_recipe
+from evofair.store.run_store import RunStore
 from problems.classic.benchmarks import DTLZ2, ZDT1, ZDT2, ZDT3, DTLZParams, ZDTParams
 
 
@@ -142,3 +144,17 @@ def test_steps_unscanned_freezes_cheap_survivors_and_collects_slow_steps():
         step_done(0.0)
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+
+
+def test_generation_stats_are_the_generation_rows_without_population_and_state(tmp_path, zdt_recipe):
+    """What history.csv is written from: every generation's stats, equal to the full rows' own."""
+    evofair.run(zdt_recipe, tmp_path / "run", progress=False)
+    store = RunStore(tmp_path / "run", readonly=True)
+    try:
+        full, stats = store.generations(), store.generation_stats()
+    finally:
+        store.close()
+    keys = ("generation", "hv_val", "n_front", "evaluations", "seconds")
+    assert stats == [{k: g[k] for k in keys} for g in full] and len(stats) == zdt_recipe["algorithm"]["generations"]
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert len(history) == len(stats) + 1 and history[-1].startswith(f"{stats[-1]['generation']},")
