@@ -22,6 +22,7 @@ class SlowZDT1(ZDT1):
 
     name = "slow_zdt1"
     Params = SlowParams
+    rowwise = False  # evaluated in `eval_chunk` batches, each reported, as a slow problem's are
 
     def evaluate(self, genomes, split):
         if self.params.warn and split == "val":
