@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from anytime import plot_anytime  # noqa: E402
 from fairpo_task import one_seed_fairpo  # noqa: E402
+from selection import parse_rule  # noqa: E402
 from tasks import Task, objectives, resampled_objectives, tasks  # noqa: E402
 
 from evofair.api import run as evofair_run  # noqa: E402
@@ -47,10 +48,11 @@ def nondominated(F: np.ndarray) -> np.ndarray:
     return np.asarray(keep, dtype=int)
 
 
-def sweep(problem, task: Task, seed: int, epochs: int) -> list[tuple[int, np.ndarray]]:
+def sweep(problem, task: Task, seed: int, epochs: int, keep: dict | None = None) -> list[tuple[int, np.ndarray]]:
     """After every epoch e: (training examples so far, test predictions of the validate-selected
-    candidates of epochs 1..e)."""
-    P: dict[str, list[np.ndarray]] = {"val": [], "test": []}
+    candidates of epochs 1..e). `keep`, a dict, receives every epoch's predictions ("val", "test")."""
+    P: dict[str, list[np.ndarray]] = {"val": [], "test": []} if keep is None else keep
+    P.update({"val": [], "test": []})
     curve: list[tuple[int, np.ndarray]] = []
     per_epoch = len(SWEEP_LAMBDAS) * len(problem.splits["train"])
 
@@ -102,8 +104,9 @@ def merge_recipe(task: Task, seed: int, args) -> dict:
     }
 
 
-def pipeline(task: Task, seed: int, args, out: Path):
-    """Each round's (problem, training examples, evaluations, test predictions of its validate-selected front)."""
+def pipeline(task: Task, seed: int, args, out: Path, on_result=None):
+    """Each round's (problem, training examples, evaluations, test predictions of its validate-selected
+    front); `on_result(result)` sees each round's run while its folder exists."""
     recipe, rounds, evaluations = merge_recipe(task, seed, args), [], 0
     result = None
     for k in range(args.rounds + 1):
@@ -111,6 +114,8 @@ def pipeline(task: Task, seed: int, args, out: Path):
             refined = refined_anchors(result, recipe, args.refine, max(1, args.epochs // 3))
             recipe["problem"]["args"]["train_anchors"].setdefault("refined", []).extend(refined)
         result = evofair_run(recipe, out / f"round{k}", progress=False)
+        if on_result is not None:
+            on_result(result)
         problem = result.problem
         evaluations += int(result.history["evaluations"].iloc[-1])
         X = np.array([result.x(i) for i in result.ids])
@@ -187,9 +192,34 @@ def parse(argv=None):
     ap.add_argument("--scalarisation", default="linear", choices=["linear", "tchebycheff", "epsilon"])
     ap.add_argument("--rounds", type=int, default=0, help="hybrid rounds after the first search")
     ap.add_argument("--refine", type=int, default=2, help="front merges fine-tuned per hybrid round")
+    ap.add_argument(
+        "--front-rule",
+        default="plain",
+        help="how both sides choose their fronts (selection.py): plain (the study's), stability[:t], shrunk[:k], "
+        "thin[:K]; a suffix @all picks the pipeline's from every evaluated recipe (tabular tasks; fairpo_yeast "
+        "keeps its own rule)",
+    )
+    ap.add_argument("--pool-cache", type=Path, help="folder keeping each seed's candidate pools (--front-rule)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path, help="folder for the anytime plots (one PNG per task)")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    rule, _, where = args.front_rule.partition("@")
+    try:
+        parse_rule(rule)
+    except ValueError as exc:
+        ap.error(str(exc))
+    if where not in ("", "all"):
+        ap.error(f"--front-rule: expected the suffix @all or none, got @{where}")
+    return args
+
+
+def _ratio(value) -> str:
+    """A ratio column; None (the sweep's HV is 0, possible under a --front-rule) prints as inf."""
+    return f"{float('inf') if value is None else value:>7.3f}"
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    return float(np.mean([np.inf if r[key] is None else r[key] for r in rows]))
 
 
 def main(argv=None) -> int:
@@ -202,12 +232,21 @@ def main(argv=None) -> int:
         for seed in range(1, args.seeds + 1):
             if name == "fairpo_yeast":
                 r = one_seed_fairpo(seed, args, nondominated, args.n_boot)
+            elif args.front_rule != "plain":
+                from rule_seed import cached_pools, rule_row  # noqa: PLC0415 (only this option needs it)
+
+                r = rule_row(
+                    tasks()[name],
+                    *cached_pools(tasks()[name], seed, args, args.pool_cache),
+                    args.front_rule,
+                    args.n_boot,
+                )
             else:
                 r = one_seed(tasks()[name], seed, args)
             rows.append(r)
             print(
                 f"{name:>14} {seed:>4} {r['hv_pipeline']:>9.5f} {r['hv_sweep_equal']:>9.5f} {r['hv_sweep_double']:>9.5f} "
-                f"{r['ratio_equal']:>7.3f} {r['ratio_double']:>7.3f}  [{r['diff_lo']:+.5f}, {r['diff_hi']:+.5f}]",
+                f"{_ratio(r['ratio_equal'])} {_ratio(r['ratio_double'])}  [{r['diff_lo']:+.5f}, {r['diff_hi']:+.5f}]",
                 flush=True,
             )
             if args.json:  # after every seed: a long run interrupted keeps what it measured
@@ -215,11 +254,11 @@ def main(argv=None) -> int:
                 args.json.write_text(json.dumps(rows, indent=1))
         mine = [r for r in rows if r["task"] == name]
         print(
-            f"{name:>14} mean ratio at equal budget {np.mean([r['ratio_equal'] for r in mine]):.3f}, "
-            f"at twice the budget {np.mean([r['ratio_double'] for r in mine]):.3f}",
+            f"{name:>14} mean ratio at equal budget {_mean(mine, 'ratio_equal'):.3f}, "
+            f"at twice the budget {_mean(mine, 'ratio_double'):.3f}",
             flush=True,
         )
-        if args.plot:
+        if args.plot and args.front_rule == "plain":
             plot_anytime(mine, args.plot / f"anytime_{name}.png", title=name)
     return 0
 
