@@ -42,13 +42,15 @@ def steps_unscanned(young_threshold: int | None = YOUNG_THRESHOLD) -> Iterator[C
     step never makes. At CPython's threshold a ZDT1 generation of 100 set off about one young
     collection, each rescanning them (0.05 s of a 1.5 s run), while such a step makes almost no
     cyclic garbage (~400 objects in 20,000 evaluations), which stays frozen until the block ends.
-    A step slower than `CHEAP_STEP_SECONDS` (it may build models, and cycles holding tensors with
-    them) collects its young objects before they are frozen; `young_threshold=None` keeps CPython's
-    threshold, for steps that train models and should free cycles as they go. After the block
-    every object is collectable again and the thresholds are CPython's own."""
+    With a raised threshold, a step slower than `CHEAP_STEP_SECONDS` (it may build models, and
+    cycles holding tensors with them) collects its young objects before they are frozen.
+    `young_threshold=None`, for steps that train models: CPython's threshold, so cycles are freed
+    as the step goes and its end needs no extra collection; what survives is frozen, as each step's
+    start froze the heap before. After the block every object is collectable again and the
+    thresholds are CPython's own."""
 
     def step_done(seconds: float) -> None:
-        if seconds > CHEAP_STEP_SECONDS:
+        if young_threshold is not None and seconds > CHEAP_STEP_SECONDS:
             gc.collect(1)  # the step's young objects only: everything older is frozen
         gc.freeze()
 
