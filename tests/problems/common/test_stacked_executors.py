@@ -1,6 +1,7 @@
 """Every executor stacks the same offspring: `pipeline.stack_groups` cuts a generation's plans into
 the groups a worker trains together, from the plans and the problem's stack size alone, and the
-serial, processes and Ray executors each realise exactly those groups. Stacked training equals
+serial, processes and Ray executors each realise exactly those groups (Ray's actors as `RayWorker`
+objects in this process: the actor code, without starting Ray). Stacked training equals
 separate training only to ~1e-6, so the oracle is the serial executor, bit for bit (torch.equal,
 equal store keys, equal losses). On these tiny models on the CPU stacked and separate training
 happen to agree bitwise, so what shows the grouping is the spy on `refine_together` (in which
@@ -191,29 +192,3 @@ def test_ray_stacks_the_serial_groups(bert, tmp_path, serial_made, monkeypatch):
     finally:
         for store in stores.values():
             store.close()
-
-
-@pytest.mark.slow
-def test_real_ray_actors_stack_the_serial_groups(bert, tmp_path, serial_made):
-    """The same through a local Ray with two actors (weights through the object store)."""
-    ray = pytest.importorskip("ray")
-    if ray.is_initialized():
-        pytest.skip("another test left Ray running in this process")
-    import stacking_parts
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(stacking_parts)  # the actors cannot import the tests' folder
-    spy = tmp_path / "spy"
-    ex = RayExecutor(num_workers=2, num_cpus_per_task=1)
-    try:
-        ex.connect()
-        ex.start(ProblemFactory("biasbios", instance=spy_problem(bert, tmp_path / "cache", spy, stack=2)))
-        made = two_generations(ex, {})
-        actors = {p["pid"] for p in ex.placement}
-    finally:
-        ex.close()
-        cloudpickle.unregister_pickle_by_value(stacking_parts)
-    calls = spied(spy)
-    assert {pid for pid, _ in calls} <= actors and os.getpid() not in actors
-    assert sorted(n for _, n in calls) == [1, 1, 2, 2, 2]
-    assert_bit_identical(made, serial_made)
