@@ -40,8 +40,9 @@ def steps_unscanned(young_threshold: int | None = YOUNG_THRESHOLD) -> Iterator[C
     `step_done` freezes the step's survivors (its individuals, kept by the store's in-memory copy),
     and with `young_threshold` a young collection waits for that many new containers, which a cheap
     step never makes. At CPython's threshold a ZDT1 generation of 100 set off about one young
-    collection, each rescanning them (0.05 s of a 1.5 s run), while such a step makes almost no
-    cyclic garbage (~400 objects in 20,000 evaluations), which stays frozen until the block ends.
+    collection, each rescanning them (0.02 s a run; `benchmarks/zdt1_parts.py`), while such steps
+    make little cyclic garbage (a few thousand objects in a 20,000-evaluation run), which stays
+    frozen until the block ends.
     With a raised threshold, a step slower than `CHEAP_STEP_SECONDS` (it may build models, and
     cycles holding tensors with them) collects its young objects before they are frozen.
     `young_threshold=None`, for steps that train models: CPython's threshold, so cycles are freed

@@ -42,7 +42,7 @@ _NO_VALUES = np.empty(0)
 class FastOptimumNSGA2(NSGA2):
     """pymoo's NSGA-II with a `_set_optimum` (run after every tell) that reads each member's
     attributes directly: pymoo's reads them through `Population.get` (a `hasattr` per member and
-    key), 0.28 ms per generation of 100 against 0.05 ms here (`benchmarks/zdt1_vs_pymoo.py`). The
+    key), 0.27 ms per generation of 100 against 0.04 ms here (`benchmarks/zdt1_parts.py`). The
     same `opt`: the rank-0 members, or without a feasible member the least infeasible one."""
 
     def _set_optimum(self, **kwargs) -> None:
