@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from safetensors.torch import save_file
+from tasks import result_row
 
 from evofair.api import run as evofair_run
 from evofair.core.indicators import hypervolume
@@ -127,16 +128,9 @@ def one_seed_fairpo(seed: int, args, nondominated, n_boot: int) -> dict:
             hypervolume(points(problem, front, "test", idx), REF)
             - hypervolume(points(problem, equal, "test", idx), REF)
         )
+    lo, hi = float(np.percentile(diffs, 5)), float(np.percentile(diffs, 95))
     return {
-        "task": "fairpo_yeast",
-        "seed": seed,
-        "hv_pipeline": hv_p,
-        "hv_sweep_equal": hv_e,
-        "hv_sweep_double": hv_d,
-        "ratio_equal": hv_p / hv_e if hv_e else None,
-        "ratio_double": hv_p / hv_d if hv_d else None,
-        "diff_lo": float(np.percentile(diffs, 5)),
-        "diff_hi": float(np.percentile(diffs, 95)),
+        **result_row("fairpo_yeast", seed, hv_p, hv_e, hv_d, lo, hi),
         "budget_pipeline": steps,
         "budget_sweep_equal": equal_steps,
         "budget_unit": "training steps",

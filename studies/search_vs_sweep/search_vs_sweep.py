@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from anytime import plot_anytime  # noqa: E402
 from fairpo_task import one_seed_fairpo  # noqa: E402
 from selection import parse_rule  # noqa: E402
-from tasks import Task, objectives, resampled_objectives, tasks  # noqa: E402
+from tasks import Task, objectives, resampled_objectives, result_row, tasks  # noqa: E402
 
 from evofair.api import run as evofair_run  # noqa: E402
 from evofair.core.indicators import hypervolume  # noqa: E402
@@ -153,15 +153,7 @@ def one_seed(task: Task, seed: int, args) -> dict:
     hv_p, hv_e, hv_d = hv(front), hv(equal), hv(double)
     lo, hi = paired_interval(inner, task, front, equal, args.n_boot, seed)
     return {
-        "task": task.name,
-        "seed": seed,
-        "hv_pipeline": hv_p,
-        "hv_sweep_equal": hv_e,
-        "hv_sweep_double": hv_d,
-        "ratio_equal": hv_p / hv_e if hv_e else None,
-        "ratio_double": hv_p / hv_d if hv_d else None,
-        "diff_lo": lo,
-        "diff_hi": hi,
+        **result_row(task.name, seed, hv_p, hv_e, hv_d, lo, hi),
         "budget_pipeline": budget,
         "budget_sweep_equal": equal_epochs * per_epoch,
         "evaluations_pipeline": evaluations,

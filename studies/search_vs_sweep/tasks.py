@@ -63,3 +63,19 @@ def resampled_objectives(problem, task: Task, P: np.ndarray, idx: np.ndarray) ->
         pos_label=problem.pos_label,
     )
     return np.column_stack([m[name] for name in task.objectives])
+
+
+def result_row(task: str, seed: int, hv_p: float, hv_e: float, hv_d: float, lo: float, hi: float) -> dict[str, Any]:
+    """One task and seed as `--json` writes it: the three test HVs, their ratios (None where the
+    sweep's HV is 0) and the paired interval of HV(pipeline) - HV(sweep at equal budget)."""
+    return {
+        "task": task,
+        "seed": seed,
+        "hv_pipeline": hv_p,
+        "hv_sweep_equal": hv_e,
+        "hv_sweep_double": hv_d,
+        "ratio_equal": hv_p / hv_e if hv_e else None,
+        "ratio_double": hv_p / hv_d if hv_d else None,
+        "diff_lo": lo,
+        "diff_hi": hi,
+    }
