@@ -113,12 +113,17 @@ def run_to_read(folder: str | Path) -> Path:
         final = json.loads((folder / STAGES_FILE).read_text()).get("final")
     except (OSError, ValueError, AttributeError):
         final = None
-    if isinstance(final, str) and final and "/" not in final and final not in (".", ".."):
+    if _plain_name(final):
         return folder / final
     raise UserError(
         f"{folder}: a staged run whose stages have not all finished ({STAGES_FILE}); "
         f"`evofair run --resume {folder}` continues it, or read one finished stage folder inside it"
     )
+
+
+def _plain_name(name: Any) -> bool:
+    """A folder name stages.json may give: one path component, so reading it never leaves OUT."""
+    return isinstance(name, str) and bool(name) and "/" not in name and name not in (".", "..")
 
 
 def stage_folders(folder: str | Path) -> list[Path]:
@@ -130,7 +135,7 @@ def stage_folders(folder: str | Path) -> list[Path]:
         finished = json.loads((Path(folder) / STAGES_FILE).read_text())["finished"]
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(f"{folder}: {STAGES_FILE} unreadable; was it edited?") from None
-    names = [n for n in finished if isinstance(n, str) and n and "/" not in n and n not in (".", "..")]
+    names = [n for n in finished if _plain_name(n)]
     return [Path(folder) / n for n in names]
 
 
