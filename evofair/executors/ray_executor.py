@@ -336,8 +336,10 @@ class RayExecutor(Executor):
             ),
         )
         failpoints.hit("kill_after_worker_writes")  # files on disk, no row yet: orphans until committed
-        out = [Made(r.key, r.log) for r in made if r.key is not None]  # each actor returns the key it wrote
-        assert len(out) == len(made)
+        out = []
+        for r in made:
+            assert r.key is not None  # each actor returns the key of the weights it wrote
+            out.append(Made(r.key, r.log))
         store.require_weights([m.key for m in out])
         return out
 
