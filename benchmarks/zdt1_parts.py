@@ -4,7 +4,9 @@
 best of `--repeats` timings (so another job on the machine inflates neither side):
 - evaluating a generation of 100 in `eval_chunk` batches per split vs once (`rowwise`,
   `splits_coincide`);
-- NSGA-II's `_set_optimum`, pymoo's vs `FastOptimumNSGA2`'s, on a population after 20 generations;
+- NSGA-II's `_set_optimum`, pymoo's vs `FastNSGA2`'s, on a population after 20 generations;
+- NSGA-II's binary tournament of a generation's 100 pairs, pymoo's loop vs `FastNSGA2`'s arrays
+  (pymoo runs two a generation);
 - seconds the cyclic collector spent inside one run (`gc.callbacks`), under `heap.steps_unscanned`
   as the engine uses it and with CPython's threshold and no freezing of survivors;
 - the report's read of 200 generations: `generations()` vs `generation_stats()`.
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.algorithms.moo.nsga2 import binary_tournament as pymoo_tournament
 from pymoo.optimize import minimize
 from pymoo.problems import get_problem
 
@@ -33,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import evofair  # noqa: E402
 import evofair.engine.loop as loop  # noqa: E402
-from evofair.engine.pymoo_backend import FastOptimumNSGA2  # noqa: E402
+from evofair.engine.pymoo_nsga2 import FastNSGA2, binary_tournament  # noqa: E402
 from evofair.executors.base import chunks, evaluate_all_splits, merge_metrics  # noqa: E402
 from evofair.lifecycle.recipe import read_recipe_file  # noqa: E402
 from evofair.store.run_store import RunStore  # noqa: E402
@@ -58,9 +61,19 @@ def evaluation(repeats: int) -> tuple[float, float]:
 
 def optimum(repeats: int) -> tuple[float, float]:
     alg = minimize(get_problem("zdt1"), NSGA2(pop_size=100), ("n_gen", 20), seed=1).algorithm
-    fast = FastOptimumNSGA2(pop_size=100)
+    fast = FastNSGA2(pop_size=100)
     fast.pop = alg.pop
     return best_ms(alg._set_optimum, repeats), best_ms(fast._set_optimum, repeats)
+
+
+def tournament(repeats: int) -> tuple[float, float]:
+    """One mating round's tournaments (50 matings x 2 parents) on a population after 20 generations."""
+    alg = minimize(get_problem("zdt1"), NSGA2(pop_size=100), ("n_gen", 20), seed=1).algorithm
+    P = np.random.default_rng(1).integers(0, 100, (100, 2))
+    return (
+        best_ms(lambda: pymoo_tournament(alg.pop, P, alg), repeats),
+        best_ms(lambda: binary_tournament(alg.pop, P, alg), repeats),
+    )
 
 
 @contextlib.contextmanager
@@ -102,7 +115,9 @@ def main() -> None:
     long, short = evaluation(args.repeats)
     print(f"evaluate a generation of 100: 4 chunks x 2 splits {long:.3f} ms, once {short:.3f} ms")
     long, short = optimum(args.repeats)
-    print(f"NSGA-II _set_optimum: pymoo {long:.3f} ms, FastOptimumNSGA2 {short:.3f} ms")
+    print(f"NSGA-II _set_optimum: pymoo {long:.3f} ms, FastNSGA2 {short:.3f} ms")
+    long, short = tournament(args.repeats)
+    print(f"NSGA-II binary tournament of 100 pairs: pymoo {long:.3f} ms, FastNSGA2 {short:.3f} ms")
     with tempfile.TemporaryDirectory() as tmp:
         evofair.run(read_recipe_file(RECIPE), Path(tmp) / "warm", progress=False)
         runs: dict[str, list[tuple[float, int]]] = {way: [] for way in ("default", "unscanned")}

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.population import Population
 
 from evofair.core.genome import genome_of
 from evofair.engine import pymoo_adapter
 from evofair.engine.backend import Backend, rng_from_state, rng_state
+from evofair.engine.pymoo_nsga2 import FastNSGA2
 from evofair.store.jsonstate import from_json, numeric_attributes, set_numeric_attributes, to_json
 
 
@@ -27,7 +27,7 @@ def build_algorithm(recipe, problem):
     alg = recipe.algorithm
     kwargs = pymoo_adapter.variation(genome_of(problem), recipe, problem)
     if alg.name == "nsga2":
-        return FastOptimumNSGA2(pop_size=alg.pop_size, n_offsprings=alg.n_offsprings, **kwargs)
+        return FastNSGA2(pop_size=alg.pop_size, n_offsprings=alg.n_offsprings, **kwargs)
     if alg.name == "nsga3":
         ref_dirs = get_reference_directions("das-dennis", len(problem.objectives), n_partitions=alg.n_partitions)
         return NSGA3(ref_dirs=ref_dirs, pop_size=alg.pop_size, n_offsprings=alg.n_offsprings, **kwargs)
@@ -37,24 +37,6 @@ def build_algorithm(recipe, problem):
 #: G without constraints and H (evofair has no equality constraints): pymoo's Evaluator leaves each
 #: member its own empty array; one shared array is the same values without 200 copies a generation
 _NO_VALUES = np.empty(0)
-
-
-class FastOptimumNSGA2(NSGA2):
-    """pymoo's NSGA-II with a `_set_optimum` (run after every tell) that reads each member's
-    attributes directly: pymoo's reads them through `Population.get` (a `hasattr` per member and
-    key), 0.27 ms per generation of 100 against 0.04 ms here (`benchmarks/zdt1_parts.py`). The
-    same `opt`: the rank-0 members, or without a feasible member the least infeasible one."""
-
-    def _set_optimum(self, **kwargs) -> None:
-        pop = self.pop
-        if pop is None or not len(pop):
-            return super()._set_optimum(**kwargs)
-        eps = pop[0].config.get("cv_eps", 0.0)
-        cv = np.array([ind.CV[0] for ind in pop])
-        if not (cv <= eps).any():
-            self.opt = pop[[int(np.argmin(cv))]]
-        else:
-            self.opt = pop[np.array([ind.data.get("rank") == 0 for ind in pop], dtype=bool)]
 
 
 class PymooBackend(Backend):
