@@ -160,7 +160,7 @@ class FairClassificationParams(HeadArgs):
 
     @property
     def warm_steps(self) -> int:
-        return self.warm_start.resolved_steps(self.model.kind)
+        return self.warm_start.resolved_steps(self.model.kind, linear=not self.hidden_sizes)
 
     @property
     def hidden_sizes(self) -> list[int]:

@@ -160,3 +160,31 @@ def test_a_linear_heads_base_is_sklearns_logistic_regression():
     for split in ("val", "test"):
         X = problem.splits[split].X
         assert (problem.predictions([problem.init_weights(7)], split)[0] == lr.predict(X.numpy())).all()
+
+
+@pytest.mark.parametrize(
+    ("model", "steps"),
+    [
+        ({"kind": "head", "hidden": []}, 500),  # a linear head on embeddings: anchored like `logistic`
+        ({"kind": "head", "hidden": [8]}, 0),  # an MLP head keeps the `biasbios` problem's random θ₀
+        ({"kind": "lora", "hidden": []}, 0),
+        ({"kind": "logistic"}, 500),
+    ],
+)
+def test_default_warm_start_by_model(model, steps):
+    """Who gets anchors by default; an explicit `warm_start.steps` always wins."""
+    table = _skewed_table(60).assign(t=lambda d: d["y"] + " text")
+    args = dict(target="y", positive="yes", sensitive=["g"], text="t", features=[], baselines={"enabled": False})
+    assert FairClassification(table, **args, model=model).params.warm_steps == steps
+    assert FairClassification(table, **args, model=model, warm_start={"steps": 7}).params.warm_steps == 7
+
+
+def test_shipped_biasbios_recipe_is_an_anchored_linear_head():
+    """runs/biasbios_fair_classification.yaml resolves to a linear head with LogisticRegression anchors."""
+    from evofair.lifecycle.recipe import load_recipe
+    from evofair.problems.fairclass.params import FairClassificationParams
+
+    repo = Path(__file__).resolve().parents[3]
+    args = load_recipe(repo / "runs" / "biasbios_fair_classification.yaml").problem.args
+    params = FairClassificationParams.model_validate(args)
+    assert (params.hidden_sizes, params.warm_steps) == ([], 500)
