@@ -91,6 +91,7 @@ def merge_recipe(task: Task, seed: int, args) -> dict:
                     "epochs": args.epochs,
                     "seed": seed,
                     "scalarisation": args.scalarisation,
+                    "lr": args.anchor_lr,
                 },
                 "method": args.method,
                 "scale_max": args.scale_max,
@@ -171,6 +172,9 @@ def parse(argv=None):
     ap.add_argument("--tasks", nargs="+", default=names, choices=names)
     ap.add_argument("--fairpo-epochs", type=int, default=20, help="epochs of each FairPO anchor (fairpo_yeast)")
     ap.add_argument("--epochs", type=int, default=15, help="epochs per anchor (per fit under cross_fit)")
+    ap.add_argument(
+        "--anchor-lr", type=float, default=1e-3, help="AdamW learning rate of the anchors (the sweep's: 1e-3)"
+    )
     ap.add_argument("--pop", type=int, default=32)
     ap.add_argument("--gens", type=int, default=16)
     ap.add_argument("--n-boot", type=int, default=200)
