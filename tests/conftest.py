@@ -1,4 +1,7 @@
 import os
+import re
+from functools import cache
+from pathlib import Path
 
 import pytest
 import torch
@@ -6,6 +9,31 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+#: a test file that names Ray (case-insensitive, `ray_loopback` included) may start a Ray cluster
+_NAMES_RAY = re.compile(r"(?i)\bray(_\w+)?\b")
+
+
+@cache
+def _worker_group(path: Path) -> str:
+    """One group per test file (its module fixtures are built once, as in a serial run), except
+    that every file naming Ray shares one group: Ray clusters and their ports are never started by
+    two workers at once."""
+    return "ray" if _NAMES_RAY.search(path.read_text(encoding="utf-8")) else str(path)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under `pytest -n N` (pytest-xdist, `--dist loadgroup`, set in pyproject.toml): each test
+    goes to the worker of its file's group."""
+    if getattr(config.option, "numprocesses", None):
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group(_worker_group(Path(str(item.fspath)))))
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per CPU this process may run on (its affinity, not the machine's
+    count): on a machine that lends the suite one core, one worker."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @pytest.fixture
