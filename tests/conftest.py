@@ -15,19 +15,25 @@ _NAMES_RAY = re.compile(r"(?i)\bray(_\w+)?\b")
 
 
 @cache
-def _worker_group(path: Path) -> str:
-    """One group per test file (its module fixtures are built once, as in a serial run), except
-    that every file naming Ray shares one group: Ray clusters and their ports are never started by
-    two workers at once."""
-    return "ray" if _NAMES_RAY.search(path.read_text(encoding="utf-8")) else str(path)
+def _names_ray(path: Path) -> bool:
+    return bool(_NAMES_RAY.search(path.read_text(encoding="utf-8")))
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under `pytest -n N` (pytest-xdist, `--dist loadgroup`, set in pyproject.toml): each test
-    goes to the worker of its file's group."""
-    if getattr(config.option, "numprocesses", None):
-        for item in items:
-            item.add_marker(pytest.mark.xdist_group(_worker_group(Path(str(item.fspath)))))
+@pytest.fixture(scope="module", autouse=True)
+def _one_ray_module_at_a_time(request, tmp_path_factory):
+    """Under `-n N` (pytest-xdist, `--dist loadfile` in pyproject.toml) each test file runs on one
+    worker, so its module fixtures are built once as in a serial run; a file that names Ray holds an
+    exclusive lock for as long as it runs (set up before its other module fixtures, released after
+    them), so two Ray clusters never start at once. The lock lies next to the workers' temporary
+    folders, which all workers of a run share."""
+    if not _names_ray(Path(str(request.node.fspath))):
+        yield
+        return
+    import fcntl
+
+    with open(tmp_path_factory.getbasetemp().parent / "evofair-ray-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def pytest_xdist_auto_num_workers(config):
