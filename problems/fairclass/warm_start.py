@@ -31,7 +31,7 @@ from evofair.problems.common.classification import MLPHead
 #: studies/fair_tabular/README.md). A `head` or `lora` MLP on text embeddings keeps a random θ₀: the
 #: dedicated `biasbios` problem's numbers are reproduced with it. A `head` with no hidden layer is
 #: a linear head like `logistic` and gets its anchors (`LINEAR_HEAD`): on BiasBios they lift the
-#: front's test HV and bring its accurate end to LogisticRegression's error (the study's table).
+#: front's test HV and its accurate end over an MLP head's (studies/fair_tabular/README.md).
 DEFAULT_STEPS = {"logistic": 500, "mlp": 500, "head": 0, "lora": 0}
 LINEAR_HEAD = "logistic"
 
