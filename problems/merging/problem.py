@@ -25,6 +25,7 @@ from evofair.core.registry import Args, component
 from evofair.core.seeding import torch_seeded
 from evofair.errors import UserError
 from evofair.problems.merging.anchors import TrainedAnchors, choose_lambdas, train_anchors
+from evofair.problems.merging.blocks import assign_blocks, block_names
 from evofair.problems.merging.checkpoints import CheckpointSpec, load_anchors, load_checkpoint
 from evofair.problems.merging.cross_fit import CrossFittedAnchors
 from evofair.problems.merging.genome import MergeRecipeGenome
@@ -50,6 +51,11 @@ class MergeParams(Args):
         None, description="the origin of task-arithmetic deltas (default: the inner problem's base_weights)"
     )
     method: Literal["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties"] = "linear"
+    blocks: list[str] = Field(
+        default_factory=list,
+        description="tensor-name prefixes: one coefficient per anchor for each block (blocks.py); "
+        "empty: one per anchor for every tensor",
+    )
     scale_max: float = Field(1.0, gt=0, le=10, description="upper bound of each anchor's coefficient")
     density_min: float = Field(0.1, gt=0, le=1, description="lower bound of the density gene (TIES/DARE)")
     selection: Literal["validate", "cross_fit"] = Field(
@@ -76,6 +82,8 @@ class MergeParams(Args):
             raise ValueError("hybrid.rounds: fine-tunes front merges into train_anchors.refined: give train_anchors")
         if self.selection == "cross_fit" and self.train_anchors is None:
             raise ValueError("selection: cross_fit trains its anchors per fold: give train_anchors")
+        if self.blocks and (self.hybrid.rounds or (self.train_anchors and self.train_anchors.refined)):
+            raise ValueError("blocks: the hybrid schedule refines whole-model recipes; drop blocks or hybrid")
         if self.anchors and len(self.anchors) < 2:
             raise ValueError(f"anchors: expected at least 2 checkpoints, got {len(self.anchors)}")
         if self.train_anchors is not None:
@@ -92,6 +100,11 @@ class MergeParams(Args):
     @property
     def n_anchors(self) -> int:
         return len(self.anchors) if self.anchors else self.train_anchors.n_anchors  # type: ignore[union-attr]
+
+    @property
+    def n_coefficients(self) -> int:
+        """Mixing coefficients in a recipe: one per anchor, for each block."""
+        return self.n_anchors * max(1, len(self.blocks))
 
 
 @component("problem", "merge", MergeParams)
@@ -112,9 +125,9 @@ class MergeFront(VectorProblem):
         self.objectives = self.inner.objectives
         self.default_hv_ref = self.inner.default_hv_ref
         density = p.method in DENSITY_METHODS
-        self.n_var = p.n_anchors + int(density)
-        self.xl = np.array([0.0] * p.n_anchors + [p.density_min] * density)
-        self.xu = np.array([p.scale_max] * p.n_anchors + [1.0] * density)
+        self.n_var = p.n_coefficients + int(density)
+        self.xl = np.array([0.0] * p.n_coefficients + [p.density_min] * density)
+        self.xu = np.array([p.scale_max] * p.n_coefficients + [1.0] * density)
         self.base_dir: str | None = None  # the recipe's folder: relative checkpoint paths start there
         self.anchors: list[Weights] = []
         self.base: Weights | None = None
@@ -123,6 +136,7 @@ class MergeFront(VectorProblem):
         self.cross_fit: CrossFittedAnchors | None = None
         self.thresholds: ThresholdGenes | None = None
         self.n_recipe = self.n_var  # the merge part of x; threshold genes follow it
+        self.block_of: dict[str, int] = {}  # each tensor's block (blocks.py), when the recipe has blocks
 
     @classmethod
     def stages(cls, params: MergeParams, recipe: dict[str, Any]):
@@ -163,6 +177,8 @@ class MergeFront(VectorProblem):
             self.xl = np.concatenate([self.xl[: self.n_recipe], [-p.threshold_span] * n])
             self.xu = np.concatenate([self.xu[: self.n_recipe], [p.threshold_span] * n])
         self._check_layout()
+        if p.blocks:
+            self.block_of = assign_blocks(self.anchors[0], p.blocks)
 
     def _check_layout(self) -> None:
         """Anchors must hold the tensors the inner problem's genome holds (same names and shapes)."""
@@ -191,6 +207,7 @@ class MergeFront(VectorProblem):
                 else {}
             ),
             "merge method": p.method,
+            **({"coefficient blocks": ", ".join(p.blocks)} if p.blocks else {}),
             "anchor training examples": self.training_examples,
             **{f"inner: {k}": v for k, v in self.inner.describe().items()},
         }
@@ -208,10 +225,19 @@ class MergeFront(VectorProblem):
         """Recipe `x` applied to `anchors` (the run's, or one fold's under cross-fitted selection)."""
         p: MergeParams = self.params  # type: ignore[assignment]
         x = np.asarray(x, dtype=float)[: self.n_recipe]  # threshold genes do not change the weights
-        return self._merged(anchors, x, p.n_anchors)
+        if not p.blocks:
+            return self._merged(anchors, x, p.n_anchors)
+        K, B = p.n_anchors, len(p.blocks)
+        merged: Weights = {}
+        for b in range(B):  # block b's K coefficients (then the shared density gene) mix its tensors
+            names = block_names(self.block_of, b)
+            part = [{name: a[name] for name in names} for a in anchors[:K]]
+            merged.update(self._merged(part, np.concatenate([x[b * K : (b + 1) * K], x[B * K :]]), K, names))
+        return merged
 
-    def _merged(self, anchors: list[Weights], x: np.ndarray, n: int) -> Weights:
-        """The first `n` coordinates of `x` mix `anchors[:n]`; a density gene, if any, follows them."""
+    def _merged(self, anchors: list[Weights], x: np.ndarray, n: int, names: list[str] | None = None) -> Weights:
+        """The first `n` coordinates of `x` mix `anchors[:n]`; a density gene, if any, follows them.
+        `names`: the anchors hold only these tensors (one block), and so does the base used."""
         p: MergeParams = self.params  # type: ignore[assignment]
         anchors = anchors[:n]
         coeffs = [float(c) for c in x[:n]]
@@ -222,13 +248,14 @@ class MergeFront(VectorProblem):
         if p.method == "linear":
             return merge_state_dicts(models, "linear", parameters={**params, "normalize": True})
         assert self.base is not None
+        base = self.base if names is None else {name: self.base[name] for name in names}
         params.update({"lambda": 1.0, "normalize": False})
         if p.method in DENSITY_METHODS:
             params["density"] = float(x[n])
         # DARE draws its drop masks from torch's global RNG: a seed from the recipe itself keeps x → weights fixed
         with torch_seeded(_recipe_seed(x)):
             merged = merge_state_dicts(
-                {**models, "base": dict(sorted(self.base.items()))}, p.method, parameters=params, base="base"
+                {**models, "base": dict(sorted(base.items()))}, p.method, parameters=params, base="base"
             )
         return merged
 

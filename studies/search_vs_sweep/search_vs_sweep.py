@@ -94,6 +94,7 @@ def merge_recipe(task: Task, seed: int, args) -> dict:
                     "lr": args.anchor_lr,
                 },
                 "method": args.method,
+                "blocks": args.blocks,
                 "scale_max": args.scale_max,
                 "selection": args.selection,
                 "threshold": args.threshold,
@@ -180,6 +181,7 @@ def parse(argv=None):
     ap.add_argument("--n-boot", type=int, default=200)
     ap.add_argument("--method", default="task_arithmetic", help="merge method (problem.args.method)")
     ap.add_argument("--scale-max", type=float, default=2.0)
+    ap.add_argument("--blocks", nargs="*", default=[], help="coefficients per layer block: tensor-name prefixes")
     ap.add_argument("--selection", default="cross_fit", choices=["validate", "cross_fit"])
     ap.add_argument("--threshold", default="off", choices=["off", "global", "per_group"])
     ap.add_argument(
