@@ -169,6 +169,7 @@ def one_seed(task: Task, seed: int, args) -> dict:
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seed-list", type=int, nargs="+", help="these seeds instead of 1..--seeds")
     names = [*tasks(), "fairpo_yeast"]
     ap.add_argument("--tasks", nargs="+", default=names, choices=names)
     ap.add_argument("--fairpo-epochs", type=int, default=20, help="epochs of each FairPO anchor (fairpo_yeast)")
@@ -227,7 +228,7 @@ def main(argv=None) -> int:
         f"{'task':>14} {'seed':>4} {'pipeline':>9} {'sweep=':>9} {'sweep×2':>9} {'ratio=':>7} {'ratio×2':>7}  90% diff vs sweep="
     )
     for name in args.tasks:
-        for seed in range(1, args.seeds + 1):
+        for seed in args.seed_list or range(1, args.seeds + 1):
             if name == "fairpo_yeast":
                 r = one_seed_fairpo(seed, args, nondominated, args.n_boot)
             elif args.front_rule != "plain":
