@@ -14,23 +14,21 @@ from collections.abc import Iterable, Sequence
 from evofair.errors import UserError
 
 
-def assign_blocks(names: Iterable[str], prefixes: Sequence[str]) -> dict[str, int]:
-    """Each tensor name's block index; a prefix that names no tensor is a recipe error."""
+def tensors_by_block(names: Iterable[str], prefixes: Sequence[str]) -> list[list[str]]:
+    """Each block's tensor names, in name order; a prefix that names no tensor is a recipe error."""
     names = sorted(names)
-    out = {name: next((b for b, p in enumerate(prefixes) if _names(p, name)), 0) for name in names}
+    blocks: list[list[str]] = [[] for _ in prefixes]
+    for name in names:
+        blocks[next((b for b, p in enumerate(prefixes) if _names(p, name)), 0)].append(name)
     for b, prefix in enumerate(prefixes):
-        if not any(_names(prefix, name) for name in names):
+        if not any(_names(prefix, name) for name in blocks[b]):
             shown = ", ".join(names[:6]) + (", …" if len(names) > 6 else "")
             raise UserError(
-                f"problem.args.blocks[{b}]: {prefix!r} names no tensor of the anchors (expected a prefix of: {shown})"
+                f"problem.args.blocks[{b}]: {prefix!r} names no tensor of the anchors that an earlier prefix "
+                f"has not taken (expected a prefix of: {shown})"
             )
-    return out
+    return blocks
 
 
 def _names(prefix: str, name: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
-
-
-def block_names(assignment: dict[str, int], block: int) -> list[str]:
-    """The tensors of `block`, in name order."""
-    return [name for name, b in assignment.items() if b == block]

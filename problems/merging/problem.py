@@ -25,7 +25,7 @@ from evofair.core.registry import Args, component
 from evofair.core.seeding import torch_seeded
 from evofair.errors import UserError
 from evofair.problems.merging.anchors import TrainedAnchors, choose_lambdas, train_anchors
-from evofair.problems.merging.blocks import assign_blocks, block_names
+from evofair.problems.merging.blocks import tensors_by_block
 from evofair.problems.merging.checkpoints import CheckpointSpec, load_anchors, load_checkpoint
 from evofair.problems.merging.cross_fit import CrossFittedAnchors
 from evofair.problems.merging.genome import MergeRecipeGenome
@@ -136,7 +136,7 @@ class MergeFront(VectorProblem):
         self.cross_fit: CrossFittedAnchors | None = None
         self.thresholds: ThresholdGenes | None = None
         self.n_recipe = self.n_var  # the merge part of x; threshold genes follow it
-        self.block_of: dict[str, int] = {}  # each tensor's block (blocks.py), when the recipe has blocks
+        self.block_tensors: list[list[str]] = []  # each block's tensor names (blocks.py), with blocks
 
     @classmethod
     def stages(cls, params: MergeParams, recipe: dict[str, Any]):
@@ -178,7 +178,7 @@ class MergeFront(VectorProblem):
             self.xu = np.concatenate([self.xu[: self.n_recipe], [p.threshold_span] * n])
         self._check_layout()
         if p.blocks:
-            self.block_of = assign_blocks(self.anchors[0], p.blocks)
+            self.block_tensors = tensors_by_block(self.anchors[0], p.blocks)
 
     def _check_layout(self) -> None:
         """Anchors must hold the tensors the inner problem's genome holds (same names and shapes)."""
@@ -229,8 +229,7 @@ class MergeFront(VectorProblem):
             return self._merged(anchors, x, p.n_anchors)
         K, B = p.n_anchors, len(p.blocks)
         merged: Weights = {}
-        for b in range(B):  # block b's K coefficients (then the shared density gene) mix its tensors
-            names = block_names(self.block_of, b)
+        for b, names in enumerate(self.block_tensors):  # block b's K coefficients, then the shared density
             part = [{name: a[name] for name in names} for a in anchors[:K]]
             merged.update(self._merged(part, np.concatenate([x[b * K : (b + 1) * K], x[B * K :]]), K, names))
         return merged

@@ -49,19 +49,23 @@ def test_each_block_mixes_its_tensors_with_its_own_coefficients(tmp_path):
         torch.testing.assert_close(merged[name], sum(ck * t[name] for ck, t in zip(c, a)) / c.sum(), atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("method", ["task_arithmetic", "dare_ties"])
-def test_equal_blocks_are_the_whole_model_recipe(tmp_path, method):
-    """The same coefficients in every block give the recipe without blocks (the density gene shared)."""
-    whole = _front(tmp_path, method, [])
-    blocked = _front(tmp_path, method, ["0", "2"])
-    c, tail = np.array([0.3, 0.8, 0.5]), ([0.6] if method == "dare_ties" else [])
-    one = whole.weights_of(np.concatenate([c, tail]))
-    two = blocked.weights_of(np.concatenate([c, c, tail]))
-    if method == "task_arithmetic":
-        for name in one:
-            torch.testing.assert_close(two[name], one[name], atol=1e-6, rtol=0)
-    again = blocked.weights_of(np.concatenate([c, c, tail]))
-    assert all(torch.equal(two[k], again[k]) for k in two)  # DARE's masks too: x → weights is fixed
+def test_equal_blocks_are_the_whole_model_recipe(tmp_path):
+    """The same coefficients in every block give the recipe without blocks."""
+    whole = _front(tmp_path, "task_arithmetic", [])
+    blocked = _front(tmp_path, "task_arithmetic", ["0", "2"])
+    c = np.array([0.3, 0.8, 0.5])
+    one, two = whole.weights_of(c), blocked.weights_of(np.concatenate([c, c]))
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=1e-6, rtol=0)
+
+
+def test_dare_blocks_rebuild_the_same_weights(tmp_path):
+    """DARE's drop masks with blocks (the density gene shared): the same x, the same tensors."""
+    dare = _front(tmp_path, "dare_ties", ["0", "2"])
+    assert dare.n_var == 7  # three coefficients per block and the density kept
+    x = np.array([0.3, 0.8, 0.5, 0.3, 0.8, 0.5, 0.6])
+    two, again = dare.weights_of(x), dare.weights_of(x.copy())
+    assert all(torch.equal(two[k], again[k]) for k in two)
 
 
 def test_bad_blocks_are_one_line_errors(tmp_path):
