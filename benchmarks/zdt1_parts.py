@@ -9,7 +9,10 @@ best of `--repeats` timings (so another job on the machine inflates neither side
   (pymoo runs two a generation);
 - seconds the cyclic collector spent inside one run (`gc.callbacks`), under `heap.steps_unscanned`
   as the engine uses it and with CPython's threshold and no freezing of survivors;
-- the report's read of 200 generations: `generations()` vs `generation_stats()`.
+- the report's read of 200 generations: `generations()` vs `generation_stats()`;
+- where a whole run's time goes: each part timed by a wrapper (pymoo's ask and tell, making and
+  evaluating the individuals, committing them, the report), the median over `--repeats` runs, with
+  plain pymoo's whole run beside it.
 
     .venv/bin/python benchmarks/zdt1_parts.py [--repeats 5]
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import statistics
 import sys
 import tempfile
 import time
@@ -108,6 +112,61 @@ def collector_seconds(out: Path, unscanned: bool) -> tuple[float, int]:
     return spent[0], freed[0]
 
 
+#: (label, object, attribute) of the parts `run_split` times
+SPLIT = (
+    ("pymoo ask + tell", "backend", "ask"),
+    ("pymoo ask + tell", "backend", "tell"),
+    ("make and evaluate individuals", "loop", "realise_generation"),
+    ("commit_generation", "store", "commit_generation"),
+    ("report", "api", "write_report"),
+)
+
+
+@contextlib.contextmanager
+def timed_parts(totals: dict[str, float]):
+    """Wrap each part of SPLIT so its seconds add up in `totals` under its label."""
+    import evofair.api as api
+    from evofair.engine.pymoo_backend import PymooBackend
+
+    owners = {"backend": PymooBackend, "loop": loop, "store": RunStore, "api": api}
+    saved = []
+    for label, owner, attr in SPLIT:
+        obj = owners[owner]
+        fn = getattr(obj, attr)
+        saved.append((obj, attr, fn))
+
+        def wrapper(*a, _fn=fn, _label=label, **k):
+            t = time.perf_counter()
+            try:
+                return _fn(*a, **k)
+            finally:
+                totals[_label] = totals.get(_label, 0.0) + time.perf_counter() - t
+
+        setattr(obj, attr, wrapper)
+    try:
+        yield
+    finally:
+        for obj, attr, fn in saved:
+            setattr(obj, attr, fn)
+
+
+def run_split(tmp: Path, repeats: int) -> dict[str, float]:
+    """Median seconds per part of an evofair run of ZDT1, of the whole run, and of plain pymoo's."""
+    per: dict[str, list[float]] = {}
+    for rep in range(repeats):
+        t = time.perf_counter()
+        minimize(get_problem("zdt1", n_var=30), NSGA2(pop_size=100), ("n_gen", 200), seed=1)
+        per.setdefault("plain pymoo (whole run)", []).append(time.perf_counter() - t)
+        totals: dict[str, float] = {}
+        with timed_parts(totals):
+            t = time.perf_counter()
+            evofair.run(read_recipe_file(RECIPE), tmp / f"split{rep}", progress=False)
+            totals["evofair.run (whole run)"] = time.perf_counter() - t
+        for label, seconds in totals.items():
+            per.setdefault(label, []).append(seconds)
+    return {label: statistics.median(v) for label, v in per.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -135,6 +194,10 @@ def main() -> None:
         finally:
             store.close()
         print(f"read 200 generations: generations() {full:.1f} ms, generation_stats() {stats:.1f} ms")
+        split = run_split(Path(tmp), args.repeats)
+        print(
+            f"a run's parts (median of {args.repeats} runs): " + ", ".join(f"{k} {v:.2f} s" for k, v in split.items())
+        )
 
 
 if __name__ == "__main__":
