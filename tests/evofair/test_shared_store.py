@@ -150,6 +150,7 @@ def test_ray_executor_on_a_shared_store_gives_the_serial_executors_keys_and_metr
             made += ex.realise([child], store)
             keys = [m.key for m in made]
             results.append((made, ex.evaluate_stored(keys, store)["val"]["error"].tolist()))
+            store.flush()  # the serial path's writes are the store's background thread's until flushed
             assert all(store.weights_path(k).is_file() for k in keys)
         finally:
             store.close()
