@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -48,17 +47,25 @@ def rank_on_train() -> None:
     loop.realise_generation = swapped
 
 
-def generation_gaps(store: Path) -> list[dict]:
-    """Per generation: offspring, mean test − validate error, and the best-on-validate member's errors."""
-    with sqlite3.connect(store) as db:
-        rows = db.execute(
-            "SELECT i.generation, v.value, t.value FROM individuals i "
-            "JOIN metrics v ON v.individual = i.id AND v.split = 'val' AND v.name = 'error' "
-            "JOIN metrics t ON t.individual = i.id AND t.split = 'test' AND t.name = 'error' "
-            "ORDER BY i.generation, v.value, i.id"
-        ).fetchall()
+def generation_gaps(run: Path) -> list[dict]:
+    """`gaps_by_generation` of every model the run folder's store holds."""
+    from evofair.store.run_store import RunStore
+
+    store = RunStore(run, readonly=True)
+    try:
+        models = store.individuals()
+    finally:
+        store.close()
+    models.sort(key=lambda m: m.id)  # ties on validate go to the first id, as the JSON rows were made
+    return gaps_by_generation([(m.generation, m.metrics["val"]["error"], m.metrics["test"]["error"]) for m in models])
+
+
+def gaps_by_generation(models: list[tuple[int, float, float]]) -> list[dict]:
+    """Per generation of (generation, validate error, test error) triples: how many, their mean
+    test − validate error, and the validate and test error of the most accurate on validate (the
+    first listed among equals)."""
     out: dict[int, dict] = {}
-    for gen, val, test in rows:
+    for gen, val, test in sorted(models, key=lambda m: (m[0], m[1])):
         g = out.setdefault(gen, {"generation": gen, "n": 0, "gap_sum": 0.0, "best_val": val, "best_val_test": test})
         g["n"] += 1
         g["gap_sum"] += test - val
@@ -79,7 +86,7 @@ def one_run(seed: int, out: Path, recipe: Path = RECIPE, overrides: tuple[str, .
         "best_test_error": min(float(r["error_test"]) for r in front),
         "logistic_regression_test_error": summary.get("error_test_logistic_regression"),
         "n_front": len(front),
-        "generations": generation_gaps(out / "evofair.sqlite"),
+        "generations": generation_gaps(out),
     }
 
 
