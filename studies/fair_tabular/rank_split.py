@@ -28,8 +28,9 @@ RECIPE = ROOT / "runs" / "biasbios_fair_classification.yaml"
 def rank_on_train() -> None:
     """Evaluate the training split too, and hand NSGA-II its metrics in place of validate's.
 
-    Only the engine's ranking reads the swapped split: the individuals keep their true validate and
-    test metrics, so the store, the front's choice and the report are the product's own."""
+    Only the engine reads the swapped split (its ranking, and so the per-generation `hv_val` it
+    records): the individuals keep their true validate and test metrics, so the stored models, the
+    front's choice on validate and the report's tables are the product's own."""
     import evofair.engine.loop as loop
     import evofair.executors.base as base
 
@@ -42,7 +43,7 @@ def rank_on_train() -> None:
         metrics["val"] = metrics.pop("train")
         for ind in made.individuals:
             ind.metrics.pop("train", None)
-        return made._replace(metrics=metrics, batch=None)
+        return made._replace(metrics=metrics, batch=None)  # array genomes: the store rebuilds it from them
 
     loop.realise_generation = swapped
 
