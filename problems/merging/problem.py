@@ -193,6 +193,11 @@ class MergeFront(VectorProblem):
                 f"(first differences: {', '.join(missing)})"
             )
 
+    def _anchor_weights_label(self) -> str:
+        """What the anchors' numbers are: gap bounds under the ε-constraint, weights otherwise."""
+        cfg = self.params.train_anchors  # type: ignore[attr-defined]
+        return "anchor gap bounds (ε)" if cfg.scalarisation == "epsilon" else "anchor fairness weights"
+
     def describe(self) -> dict[str, Any]:
         p: MergeParams = self.params  # type: ignore[assignment]
         source = "trained by the inner problem" if p.train_anchors else "the recipe's checkpoints"
@@ -202,7 +207,7 @@ class MergeFront(VectorProblem):
             "inner problem": p.inner.name,
             "anchors": f"{p.n_anchors} ({source})",
             **(
-                {"anchor fairness weights": ", ".join(f"{v:g}" for v in self.anchor_lambdas)}
+                {self._anchor_weights_label(): ", ".join(f"{v:g}" for v in self.anchor_lambdas)}
                 if self.anchor_lambdas
                 else {}
             ),

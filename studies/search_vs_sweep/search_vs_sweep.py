@@ -186,9 +186,9 @@ def parse(argv=None):
     ap.add_argument("--selection", default="cross_fit", choices=["validate", "cross_fit"])
     ap.add_argument("--threshold", default="off", choices=["off", "global", "per_group"])
     ap.add_argument(
-        "--lambdas", type=float, nargs="+", help="the anchors' fairness weights (default: auto, chosen by a probe)"
+        "--lambdas", type=float, nargs="+", help="the anchors' fairness weights or gap bounds (default: auto)"
     )
-    ap.add_argument("--scalarisation", default="linear", choices=["linear", "tchebycheff", "epsilon"])
+    ap.add_argument("--scalarisation", default="epsilon", choices=["linear", "tchebycheff", "epsilon"])
     ap.add_argument("--rounds", type=int, default=0, help="hybrid rounds after the first search")
     ap.add_argument("--refine", type=int, default=2, help="front merges fine-tuned per hybrid round")
     ap.add_argument(

@@ -74,7 +74,7 @@ def test_bad_blocks_are_one_line_errors(tmp_path):
     with pytest.raises(ValidationError, match="blocks: the hybrid schedule refines whole-model recipes"):
         MergeParams(
             inner={"name": "toy_mlp", "args": TOY},
-            train_anchors={"lambdas": [0, 1]},
+            train_anchors={"scalarisation": "linear", "lambdas": [0, 1]},
             blocks=["0"],
             hybrid={"rounds": 1},
         )

@@ -32,7 +32,12 @@ from test_merge_front import _loans_inner  # noqa: E402
 def test_a_refined_anchor_is_its_merge_fine_tuned_and_counted(tmp_path):
     inner = _loans_inner(tmp_path, n=400)
     recipe = [0.7, 0.6]
-    cfg = {"lambdas": [0.0, 8.0], "epochs": 3, "refined": [{"recipe": recipe, "lam": 4.0, "epochs": 2}]}
+    cfg = {
+        "scalarisation": "linear",
+        "lambdas": [0.0, 8.0],
+        "epochs": 3,
+        "refined": [{"recipe": recipe, "lam": 4.0, "epochs": 2}],
+    }
     front = MergeFront(MergeParams(inner=inner, train_anchors=cfg, method="task_arithmetic", scale_max=2))
     front.ensure_setup()
     assert front.n_var == 3 and len(front.anchors) == 3
@@ -50,7 +55,14 @@ def test_a_refined_anchor_is_its_merge_fine_tuned_and_counted(tmp_path):
 def test_refined_recipes_must_fit_the_anchors_before_them(tmp_path):
     inner = _loans_inner(tmp_path, n=300)
     with pytest.raises(ValueError, match=r"refined\[0\].recipe: expected 2 to 2 coefficients"):
-        MergeParams(inner=inner, train_anchors={"lambdas": [0.0, 8.0], "refined": [{"recipe": [1, 1, 1], "lam": 1}]})
+        MergeParams(
+            inner=inner,
+            train_anchors={
+                "scalarisation": "linear",
+                "lambdas": [0.0, 8.0],
+                "refined": [{"recipe": [1, 1, 1], "lam": 1}],
+            },
+        )
 
 
 def test_hv_contributions_match_pymoo():
@@ -70,7 +82,7 @@ def test_a_hybrid_round_searches_over_the_refined_front(tmp_path):
             "name": "merge",
             "args": {
                 "inner": inner,
-                "train_anchors": {"lambdas": [0.0, 8.0], "epochs": 20},
+                "train_anchors": {"scalarisation": "linear", "lambdas": [0.0, 8.0], "epochs": 20},
                 "method": "task_arithmetic",
             },
         },
@@ -103,7 +115,7 @@ def test_auto_lambdas_stop_at_the_first_near_constant_probe(tmp_path):
     from evofair.problems.merging.anchors import NEAR_CONSTANT_SHARE, PROBE_LADDER
 
     inner = _loans_inner(tmp_path, n=400)
-    cfg = {"lambdas": "auto", "count": 3, "probe_epochs": 4, "epochs": 2}
+    cfg = {"scalarisation": "linear", "lambdas": "auto", "count": 3, "probe_epochs": 4, "epochs": 2}
     front = MergeFront(MergeParams(inner=inner, train_anchors=cfg, method="task_arithmetic"))
     front.ensure_setup()
     inner_problem = front.inner
@@ -144,19 +156,51 @@ def test_scalarisations_are_their_formulas():
 
 def test_anchors_follow_the_chosen_scalarisation(tmp_path):
     """The same weights, another scalarisation, other anchors; λ = 0 is CE alone under linear and
-    Tchebycheff alike (the same model); the ε-constraint needs its bounds written out."""
+    Tchebycheff alike, and so is an ε-constraint whose bound the gap never exceeds (the same model)."""
     inner = _loans_inner(tmp_path, n=300)
     fronts = {}
-    for name in ("linear", "tchebycheff"):
-        cfg = {"lambdas": [0.0, 4.0], "epochs": 3, "scalarisation": name}
+    for name, lambdas in (("linear", [0.0, 4.0]), ("tchebycheff", [0.0, 4.0]), ("epsilon", [1.0, 0.0])):
+        cfg = {"lambdas": lambdas, "epochs": 3, "scalarisation": name}
         fronts[name] = MergeFront(MergeParams(inner=inner, train_anchors=cfg)).ensure_setup()
-    lin, tch = fronts["linear"].anchors, fronts["tchebycheff"].anchors
+    lin, tch, eps = (fronts[name].anchors for name in ("linear", "tchebycheff", "epsilon"))
     for key in lin[0]:
         torch.testing.assert_close(lin[0][key], tch[0][key])
+        torch.testing.assert_close(lin[0][key], eps[0][key])
     assert any(not torch.allclose(lin[1][k], tch[1][k]) for k in lin[1])
-    cfg = {"lambdas": "auto", "scalarisation": "epsilon"}
-    with pytest.raises(UserError, match="scalarisation epsilon"):
-        MergeFront(MergeParams(inner=inner, train_anchors=cfg)).ensure_setup()
+    assert any(not torch.allclose(lin[1][k], eps[1][k]) for k in lin[1])
+
+
+def test_the_default_anchors_are_epsilon_bounds_without_a_probe(tmp_path):
+    """`train_anchors: {}`: ε-constraint anchors at EPSILON_BOUNDS and no probe, so the budget is
+    the anchors' alone; the bound of 1 is the plain cross-entropy head trained here by hand, and the
+    bound of 0 has the smaller soft TPR gap on train. `count` belongs to the probe: refused here."""
+    from evofair.problems.common.losses import soft_tpr_gap
+    from evofair.problems.merging.anchors import EPSILON_BOUNDS
+
+    inner = _loans_inner(tmp_path, n=600)
+    front = MergeFront(MergeParams(inner=inner, train_anchors={"epochs": 20}, method="task_arithmetic"))
+    front.ensure_setup()
+    K, data = len(EPSILON_BOUNDS), front.inner.splits["train"]
+    assert front.anchor_lambdas == list(EPSILON_BOUNDS) and front.n_var == K
+    assert front.training_examples == K * 20 * len(data)
+    assert front.describe()["anchor gap bounds (ε)"] == "0, 0.02, 0.06, 0.15, 1"
+    (plain,) = train_heads(
+        front.inner, [front.inner.base_weights()], [0.0], [K - 1], epochs=20, batch_size=128, lr=1e-3, weight_decay=0.01
+    )
+    for key, value in plain.items():
+        torch.testing.assert_close(front.anchors[K - 1][key], value)
+    codes, groups = np.unique(data.g, return_inverse=True)
+    y, g = torch.as_tensor(data.y)[None], torch.as_tensor(groups)[None]
+    with torch.no_grad():
+        gaps = [
+            float(
+                soft_tpr_gap(torch.softmax(front.inner.build_model(a)(data.X.float()), -1)[None], y, g, len(codes))[0]
+            )
+            for a in (front.anchors[0], front.anchors[K - 1])
+        ]
+    assert gaps[0] < gaps[1]
+    with pytest.raises(ValueError, match="count: epsilon's automatic bounds are 5"):
+        MergeParams(inner=inner, train_anchors={"count": 3})
 
 
 def test_the_packaged_merge_recipe_is_valid():
@@ -166,4 +210,5 @@ def test_the_packaged_merge_recipe_is_valid():
     recipe = load_recipe(recipe_path("merge_biasbios"))
     assert recipe.problem.name == "merge" and recipe.problem.args["selection"] == "cross_fit"
     params = MergeParams(**recipe.problem.args)
-    assert params.train_anchors.lambdas == "auto" and params.n_anchors == 4
+    assert params.train_anchors.lambdas == "auto" and params.train_anchors.scalarisation == "epsilon"
+    assert params.n_anchors == 5

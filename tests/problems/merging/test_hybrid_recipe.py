@@ -31,7 +31,10 @@ HYBRID = {"rounds": 1, "refine": 2}
 
 
 def _recipe(tmp_path, hybrid=None) -> dict:
-    args = {"inner": _loans_inner(tmp_path, n=400), "train_anchors": {"lambdas": [0.0, 8.0], "epochs": 12}}
+    args = {
+        "inner": _loans_inner(tmp_path, n=400),
+        "train_anchors": {"scalarisation": "linear", "lambdas": [0.0, 8.0], "epochs": 12},
+    }
     args["method"] = "task_arithmetic"
     if hybrid is not None:
         args["hybrid"] = hybrid

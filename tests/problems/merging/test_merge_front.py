@@ -133,7 +133,11 @@ def test_bad_merge_recipes_are_one_line(tmp_path):
         MergeParams(inner={"name": "toy_mlp"}, anchors=[{"path": "a.safetensors"}])
     with pytest.raises(UserError, match="not a weights problem"):
         MergeFront(MergeParams(inner={"name": "zdt1"}, anchors=[{"path": "a"}, {"path": "b"}]))
-    toy = MergeFront(MergeParams(inner={"name": "toy_mlp", "args": TOY}, train_anchors={"lambdas": [0, 1]}))
+    toy = MergeFront(
+        MergeParams(
+            inner={"name": "toy_mlp", "args": TOY}, train_anchors={"scalarisation": "linear", "lambdas": [0, 1]}
+        )
+    )
     with pytest.raises(UserError, match="cannot train anchors"):
         toy.ensure_setup()
 
@@ -159,7 +163,9 @@ def test_trained_anchors_follow_their_fairness_weight(tmp_path):
     """Anchors trained by a feature classification problem from one θ₀: the heavily fairness-weighted
     one has the smaller soft TPR gap on train, and the budget counts K × epochs × train rows."""
     inner = _loans_inner(tmp_path, n=600)
-    front = MergeFront(MergeParams(inner=inner, train_anchors={"lambdas": [0.0, 64.0], "epochs": 40}))
+    front = MergeFront(
+        MergeParams(inner=inner, train_anchors={"scalarisation": "linear", "lambdas": [0.0, 64.0], "epochs": 40})
+    )
     front.ensure_setup()
     n_train = len(front.inner.splits["train"])
     assert front.training_examples == 2 * 40 * n_train and front.describe()["anchor training examples"] > 0
@@ -185,7 +191,7 @@ def test_cross_fitted_selection_scores_out_of_fold(tmp_path):
     front = MergeFront(
         MergeParams(
             inner=inner,
-            train_anchors={"lambdas": [0.0, 8.0], "epochs": 5},
+            train_anchors={"scalarisation": "linear", "lambdas": [0.0, 8.0], "epochs": 5},
             selection="cross_fit",
             folds=2,
             method="task_arithmetic",
@@ -232,7 +238,10 @@ def test_threshold_genes_shift_the_decision_and_per_group_ones_are_flagged(tmp_p
     inner = _loans_inner(tmp_path)
     glob = MergeFront(
         MergeParams(
-            inner=inner, train_anchors={"lambdas": [0.0, 8.0], "epochs": 5}, threshold="global", threshold_span=3.0
+            inner=inner,
+            train_anchors={"scalarisation": "linear", "lambdas": [0.0, 8.0], "epochs": 5},
+            threshold="global",
+            threshold_span=3.0,
         )
     )
     glob.ensure_setup()
@@ -253,7 +262,11 @@ def test_threshold_genes_shift_the_decision_and_per_group_ones_are_flagged(tmp_p
     assert "decision thresholds" not in glob.describe()
 
     per = MergeFront(
-        MergeParams(inner=inner, train_anchors={"lambdas": [0.0, 8.0], "epochs": 5}, threshold="per_group")
+        MergeParams(
+            inner=inner,
+            train_anchors={"scalarisation": "linear", "lambdas": [0.0, 8.0], "epochs": 5},
+            threshold="per_group",
+        )
     )
     per.ensure_setup()
     groups = per.thresholds.groups
