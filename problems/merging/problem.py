@@ -283,6 +283,13 @@ class MergeFront(VectorProblem):
         density = self.params.method in DENSITY_METHODS  # type: ignore[attr-defined]
         return train_anchors(view, cfg, self.anchor_lambdas, self._merged, density)
 
+    def report_sections(self, store, out, recipe) -> dict[str, Any]:
+        """report.md's account of what was merged (the report's `report_sections` hook): the anchors,
+        their fairness weights or gap bounds, the method and the training the anchors cost, led by
+        the per-group threshold flag when the models read the sensitive attribute."""
+        facts = "\n".join(f"- {name}: {value}" for name, value in self.describe().items())
+        return {"markdown": {"Merge recipes": facts}}
+
     def model_card(self, individual, store) -> dict[str, Any]:
         """The evolved decision thresholds of one model, flagged when they read the sensitive attribute."""
         if self.thresholds is None or individual.x is None:

@@ -284,3 +284,35 @@ def test_threshold_genes_shift_the_decision_and_per_group_ones_are_flagged(tmp_p
     ((title, rows),) = per.model_card(ind, None).items()
     assert "sensitive attribute" in title and [r["group"] for r in rows] == [str(g) for g in groups]
     assert rows[0]["logit shift"] == 50.0
+
+
+def test_the_report_says_what_was_merged_and_flags_per_group_thresholds(tmp_path):
+    """report.md of a `merge` run lists the anchors' gap bounds and their training, and says that
+    per-group thresholds read the sensitive attribute; a plain run carries no such flag."""
+    from evofair.api import run
+    from evofair.problems.merging.anchors import EPSILON_BOUNDS
+    from evofair.problems.merging.thresholds import PER_GROUP_NOTE
+
+    def report(threshold: str) -> str:
+        recipe = {
+            "name": f"merge-{threshold}",
+            "seed": 2,
+            "problem": {
+                "name": "merge",
+                "args": {
+                    "inner": _loans_inner(tmp_path, n=300),
+                    "train_anchors": {"epochs": 2},
+                    "threshold": threshold,
+                },
+            },
+            "algorithm": {"pop_size": 4, "generations": 1},
+            "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
+            "hv_ref": [1.0, 1.0],
+        }
+        run(recipe, tmp_path / threshold, progress=False)
+        return (tmp_path / threshold / "report.md").read_text()
+
+    per, plain = report("per_group"), report("off")
+    bounds = ", ".join(f"{b:g}" for b in EPSILON_BOUNDS)
+    assert f"- decision thresholds: {PER_GROUP_NOTE}" in per and PER_GROUP_NOTE not in plain
+    assert f"- anchor gap bounds (ε): {bounds}" in plain and "- anchor training examples: " in plain
