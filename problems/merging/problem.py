@@ -31,6 +31,7 @@ from evofair.problems.merging.cross_fit import CrossFittedAnchors
 from evofair.problems.merging.genome import MergeRecipeGenome
 from evofair.problems.merging.hybrid import HybridCfg, hybrid_stages
 from evofair.problems.merging.thresholds import PER_GROUP_NOTE, ThresholdGenes, ThresholdMode
+from evofair.tracking.progress import progress_bar, step
 
 DENSITY_METHODS = ("ties", "dare_linear", "dare_ties")
 BASE_METHODS = ("task_arithmetic", *DENSITY_METHODS)
@@ -156,18 +157,8 @@ class MergeFront(VectorProblem):
         self.base = load_checkpoint(p.base, self.base_dir, base=inner_base) if p.base else inner_base
         if p.method in BASE_METHODS and self.base is None:
             raise UserError(f"problem.args.method: {p.method!r} merges deltas from a base; give problem.args.base")
-        if p.train_anchors is not None:  # where on the trade-off the anchors sit: chosen once, for every fold
-            self.anchor_lambdas, self.training_examples = choose_lambdas(self.inner, p.train_anchors)
-        if p.train_anchors is not None and p.selection == "cross_fit":
-            cfg = p.train_anchors
-            self.cross_fit = CrossFittedAnchors(
-                self.inner, lambda view: self._train_anchors(view, cfg), p.folds, cfg.seed
-            )
-            self.anchors = self.cross_fit.anchors
-            self.training_examples += self.cross_fit.examples
-        elif p.train_anchors is not None:
-            self.anchors, examples = self._train_anchors(self.inner, p.train_anchors)
-            self.training_examples += examples
+        if p.train_anchors is not None:
+            self._set_up_trained_anchors(p, p.train_anchors)
         else:
             self.anchors = load_anchors(p.anchors, self.base_dir, base=self.base)
         if p.threshold != "off":
@@ -179,6 +170,30 @@ class MergeFront(VectorProblem):
         self._check_layout()
         if p.blocks:
             self.block_tensors = tensors_by_block(self.anchors[0], p.blocks)
+
+    def _set_up_trained_anchors(self, p: MergeParams, cfg: TrainedAnchors) -> None:
+        """Where on the trade-off the anchors sit (chosen once, for every fold), then the anchors: per
+        fold and on the whole pool under cross_fit, else once. Each fit ticks a progress bar, since
+        an Adult-sized table takes tens of seconds before the first generation."""
+        with step(
+            "choosing the anchors' fairness weights (a probe)",
+            enabled=cfg.lambdas == "auto" and cfg.scalarisation != "epsilon",
+        ):
+            self.anchor_lambdas, self.training_examples = choose_lambdas(self.inner, cfg)
+        fits = p.folds + 1 if p.selection == "cross_fit" else 1
+        bar = progress_bar(fits, f"training {cfg.n_anchors} merge anchors", unit="fit", heartbeat=True)
+        try:
+            if p.selection == "cross_fit":
+                self.cross_fit = CrossFittedAnchors(
+                    self.inner, lambda view: self._train_anchors(view, cfg, bar), p.folds, cfg.seed
+                )
+                self.anchors = self.cross_fit.anchors
+                self.training_examples += self.cross_fit.examples
+            else:
+                self.anchors, examples = self._train_anchors(self.inner, cfg, bar)
+                self.training_examples += examples
+        finally:
+            bar.close()
 
     def _check_layout(self) -> None:
         """Anchors must hold the tensors the inner problem's genome holds (same names and shapes)."""
@@ -278,10 +293,12 @@ class MergeFront(VectorProblem):
             return self.inner.evaluate([self.weights_of(x) for x in genomes], split)
         return self.inner.metrics_of_predictions(self.predictions(self.anchors, genomes, split), split)
 
-    def _train_anchors(self, view, cfg: TrainedAnchors) -> tuple[list[Weights], int]:
+    def _train_anchors(self, view, cfg: TrainedAnchors, bar) -> tuple[list[Weights], int]:
         """The anchors trained on `view`'s train split (the run's, or one fold's), refined ones included."""
         density = self.params.method in DENSITY_METHODS  # type: ignore[attr-defined]
-        return train_anchors(view, cfg, self.anchor_lambdas, self._merged, density)
+        trained = train_anchors(view, cfg, self.anchor_lambdas, self._merged, density)
+        bar.update()
+        return trained
 
     def report_sections(self, store, out, recipe) -> dict[str, Any]:
         """report.md's account of what was merged (the report's `report_sections` hook): the anchors,

@@ -316,3 +316,17 @@ def test_the_report_says_what_was_merged_and_flags_per_group_thresholds(tmp_path
     bounds = ", ".join(f"{b:g}" for b in EPSILON_BOUNDS)
     assert f"- decision thresholds: {PER_GROUP_NOTE}" in per and PER_GROUP_NOTE not in plain
     assert f"- anchor gap bounds (ε): {bounds}" in plain and "- anchor training examples: " in plain
+
+
+def test_anchor_training_reports_every_fit(tmp_path, monkeypatch, caplog):
+    """Under cross_fit the anchors are trained once per fold and once on the whole pool, and each fit
+    moves the progress line (logged, as on any output that is not a terminal)."""
+    import logging
+
+    monkeypatch.setenv("EVOFAIR_PROGRESS_INTERVAL", "0")  # a line per update
+    inner = _loans_inner(tmp_path, n=300)
+    params = MergeParams(inner=inner, train_anchors={"epochs": 1}, selection="cross_fit", folds=2)
+    with caplog.at_level(logging.INFO, logger="evofair.progress"):
+        MergeFront(params).ensure_setup()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training 5 merge anchors")]
+    assert [line.split(" (")[0] for line in lines] == [f"training 5 merge anchors: {k}/3 fit" for k in (1, 2, 3)]
