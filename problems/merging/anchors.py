@@ -50,7 +50,7 @@ class RefinedAnchor(Args):
     config states exactly which models it merged, and cross-fitting can redo it inside every fold."""
 
     recipe: list[float] = Field(min_length=2, description="coefficients over the first len(recipe) anchors")
-    lam: float = Field(ge=0, description="the fairness weight it is fine-tuned at")
+    lam: float = Field(ge=0, description="the fairness weight it is fine-tuned at (a gap bound under epsilon)")
     epochs: int = Field(5, ge=1, le=10_000)
 
 

@@ -53,7 +53,8 @@ def hv_contributions(F: np.ndarray, ref: np.ndarray) -> np.ndarray:
 def refined_anchors(result, recipe: Mapping[str, Any], refine: int, epochs: int) -> list[dict[str, Any]]:
     """The `refine` front recipes that add most validate hypervolume, as `train_anchors.refined`
     entries: their merge coefficients, and a fairness weight that is the coefficient-weighted mean of
-    the anchors' own (where on the trade-off the merge sits), to fine-tune at."""
+    the anchors' own (where on the trade-off the merge sits; a gap bound under the ε-constraint), to
+    fine-tune at."""
     problem = result.problem.ensure_setup()  # a round read back by --resume is rebuilt, not set up
     cfg = problem.params.train_anchors
     lambdas = [*problem.anchor_lambdas, *(r.lam for r in cfg.refined)]
