@@ -192,7 +192,23 @@ def readme(card: dict[str, Any]) -> str:
         )
     else:
         lines.append("No confidence intervals: the run's problem gives no per-example outputs (point estimates only).")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _problem_sections(card)) + "\n"
+
+
+def _problem_sections(card: dict[str, Any]) -> list[str]:
+    """The problem's own card (per-group numbers, decision thresholds) as sections: what a model
+    reads at prediction time, such as the sensitive attribute, belongs on the page people read and
+    not only in model_card.json."""
+    lines: list[str] = []
+    for title, rows in (card.get("problem_card") or {}).items():
+        lines += ["", f"## {title}", ""]
+        if isinstance(rows, str):
+            lines.append(rows)
+        elif rows:
+            cols = list(dict.fromkeys(k for row in rows for k in row))
+            lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+            lines += ["| " + " | ".join(str(row.get(c, "–")) for c in cols) + " |" for row in rows]
+    return lines
 
 
 def _version() -> str:

@@ -309,11 +309,20 @@ class MergeFront(VectorProblem):
 
     def model_card(self, individual, store) -> dict[str, Any]:
         """The evolved decision thresholds of one model, flagged when they read the sensitive attribute."""
-        if self.thresholds is None or individual.x is None:
+        if self.params.threshold == "off" or individual.x is None:  # type: ignore[attr-defined]
             return {}
-        rows = self.thresholds.card_rows(list(individual.x)[self.n_recipe :])
-        title = "Decision thresholds (" + (PER_GROUP_NOTE if self.thresholds.mode == "per_group" else "global") + ")"
+        genes = self.thresholds or self._threshold_genes()
+        rows = genes.card_rows(list(individual.x)[self.n_recipe :])
+        title = "Decision thresholds (" + (PER_GROUP_NOTE if genes.mode == "per_group" else "global") + ")"
         return {title: rows}
+
+    def _threshold_genes(self) -> ThresholdGenes:
+        """The threshold genes' layout for a problem that is not set up (the explorer and export build
+        it from config.yaml): the groups come from the inner problem's data; no anchor is trained."""
+        if hasattr(self.inner, "base_dir"):
+            self.inner.base_dir = self.base_dir
+        self.inner.ensure_setup()
+        return ThresholdGenes(self.params.threshold, self.inner)  # type: ignore[attr-defined]
 
 
 def _recipe_seed(x: np.ndarray) -> int:

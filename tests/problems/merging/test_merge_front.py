@@ -286,14 +286,19 @@ def test_threshold_genes_shift_the_decision_and_per_group_ones_are_flagged(tmp_p
     assert rows[0]["logit shift"] == 50.0
 
 
-def test_the_report_says_what_was_merged_and_flags_per_group_thresholds(tmp_path):
-    """report.md of a `merge` run lists the anchors' gap bounds and their training, and says that
-    per-group thresholds read the sensitive attribute; a plain run carries no such flag."""
+def test_report_and_export_say_what_was_merged_and_flag_per_group_thresholds(tmp_path):
+    """report.md of a `merge` run lists the anchors' gap bounds and their training and says that
+    per-group thresholds read the sensitive attribute; an exported front model says so too, in
+    model_card.json and README.md, with one shift per group. A run without them carries no flag."""
+    import csv
+    import json
+
     from evofair.api import run
+    from evofair.explorer.export import export_model
     from evofair.problems.merging.anchors import EPSILON_BOUNDS
     from evofair.problems.merging.thresholds import PER_GROUP_NOTE
 
-    def report(threshold: str) -> str:
+    def run_and_export(threshold: str) -> tuple[str, dict, str]:
         recipe = {
             "name": f"merge-{threshold}",
             "seed": 2,
@@ -309,13 +314,22 @@ def test_the_report_says_what_was_merged_and_flags_per_group_thresholds(tmp_path
             "operators": {"crossover": {"name": "sbx"}, "mutation": {"name": "pm"}},
             "hv_ref": [1.0, 1.0],
         }
-        run(recipe, tmp_path / threshold, progress=False)
-        return (tmp_path / threshold / "report.md").read_text()
+        out = tmp_path / threshold
+        run(recipe, out, progress=False)
+        with open(out / "front.csv") as f:
+            first = next(csv.DictReader(f))["id"]
+        exported = export_model(out, first, tmp_path / f"{threshold}-export")
+        card = json.loads((exported / "model_card.json").read_text())
+        return (out / "report.md").read_text(), card, (exported / "README.md").read_text()
 
-    per, plain = report("per_group"), report("off")
+    (per, per_card, per_readme), (plain, plain_card, plain_readme) = run_and_export("per_group"), run_and_export("off")
     bounds = ", ".join(f"{b:g}" for b in EPSILON_BOUNDS)
     assert f"- decision thresholds: {PER_GROUP_NOTE}" in per and PER_GROUP_NOTE not in plain
     assert f"- anchor gap bounds (ε): {bounds}" in plain and "- anchor training examples: " in plain
+    ((title, rows),) = per_card["problem_card"].items()
+    assert PER_GROUP_NOTE in title and sorted(r["group"] for r in rows) == ["f", "m"]
+    assert PER_GROUP_NOTE in per_readme and "| group | logit shift |" in per_readme
+    assert not plain_card["problem_card"] and PER_GROUP_NOTE not in plain_readme
 
 
 def test_anchor_training_reports_every_fit(tmp_path, monkeypatch, caplog):
