@@ -26,6 +26,7 @@ from pydantic import Field, model_validator
 from evofair.core.individual import Weights
 from evofair.core.registry import Args
 from evofair.errors import UserError
+from evofair.tracking.progress import step
 
 #: the weights the probe tries (λ = 0 is always an anchor: the accurate end)
 PROBE_LADDER = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -162,7 +163,8 @@ def choose_lambdas(inner, cfg: TrainedAnchors) -> tuple[list[float], int]:
     count = cfg.count or PROBE_COUNT
     ladder, epochs = list(PROBE_LADDER), cfg.probe_epochs or cfg.epochs
     seeds = [cfg.seed + 500 + k for k in range(len(ladder))]
-    heads = _train(inner, [inner.base_weights()] * len(ladder), ladder, seeds, epochs, cfg)
+    with step(f"probing {len(ladder)} fairness weights for the anchors"):
+        heads = _train(inner, [inner.base_weights()] * len(ladder), ladder, seeds, epochs, cfg)
     error_name = inner.objectives[0].name
     err = np.asarray(inner.metrics_of_predictions(inner.head_predictions(heads, "val"), "val")[error_name], float)
     y = np.asarray(inner.splits["val"].y)

@@ -31,7 +31,7 @@ from evofair.problems.merging.cross_fit import CrossFittedAnchors
 from evofair.problems.merging.genome import MergeRecipeGenome
 from evofair.problems.merging.hybrid import HybridCfg, hybrid_stages
 from evofair.problems.merging.thresholds import PER_GROUP_NOTE, ThresholdGenes, ThresholdMode
-from evofair.tracking.progress import progress_bar, step
+from evofair.tracking.progress import progress_bar
 
 DENSITY_METHODS = ("ties", "dare_linear", "dare_ties")
 BASE_METHODS = ("task_arithmetic", *DENSITY_METHODS)
@@ -149,9 +149,7 @@ class MergeFront(VectorProblem):
         self.inner.check_inputs()
 
     def setup(self) -> None:
-        if hasattr(self.inner, "base_dir"):
-            self.inner.base_dir = self.base_dir
-        self.inner.ensure_setup()
+        self._set_up_inner()
         p: MergeParams = self.params  # type: ignore[assignment]
         inner_base = self.inner.base_weights() if callable(getattr(self.inner, "base_weights", None)) else None
         self.base = load_checkpoint(p.base, self.base_dir, base=inner_base) if p.base else inner_base
@@ -175,11 +173,7 @@ class MergeFront(VectorProblem):
         """Where on the trade-off the anchors sit (chosen once, for every fold), then the anchors: per
         fold and on the whole pool under cross_fit, else once. Each fit ticks a progress bar, since
         an Adult-sized table takes tens of seconds before the first generation."""
-        with step(
-            "choosing the anchors' fairness weights (a probe)",
-            enabled=cfg.lambdas == "auto" and cfg.scalarisation != "epsilon",
-        ):
-            self.anchor_lambdas, self.training_examples = choose_lambdas(self.inner, cfg)
+        self.anchor_lambdas, self.training_examples = choose_lambdas(self.inner, cfg)
         fits = p.folds + 1 if p.selection == "cross_fit" else 1
         bar = progress_bar(fits, f"training {cfg.n_anchors} merge anchors", unit="fit", heartbeat=True)
         try:
@@ -319,10 +313,14 @@ class MergeFront(VectorProblem):
     def _threshold_genes(self) -> ThresholdGenes:
         """The threshold genes' layout for a problem that is not set up (the explorer and export build
         it from config.yaml): the groups come from the inner problem's data; no anchor is trained."""
+        self._set_up_inner()
+        return ThresholdGenes(self.params.threshold, self.inner)  # type: ignore[attr-defined]
+
+    def _set_up_inner(self) -> None:
+        """The inner problem's data, read relative to this recipe's folder."""
         if hasattr(self.inner, "base_dir"):
             self.inner.base_dir = self.base_dir
         self.inner.ensure_setup()
-        return ThresholdGenes(self.params.threshold, self.inner)  # type: ignore[attr-defined]
 
 
 def _recipe_seed(x: np.ndarray) -> int:
