@@ -323,7 +323,14 @@ def run_fair_baselines(problem, store, out: Path, recipe, args: FairBaselineArgs
         out,
         selected,
         candidates,
-        {**record, "candidates": counts, "fairlearn": settings, "seconds": dict(timings), "notes": notes},
+        {
+            **record,
+            "warm_start_examples": problem.warm_start_examples(),
+            "candidates": counts,
+            "fairlearn": settings,
+            "seconds": dict(timings),
+            "notes": notes,
+        },
     )
     return timings
 

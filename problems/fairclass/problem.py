@@ -82,6 +82,7 @@ class FairClassification(FairRunHooks, TextClassificationProblem):
         self.info: dict[str, Any] = {}
         self.raw: dict[str, dict[str, list]] = {}  # {split: {"text": [...]}} when `text` is set
         self._anchor: dict[str, torch.Tensor] | None = None  # the warm-started θ₀ (warm_start.py)
+        self._warm_examples = 0  # the training examples it took
         self.tabular: TabularFeatures | None = None  # the fitted preprocessing of the table's columns
 
     # -- inputs ------------------------------------------------------------------------------
@@ -337,15 +338,28 @@ class FairClassification(FairRunHooks, TextClassificationProblem):
         """An initial head: an anchor around the warm-started θ₀ for a share of the seeds
         (problems/fairclass/warm_start.py says why), else drawn around the random θ₀ as before."""
         drawn = super().head_init_weights(seed)
-        steps = self.params.warm_steps
-        if steps == 0:
+        if self.params.warm_steps == 0:
             return drawn
-        from evofair.problems.fairclass.warm_start import anchor_or_none, train_base
+        from evofair.problems.fairclass.warm_start import anchor_or_none
+
+        anchor = anchor_or_none(self._warm_base(), self.params.warm_start, seed)
+        return drawn if anchor is None else {**drawn, **anchor}  # keeps the drawn fairness weight
+
+    def warm_start_examples(self) -> int:
+        """Training examples the warm start of θ₀ took (0 without one): the run's budget counts
+        them. Trains θ₀ when this process has not (seeded, so the same count as the run's)."""
+        if self.params.warm_steps == 0:
+            return 0
+        self._warm_base()
+        return self._warm_examples
+
+    def _warm_base(self) -> dict[str, torch.Tensor]:
+        from evofair.problems.fairclass.warm_start import train_base
 
         if self._anchor is None:
-            self._anchor = train_base(self, self.head_base_weights(), self.params.warm_start, steps)
-        anchor = anchor_or_none(self._anchor, self.params.warm_start, seed)
-        return drawn if anchor is None else {**drawn, **anchor}  # keeps the drawn fairness weight
+            base = self.head_base_weights()
+            self._anchor, self._warm_examples = train_base(self, base, self.params.warm_start, self.params.warm_steps)
+        return self._anchor
 
     # -- metrics -----------------------------------------------------------------------------
     def metrics_of_predictions(self, P: np.ndarray, split: str) -> dict[str, np.ndarray]:

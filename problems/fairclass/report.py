@@ -155,9 +155,11 @@ def _budget_lines(b: dict) -> list[str]:
     fair in effort: the evolution's examples, the heads' epochs, the reductions' settings and time."""
     fl = b.get("fairlearn", {})
     secs = b.get("seconds", {})
+    warm = int(b.get("warm_start_examples", 0))
+    warm_part = f", and the warm start of θ₀ (plain cross-entropy) {warm} more" if warm else ""
     budget = [
         f"Training budget: the evolution's local learning used {int(b['examples'])} training examples "
-        f"({b['examples'] / b['n_train']:.1f} epochs over {int(b['refined_models'])} refined models); "
+        f"({b['examples'] / b['n_train']:.1f} epochs over {int(b['refined_models'])} refined models){warm_part}; "
         f"(a) and (b) got {int(b['baseline_examples_per_method'])} or more each "
         f"({b['baseline_epochs_per_head']} epochs per head, every epoch a candidate)."
     ]
@@ -210,6 +212,7 @@ def fair_report_sections(problem, store, out: Path, recipe) -> dict[str, Any]:
     base = read_baselines(out)
     if base is not None:
         b = base["budget"]
+        summary.update(examples_evolution=b["examples"], examples_warm_start=b.get("warm_start_examples", 0))
         models = base["models"]
         cands = b.get("candidates", {})
         table += _method_rows(problem, models, cands, ref, summary, points)

@@ -74,13 +74,16 @@ def anchor_or_none(anchor: Weights, args: WarmStartArgs, seed: int) -> Weights |
     return out
 
 
-def train_base(problem, base: Weights, args: WarmStartArgs, steps: int) -> Weights:
-    """θ₀'s layers trained on plain cross-entropy over the training split: a linear head is
-    scikit-learn's LogisticRegression fitted with at most `steps` lbfgs iterations (the report's
-    reference itself, so the accurate end starts exactly there), an MLP gets `steps` Adam steps.
-    The fairness weight, if any, is kept as it was: the warm start is the accurate end's anchor."""
+def train_base(problem, base: Weights, args: WarmStartArgs, steps: int) -> tuple[Weights, int]:
+    """θ₀'s layers trained on plain cross-entropy over the training split, and the training
+    examples that took (the run's budget counts them): a linear head is scikit-learn's
+    LogisticRegression fitted with at most `steps` lbfgs iterations (the report's reference itself,
+    so the accurate end starts exactly there; an iteration reads every training row), an MLP gets
+    `steps` Adam steps. The fairness weight, if any, is kept as it was: the warm start is the
+    accurate end's anchor."""
     if len(problem.sizes) == 2:
-        return {**base, **_logistic_regression(problem, steps)}
+        layers, iterations = _logistic_regression(problem, steps)
+        return {**base, **layers}, iterations * len(problem.splits["train"])
     layers = {k: v for k, v in base.items() if k.startswith("layers.")}
     model = MLPHead(problem.sizes)
     model.load_state_dict({k: v.to(torch.float32) for k, v in layers.items()})
@@ -88,7 +91,7 @@ def train_base(problem, base: Weights, args: WarmStartArgs, steps: int) -> Weigh
     X, y = data.X.to(torch.float32), torch.as_tensor(np.asarray(data.y), dtype=torch.long)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     gen = torch.Generator().manual_seed(args.seed)
-    done = 0
+    done = examples = 0
     while done < steps:
         order = torch.randperm(len(y), generator=gen)
         for i in range(0, len(y), args.batch_size):
@@ -99,12 +102,14 @@ def train_base(problem, base: Weights, args: WarmStartArgs, steps: int) -> Weigh
             torch.nn.functional.cross_entropy(model(X[idx]), y[idx]).backward()
             opt.step()
             done += 1
-    return {**base, **{k: v.detach().clone() for k, v in model.state_dict().items()}}
+            examples += len(idx)
+    return {**base, **{k: v.detach().clone() for k, v in model.state_dict().items()}}, examples
 
 
-def _logistic_regression(problem, max_iter: int) -> Weights:
+def _logistic_regression(problem, max_iter: int) -> tuple[Weights, int]:
     """A linear head equal to scikit-learn's LogisticRegression: a binary model's one logit
-    difference w·x + b split as ±(w·x + b)/2 over the two classes (same argmax, same softmax)."""
+    difference w·x + b split as ±(w·x + b)/2 over the two classes (same argmax, same softmax);
+    and the lbfgs iterations it ran."""
     import warnings
 
     from sklearn.linear_model import LogisticRegression
@@ -116,7 +121,8 @@ def _logistic_regression(problem, max_iter: int) -> Weights:
     W, b = lr.coef_, lr.intercept_
     if W.shape[0] == 1:
         W, b = np.concatenate([-W / 2, W / 2]), np.concatenate([-b / 2, b / 2])
-    return {
+    layers = {
         "layers.0.weight": torch.tensor(W, dtype=torch.float32),
         "layers.0.bias": torch.tensor(b, dtype=torch.float32),
     }
+    return layers, int(np.max(lr.n_iter_))

@@ -188,3 +188,48 @@ def test_shipped_biasbios_recipe_is_an_anchored_linear_head():
     args = load_recipe(repo / "runs" / "biasbios_fair_classification.yaml").problem.args
     params = FairClassificationParams.model_validate(args)
     assert (params.hidden_sizes, params.warm_steps) == ([], 500)
+
+
+def test_warm_start_examples_are_counted_by_hand_and_by_sklearn():
+    """The run's budget counts the warm start: an MLP's Adam steps over batches (the last batch of
+    each pass is short), a linear head's lbfgs iterations each reading every training row."""
+    from sklearn.linear_model import LogisticRegression
+
+    args = dict(target="y", positive="yes", sensitive=["g"], baselines={"enabled": False})
+    warm = {"steps": 10, "batch_size": 64}
+    mlp = FairClassification(_skewed_table(), **args, model={"kind": "mlp", "hidden": [8]}, warm_start=warm)
+    mlp.setup()
+    n = len(mlp.splits["train"])
+    full, rest = divmod(n, 64)
+    per_pass = [64] * full + ([rest] if rest else [])
+    by_hand = sum((per_pass * 10)[:10])  # 10 steps walk the passes' batches in order
+    assert mlp.warm_start_examples() == by_hand and by_hand < 10 * 64 + 1
+
+    linear = FairClassification(_skewed_table(), **args, model={"kind": "logistic"})
+    linear.setup()
+    train = linear.splits["train"]
+    lr = LogisticRegression(max_iter=500).fit(train.X.numpy().astype(np.float64), train.y)
+    assert 0 < lr.n_iter_[0] < 500  # converged: the count is what ran, not the cap
+    assert linear.warm_start_examples() == lr.n_iter_[0] * len(train)
+    cold = FairClassification(_skewed_table(), **args, model={"kind": "logistic"}, warm_start={"steps": 0})
+    cold.setup()
+    assert cold.warm_start_examples() == 0
+
+
+def test_the_report_states_the_warm_starts_examples(tmp_path, adult_recipe, user_overrides, tiny):
+    out = tmp_path / "run"
+    cheap_baselines = [  # heads only: the budget line is the baselines' section's
+        "problem.args.baselines.enabled=true",
+        "problem.args.baselines.reductions=[]",
+        "problem.args.baselines.threshold=[]",
+        "problem.args.baselines.epochs=1",
+    ]
+    report = _run(adult_recipe, out, user_overrides + tiny + ["problem.args.warm_start.steps=3", *cheap_baselines])
+    problem = _rebuilt(out)
+    n = len(problem.splits["train"])
+    batch = problem.params.warm_start.batch_size
+    expected = sum((([batch] * (n // batch) + ([n % batch] if n % batch else [])) * 3)[:3])
+    assert f", and the warm start of θ₀ (plain cross-entropy) {expected} more;" in report
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["examples_warm_start"] == expected
+    assert summary["examples_evolution"] > 0
