@@ -26,6 +26,7 @@ class Task:
     inner: dict[str, Any]
     ref: tuple[float, float]
     objectives: tuple[str, str]
+    recipe: str = ""  # the shipped recipe (runs/) a user runs on this task's data: recipe_vs_sweep.py
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -34,12 +35,14 @@ def _from_recipe(name: str, file: str, ref: tuple[float, float]) -> Task:
     args = dict(recipe["problem"]["args"])
     args["data"] = {**args["data"], "path": str(ROOT / args["data"]["path"])}
     args["baselines"] = {"enabled": False}
-    return Task(name, {"name": recipe["problem"]["name"], "args": args}, ref, tuple(args["objectives"]))
+    return Task(name, {"name": recipe["problem"]["name"], "args": args}, ref, tuple(args["objectives"]), file)
 
 
 def tasks() -> dict[str, Task]:
     return {
-        "biasbios_head": Task("biasbios_head", {"name": "biasbios"}, (0.25, 0.25), ("error", "dtpr")),
+        "biasbios_head": Task(
+            "biasbios_head", {"name": "biasbios"}, (0.25, 0.25), ("error", "dtpr"), "fapareto_biasbios.yaml"
+        ),
         # reference points: just past the constant predictor's test error, and the metric's maximum
         "adult": _from_recipe("adult", "adult.yaml", (0.25, 1.0)),
         "compas": _from_recipe("compas", "compas.yaml", (0.5, 1.0)),

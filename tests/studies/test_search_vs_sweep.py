@@ -58,3 +58,37 @@ def test_one_seed_writes_every_field_on_a_small_table(tmp_path):
 
     plot_anytime([row], tmp_path / "anytime.png", title="loans")
     assert (tmp_path / "anytime.png").stat().st_size > 1000
+
+
+def test_recipe_vs_sweep_meets_at_the_recipes_counted_budget(tmp_path):
+    """The shipped-recipe comparison end to end on a generated table: the recipe's budget is its
+    refine steps plus the warm start, the sweep gets that budget within half an epoch, the merge at
+    most that budget, and the ratios are the HVs' quotients."""
+    import json
+
+    import yaml
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "problems" / "merging"))
+    import recipe_vs_sweep as rvs
+    from tasks import ROOT, Task
+    from test_merge_front import _loans_inner
+
+    recipe = yaml.safe_load((ROOT / "runs" / "adult.yaml").read_text())
+    recipe["algorithm"].update(pop_size=4, generations=2)
+    recipe["operators"]["refine"]["args"].update(steps=3, batch_size=32)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    inner = _loans_inner(tmp_path, n=300)
+    inner["args"]["warm_start"] = {"steps": 5}
+    task = Task("loans", inner, (1.0, 1.0), ("error", "eod"), str(path))
+    row = rvs.one_seed(task, 1, n_boot=10, merge_argv=["--pop", "4", "--gens", "2"])
+    refined = 4 + 4  # the initial population and one generation of offspring, each refined
+    n_train = 180  # 60% of 300 rows
+    warm = 5 * n_train  # 5 Adam steps; the training split is smaller than a warm-start batch (256)
+    assert row["budget_recipe"] == refined * 3 * 32 + warm
+    assert abs(row["budget_sweep_equal"] - row["budget_recipe"]) <= 8 * n_train / 2
+    assert row["budget_merge"] <= row["budget_recipe"]
+    assert row["ratio_equal"] == pytest.approx(row["hv_recipe"] / row["hv_sweep_equal"])
+    assert row["ratio_vs_merge"] == pytest.approx(row["hv_recipe"] / row["hv_merge_equal"])
+    assert row["diff_lo"] <= row["diff_hi"] and row["diff_merge_lo"] <= row["diff_merge_hi"]
+    json.dumps(row)
