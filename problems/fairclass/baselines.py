@@ -262,6 +262,12 @@ def read_predictions(out: Path) -> dict[str, dict[str, np.ndarray]]:
     return out_
 
 
+def _warm_start_examples(problem) -> int:
+    """The examples the warm start of θ₀ took, for a problem that has one (FairClassification)."""
+    count = getattr(problem, "warm_start_examples", None)
+    return int(count()) if callable(count) else 0
+
+
 def run_fair_baselines(problem, store, out: Path, recipe, args: FairBaselineArgs) -> dict[str, float]:
     """Every baseline of the module doc, recorded in baselines.csv/json (FaPareto's format, plus each
     model's `uses_sensitive_at_prediction`) and their predictions; returns phase timings."""
@@ -325,7 +331,7 @@ def run_fair_baselines(problem, store, out: Path, recipe, args: FairBaselineArgs
         candidates,
         {
             **record,
-            "warm_start_examples": problem.warm_start_examples(),
+            "warm_start_examples": _warm_start_examples(problem),
             "candidates": counts,
             "fairlearn": settings,
             "seconds": dict(timings),
