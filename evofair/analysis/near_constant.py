@@ -27,11 +27,13 @@ SPLIT: Split = "test"
 
 def front_flags(store, problem, front: Sequence[Individual]) -> dict[str, bool] | None:
     """{model id: near-constant on test} for the front, or None when the problem gives no
-    per-example predictions or a model has no stored weights (nothing to predict with)."""
-    if not front or not isinstance(problem, PerExampleOutputs) or any(i.weights_hash is None for i in front):
+    per-example predictions or a model has neither stored weights nor a vector (nothing to predict with)."""
+    from evofair.analysis.run_reader import genomes
+
+    models = genomes(store, front) if front and isinstance(problem, PerExampleOutputs) else None
+    if models is None:
         return None
-    genomes = [store.get_weights(i.weights_hash) for i in front]
-    predictions = problem.example_outputs(genomes, SPLIT)["y_pred"]
+    predictions = problem.example_outputs(models, SPLIT)["y_pred"]
     flags = is_near_constant(predictions, THRESHOLD)
     return {i.id: bool(f) for i, f in zip(front, flags)}
 

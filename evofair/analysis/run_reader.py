@@ -87,6 +87,21 @@ def final_front(store: RunStore, problem, constraints: Sequence[cons.Constraint]
     return feasible_front(problem.objectives, store.individuals(last["population"]), _constraints(store, constraints))
 
 
+def genomes(store: RunStore, individuals: Sequence[Individual]) -> list[Any] | None:
+    """What the problem evaluated for each individual: its stored weights, or its vector x (a
+    vector genome, e.g. a merge recipe, whose problem rebuilds the model from it). None when one
+    has neither (nothing to predict with)."""
+    out: list[Any] = []
+    for ind in individuals:
+        if ind.weights_hash is not None:
+            out.append(store.get_weights(ind.weights_hash))
+        elif ind.x is not None:
+            out.append(np.asarray(ind.x, dtype=float))
+        else:
+            return None
+    return out
+
+
 def sorted_front(store: RunStore, problem, constraints: Sequence[cons.Constraint] = ()) -> list[Individual]:
     """`final_front` in front.csv's order: by the validation objectives, first objective first."""
     names = [o.name for o in problem.objectives]

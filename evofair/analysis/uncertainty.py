@@ -169,8 +169,10 @@ def run_intervals(
     """Intervals of every front model and every stored baseline head (baselines.json's models with
     weights); written to `intervals.json` by the report. Baselines without weights (fairlearn's
     ThresholdOptimizer, randomised) get none."""
+    from evofair.analysis.run_reader import genomes
+
     idx = split_indices(problem, n_boot, seed)
-    front_w = [store.get_weights(i.weights_hash) for i in front]
+    front_w = genomes(store, front) or []  # weights, or a vector genome's x
     doc: dict[str, Any] = {
         "split": "test",
         "level": level,

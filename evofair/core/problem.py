@@ -222,6 +222,19 @@ class PerExampleOutputs(Protocol):
         {attribute: (n,) labels} for per-attribute metrics named `<metric>_<attribute>`."""
 
 
+@runtime_checkable
+class FrontSections(Protocol):
+    """report.md sections about a front of this problem's models that another problem built (a
+    `merge` of its checkpoints): the problem that owns the data knows what its models should be
+    compared with (fair_classification: the constant predictor and a plain LogisticRegression)."""
+
+    def front_sections(
+        self, front_metrics: Sequence[Mapping[str, Mapping[str, float]]], test_predictions: Any, ref: Sequence[float]
+    ) -> dict[str, str]:
+        """{title: markdown} from the front models' metrics per split and their predicted labels
+        on test (n_models, n_test)."""
+
+
 def missing_capabilities(problem: Any, required: Iterable[type]) -> list[str]:
     """The methods of the `required` protocols that `problem` (a class or an instance) lacks."""
     missing = []

@@ -283,10 +283,19 @@ def _model_line(title: str, mid: str, metrics: dict, names: Sequence[str], flagg
     return f"**{title}: {mid}** (test: {vals})" + (" — **near-constant** (≥ 99% one class)" if flagged else "")
 
 
-def references_markdown(problem, front_rows: Sequence[dict], ref, summary: dict) -> str:
+#: what an undertrained accurate end should change, in this problem's own runs
+UNDERTRAINED_REMEDY = (
+    "raise `warm_start.steps` or the refine budget; docs/fair-classification.md#defaults-on-a-new-table"
+)
+
+
+def references_markdown(
+    problem, front_rows: Sequence[dict], ref, summary: dict, remedy: str = UNDERTRAINED_REMEDY
+) -> str:
     """The front's best test error next to the constant predictor's and a plain
     LogisticRegression's on the same split (baselines.reference_errors), with a plain sentence
-    when the front does worse than either; the numbers also go to `summary`."""
+    when the front does worse than either (`remedy`: what to change when it is undertrained);
+    the numbers also go to `summary`."""
     refs = reference_errors(problem)
     best = {s: min((r[s]["error"] for r in front_rows), default=None) for s in ("val", "test")}
     for s in ("val", "test"):
@@ -305,7 +314,7 @@ def references_markdown(problem, front_rows: Sequence[dict], ref, summary: dict)
         f"of {len(front_rows)}.",
     ]
     if best["test"] is not None:
-        lines += ["", _verdict(best, refs)]
+        lines += ["", _verdict(best, refs, remedy)]
     if ref[0] <= refs["constant"]["test"] and problem.objective_names[0] == "error":
         lines += [
             "",
@@ -315,7 +324,7 @@ def references_markdown(problem, front_rows: Sequence[dict], ref, summary: dict)
     return "\n".join(lines)
 
 
-def _verdict(best: dict[str, float], refs: dict[str, dict[str, float]]) -> str:
+def _verdict(best: dict[str, float], refs: dict[str, dict[str, float]], remedy: str) -> str:
     """One sentence: is the front's best test error at or below both references, and if not, is
     that undertraining (worse on validation too) or selection on validation (better there)?"""
     names = {"constant": "the constant predictor's", "logistic_regression": "the plain LogisticRegression's"}
@@ -324,10 +333,7 @@ def _verdict(best: dict[str, float], refs: dict[str, dict[str, float]]) -> str:
         return "The front's best test error is at or below both references."
     head = f"**The front's best test error ({best['test']:.4f}) is worse than {' and '.join(names[k] for k in worse)}**"
     if any(best["val"] > refs[k]["val"] for k in worse):
-        return (
-            f"{head}: it is worse on validation too, so its accurate end is undertrained for this table "
-            "(raise `warm_start.steps` or the refine budget; docs/fair-classification.md#defaults-on-a-new-table)."
-        )
+        return f"{head}: it is worse on validation too, so its accurate end is undertrained for this table ({remedy})."
     return (
         f"{head}, though on validation it is at or below them ({best['val']:.4f}): the front was selected "
         "on the validation split, and the gap on test is that selection's optimism, not undertraining."

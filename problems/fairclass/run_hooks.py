@@ -58,6 +58,18 @@ class FairRunHooks:
         }
         return sections
 
+    def front_sections(self, front_metrics, test_predictions, ref) -> dict[str, str]:
+        """The accurate-end check of this problem's own report, for a front another problem built
+        (a `merge` of its checkpoints): the front's best error against the constant predictor and a
+        plain LogisticRegression on the same split, near-constant models counted."""
+        from evofair.analysis.metrics import is_near_constant
+        from evofair.problems.fairclass.report import references_markdown
+
+        flags = is_near_constant(test_predictions) if len(front_metrics) else []
+        summary: dict[str, Any] = {"n_front_near_constant": int(sum(flags))}
+        remedy = "train the merged checkpoints longer: a `merge` recipe's `train_anchors.epochs`"
+        return {"Accurate end vs simple references": references_markdown(self, front_metrics, ref, summary, remedy)}
+
     def export_head(self, weights, path) -> dict[str, Any] | None:
         """`evofair export`: the preprocessing and the MLP as one skops file (portable.py)."""
         from evofair.problems.fairclass.portable import export_tabular

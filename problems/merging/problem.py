@@ -18,9 +18,10 @@ import numpy as np
 from mergekit.merge_methods.api import merge_state_dicts
 from pydantic import Field, model_validator
 
+from evofair.analysis.run_reader import final_front
 from evofair.core.individual import Weights
 from evofair.core.plugins import registry
-from evofair.core.problem import VectorProblem
+from evofair.core.problem import FrontSections, PerExampleOutputs, VectorProblem
 from evofair.core.registry import Args, component
 from evofair.core.seeding import torch_seeded
 from evofair.errors import UserError
@@ -138,6 +139,8 @@ class MergeFront(VectorProblem):
         self.thresholds: ThresholdGenes | None = None
         self.n_recipe = self.n_var  # the merge part of x; threshold genes follow it
         self.block_tensors: list[list[str]] = []  # each block's tensor names (blocks.py), with blocks
+        if isinstance(self.inner, PerExampleOutputs):  # intervals and near-constant flags, as the inner's
+            self.example_outputs = self._example_outputs
 
     @classmethod
     def stages(cls, params: MergeParams, recipe: dict[str, Any]):
@@ -297,9 +300,35 @@ class MergeFront(VectorProblem):
     def report_sections(self, store, out, recipe) -> dict[str, Any]:
         """report.md's account of what was merged (the report's `report_sections` hook): the anchors,
         their fairness weights or gap bounds, the method and the training the anchors cost, led by
-        the per-group threshold flag when the models read the sensitive attribute."""
+        the per-group threshold flag when the models read the sensitive attribute; then what the
+        inner problem says of the front (`FrontSections`: a table's accurate end)."""
         facts = "\n".join(f"- {name}: {value}" for name, value in self.describe().items())
-        return {"markdown": {"Merge recipes": facts}}
+        sections = {"Merge recipes": facts}
+        if isinstance(self.inner, FrontSections):
+            sections.update(self._inner_front_sections(store, recipe))
+        return {"markdown": sections}
+
+    def _inner_front_sections(self, store, recipe) -> dict[str, str]:
+        front = final_front(store, self)
+        if not front:
+            return {}
+        self.ensure_setup()
+        P = self.predictions(self.anchors, [np.asarray(i.x, dtype=float) for i in front], "test")
+        ref = recipe.hv_ref or self.inner.default_hv_ref or [1.0] * len(self.objectives)
+        sections = self.inner.front_sections([i.metrics for i in front], P, ref)  # type: ignore[attr-defined]
+        if self.cross_fit is not None:
+            note = "Note: under `selection: cross_fit` the front's validate errors are out-of-fold scores over train ∪ validate."
+            sections = {title: f"{text}\n\n{note}" for title, text in sections.items()}
+        return sections
+
+    def _example_outputs(self, genomes: Sequence[np.ndarray], split) -> dict[str, Any]:
+        """The inner problem's per-example outputs with the merged models' predicted labels (their
+        threshold genes applied): bootstrap intervals and near-constant flags for a merge front."""
+        self.ensure_setup()
+        out = self.inner.example_outputs([], split)  # type: ignore[attr-defined]
+        if len(genomes):
+            out["y_pred"] = self.predictions(self.anchors, list(genomes), split)
+        return out
 
     def model_card(self, individual, store) -> dict[str, Any]:
         """The evolved decision thresholds of one model, flagged when they read the sensitive attribute."""
