@@ -40,24 +40,26 @@ from tasks import ROOT, Task, objectives, tasks  # noqa: E402
 
 from evofair.api import run as evofair_run  # noqa: E402
 from evofair.core.indicators import hypervolume  # noqa: E402
+from evofair.lifecycle.recipe_file import apply_overrides  # noqa: E402
 from evofair.problems.common.baselines import evolution_budget  # noqa: E402
 
 MERGE_ANCHORS = 5  # the ε ladder's bounds (problems/merging/anchors.py): one fit each under validate selection
 
 
-def recipe_of(task: Task, seed: int) -> dict:
-    """The shipped recipe as a user runs it on the task's data, at `seed`, without in-run baselines."""
+def recipe_of(task: Task, seed: int, overrides: list[str] | None = None) -> dict:
+    """The shipped recipe as a user runs it on the task's data, at `seed`, without in-run baselines,
+    with `overrides` (`KEY=VALUE`, as `evofair run --set` takes them)."""
     recipe = yaml.safe_load((ROOT / "runs" / task.recipe).read_text())  # an absolute path stays itself
     args = recipe["problem"]["args"]
     if recipe["problem"]["name"] == task.inner["name"] and "data" in task.inner.get("args", {}):
         args = copy.deepcopy(task.inner["args"])  # the data path made absolute, baselines off
     recipe["problem"]["args"] = {**args, "baselines": {"enabled": False}}
-    return {**recipe, "seed": seed, "hv_ref": list(task.ref)}
+    return apply_overrides({**recipe, "seed": seed, "hv_ref": list(task.ref)}, overrides or [])
 
 
-def recipe_front(task: Task, seed: int, out: Path) -> tuple[object, np.ndarray, int]:
+def recipe_front(task: Task, seed: int, out: Path, overrides: list[str]) -> tuple[object, np.ndarray, int]:
     """(problem, test predictions of the run's front, training examples the run spent)."""
-    result = evofair_run(recipe_of(task, seed), out, progress=False)
+    result = evofair_run(recipe_of(task, seed, overrides), out, progress=False)
     problem = result.problem
     with result.store() as store:
         examples = int(evolution_budget(store)["examples"])
@@ -78,13 +80,20 @@ def merge_front(
     return P, int(examples)
 
 
-def one_seed(task: Task, seed: int, n_boot: int, merge_argv: list[str] | None = None) -> dict:
+def one_seed(
+    task: Task, seed: int, n_boot: int, merge_argv: list[str] | None = None, overrides: list[str] | None = None
+) -> dict:
+    """One row; `merge_argv` None: no merge pipeline (its columns are None)."""
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        problem, front, budget = recipe_front(task, seed, Path(tmp) / "recipe")
+        problem, front, budget = recipe_front(task, seed, Path(tmp) / "recipe", overrides or [])
         seconds = time.perf_counter() - started
         n_train = len(problem.splits["train"])
-        merged, merge_budget = merge_front(task, seed, budget, n_train, Path(tmp) / "merge", merge_argv)
+        merged, merge_budget = (
+            merge_front(task, seed, budget, n_train, Path(tmp) / "merge", merge_argv)
+            if merge_argv is not None
+            else (None, None)
+        )
     per_epoch = len(SWEEP_LAMBDAS) * n_train
     equal_epochs = max(1, round(budget / per_epoch))
     curve = sweep(problem, task, seed, 2 * equal_epochs)
@@ -93,9 +102,10 @@ def one_seed(task: Task, seed: int, n_boot: int, merge_argv: list[str] | None = 
     def hv(P):
         return hypervolume(objectives(problem, task, P, "test"), task.ref)
 
-    hv_r, hv_e, hv_d, hv_m = hv(front), hv(equal), hv(double), hv(merged)
+    hv_r, hv_e, hv_d = hv(front), hv(equal), hv(double)
+    hv_m = None if merged is None else hv(merged)
     lo, hi = paired_interval(problem, task, front, equal, n_boot, seed)
-    m_lo, m_hi = paired_interval(problem, task, front, merged, n_boot, seed)
+    m_lo, m_hi = (None, None) if merged is None else paired_interval(problem, task, front, merged, n_boot, seed)
     return {
         "task": task.name,
         "recipe": task.recipe,
@@ -107,6 +117,7 @@ def one_seed(task: Task, seed: int, n_boot: int, merge_argv: list[str] | None = 
         "ratio_equal": hv_r / hv_e if hv_e else None,
         "ratio_double": hv_r / hv_d if hv_d else None,
         "ratio_vs_merge": hv_r / hv_m if hv_m else None,
+        "overrides": list(overrides or []),
         "diff_lo": lo,
         "diff_hi": hi,
         "diff_merge_lo": m_lo,
@@ -125,6 +136,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--seed-list", type=int, nargs="+", help="these seeds instead of 1..--seeds")
     ap.add_argument("--n-boot", type=int, default=200)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override of the shipped recipe")
+    ap.add_argument("--no-merge", action="store_true", help="leave out the merge pipeline")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     rows: list[dict] = []
@@ -134,12 +147,12 @@ def main(argv=None) -> int:
     )
     for name in args.tasks:
         for seed in args.seed_list or range(1, args.seeds + 1):
-            r = one_seed(tasks()[name], seed, args.n_boot)
+            r = one_seed(tasks()[name], seed, args.n_boot, None if args.no_merge else [], args.set)
             rows.append(r)
             print(
                 f"{name:>14} {seed:>4} {r['hv_recipe']:>9.5f} {r['hv_sweep_equal']:>9.5f} {r['hv_sweep_double']:>9.5f} "
-                f"{r['hv_merge_equal']:>9.5f} {_ratio(r['ratio_equal'])} {_ratio(r['ratio_double'])} "
-                f"{_ratio(r['ratio_vs_merge'])}  [{r['diff_lo']:+.5f}, {r['diff_hi']:+.5f}]   "
+                f"{r['hv_merge_equal'] or 0:>9.5f} {_ratio(r['ratio_equal'])} {_ratio(r['ratio_double'])} "
+                f"{_ratio(r['ratio_vs_merge']) if r['hv_merge_equal'] is not None else '      —'}  [{r['diff_lo']:+.5f}, {r['diff_hi']:+.5f}]   "
                 f"{r['budget_recipe']}, {r['budget_merge']}",
                 flush=True,
             )
@@ -147,7 +160,9 @@ def main(argv=None) -> int:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(json.dumps(rows, indent=1))
         mine = [r for r in rows if r["task"] == name]
-        means = {k: float(np.mean([np.inf if r[k] is None else r[k] for r in mine])) for k in _RATIOS}
+        means = {
+            k: float(np.mean([np.inf if r[k] is None else r[k] for r in mine])) for k in _RATIOS[: 3 - args.no_merge]
+        }
         print(f"{name:>14} mean ratios: " + ", ".join(f"{k} {v:.3f}" for k, v in means.items()), flush=True)
     return 0
 
