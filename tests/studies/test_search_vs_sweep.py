@@ -75,13 +75,15 @@ def test_recipe_vs_sweep_meets_at_the_recipes_counted_budget(tmp_path):
 
     recipe = yaml.safe_load((ROOT / "runs" / "adult.yaml").read_text())
     recipe["algorithm"].update(pop_size=4, generations=2)
-    recipe["operators"]["refine"]["args"].update(steps=3, batch_size=32)
+    recipe["operators"]["refine"]["args"].update(batch_size=32)
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
     inner = _loans_inner(tmp_path, n=300)
     inner["args"]["warm_start"] = {"steps": 5}
     task = Task("loans", inner, (1.0, 1.0), ("error", "eod"), str(path))
-    row = rvs.one_seed(task, 1, n_boot=10, merge_argv=["--pop", "4", "--gens", "2"])
+    steps = ["operators.refine.args.steps=3"]  # as `--set` gives it
+    row = rvs.one_seed(task, 1, n_boot=10, merge_argv=["--pop", "4", "--gens", "2"], overrides=steps)
+    assert row["overrides"] == steps
     refined = 4 + 4  # the initial population and one generation of offspring, each refined
     n_train = 180  # 60% of 300 rows
     warm = 5 * n_train  # 5 Adam steps; the training split is smaller than a warm-start batch (256)
