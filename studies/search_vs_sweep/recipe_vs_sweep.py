@@ -34,7 +34,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_vs_sweep import SWEEP_LAMBDAS, paired_interval, pipeline, sweep  # noqa: E402
+from search_vs_sweep import paired_interval, pipeline, sweep_at_budget  # noqa: E402
 from search_vs_sweep import parse as pipeline_args  # noqa: E402
 from tasks import ROOT, Task, objectives, tasks  # noqa: E402
 
@@ -94,10 +94,7 @@ def one_seed(
             if merge_argv is not None
             else (None, None)
         )
-    per_epoch = len(SWEEP_LAMBDAS) * n_train
-    equal_epochs = max(1, round(budget / per_epoch))
-    curve = sweep(problem, task, seed, 2 * equal_epochs)
-    equal, double = curve[equal_epochs - 1][1], curve[-1][1]
+    _, budget_sweep, equal, double = sweep_at_budget(problem, task, seed, budget)
 
     def hv(P):
         return hypervolume(objectives(problem, task, P, "test"), task.ref)
@@ -123,7 +120,7 @@ def one_seed(
         "diff_merge_lo": m_lo,
         "diff_merge_hi": m_hi,
         "budget_recipe": budget,
-        "budget_sweep_equal": equal_epochs * per_epoch,
+        "budget_sweep_equal": budget_sweep,
         "budget_merge": merge_budget,
         "n_front": len(front),
         "seconds_recipe": round(seconds, 1),

@@ -78,6 +78,15 @@ def sweep(problem, task: Task, seed: int, epochs: int, keep: dict | None = None)
     return curve
 
 
+def sweep_at_budget(problem, task: Task, seed: int, budget: int):
+    """(the sweep's anytime curve up to twice `budget`, the examples of its epochs nearest `budget`,
+    its front's test predictions there and at twice it)."""
+    per_epoch = len(SWEEP_LAMBDAS) * len(problem.splits["train"])
+    equal_epochs = max(1, round(budget / per_epoch))
+    curve = sweep(problem, task, seed, 2 * equal_epochs)
+    return curve, equal_epochs * per_epoch, curve[equal_epochs - 1][1], curve[-1][1]
+
+
 def merge_recipe(task: Task, seed: int, args) -> dict:
     return {
         "name": f"merge-{task.name}-seed{seed}",
@@ -144,10 +153,7 @@ def one_seed(task: Task, seed: int, args) -> dict:
     seconds_pipeline = time.perf_counter() - started
     problem, budget, evaluations, front = rounds[-1]
     inner = problem.inner
-    per_epoch = len(SWEEP_LAMBDAS) * len(inner.splits["train"])
-    equal_epochs = max(1, round(budget / per_epoch))
-    curve = sweep(inner, task, seed, 2 * equal_epochs)
-    equal, double = curve[equal_epochs - 1][1], curve[-1][1]
+    curve, budget_sweep, equal, double = sweep_at_budget(inner, task, seed, budget)
 
     def hv(P):
         return hypervolume(objectives(inner, task, P, "test"), task.ref)
@@ -157,7 +163,7 @@ def one_seed(task: Task, seed: int, args) -> dict:
     return {
         **result_row(task.name, seed, hv_p, hv_e, hv_d, lo, hi),
         "budget_pipeline": budget,
-        "budget_sweep_equal": equal_epochs * per_epoch,
+        "budget_sweep_equal": budget_sweep,
         "evaluations_pipeline": evaluations,
         "n_front": len(front),
         "seconds_pipeline": round(seconds_pipeline, 1),
