@@ -309,7 +309,8 @@ class MergeFront(VectorProblem):
         return {"markdown": sections}
 
     def _inner_front_sections(self, store, recipe) -> dict[str, str]:
-        front = final_front(store, self)
+        """The inner problem's sections about the report's front, from the merged models' predictions."""
+        front = final_front(store, self, recipe.parsed_constraints)
         if not front:
             return {}
         self.ensure_setup()
