@@ -94,3 +94,27 @@ def test_recipe_vs_sweep_meets_at_the_recipes_counted_budget(tmp_path):
     assert row["ratio_vs_merge"] == pytest.approx(row["hv_recipe"] / row["hv_merge_equal"])
     assert row["diff_lo"] <= row["diff_hi"] and row["diff_merge_lo"] <= row["diff_merge_hi"]
     json.dumps(row)
+
+
+def test_summarise_gives_mean_standard_error_median_and_interval_seeds():
+    """Three hand-made rows: ratios 1.2, 0.9, 0.6 → mean 0.9, standard error 0.3/√3, median 0.9."""
+    from summarise import summarise
+
+    rows = [
+        {
+            "task": "t",
+            "seed": s,
+            "hv_pipeline": p,
+            "hv_sweep_equal": 1.0,
+            "hv_sweep_double": 2.0,
+            "diff_lo": lo,
+            "diff_hi": hi,
+        }
+        for s, p, lo, hi in ((1, 1.2, 0.1, 0.3), (2, 0.9, -0.1, 0.1), (3, 0.6, -0.5, -0.3))
+    ]
+    lines = summarise(rows)
+    assert lines[0] == "t: 3 seeds (1, 2, 3)"
+    assert lines[1] == f"  pipeline / sweep, equal budget: 0.900 ± {0.3 / 3**0.5:.3f} (median 0.900)"
+    assert lines[2] == f"  pipeline / sweep, twice: 0.450 ± {0.15 / 3**0.5:.3f} (median 0.450)"
+    assert lines[3] == "  intervals vs sweep: above [1], below [3]; mean half-width / sweep HV 0.100"
+    assert len(lines) == 4  # no recipe or merge columns in these rows
